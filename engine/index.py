@@ -1,0 +1,205 @@
+"""The compact, columnar index of an Ego4D tree: what every later stage reads.
+
+Everything is numpy arrays over all videos (CSR layout), so that the whole of Ego4D v1
+(~9.6K videos, ~4M narrations) fits in a few hundred MB and the window engine can work
+with vectorised operations. Strings live in `TextColumn`s (one UTF-8 blob plus offsets), not
+in millions of Python objects.
+
+Contract (other modules rely on it):
+
+- Videos are numbered 0..V-1 in `Index.video_uids` order.
+- Clips are numbered 0..C-1 in `ego4d.json` order. `clip_order[clip_offsets[v]:clip_offsets[v+1]]`
+  are the clip numbers of video v, in `ego4d.json` order (so "the first clip that contains
+  the group" is the first of them that does).
+- Narrations of one pass (1 or 2) are in a `NarrationArrays`; the rows of video v are
+  `[video_offsets[v], video_offsets[v+1])`, stably sorted by `time` (the file order breaks ties).
+- `excluded[v]` is True for a video in nlq_val.json or nlq_test_unannotated.json;
+  `has_features[v]` is True when `<feature_dir>/<video_uid>.pt` exists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+# Bits of NarrationArrays.flags
+FLAG_UNSURE = 1  # the narration text carries `#unsure`
+FLAG_OTHER = 2  # a `#O` narration: about another person, not the camera wearer
+FLAG_CAMERA_WEARER = 4  # a `#C` narration
+
+
+@dataclass
+class TextColumn:
+    """Many strings as one UTF-8 blob plus int64 offsets; `col[i]` decodes string i."""
+
+    blob: bytes
+    offsets: np.ndarray  # int64[n + 1]
+
+    @classmethod
+    def from_strings(cls, strings: Iterable[str]) -> "TextColumn":
+        encoded = [s.encode("utf-8") for s in strings]
+        offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+        if encoded:
+            np.cumsum([len(b) for b in encoded], out=offsets[1:])
+        return cls(b"".join(encoded), offsets)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i: int) -> str:
+        return self.blob[self.offsets[i] : self.offsets[i + 1]].decode("utf-8")
+
+    def take(self, rows: np.ndarray) -> "TextColumn":
+        return TextColumn.from_strings(self[int(i)] for i in rows)
+
+
+@dataclass
+class NarrationArrays:
+    """One narration pass, all videos, CSR by video, each video's rows sorted by time."""
+
+    video_offsets: np.ndarray  # int64[V + 1]
+    time: np.ndarray  # float64[N], timestamp_sec
+    flags: np.ndarray  # uint8[N], FLAG_* bits
+    text: TextColumn  # narration_text
+    uid: TextColumn  # annotation_uid of the narration ("" when absent)
+
+    def __len__(self) -> int:
+        return len(self.time)
+
+    def rows(self, v: int) -> slice:
+        return slice(int(self.video_offsets[v]), int(self.video_offsets[v + 1]))
+
+
+@dataclass
+class Issue:
+    """A warning (real-data quirk, counted) or an error (unusable input) about one file."""
+
+    level: str  # "warning" | "error"
+    code: str  # short stable key, e.g. "template_null", "unsorted_timestamps"
+    file: str  # path relative to the root where possible
+    message: str  # one line: what, where (JSON path / video), what to do
+    count: int = 1
+
+
+@dataclass
+class Index:
+    root: Path
+    feature_dir: str  # the feature folder name this index was built for (e.g. "egovlp_fp16")
+    video_uids: list[str]
+    clip_uids: list[str]
+    clip_video: np.ndarray  # int32[C], video number of each clip
+    clip_start: np.ndarray  # float64[C], video_start_sec
+    clip_end: np.ndarray  # float64[C], video_end_sec
+    clip_order: np.ndarray  # int32[C], clip numbers grouped by video, ego4d.json order within
+    clip_offsets: np.ndarray  # int64[V + 1], CSR into clip_order
+    passes: dict[int, NarrationArrays]  # 1 and 2 (a pass absent everywhere is empty)
+    excluded: np.ndarray  # bool[V], video in val or test
+    has_features: np.ndarray  # bool[V]
+    issues: list[Issue] = field(default_factory=list)
+    counts: dict = field(default_factory=dict)  # figures for `data check`
+
+    def __post_init__(self) -> None:
+        self._video_row = {uid: i for i, uid in enumerate(self.video_uids)}
+
+    @property
+    def n_videos(self) -> int:
+        return len(self.video_uids)
+
+    def video_number(self, video_uid: str) -> int:
+        return self._video_row[video_uid]
+
+    def clips_of(self, v: int) -> np.ndarray:
+        return self.clip_order[self.clip_offsets[v] : self.clip_offsets[v + 1]]
+
+
+def flags_of(text: str) -> int:
+    """FLAG_* bits of one narration text."""
+    f = 0
+    low = text.lower()
+    if "#unsure" in low:
+        f |= FLAG_UNSURE
+    stripped = text.lstrip()
+    if stripped.startswith("#O") or stripped.startswith("#o "):
+        f |= FLAG_OTHER
+    if stripped.startswith("#C") or stripped.startswith("#c "):
+        f |= FLAG_CAMERA_WEARER
+    return f
+
+
+def build_index(
+    root: Path,
+    feature_dir: str,
+    ego4d: dict,
+    narration: dict,
+    excluded_uids: set[str],
+    feature_uids: set[str],
+    issues: list[Issue] | None = None,
+) -> Index:
+    """Build an Index from already-parsed, already-validated JSON objects.
+
+    `ego4d` is ego4d.json (only `clips` is read here), `narration` is narration.json.
+    Video numbering: videos of narration.json first (file order), then videos that only
+    appear in ego4d.json clips.
+    """
+    video_uids: list[str] = list(narration.keys())
+    seen = set(video_uids)
+    clips = ego4d.get("clips") or []
+    for c in clips:
+        vu = c.get("video_uid")
+        if vu is not None and vu not in seen:
+            seen.add(vu)
+            video_uids.append(vu)
+    row = {u: i for i, u in enumerate(video_uids)}
+    V = len(video_uids)
+
+    clip_uids = [str(c.get("clip_uid")) for c in clips]
+    clip_video = np.array([row[c["video_uid"]] for c in clips], dtype=np.int32)
+    clip_start = np.array([float(c["video_start_sec"]) for c in clips], dtype=np.float64)
+    clip_end = np.array([float(c["video_end_sec"]) for c in clips], dtype=np.float64)
+    clip_order = np.argsort(clip_video, kind="stable").astype(np.int32)
+    clip_offsets = np.zeros(V + 1, dtype=np.int64)
+    np.cumsum(np.bincount(clip_video, minlength=V), out=clip_offsets[1:])
+
+    passes: dict[int, NarrationArrays] = {}
+    for p in (1, 2):
+        key = f"narration_pass_{p}"
+        times: list[float] = []
+        texts: list[str] = []
+        uids: list[str] = []
+        offsets = np.zeros(V + 1, dtype=np.int64)
+        for v, vu in enumerate(video_uids):
+            entry = narration.get(vu) or {}
+            narrs = ((entry.get(key) or {}).get("narrations")) or []
+            order = sorted(range(len(narrs)), key=lambda i: narrs[i]["timestamp_sec"])  # stable
+            for i in order:
+                n = narrs[i]
+                times.append(float(n["timestamp_sec"]))
+                texts.append(str(n.get("narration_text") or ""))
+                uids.append(str(n.get("annotation_uid") or ""))
+            offsets[v + 1] = len(times)
+        passes[p] = NarrationArrays(
+            video_offsets=offsets,
+            time=np.array(times, dtype=np.float64),
+            flags=np.array([flags_of(t) for t in texts], dtype=np.uint8),
+            text=TextColumn.from_strings(texts),
+            uid=TextColumn.from_strings(uids),
+        )
+
+    return Index(
+        root=Path(root),
+        feature_dir=feature_dir,
+        video_uids=video_uids,
+        clip_uids=clip_uids,
+        clip_video=clip_video,
+        clip_start=clip_start,
+        clip_end=clip_end,
+        clip_order=clip_order,
+        clip_offsets=clip_offsets,
+        passes=passes,
+        excluded=np.array([u in excluded_uids for u in video_uids], dtype=bool),
+        has_features=np.array([u in feature_uids for u in video_uids], dtype=bool),
+        issues=list(issues or []),
+    )
