@@ -1,0 +1,482 @@
+"""Training runs as folders that outlive the process (and the TUI) that started them.
+
+    WS/runs/<run_id>/
+        config.json      what to train (written once, before launch)
+        status.json      state (running/done/failed/stopped), pid, heartbeat, error; rewritten atomically
+        metrics.jsonl    one JSON object per line: training rows and evaluation rows
+        train.log        the process's log and anything it printed (tracebacks included)
+        checkpoints/     best.pt (by val R1@0.3) and last.pt (every epoch and on SIGTERM)
+        predictions/     challenge-format prediction files
+
+The folder is the source of truth. A run process writes `status.json` every few seconds
+(the heartbeat); a reader that finds "running" with a dead pid or a stale heartbeat shows the
+run as failed, so a `kill -9`, an OOM kill or a machine reboot never leaves a run that looks alive.
+
+Readers never break on what a live writer leaves behind: `RunTail` reads only the bytes added
+to `metrics.jsonl` since its last call, keeps a half-written last line for the next call, and
+survives a missing or corrupt `status.json` and a run folder deleted underneath it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.errors import ConfigError, WorkspaceError
+from engine.workspace import Workspace, atomic_write_json
+
+STATES = ("running", "done", "failed", "stopped")
+HEARTBEAT_S = 2.0
+# A live run rewrites its heartbeat every HEARTBEAT_S; this much silence means it is gone
+# (or wedged so badly that nobody can reach it), which is what `failed` tells the user.
+STALE_AFTER_S = 30.0
+FIGURE_KEYS = ("R1@0.3", "R1@0.5", "R3@0.3", "R3@0.5", "R5@0.3", "R5@0.5", "R1@0.01", "R5@0.01", "mIoU")
+BEST_KEY = "R1@0.3"
+
+
+def new_run_id(stage: str, now: float | None = None) -> str:
+    """`20261128-101500-baseline-ab12`: sortable by time, readable, unique enough to never collide."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(time.time() if now is None else now))
+    safe = "".join(c if c.isalnum() else "-" for c in stage.lower()) or "run"
+    return f"{stamp}-{safe}-{secrets.token_hex(2)}"
+
+
+def pid_alive(pid: int | None) -> bool:
+    """True when a process with this pid exists on this machine and is not a zombie."""
+    if not pid or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        # An exited child that its parent has not reaped yet still answers kill(0).
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def effective_status(status: dict | None, now: float | None = None) -> dict:
+    """The status a reader should show: a "running" run whose process is gone becomes failed."""
+    now = time.time() if now is None else now
+    if not isinstance(status, dict):
+        return {"state": "failed", "error": "status.json is missing or unreadable", "pid": None}
+    out = dict(status)
+    if out.get("state") not in STATES:
+        out["state"] = "failed"
+        out["error"] = f"status.json has an unknown state {status.get('state')!r}"
+        return out
+    if out["state"] != "running":
+        return out
+    pid = out.get("pid")
+    same_host = out.get("host") in (None, socket.gethostname())
+    heartbeat = out.get("heartbeat")
+    age = now - heartbeat if isinstance(heartbeat, (int, float)) else None
+    if pid and same_host and not pid_alive(pid):
+        out["state"] = "failed"
+        out["error"] = f"the run process (pid {pid}) ended without a final status; see train.log"
+    elif age is None or age > STALE_AFTER_S:
+        out["state"] = "failed"
+        shown = "never" if age is None else f"{age:.0f} s ago"
+        out["error"] = f"no heartbeat from the run process (last {shown}); see train.log"
+    return out
+
+
+def read_json(path: Path) -> dict | None:
+    """A JSON object from `path`, or None when it is missing, empty, torn or not an object."""
+    try:
+        data = json.loads(Path(path).read_bytes())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def parse_metric_lines(data: bytes) -> tuple[list[dict], int]:
+    """Rows from complete JSONL bytes; lines that are not JSON objects are skipped and counted."""
+    rows: list[dict] = []
+    bad = 0
+    for line in data.split(b"\n"):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            bad += 1
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+        else:
+            bad += 1
+    return rows, bad
+
+
+def is_eval_row(row: dict) -> bool:
+    return "split" in row and BEST_KEY in row
+
+
+def best_eval(rows: list[dict], split: str = "val") -> dict | None:
+    """The evaluation row with the highest R1@0.3 on `split` (the earliest wins ties)."""
+    best = None
+    for row in rows:
+        if is_eval_row(row) and row.get("split") == split:
+            if best is None or float(row[BEST_KEY]) > float(best[BEST_KEY]):
+                best = row
+    return best
+
+
+class Run:
+    """One run folder. Cheap to create; touches the disk only when asked."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.id = self.path.name
+
+    config_path = property(lambda self: self.path / "config.json")
+    status_path = property(lambda self: self.path / "status.json")
+    metrics_path = property(lambda self: self.path / "metrics.jsonl")
+    log_path = property(lambda self: self.path / "train.log")
+    checkpoints_dir = property(lambda self: self.path / "checkpoints")
+    predictions_dir = property(lambda self: self.path / "predictions")
+    best_path = property(lambda self: self.path / "checkpoints" / "best.pt")
+    last_path = property(lambda self: self.path / "checkpoints" / "last.pt")
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r})"
+
+    def exists(self) -> bool:
+        return self.path.is_dir()
+
+    def config(self) -> dict:
+        """config.json, or a WorkspaceError naming the file."""
+        data = read_json(self.config_path)
+        if data is None:
+            raise WorkspaceError(f"{self.config_path}: missing or not a JSON object; this run cannot be started or evaluated")
+        return data
+
+    def raw_status(self) -> dict | None:
+        return read_json(self.status_path)
+
+    def status(self, now: float | None = None) -> dict:
+        """The effective status (a dead "running" run shows as failed)."""
+        return effective_status(self.raw_status(), now)
+
+    def metrics(self) -> list[dict]:
+        """Every complete row of metrics.jsonl (tolerates a torn last line)."""
+        try:
+            data = self.metrics_path.read_bytes()
+        except OSError:
+            return []
+        cut = data.rfind(b"\n")
+        return parse_metric_lines(data[: cut + 1])[0]
+
+    def append_metrics(self, row: dict) -> None:
+        """One line per row in one write, so a reader sees whole lines or a torn tail, never a mix."""
+        line = (json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
+        fd = os.open(self.metrics_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)
+
+    def log_tail(self, max_bytes: int = 16384) -> list[str]:
+        """The last lines of train.log (at most `max_bytes` read from the end)."""
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                size = f.tell()
+                f.seek(max(0, size - max_bytes))
+                data = f.read()
+        except OSError:
+            return []
+        lines = data.decode("utf-8", "replace").splitlines()
+        return lines[1:] if size > max_bytes and lines else lines
+
+    def summary(self, now: float | None = None) -> dict:
+        """What a runs list shows: id, stage, state, progress, best R1@0.3, elapsed, error."""
+        now = time.time() if now is None else now
+        cfg = read_json(self.config_path) or {}
+        st = self.status(now)
+        raw = self.raw_status() or {}
+        started = raw.get("started") or cfg.get("created")
+        ended = raw.get("ended")
+        end = ended if ended else (raw.get("heartbeat") if st["state"] != "running" else now)
+        elapsed = max(0.0, end - started) if isinstance(started, (int, float)) and isinstance(end, (int, float)) else None
+        best = raw.get("best") if isinstance(raw.get("best"), dict) else None
+        return {
+            "id": self.id,
+            "path": str(self.path),
+            "stage": cfg.get("stage", "?"),
+            "state": st["state"],
+            "error": st.get("error"),
+            "pid": raw.get("pid"),
+            "step": raw.get("step"),
+            "total_steps": raw.get("total_steps"),
+            "epoch": raw.get("epoch"),
+            "epochs": raw.get("epochs"),
+            "best": best,
+            "best_R1@0.3": best.get(BEST_KEY) if best else None,
+            "elapsed_s": elapsed,
+            "created": cfg.get("created"),
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# creating, finding, launching and stopping runs
+
+
+def runs_dir(workspace: Workspace | str | Path) -> Path:
+    if isinstance(workspace, Workspace):
+        return workspace.runs_dir
+    return Workspace(workspace).runs_dir
+
+
+def create_run(workspace: Workspace, config: dict, *, run_id: str | None = None) -> Run:
+    """A new run folder with config.json; records the run in the workspace "runs" table."""
+    stage = str(config.get("stage", "run"))
+    root = workspace.runs_dir
+    for _ in range(10):
+        rid = run_id or new_run_id(stage)
+        path = root / rid
+        try:
+            path.mkdir(parents=True)
+            break
+        except FileExistsError:
+            if run_id:
+                raise WorkspaceError(f"{path}: a run with this id exists already; choose another id") from None
+    else:  # pragma: no cover - 10 collisions of 16 random bits in the same second
+        raise WorkspaceError(f"{root}: could not pick a free run id; try again")
+    run = Run(path)
+    run.checkpoints_dir.mkdir()
+    run.predictions_dir.mkdir()
+    config = dict(config, id=run.id, created=config.get("created") or time.time())
+    atomic_write_json(run.config_path, config)
+    try:
+        with workspace.transaction():
+            workspace.table("runs").insert({"id": run.id, "stage": stage, "created": config["created"]})
+    except WorkspaceError:
+        pass  # the folder is the source of truth; the table is only an index
+    return run
+
+
+def list_runs(workspace: Workspace | str | Path) -> list[Run]:
+    """Every run folder of the workspace, oldest first (ids sort by creation time)."""
+    root = runs_dir(workspace)
+    try:
+        entries = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError:
+        return []
+    return [Run(p) for p in entries]
+
+
+def find_run(workspace: Workspace | str | Path, ref: str) -> Run:
+    """A run by id, unique id prefix or folder path; "latest" is the newest run."""
+    path = Path(ref)
+    if path.is_dir() and (path / "config.json").exists():
+        return Run(path.resolve())
+    runs = list_runs(workspace)
+    if ref == "latest" and runs:
+        return runs[-1]
+    exact = [r for r in runs if r.id == ref]
+    if exact:
+        return exact[0]
+    matches = [r for r in runs if r.id.startswith(ref) or r.id.endswith(ref)]
+    if len(matches) == 1:
+        return matches[0]
+    where = runs_dir(workspace)
+    if not matches:
+        raise WorkspaceError(f"{where}: no run {ref!r}; `nlq-tui runs` lists them")
+    raise WorkspaceError(f"{where}: {ref!r} matches {len(matches)} runs ({', '.join(r.id for r in matches[:3])}...); give more of the id")
+
+
+def entry_command(run: Run, *, resume: bool = False, nproc: int = 1) -> list[str]:
+    """The command that trains `run`: the module entry, or torchrun for several GPUs."""
+    args = [str(run.path)] + (["--resume"] if resume else [])
+    if nproc > 1:
+        return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m", "engine.training", *args]
+    return [sys.executable, "-m", "engine.training", *args]
+
+
+def launch(run: Run, *, resume: bool = False, nproc: int = 1, env: dict | None = None) -> subprocess.Popen:
+    """Start the run in its own process session (it survives the terminal closing).
+
+    stdout and stderr go to train.log, so a crash before logging is set up is still on record.
+    status.json says "running" before the process starts; the process takes it over, and a
+    process that never starts shows as failed once the heartbeat goes stale.
+    """
+    if resume and not run.last_path.exists():
+        raise ConfigError(f"{run.last_path}: no checkpoint to resume from; start a new run instead")
+    st = run.status()
+    if st["state"] == "running":
+        raise WorkspaceError(f"{run.path}: the run is already running (pid {st.get('pid')}); stop it first")
+    raw = run.raw_status() or {}
+    now = time.time()
+    atomic_write_json(
+        run.status_path,
+        {k: v for k, v in raw.items() if k in ("best", "started") and resume}
+        | {"state": "running", "pid": None, "host": socket.gethostname(), "heartbeat": now, "launched": now},
+    )
+    child_env = dict(os.environ if env is None else env)
+    child_env.setdefault("PYTHONUNBUFFERED", "1")
+    child_env.setdefault("HF_HUB_OFFLINE", "1")
+    child_env["NLQ_RUN_DETACHED"] = "1"
+    with open(run.log_path, "ab") as log:
+        return subprocess.Popen(
+            entry_command(run, resume=resume, nproc=nproc),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=child_env,
+            close_fds=True,
+        )
+
+
+def stop_run(run: Run, sig: int = signal.SIGTERM) -> int:
+    """SIGTERM the run's process group (the run saves last.pt and ends `stopped`); the pid signalled."""
+    st = run.status()
+    if st["state"] != "running":
+        raise WorkspaceError(f"{run.path}: the run is not running (state {st['state']}); nothing to stop")
+    raw = run.raw_status() or {}
+    pid, pgid = raw.get("pid"), raw.get("pgid")
+    if not pid:
+        raise WorkspaceError(f"{run.path}: the run is still starting (no pid yet); try again in a few seconds")
+    try:
+        if pgid and pgid != os.getpgrp():
+            os.killpg(pgid, sig)
+        else:
+            os.kill(pid, sig)
+    except ProcessLookupError:
+        raise WorkspaceError(f"{run.path}: the run process (pid {pid}) is gone already") from None
+    except PermissionError:
+        raise WorkspaceError(f"{run.path}: not allowed to signal pid {pid} (another user's run?)") from None
+    return pgid or pid
+
+
+def wait_for_state(run: Run, states: tuple[str, ...] = ("done", "failed", "stopped"), timeout: float = 60.0) -> dict:
+    """Poll status.json until the effective state is one of `states` (or the timeout passes)."""
+    deadline = time.time() + timeout
+    while True:
+        st = run.status()
+        if st["state"] in states or time.time() > deadline:
+            return st
+        time.sleep(0.1)
+
+
+# ---------------------------------------------------------------------------------------------
+# the writer side: used by the training process (rank 0)
+
+
+class StatusWriter:
+    """Owns status.json for a live run: merges updates and rewrites it atomically; a heartbeat
+    thread rewrites it every HEARTBEAT_S so readers can tell a live run from a dead one."""
+
+    def __init__(self, run: Run, *, interval: float = HEARTBEAT_S, keep: dict | None = None) -> None:
+        self.run = run
+        self.interval = interval
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.status: dict[str, Any] = dict(keep or {})
+
+    def update(self, **fields: Any) -> None:
+        with self._lock:
+            self.status.update(fields)
+            self.status["heartbeat"] = time.time()
+            atomic_write_json(self.run.status_path, self.status)
+
+    def start(self, **fields: Any) -> None:
+        now = time.time()
+        self.status.setdefault("started", now)
+        # Only a detached run owns its process group; a foreground run shares the shell's job
+        # group (a pipe into `tee`, say), which `stop` must not signal.
+        pgid = os.getpgrp() if os.environ.get("NLQ_RUN_DETACHED") == "1" else None
+        self.update(state="running", pid=os.getpid(), pgid=pgid, host=socket.gethostname(), error=None, ended=None, **fields)
+        self._thread = threading.Thread(target=self._beat, name="run-heartbeat", daemon=True)
+        self._thread.start()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.update()
+            except OSError:
+                pass  # a full disk must not kill training; the next beat tries again
+
+    def finish(self, state: str, error: str | None = None, **fields: Any) -> None:
+        assert state in STATES
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.update(state=state, error=error, ended=time.time(), **fields)
+
+
+# ---------------------------------------------------------------------------------------------
+# the reader side: used by the TUI and `nlq-tui runs`
+
+
+@dataclass
+class TailUpdate:
+    rows: list[dict] = field(default_factory=list)  # new complete rows since the last poll
+    reset: bool = False  # metrics.jsonl was replaced or truncated: drop what you had, rows restart
+    gone: bool = False  # the run folder does not exist (any more)
+    status: dict = field(default_factory=dict)  # the effective status
+
+
+class RunTail:
+    """Follows one run: new metrics rows at constant cost per call, the status, the log tail."""
+
+    def __init__(self, run: Run | str | Path) -> None:
+        self.run = run if isinstance(run, Run) else Run(run)
+        self._offset = 0
+        self._partial = b""
+        self._ident: tuple[int, int] | None = None
+        self.bad_lines = 0
+
+    def read_new(self) -> tuple[list[dict], bool]:
+        """(new rows, reset) from metrics.jsonl; a half-written last line waits for the next call."""
+        try:
+            f = open(self.run.metrics_path, "rb")
+        except OSError:
+            reset = self._offset > 0 or bool(self._partial)
+            self._offset, self._partial, self._ident = 0, b"", None
+            return [], reset
+        with f:
+            st = os.fstat(f.fileno())
+            ident = (st.st_dev, st.st_ino)
+            reset = False
+            if self._ident is not None and (ident != self._ident or st.st_size < self._offset):
+                reset = True
+                self._offset, self._partial = 0, b""
+            self._ident = ident
+            f.seek(self._offset)
+            data = f.read(max(0, st.st_size - self._offset))
+        self._offset += len(data)
+        data = self._partial + data
+        cut = data.rfind(b"\n")
+        self._partial = data[cut + 1 :]
+        rows, bad = parse_metric_lines(data[: cut + 1])
+        self.bad_lines += bad
+        return rows, reset
+
+    def poll(self) -> TailUpdate:
+        if not self.run.path.is_dir():
+            reset = self._offset > 0
+            self._offset, self._partial, self._ident = 0, b"", None
+            return TailUpdate(reset=reset, gone=True, status={"state": "failed", "error": "the run folder was deleted"})
+        rows, reset = self.read_new()
+        return TailUpdate(rows=rows, reset=reset, status=self.run.status())
+
+    def log_tail(self, max_bytes: int = 16384) -> list[str]:
+        return self.run.log_tail(max_bytes)
