@@ -1,0 +1,210 @@
+import json
+
+import pytest
+
+import engine.store as store_mod
+from engine.errors import WorkspaceError
+from engine.store import CandidateStore, Filter
+from engine.workspace import Workspace
+from review_fixtures import make_group, populate
+
+
+@pytest.fixture
+def ws(tmp_path):
+    return Workspace(tmp_path / "ws")
+
+
+def test_group_results_survive_reopen_with_full_candidates(ws):
+    s = CandidateStore(ws)
+    gk, cands, rej, meta = make_group("v1", "c1", 0.0, 90.0, 5.0, k=4)
+    rej = [{"group_key": gk, "narration": 5, "reason": "missing", "detail": "no question for 5", "raw": "{}"}]
+    assert s.add_group_result(gk, cands, rej, meta) is True
+    s.close()
+    again = CandidateStore(ws).load()
+    assert again.done_groups() == {gk}
+    assert [r.id for r in again.rows] == [c["id"] for c in cands]
+    full = again.candidate(cands[2]["id"])
+    assert full["query"] == cands[2]["query"]
+    assert full["group_narrations"] == cands[2]["group_narrations"]
+    assert full["status"] == "pending"
+    assert again.group_result(gk)["rejected"] == rej
+    assert again.group_result(gk)["meta"] == meta
+
+
+def test_storing_a_group_twice_keeps_the_first(ws):
+    s = CandidateStore(ws)
+    gk, cands, rej, meta = make_group("v1", "c1", 0.0, 90.0, 5.0)
+    assert s.add_group_result(gk, cands, rej, meta)
+    changed = [dict(c, query="something else?") for c in cands]
+    assert s.add_group_result(gk, changed, rej, meta) is False
+    s.close()
+    assert CandidateStore(ws).load().candidate(cands[0]["id"])["query"] == cands[0]["query"]
+
+
+def test_a_torn_last_group_line_is_ignored_then_cut_by_the_next_writer(ws):
+    s = CandidateStore(ws)
+    gk, cands, rej, meta = make_group("v1", "c1", 0.0, 90.0, 5.0)
+    s.add_group_result(gk, cands, rej, meta)
+    shard = s._gen_path
+    s.close()
+    with open(shard, "ab") as f:
+        f.write(b'{"group_key": "v1:c1:99", "index": [["v1:c1:99#1", "v1"')  # a kill mid-write
+    reader = CandidateStore(ws).load()
+    assert reader.done_groups() == {gk}
+    assert reader.problems == []
+    w = CandidateStore(ws)
+    gk2, c2, r2, m2 = make_group("v1", "c1", 0.0, 90.0, 40.0, number0=5)
+    w.add_group_result(gk2, c2, r2, m2)
+    w.close()
+    assert shard.read_bytes().endswith(b"\n")
+    assert CandidateStore(ws).done_groups() == {gk, gk2}
+
+
+def test_second_generation_writer_is_refused_but_review_can_run_beside_it(ws):
+    gen = CandidateStore(ws)
+    populate(gen, 10)
+    with pytest.raises(WorkspaceError, match="candidates are in use"):
+        populate(CandidateStore(ws), 5, seed=1)
+    review = CandidateStore(ws, reviewer="ann").load()
+    review.begin_review()
+    review.decide(review.rows[0].id, "accept")
+    with pytest.raises(WorkspaceError, match="review are in use"):
+        CandidateStore(ws).begin_review()
+    # generation keeps going; the reviewer picks the new groups up
+    gk, cands, rej, meta = make_group("video-x", "clip-x", 0.0, 90.0, 3.0, number0=500)
+    gen.add_group_result(gk, cands, rej, meta)
+    assert review.refresh() == len(cands)
+    assert review.counts()["pending"] == len(review.rows) - 1
+    gen.close()
+    review.close()
+
+
+def test_decisions_persist_with_reason_edit_text_and_reviewer(ws):
+    s = CandidateStore(ws, reviewer="ann")
+    ids = populate(s, 10)
+    s.load()
+    s.decide(ids[0], "accept")
+    s.decide(ids[1], "reject", reason="ambiguous")
+    s.decide(ids[2], "reject")
+    s.decide(ids[3], "edit", text="Where did I leave the knife?")
+    s.decide(ids[4], "skip")
+    s.decide(ids[5], "flag")
+    s.close()
+    r = CandidateStore(ws).load()
+    assert [r.status(i) for i in ids[:7]] == ["accepted", "rejected", "rejected", "edited", "skipped", "flagged", "pending"]
+    assert r.state(ids[1])["reason"] == "ambiguous"
+    assert r.state(ids[2])["reason"] == store_mod.DEFAULT_REASON
+    assert r.query_text(ids[3]) == "Where did I leave the knife?"
+    assert r.candidate(ids[3])["query"] != "Where did I leave the knife?"  # the original stays beside it
+    assert r.state(ids[0])["reviewer"] == "ann"
+    assert r.counts() == {"pending": 4, "accepted": 1, "edited": 1, "rejected": 2, "skipped": 1, "flagged": 1}
+
+
+def test_undo_has_many_levels_and_survives_reopen(ws):
+    s = CandidateStore(ws)
+    ids = populate(s, 10)
+    s.decide(ids[0], "accept")
+    s.decide(ids[0], "reject", reason="trivial")  # changed its mind
+    s.decide(ids[1], "accept")
+    assert s.undo().ids == [ids[1]]
+    assert s.undo().ids == [ids[0]]
+    assert s.status(ids[0]) == "accepted" and s.status(ids[1]) == "pending"
+    s.close()
+    r = CandidateStore(ws).load()
+    assert r.status(ids[0]) == "accepted" and r.status(ids[1]) == "pending"
+    assert r.undo().ids == [ids[0]]
+    assert r.status(ids[0]) == "pending"
+    assert r.undo() is None
+
+
+def test_bulk_step_is_one_entry_and_one_undo(ws):
+    s = CandidateStore(ws)
+    populate(s, 50, flagged_every=3)
+    s.decide(s.rows[0].id, "reject", reason="duplicate")
+    clean = s.select(Filter(status="open", flags="none", max_ambiguity=0))
+    assert 0 < len(clean) < 50
+    step = s.bulk([r.id for r in clean], "accept", rule="no flags and ambiguity 0")
+    assert s.counts()["accepted"] == len(clean)
+    journal = (ws.candidates_dir / "decisions.jsonl").read_text().splitlines()
+    assert len(journal) == 2 and json.loads(journal[1])["ids"] == step.ids
+    s.undo()
+    assert s.counts()["accepted"] == 0
+    assert s.status(s.rows[0].id) == "rejected"  # the earlier decision is untouched
+    s.close()
+    assert CandidateStore(ws).load().counts()["accepted"] == 0
+
+
+def test_compaction_keeps_states_and_undo(ws, monkeypatch):
+    s = CandidateStore(ws)
+    ids = populate(s, 30)
+    for cid in ids[:12]:
+        s.decide(cid, "accept")
+    s.close()
+    monkeypatch.setattr(store_mod, "COMPACT_EVERY", 10)
+    r = CandidateStore(ws)
+    r.begin_review()  # folds 12 entries into the snapshot
+    assert (ws.candidates_dir / "decisions.jsonl").read_bytes() == b""
+    assert json.loads((ws.candidates_dir / "decisions.snapshot.json").read_text())["upto_seq"] == 12
+    r.decide(ids[20], "reject")
+    r.close()
+    again = CandidateStore(ws).load()
+    assert again.counts()["accepted"] == 12 and again.status(ids[20]) == "rejected"
+    again.undo()
+    again.undo()
+    assert again.status(ids[20]) == "pending" and again.status(ids[11]) == "pending"
+    assert again.counts()["accepted"] == 11
+
+
+def test_a_kill_between_snapshot_and_journal_restart_double_counts_nothing(ws):
+    s = CandidateStore(ws)
+    ids = populate(s, 10)
+    for cid in ids[:4]:
+        s.decide(cid, "accept")
+    s.undo()
+    # the snapshot as compaction writes it, with the old journal still beside it
+    store_mod.atomic_write_json(ws.candidates_dir / "decisions.snapshot.json", {
+        "version": 1, "upto_seq": s._seq, "states": s.states,
+        "undo": [st.to_json() for st in s.undo_stack]})
+    s.close()
+    r = CandidateStore(ws).load()
+    assert r.counts()["accepted"] == 3
+    assert len(r.undo_stack) == 3
+
+
+def test_filters_by_status_model_flags_video_and_text(ws):
+    s = CandidateStore(ws)
+    populate(s, 60, models=("gpt-4o-mini", "llama3"), flagged_every=4)
+    s.decide(s.rows[0].id, "accept")
+    assert len(s.select(Filter(status="all"))) == len(s.rows)
+    assert [r.id for r in s.select(Filter(status="accepted"))] == [s.rows[0].id]
+    llama = s.select(Filter(status="all", backend_model="openai/llama3"))
+    assert llama and all(r.model == "llama3" for r in llama)
+    assert all(r.flags for r in s.select(Filter(status="all", flags="ambiguous")))
+    assert all(not r.flags for r in s.select(Filter(status="all", flags="none")))
+    assert {r.video_uid for r in s.select(Filter(status="all", video="video-0003"))} == {"video-0003"}
+    knife = s.select(Filter(status="all", text="KNIFE"))
+    assert knife and all("knife" in r.query for r in knife)
+    s.decide(knife[0].id, "edit", text="When did I see the spatula?")
+    assert [r.id for r in s.select(Filter(status="all", text="spatula"))] == [knife[0].id]
+
+
+def test_reading_does_not_need_any_lock(ws):
+    s = CandidateStore(ws)
+    ids = populate(s, 10)
+    s.decide(ids[0], "accept")
+    # both locks held by `s`; a reader (export) still reads everything
+    r = CandidateStore(ws).load()
+    assert r.status(ids[0]) == "accepted" and len(r.rows) == len(ids)
+    s.close()
+
+
+def test_progress_counts_reviewed_and_rate(ws):
+    s = CandidateStore(ws)
+    ids = populate(s, 20)
+    for cid in ids[:4]:
+        s.decide(cid, "accept")
+    s.session_decisions = [1000.0, 1900.0, 2800.0, 3600.0]
+    p = s.progress(now=3600.0)
+    assert p["reviewed"] == 4 and p["total"] == 20
+    assert p["per_hour"] == pytest.approx(4 / 2600 * 3600)
+    assert p["eta_s"] == pytest.approx(16 / p["per_hour"] * 3600)
