@@ -1,0 +1,719 @@
+"""Groups of k consecutive narrations and their answer windows, over all videos at once.
+
+The rules are the original notebook's, exactly (issue 2, "Groups and windows"):
+
+1. Skip a video that is excluded (in nlq_val.json / nlq_test_unannotated.json), that has no
+   `<video_uid>.pt` feature file, or that has no clip in ego4d.json.
+2. Take its narrations of the chosen pass, stably sorted by timestamp.
+3. Every run of `k` consecutive narrations (stride 1) whose first and last timestamps lie in one
+   clip (`clip_start <= t_first and t_last <= clip_end`) is a *group*; its parent clip is the
+   first such clip in ego4d.json order.
+4. The window of a narration at `t` in a group: `d = max(min_window, beta / alpha)`, `beta` = mean
+   of the positive gaps between the video's sorted timestamps; the window is
+   `[max(clip_start, t - d/2), min(clip_end, t + d/2)]` with the group's parent clip.
+
+With `narration_pass="both"` the two passes of a video are merged (stably sorted by time, pass 1
+first on ties) and beta is taken over the merged timestamps.
+
+Vocabulary (what the figures count):
+
+- a *run* is any k consecutive narrations of a used video; a *group* is a run that fits one clip.
+- a *window* is one (group, narration) pair, so `windows == groups * k`; window `w` belongs to
+  group `w // k` and is its narration number `w % k`. A narration appears in up to k windows.
+- a window is *usable* when no reason applies to it. Every reason is counted wherever it applies
+  (a window can have several; `summary()["reasons"]`); the *primary* reason of a window is the
+  first one that applies in `REASONS` order (`summary()["primary_reasons"]`, `window_reason`).
+- runs that are not groups are counted under the run reasons (`no_clip`, `straddle`); they have
+  no windows. `narrations_no_clip` counts narrations of used videos that lie in no clip.
+
+Reasons (`REASONS`, code -> (key, label)); window reasons, in priority order:
+
+1 no_beta      the video has no positive gap between timestamps: no beta, no window (the notebook
+               skipped these groups; they still count as groups, as in the notebook)
+2 collapsed    start >= end
+3 clip_edge    the clip bound cut the window: `clip_start > t - d/2` or `clip_end < t + d/2`
+4 unsure       the narration text carries `#unsure`
+5 duplicate_time  another narration of the video (same pass selection) has the same timestamp
+6 overlap      the window overlaps the window of another narration of the same group
+               (`max(starts) < min(ends)`; touching is fine): its answer is not unique
+run reasons:
+7 no_clip      a narration of the run lies in no clip of the video
+8 straddle     every narration lies in some clip, but no single clip holds the whole run
+
+API (for the lab screen, the CLI and the bench):
+
+    from engine.windows import WindowParams, compute, REASONS
+    res = compute(index, WindowParams(k=5, alpha=4.9, min_window=1.0, narration_pass=1),
+                  cancel=lambda: worker.is_cancelled)        # raises Cancelled when it says so
+    res.summary()                      # JSON-ready dict: groups, windows, usable, reasons, ...
+    idx = res.rows(reason="overlap")   # window indices (int64), also video=, usable=
+    res.describe_window(int(idx[0]))   # dict: video/clip uid, t, start, end, text, reason, ...
+    res.group_windows(g)               # the k window indices of group g
+    res.window_start[idx]              # columns over windows, computed on first use
+    res.rejected_runs("straddle")      # first narration rows of runs that are not groups
+
+`compute` keeps a `WindowEngine` on the index (attribute `_window_engine`): the first call per
+narration pass does the parameter-independent work (which clips hold which narration, beta per
+video, `#unsure` and duplicate flags); the first call per `k` finds the groups; a change of
+alpha or min_window redoes only the window arithmetic. Results are immutable snapshots; a
+newer compute never changes an older result. `compute` may be called from a worker thread.
+"""
+
+from __future__ import annotations
+
+import threading
+import time as _time
+from dataclasses import asdict, dataclass
+from functools import cached_property
+from typing import Callable
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from engine.errors import ConfigError
+from engine.index import FLAG_UNSURE, Index
+
+USABLE = 0
+REASONS: dict[int, tuple[str, str]] = {
+    1: ("no_beta", "video has no positive gap between narrations (no beta)"),
+    2: ("collapsed", "window collapsed (start >= end)"),
+    3: ("clip_edge", "window cut by the clip edge (shorter than d)"),
+    4: ("unsure", "narration tagged #unsure"),
+    5: ("duplicate_time", "another narration has the same timestamp"),
+    6: ("overlap", "overlaps another narration's window in the group (answer not unique)"),
+    7: ("no_clip", "run has a narration that lies in no clip"),
+    8: ("straddle", "run straddles two clips (no clip holds all of it)"),
+}
+WINDOW_REASONS = (1, 2, 3, 4, 5, 6)
+RUN_REASONS = (7, 8)
+REASON_CODE = {key: code for code, (key, _label) in REASONS.items()}
+
+# Window reasons are kept as a bitmask per window: bit (code - 1).
+_BIT = {code: np.uint8(1 << (code - 1)) for code in WINDOW_REASONS}
+_B_NOBETA, _B_COLLAPSED, _B_EDGE, _B_UNSURE, _B_DUP, _B_OVERLAP = (_BIT[c] for c in WINDOW_REASONS)
+# primary reason code of each bitmask value: its lowest set bit
+_PRIMARY = np.zeros(256, dtype=np.uint8)
+for _m in range(1, 256):
+    _PRIMARY[_m] = (_m & -_m).bit_length()
+_HAS_BIT = {code: (np.arange(256) & int(_BIT[code])) != 0 for code in WINDOW_REASONS}
+
+PERCENTILES = (5, 25, 50, 75, 95)
+HIST_BINS = 24
+
+
+class Cancelled(Exception):
+    """`compute` stopped because its `cancel` callable returned True."""
+
+
+@dataclass(frozen=True)
+class WindowParams:
+    k: int = 5
+    alpha: float = 4.9
+    min_window: float = 1.0
+    narration_pass: int | str = 1  # 1, 2 or "both"
+
+    def validated(self) -> "WindowParams":
+        """The same parameters in canonical form, or ConfigError naming the bad one."""
+        try:
+            k = int(self.k)
+        except (TypeError, ValueError):
+            raise ConfigError(f"k must be a whole number >= 1, got {self.k!r}") from None
+        if k != self.k or k < 1:
+            raise ConfigError(f"k must be a whole number >= 1, got {self.k!r}")
+        try:
+            alpha = float(self.alpha)
+            min_window = float(self.min_window)
+        except (TypeError, ValueError):
+            raise ConfigError(f"alpha and min_window must be numbers, got {self.alpha!r}, {self.min_window!r}") from None
+        if not np.isfinite(alpha) or alpha <= 0:
+            raise ConfigError(f"alpha must be a number > 0, got {self.alpha!r}")
+        if not np.isfinite(min_window) or min_window < 0:
+            raise ConfigError(f"min_window must be a number of seconds >= 0, got {self.min_window!r}")
+        p = str(self.narration_pass).strip().lower()
+        if p not in ("1", "2", "both"):
+            raise ConfigError(f"narration pass must be 1, 2 or both, got {self.narration_pass!r}")
+        return WindowParams(k, alpha, min_window, p if p == "both" else int(p))
+
+
+# ----------------------------------------------------------------------------------------------
+# Parameter-independent preparation, once per (index, narration pass)
+
+
+class _Table:
+    """The narrations of one pass selection: CSR by video, sorted by time within each video."""
+
+    def __init__(self, index: Index, narration_pass: int | str):
+        if narration_pass == "both":
+            p1, p2 = index.passes[1], index.passes[2]
+            n1 = len(p1)
+            vid = np.concatenate([_row_video(p1.video_offsets), _row_video(p2.video_offsets)])
+            t = np.concatenate([p1.time, p2.time])
+            # lexsort is stable: ties keep pass 1 before pass 2, and each pass's own order
+            order = np.lexsort((t, vid))
+            self.time = t[order]
+            self.flags = np.concatenate([p1.flags, p2.flags])[order]
+            self.video_offsets = p1.video_offsets + p2.video_offsets
+            self.src_pass = np.where(order < n1, 1, 2).astype(np.uint8)
+            self.src_row = np.where(order < n1, order, order - n1)
+        else:
+            p = index.passes[int(narration_pass)]
+            self.time = p.time
+            self.flags = p.flags
+            self.video_offsets = p.video_offsets
+            self.src_pass = None
+            self.src_row = None
+        self.pass_const = None if narration_pass == "both" else int(narration_pass)
+
+    def source(self, row: int) -> tuple[int, int]:
+        if self.src_pass is None:
+            return self.pass_const, row
+        return int(self.src_pass[row]), int(self.src_row[row])
+
+
+def _row_video(video_offsets: np.ndarray) -> np.ndarray:
+    V = len(video_offsets) - 1
+    return np.repeat(np.arange(V, dtype=np.int32), np.diff(video_offsets))
+
+
+class _Prepared:
+    """Everything about one pass selection that no parameter changes."""
+
+    def __init__(self, index: Index, narration_pass: int | str, cancel: Callable[[], bool] | None):
+        tab = self.table = _Table(index, narration_pass)
+        T = tab.time
+        voff = tab.video_offsets
+        N = len(T)
+        V = index.n_videos
+        C = len(index.clip_uids)
+        self.N = N
+        rowvid = self.rowvid = _row_video(voff)
+        n_clips = np.diff(index.clip_offsets)
+        self.n_rows = np.diff(voff)
+        self.video_excluded = np.asarray(index.excluded, dtype=bool)
+        self.video_no_features = ~np.asarray(index.has_features, dtype=bool)
+        self.video_no_clips = n_clips == 0
+        used = self.video_used = ~self.video_excluded & ~self.video_no_features & ~self.video_no_clips
+        row_used = self.row_used = used[rowvid]
+        _check(cancel)
+
+        # Row range [a, b) of each clip: the rows of its video with clip_start <= t <= clip_end.
+        # Working in row space makes "first and last narration in the clip" an integer test.
+        a = np.zeros(C, dtype=np.int64)
+        b = np.zeros(C, dtype=np.int64)
+        cs_all, ce_all = index.clip_start, index.clip_end
+        for v in np.flatnonzero(used & (self.n_rows > 0)):
+            cl = index.clips_of(v)
+            lo, hi = int(voff[v]), int(voff[v + 1])
+            seg = T[lo:hi]
+            a[cl] = np.searchsorted(seg, cs_all[cl], "left") + lo
+            b[cl] = np.searchsorted(seg, ce_all[cl], "right") + lo
+        finite = np.isfinite(cs_all) & np.isfinite(ce_all)
+        b = np.where(finite & (b > a), b, a)
+        self.clip_a, self.clip_b = a, b
+        live = np.flatnonzero(b > a)
+        _check(cancel)
+
+        # How many clips hold each row, and (for rows held by one clip) which.
+        cover = np.bincount(a[live], minlength=N + 1) - np.bincount(b[live], minlength=N + 1)
+        cnt = np.cumsum(cover[:N])
+        idsum = np.cumsum(
+            (np.bincount(a[live], weights=live, minlength=N + 1) - np.bincount(b[live], weights=live, minlength=N + 1))[:N]
+        )
+        firstclip = np.where(cnt == 1, np.rint(idsum), -1).astype(np.int32)
+        self.cover = cnt
+
+        # room[i]: how many rows from i on still lie in one clip that also holds row i. Clips of
+        # earlier videos end at or before row i, so a global running max needs no per-video reset.
+        maxb = np.zeros(N, dtype=np.int64)
+        np.maximum.at(maxb, a[live], b[live])
+        np.maximum.accumulate(maxb, out=maxb)
+        self.room = maxb - np.arange(N, dtype=np.int64)
+        _check(cancel)
+
+        # Rows held by several (overlapping) clips: per row, the clips that hold it in ego4d.json
+        # order, keeping only those that reach further than all earlier ones (a staircase). The
+        # parent of a group starting there is the first step that reaches its last row.
+        multi = cnt >= 2
+        self.multi_pos = np.concatenate([[0], np.cumsum(multi)]).astype(np.int64)
+        self.st_key = np.zeros(0, dtype=np.int64)
+        self.st_clip = np.zeros(0, dtype=np.int32)
+        if multi.any():
+            mp = self.multi_pos
+            cid = live[(mp[b[live]] - mp[a[live]]) > 0]
+            lens = b[cid] - a[cid]
+            total = int(lens.sum())
+            starts = np.repeat(a[cid] - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens)
+            prow = starts + np.arange(total, dtype=np.int64)
+            pclip = np.repeat(cid, lens)
+            keep = multi[prow]
+            prow, pclip = prow[keep], pclip[keep]
+            order = np.lexsort((pclip, prow))
+            prow, pclip = prow[order], pclip[order]
+            key = mp[prow] * (N + 1) + b[pclip]
+            before = np.concatenate([[-1], np.maximum.accumulate(key)[:-1]])
+            step = key > before
+            self.st_key, self.st_clip = key[step], pclip[step].astype(np.int32)
+            mrows = np.flatnonzero(multi)
+            firstclip[mrows] = self.st_clip[np.searchsorted(self.st_key, mp[mrows] * (N + 1), "left")]
+        self.firstclip = firstclip
+        self.b_first = np.where(firstclip >= 0, b[np.maximum(firstclip, 0)], 0) if C else np.zeros(N, np.int64)
+        _check(cancel)
+
+        # Runs: rows left in the video from i on, and how many rows in no clip come before i.
+        self.video_room = (voff[1:][rowvid] if N else np.zeros(0, np.int64)) - np.arange(N, dtype=np.int64)
+        noclip = row_used & (cnt == 0)
+        self.noclip_prefix = np.concatenate([[0], np.cumsum(noclip)]).astype(np.int64)
+        self.narrations_no_clip = int(noclip.sum())
+        self.narrations_used = int(row_used.sum())
+
+        # Reasons that depend only on the narration.
+        bits = np.zeros(N, dtype=np.uint8)
+        np.bitwise_or(bits, _B_UNSURE, out=bits, where=(tab.flags & FLAG_UNSURE) != 0)
+        if N > 1:
+            same = (rowvid[1:] == rowvid[:-1]) & (T[1:] == T[:-1])
+            dup = np.zeros(N, dtype=bool)
+            dup[1:] |= same
+            dup[:-1] |= same
+            np.bitwise_or(bits, _B_DUP, out=bits, where=dup)
+        self.row_bits = bits
+
+        # beta per video. np.add.reduce per video, not reduceat: the notebook's np.mean sums
+        # pairwise, and windows must match it to the last bit.
+        beta = np.full(V, np.nan)
+        if N > 1:
+            gap = T[1:] - T[:-1]
+            pos = (gap > 0) & (rowvid[1:] == rowvid[:-1]) & row_used[1:]
+            g = gap[pos]
+            gv = rowvid[1:][pos]
+            goff = np.searchsorted(gv, np.arange(V + 1))
+            add = np.add.reduce
+            for v in np.flatnonzero(goff[1:] > goff[:-1]):
+                s, e = goff[v], goff[v + 1]
+                beta[v] = add(g[s:e]) / (e - s)
+        self.beta = beta
+
+
+class _Groups:
+    """The groups for one k (parent clips found), plus what the window step gathers per k."""
+
+    def __init__(self, prep: _Prepared, index: Index, k: int):
+        N = prep.N
+        self.k = k
+        self.row = np.flatnonzero(prep.room >= k)
+        last = self.row + (k - 1)
+        clip = prep.firstclip[self.row]
+        other = np.flatnonzero(prep.b_first[self.row] <= last)
+        if len(other):  # groups whose first row's first clip ends too early: overlapping clips
+            i = self.row[other]
+            at = np.searchsorted(prep.st_key, prep.multi_pos[i] * (N + 1) + last[other], "right")
+            clip[other] = prep.st_clip[at]
+        self.clip = clip
+        self.video = prep.rowvid[self.row]
+        G = len(self.row)
+        if G:
+            self.t = sliding_window_view(prep.table.time, k)[self.row]
+            self.static_bits = sliding_window_view(prep.row_bits, k)[self.row]
+        else:
+            self.t = np.zeros((0, k))
+            self.static_bits = np.zeros((0, k), dtype=np.uint8)
+        self.clip_start = index.clip_start[clip][:, None]
+        self.clip_end = index.clip_end[clip][:, None]
+
+        runs = prep.row_used & (prep.video_room >= k)
+        self.runs = int(runs.sum())
+        not_group = runs & (prep.room < k)
+        if N >= k:
+            has_noclip = np.zeros(N, dtype=bool)
+            has_noclip[: N - k + 1] = (prep.noclip_prefix[k:] - prep.noclip_prefix[: N - k + 1]) > 0
+        else:
+            has_noclip = np.zeros(N, dtype=bool)
+        self.run_no_clip = not_group & has_noclip
+        self.run_straddle = not_group & ~has_noclip
+
+
+class WindowEngine:
+    """Caches the parameter-independent work for one Index; see the module docstring."""
+
+    def __init__(self, index: Index):
+        self.index = index
+        self._prepared: dict = {}
+        self._groups: dict = {}  # (pass, k) -> _Groups; only the latest few k are kept
+        self._lock = threading.Lock()
+
+    @classmethod
+    def of(cls, index: Index) -> "WindowEngine":
+        eng = index.__dict__.get("_window_engine")
+        if eng is None:
+            eng = index.__dict__["_window_engine"] = cls(index)
+        return eng
+
+    def prepared(self, narration_pass, cancel=None) -> _Prepared:
+        prep = self._prepared.get(narration_pass)
+        if prep is None:
+            prep = self._prepared[narration_pass] = _Prepared(self.index, narration_pass, cancel)
+        return prep
+
+    def groups(self, narration_pass, k: int, cancel=None) -> _Groups:
+        key = (narration_pass, k)
+        grp = self._groups.get(key)
+        if grp is None:
+            prep = self.prepared(narration_pass, cancel)
+            _check(cancel)
+            grp = _Groups(prep, self.index, k)
+            while len(self._groups) >= 2:  # each holds (groups, k) arrays: keep memory bounded
+                self._groups.pop(next(iter(self._groups)))
+            self._groups[key] = grp
+        return grp
+
+    def compute(self, params: WindowParams, cancel: Callable[[], bool] | None = None) -> "WindowResult":
+        params = params.validated()
+        with self._lock:
+            t0 = _time.perf_counter()
+            _check(cancel)
+            prep = self.prepared(params.narration_pass, cancel)
+            grp = self.groups(params.narration_pass, params.k, cancel)
+            _check(cancel)
+            res = _windows(self.index, prep, grp, params, cancel)
+            res.compute_seconds = _time.perf_counter() - t0
+            return res
+
+
+def compute(index: Index, params: WindowParams | None = None, cancel: Callable[[], bool] | None = None) -> "WindowResult":
+    """Groups, windows and reasons for `params` (defaults: the notebook's) over the whole index."""
+    return WindowEngine.of(index).compute(params or WindowParams(), cancel)
+
+
+def _check(cancel) -> None:
+    if cancel is not None and cancel():
+        raise Cancelled()
+
+
+# ----------------------------------------------------------------------------------------------
+# The per-parameter step
+
+
+def _windows(index: Index, prep: _Prepared, grp: _Groups, params: WindowParams, cancel) -> "WindowResult":
+    k = grp.k
+    d_video = np.maximum(params.min_window, prep.beta / params.alpha)  # NaN where no beta
+    half = (d_video / 2)[grp.video]
+    no_beta = np.isnan(half)
+    h = half[:, None]
+    t, cs, ce = grp.t, grp.clip_start, grp.clip_end
+
+    lo = t - h
+    start = np.maximum(lo, cs)
+    cut = cs > lo
+    del lo
+    hi = t + h
+    end = np.minimum(hi, ce)
+    cut |= ce < hi
+    del hi
+    _check(cancel)
+    bits = grp.static_bits.copy()
+    np.bitwise_or(bits, _B_EDGE, out=bits, where=cut)
+    np.bitwise_or(bits, _B_COLLAPSED, out=bits, where=start >= end)
+    if k > 1:
+        # Windows grow with t inside one clip, so only neighbours can be the first to overlap.
+        ov = start[:, 1:] < end[:, :-1]
+        np.bitwise_or(bits[:, :-1], _B_OVERLAP, out=bits[:, :-1], where=ov)
+        np.bitwise_or(bits[:, 1:], _B_OVERLAP, out=bits[:, 1:], where=ov)
+    if no_beta.any():
+        bits[no_beta] = (bits[no_beta] & (_B_UNSURE | _B_DUP)) | _B_NOBETA
+    _check(cancel)
+
+    hist = np.bincount(bits.ravel(), minlength=256)
+    # Durations: an uncut window lasts d (its video's), so only cut windows need their own value.
+    with_beta = ~no_beta
+    uncut_per_group = k - cut.sum(axis=1)
+    usable = bits == 0
+    usable_per_group = usable.sum(axis=1)
+    V = index.n_videos
+    uncut_per_video = np.bincount(grp.video[with_beta], weights=uncut_per_group[with_beta], minlength=V)
+    usable_per_video = np.bincount(grp.video, weights=usable_per_group, minlength=V)
+    cut_dur = (end - start)[cut & with_beta[:, None]]
+    del start, end, cut, usable
+    _check(cancel)
+    dv = np.nan_to_num(d_video)
+    return WindowResult(
+        index=index,
+        params=params,
+        prep=prep,
+        groups=grp,
+        reason_bits=bits.reshape(-1),
+        d_video=d_video,
+        hist=hist,
+        durations=(np.concatenate([dv, cut_dur]), np.concatenate([uncut_per_video, np.ones(len(cut_dur))])),
+        usable_durations=(dv, usable_per_video),
+    )
+
+
+class WindowResult:
+    """Groups and windows for one set of parameters. Columns are numpy arrays; see module doc.
+
+    Over groups (length `n_groups`): `group_video`, `group_clip`, `group_row` (first narration
+    row of the pass selection). Over windows (length `n_windows = n_groups * k`): `reason_bits`
+    (uint8 bitmask, 0 = usable), and on first use `window_group`, `window_video`, `window_clip`,
+    `window_row`, `window_t`, `window_start`, `window_end`, `window_duration` (NaN without beta),
+    `window_reason` (uint8 primary reason code, 0 = usable).
+    """
+
+    compute_seconds: float = 0.0
+
+    def __init__(self, *, index, params, prep, groups, reason_bits, d_video, hist, durations, usable_durations):
+        self.index = index
+        self.params = params
+        self.k = groups.k
+        self._prep = prep
+        self._grp = groups
+        self.group_video = groups.video
+        self.group_clip = groups.clip
+        self.group_row = groups.row
+        self.reason_bits = reason_bits
+        self.d_video = d_video
+        self.beta_video = prep.beta
+        self._hist = hist
+        self._durations = durations
+        self._usable_durations = usable_durations
+
+    # -- sizes
+    @property
+    def n_groups(self) -> int:
+        return len(self.group_row)
+
+    @property
+    def n_windows(self) -> int:
+        return len(self.reason_bits)
+
+    @property
+    def n_usable(self) -> int:
+        return int(self._hist[0])
+
+    # -- window columns
+    @cached_property
+    def window_group(self) -> np.ndarray:
+        return np.repeat(np.arange(self.n_groups, dtype=np.int64), self.k)
+
+    @cached_property
+    def window_video(self) -> np.ndarray:
+        return np.repeat(self.group_video, self.k)
+
+    @cached_property
+    def window_clip(self) -> np.ndarray:
+        return np.repeat(self.group_clip, self.k)
+
+    @cached_property
+    def window_row(self) -> np.ndarray:
+        return (self.group_row[:, None] + np.arange(self.k)).reshape(-1)
+
+    @cached_property
+    def window_t(self) -> np.ndarray:
+        return self._prep.table.time[self.window_row]
+
+    @cached_property
+    def window_start(self) -> np.ndarray:
+        return self.window_fields(slice(None))[1]
+
+    @cached_property
+    def window_end(self) -> np.ndarray:
+        return self.window_fields(slice(None))[2]
+
+    @cached_property
+    def window_duration(self) -> np.ndarray:
+        return self.window_end - self.window_start
+
+    @cached_property
+    def window_reason(self) -> np.ndarray:
+        return _PRIMARY[self.reason_bits]
+
+    def window_fields(self, windows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(t, start, end) of the given windows (indices, mask or slice), computed exactly as the
+        full compute does; start and end are NaN for windows of a video without beta."""
+        w = np.arange(self.n_windows, dtype=np.int64)[windows]
+        g = w // self.k
+        row = self.group_row[g] + w % self.k
+        t = self._prep.table.time[row]
+        half = (self.d_video / 2)[self.group_video[g]]
+        clip = self.group_clip[g]
+        start = np.maximum(t - half, self.index.clip_start[clip])
+        end = np.minimum(t + half, self.index.clip_end[clip])
+        nb = np.isnan(half)
+        start[nb] = np.nan
+        end[nb] = np.nan
+        return t, start, end
+
+    # -- selections for tables
+    def rows(self, reason: int | str | None = None, video: int | str | None = None, usable: bool | None = None) -> np.ndarray:
+        """Window indices (int64, ascending) matching all given filters.
+
+        `reason`: a window reason code or key; windows where it applies (not only as primary).
+        A run reason selects nothing (runs have no windows; see `rejected_runs`).
+        `video`: a video number or uid. `usable`: True = no reason, False = some reason.
+        """
+        lo, hi = 0, self.n_windows
+        if video is not None:
+            v = self.index.video_number(video) if isinstance(video, str) else int(video)
+            lo = int(np.searchsorted(self.group_video, v, "left")) * self.k
+            hi = int(np.searchsorted(self.group_video, v, "right")) * self.k
+        bits = self.reason_bits[lo:hi]
+        mask = None
+        if reason is not None:
+            code = _reason_code(reason)
+            if code not in WINDOW_REASONS:
+                return np.zeros(0, dtype=np.int64)
+            mask = (bits & _BIT[code]) != 0
+        if usable is not None:
+            u = bits == 0 if usable else bits != 0
+            mask = u if mask is None else mask & u
+        if mask is None:
+            return np.arange(lo, hi, dtype=np.int64)
+        return np.flatnonzero(mask) + lo
+
+    def group_windows(self, g: int) -> np.ndarray:
+        return np.arange(g * self.k, (g + 1) * self.k, dtype=np.int64)
+
+    def rejected_runs(self, reason: int | str | None = None) -> np.ndarray:
+        """First narration rows (of the pass selection) of runs that are not groups."""
+        if reason is None:
+            return np.flatnonzero(self._grp.run_no_clip | self._grp.run_straddle)
+        code = _reason_code(reason)
+        if code == REASON_CODE["no_clip"]:
+            return np.flatnonzero(self._grp.run_no_clip)
+        if code == REASON_CODE["straddle"]:
+            return np.flatnonzero(self._grp.run_straddle)
+        return np.zeros(0, dtype=np.int64)
+
+    def narration(self, row: int) -> dict:
+        """One narration of the pass selection: video, pass, time, text, flags."""
+        prep, index = self._prep, self.index
+        p, src = prep.table.source(int(row))
+        arr = index.passes[p]
+        v = int(prep.rowvid[row])
+        return {
+            "row": int(row),
+            "video_uid": index.video_uids[v],
+            "pass": p,
+            "pass_row": src,
+            "annotation_uid": arr.uid[src],
+            "t": float(prep.table.time[row]),
+            "text": arr.text[src],
+        }
+
+    def describe_window(self, i: int) -> dict:
+        i = int(i)
+        if not 0 <= i < self.n_windows:
+            raise IndexError(f"window {i} out of range 0..{self.n_windows - 1}")
+        g, pos = divmod(i, self.k)
+        t, start, end = (float(x[0]) for x in self.window_fields(np.array([i])))
+        row = int(self.group_row[g]) + pos
+        clip = int(self.group_clip[g])
+        v = int(self.group_video[g])
+        bits = int(self.reason_bits[i])
+        primary = int(_PRIMARY[bits])
+        out = self.narration(row)
+        out.update(
+            window=i,
+            group=g,
+            position=pos,
+            clip_uid=self.index.clip_uids[clip],
+            clip_start=float(self.index.clip_start[clip]),
+            clip_end=float(self.index.clip_end[clip]),
+            beta=_num(self.beta_video[v]),
+            d=_num(self.d_video[v]),
+            start=_num(start),
+            end=_num(end),
+            duration=_num(end - start),
+            reason=REASONS[primary][0] if primary else None,
+            reason_label=REASONS[primary][1] if primary else "usable",
+            reasons=[REASONS[c][0] for c in WINDOW_REASONS if bits & int(_BIT[c])],
+        )
+        return out
+
+    # -- figures
+    def reason_counts(self) -> dict[str, int]:
+        """Each reason's count where it applies: windows for window reasons, runs for run reasons."""
+        out = {REASONS[c][0]: int(self._hist[_HAS_BIT[c]].sum()) for c in WINDOW_REASONS}
+        out["no_clip"] = int(self._grp.run_no_clip.sum())
+        out["straddle"] = int(self._grp.run_straddle.sum())
+        return out
+
+    def primary_counts(self) -> dict[str, int]:
+        per = np.bincount(_PRIMARY, weights=self._hist, minlength=len(REASONS) + 1)
+        return {REASONS[c][0]: int(per[c]) for c in WINDOW_REASONS}
+
+    def histogram(self, bins: int = HIST_BINS) -> dict:
+        """Window durations (windows with a beta), `bins` equal bins from 0 to the longest."""
+        vals, w = self._durations
+        keep = w > 0
+        vals, w = vals[keep], w[keep]
+        top = float(vals.max()) if len(vals) else 1.0
+        edges = np.linspace(0.0, top if top > 0 else 1.0, bins + 1)
+        counts, _ = np.histogram(np.clip(vals, 0.0, None), bins=edges, weights=w)
+        return {"edges": [float(e) for e in edges], "counts": [int(c) for c in counts]}
+
+    def summary(self) -> dict:
+        prep = self._prep
+        vals, w = self._durations
+        uvals, uw = self._usable_durations
+        return {
+            "params": asdict(self.params),
+            "videos": {
+                "total": int(self.index.n_videos),
+                "used": int(prep.video_used.sum()),
+                "excluded": int(prep.video_excluded.sum()),
+                "no_features": int(prep.video_no_features.sum()),
+                "no_clips": int(prep.video_no_clips.sum()),
+                "used_no_beta": int((prep.video_used & np.isnan(prep.beta)).sum()),
+            },
+            "narrations": prep.narrations_used,
+            "narrations_no_clip": prep.narrations_no_clip,
+            "runs": self._grp.runs,
+            "groups": self.n_groups,
+            "windows": self.n_windows,
+            "usable": self.n_usable,
+            "reasons": self.reason_counts(),
+            "primary_reasons": self.primary_counts(),
+            "seconds": weighted_percentiles(vals, w),
+            "usable_seconds": weighted_percentiles(uvals, uw),
+            "histogram": self.histogram(),
+            "compute_seconds": round(self.compute_seconds, 4),
+        }
+
+
+def weighted_percentiles(values: np.ndarray, weights: np.ndarray, qs=PERCENTILES) -> dict:
+    """np.percentile's linear method over `values` repeated `weights` times (plus mean, min,
+    max); all None when the total weight is 0."""
+    keep = weights > 0
+    v, w = values[keep], weights[keep].astype(np.int64)
+    keys = [f"p{q}" for q in qs] + ["mean", "min", "max"]
+    if not len(v):
+        return {key: None for key in keys}
+    order = np.argsort(v, kind="stable")
+    v, w = v[order], w[order]
+    cw = np.cumsum(w)
+    n = int(cw[-1])
+    out = {}
+    for q in qs:
+        h = (n - 1) * q / 100.0
+        lo = int(np.floor(h))
+        hi = min(lo + 1, n - 1)
+        a = v[np.searchsorted(cw, lo, "right")]
+        b = v[np.searchsorted(cw, hi, "right")]
+        out[f"p{q}"] = float(a + (b - a) * (h - lo))
+    out["mean"] = float((v * w).sum() / n)
+    out["min"] = float(v[0])
+    out["max"] = float(v[-1])
+    return out
+
+
+def _reason_code(reason: int | str) -> int:
+    if isinstance(reason, str):
+        try:
+            return REASON_CODE[reason]
+        except KeyError:
+            raise ConfigError(f"unknown reason {reason!r}; one of {', '.join(REASON_CODE)}") from None
+    return int(reason)
+
+
+def _num(x) -> float | None:
+    x = float(x)
+    return None if np.isnan(x) else x
