@@ -12,9 +12,10 @@ write is one `write()` of one line followed by `fdatasync`, so a write costs the
 or 100k candidates, and a kill can only tear the last line, which readers ignore and the next
 writer cuts off.
 
-A group line is atomic: all of a group's candidates land, or none. Its first two keys are the
-group key and a compact per-candidate index row, so opening the store parses those (about a
-fifth of the bytes) and reads a full candidate from disk only when someone looks at it.
+A group line is atomic: all of a group's candidates land, or none. Its first keys are the
+group key, a compact per-candidate index row and the group's generation rejects, so opening
+the store parses those (about a fifth of the bytes) and reads a full candidate from disk only
+when someone looks at it.
 
 Two writers, two locks: the generation job holds the "candidates" lock while it appends
 group lines; a review session holds the "review" lock while it appends decisions. So one
@@ -92,6 +93,7 @@ FLAG_NAMES = {
 
 _PREFIX = '{"group_key": '
 _INDEX_SEP = ', "index": '
+_REJECTED_SEP = ', "rejected": '
 _decoder = json.JSONDecoder()
 
 
@@ -340,10 +342,14 @@ class CandidateStore:
                 if not line.startswith(_INDEX_SEP, end):
                     raise ValueError("no index")
                 index, end = _decoder.raw_decode(line, end + len(_INDEX_SEP))
+                rejected = []
+                if line.startswith(_REJECTED_SEP, end):
+                    rejected, end = _decoder.raw_decode(line, end + len(_REJECTED_SEP))
             else:
                 obj = json.loads(line)
                 gk = obj["group_key"]
                 index = [_index_row(c) for c in obj.get("candidates") or []]
+                rejected = obj.get("rejected") or []
         except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
             if raw.strip():
                 self.problems.append(f"{path.name} at byte {offset}: unreadable group line skipped ({exc})")
@@ -365,6 +371,8 @@ class CandidateStore:
                 st = self.states.get(row.id)
                 self.status_counts[st["status"] if st else "pending"] += 1
         self.groups[gk] = rows
+        if rejected:
+            self.group_rejected[gk] = rejected
         return len(rows)
 
     def _ensure_scanned(self) -> None:
@@ -407,6 +415,12 @@ class CandidateStore:
         if rows:
             return self._group_line(rows[0])
         raise KeyError(group_key)
+
+    def group_rejections(self) -> Iterator[dict]:
+        """What generation threw out (a narration without a usable question), every group."""
+        self._ensure_scanned()
+        for rejected in self.group_rejected.values():
+            yield from rejected
 
     def iter_groups(self) -> Iterator[dict]:
         """Every stored group line in store order (export and statistics)."""
@@ -748,8 +762,8 @@ def encode_group_line(group_key: str, candidates: list[dict], rejected: list[dic
     record = {
         "group_key": group_key,
         "index": [_index_row(c) for c in candidates],
-        "candidates": candidates,
         "rejected": rejected,
+        "candidates": candidates,
         "meta": meta,
         "stored": time.time(),
     }

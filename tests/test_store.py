@@ -28,6 +28,7 @@ def test_group_results_survive_reopen_with_full_candidates(ws):
     assert full["group_narrations"] == cands[2]["group_narrations"]
     assert full["status"] == "pending"
     assert again.group_result(gk)["rejected"] == rej
+    assert list(again.group_rejections()) == rej
     assert again.group_result(gk)["meta"] == meta
 
 
