@@ -1,0 +1,756 @@
+"""A synthetic, learnable Ego4D tree: the `nlq-tui sample` generator and `sample_data/`.
+
+The videos are sequences of actions (verb, object, place), each with an extent in time.
+Every action is narrated Ego4D-style ("#C C picks up the knife from the table"), with the
+timestamp inside its extent, and leaves a signature in the 256-d features over that extent:
+a fixed random vector per object (strong), per verb and per place (weaker) on top of slowly
+varying per-video noise. Official NLQ queries ask about actions whose answer is unique in
+their clip; the answer window is the action's extent. So a localisation model can learn the
+mapping from words to signatures, and questions generated from the narrations of the train
+videos teach the same mapping on many more examples than the small official train split.
+
+Two profiles: "compact" (the default, <= 100 videos: 3-6 minute videos with 1-3 short clips,
+what `sample_data/` holds) and "ego4d" (longer videos, ~210 narrations per pass, 5-8 minute
+clips, for benchmarks at Ego4D scale with `--no-features`).
+
+Everything is deterministic from the seed: same arguments, same bytes (annotation files) and
+same tensors (features).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from engine import sample_vocab as vocab
+from engine.errors import UserError
+
+DEFAULT_SEED = 20211013  # the day Ego4D was announced
+DEFAULT_VIDEOS = 40
+FEATURE_DIR = "egovlp_fp16"
+FEATURE_DIM = 256
+FEATURES_PER_SEC = 30.0 / 16.0
+FPS = 30.0
+COMPACT_MAX_VIDEOS = 100
+
+# Feature recipe (per-dimension std of the noise, norm of the signatures).
+_BG_SMOOTH_STD = 0.25
+_BG_WHITE_STD = 0.10
+_OFFSET_NORM = 1.0
+_SIG_AMP_C = 3.0
+_SIG_AMP_O = 1.5
+_W_OBJ, _W_VERB, _W_PLACE = 1.0, 0.5, 0.4
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    duration: tuple[float, float]  # video length (s); "ego4d" derives it from n_actions
+    n_actions: tuple[int, int]  # only for "ego4d"
+    clip_len: tuple[float, float]
+    clip_gap: tuple[float, float]
+    max_clips: int
+    p_no_clips: float
+    frac_val: float
+    frac_test: float
+    p_train_in_nlq: float
+    queries_train: tuple[int, int]
+    queries_eval: tuple[int, int]
+    eval_clips_with_queries: int  # at most this many clips per val/test video carry queries
+
+
+COMPACT = Profile(
+    "compact", duration=(180.0, 360.0), n_actions=(0, 0), clip_len=(60.0, 150.0), clip_gap=(5.0, 45.0),
+    max_clips=3, p_no_clips=0.0, frac_val=0.2, frac_test=0.125, p_train_in_nlq=0.7,
+    queries_train=(7, 11), queries_eval=(10, 15), eval_clips_with_queries=3,
+)
+EGO4D = Profile(
+    "ego4d", duration=(0.0, 0.0), n_actions=(150, 270), clip_len=(300.0, 480.0), clip_gap=(0.0, 12.0),
+    max_clips=99, p_no_clips=0.03, frac_val=0.104, frac_test=0.104, p_train_in_nlq=0.1,
+    queries_train=(8, 14), queries_eval=(3, 6), eval_clips_with_queries=1,
+)
+
+
+@dataclass
+class Action:
+    start: float
+    end: float
+    verb: str  # a Verb.key, or "other" for `#O`
+    obj: str | None
+    place: str | None
+    actor: str  # "C" or the `#O` actor ("man X")
+    amp: float
+    t1: float = 0.0  # pass-1 narration time
+    t2: float = 0.0  # pass-2 narration time
+    text1: str = ""
+    text2: str = ""
+
+
+@dataclass
+class SampleSummary:
+    root: Path
+    profile: str
+    seed: int
+    videos: int = 0
+    clips: int = 0
+    narrations: dict[int, int] = field(default_factory=lambda: {1: 0, 2: 0})
+    queries: dict[str, int] = field(default_factory=lambda: {"train": 0, "val": 0, "test": 0})
+    split_videos: dict[str, int] = field(default_factory=lambda: {"train": 0, "val": 0, "test": 0})
+    feature_files: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        return {
+            "root": str(self.root), "profile": self.profile, "seed": self.seed, "videos": self.videos,
+            "clips": self.clips, "narrations_pass_1": self.narrations[1], "narrations_pass_2": self.narrations[2],
+            "queries": dict(self.queries), "split_videos": dict(self.split_videos),
+            "feature_files": self.feature_files, "bytes": self.bytes, "seconds": round(self.seconds, 2),
+        }
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _uid(rng: np.random.Generator) -> str:
+    h = rng.bytes(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-a{h[17:20]}-{h[20:]}"
+
+
+def _uids(rng: np.random.Generator, n: int) -> list[str]:
+    h = rng.bytes(16 * n).hex()
+    return [f"{h[i:i + 8]}-{h[i + 8:i + 12]}-4{h[i + 13:i + 16]}-a{h[i + 17:i + 20]}-{h[i + 20:i + 32]}"
+            for i in range(0, 32 * n, 32)]
+
+
+_vec_cache: dict[tuple[int, str], np.ndarray] = {}
+
+
+def signature_vector(seed: int, name: str) -> np.ndarray:
+    """The fixed unit vector of a vocabulary name ("knife", "verb:cut", "scenario:Cooking")."""
+    key = (seed, name)
+    v = _vec_cache.get(key)
+    if v is None:
+        r = np.random.default_rng([seed, zlib.crc32(name.encode("utf-8"))])
+        v = r.standard_normal(FEATURE_DIM)
+        v /= np.linalg.norm(v)
+        _vec_cache[key] = v
+    return v
+
+
+def action_signature(seed: int, verb: str, obj: str | None, place: str | None) -> np.ndarray:
+    """Unit direction an action adds to the features over its extent."""
+    s = _W_VERB * signature_vector(seed, "verb:" + verb)
+    if obj:
+        s = s + _W_OBJ * signature_vector(seed, obj)
+    if place:
+        # a place that is the action's only noun (opening the fridge) is seen as strongly as an object
+        s = s + (_W_PLACE if obj else _W_OBJ) * signature_vector(seed, place)
+    return s / np.linalg.norm(s)
+
+
+class _Scenario:
+    """Per-scenario lookup: which objects and places each verb may take."""
+
+    def __init__(self, name: str) -> None:
+        objs, places = vocab.SCENARIOS[name]
+        self.name = name
+        self.objects = list(objs)
+        self.places = list(places)
+        self.verbs: list[tuple[vocab.Verb, list[int], list[int]]] = []  # verb, object idx, place idx
+        for verb in vocab.VERBS:
+            o_idx = self._objects_for(verb)
+            p_idx = self._places_for(verb)
+            if o_idx is None or p_idx is None:
+                continue
+            self.verbs.append((verb, o_idx, p_idx))
+        w = np.array([v.weight for v, _, _ in self.verbs])
+        self.verb_cdf = np.cumsum(w) / w.sum()
+
+    def _objects_for(self, verb: vocab.Verb) -> list[int] | None:
+        if verb.objects == "none":
+            return []
+        if verb.objects == "any":
+            return list(range(len(self.objects)))
+        if verb.objects == "use":
+            idx = [i for i, o in enumerate(self.objects) if vocab.OBJECT_BY_NAME[o].use]
+        else:
+            allowed = set(verb.objects.split(","))
+            idx = [i for i, o in enumerate(self.objects)
+                   if o in allowed or vocab.OBJECT_BY_NAME[o].category in allowed]
+        return idx or None
+
+    def _places_for(self, verb: vocab.Verb) -> list[int] | None:
+        if verb.place == "none":
+            return []
+        if verb.place == "any":
+            idx = [i for i, p in enumerate(self.places) if p not in ("bin", "chopping board")]
+        elif verb.place == "container":
+            idx = [i for i, p in enumerate(self.places) if vocab.PLACE_BY_NAME[p].container]
+        else:
+            idx = [i for i, p in enumerate(self.places) if p == verb.place]
+        return idx or None
+
+
+_SCENARIOS: dict[str, _Scenario] = {}
+
+
+def _scenario(name: str) -> _Scenario:
+    if name not in _SCENARIOS:
+        _SCENARIOS[name] = _Scenario(name)
+    return _SCENARIOS[name]
+
+
+def _pick(cdf: np.ndarray, u: float) -> int:
+    return min(int(np.searchsorted(cdf, u, side="right")), len(cdf) - 1)
+
+
+def _narr_text(verb: vocab.Verb, variant: int, obj: str | None, place: str | None) -> str:
+    tpl = verb.narr[variant % len(verb.narr)]
+    p = vocab.PLACE_BY_NAME[place] if place else None
+    use = vocab.OBJECT_BY_NAME[obj].use.format(o=obj) if obj else ""
+    return "#C C " + tpl.format(o=obj or "", p=place or "", prep=p.prep if p else "", use=use)
+
+
+def _other_text(actor: str, variant: int, obj: str | None, place: str | None) -> str:
+    tpl = vocab.OTHER_NARR[variant % len(vocab.OTHER_NARR)]
+    p = vocab.PLACE_BY_NAME[place] if place else vocab.PLACE_BY_NAME["table"]
+    return f"#O {actor} " + tpl.format(o=obj or "cup", p=p.name, prep=p.prep)
+
+
+# ---------------------------------------------------------------- one video
+
+
+@dataclass
+class _Video:
+    uid: str
+    split: str
+    scenario: str
+    duration: float
+    actions: list[Action]
+    others: list[Action]
+    clips: list[tuple[str, float, float]]  # clip_uid, video_start_sec, video_end_sec
+    in_nlq: bool
+    quirks: set[str]
+
+
+def _make_actions(rng: np.random.Generator, prof: Profile, sc: _Scenario) -> tuple[float, list[Action]]:
+    if prof.name == "ego4d":
+        n_target = int(rng.integers(prof.n_actions[0], prof.n_actions[1] + 1))
+        duration = None
+    else:
+        duration = float(rng.uniform(*prof.duration))
+        n_target = int(duration / 1.2) + 8
+    lengths = rng.uniform(1.5, 7.0, n_target)
+    gaps = rng.exponential(0.6, n_target)
+    start0 = float(rng.uniform(0.5, 3.0))
+    starts = start0 + np.concatenate([[0.0], np.cumsum(lengths + gaps)[:-1]])
+    ends = starts + lengths
+    if duration is None:
+        duration = float(ends[-1] + rng.uniform(1.0, 20.0))
+    keep = ends <= duration - 0.5
+    starts, ends = starts[keep], ends[keep]
+    n = len(starts)
+    # A per-video taste for some objects and places makes repeats (and non-unique answers) natural.
+    obj_w = rng.dirichlet(np.full(len(sc.objects), 0.8))
+    place_w = rng.dirichlet(np.full(len(sc.places), 1.0))
+    u = rng.random((n, 3))
+    amps = rng.uniform(0.85, 1.15, n)
+    verb_idx = np.minimum(np.searchsorted(sc.verb_cdf, u[:, 0], side="right"), len(sc.verbs) - 1)
+    objs: list[str | None] = [None] * n
+    places: list[str | None] = [None] * n
+    for vi in np.unique(verb_idx):
+        rows = np.nonzero(verb_idx == vi)[0]
+        _, o_idx, p_idx = sc.verbs[vi]
+        if o_idx:
+            w = obj_w[o_idx]
+            cdf = np.cumsum(w) / w.sum()
+            pick = np.minimum(np.searchsorted(cdf, u[rows, 1], side="right"), len(o_idx) - 1)
+            for r, k in zip(rows.tolist(), pick.tolist()):
+                objs[r] = sc.objects[o_idx[k]]
+        if p_idx:
+            w = place_w[p_idx]
+            cdf = np.cumsum(w) / w.sum()
+            pick = np.minimum(np.searchsorted(cdf, u[rows, 2], side="right"), len(p_idx) - 1)
+            for r, k in zip(rows.tolist(), pick.tolist()):
+                places[r] = sc.places[p_idx[k]]
+    t1 = starts + (ends - starts) * rng.uniform(0.15, 0.85, n)
+    t2 = starts + (ends - starts) * rng.uniform(0.1, 0.9, n)
+    var1 = rng.integers(0, 4, n)
+    var2 = rng.integers(0, 4, n)
+    actions = []
+    vlist = verb_idx.tolist()
+    for i in range(n):
+        verb = sc.verbs[vlist[i]][0]
+        o, p = objs[i], places[i]
+        v1 = int(var1[i])
+        v2 = int(var2[i]) if len(verb.narr) < 2 else (v1 + 1 + int(var2[i]) % (len(verb.narr) - 1))
+        actions.append(Action(
+            float(starts[i]), float(ends[i]), verb.key, o, p, "C", float(amps[i]) * _SIG_AMP_C,
+            round(float(t1[i]), 4), round(float(t2[i]), 4),
+            _narr_text(verb, v1, o, p), _narr_text(verb, v2, o, p),
+        ))
+    return duration, actions
+
+
+def _make_others(rng: np.random.Generator, sc: _Scenario, actions: list[Action], force_dup: bool) -> list[Action]:
+    """`#O` narrations: other people around C. Some share a timestamp with a `#C` narration."""
+    n = max(1 if force_dup else 0, int(rng.binomial(len(actions), 0.05)))
+    out = []
+    for j in range(n):
+        host = actions[int(rng.integers(0, len(actions)))]
+        variant = int(rng.integers(0, len(vocab.OTHER_NARR)))
+        tpl = vocab.OTHER_NARR[variant]
+        obj = sc.objects[int(rng.integers(0, len(sc.objects)))] if "{o}" in tpl else None
+        place = sc.places[int(rng.integers(0, len(sc.places)))] if "{p}" in tpl else None
+        actor = vocab.OTHER_ACTORS[int(rng.integers(0, len(vocab.OTHER_ACTORS)))]
+        dup = (force_dup and j == 0) or rng.random() < 0.3
+        t = host.t1 if dup else round(float(rng.uniform(host.start, host.end)), 4)
+        a = Action(t - 1.0, t + 1.5, "other", obj, place, actor, _SIG_AMP_O, t, t,
+                   _other_text(actor, variant, obj, place), _other_text(actor, variant, obj, place))
+        out.append(a)
+    return out
+
+
+def _make_clips(rng: np.random.Generator, prof: Profile, duration: float) -> list[tuple[float, float]]:
+    clips = []
+    t = float(rng.uniform(0.0, 20.0 if prof.name == "compact" else 5.0))
+    while len(clips) < prof.max_clips:
+        length = float(rng.uniform(*prof.clip_len))
+        if t + length > duration:
+            # the last clip may be shorter, as long as it is still a usable clip
+            length = duration - t - 0.01
+            if length < prof.clip_len[0] * 0.5:
+                break
+        clips.append((round(t, 3), round(t + length, 3)))
+        t += length + float(rng.uniform(*prof.clip_gap))
+        if prof.name == "compact" and rng.random() < 0.25:
+            break
+    return clips
+
+
+def _features(seed: int, rng: np.random.Generator, v: _Video) -> np.ndarray:
+    rows = math.ceil(v.duration * FEATURES_PER_SEC)
+    white = rng.standard_normal((rows, FEATURE_DIM))
+    spec = np.fft.rfft(white, axis=0)
+    spec *= np.exp(-((np.fft.rfftfreq(rows) / 0.03) ** 2))[:, None]  # ~15 s correlation
+    smooth = np.fft.irfft(spec, n=rows, axis=0)
+    smooth *= _BG_SMOOTH_STD / (smooth.std() + 1e-12)
+    offset = 0.5 * signature_vector(seed, "scenario:" + v.scenario) + 0.5 * rng.standard_normal(FEATURE_DIM) / 16
+    offset *= _OFFSET_NORM / np.linalg.norm(offset)
+    feats = smooth + offset + _BG_WHITE_STD * rng.standard_normal((rows, FEATURE_DIM))
+    row_start = np.arange(rows) / FEATURES_PER_SEC
+    row_end = row_start + 1.0 / FEATURES_PER_SEC
+    for a in v.actions + v.others:
+        r0 = max(0, int(math.floor(a.start * FEATURES_PER_SEC)))
+        r1 = min(rows, int(math.ceil(a.end * FEATURES_PER_SEC)))
+        if r1 <= r0:
+            continue
+        cover = (np.minimum(row_end[r0:r1], a.end) - np.maximum(row_start[r0:r1], a.start)) * FEATURES_PER_SEC
+        sig = action_signature(seed, a.verb, a.obj, a.place)
+        feats[r0:r1] += np.clip(cover, 0.0, 1.0)[:, None] * (a.amp * sig)[None, :]
+    return feats.astype(np.float16)
+
+
+# ---------------------------------------------------------------- narrations
+
+
+def _narration_pass(rng: np.random.Generator, v: _Video, pass_no: int, unsure_force: bool) -> dict:
+    acts = v.actions
+    if pass_no == 2:
+        # the second annotator skips a few actions
+        keep = rng.random(len(acts)) < 0.93
+        acts = [a for a, k in zip(acts, keep.tolist()) if k]
+    items = [(a.t1 if pass_no == 1 else a.t2, a.text1 if pass_no == 1 else a.text2) for a in acts]
+    items += [(o.t1, o.text1) for o in v.others]
+    items.sort(key=lambda x: x[0])  # stable: a `#C` narration stays before an `#O` one at the same time
+    n = len(items)
+    unsure = rng.random(n) < 0.02
+    if unsure_force and n:
+        unsure[n // 2] = True
+    uids = _uids(rng, n)
+    extra = rng.random(n) < 0.01
+    narrs = []
+    for i, (t, text) in enumerate(items):
+        if unsure[i]:
+            text += " #unsure"
+        d = {"timestamp_sec": t, "timestamp_frame": int(round(t * FPS)), "narration_text": text,
+             "annotation_uid": uids[i]}
+        if extra[i]:
+            d["_unmapped_timestamp_sec"] = round(t + 0.0331, 4)  # an unknown field, as real files have
+        narrs.append(d)
+    if pass_no == 1 and ("unsorted" in v.quirks or rng.random() < 0.15) and n > 6:
+        # real files are not always in time order: swap a few neighbours
+        for _ in range(1 + int(rng.integers(0, 2))):
+            i = int(rng.integers(1, n - 2))
+            narrs[i], narrs[i + 1] = narrs[i + 1], narrs[i]
+    summary = {
+        "start_sec": 0.0, "end_sec": round(v.duration, 3), "start_frame": 0,
+        "end_frame": int(v.duration * FPS),
+        "summary_text": f"#summary C {_SUMMARY[v.scenario]}", "annotation_uid": _uid(rng),
+    }
+    return {"narrations": narrs, "summaries": [summary]}
+
+
+_SUMMARY = {
+    "Cooking": "prepared food in the kitchen",
+    "Carpenter": "worked on a wooden frame in the workshop",
+    "Cleaning / laundry": "cleaned the house and did the laundry",
+    "Working at desk": "worked at the desk in the room",
+    "Gardening": "tended the plants in the garden",
+}
+
+
+# ---------------------------------------------------------------- NLQ queries
+
+_CATEGORY_WORD = {
+    "utensil": "utensil", "vegetable": "vegetable", "fruit": "fruit", "dish": "dish",
+    "cookware": "cooking vessel", "container": "container", "food": "food", "tool": "tool",
+    "material": "material", "clothing": "clothing item", "cleaning": "cleaning item", "device": "device",
+    "stationery": "stationery item", "personal": "personal item", "garden": "garden item",
+}
+_VERB_BASE = {
+    "cut": "cut", "wash": "wash", "pick": "pick up", "peel": "peel", "hold": "hold", "fold": "fold",
+    "open_obj": "open", "pour": "pour water into", "take": "take out of the {p}", "throw": "throw away",
+}
+_PUT_VERBS = ("put", "carry")
+
+
+def _counts(acts: list[Action], key) -> dict:
+    c: dict = {}
+    for a in acts:
+        k = key(a)
+        if k is not None:
+            c[k] = c.get(k, 0) + 1
+    return c
+
+
+def _query_candidates(acts: list[Action]) -> list[tuple[float, str, tuple, dict]]:
+    """(weight, template, answer action indices, slots) for every well-posed question in a clip."""
+    cands = []
+    obj_n = _counts(acts, lambda a: a.obj)
+    put_n = _counts(acts, lambda a: a.obj if a.actor == "C" and a.verb in _PUT_VERBS else None)
+    putin_n = _counts(acts, lambda a: a.place if a.actor == "C" and a.verb == "put" and a.place
+                      and vocab.PLACE_BY_NAME[a.place].prep == "in" else None)
+    cat_n = _counts(acts, lambda a: (a.verb, vocab.OBJECT_BY_NAME[a.obj].category)
+                    if a.actor == "C" and a.obj and a.verb in _VERB_BASE else None)
+    vo_n = _counts(acts, lambda a: (a.verb, a.obj) if a.actor == "C" and a.obj else None)
+    state_n = _counts(acts, lambda a: (a.verb, a.place) if a.verb in ("open", "close") else None)
+    for i, a in enumerate(acts):
+        if a.actor != "C":
+            if a.obj and obj_n[a.obj] == 1 and a.verb == "other" and "C" in a.text1[3:]:
+                cands.append((0.3, vocab.T_WHO, (i,), {"o": a.obj, "actor": a.actor}))
+            continue
+        if a.obj and a.verb in _PUT_VERBS and put_n[a.obj] == 1:
+            cands.append((3.0, vocab.T_PUT, (i,), {"o": a.obj, "p": a.place}))
+        if a.obj and obj_n[a.obj] == 1:
+            cands.append((3.0, vocab.T_SEE, (i,), {"o": a.obj}))
+        if a.verb == "put" and a.place and putin_n.get(a.place) == 1:
+            cands.append((1.5, vocab.T_PUT_IN, (i,), {"o": a.obj, "p": a.place}))
+        if a.obj and a.verb in _VERB_BASE and cat_n.get((a.verb, vocab.OBJECT_BY_NAME[a.obj].category)) == 1:
+            cands.append((1.5, vocab.T_WHAT_X_Y, (i,), {"o": a.obj, "p": a.place, "v": a.verb}))
+        if a.obj and obj_n[a.obj] <= 2 and all(b.obj != a.obj for b in acts[i + 1:]):
+            cands.append((1.0, vocab.T_WHERE_MY, (i,), {"o": a.obj}))
+        if a.verb in ("open", "close") and state_n.get((a.verb, a.place)) == 1:
+            cands.append((0.4, vocab.T_STATE, (i,), {"p": a.place, "v": a.verb}))
+        if a.obj and vo_n[(a.verb, a.obj)] in (2, 3) and a.verb in _VERB_BASE:
+            same = [j for j, b in enumerate(acts) if b.actor == "C" and b.verb == a.verb and b.obj == a.obj]
+            if same[0] == i and acts[same[-1]].end - a.start <= 30.0:
+                cands.append((0.4, vocab.T_HOW_MANY, tuple(same), {"o": a.obj, "v": a.verb, "p": a.place}))
+    # "Where is object X before / after event Y?": X's last action before Y, or first after it
+    for j, b in enumerate(acts):
+        if b.actor != "C" or b.verb in ("use", "walk", "other"):
+            continue
+        for direction in ("before", "after"):
+            rng_idx = range(j - 1, -1, -1) if direction == "before" else range(j + 1, len(acts))
+            for i in rng_idx:
+                a = acts[i]
+                if abs(a.start - b.start) > 40.0:
+                    break
+                if a.actor == "C" and a.obj and a.obj != b.obj and a.place and obj_n[a.obj] <= 2:
+                    cands.append((0.15, vocab.T_BEFORE_AFTER, (i,),
+                                  {"o": a.obj, "event": b, "dir": direction}))
+                    break
+    return cands
+
+
+def _query_text(rng: np.random.Generator, template: str, s: dict, curly: bool) -> tuple[str, dict]:
+    """Annotator-style wording (close to, not the same as, template questions from narrations)."""
+    o = s.get("o")
+    p = s.get("p")
+    choice = lambda opts: opts[int(rng.integers(0, len(opts)))]  # noqa: E731
+    slots = {"slot_x": o, "verb_x": "[verb_not_applicable]", "slot_y": None, "verb_y": None}
+    if template == vocab.T_PUT:
+        q = choice([f"Where did I put the {o}?", f"where did I leave the {o}", f"Where did I keep the {o}?",
+                    f"where did i place the {o}?", f"Where did I put the {o} ?"])
+        slots["verb_x"] = "put"
+    elif template == vocab.T_SEE:
+        q = choice([f"In what location did I see the {o}?", f"where did I see the {o}?",
+                    f"In what location did I see the {o} ?", f"Where was the {o}?"])
+    elif template == vocab.T_PUT_IN:
+        q = choice([f"What did I put in the {p}?", f"what did I keep in the {p}", f"What did I place in the {p}?"])
+        slots.update(slot_x=p, verb_x="put")
+    elif template == vocab.T_WHAT_X_Y:
+        cat = _CATEGORY_WORD[vocab.OBJECT_BY_NAME[o].category]
+        base = _VERB_BASE[s["v"]].format(p=p or "")
+        q = choice([f"What {cat} did I {base}?", f"which {cat} did I {base}?", f"What {cat} did I {base}"])
+        slots.update(slot_x=cat, verb_x=base)
+    elif template == vocab.T_WHERE_MY:
+        q = choice([f"Where is my {o}?", f"Where’s my {o}?", f"where is the {o}?", f"Where is the {o}"])
+    elif template == vocab.T_STATE:
+        q = {"open": choice([f"Did I open the {p}?", f"did I leave the {p} open?"]),
+             "close": choice([f"Did I close the {p}?", f"Did I shut the {p} door?"])}[s["v"]]
+        slots.update(slot_x=p, verb_x=s["v"])
+    elif template == vocab.T_HOW_MANY:
+        plural = vocab.OBJECT_BY_NAME[o].plural
+        q = choice([f"How many {plural} did I {_VERB_BASE[s['v']].format(p=p or '')}?",
+                    f"how many {plural} did I {_VERB_BASE[s['v']].format(p=p or '')}"])
+        slots.update(verb_x=s["v"])
+    elif template == vocab.T_WHO:
+        q = choice([f"Who did I interact with when I got the {o}?", f"Who handed me the {o}?",
+                    f"who did I talk to about the {o}?"])
+        slots.update(slot_x="person", verb_x="interact", slot_y=o)
+    elif template == vocab.T_BEFORE_AFTER:
+        ev: Action = s["event"]
+        verb = vocab.VERB_BY_KEY[ev.verb]
+        pl = vocab.PLACE_BY_NAME[ev.place] if ev.place else None
+        phrase = verb.past.format(o=ev.obj or "", p=ev.place or "", prep=pl.prep if pl else "")
+        q = choice([f"Where was the {o} {s['dir']} I {phrase}?", f"where is the {o} {s['dir']} I {phrase}?"])
+        slots.update(slot_y=ev.obj or ev.place, verb_y=verb.key.split("_")[0])
+    else:  # pragma: no cover - every template above
+        raise AssertionError(template)
+    if curly or rng.random() < 0.03:
+        # annotators typed curly apostrophes now and then
+        q = {vocab.T_PUT: f"Where’d I put the {o}?", vocab.T_SEE: f"Where’s the {o} I saw?",
+             vocab.T_WHERE_MY: f"Where’s my {o}?"}.get(template, q)
+    if rng.random() < 0.1:
+        q = q.lower()
+    return q, slots
+
+
+def _clip_queries(rng: np.random.Generator, v: _Video, clip: tuple[str, float, float], n_q: int,
+                  split: str, force: set[str]) -> list[dict]:
+    _, c0, c1 = clip
+    acts = sorted((a for a in v.actions + v.others if a.start >= c0 and a.end <= c1), key=lambda a: a.start)
+    cands = _query_candidates(acts)
+    out: list[dict] = []
+    used: set[int] = set()
+    while cands and len(out) < n_q:
+        w = np.array([c[0] for c in cands])
+        k = _pick(np.cumsum(w) / w.sum(), float(rng.random()))
+        weight, template, idx, slots = cands.pop(k)
+        if used & set(idx):
+            continue
+        used |= set(idx)
+        curly = split != "test" and "curly" in force and template in (vocab.T_PUT, vocab.T_SEE, vocab.T_WHERE_MY)
+        if curly:
+            force.discard("curly")
+        q, slot_fields = _query_text(rng, template, slots, curly)
+        # annotators mark a little around the action
+        s = max(c0, min(acts[i].start for i in idx) - float(rng.uniform(0.0, 0.8)))
+        e = min(c1, max(acts[i].end for i in idx) + float(rng.uniform(0.0, 0.8)))
+        # at most one forced quirk per query, so that each stays visible on its own
+        forced = next((f for f in ("null_template", "zero", "no_query") if f in force), None)
+        if forced == "no_query" and split != "train":
+            forced = None
+        if forced:
+            force.discard(forced)
+        if forced == "zero" or rng.random() < 0.02:
+            e = s
+        lq: dict = {}
+        if split != "test":
+            cs, ce = round(s - c0, 3), round(e - c0, 3)
+            lq.update(clip_start_sec=cs, clip_end_sec=ce, video_start_sec=round(c0 + cs, 3),
+                      video_end_sec=round(c0 + ce, 3), video_start_frame=int(round((c0 + cs) * FPS)),
+                      video_end_frame=int(round((c0 + ce) * FPS)))
+        lq["template"] = None if forced == "null_template" or rng.random() < 0.02 else template
+        no_query = split == "train" and (forced == "no_query" or rng.random() < 0.01)
+        if not no_query:
+            lq["query"] = q
+        if split != "test":
+            lq.update(slot_fields)
+            lq["raw_tags"] = [template] + [x for x in slot_fields.values() if x]
+        out.append(lq)
+    return out
+
+
+def _nlq_clip(rng: np.random.Generator, v: _Video, clip: tuple[str, float, float], queries: list[dict]) -> dict:
+    uid, c0, c1 = clip
+    # one or two annotators per clip, like the real files
+    cut = len(queries) if len(queries) < 4 or rng.random() < 0.5 else len(queries) // 2
+    anns = [{"language_queries": queries[:cut], "annotation_uid": _uid(rng)}]
+    if cut < len(queries):
+        anns.append({"language_queries": queries[cut:], "annotation_uid": _uid(rng)})
+    return {
+        "clip_uid": uid, "video_start_sec": c0, "video_end_sec": c1,
+        "video_start_frame": int(round(c0 * FPS)), "video_end_frame": int(round(c1 * FPS)),
+        "clip_start_sec": 0.0, "clip_end_sec": round(c1 - c0, 3), "clip_start_frame": 0,
+        "clip_end_frame": int(round((c1 - c0) * FPS)), "source_clip_uid": uid, "annotations": anns,
+    }
+
+
+# ---------------------------------------------------------------- the tree
+
+
+def profile_for(videos: int) -> Profile:
+    return COMPACT if videos <= COMPACT_MAX_VIDEOS else EGO4D
+
+
+def _splits(rng: np.random.Generator, n: int, prof: Profile) -> list[str]:
+    n_val = max(1, round(n * prof.frac_val)) if n >= 3 else 0
+    n_test = max(1, round(n * prof.frac_test)) if n >= 3 else 0
+    labels = ["val"] * n_val + ["test"] * n_test
+    labels += ["train"] * (n - len(labels))
+    order = rng.permutation(n)
+    return [labels[i] for i in np.argsort(order)]
+
+
+def write_sample(out: Path, videos: int = DEFAULT_VIDEOS, features: bool = True, seed: int = DEFAULT_SEED,
+                 progress: Callable[[int, int], None] | None = None) -> SampleSummary:
+    """Write an Ego4D-layout tree under `out`; returns what was written."""
+    import time
+
+    t_start = time.perf_counter()
+    if videos < 1:
+        raise UserError(f"--videos must be at least 1 (got {videos})")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out} is a file; give a folder to write the sample tree into")
+    ann_dir = out / "v1" / "annotations"
+    feat_dir = out / "v1" / FEATURE_DIR
+    try:
+        ann_dir.mkdir(parents=True, exist_ok=True)
+        feat_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create {out}: {exc.strerror}; choose a writable folder") from exc
+
+    prof = profile_for(videos)
+    summary = SampleSummary(out, prof.name, seed)
+    top = np.random.default_rng([seed, 0])
+    splits = _splits(top, videos, prof)
+    scen_names = list(vocab.SCENARIOS)
+    train_idx = [i for i, s in enumerate(splits) if s == "train"]
+    # Quirks every tree has at least once (so readers and their tests always meet them).
+    no_clip_video = train_idx[-1] if len(train_idx) >= 3 else None
+    pass2_only_video = train_idx[-2] if len(train_idx) >= 3 else None
+    first = {s: next((i for i, x in enumerate(splits) if x == s), None) for s in ("train", "val", "test")}
+
+    ego_videos, ego_clips = [], []
+    nlq: dict[str, list] = {"train": [], "val": [], "test": []}
+    narr_path = ann_dir / "narration.json"
+    with open(narr_path, "w", encoding="utf-8") as nf:
+        nf.write("{")
+        for vi in range(videos):
+            rng = np.random.default_rng([seed, 1, vi])
+            split = splits[vi]
+            scenario = scen_names[int(rng.integers(0, len(scen_names)))]
+            sc = _scenario(scenario)
+            uid = _uid(rng)
+            duration, actions = _make_actions(rng, prof, sc)
+            quirks = set()
+            if vi == first["train"]:
+                quirks |= {"unsorted", "dup", "unsure"}
+            others = _make_others(rng, sc, actions, "dup" in quirks)
+            clip_spans = [] if vi == no_clip_video or rng.random() < prof.p_no_clips else _make_clips(rng, prof, duration)
+            clips = [(_uid(rng), a, b) for a, b in clip_spans]
+            in_nlq = split != "train" or rng.random() < prof.p_train_in_nlq or vi == first["train"]
+            v = _Video(uid, split, scenario, round(duration, 3), actions, others, clips, in_nlq, quirks)
+
+            passes = {}
+            if vi != pass2_only_video:
+                passes["narration_pass_1"] = _narration_pass(rng, v, 1, "unsure" in quirks)
+            passes["narration_pass_2"] = _narration_pass(rng, v, 2, False)
+            for k in (1, 2):
+                summary.narrations[k] += len(passes.get(f"narration_pass_{k}", {"narrations": []})["narrations"])
+            nf.write(("" if vi == 0 else ", ") + json.dumps(uid) + ": " + json.dumps(passes, ensure_ascii=False))
+
+            ego_videos.append({
+                "video_uid": uid, "duration_sec": v.duration, "scenarios": [scenario],
+                "video_metadata": {"fps": FPS, "num_frames": int(v.duration * FPS), "mp4_duration_sec": v.duration,
+                                   "display_resolution_width": 1920, "display_resolution_height": 1080},
+                "split_em": split, "is_stereo": False, "origin_video_id": f"sample_{vi:05d}",
+            })
+            for cu, a, b in clips:
+                ego_clips.append({"clip_uid": cu, "video_uid": uid, "video_start_sec": a, "video_end_sec": b,
+                                  "video_start_frame": int(round(a * FPS)), "video_end_frame": int(round(b * FPS)),
+                                  "split_nlq": split if in_nlq else None})
+            summary.clips += len(clips)
+            summary.split_videos[split] += 1
+
+            if in_nlq and clips:
+                force: set[str] = set()
+                if vi == first["train"]:
+                    force = {"zero", "null_template", "no_query", "curly"}
+                elif vi == first["val"]:
+                    force = {"zero", "null_template", "curly"}
+                lo, hi = prof.queries_train if split == "train" else prof.queries_eval
+                nlq_clips = []
+                for ci, clip in enumerate(clips):
+                    if split != "train" and ci >= prof.eval_clips_with_queries:
+                        break
+                    qs = _clip_queries(rng, v, clip, int(rng.integers(lo, hi + 1)), split, force)
+                    if qs:
+                        nlq_clips.append(_nlq_clip(rng, v, clip, qs))
+                        summary.queries[split] += len(qs)
+                if nlq_clips:
+                    nlq[split].append({"video_uid": uid, "clips": nlq_clips, "split": split})
+
+            pt = feat_dir / f"{uid}.pt"
+            if features:
+                import torch
+
+                torch.save(torch.from_numpy(_features(seed, rng, v)), pt)
+            else:
+                pt.write_bytes(b"")  # the window engine only needs the file to exist
+            summary.feature_files += 1
+            if progress:
+                progress(vi + 1, videos)
+        nf.write("}")
+
+    summary.videos = videos
+    meta = {"version": "v1", "date": "211013", "description": f"nlq-tui synthetic sample (seed {seed})"}
+    _write_json(out / "ego4d.json", {**meta, "videos": ego_videos, "clips": ego_clips})
+    names = {"train": "nlq_train.json", "val": "nlq_val.json", "test": "nlq_test_unannotated.json"}
+    for split, name in names.items():
+        _write_json(ann_dir / name, {**meta, "manifest": f"sample://nlq/{split}", "videos": nlq[split]})
+    _write_readme(out, summary, features)
+    summary.bytes = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    summary.seconds = time.perf_counter() - t_start
+    return summary
+
+
+def _write_readme(out: Path, s: SampleSummary, features: bool) -> None:
+    args = "" if s.videos == DEFAULT_VIDEOS else f" --videos {s.videos}"
+    args += "" if features else " --no-features"
+    args += "" if s.seed == DEFAULT_SEED else f" --seed {s.seed}"
+    q = s.queries
+    feats = "fp16 tensors (rows, 256), 1.875 rows per second" if features else "empty files"
+    text = f"""# Synthetic Ego4D sample
+
+Made by `nlq-tui sample OUT{args}` (seed {s.seed}, "{s.profile}" profile); the same command
+writes the same files. Not real video: every narrated action (verb, object, place) leaves a
+signature in the features over its time span, so a model trained on the queries can learn
+to localise them. Real-file quirks are included on purpose (null `template`, a query without
+`query`, zero-length answers, curly apostrophes, `#unsure`/`#O` narrations, unsorted and
+duplicate timestamps, a video without clips, a video with only `narration_pass_2`, extra fields).
+
+- {s.videos} videos (train {s.split_videos['train']}, val {s.split_videos['val']}, \
+test {s.split_videos['test']}), {s.clips} clips in `ego4d.json`
+- `v1/annotations/narration.json`: {s.narrations[1]} narrations in pass 1, {s.narrations[2]} in pass 2 \
+(val and test videos are narrated too; leave them out when generating training data)
+- `v1/annotations/nlq_train.json` {q['train']} queries, `nlq_val.json` {q['val']}, \
+`nlq_test_unannotated.json` {q['test']} (no answer times)
+- `v1/{FEATURE_DIR}/<video_uid>.pt`: {feats}
+"""
+    (out / "README.md").write_text(text, encoding="utf-8")
+
+
+def _write_json(path: Path, obj) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(json.dumps(obj, ensure_ascii=False))
