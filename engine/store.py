@@ -94,6 +94,7 @@ FLAG_NAMES = {
 _PREFIX = '{"group_key": '
 _INDEX_SEP = ', "index": '
 _REJECTED_SEP = ', "rejected": '
+_CANDIDATES_MARK = b', "candidates": '
 _decoder = json.JSONDecoder()
 
 
@@ -327,17 +328,36 @@ class CandidateStore:
                 self._shards.append(path)
                 self._shard_ends[key] = 0
             shard = self._shard_idx[key]
-            lines, end = _read_complete_lines(path, self._shard_ends[key])
-            self._shard_ends[key] = end
-            for offset, raw in lines:
-                added += self._ingest_line(shard, offset, raw, path)
+            start = self._shard_ends[key]
+            try:
+                with open(path, "rb") as f:
+                    f.seek(start)
+                    data = f.read()
+            except FileNotFoundError:
+                continue
+            # Only the head of each line (key, index, rejects) is decoded: the candidates
+            # after it are most of the bytes and are read one group at a time when shown.
+            pos = 0
+            end = data.rfind(b"\n") + 1  # a last line without its newline is not complete yet
+            find = data.find
+            while pos < end:
+                nl = find(b"\n", pos, end)
+                cut = find(_CANDIDATES_MARK, pos, nl)
+                head = data[pos:cut] if cut >= 0 else data[pos:nl]
+                added += self._ingest_line(shard, start + pos, nl - pos, head, cut >= 0, path)
+                pos = nl + 1
+            self._shard_ends[key] = start + end
         self._scanned = True
         return added
 
-    def _ingest_line(self, shard: int, offset: int, raw: bytes, path: Path) -> int:
+    def _ingest_line(self, shard: int, offset: int, length: int, head: bytes, is_head: bool, path: Path) -> int:
         try:
-            line = raw.decode("utf-8")
-            if line.startswith(_PREFIX):
+            try:
+                if not is_head:
+                    raise ValueError("no head")
+                line = head.decode("utf-8")
+                if not line.startswith(_PREFIX):
+                    raise ValueError("not our layout")
                 gk, end = _decoder.raw_decode(line, len(_PREFIX))
                 if not line.startswith(_INDEX_SEP, end):
                     raise ValueError("no index")
@@ -345,13 +365,16 @@ class CandidateStore:
                 rejected = []
                 if line.startswith(_REJECTED_SEP, end):
                     rejected, end = _decoder.raw_decode(line, end + len(_REJECTED_SEP))
-            else:
-                obj = json.loads(line)
+            except ValueError:
+                # Another layout, or the marker met inside a reject: read the whole line.
+                with open(path, "rb") as f:
+                    f.seek(offset)
+                    obj = json.loads(f.read(length))
                 gk = obj["group_key"]
                 index = [_index_row(c) for c in obj.get("candidates") or []]
                 rejected = obj.get("rejected") or []
         except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
-            if raw.strip():
+            if head.strip():
                 self.problems.append(f"{path.name} at byte {offset}: unreadable group line skipped ({exc})")
             return 0
         if gk in self.groups:
@@ -363,7 +386,7 @@ class CandidateStore:
             if r[0] in self.by_id:
                 self.problems.append(f"{path.name} at byte {offset}: candidate id {r[0]!r} repeated; kept the first")
                 continue
-            row = Row(r, gk, shard, offset, len(raw), pos, len(self.rows))
+            row = Row(r, gk, shard, offset, length, pos, len(self.rows))
             self.rows.append(row)
             self.by_id[row.id] = row
             rows.append(row)
