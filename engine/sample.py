@@ -32,7 +32,7 @@ from engine import sample_vocab as vocab
 from engine.errors import UserError
 
 DEFAULT_SEED = 20211013  # the day Ego4D was announced
-DEFAULT_VIDEOS = 40
+DEFAULT_VIDEOS = 48
 FEATURE_DIR = "egovlp_fp16"
 FEATURE_DIM = 256
 FEATURES_PER_SEC = 30.0 / 16.0
@@ -66,9 +66,9 @@ class Profile:
 
 
 COMPACT = Profile(
-    "compact", duration=(180.0, 360.0), n_actions=(0, 0), clip_len=(60.0, 150.0), clip_gap=(5.0, 45.0),
-    max_clips=3, p_no_clips=0.0, frac_val=0.2, frac_test=0.125, p_train_in_nlq=0.7,
-    queries_train=(7, 11), queries_eval=(10, 15), eval_clips_with_queries=3,
+    "compact", duration=(170.0, 330.0), n_actions=(0, 0), clip_len=(60.0, 150.0), clip_gap=(3.0, 25.0),
+    max_clips=3, p_no_clips=0.0, frac_val=0.17, frac_test=0.11, p_train_in_nlq=0.6,
+    queries_train=(5, 9), queries_eval=(7, 11), eval_clips_with_queries=3,
 )
 EGO4D = Profile(
     "ego4d", duration=(0.0, 0.0), n_actions=(150, 270), clip_len=(300.0, 480.0), clip_gap=(0.0, 12.0),
@@ -247,8 +247,8 @@ def _make_actions(rng: np.random.Generator, prof: Profile, sc: _Scenario) -> tup
     else:
         duration = float(rng.uniform(*prof.duration))
         n_target = int(duration / 1.2) + 8
-    lengths = rng.uniform(1.5, 7.0, n_target)
-    gaps = rng.exponential(0.6, n_target)
+    lengths = rng.uniform(1.5, 6.0, n_target)
+    gaps = rng.exponential(0.5, n_target)
     start0 = float(rng.uniform(0.5, 3.0))
     starts = start0 + np.concatenate([[0.0], np.cumsum(lengths + gaps)[:-1]])
     ends = starts + lengths
@@ -330,7 +330,7 @@ def _make_clips(rng: np.random.Generator, prof: Profile, duration: float) -> lis
                 break
         clips.append((round(t, 3), round(t + length, 3)))
         t += length + float(rng.uniform(*prof.clip_gap))
-        if prof.name == "compact" and rng.random() < 0.25:
+        if prof.name == "compact" and rng.random() < 0.1:
             break
     return clips
 
@@ -622,6 +622,7 @@ def write_sample(out: Path, videos: int = DEFAULT_VIDEOS, features: bool = True,
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UserError(f"{out} is a file; give a folder to write the sample tree into")
+    _clear_previous(out)
     ann_dir = out / "v1" / "annotations"
     feat_dir = out / "v1" / FEATURE_DIR
     try:
@@ -720,9 +721,38 @@ def write_sample(out: Path, videos: int = DEFAULT_VIDEOS, features: bool = True,
     for split, name in names.items():
         _write_json(ann_dir / name, {**meta, "manifest": f"sample://nlq/{split}", "videos": nlq[split]})
     _write_readme(out, summary, features)
-    summary.bytes = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    summary.bytes = sum(p.stat().st_size for p in _own_files(out))
     summary.seconds = time.perf_counter() - t_start
     return summary
+
+
+_README_TITLE = "# Synthetic Ego4D sample"
+_ANNOTATIONS = ("narration.json", "nlq_train.json", "nlq_val.json", "nlq_test_unannotated.json")
+
+
+def _own_files(out: Path) -> list[Path]:
+    """The files a sample tree consists of (a reader's cache folder beside them is not ours)."""
+    files = [out / "ego4d.json", out / "README.md"] + [out / "v1" / "annotations" / n for n in _ANNOTATIONS]
+    feat = out / "v1" / FEATURE_DIR
+    if feat.is_dir():
+        files += sorted(feat.glob("*.pt"))
+    return [p for p in files if p.is_file()]
+
+
+def _clear_previous(out: Path) -> None:
+    """Make room in `out`: empty, or an earlier sample tree (whose stale feature files go)."""
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    readme = out / "README.md"
+    try:
+        ours = readme.read_text(encoding="utf-8").startswith(_README_TITLE)
+    except (OSError, UnicodeDecodeError):
+        ours = False
+    if not ours:
+        # never write over what might be a real Ego4D root
+        raise UserError(f"{out} is not empty and is not a sample tree; give an empty or new folder")
+    for p in _own_files(out):
+        p.unlink()
 
 
 def _write_readme(out: Path, s: SampleSummary, features: bool) -> None:
@@ -731,7 +761,7 @@ def _write_readme(out: Path, s: SampleSummary, features: bool) -> None:
     args += "" if s.seed == DEFAULT_SEED else f" --seed {s.seed}"
     q = s.queries
     feats = "fp16 tensors (rows, 256), 1.875 rows per second" if features else "empty files"
-    text = f"""# Synthetic Ego4D sample
+    text = f"""{_README_TITLE}
 
 Made by `nlq-tui sample OUT{args}` (seed {s.seed}, "{s.profile}" profile); the same command
 writes the same files. Not real video: every narrated action (verb, object, place) leaves a

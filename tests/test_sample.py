@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from engine import sample_vocab as vocab
+from engine.errors import UserError
 from engine.sample import (
     DEFAULT_SEED,
     FEATURES_PER_SEC,
@@ -210,3 +211,17 @@ def test_cli_refuses_a_file_as_output_folder(tmp_path):
                          capture_output=True, text=True, cwd=REPO)
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == [f"nlq-tui: error: {target} is a file; give a folder to write the sample tree into"]
+
+
+def test_refuses_to_write_into_a_folder_that_is_not_a_sample_tree(tmp_path):
+    (tmp_path / "ego4d.json").write_text("{}")
+    with pytest.raises(UserError, match="not empty and is not a sample tree"):
+        write_sample(tmp_path, videos=2, features=False)
+    assert (tmp_path / "ego4d.json").read_text() == "{}"
+
+
+def test_rewriting_a_sample_tree_drops_its_stale_feature_files(tmp_path):
+    write_sample(tmp_path, videos=5, features=False)
+    write_sample(tmp_path, videos=3, features=False, seed=7)
+    uids = {v["video_uid"] for v in _load(tmp_path, "ego4d.json")["videos"]}
+    assert {p.stem for p in (tmp_path / "v1/egovlp_fp16").glob("*.pt")} == uids

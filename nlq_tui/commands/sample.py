@@ -7,7 +7,7 @@ import json
 import sys
 
 DEFAULT_SEED = 20211013  # engine.sample.DEFAULT_SEED; repeated so that --help needs no numpy
-DEFAULT_VIDEOS = 40
+DEFAULT_VIDEOS = 48
 
 
 def register(subparsers) -> None:
