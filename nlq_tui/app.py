@@ -1,0 +1,235 @@
+"""The nlq-tui Textual app: navigation between screens, the shared context, index loading.
+
+Screens are registered by module path and imported on first use, so start-up loads only the
+screen it opens on (and never torch, transformers or openai). Each screen is a Textual mode:
+it is built once and keeps its state while the user moves between screens.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from pathlib import Path
+from typing import Iterable
+
+from textual.app import App, SystemCommand
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.screen import Screen
+from textual.signal import Signal
+from textual.worker import Worker, WorkerState
+
+from engine.errors import UserError
+from nlq_tui.bindings import GLOBAL_BINDINGS, SCREEN_HELP, SCREEN_ORDER, SCREEN_TITLES
+from nlq_tui.context import AppContext, IndexChanged, LoadProgress
+
+# name -> "module:Class"; a module that is not there yet means "not installed in this build".
+SCREENS: dict[str, str] = {
+    "data": "nlq_tui.screens.data:DataScreen",
+    "lab": "nlq_tui.screens.lab:LabScreen",
+    "generate": "nlq_tui.screens.generate:GenerateScreen",
+    "review": "nlq_tui.screens.review:ReviewScreen",
+    "train": "nlq_tui.screens.train:TrainScreen",
+}
+
+
+class ScreenNotInstalled(Exception):
+    pass
+
+
+def resolve_screen(name: str) -> type[Screen]:
+    """The screen class registered as `name`; ScreenNotInstalled if its module is absent."""
+    module_name, _, class_name = SCREENS[name].partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        # Only the screen's own module missing means "not installed"; a missing import
+        # inside it is a bug and must surface as one.
+        if exc.name == module_name:
+            raise ScreenNotInstalled(name) from None
+        raise
+    return getattr(module, class_name)
+
+
+def display_path(path: Path | None) -> str:
+    """A path as a user would type it: relative to the current folder when inside it."""
+    if path is None:
+        return ""
+    try:
+        rel = Path(path).resolve().relative_to(Path.cwd().resolve())
+        return str(rel) if str(rel) != "." else "."
+    except ValueError:
+        home = Path.home()
+        try:
+            return "~/" + str(Path(path).relative_to(home))
+        except ValueError:
+            return str(path)
+
+
+class ScreensProvider(Provider):
+    """Command palette: go to any screen by name."""
+
+    def _commands(self) -> Iterable[tuple[str, str, str]]:
+        for n, name in enumerate(SCREEN_ORDER, start=1):
+            yield (f"Go to {SCREEN_TITLES[name]} screen", f"({n}) {SCREEN_HELP[name]}", name)
+
+    async def discover(self) -> Hits:
+        app = self.app
+        assert isinstance(app, NLQApp)
+        for title, help_text, name in self._commands():
+            yield DiscoveryHit(title, lambda name=name: app.action_show_screen(name), help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        app = self.app
+        assert isinstance(app, NLQApp)
+        matcher = self.matcher(query)
+        for title, help_text, name in self._commands():
+            score = matcher.match(title)
+            if score > 0:
+                yield Hit(score, matcher.highlight(title), lambda name=name: app.action_show_screen(name), help=help_text)
+
+
+class NLQApp(App):
+    """Ego4D narrations to NLQ training data: data, lab, generate, review, train."""
+
+    TITLE = "nlq-tui"
+    CSS_PATH = "app.tcss"
+    BINDINGS = GLOBAL_BINDINGS
+    COMMANDS = App.COMMANDS | {ScreensProvider}
+
+    def __init__(self, ctx: AppContext, initial_screen: str | None = None, *, load_on_start: bool = True) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.initial_screen = initial_screen or "data"
+        self.load_on_start = load_on_start
+        self.started_at = time.perf_counter()
+        # Published (on the app's thread) after every load attempt, for widgets such as NavBar.
+        self.index_signal: Signal[str | None] = Signal(self, "index")
+        self._last_progress = 0.0
+
+    # start-up --------------------------------------------------------------------------------
+    def on_mount(self) -> None:
+        keymap = self.ctx.workspace.get("keymap")
+        if isinstance(keymap, dict):
+            self.set_keymap({str(k): str(v) for k, v in keymap.items()})
+        self.action_show_screen(self.initial_screen)
+        if self.load_on_start and self.ctx.data_root is not None:
+            self.load_data()
+
+    # navigation --------------------------------------------------------------------------------
+    def action_show_screen(self, name: str) -> None:
+        """Switch to the screen `name`, building it on first use."""
+        if name not in SCREENS:
+            self.notify(f"no screen called {name!r}", severity="error")
+            return
+        if name not in self._modes:
+            try:
+                screen_class = resolve_screen(name)
+            except ScreenNotInstalled:
+                self.notify(f"the {SCREEN_TITLES[name]} screen is not installed in this build", severity="warning")
+                return
+            except Exception as exc:  # a broken screen must not take the app down
+                self.notify(f"the {SCREEN_TITLES[name]} screen failed to load: {type(exc).__name__}: {exc}", severity="error")
+                return
+            self.add_mode(name, screen_class)
+        self.switch_mode(name)
+
+    @property
+    def screen_name(self) -> str:
+        return self.current_mode
+
+    def action_help(self) -> None:
+        from nlq_tui.screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Help: all keys", "Every key of every screen", self.action_help)
+        # Every footer action of the current screen, by its description, so that anything a
+        # key does can also be found by name.
+        seen: set[tuple[int, str]] = set()
+        for active in screen.active_bindings.values():
+            node, b = active.node, active.binding
+            if node is self or not b.description or b.system or (id(node), b.action) in seen:
+                continue
+            seen.add((id(node), b.action))
+            yield SystemCommand(
+                f"{SCREEN_TITLES.get(self.current_mode, '')}: {b.description}".strip(": "),
+                b.tooltip or b.description,
+                lambda b=b, node=node: self.run_action(b.action, node),
+            )
+
+    # loading the index ---------------------------------------------------------------------
+    def load_data(self, root: Path | None = None, features: str | None = None) -> Worker:
+        """Load `root` with `features` in a thread worker; screens get LoadProgress and IndexChanged."""
+        self._broadcast(lambda: LoadProgress("starting", 0, 0))
+        return self.run_worker(
+            lambda: self._load(root, features),
+            name="load-index",
+            group="load",
+            exclusive=True,
+            thread=True,
+            exit_on_error=False,
+        )
+
+    def _load(self, root: Path | None, features: str | None):
+        def progress(stage: str, done: int, total: int) -> None:
+            now = time.monotonic()
+            # Throttle: a load reports per video; the screen needs ~20 updates a second.
+            if done < total and now - self._last_progress < 0.05:
+                return
+            self._last_progress = now
+            self.call_from_thread(self._broadcast, lambda: LoadProgress(stage, done, total))
+
+        return self.ctx.load_index(root, features, progress=progress)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        worker = event.worker
+        if worker.group != "load":
+            return
+        if event.state == WorkerState.SUCCESS:
+            self.ctx.load_error = None
+            self._broadcast(lambda: IndexChanged(self.ctx.index))
+            self.index_signal.publish(None)
+        elif event.state == WorkerState.ERROR:
+            exc = worker.error
+            if isinstance(exc, UserError):
+                message = str(exc)
+            else:  # a bug in the reader; say so, keep running on the previous index
+                message = f"unexpected {type(exc).__name__} while loading: {exc}"
+            self.ctx.load_error = message
+            self._broadcast(lambda: IndexChanged(self.ctx.index, error=message))
+            self.index_signal.publish(message)
+            self.notify(message, title="Data not loaded", severity="error", timeout=8)
+
+    def _broadcast(self, make_message) -> None:
+        """Post a fresh message to the base screen of every built mode."""
+        for stack in self._screen_stacks.values():
+            if stack:
+                stack[0].post_message(make_message())
+
+
+def run(args) -> int:
+    """Open the app (called by `nlq-tui` with no subcommand)."""
+    ctx = AppContext.from_args(args)
+    screen = getattr(args, "screen", None)
+    if getattr(args, "data", None):
+        # An explicit --data that is not a folder is a typing mistake: say so before the app opens.
+        root = ctx.data_root
+        if root is not None and not root.exists():
+            raise UserError(f"--data {args.data}: no such folder; give the path of an Ego4D root")
+    app = NLQApp(ctx, screen)
+    app.run()
+    return int(app.return_code or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m nlq_tui.app` for quick tries
+    import argparse
+
+    p = argparse.ArgumentParser()
+    p.add_argument("--data")
+    p.add_argument("--workspace")
+    p.add_argument("--screen")
+    p.add_argument("--reviewer")
+    raise SystemExit(run(p.parse_args()))

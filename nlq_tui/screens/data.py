@@ -1,0 +1,467 @@
+"""The Data screen: choose the Ego4D root and feature folder, load it, see what is in it.
+
+The path is checked as it is typed (cheap file-system tests only); Enter loads it in a worker
+with a progress bar. A root that fails to load shows its one-line error here and changes
+nothing else: the previous index, root and feature folder stay in use.
+"""
+
+from __future__ import annotations
+
+import os
+import pickletools
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.markup import escape
+from rich.table import Table
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.suggester import Suggester
+from textual.widgets import Footer, Input, Label, OptionList, ProgressBar, Static
+from textual.widgets.option_list import Option
+from textual.worker import Worker, WorkerState
+
+from nlq_tui.bindings import DATA_BINDINGS
+from nlq_tui.context import IndexChanged, LoadProgress
+from nlq_tui.widgets import Column, NavBar, VirtualTable
+
+ANNOTATIONS = Path("v1") / "annotations"
+
+
+# ---------------------------------------------------------------------------------------------
+# Cheap checks (run on every keystroke; file-system metadata only)
+
+
+def quick_check(text: str) -> tuple[bool, str]:
+    """Whether `text` names an Ego4D root, and a one-line message saying why not / what next."""
+    if not text.strip():
+        return False, "type the path of an Ego4D root: the folder with ego4d.json and v1/annotations/"
+    p = Path(text.strip()).expanduser()
+    if not p.exists():
+        return False, f"{text.strip()}: no such folder"
+    if not p.is_dir():
+        return False, f"{text.strip()}: is a file; an Ego4D root is a folder"
+    if not (p / "ego4d.json").is_file():
+        return False, f"{text.strip()}: no ego4d.json here, so this is not an Ego4D root"
+    if not (p / ANNOTATIONS / "narration.json").is_file():
+        return False, f"{text.strip()}: no v1/annotations/narration.json here"
+    return True, "an Ego4D root: press enter to load it"
+
+
+def peek_feature_dim(path: str | os.PathLike) -> int | None:
+    """The last dimension of the tensor in a torch `.pt` file, read without torch.
+
+    The file is a zip with a pickle that calls `_rebuild_tensor_v2(storage, offset, shape,
+    ...)`; walking its opcodes (nothing is unpickled, so it is safe on untrusted files) finds
+    the shape. None when the file is empty or not laid out that way (then the dimension is
+    only known after a full check, which opens files with torch).
+    """
+    try:
+        with zipfile.ZipFile(path) as z:
+            name = next((n for n in z.namelist() if n.endswith("/data.pkl") or n == "data.pkl"), None)
+            if name is None:
+                return None
+            data = z.read(name)
+    except (OSError, zipfile.BadZipFile):
+        return None
+    strings: list[str] = []
+    seen_rebuild = False
+    after_persid = False
+    ints: list[int] = []
+    try:
+        for op, arg, _pos in pickletools.genops(data):
+            if op.name in ("GLOBAL",) and isinstance(arg, str) and "_rebuild_tensor" in arg:
+                seen_rebuild = True
+            elif op.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE"):
+                strings.append(arg)
+            elif op.name == "STACK_GLOBAL" and strings and "_rebuild_tensor" in strings[-1]:
+                seen_rebuild = True
+            elif seen_rebuild and op.name == "BINPERSID":
+                after_persid = True
+                ints = []
+            elif after_persid and op.name in ("BININT", "BININT1", "BININT2", "LONG1", "INT"):
+                ints.append(int(arg))
+            elif after_persid and op.name in ("TUPLE1", "TUPLE2", "TUPLE3", "TUPLE"):
+                shape = ints[1:]  # the first int is the storage offset
+                return int(shape[-1]) if len(shape) == 2 else None
+            elif after_persid and op.name not in ("BINPUT", "LONG_BINPUT", "MEMOIZE", "MARK"):
+                return None
+    except Exception:  # a damaged pickle: the full check will name the file
+        return None
+    return None
+
+
+@dataclass
+class FeatureFolder:
+    name: str
+    dim: int | None
+    files: int
+    covered: int | None  # videos of the loaded index with a file here (None: not loaded)
+
+
+def list_feature_folders(root: Path, index=None) -> list[FeatureFolder]:
+    """Feature folders under ROOT/v1 with their dimension and coverage, without torch."""
+    from engine.features import KNOWN_DIMS, feature_root
+
+    base = feature_root(root)
+    out: list[FeatureFolder] = []
+    if not base.is_dir():
+        return out
+    uids = set(index.video_uids) if index is not None and Path(index.root).resolve() == root.resolve() else None
+    for sub in sorted(p for p in base.iterdir() if p.is_dir() and p.name != "annotations"):
+        files = 0
+        dim = None
+        covered = 0
+        with os.scandir(sub) as it:
+            for e in it:
+                if not e.name.endswith(".pt"):
+                    continue
+                files += 1
+                if uids is not None and e.name.split(".")[0] in uids:
+                    covered += 1
+                if dim is None and e.stat().st_size > 0:
+                    dim = peek_feature_dim(e.path)
+        if files == 0:
+            continue
+        out.append(FeatureFolder(sub.name, dim or KNOWN_DIMS.get(sub.name), files, covered if uids is not None else None))
+    return out
+
+
+class DirSuggester(Suggester):
+    """Completes the last part of a path with the first matching sub-folder."""
+
+    def __init__(self) -> None:
+        super().__init__(use_cache=False, case_sensitive=True)
+
+    async def get_suggestion(self, value: str) -> str | None:
+        if not value:
+            return None
+        p = Path(value).expanduser()
+        parent, prefix = (p, "") if value.endswith("/") else (p.parent, p.name)
+        try:
+            names = sorted(e.name for e in os.scandir(parent) if e.is_dir() and e.name.startswith(prefix) and not e.name.startswith("."))
+        except OSError:
+            return None
+        if not names or (names[0] == prefix):
+            return None
+        return value + names[0][len(prefix) :] + "/"
+
+
+# ---------------------------------------------------------------------------------------------
+# Counts as a user reads them
+
+COUNT_LABELS = [
+    ("videos", "videos"),
+    ("narrated_videos", "narrated videos"),
+    ("clips", "clips"),
+    ("videos_without_clips", "videos without clips"),
+    ("narrations", "narrations"),
+    ("unsure_narrations", "#unsure narrations"),
+    ("other_person_narrations", "#O narrations"),
+    ("queries", "NLQ queries"),
+    ("train_videos", "train videos"),
+    ("val_videos", "val videos (excluded)"),
+    ("test_videos", "test videos (excluded)"),
+    ("excluded_videos", "excluded videos"),
+    ("feature_dir", "feature folder"),
+    ("feature_files", "feature files"),
+    ("empty_feature_files", "empty feature files"),
+    ("videos_with_features", "videos with features"),
+    ("feature_coverage", "narrated videos covered"),
+]
+
+
+def _fmt_value(key: str, v) -> str:
+    if isinstance(v, dict):
+        return "  ".join(f"{k.replace('pass_', 'pass ')} {_fmt_value(k, x)}" for k, x in v.items())
+    if key == "feature_coverage" and isinstance(v, float):
+        return f"{100 * v:.1f}%"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return escape(str(v))
+
+
+def counts_table(counts: dict) -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column()
+    shown = set()
+    for key, label in COUNT_LABELS:
+        if key in counts:
+            shown.add(key)
+            grid.add_row(label, _fmt_value(key, counts[key]))
+    for key, v in counts.items():  # figures added to the engine later still show
+        if key not in shown and key not in ("videos_in_ego4d_json", "videos_without_features", "narrated_videos_with_features"):
+            grid.add_row(key.replace("_", " "), _fmt_value(key, v))
+    return grid
+
+
+def _what(issue) -> str:
+    """The message without the file name the table already shows in its own column."""
+    message = issue.message
+    for prefix in (f"{issue.file}: ", f"{issue.file} "):
+        if message.startswith(prefix):
+            return message[len(prefix) :]
+    return message
+
+
+class DataScreen(Screen):
+    """Data root and feature folder in; counts, coverage, warnings and errors out."""
+
+    CSS_PATH = "data.tcss"
+    BINDINGS = DATA_BINDINGS
+    AUTO_FOCUS = "#features"  # not the path input: the number keys must switch screens
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.folders: list[FeatureFolder] = []
+        self.issues: list = []
+        self.extra_counts: dict = {}
+
+    def compose(self) -> ComposeResult:
+        yield NavBar()
+        with Horizontal(id="root-row"):
+            yield Label("Data root", classes="field-label")
+            yield Input(id="root", compact=True, suggester=DirSuggester(), placeholder="path of the Ego4D folder (ego4d.json, v1/annotations/)")
+        yield Static("", id="root-check")
+        yield Static("", id="load-error", classes="error-panel")
+        with Horizontal(id="load-row"):
+            yield ProgressBar(id="progress", show_eta=False)
+            yield Static("", id="load-stage")
+        with Horizontal(id="data-body"):
+            with Vertical(id="features-box"):
+                yield Label("[b]Feature folders[/] [dim](enter: use)[/]")
+                yield OptionList(id="features")
+            with VerticalScroll(id="counts-box"):
+                yield Static("", id="counts")
+        yield Label("[b]Warnings and errors[/]", id="issues-title")
+        yield VirtualTable(
+            [Column("level", 7), Column("file", 30), Column("what", None, min_width=20), Column("count", 7, "right")],
+            id="issues",
+            empty_text="nothing to report",
+        )
+        yield Footer()
+
+    def on_mount(self) -> None:
+        ctx = self.app.ctx
+        from nlq_tui.app import display_path
+
+        self.query_one("#load-error").display = False
+        self.query_one("#load-row").display = False
+        root_input = self.query_one("#root", Input)
+        with root_input.prevent(Input.Changed):
+            root_input.value = display_path(ctx.data_root)
+        self._validate(root_input.value)
+        if ctx.index is not None:
+            self._show_index()
+        elif ctx.data_root is None:
+            root_input.focus()
+        if ctx.load_error:
+            self._show_error(ctx.load_error)
+        self._refresh_folders(root_input.value)
+
+    # the root path -----------------------------------------------------------------------
+    def _validate(self, text: str) -> bool:
+        ok, message = quick_check(text)
+        self.query_one("#root-check", Static).update(f"[{'green' if ok else 'yellow'}]{escape(message)}[/]")
+        return ok
+
+    @on(Input.Changed, "#root")
+    def _root_changed(self, event: Input.Changed) -> None:
+        if self._validate(event.value):
+            self._refresh_folders(event.value)
+
+    @on(Input.Submitted, "#root")
+    def _root_submitted(self, event: Input.Submitted) -> None:
+        if not self._validate(event.value):
+            ok, message = quick_check(event.value)
+            self._show_error(message)
+            return
+        root = Path(event.value.strip()).expanduser().resolve()
+        features = self.app.ctx.features
+        names = [f.name for f in self.folders]
+        if names and features not in names:
+            features = max(self.folders, key=lambda f: f.files).name
+            self.notify(f"no {self.app.ctx.features} folder here; using {features}", title="Features")
+        self.app.load_data(root, features)
+
+    @work(thread=True, exclusive=True, group="data-folders", exit_on_error=False)
+    def _refresh_folders(self, text: str) -> list[FeatureFolder]:
+        if not text.strip():
+            return []
+        root = Path(text.strip()).expanduser()
+        if not root.is_dir():
+            return []
+        return list_feature_folders(root, self.app.ctx.index)
+
+    def _show_folders(self, folders: list[FeatureFolder]) -> None:
+        self.folders = folders
+        ctx = self.app.ctx
+        ol = self.query_one("#features", OptionList)
+        highlighted = ol.highlighted
+        ol.clear_options()
+        if not folders:
+            ol.add_option(Option("[dim]no feature folders under v1/[/]", id="-", disabled=True))
+            return
+        n_videos = ctx.index.n_videos if ctx.index is not None else None
+        for f in folders:
+            mark = "●" if f.name == ctx.features and ctx.index is not None else " "
+            dim = f"{f.dim}-d" if f.dim else "?-d"
+            cover = f"{f.covered:,}/{n_videos:,} videos" if f.covered is not None and n_videos else f"{f.files:,} files"
+            ol.add_option(Option(f"{mark} {escape(f.name)}\n    [dim]{dim} · {cover}[/]", id=f.name))
+        if highlighted is not None and highlighted < len(folders):
+            ol.highlighted = highlighted
+
+    @on(OptionList.OptionSelected, "#features")
+    def _feature_selected(self, event: OptionList.OptionSelected) -> None:
+        name = event.option.id
+        if not name or name == "-":
+            return
+        text = self.query_one("#root", Input).value
+        ok, message = quick_check(text)
+        if not ok:
+            self._show_error(message)
+            return
+        self.app.load_data(Path(text.strip()).expanduser().resolve(), name)
+
+    # loading -------------------------------------------------------------------------------
+    def on_load_progress(self, event: LoadProgress) -> None:
+        self.query_one("#load-row").display = True
+        bar = self.query_one("#progress", ProgressBar)
+        if event.total:
+            bar.update(total=event.total, progress=event.done)
+        else:
+            bar.update(total=None)
+        self.query_one("#load-stage", Static).update(f"[dim]{escape(event.stage)}[/]")
+
+    def on_index_changed(self, event: IndexChanged) -> None:
+        self.query_one("#load-row").display = False
+        if event.error is not None:
+            self._show_error(event.error)
+            return
+        from nlq_tui.app import display_path
+
+        self.query_one("#load-error").display = False
+        root_input = self.query_one("#root", Input)
+        with root_input.prevent(Input.Changed):
+            root_input.value = display_path(self.app.ctx.data_root)
+        self._validate(root_input.value)
+        self._show_index()
+        self._refresh_folders(root_input.value)
+
+    def _show_error(self, message: str) -> None:
+        from nlq_tui.app import display_path
+
+        ctx = self.app.ctx
+        kept = (
+            f"still using {escape(display_path(ctx.data_root))} ({escape(ctx.features)})"
+            if ctx.index is not None
+            else "no data loaded"
+        )
+        panel = self.query_one("#load-error", Static)
+        panel.update(f"[b]Not loaded:[/] {escape(message)}\n[dim]{kept}[/]")
+        panel.display = True
+
+    def _show_index(self) -> None:
+        index = self.app.ctx.index
+        if index is None:
+            return
+        counts = dict(index.counts)
+        counts.update(self.extra_counts.get(str(index.root), {}))
+        self.query_one("#counts", Static).update(counts_table(counts))
+        self._set_issues(list(index.issues))
+        if str(index.root) not in self.extra_counts:
+            self._train_counts(index)
+
+    @work(thread=True, exclusive=True, group="data-train", exit_on_error=False)
+    def _train_counts(self, index) -> tuple[str, dict]:
+        """nlq_train.json is not part of the index; count its queries for the figures."""
+        from engine.ego4d import NLQ_FILES, load_nlq
+
+        split = load_nlq(Path(index.root) / NLQ_FILES["train"], annotated=True)
+        if split is None:
+            return str(index.root), {}
+        return str(index.root), {"train_videos": len(set(split.video_uids)), "train_queries": len(split.queries)}
+
+    def _set_issues(self, issues: list) -> None:
+        issues = sorted(issues, key=lambda i: (i.level != "error", i.file))
+        self.issues = issues
+        table = self.query_one("#issues", VirtualTable)
+        table.set_source(len(issues), lambda i: (issues[i].level, issues[i].file, _what(issues[i]), f"{issues[i].count:,}"))
+        n_err = sum(1 for i in issues if i.level == "error")
+        self.query_one("#issues-title", Label).update(
+            f"[b]Warnings and errors[/] [dim]{n_err} errors · {len(issues) - n_err} warnings[/]"
+        )
+
+    # the full check (opens feature files, so torch loads) ----------------------------------------
+    def action_full_check(self) -> None:
+        ctx = self.app.ctx
+        text = self.query_one("#root", Input).value
+        ok, message = quick_check(text)
+        if not ok:
+            self._show_error(message)
+            return
+        self.notify("checking every file; feature files are opened, this can take a while", title="Full check")
+        self._full_check(Path(text.strip()).expanduser().resolve(), ctx.features)
+
+    @work(thread=True, exclusive=True, group="data-check", exit_on_error=False)
+    def _full_check(self, root: Path, features: str):
+        from engine.ego4d import check
+
+        return check(root, features=features)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        worker = event.worker
+        group = worker.group
+        if event.state == WorkerState.SUCCESS:
+            if group == "data-folders":
+                self._show_folders(worker.result)
+            elif group == "data-train":
+                root, extra = worker.result
+                self.extra_counts[root] = extra
+                index = self.app.ctx.index
+                if index is not None and str(index.root) == root:
+                    counts = dict(index.counts)
+                    counts.update(extra)
+                    if "train_queries" in extra and isinstance(counts.get("queries"), dict):
+                        counts["queries"] = {"train": extra["train_queries"], **counts["queries"]}
+                        counts.pop("train_queries")
+                    self.query_one("#counts", Static).update(counts_table(counts))
+            elif group == "data-check":
+                report = worker.result
+                self.query_one("#counts", Static).update(counts_table(report.counts))
+                self._set_issues(list(report.issues))
+                self.notify(
+                    f"{len(report.errors)} errors, {len(report.warnings)} warnings",
+                    title="Full check",
+                    severity="error" if report.errors else "information",
+                )
+        elif event.state == WorkerState.ERROR and group.startswith("data-"):
+            from engine.errors import UserError
+
+            exc = worker.error
+            message = str(exc) if isinstance(exc, UserError) else f"unexpected {type(exc).__name__}: {exc}"
+            if group == "data-check":
+                self._show_error(message)
+            else:
+                self.notify(message, severity="warning")
+
+    # actions ---------------------------------------------------------------------------------
+    def action_focus_root(self) -> None:
+        self.query_one("#root", Input).focus()
+
+    def action_reload(self) -> None:
+        ctx = self.app.ctx
+        if ctx.data_root is None:
+            self.action_focus_root()
+            return
+        self.app.load_data(ctx.data_root, ctx.features)
+
+    def action_focus_features(self) -> None:
+        self.query_one("#features", OptionList).focus()
+
+    def action_focus_issues(self) -> None:
+        self.query_one("#issues", VirtualTable).focus()

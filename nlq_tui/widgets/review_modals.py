@@ -1,0 +1,259 @@
+"""The Review screen's dialogs: reject reason, filters, bulk step, confirmation, export."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+from rich.markup import escape
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Select, Static
+
+from engine.store import DEFAULT_REASON, FLAG_NAMES, REJECT_REASONS, STATUSES, Filter
+
+if TYPE_CHECKING:
+    from engine.store import CandidateStore
+
+
+class RejectReasonScreen(ModalScreen[str | None]):
+    """`1`-`9` picks a reason, Enter the default one, Escape goes back without rejecting."""
+
+    BINDINGS = [
+        *(Binding(str(i + 1), f"pick({i})", key, show=False, id=f"review.reason.{key}")
+          for i, (key, _) in enumerate(REJECT_REASONS)),
+        Binding("enter", "pick_default", "Default reason", id="review.reason.default"),
+        Binding("escape", "dismiss_none", "Cancel", id="review.reason.cancel"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        lines = ["[b]Reject: why?[/b]", ""]
+        for i, (key, text) in enumerate(REJECT_REASONS):
+            mark = "  [dim](Enter)[/dim]" if key == DEFAULT_REASON else ""
+            lines.append(f" [b]{i + 1}[/b]  {escape(text)}{mark}")
+        lines += ["", "[dim]Esc: back without rejecting[/dim]"]
+        yield Static("\n".join(lines), id="reason-box")
+
+    def action_pick(self, i: int) -> None:
+        self.dismiss(REJECT_REASONS[i][0])
+
+    def action_pick_default(self) -> None:
+        self.dismiss(DEFAULT_REASON)
+
+    def action_dismiss_none(self) -> None:
+        self.dismiss(None)
+
+
+STATUS_CHOICES = [("open (pending, skipped, flagged)", "open"), ("all", "all"),
+                  *((s, s) for s in STATUSES), ("reviewed (accepted, edited, rejected)", "accepted,edited,rejected")]
+FLAG_CHOICES = [("any", "any"), ("no flags", "none"), *((n, n) for n in FLAG_NAMES.values())]
+
+
+def _choices(values: list[str]) -> list[tuple[str, str]]:
+    return [(v or "(none)", v) for v in values]
+
+
+class FilterScreen(ModalScreen[Filter | None]):
+    """Every filter of the queue; Enter applies, Escape keeps the old ones."""
+
+    BINDINGS = [
+        Binding("escape", "dismiss_none", "Cancel", id="review.filter.cancel"),
+        Binding("ctrl+r", "clear", "Clear all", id="review.filter.clear"),
+    ]
+
+    def __init__(self, current: Filter, facets: dict[str, list[str]], focus_text: bool = False) -> None:
+        super().__init__()
+        self.current = current
+        self.facets = facets
+        self.focus_text = focus_text
+
+    def compose(self) -> ComposeResult:
+        f = self.current
+        status = f.status if isinstance(f.status, str) else ",".join(sorted(f.status))
+        with Vertical(id="filter-box"):
+            yield Label("[b]Filter the queue[/b]  [dim]Enter: apply · Esc: cancel · Ctrl+R: clear[/dim]")
+            with Grid(id="filter-grid"):
+                yield Label("text")
+                yield Input(f.text, placeholder="words in the question", id="f-text")
+                yield Label("status")
+                yield Select(STATUS_CHOICES, value=status if status in dict((v, k) for k, v in STATUS_CHOICES) else "open",
+                             allow_blank=False, id="f-status")
+                yield Label("backend/model")
+                yield Select(_choices(self.facets["backend_model"]), value=f.backend_model or Select.BLANK,
+                             prompt="any", id="f-model")
+                yield Label("prompt version")
+                yield Select(_choices(self.facets["prompt_version"]), value=f.prompt_version or Select.BLANK,
+                             prompt="any", id="f-prompt")
+                yield Label("flags")
+                yield Select(FLAG_CHOICES, value=f.flags, allow_blank=False, id="f-flags")
+                yield Label("max ambiguity")
+                yield Input("" if f.max_ambiguity is None else str(f.max_ambiguity), placeholder="any",
+                            type="integer", id="f-ambiguity")
+                yield Label("template")
+                yield Select(_choices(self.facets["template"]), value=f.template or Select.BLANK, prompt="any",
+                             id="f-template")
+                yield Label("video")
+                yield Input(f.video, placeholder="video uid or its start", id="f-video")
+            with Horizontal(classes="buttons"):
+                yield Button("Apply", variant="primary", id="f-apply")
+                yield Button("Cancel", id="f-cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#f-text" if self.focus_text else "#f-status").focus()
+
+    def _value(self, sel: str) -> str:
+        v = self.query_one(sel, Select).value
+        return "" if v is Select.BLANK or v is None else str(v)
+
+    def result(self) -> Filter:
+        amb = self.query_one("#f-ambiguity", Input).value.strip()
+        return Filter(
+            status=self._value("#f-status") or "open",
+            backend_model=self._value("#f-model"),
+            prompt_version=self._value("#f-prompt"),
+            flags=self._value("#f-flags") or "any",
+            max_ambiguity=int(amb) if amb.lstrip("-").isdigit() else None,
+            template=self._value("#f-template"),
+            video=self.query_one("#f-video", Input).value.strip(),
+            text=self.query_one("#f-text", Input).value.strip(),
+        )
+
+    @on(Input.Submitted)
+    @on(Button.Pressed, "#f-apply")
+    def apply(self) -> None:
+        self.dismiss(self.result())
+
+    @on(Button.Pressed, "#f-cancel")
+    def action_dismiss_none(self) -> None:
+        self.dismiss(None)
+
+    def action_clear(self) -> None:
+        self.dismiss(Filter())
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    """A yes/no question; `y` or Enter confirms, `n` or Escape declines."""
+
+    BINDINGS = [
+        Binding("y,enter", "answer(True)", "Yes", id="review.confirm.yes"),
+        Binding("n,escape", "answer(False)", "No", id="review.confirm.no"),
+    ]
+
+    def __init__(self, question: str) -> None:
+        super().__init__()
+        self.question = question
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="confirm-box"):
+            yield Static(self.question, id="confirm-text")
+            yield Static("[b]y[/b] / Enter: yes    [b]n[/b] / Esc: no", classes="hint")
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)
+
+
+class BulkScreen(ModalScreen[tuple[str, Filter, int] | None]):
+    """Accept or reject every open candidate that matches a rule, with a live count first."""
+
+    BINDINGS = [Binding("escape", "dismiss_none", "Cancel", id="review.bulk.cancel")]
+
+    def __init__(self, store: "CandidateStore", base: Filter) -> None:
+        super().__init__()
+        self.store = store
+        self.base = base
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="bulk-box"):
+            yield Label("[b]Bulk decision[/b]  [dim]open candidates of the current filter that also match:[/dim]")
+            yield Static(escape(self.base.describe()), classes="hint")
+            with Grid(id="bulk-grid"):
+                yield Label("action")
+                yield Select([("accept", "accept"), ("reject", "reject")], value="accept", allow_blank=False,
+                             id="b-action")
+                yield Label("flags")
+                yield Select(FLAG_CHOICES, value="none", allow_blank=False, id="b-flags")
+                yield Label("max ambiguity")
+                yield Input("0", placeholder="any", type="integer", id="b-ambiguity")
+            yield Static("", id="b-preview")
+            with Horizontal(classes="buttons"):
+                yield Button("Apply…", variant="warning", id="b-apply")
+                yield Button("Cancel", id="b-cancel")
+
+    def on_mount(self) -> None:
+        self.update_preview()
+        self.query_one("#b-action").focus()
+
+    def rule(self) -> Filter:
+        amb = self.query_one("#b-ambiguity", Input).value.strip()
+        flags = self.query_one("#b-flags", Select).value
+        status = self.base.statuses()
+        open_only = "open" if status is None else ",".join(sorted(status & {"pending", "skipped", "flagged"})) or "open"
+        return Filter(status=open_only, backend_model=self.base.backend_model,
+                      prompt_version=self.base.prompt_version, flags=str(flags), template=self.base.template,
+                      video=self.base.video, text=self.base.text,
+                      max_ambiguity=int(amb) if amb.lstrip("-").isdigit() else self.base.max_ambiguity)
+
+    def count(self) -> int:
+        return len(self.store.select(self.rule()))
+
+    @on(Select.Changed)
+    @on(Input.Changed)
+    def update_preview(self) -> None:
+        n = self.count()
+        action = self.query_one("#b-action", Select).value
+        self.query_one("#b-preview", Static).update(
+            f"[b]{n:,}[/b] candidates would be {'accepted' if action == 'accept' else 'rejected'}  "
+            f"[dim]({escape(self.rule().describe())})[/dim]")
+
+    @on(Input.Submitted)
+    @on(Button.Pressed, "#b-apply")
+    def apply(self) -> None:
+        self.dismiss((str(self.query_one("#b-action", Select).value), self.rule(), self.count()))
+
+    @on(Button.Pressed, "#b-cancel")
+    def action_dismiss_none(self) -> None:
+        self.dismiss(None)
+
+
+class ExportScreen(ModalScreen[tuple[str, str] | None]):
+    """Where to write the NLQ file and which statuses go in it."""
+
+    BINDINGS = [Binding("escape", "dismiss_none", "Cancel", id="review.export.cancel")]
+
+    def __init__(self, default_path: str) -> None:
+        super().__init__()
+        self.default_path = default_path
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="export-box"):
+            yield Label("[b]Export to an NLQ file[/b]  [dim](a manifest is written beside it)[/dim]")
+            with Grid(id="export-grid"):
+                yield Label("file")
+                yield Input(self.default_path, id="e-path")
+                yield Label("statuses")
+                yield Select([("accepted and edited", "accepted,edited"),
+                              ("all valid, not rejected", "all"), ("accepted only", "accepted")],
+                             value="accepted,edited", allow_blank=False, id="e-status")
+            with Horizontal(classes="buttons"):
+                yield Button("Export", variant="primary", id="e-go")
+                yield Button("Cancel", id="e-cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#e-path").focus()
+
+    @on(Input.Submitted)
+    @on(Button.Pressed, "#e-go")
+    def go(self) -> None:
+        path = self.query_one("#e-path", Input).value.strip()
+        if path:
+            self.dismiss((path, str(self.query_one("#e-status", Select).value)))
+
+    @on(Button.Pressed, "#e-cancel")
+    def action_dismiss_none(self) -> None:
+        self.dismiss(None)
+
+
+__all__: list[str] = ["BulkScreen", "ConfirmScreen", "ExportScreen", "FilterScreen", "RejectReasonScreen"]
+_unused: Callable | None = None

@@ -1,0 +1,235 @@
+"""A table that renders only the rows on screen, for millions of rows.
+
+The built-in DataTable keeps every row as Python objects; at Ego4D scale (7.6M windows) that
+is minutes and gigabytes. Here the table only knows how many rows there are and a `fetch(i)`
+callable that returns the cells of row `i`; it asks for the rows it is about to draw (a few
+dozen), through a small cache. The usual source is a numpy array of row ids plus a function
+that describes one id.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from rich.cells import cell_len, set_cell_size
+from rich.segment import Segment
+from rich.style import Style
+from textual import events
+from textual.geometry import Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from nlq_tui.bindings import TABLE_BINDINGS
+
+Fetch = Callable[[int], Sequence[str]]
+
+
+@dataclass(frozen=True)
+class Column:
+    label: str
+    width: int | None = None  # None: takes the width left over (at least `min_width`)
+    align: str = "left"  # "left" | "right"
+    min_width: int = 8
+    style: str = ""  # a Rich style for the column's cells, e.g. "italic"
+
+
+def _fit(text: str, width: int, align: str) -> str:
+    """`text` cut or padded to exactly `width` cells."""
+    text = text.replace("\n", " ")
+    if cell_len(text) > width:
+        return set_cell_size(text, max(width - 1, 0)) + "…" if width > 0 else ""
+    pad = width - cell_len(text)
+    return " " * pad + text if align == "right" else text + " " * pad
+
+
+class VirtualTable(ScrollView, can_focus=True):
+    """A scrollable table over `n_rows` rows drawn on demand from `fetch(i)`."""
+
+    BINDINGS = TABLE_BINDINGS
+    COMPONENT_CLASSES = {
+        "vtable--header",
+        "vtable--cursor",
+        "vtable--empty",
+    }
+    DEFAULT_CSS = """
+    VirtualTable { height: 1fr; }
+    """
+
+    cursor_row: reactive[int] = reactive(0, always_update=True, init=False)
+
+    class RowHighlighted(Message):
+        def __init__(self, table: "VirtualTable", row: int) -> None:
+            super().__init__()
+            self.table = table
+            self.row = row
+
+        @property
+        def control(self) -> "VirtualTable":
+            return self.table
+
+    class RowSelected(Message):
+        def __init__(self, table: "VirtualTable", row: int) -> None:
+            super().__init__()
+            self.table = table
+            self.row = row
+
+        @property
+        def control(self) -> "VirtualTable":
+            return self.table
+
+    def __init__(
+        self,
+        columns: Sequence[Column],
+        *,
+        empty_text: str = "no rows",
+        cache_size: int = 2048,
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self.columns = list(columns)
+        self.empty_text = empty_text
+        self.n_rows = 0
+        self._fetch: Fetch = lambda i: ()
+        self._cache: OrderedDict[int, Sequence[str]] = OrderedDict()
+        self._cache_size = cache_size
+        self._widths: list[int] = []
+
+    # data -------------------------------------------------------------------------------------
+    def set_source(self, n_rows: int, fetch: Fetch, *, keep_cursor: bool = False, empty_text: str | None = None) -> None:
+        """Show `n_rows` rows; `fetch(i)` gives the cells of row i (one string per column)."""
+        self.n_rows = int(n_rows)
+        self._fetch = fetch
+        self._cache.clear()
+        if empty_text is not None:
+            self.empty_text = empty_text
+        self.virtual_size = Size(self.size.width, self.n_rows + 1)
+        row = min(self.cursor_row, max(self.n_rows - 1, 0)) if keep_cursor else 0
+        if not keep_cursor:
+            self.scroll_to(y=0, animate=False, immediate=True)
+        self.cursor_row = row
+        self.refresh()
+
+    def row_cells(self, i: int) -> Sequence[str]:
+        cells = self._cache.get(i)
+        if cells is None:
+            cells = self._fetch(i)
+            self._cache[i] = cells
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(i)
+        return cells
+
+    # geometry -----------------------------------------------------------------------------------
+    @property
+    def page_rows(self) -> int:
+        return max(self.scrollable_content_region.height - 1, 1)
+
+    def _column_widths(self, width: int) -> list[int]:
+        fixed = sum(c.width for c in self.columns if c.width is not None)
+        gaps = len(self.columns) - 1
+        flex = [c for c in self.columns if c.width is None]
+        left = max(width - fixed - gaps, 0)
+        per_flex = max(left // len(flex), min(c.min_width for c in flex)) if flex else 0
+        return [c.width if c.width is not None else per_flex for c in self.columns]
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.virtual_size = Size(event.size.width, self.n_rows + 1)
+
+    # drawing ------------------------------------------------------------------------------------
+    def _line(self, cells: Sequence[str], widths: list[int], base: Style, with_column_styles: bool) -> list[Segment]:
+        segments: list[Segment] = []
+        for n, (col, w) in enumerate(zip(self.columns, widths)):
+            if n:
+                segments.append(Segment(" ", base))
+            text = _fit(str(cells[n]) if n < len(cells) else "", w, col.align)
+            style = base + Style.parse(col.style) if (with_column_styles and col.style) else base
+            segments.append(Segment(text, style))
+        return segments
+
+    def render_line(self, y: int) -> Strip:
+        width = self.scrollable_content_region.width
+        widths = self._column_widths(width)
+        base = self.rich_style
+        if y == 0:
+            header = self.get_component_rich_style("vtable--header")
+            segs = self._line([c.label for c in self.columns], widths, header, False)
+            return Strip(segs).adjust_cell_length(width, header)
+        if self.n_rows == 0:
+            if y == 1:
+                style = self.get_component_rich_style("vtable--empty")
+                return Strip([Segment(_fit(self.empty_text, width, "left"), style)]).adjust_cell_length(width, base)
+            return Strip.blank(width, base)
+        row = int(self.scroll_offset.y) + y - 1
+        if row >= self.n_rows:
+            return Strip.blank(width, base)
+        if row == self.cursor_row:
+            style = self.get_component_rich_style("vtable--cursor") if self.has_focus else base + Style(reverse=True, dim=True)
+            segs = self._line(self.row_cells(row), widths, style, False)
+            return Strip(segs).adjust_cell_length(width, style)
+        segs = self._line(self.row_cells(row), widths, base, True)
+        return Strip(segs).adjust_cell_length(width, base)
+
+    def on_focus(self) -> None:
+        self.refresh()
+
+    def on_blur(self) -> None:
+        self.refresh()
+
+    # cursor -------------------------------------------------------------------------------------
+    def validate_cursor_row(self, row: int) -> int:
+        return max(0, min(int(row), max(self.n_rows - 1, 0)))
+
+    def watch_cursor_row(self, old: int, new: int) -> None:
+        top = int(self.scroll_offset.y)
+        if new < top:
+            self.scroll_to(y=new, animate=False, immediate=True)
+        elif new >= top + self.page_rows:
+            self.scroll_to(y=new - self.page_rows + 1, animate=False, immediate=True)
+        self.refresh()
+        if self.n_rows:
+            self.post_message(self.RowHighlighted(self, new))
+
+    def action_cursor_up(self) -> None:
+        self.cursor_row -= 1
+
+    def action_cursor_down(self) -> None:
+        self.cursor_row += 1
+
+    def action_page_up(self) -> None:
+        self.cursor_row -= self.page_rows
+
+    def action_page_down(self) -> None:
+        self.cursor_row += self.page_rows
+
+    def action_first(self) -> None:
+        self.cursor_row = 0
+
+    def action_last(self) -> None:
+        self.cursor_row = self.n_rows - 1
+
+    def action_select_cursor(self) -> None:
+        if self.n_rows:
+            self.post_message(self.RowSelected(self, self.cursor_row))
+
+    def on_click(self, event: events.Click) -> None:
+        offset = event.get_content_offset(self)
+        if offset is None or offset.y < 1 or not self.n_rows:
+            return
+        y = offset.y
+        if not self.n_rows:
+            return
+        row = int(self.scroll_offset.y) + y - 1
+        if row >= self.n_rows:
+            return
+        if row == self.cursor_row or event.chain >= 2:
+            self.cursor_row = row
+            self.action_select_cursor()
+        else:
+            self.cursor_row = row

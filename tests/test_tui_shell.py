@@ -1,0 +1,156 @@
+"""The app shell: opening on data, moving between screens, help, palette, start-up cost."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from tui_helpers import make_app, settle, static_text, tree, tree_master  # noqa: F401 - fixtures
+
+from engine.workspace import Workspace
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+async def test_app_opens_on_the_data_screen_with_the_index_loaded(tree, tmp_path):
+    from nlq_tui.screens.data import DataScreen
+
+    app = make_app(tree, tmp_path / "ws")
+    async with app.run_test(size=(120, 35)) as pilot:
+        await settle(pilot)
+        assert isinstance(app.screen, DataScreen)
+        assert app.ctx.index is not None and app.ctx.index.n_videos == 12
+        counts = static_text(app.screen.query_one("#counts"))
+        assert "narrations" in counts and "pass 1" in counts
+
+
+async def test_number_keys_switch_screens_and_keep_their_state(tree, tmp_path):
+    from nlq_tui.screens.data import DataScreen
+    from nlq_tui.screens.lab import LabScreen
+
+    app = make_app(tree, tmp_path / "ws")
+    async with app.run_test(size=(120, 35)) as pilot:
+        await settle(pilot)
+        await pilot.press("2")
+        await settle(pilot)
+        lab = app.screen
+        assert isinstance(lab, LabScreen)
+        assert lab.summary is not None
+        await pilot.press("1")
+        assert isinstance(app.screen, DataScreen)
+        await pilot.press("2")
+        assert app.screen is lab  # built once, state kept
+
+
+async def test_a_screen_that_is_not_installed_says_so_and_stays_put(tree, tmp_path):
+    from nlq_tui.app import SCREENS
+    from nlq_tui.screens.data import DataScreen
+
+    app = make_app(tree, tmp_path / "ws")
+    async with app.run_test(size=(120, 35)) as pilot:
+        await settle(pilot)
+        for key, name in (("3", "generate"), ("4", "review"), ("5", "train")):
+            installed = importlib.util.find_spec(SCREENS[name].partition(":")[0]) is not None
+            await pilot.press("1")
+            await pilot.press(key)
+            await pilot.pause()
+            if installed:
+                assert app.current_mode == name
+            else:
+                assert isinstance(app.screen, DataScreen)
+                assert any(f"{name.title()} screen is not installed" in str(n.message) for n in app._notifications)
+
+
+async def test_help_lists_the_keys_of_every_installed_screen(tree, tmp_path):
+    from nlq_tui.screens.help import HelpScreen
+
+    app = make_app(tree, tmp_path / "ws")
+    async with app.run_test(size=(120, 35)) as pilot:
+        await settle(pilot)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        text = static_text(app.screen.query_one("#help-table"))
+        for words in ("Quit", "^q", "Check every file", "Reset k, alpha", "1 Data", "2 Lab"):
+            assert words in text, words
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_command_palette_goes_to_a_screen_by_name(tree, tmp_path):
+    from nlq_tui.screens.lab import LabScreen
+
+    app = make_app(tree, tmp_path / "ws")
+    async with app.run_test(size=(120, 35)) as pilot:
+        await settle(pilot)
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"go to lab")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, LabScreen)
+
+
+async def test_ctrl_q_quits(tree, tmp_path):
+    app = make_app(tree, tmp_path / "ws")
+    async with app.run_test(size=(120, 35)) as pilot:
+        await settle(pilot)
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+    assert app.return_code == 0
+
+
+def test_without_data_flag_the_workspace_root_is_used(tree, tmp_path):
+    from nlq_tui.app import NLQApp  # noqa: F401 - the shell imports
+
+    ws = Workspace(tmp_path / "ws")
+    ws.set("data_root", str(tree))
+    ws.set("features", "egovlp_fp16")
+    app = make_app(None, tmp_path / "ws")
+    assert app.ctx.data_root == tree
+    assert app.ctx.features == "egovlp_fp16"
+
+
+def test_without_data_flag_or_setting_the_repo_sample_data_is_used(tmp_path):
+    from nlq_tui.context import sample_data_root
+
+    app = make_app(None, tmp_path / "ws")
+    assert app.ctx.data_root == sample_data_root()  # None when this checkout has no sample_data/
+
+
+STARTUP_PROBE = textwrap.dedent(
+    """
+    import asyncio, json, sys, argparse
+    from nlq_tui.app import NLQApp
+    from nlq_tui.context import AppContext
+
+    async def main():
+        args = argparse.Namespace(data=sys.argv[1], workspace=sys.argv[2], screen="lab", reviewer=None)
+        app = NLQApp(AppContext.from_args(args), "lab")
+        async with app.run_test(size=(120, 35)) as pilot:
+            for _ in range(5):
+                await app.workers.wait_for_complete()
+                await pilot.pause(0.05)
+            loaded = app.ctx.index is not None and app.screen.summary is not None
+        heavy = sorted(m for m in ("torch", "transformers", "openai") if m in sys.modules)
+        print(json.dumps({"loaded": loaded, "heavy": heavy}))
+
+    asyncio.run(main())
+    """
+)
+
+
+def test_startup_and_the_lab_import_no_torch_transformers_or_openai(tree, tmp_path):
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO))
+    out = subprocess.run(
+        [sys.executable, "-c", STARTUP_PROBE, str(tree), str(tmp_path / "ws")],
+        capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result == {"loaded": True, "heavy": []}
