@@ -1,0 +1,187 @@
+"""The on-disk cache of an Ego4D tree's Index, so that only the first open reads narration.json.
+
+Where: `<root>/.nlq-cache/` when the data root is writable, else
+`~/.cache/nlq-tui/<hash of the root's absolute path>/` (`$NLQ_TUI_CACHE` replaces the base
+folder for both). What: `index.json` (the key, uids, counts, issues, array names) and one
+`.npy` per array / `.bin` per text blob in a `data-<token>/` folder that `index.json` names.
+
+The key is the size and mtime of each source JSON file; a change rebuilds the index. The
+feature folder is not part of the cached data: which videos have a `.pt` is rescanned on every
+open (a directory listing), so adding features never leaves a stale index.
+
+Writers never touch files a reader may hold: a new `data-<token>/` is written in full, then
+`index.json` is replaced atomically, then older data folders are removed. Arrays are
+memory-mapped read-only and text blobs are `mmap`s (slicing gives bytes), so a warm open costs
+a few file opens, not a read of ~400 MB.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import mmap
+import os
+import secrets
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from engine.index import Index, Issue, NarrationArrays, TextColumn
+
+CACHE_VERSION = 1
+_SOURCES = (
+    "ego4d.json",
+    "v1/annotations/narration.json",
+    "v1/annotations/nlq_val.json",
+    "v1/annotations/nlq_test_unannotated.json",
+)
+_META = "index.json"
+
+
+def cache_dir(root: str | os.PathLike) -> Path:
+    """The cache folder for a data root (created on save, not here)."""
+    root = Path(root).resolve()
+    base = os.environ.get("NLQ_TUI_CACHE")
+    digest = hashlib.sha256(str(root).encode()).hexdigest()[:16]
+    if base:
+        return Path(base) / digest
+    local = root / ".nlq-cache"
+    if (local.is_dir() and os.access(local, os.W_OK)) or (not local.exists() and os.access(root, os.W_OK)):
+        return local
+    return Path.home() / ".cache" / "nlq-tui" / digest
+
+
+def source_key(root: str | os.PathLike) -> dict:
+    """What the cached index was built from: each source file's size and mtime."""
+    root = Path(root)
+    files = {}
+    for rel in _SOURCES:
+        try:
+            st = (root / rel).stat()
+            files[rel] = [st.st_size, st.st_mtime_ns]
+        except OSError:
+            files[rel] = None
+    return {"version": CACHE_VERSION, "root": str(root.resolve()), "files": files}
+
+
+def _map_bytes(path: Path):
+    """The file's bytes as a read-only mmap (b"" for an empty file, which mmap refuses)."""
+    if path.stat().st_size == 0:
+        return b""
+    with open(path, "rb") as f:
+        return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+
+
+def load(root: str | os.PathLike, progress: Callable[[str, int, int], None] | None = None) -> Index | None:
+    """The cached Index of `root` when it matches the source files now, else None.
+
+    A cache that is missing, stale, from another version or damaged is a miss, never an error.
+    `feature_dir` and `has_features` are left for the caller to fill in.
+    """
+    d = cache_dir(root)
+    try:
+        meta = json.loads((d / _META).read_text("utf-8"))
+        if meta.get("key") != source_key(root):
+            return None
+        if progress is not None:
+            progress("reading cache", 0, 1)
+        data = d / meta["data"]
+
+        def arr(name: str) -> np.ndarray:
+            return np.load(data / f"{name}.npy", mmap_mode="r", allow_pickle=False)
+
+        def text(name: str) -> TextColumn:
+            return TextColumn(_map_bytes(data / f"{name}.bin"), arr(f"{name}.offsets"))
+
+        passes = {}
+        for p in (1, 2):
+            passes[p] = NarrationArrays(
+                video_offsets=arr(f"p{p}.video_offsets"),
+                time=arr(f"p{p}.time"),
+                flags=arr(f"p{p}.flags"),
+                text=text(f"p{p}.text"),
+                uid=text(f"p{p}.uid"),
+            )
+        index = Index(
+            root=Path(root),
+            feature_dir="",
+            video_uids=meta["video_uids"],
+            clip_uids=meta["clip_uids"],
+            clip_video=arr("clip_video"),
+            clip_start=arr("clip_start"),
+            clip_end=arr("clip_end"),
+            clip_order=arr("clip_order"),
+            clip_offsets=arr("clip_offsets"),
+            passes=passes,
+            excluded=arr("excluded"),
+            has_features=np.zeros(len(meta["video_uids"]), dtype=bool),
+            issues=[Issue(**i) for i in meta["issues"]],
+            counts=meta["counts"],
+        )
+        if progress is not None:
+            progress("reading cache", 1, 1)
+        return index
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def save(index: Index) -> Path | None:
+    """Write the index to its root's cache; returns the folder, or None when nothing is writable.
+
+    A cache that cannot be written only costs speed next time, so failures are swallowed.
+    """
+    d = cache_dir(index.root)
+    token = secrets.token_hex(6)
+    data = d / f"data-{token}"
+    try:
+        data.mkdir(parents=True, exist_ok=False)
+        arrays = {
+            "clip_video": index.clip_video,
+            "clip_start": index.clip_start,
+            "clip_end": index.clip_end,
+            "clip_order": index.clip_order,
+            "clip_offsets": index.clip_offsets,
+            "excluded": index.excluded,
+        }
+        for p, a in index.passes.items():
+            arrays[f"p{p}.video_offsets"] = a.video_offsets
+            arrays[f"p{p}.time"] = a.time
+            arrays[f"p{p}.flags"] = a.flags
+            arrays[f"p{p}.text.offsets"] = a.text.offsets
+            arrays[f"p{p}.uid.offsets"] = a.uid.offsets
+            with open(data / f"p{p}.text.bin", "wb") as f:
+                f.write(a.text.blob)
+            with open(data / f"p{p}.uid.bin", "wb") as f:
+                f.write(a.uid.blob)
+        for name, a in arrays.items():
+            np.save(data / f"{name}.npy", np.ascontiguousarray(a), allow_pickle=False)
+        meta = {
+            "key": source_key(index.root),
+            "data": data.name,
+            "video_uids": index.video_uids,
+            "clip_uids": index.clip_uids,
+            "counts": {k: v for k, v in index.counts.items() if not _feature_count(k)},
+            "issues": [asdict(i) for i in index.issues if i.level == "warning"],
+        }
+        tmp = d / f"{_META}.{token}.tmp"
+        tmp.write_text(json.dumps(meta), "utf-8")
+        os.replace(tmp, d / _META)
+    except OSError:
+        shutil.rmtree(data, ignore_errors=True)
+        return None
+    for old in d.glob("data-*"):
+        if old.name != data.name:
+            shutil.rmtree(old, ignore_errors=True)
+    return d
+
+
+def _feature_count(key: str) -> bool:
+    return key.startswith("feature") or "features" in key
+
+
+def clear(root: str | os.PathLike) -> None:
+    """Remove the cache of `root` (the next open rebuilds it)."""
+    shutil.rmtree(cache_dir(root), ignore_errors=True)

@@ -1,0 +1,1121 @@
+"""Read and validate an Ego4D tree and build its `Index` (see engine/index.py).
+
+Layout (DESIGN.md):
+
+    ROOT/ego4d.json                                 clips[] with video_start_sec / video_end_sec
+    ROOT/v1/annotations/narration.json              {video_uid: {narration_pass_1: {narrations: [...]}, ...}}
+    ROOT/v1/annotations/nlq_train.json, nlq_val.json, nlq_test_unannotated.json
+    ROOT/v1/<feature_dir>/<video_uid>.pt
+
+What real files contain (a null `template`, a query without `query`, zero-length answers,
+curly apostrophes, `#unsure` / `#O` narrations, unsorted or duplicate timestamps, videos with
+narrations but no clips or with only `narration_pass_2`, unknown extra fields) is accepted and
+counted as a warning. Anything else is a `DataError` whose one line names the file, the JSON
+path or video, and what to do.
+
+`narration.json` of the full dataset is ~650 MB (~4M narrations). `json.load` of it builds
+GBs of Python objects and spends most of its time in the cyclic garbage collector, so it is
+decoded one video at a time (`raw_decode` over the top-level object's members) and each video
+is turned into compact arrays at once; nothing but arrays outlives its video.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import math
+import operator
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from itertools import chain
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from engine.errors import DataError
+from engine.index import (
+    FLAG_CAMERA_WEARER,
+    FLAG_OTHER,
+    FLAG_UNSURE,
+    Index,
+    Issue,
+    NarrationArrays,
+    TextColumn,
+    flags_of,
+)
+
+EGO4D_JSON = "ego4d.json"
+ANNOTATIONS = "v1/annotations"
+NARRATION_JSON = f"{ANNOTATIONS}/narration.json"
+NLQ_FILES = {
+    "train": f"{ANNOTATIONS}/nlq_train.json",
+    "val": f"{ANNOTATIONS}/nlq_val.json",
+    "test": f"{ANNOTATIONS}/nlq_test_unannotated.json",
+}
+DEFAULT_FEATURES = "egovlp_fp16"
+
+Progress = Callable[[str, int, int], None]
+
+_NARRATION_KEYS = {"timestamp_sec", "timestamp_frame", "narration_text", "annotation_uid"}
+_PASS_KEYS = {"narrations", "summaries"}
+_VIDEO_KEYS = {"status", "narration_pass_1", "narration_pass_2"}
+_NLQ_QUERY_KEYS = {
+    "clip_start_sec", "clip_end_sec", "video_start_sec", "video_end_sec",
+    "video_start_frame", "video_end_frame", "template", "query",
+    "slot_x", "verb_x", "slot_y", "verb_y", "raw_tags",
+}  # fmt: skip
+_NLQ_ANNOTATION_KEYS = {"language_queries", "annotation_uid"}
+_NLQ_CLIP_KEYS = {
+    "clip_uid", "video_start_sec", "video_end_sec", "video_start_frame", "video_end_frame",
+    "clip_start_sec", "clip_end_sec", "clip_start_frame", "clip_end_frame",
+    "source_clip_uid", "annotations",
+}  # fmt: skip
+_NLQ_VIDEO_KEYS = {"video_uid", "clips", "split"}
+_NLQ_TOP_KEYS = {"version", "date", "description", "manifest", "videos"}
+_CURLY = ("\u2018", "\u2019", "\u201c", "\u201d")
+
+
+# --------------------------------------------------------------------------- problems
+
+
+class Problems:
+    """Collects warnings (aggregated per code and file) and errors.
+
+    strict: the first error raises DataError (load_index); otherwise errors are collected
+    (check), up to `max_errors` per file so a broken 4M-row file does not flood the report.
+    """
+
+    def __init__(self, root: Path, strict: bool, max_errors: int = 20) -> None:
+        self.root = root
+        self.strict = strict
+        self.max_errors = max_errors
+        self.errors: list[Issue] = []
+        self._errors_per_file: dict[str, int] = {}
+        self._warn: dict[tuple[str, str], list] = {}
+
+    def error(self, code: str, file: str, message: str) -> None:
+        if self.strict:
+            raise DataError(message, path=file)
+        n = self._errors_per_file.get(file, 0) + 1
+        self._errors_per_file[file] = n
+        if n <= self.max_errors:
+            self.errors.append(Issue("error", code, file, " ".join(message.split())))
+
+    def warn(self, code: str, file: str, what: str, where: str = "", count: int = 1) -> None:
+        """Count `count` occurrences of quirk `code`; the message keeps the first `where`."""
+        if count <= 0:
+            return
+        slot = self._warn.get((code, file))
+        if slot is None:
+            self._warn[(code, file)] = [count, what, where]
+        else:
+            slot[0] += count
+
+    def errors_in(self, file: str) -> int:
+        return self._errors_per_file.get(file, 0)
+
+    def issues(self) -> list[Issue]:
+        out = list(self.errors)
+        for file, n in self._errors_per_file.items():
+            if n > self.max_errors:
+                out.append(Issue("error", "more_errors", file, f"{file}: {n - self.max_errors} more errors not shown", n - self.max_errors))
+        for (code, file), (count, what, where) in self._warn.items():
+            msg = f"{file}: {what}: {count}" + (f" (first: {where})" if where else "")
+            out.append(Issue("warning", code, file, msg, count))
+        return out
+
+
+def _disp(root: Path, rel: str) -> str:
+    return str(root / rel)
+
+
+# --------------------------------------------------------------------------- files
+
+
+def _check_file(root: Path, rel: str, problems: Problems, what: str) -> Path | None:
+    """The path of a required file, or None after reporting why it cannot be read."""
+    p = root / rel
+    shown = _disp(root, rel)
+    if not p.exists():
+        if not root.is_dir():
+            problems.error("root_missing", rel, f"{root}: data root not found or not a folder; pass the folder that holds ego4d.json and v1/")
+        else:
+            problems.error("missing_file", rel, f"{shown}: not found; {what} must be at ROOT/{rel} (Ego4D layout)")
+        return None
+    if p.is_dir():
+        problems.error("folder_not_file", rel, f"{shown}: is a folder, expected the {what} file; put the JSON file at this path")
+        return None
+    try:
+        size = p.stat().st_size
+    except OSError as exc:
+        problems.error("unreadable", rel, f"{shown}: cannot read ({exc.strerror}); check its permissions")
+        return None
+    if size == 0:
+        problems.error("empty_file", rel, f"{shown}: is empty (0 bytes); download or copy {what} again")
+        return None
+    return p
+
+
+def _json_type(obj: Any) -> str:
+    if isinstance(obj, dict):
+        return "an object"
+    if isinstance(obj, list):
+        return "a list"
+    if isinstance(obj, str):
+        return "a string"
+    if isinstance(obj, bool):
+        return "a boolean"
+    if obj is None:
+        return "null"
+    return "a number"
+
+
+def _read_json(root: Path, rel: str, problems: Problems, what: str) -> Any:
+    """Parse a whole (small) JSON file; None after reporting why it cannot be used."""
+    p = _check_file(root, rel, problems, what)
+    if p is None:
+        return None
+    shown = _disp(root, rel)
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        problems.error("unreadable", rel, f"{shown}: cannot read ({exc.strerror}); check its permissions")
+        return None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        problems.error("not_utf8", rel, f"{shown}: not UTF-8 text (bad byte at {exc.start}); it is not a JSON file or is damaged, download it again")
+        return None
+    del data
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        problems.error("bad_json", rel, _json_error_message(shown, exc.msg, exc.lineno, exc.colno, exc.pos, len(text)))
+        return None
+
+
+def _json_error_message(shown: str, msg: str, line: int, col: int, pos: int, length: int, context: str = "") -> str:
+    where = f"line {line} column {col}" + (f", {context}" if context else "")
+    if pos >= length - 1 or msg.startswith("Unterminated") or msg == "Expecting value" and pos >= length - 2:
+        return f"{shown}: ends early at {where} (truncated JSON: {msg}); download or copy the file again"
+    return f"{shown}: not valid JSON at {where} ({msg}); download or copy the file again"
+
+
+# --------------------------------------------------------------------------- narration.json streaming
+
+_WS = re.compile(r"[ \t\n\r]*")
+_CHUNK = 1 << 24
+
+
+class _Stream:
+    """Characters of a UTF-8 file, read in chunks, with an absolute position for messages."""
+
+    def __init__(self, path: Path, progress: Progress | None, label: str) -> None:
+        import codecs
+
+        self.f = open(path, "rb")
+        self.size = os.fstat(self.f.fileno()).st_size
+        self.dec = codecs.getincrementaldecoder("utf-8")()
+        self.buf = ""
+        self.pos = 0
+        self.base = 0  # characters dropped before buf
+        self.newlines = 0  # newlines read so far (bytes), for line numbers in messages
+        self.read_bytes = 0
+        self.eof = False
+        self.progress = progress
+        self.label = label
+
+    def close(self) -> None:
+        self.f.close()
+
+    def more(self) -> bool:
+        if self.eof:
+            return False
+        data = self.f.read(_CHUNK)
+        self.read_bytes += len(data)
+        self.newlines += data.count(b"\n")
+        if not data:
+            self.eof = True
+        text = self.dec.decode(data, final=self.eof)  # UnicodeDecodeError handled by caller
+        self.base += self.pos
+        self.buf = self.buf[self.pos :] + text
+        self.pos = 0
+        if self.progress is not None:
+            self.progress(self.label, self.read_bytes, self.size)
+        return True
+
+    def skip_ws(self) -> str:
+        """The next non-whitespace character ("" at the end of the file), not consumed."""
+        while True:
+            self.pos = _WS.match(self.buf, self.pos).end()
+            if self.pos < len(self.buf):
+                return self.buf[self.pos]
+            if not self.more():
+                return ""
+
+    def line_col(self, pos: int) -> tuple[int, int]:
+        line = self.newlines - self.buf.count("\n", pos) + 1
+        start = self.buf.rfind("\n", 0, pos) + 1
+        return line, pos - start + 1
+
+
+def _iter_top_members(
+    stream: _Stream, shown: str, rel: str, problems: Problems
+) -> Iterator[tuple[str, Any]]:
+    """(key, value) for each member of the file's top-level object, decoded one at a time.
+
+    Errors stop the iteration after being reported (a broken JSON text cannot be resynced).
+    """
+    decoder = json.JSONDecoder()
+    c = stream.skip_ws()
+    if c != "{":
+        kind = {"[": "a list", '"': "a string", "": "nothing but whitespace", "n": "null"}.get(c, "not an object")
+        problems.error(
+            "wrong_top_type",
+            rel,
+            f"{shown}: top level is {kind}, expected an object {{video_uid: {{narration_pass_1: ...}}}}; this is not Ego4D's narration.json",
+        )
+        return
+    stream.pos += 1
+    last_key = None
+
+    def decode_at() -> tuple[Any, bool]:
+        while True:
+            try:
+                value, end = decoder.raw_decode(stream.buf, stream.pos)
+            except json.JSONDecodeError as exc:
+                if stream.more():
+                    continue
+                line, col = stream.line_col(exc.pos)
+                after = f"after video {last_key!r}" if last_key else "before the first video"
+                problems.error(
+                    "bad_json",
+                    rel,
+                    _json_error_message(shown, exc.msg, line, col, exc.pos, len(stream.buf), after),
+                )
+                return None, False
+            # A value ending exactly at the end of the buffer may be cut (a number): read on.
+            if end == len(stream.buf) and stream.more():
+                continue
+            stream.pos = end
+            return value, True
+
+    def fail(expected: str) -> None:
+        line, col = stream.line_col(stream.pos)
+        after = f"after video {last_key!r}" if last_key else "before the first video"
+        if stream.pos >= len(stream.buf):
+            problems.error("bad_json", rel, f"{shown}: ends early at line {line} column {col}, {after} (truncated JSON); download or copy the file again")
+        else:
+            problems.error("bad_json", rel, f"{shown}: not valid JSON at line {line} column {col}, {after} (expected {expected}); download or copy the file again")
+
+    c = stream.skip_ws()
+    if c == "}":
+        stream.pos += 1
+    else:
+        while True:
+            if c != '"':
+                return fail("a video uid in quotes")
+            key, ok = decode_at()
+            if not ok:
+                return
+            if stream.skip_ws() != ":":
+                return fail("':'")
+            stream.pos += 1
+            stream.skip_ws()
+            value, ok = decode_at()
+            if not ok:
+                return
+            last_key = key
+            yield key, value
+            c = stream.skip_ws()
+            if c == ",":
+                stream.pos += 1
+                c = stream.skip_ws()
+                continue
+            if c == "}":
+                stream.pos += 1
+                break
+            return fail("',' or '}'")
+    if stream.skip_ws() != "":
+        line, col = stream.line_col(stream.pos)
+        problems.error("bad_json", rel, f"{shown}: extra data after the top-level object at line {line} column {col}; the file is damaged, download it again")
+
+
+# --------------------------------------------------------------------------- per-video narrations
+
+
+@dataclass
+class _PassParts:
+    """One narration pass being assembled, video by video, as compact pieces."""
+
+    counts: list[int] = field(default_factory=list)  # rows per video, in video order
+    times: list[np.ndarray] = field(default_factory=list)
+    text_blobs: list[bytes] = field(default_factory=list)
+    text_lens: list[np.ndarray] = field(default_factory=list)
+    uid_blobs: list[bytes] = field(default_factory=list)
+    uid_lens: list[np.ndarray] = field(default_factory=list)
+
+
+def _encode(strings: list[str]) -> tuple[bytes, np.ndarray]:
+    """Strings as one UTF-8 blob and the byte length of each."""
+    joined = "".join(strings)
+    blob = joined.encode("utf-8")
+    n = len(strings)
+    chars = np.fromiter(map(len, strings), dtype=np.int64, count=n)
+    if len(blob) == len(joined):  # all ASCII: byte lengths are character lengths
+        return blob, chars
+    # UTF-8 width of every code point, summed per string.
+    cp = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32)
+    width = 1 + (cp >= 0x80).astype(np.int64) + (cp >= 0x800) + (cp >= 0x10000)
+    ends = np.cumsum(width)
+    char_ends = np.cumsum(chars)
+    byte_ends = np.where(char_ends > 0, ends[np.maximum(char_ends - 1, 0)], 0)
+    lens = np.diff(byte_ends, prepend=0)
+    return blob, lens
+
+
+def _describe_bad_number(v: Any) -> str:
+    if isinstance(v, str):
+        return f"a string ({v[:20]!r})"
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, float) and math.isnan(v):
+        return "NaN"
+    if isinstance(v, float):
+        return "infinite"
+    return _json_type(v)
+
+
+def _good_number(v: Any) -> bool:
+    return type(v) in (int, float) and math.isfinite(v)
+
+
+_get_time = operator.itemgetter("timestamp_sec")
+_get_text = operator.itemgetter("narration_text")
+_get_uid = operator.itemgetter("annotation_uid")
+
+
+def _video_pass(
+    uid: str, p: int, narrs: list, problems: Problems, rel: str, shown: str
+) -> tuple[np.ndarray, list[str], list[str]] | None:
+    """Validated, time-sorted (stable) arrays of one pass of one video; None after an error."""
+    where = f"video {uid!r} narration_pass_{p}.narrations"
+    n = len(narrs)
+    if set(map(type, narrs)) != {dict}:
+        i = next(i for i, x in enumerate(narrs) if type(x) is not dict)
+        problems.error("bad_narration", rel, f"{shown}: {where}[{i}] is {_json_type(narrs[i])}, expected an object; fix or re-download the file")
+        return None
+    try:
+        ts = list(map(_get_time, narrs))
+    except KeyError:
+        i = next(i for i, x in enumerate(narrs) if "timestamp_sec" not in x)
+        problems.error("missing_timestamp", rel, f"{shown}: {where}[{i}] has no timestamp_sec; every narration needs one, fix or re-download the file")
+        return None
+    if not set(map(type, ts)) <= {float, int}:
+        i = next(i for i, v in enumerate(ts) if type(v) not in (float, int))
+        problems.error(
+            "bad_timestamp",
+            rel,
+            f"{shown}: {where}[{i}].timestamp_sec is {_describe_bad_number(ts[i])}, expected a number of seconds; fix or re-download the file",
+        )
+        return None
+    t = np.array(ts, dtype=np.float64)
+    if not np.isfinite(t).all():
+        i = int(np.flatnonzero(~np.isfinite(t))[0])
+        problems.error(
+            "bad_timestamp",
+            rel,
+            f"{shown}: {where}[{i}].timestamp_sec is {_describe_bad_number(ts[i])}, expected a number of seconds; fix or re-download the file",
+        )
+        return None
+    try:
+        texts = list(map(_get_text, narrs))
+    except KeyError:
+        texts = [x.get("narration_text") for x in narrs]
+    kinds = set(map(type, texts))
+    if kinds != {str} and n:
+        bad = [i for i, v in enumerate(texts) if v is not None and type(v) is not str]
+        if bad:
+            i = bad[0]
+            problems.error("bad_text", rel, f"{shown}: {where}[{i}].narration_text is {_json_type(texts[i])}, expected a string; fix or re-download the file")
+            return None
+        missing = [i for i, v in enumerate(texts) if v is None]
+        problems.warn("narration_without_text", rel, "narrations without narration_text (kept as empty text)", f"{where}[{missing[0]}]", len(missing))
+        texts = ["" if v is None else v for v in texts]
+    try:
+        uids = list(map(_get_uid, narrs))
+    except KeyError:
+        uids = [x.get("annotation_uid") for x in narrs]
+    if set(map(type, uids)) != {str} and n:
+        uids = ["" if v is None else str(v) for v in uids]
+    extra = set(chain.from_iterable(narrs)) - _NARRATION_KEYS
+    if extra:
+        problems.warn("unknown_field", rel, "unknown extra fields (ignored)", f"{where}[]: {', '.join(sorted(extra)[:3])}")
+    if n > 1:
+        d = np.diff(t)
+        if (d < 0).any():
+            problems.warn("unsorted_timestamps", rel, "videos whose narrations are not in time order (sorted, stable)", where)
+            order = np.argsort(t, kind="stable")
+            t = t[order]
+            ol = order.tolist()
+            texts = [texts[i] for i in ol]
+            uids = [uids[i] for i in ol]
+            d = np.diff(t)
+        dups = int(np.count_nonzero(d == 0))
+        if dups:
+            problems.warn("duplicate_timestamps", rel, "narrations at the same timestamp as the previous one", where, dups)
+    return t, texts, uids
+
+
+def text_flags(blob: bytes, offsets: np.ndarray) -> np.ndarray:
+    """FLAG_* bits of every string of a TextColumn, vectorised; equal to `flags_of` per string."""
+    n = len(offsets) - 1
+    flags = np.zeros(max(n, 0), dtype=np.uint8)
+    if n <= 0 or not len(blob):
+        return flags
+    buf = np.frombuffer(blob, dtype=np.uint8)
+    last = len(buf) - 1
+    starts = offsets[:-1]
+    lens = offsets[1:] - starts
+
+    def byte(k: int) -> np.ndarray:
+        return np.where(lens > k, buf[np.minimum(starts + k, last)], 0)
+
+    b0, b1, b2 = byte(0), byte(1), byte(2)
+    hash0 = b0 == ord("#")
+    space2 = b2 == ord(" ")
+    flags[hash0 & ((b1 == ord("O")) | ((b1 == ord("o")) & space2))] |= FLAG_OTHER
+    flags[hash0 & ((b1 == ord("C")) | ((b1 == ord("c")) & space2))] |= FLAG_CAMERA_WEARER
+    for m in re.finditer(rb"#[uU][nN][sS][uU][rR][eE]", blob):
+        i = int(np.searchsorted(offsets, m.start(), side="right")) - 1
+        if m.end() <= offsets[i + 1]:
+            flags[i] |= FLAG_UNSURE
+    # Leading whitespace (or a non-ASCII first byte, which may be Unicode whitespace): exact rule.
+    slow = np.flatnonzero((lens > 0) & ((b0 <= 32) | (b0 >= 128)))
+    for i in slow.tolist():
+        flags[i] = flags_of(blob[offsets[i] : offsets[i + 1]].decode("utf-8"))
+    # "#unsure" matched case-insensitively on bytes; str.lower() agrees for ASCII letters, and
+    # texts with non-ASCII bytes are re-checked exactly.
+    return flags
+
+
+def _assemble(parts: _PassParts, n_videos: int) -> NarrationArrays:
+    counts = np.zeros(n_videos, dtype=np.int64)
+    counts[: len(parts.counts)] = parts.counts
+    offsets = np.zeros(n_videos + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+
+    def column(blobs: list[bytes], lens: list[np.ndarray]) -> TextColumn:
+        off = np.zeros(int(offsets[-1]) + 1, dtype=np.int64)
+        if lens:
+            np.cumsum(np.concatenate(lens), out=off[1:])
+        blob = b"".join(blobs)
+        blobs.clear()
+        lens.clear()
+        return TextColumn(blob, off)
+
+    time = np.concatenate(parts.times) if parts.times else np.zeros(0, dtype=np.float64)
+    parts.times.clear()
+    text = column(parts.text_blobs, parts.text_lens)
+    uid = column(parts.uid_blobs, parts.uid_lens)
+    return NarrationArrays(video_offsets=offsets, time=time, flags=text_flags(text.blob, text.offsets), text=text, uid=uid)
+
+
+def _read_narrations(
+    root: Path, problems: Problems, progress: Progress | None
+) -> tuple[list[str], dict[int, NarrationArrays], dict] | None:
+    """Stream narration.json into per-pass arrays; (video_uids, passes, facts) or None."""
+    rel = NARRATION_JSON
+    shown = _disp(root, rel)
+    p = _check_file(root, rel, problems, "narration.json")
+    if p is None:
+        return None
+    # Per video: {pass: (t, text_blob, text_lens, uid_blob, uid_lens)}. A uid seen twice keeps
+    # its first position and its last value, as json.load would.
+    per_video: dict[str, dict[int, tuple]] = {}
+    only_pass2 = 0
+    first_only_pass2 = ""
+    duplicates = 0
+    try:
+        stream = _Stream(p, progress, "narration.json")
+    except OSError as exc:
+        problems.error("unreadable", rel, f"{shown}: cannot read ({exc.strerror}); check its permissions")
+        return None
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # millions of short-lived dicts: the cyclic GC would only burn time here
+    try:
+        for uid, entry in _iter_top_members(stream, shown, rel, problems):
+            if type(entry) is not dict:
+                problems.error("bad_video", rel, f"{shown}: video {uid!r} is {_json_type(entry)}, expected an object with narration_pass_1/2; fix or re-download the file")
+                continue
+            extra = entry.keys() - _VIDEO_KEYS
+            if extra:
+                problems.warn("unknown_field", rel, "unknown extra fields (ignored)", f"video {uid!r}: {', '.join(sorted(extra)[:3])}")
+            got: dict[int, tuple] = {}
+            for pn in (1, 2):
+                block = entry.get(f"narration_pass_{pn}")
+                if block is None:
+                    continue
+                if type(block) is not dict:
+                    problems.error("bad_pass", rel, f"{shown}: video {uid!r} narration_pass_{pn} is {_json_type(block)}, expected an object with 'narrations'; fix or re-download the file")
+                    continue
+                extra = block.keys() - _PASS_KEYS
+                if extra:
+                    problems.warn("unknown_field", rel, "unknown extra fields (ignored)", f"video {uid!r} narration_pass_{pn}: {', '.join(sorted(extra)[:3])}")
+                narrs = block.get("narrations")
+                if narrs is None:
+                    narrs = []
+                if type(narrs) is not list:
+                    problems.error("bad_pass", rel, f"{shown}: video {uid!r} narration_pass_{pn}.narrations is {_json_type(narrs)}, expected a list; fix or re-download the file")
+                    continue
+                res = _video_pass(uid, pn, narrs, problems, rel, shown)
+                if res is None:
+                    continue
+                t, texts, uids = res
+                tb, tl = _encode(texts)
+                ub, ul = _encode(uids)
+                got[pn] = (t, tb, tl, ub, ul)
+            if 2 in got and 1 not in got and len(got[2][0]):
+                only_pass2 += 1
+                first_only_pass2 = first_only_pass2 or uid
+            if uid in per_video:
+                duplicates += 1
+            per_video[uid] = got
+            del entry
+    except UnicodeDecodeError as exc:
+        problems.error("not_utf8", rel, f"{shown}: not UTF-8 text near byte {stream.read_bytes}; ({exc.reason}) the file is damaged, download it again")
+        return None
+    finally:
+        stream.close()
+        if gc_was_enabled:
+            gc.enable()
+    if problems.errors_in(rel):
+        return None
+    if only_pass2:
+        problems.warn("only_pass_2", rel, "videos with narration_pass_2 only (no pass 1: no groups)", f"video {first_only_pass2!r}", only_pass2)
+    if duplicates:
+        problems.warn("duplicate_video", rel, "video uids that appear twice (the last one is kept)", "", duplicates)
+    video_uids = list(per_video)
+    passes = {}
+    for pn in (1, 2):
+        parts = _PassParts()
+        for uid in video_uids:
+            got = per_video[uid].pop(pn, None)
+            if got is None:
+                parts.counts.append(0)
+                continue
+            t, tb, tl, ub, ul = got
+            parts.counts.append(len(t))
+            parts.times.append(t)
+            parts.text_blobs.append(tb)
+            parts.text_lens.append(tl)
+            parts.uid_blobs.append(ub)
+            parts.uid_lens.append(ul)
+        if progress is not None:
+            progress(f"arrays pass {pn}", pn, 2)
+        passes[pn] = _assemble(parts, len(video_uids))
+    return video_uids, passes, {}
+
+
+# --------------------------------------------------------------------------- ego4d.json
+
+
+def _read_clips(root: Path, problems: Problems) -> tuple[list[dict], int] | None:
+    """The validated clips of ego4d.json (clip_uid, video_uid, start, end) and its video count."""
+    rel = EGO4D_JSON
+    shown = _disp(root, rel)
+    data = _read_json(root, rel, problems, "ego4d.json")
+    if data is None:
+        return None
+    if type(data) is not dict:
+        problems.error("wrong_top_type", rel, f"{shown}: top level is {_json_type(data)}, expected an object with 'videos' and 'clips'; this is not Ego4D's ego4d.json")
+        return None
+    clips = data.get("clips")
+    if type(clips) is not list:
+        what = "missing" if clips is None else _json_type(clips)
+        problems.error("no_clips", rel, f"{shown}: 'clips' is {what}, expected a list of clips; use the full ego4d.json metadata file")
+        return None
+    videos = data.get("videos")
+    n_videos = len(videos) if type(videos) is list else 0
+    out = []
+    for i, c in enumerate(clips):
+        where = f"clips[{i}]"
+        if type(c) is not dict:
+            problems.error("bad_clip", rel, f"{shown}: {where} is {_json_type(c)}, expected an object; fix or re-download the file")
+            continue
+        vu, cu = c.get("video_uid"), c.get("clip_uid")
+        if type(vu) is not str or not vu:
+            problems.error("bad_clip", rel, f"{shown}: {where}.video_uid is {'missing' if vu is None else _json_type(vu)}, expected a video uid string; fix or re-download the file")
+            continue
+        ok = True
+        for k in ("video_start_sec", "video_end_sec"):
+            v = c.get(k)
+            if not _good_number(v):
+                what = "missing" if k not in c else _describe_bad_number(v)
+                problems.error("bad_timestamp", rel, f"{shown}: {where}.{k} is {what} (clip of video {vu!r}), expected a number of seconds; fix or re-download the file")
+                ok = False
+        if not ok:
+            continue
+        if c["video_end_sec"] < c["video_start_sec"]:
+            problems.error("bad_clip", rel, f"{shown}: {where} ends before it starts ({c['video_start_sec']} > {c['video_end_sec']}, video {vu!r}); fix or re-download the file")
+            continue
+        out.append({"clip_uid": str(cu) if cu is not None else "", "video_uid": vu, "start": float(c["video_start_sec"]), "end": float(c["video_end_sec"])})
+    return out, n_videos
+
+
+# --------------------------------------------------------------------------- NLQ splits
+
+
+@dataclass
+class NLQClip:
+    video_uid: str
+    clip_uid: str
+    video_start_sec: float  # the clip's span in the video
+    video_end_sec: float
+    where: str  # JSON path, e.g. "videos[3].clips[0]"
+
+
+@dataclass
+class NLQQuery:
+    """One language query; times are None in nlq_test_unannotated.json."""
+
+    video_uid: str
+    clip_uid: str
+    annotation_uid: str
+    query_index: int  # position in its annotation's language_queries
+    query: str | None
+    template: str | None
+    clip_start_sec: float | None  # answer window, relative to the clip
+    clip_end_sec: float | None
+    video_start_sec: float | None  # answer window, absolute in the video
+    video_end_sec: float | None
+    where: str  # "videos[3].clips[0].annotations[1].language_queries[2]"
+
+
+@dataclass
+class NLQSplit:
+    path: Path
+    data: dict  # the parsed file, unchanged (export copies its nesting)
+    video_uids: list[str]
+    clips: list[NLQClip]
+    queries: list[NLQQuery]
+    issues: list[Issue]
+
+
+def load_nlq(path: str | os.PathLike, *, annotated: bool | None = None, problems: Problems | None = None, rel: str | None = None) -> NLQSplit | None:
+    """Parse and validate an NLQ split file (nlq_train.json, nlq_val.json, nlq_test_unannotated.json).
+
+    `annotated`: whether answer times are required (default: unless the name says
+    "unannotated"). With no `problems`, the first error raises DataError; quirks are in
+    `.issues` as warnings. Returns None only when errors are being collected into `problems`.
+    """
+    path = Path(path)
+    own = problems is None
+    if own:
+        problems = Problems(path.parent, strict=True)
+    rel = rel or path.name
+    root = path.parent if rel == path.name else Path(str(path)[: -len(rel)].rstrip("/") or "/")
+    shown = str(path)
+    if annotated is None:
+        annotated = "unannotated" not in path.name
+    data = _read_json(root, rel, problems, path.name)
+    if data is None:
+        return None
+    n_err = problems.errors_in(rel)
+
+    def err(code: str, where: str, what: str) -> None:
+        problems.error(code, rel, f"{shown}: {where} {what}; fix or re-download the file")
+
+    if type(data) is not dict:
+        problems.error("wrong_top_type", rel, f"{shown}: top level is {_json_type(data)}, expected an object with 'videos'; this is not an Ego4D NLQ file")
+        return None
+    videos = data.get("videos")
+    if type(videos) is not list:
+        problems.error("no_videos", rel, f"{shown}: 'videos' is {'missing' if videos is None else _json_type(videos)}, expected a list; this is not an Ego4D NLQ file")
+        return None
+    if data.keys() - _NLQ_TOP_KEYS:
+        problems.warn("unknown_field", rel, "unknown extra fields (ignored)", f"top level: {', '.join(sorted(data.keys() - _NLQ_TOP_KEYS)[:3])}")
+    video_uids: list[str] = []
+    clips: list[NLQClip] = []
+    queries: list[NLQQuery] = []
+
+    def extra(obj: dict, known: set, where: str) -> None:
+        e = obj.keys() - known
+        if e:
+            problems.warn("unknown_field", rel, "unknown extra fields (ignored)", f"{where}: {', '.join(sorted(e)[:3])}")
+
+    def number(obj: dict, key: str, where: str, required: bool) -> tuple[float | None, bool]:
+        if key not in obj:
+            if required:
+                err("missing_field", where, f"has no {key}")
+                return None, False
+            return None, True
+        v = obj[key]
+        if not _good_number(v):
+            err("bad_timestamp", f"{where}.{key}", f"is {_describe_bad_number(v)}, expected a number of seconds")
+            return None, False
+        return float(v), True
+
+    for vi, v in enumerate(videos):
+        vw = f"videos[{vi}]"
+        if type(v) is not dict:
+            err("bad_video", vw, f"is {_json_type(v)}, expected an object")
+            continue
+        vu = v.get("video_uid")
+        if type(vu) is not str or not vu:
+            err("bad_video", f"{vw}.video_uid", "is missing or not a string")
+            continue
+        extra(v, _NLQ_VIDEO_KEYS, vw)
+        video_uids.append(vu)
+        vclips = v.get("clips")
+        if type(vclips) is not list:
+            err("bad_video", f"{vw}.clips", f"is {'missing' if vclips is None else _json_type(vclips)}, expected a list (video {vu!r})")
+            continue
+        for ci, c in enumerate(vclips):
+            cw = f"{vw}.clips[{ci}]"
+            if type(c) is not dict:
+                err("bad_clip", cw, f"is {_json_type(c)}, expected an object")
+                continue
+            extra(c, _NLQ_CLIP_KEYS, cw)
+            cu = c.get("clip_uid")
+            cu = cu if type(cu) is str else ""
+            vs, ok1 = number(c, "video_start_sec", cw, True)
+            ve, ok2 = number(c, "video_end_sec", cw, True)
+            _, ok3 = number(c, "clip_start_sec", cw, False)
+            _, ok4 = number(c, "clip_end_sec", cw, False)
+            if not (ok1 and ok2 and ok3 and ok4):
+                continue
+            clips.append(NLQClip(vu, cu, vs, ve, cw))
+            anns = c.get("annotations")
+            if anns is None:
+                anns = []
+            if type(anns) is not list:
+                err("bad_clip", f"{cw}.annotations", f"is {_json_type(anns)}, expected a list")
+                continue
+            for ai, a in enumerate(anns):
+                aw = f"{cw}.annotations[{ai}]"
+                if type(a) is not dict:
+                    err("bad_annotation", aw, f"is {_json_type(a)}, expected an object")
+                    continue
+                extra(a, _NLQ_ANNOTATION_KEYS, aw)
+                au = a.get("annotation_uid")
+                au = au if type(au) is str else ""
+                lqs = a.get("language_queries")
+                if type(lqs) is not list:
+                    err("bad_annotation", f"{aw}.language_queries", f"is {'missing' if lqs is None else _json_type(lqs)}, expected a list")
+                    continue
+                for qi, q in enumerate(lqs):
+                    qw = f"{aw}.language_queries[{qi}]"
+                    if type(q) is not dict:
+                        err("bad_query", qw, f"is {_json_type(q)}, expected an object")
+                        continue
+                    extra(q, _NLQ_QUERY_KEYS, qw)
+                    times = []
+                    ok = True
+                    for k in ("clip_start_sec", "clip_end_sec", "video_start_sec", "video_end_sec"):
+                        val, good = number(q, k, qw, annotated)
+                        ok = ok and good
+                        times.append(val)
+                    if not ok:
+                        continue
+                    text = q.get("query")
+                    if text is None:
+                        problems.warn("query_missing", rel, "queries without 'query' text (skipped by training)", qw)
+                    elif type(text) is not str:
+                        err("bad_query", f"{qw}.query", f"is {_json_type(text)}, expected a string")
+                        continue
+                    elif any(ch in text for ch in _CURLY):
+                        problems.warn("curly_quotes", rel, "queries with curly apostrophes or quotes", qw)
+                    tmpl = q.get("template")
+                    if tmpl is None:
+                        problems.warn("template_null", rel, "queries with template null", qw)
+                    elif type(tmpl) is not str:
+                        err("bad_query", f"{qw}.template", f"is {_json_type(tmpl)}, expected a string or null")
+                        continue
+                    cs, ce, vs_, ve_ = times
+                    if cs is not None and ce is not None:
+                        if ce < cs:
+                            err("bad_window", qw, f"answer ends before it starts (clip_start_sec {cs} > clip_end_sec {ce})")
+                            continue
+                        if ce == cs:
+                            problems.warn("zero_length_answer", rel, "queries with a zero-length answer window", qw)
+                    queries.append(NLQQuery(vu, cu, au, qi, text, tmpl, cs, ce, vs_, ve_, qw))
+    if problems.errors_in(rel) > n_err:
+        return None
+    issues = [i for i in problems.issues() if i.file == rel and i.level == "warning"] if own else []
+    return NLQSplit(path=path, data=data, video_uids=video_uids, clips=clips, queries=queries, issues=issues)
+
+
+# --------------------------------------------------------------------------- the index
+
+
+def _feature_state(root: Path, feature_dir: str, problems: Problems) -> tuple[set[str], set[str]]:
+    from engine.features import feature_root, scan_feature_dir
+
+    rel = f"v1/{feature_dir}"
+    p = feature_root(root) / feature_dir
+    if not p.is_dir():
+        others = sorted(d.name for d in feature_root(root).iterdir() if d.is_dir() and d.name != "annotations") if feature_root(root).is_dir() else []
+        hint = f"; folders here: {', '.join(others)} (pick one with --features)" if others else "; copy the features there or pick another folder with --features"
+        what = "is a file, expected a folder of <video_uid>.pt files" if p.exists() else "not found"
+        problems.error("no_feature_dir", rel, f"{p}: feature folder {what}{hint}")
+        return set(), set()
+    return scan_feature_dir(p)
+
+
+def _build(root: Path, feature_dir: str, problems: Problems, progress: Progress | None) -> Index | None:
+    got = _read_clips(root, problems)
+    if progress is not None:
+        progress("ego4d.json", 1, 1)
+    splits: dict[str, NLQSplit | None] = {}
+    for split in ("val", "test"):
+        splits[split] = load_nlq(root / NLQ_FILES[split], annotated=split != "test", problems=problems, rel=NLQ_FILES[split])
+    nar = _read_narrations(root, problems, progress)
+    if got is None or nar is None or any(s is None for s in splits.values()):
+        return None
+    clips, n_ego_videos = got
+    video_uids, passes, _ = nar
+    n_narrated = len(video_uids)
+    row = {u: i for i, u in enumerate(video_uids)}
+    for c in clips:
+        if c["video_uid"] not in row:
+            row[c["video_uid"]] = len(video_uids)
+            video_uids.append(c["video_uid"])
+    V = len(video_uids)
+    for pn in (1, 2):  # videos only in ego4d.json have no narrations: pad the CSR offsets
+        a = passes[pn]
+        if len(a.video_offsets) < V + 1:
+            a.video_offsets = np.concatenate([a.video_offsets, np.full(V + 1 - len(a.video_offsets), a.video_offsets[-1], dtype=np.int64)])
+    clip_video = np.array([row[c["video_uid"]] for c in clips], dtype=np.int32)
+    clip_offsets = np.zeros(V + 1, dtype=np.int64)
+    np.cumsum(np.bincount(clip_video, minlength=V), out=clip_offsets[1:])
+    n_clips_per_video = np.diff(clip_offsets)
+    narrated = (np.diff(passes[1].video_offsets) + np.diff(passes[2].video_offsets)) > 0
+    no_clips = np.flatnonzero(narrated & (n_clips_per_video == 0))
+    if len(no_clips):
+        problems.warn("video_without_clips", NARRATION_JSON, "narrated videos with no clip in ego4d.json (no groups)", f"video {video_uids[no_clips[0]]!r}", len(no_clips))
+    val_uids = set(splits["val"].video_uids)
+    test_uids = set(splits["test"].video_uids)
+    excluded = np.array([u in val_uids or u in test_uids for u in video_uids], dtype=bool)
+    index = Index(
+        root=root,
+        feature_dir=feature_dir,
+        video_uids=video_uids,
+        clip_uids=[c["clip_uid"] for c in clips],
+        clip_video=clip_video,
+        clip_start=np.array([c["start"] for c in clips], dtype=np.float64),
+        clip_end=np.array([c["end"] for c in clips], dtype=np.float64),
+        clip_order=np.argsort(clip_video, kind="stable").astype(np.int32),
+        clip_offsets=clip_offsets,
+        passes=passes,
+        excluded=excluded,
+        has_features=np.zeros(V, dtype=bool),
+    )
+    # Narrated-flag counts of a whole pass are cheap now and save the check a pass over texts.
+    counts = {
+        "videos": V,
+        "videos_in_ego4d_json": n_ego_videos,
+        "narrated_videos": n_narrated,
+        "clips": len(clips),
+        "narrations": {f"pass_{pn}": len(passes[pn]) for pn in (1, 2)},
+        "unsure_narrations": {f"pass_{pn}": int(np.count_nonzero(passes[pn].flags & FLAG_UNSURE)) for pn in (1, 2)},
+        "other_person_narrations": {f"pass_{pn}": int(np.count_nonzero(passes[pn].flags & FLAG_OTHER)) for pn in (1, 2)},
+        "queries": {s: len(splits[s].queries) for s in ("val", "test")},
+        "val_videos": len(val_uids),
+        "test_videos": len(test_uids),
+        "excluded_videos": int(excluded.sum()),
+        "videos_without_clips": int(np.count_nonzero(n_clips_per_video == 0)),
+    }
+    for pn in (1, 2):
+        f = NARRATION_JSON
+        problems.warn(f"unsure_narrations_pass_{pn}", f, f"narration_pass_{pn} narrations tagged #unsure", "", counts["unsure_narrations"][f"pass_{pn}"])
+        problems.warn(f"other_person_narrations_pass_{pn}", f, f"narration_pass_{pn} #O narrations (about another person)", "", counts["other_person_narrations"][f"pass_{pn}"])
+    index.counts = counts
+    index.issues = problems.issues()
+    return index
+
+
+def _apply_features(index: Index, feature_dir: str, problems: Problems) -> bool:
+    uids, empty = _feature_state(index.root, feature_dir, problems)
+    index.feature_dir = feature_dir
+    index.has_features = np.fromiter((u in uids for u in index.video_uids), dtype=bool, count=index.n_videos)
+    narrated = (np.diff(index.passes[1].video_offsets) + np.diff(index.passes[2].video_offsets)) > 0
+    c = index.counts
+    c["feature_dir"] = feature_dir
+    c["feature_files"] = len(uids)
+    c["empty_feature_files"] = len(empty)
+    c["videos_with_features"] = int(np.count_nonzero(index.has_features))
+    c["videos_without_features"] = int(index.n_videos - c["videos_with_features"])
+    c["narrated_videos_with_features"] = int(np.count_nonzero(index.has_features & narrated))
+    c["feature_coverage"] = round(c["narrated_videos_with_features"] / max(1, int(narrated.sum())), 4)
+    return not problems.errors_in(f"v1/{feature_dir}")
+
+
+def load_index(
+    root: str | os.PathLike,
+    features: str = DEFAULT_FEATURES,
+    progress: Progress | None = None,
+    use_cache: bool = True,
+) -> Index:
+    """The Index of an Ego4D tree, from the cache when its source files are unchanged.
+
+    Raises DataError (one line: file, JSON path or video, what to do) at the first problem.
+    `progress(stage, done, total)` is called as loading goes on. Feature files are never
+    opened here: only whether `<video_uid>.pt` exists counts.
+    """
+    from engine import cache
+
+    root = Path(root)
+    problems = Problems(root, strict=True)
+    _check_root(root, problems)
+    index = cache.load(root, progress) if use_cache else None
+    if index is None:
+        index = _build(root, features, problems, progress)
+        assert index is not None  # strict mode raised otherwise
+        if use_cache:
+            if progress is not None:
+                progress("writing cache", 0, 1)
+            cache.save(index)
+    _apply_features(index, features, problems)
+    return index
+
+
+def _check_root(root: Path, problems: Problems) -> None:
+    if not root.exists():
+        problems.error("root_missing", ".", f"{root}: data root not found; pass the folder that holds ego4d.json and v1/annotations/")
+    elif not root.is_dir():
+        problems.error("root_missing", ".", f"{root}: is a file, expected the Ego4D data root folder (ego4d.json, v1/annotations/)")
+
+
+# --------------------------------------------------------------------------- check
+
+
+@dataclass
+class CheckReport:
+    root: str
+    feature_dir: str
+    counts: dict
+    issues: list[Issue]
+    feature_dirs: list[dict]  # {"name", "dim", "files"}
+
+    @property
+    def errors(self) -> list[Issue]:
+        return [i for i in self.issues if i.level == "error"]
+
+    @property
+    def warnings(self) -> list[Issue]:
+        return [i for i in self.issues if i.level == "warning"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def to_json(self) -> dict:
+        return {
+            "root": self.root,
+            "features": self.feature_dir,
+            "ok": self.ok,
+            "counts": self.counts,
+            "feature_dirs": self.feature_dirs,
+            "warnings": [asdict(i) for i in self.warnings],
+            "errors": [asdict(i) for i in self.errors],
+        }
+
+
+FEATURE_SAMPLE = 32  # feature files opened by `check` (spread over the folder); all in small trees
+
+
+def check(
+    root: str | os.PathLike,
+    features: str = DEFAULT_FEATURES,
+    progress: Progress | None = None,
+    use_cache: bool = True,
+) -> CheckReport:
+    """Validate every file of an Ego4D tree, collecting all problems instead of stopping."""
+    from engine import cache
+    from engine.features import feature_root
+
+    root = Path(root)
+    problems = Problems(root, strict=False)
+    _check_root(root, problems)
+    counts: dict = {}
+    feature_dirs: list[dict] = []
+    if problems.errors:
+        return CheckReport(str(root), features, counts, problems.issues(), feature_dirs)
+    index = cache.load(root, progress) if use_cache else None
+    cached_issues: list[Issue] = []
+    if index is not None:
+        cached_issues = list(index.issues)  # warnings of the build that made the cache
+    else:
+        index = _build(root, features, problems, progress)
+        if index is not None and use_cache and not problems.errors:
+            cache.save(index)
+    train = load_nlq(root / NLQ_FILES["train"], annotated=True, problems=problems, rel=NLQ_FILES["train"])
+    feature_ok = True
+    if index is not None:
+        feature_ok = _apply_features(index, features, problems)
+        counts = dict(index.counts)
+        counts["queries"] = dict(counts.get("queries", {}))
+        if train is not None:
+            counts["queries"]["train"] = len(train.queries)
+            counts["train_videos"] = len(set(train.video_uids))
+        counts["queries"] = {k: counts["queries"][k] for k in ("train", "val", "test") if k in counts["queries"]}
+    else:
+        _feature_state(root, features, problems)
+    feature_dirs = _check_feature_dirs(root, features, problems, progress, feature_ok)
+    issues = problems.issues() + cached_issues
+    issues.sort(key=lambda i: i.level != "error")  # errors first, stable otherwise
+    return CheckReport(str(root), features, counts, issues, feature_dirs)
+
+
+def _check_feature_dirs(root: Path, features: str, problems: Problems, progress: Progress | None, feature_ok: bool) -> list[dict]:
+    """Each feature folder's dim and file count; opens a sample of the chosen folder's files."""
+    from engine.features import KNOWN_DIMS, feature_root, load_features
+
+    out: list[dict] = []
+    base = feature_root(root)
+    if not base.is_dir():
+        return out
+    for sub in sorted(p for p in base.iterdir() if p.is_dir() and p.name != "annotations"):
+        with os.scandir(sub) as it:
+            files = sorted((e.path for e in it if e.name.endswith(".pt") and e.is_file()))
+        if not files and sub.name != features:
+            continue
+        sizes = [os.stat(f).st_size for f in files] if sub.name == features else []
+        nonempty = [f for f, s in zip(files, sizes) if s > 0] if sub.name == features else files
+        rel = f"v1/{sub.name}"
+        dim = None
+        if sub.name == features and feature_ok:
+            n_empty = len(files) - len(nonempty)
+            if n_empty:
+                problems.warn("empty_feature_files", rel, "empty (0-byte) feature files: fine for indexing and the lab, not for training", os.path.basename(files[sizes.index(0)]), n_empty)
+            step = max(1, len(nonempty) // FEATURE_SAMPLE)
+            sample = nonempty[::step][:FEATURE_SAMPLE]
+            for k, f in enumerate(sample):
+                if progress is not None:
+                    progress("feature files", k, len(sample))
+                try:
+                    x = load_features(f, dim)
+                except Exception as exc:  # DataError from load_features: collected, not raised
+                    if not isinstance(exc, DataError):
+                        raise
+                    problems.error("bad_feature_file", rel, str(exc))
+                    continue
+                if dim is None:
+                    dim = int(x.shape[1])
+            if dim is not None and sub.name in KNOWN_DIMS and KNOWN_DIMS[sub.name] != dim:
+                problems.warn("unexpected_dim", rel, f"features are {dim}-d where this folder name usually means {KNOWN_DIMS[sub.name]}-d", os.path.basename(sample[0]))
+        else:
+            for f in files:
+                if os.stat(f).st_size > 0:
+                    try:
+                        dim = int(load_features(f).shape[1])
+                    except DataError:
+                        dim = None
+                    break
+        out.append({"name": sub.name, "dim": dim, "files": len(files), "selected": sub.name == features})
+    return out

@@ -1,0 +1,75 @@
+"""`nlq-tui data check` in a real subprocess: figures, warnings, one-line errors, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import torch
+
+from ego4d_fixtures import NARRATION, NLQ, edit_json, quirky_tree, video, write_tree
+
+
+def _run(*args: str, tmp_path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, NLQ_TUI_CACHE=str(tmp_path / "cache"), HF_HUB_OFFLINE="1")
+    return subprocess.run(
+        [sys.executable, "-m", "nlq_tui", "data", "check", *args],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+
+
+def test_json_report_has_counts_and_counted_warnings(tmp_path):
+    root = quirky_tree(tmp_path / "d")
+    r = _run(str(root), "--json", tmp_path=tmp_path)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["ok"] is True and out["errors"] == []
+    c = out["counts"]
+    assert c["narrations"] == {"pass_1": 15, "pass_2": 2}
+    assert c["queries"] == {"train": 7, "val": 1, "test": 0}
+    assert (c["clips"], c["val_videos"], c["videos_with_features"]) == (3, 1, 4)
+    assert out["feature_dirs"] == [{"name": "egovlp_fp16", "dim": 256, "files": 4, "selected": True}]
+    codes = {w["code"]: w["count"] for w in out["warnings"]}
+    assert codes["duplicate_timestamps"] == 1 and codes["template_null"] == 1
+    assert all(set(w) == {"level", "code", "file", "message", "count"} for w in out["warnings"])
+
+
+def test_plain_report_prints_the_figures(tmp_path):
+    root = write_tree(tmp_path / "d", videos=[video("a"), video("b", split="val")])
+    r = _run(str(root), tmp_path=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "narrations pass 1" in r.stdout and "OK: no errors." in r.stdout
+    assert "egovlp_fp16" in r.stdout and "dim   256" in r.stdout
+
+
+def test_broken_files_exit_2_with_one_line_per_error_and_no_traceback(tmp_path):
+    root = write_tree(tmp_path / "d", videos=[video("a"), video("b", split="val")])
+    edit_json(root, NARRATION, lambda d: d["a"]["narration_pass_1"]["narrations"][2].update(timestamp_sec="2.5"))
+    (root / NLQ["train"]).write_text('{"videos": [{"video_uid": "a", "cl')
+    torch.save({"weights": torch.zeros(2)}, root / "v1/egovlp_fp16/b.pt")
+    r = _run(str(root), tmp_path=tmp_path)
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr + r.stdout
+    err_lines = [l for l in r.stderr.splitlines() if l.startswith("nlq-tui: error:")]
+    assert len(err_lines) == 1 and "narration.json" in err_lines[0] and "narrations[2].timestamp_sec is a string" in err_lines[0]
+
+    r = _run(str(root), "--json", tmp_path=tmp_path)
+    assert r.returncode == 2
+    errors = json.loads(r.stdout)["errors"]
+    by_file = {e["file"]: e["message"] for e in errors}
+    assert "video 'a' narration_pass_1.narrations[2].timestamp_sec is a string" in by_file[NARRATION]
+    assert "truncated" in by_file[NLQ["train"]]
+    assert "b.pt" in by_file["v1/egovlp_fp16"] and "holds a dict" in by_file["v1/egovlp_fp16"]
+    assert all("\n" not in e["message"] for e in errors)
+
+
+def test_missing_root_and_missing_feature_folder_exit_2(tmp_path):
+    r = _run(str(tmp_path / "nope"), tmp_path=tmp_path)
+    assert r.returncode == 2 and "data root not found" in r.stderr and "Traceback" not in r.stderr
+    root = write_tree(tmp_path / "d", videos=1)
+    r = _run(str(root), "--features", "slowfast8x8_r101_k400", "--json", tmp_path=tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    (e,) = json.loads(r.stdout)["errors"]
+    assert "slowfast8x8_r101_k400" in e["message"] and "egovlp_fp16" in e["message"]

@@ -1,0 +1,335 @@
+"""The Ego4D data layer: quirks are counted warnings, everything else one DataError line."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ego4d_fixtures import EGO4D, NARRATION, NLQ, QUIRKS, edit_json, quirky_tree, video, write_tree
+from engine import cache
+from engine.ego4d import check, load_index, load_nlq, text_flags
+from engine.errors import DataError
+from engine.features import list_feature_dirs, load_features
+from engine.index import TextColumn, build_index, flags_of
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("NLQ_TUI_CACHE", str(tmp_path / "cache"))
+
+
+def _warnings(report) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for w in report.warnings:
+        out[w.code] = out.get(w.code, 0) + w.count
+    return out
+
+
+# --------------------------------------------------------------------------- quirks
+
+
+def test_every_real_data_quirk_is_a_counted_warning_not_an_error(tmp_path):
+    root = quirky_tree(tmp_path / "d")
+    report = check(root)
+    assert report.errors == []
+    got = _warnings(report)
+    for code, file in QUIRKS.items():
+        assert got.get(code, 0) >= 1, code
+        assert any(w.code == code and w.file == file for w in report.warnings), code
+    assert got["duplicate_timestamps"] == 1
+    assert got["unsorted_timestamps"] == 1
+    assert got["template_null"] == 1 and got["query_missing"] == 1
+    assert got["zero_length_answer"] == 1 and got["curly_quotes"] == 1
+    assert got["video_without_clips"] == 1 and got["only_pass_2"] == 1
+    c = report.counts
+    assert c["narrations"] == {"pass_1": 15, "pass_2": 2}
+    assert c["queries"] == {"train": 7, "val": 1, "test": 0}
+    assert c["val_videos"] == 1 and c["excluded_videos"] == 1
+    assert c["videos_with_features"] == 4 and c["feature_coverage"] == 1.0
+
+
+def test_unsorted_and_duplicate_timestamps_are_stably_sorted(tmp_path):
+    root = quirky_tree(tmp_path / "d")
+    index = load_index(root)
+    p1 = index.passes[1]
+    rows = p1.rows(index.video_number("q-main"))
+    assert p1.time[rows].tolist() == [1.0, 3.0, 3.0, 5.0, 7.0]
+    # The two narrations at 3.0 keep their file order (#O first, then "drinks").
+    assert [p1.text[i] for i in range(rows.start, rows.stop)][1:3] == ["#O man X waves", "#C C drinks"]
+    assert p1.flags[rows.start] & 1 and p1.flags[rows.start + 1] & 2
+
+
+def test_streaming_loader_builds_the_same_index_as_the_plain_builder(tmp_path):
+    root = quirky_tree(tmp_path / "d")
+    edit_json(root, NARRATION, lambda d: d["q-main"]["narration_pass_1"]["narrations"][2].update(narration_text="#C C café’s door"))
+    fast = load_index(root, use_cache=False)
+    ego = json.loads((root / EGO4D).read_text())
+    narr = json.loads((root / NARRATION).read_text())
+    excluded = {v["video_uid"] for f in (NLQ["val"], NLQ["test"]) for v in json.loads((root / f).read_text())["videos"]}
+    feats = {p.stem for p in (root / "v1/egovlp_fp16").glob("*.pt")}
+    plain = build_index(root, "egovlp_fp16", ego, narr, excluded, feats)
+    assert fast.video_uids == plain.video_uids and fast.clip_uids == plain.clip_uids
+    for name in ("clip_video", "clip_start", "clip_end", "clip_order", "clip_offsets", "excluded", "has_features"):
+        np.testing.assert_array_equal(getattr(fast, name), getattr(plain, name), err_msg=name)
+    for p in (1, 2):
+        a, b = fast.passes[p], plain.passes[p]
+        for name in ("video_offsets", "time", "flags"):
+            np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=f"{p}.{name}")
+        assert [a.text[i] for i in range(len(a))] == [b.text[i] for i in range(len(b))]
+        assert [a.uid[i] for i in range(len(a))] == [b.uid[i] for i in range(len(b))]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(alphabet=st.sampled_from(list("#OoCcunsureUNSURE \t\u00a0\u2019x")), max_size=12), max_size=20))
+def test_vectorised_flags_equal_flags_of_on_any_text(texts):
+    col = TextColumn.from_strings(texts)
+    assert text_flags(col.blob, col.offsets).tolist() == [flags_of(t) for t in texts]
+
+
+def test_videos_only_in_ego4d_json_are_indexed_after_narrated_ones(tmp_path):
+    root = write_tree(tmp_path / "d", videos=[video("a"), video("b", pass1=None, split=None)])
+    index = load_index(root)
+    assert index.video_uids == ["a", "b"]
+    assert len(index.clips_of(1)) == 1 and index.passes[1].rows(1) == slice(8, 8)
+
+
+def test_indexing_never_opens_feature_files(tmp_path):
+    root = write_tree(tmp_path / "d", videos=3, features="empty")
+    (root / "v1/egovlp_fp16/video-0.pt").write_text("not a tensor at all")
+    index = load_index(root)
+    assert index.has_features.all()
+    assert index.counts["empty_feature_files"] == 2
+
+
+def test_missing_feature_file_means_no_features_for_that_video(tmp_path):
+    root = write_tree(tmp_path / "d", videos=[video("a"), video("b", features=False)])
+    index = load_index(root)
+    assert index.has_features.tolist() == [True, False]
+    assert index.counts["videos_without_features"] == 1
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def _raw(root: Path, rel: str, text: str) -> None:
+    (root / rel).write_text(text, "utf-8")
+
+
+def _timestamp(value):
+    def edit(d):
+        d["video-1"]["narration_pass_1"]["narrations"][3]["timestamp_sec"] = value
+
+    return edit
+
+
+ERRORS = {
+    "missing narration.json": (lambda r: (r / NARRATION).unlink(), "narration.json", "not found"),
+    "empty ego4d.json": (lambda r: _raw(r, EGO4D, ""), "ego4d.json", "empty"),
+    "folder instead of nlq_val.json": (lambda r: ((r / NLQ["val"]).unlink(), (r / NLQ["val"]).mkdir()), "nlq_val.json", "folder"),
+    "truncated narration.json": (
+        lambda r: (r / NARRATION).write_bytes((r / NARRATION).read_bytes()[:-40]), "narration.json", "truncated"),
+    "non-JSON ego4d.json": (lambda r: _raw(r, EGO4D, "<html>503 Service Unavailable</html>"), "ego4d.json", "not valid JSON"),
+    "narration.json is a list": (lambda r: _raw(r, NARRATION, "[1, 2]"), "narration.json", "top level is a list"),
+    "nlq_test is a string": (lambda r: _raw(r, NLQ["test"], '"videos"'), "nlq_test_unannotated.json", "top level is a string"),
+    "timestamp is a string": (lambda r: edit_json(r, NARRATION, _timestamp("7.0")), "narration.json", "narrations[3].timestamp_sec is a string"),
+    "timestamp is null": (lambda r: edit_json(r, NARRATION, _timestamp(None)), "narration.json", "narrations[3].timestamp_sec is null"),
+    "timestamp is NaN": (lambda r: edit_json(r, NARRATION, _timestamp(float("nan"))), "narration.json", "timestamp_sec is NaN"),
+    "clip time is a string": (
+        lambda r: edit_json(r, EGO4D, lambda d: d["clips"][1].update(video_end_sec="60")), "ego4d.json", "clips[1].video_end_sec is a string"),
+    "query time is null": (
+        lambda r: edit_json(r, NLQ["val"], lambda d: d["videos"][0]["clips"][0]["annotations"][0]["language_queries"][0].update(clip_end_sec=None)),
+        "nlq_val.json", "videos[0].clips[0].annotations[0].language_queries[0].clip_end_sec is null"),
+    "no feature folder": (lambda r: [p.unlink() for p in (r / "v1/egovlp_fp16").iterdir()] and (r / "v1/egovlp_fp16").rmdir(), "egovlp_fp16", "not found"),
+}
+
+
+def _tree(tmp_path) -> Path:
+    return write_tree(tmp_path / "d", videos=[video("video-0"), video("video-1", split="val"), video("video-2", split="test")])
+
+
+@pytest.mark.parametrize("case", list(ERRORS))
+def test_each_broken_input_is_one_data_error_line_naming_the_file(tmp_path, case):
+    breaker, file, phrase = ERRORS[case]
+    root = _tree(tmp_path)
+    breaker(root)
+    with pytest.raises(DataError) as exc:
+        load_index(root)
+    msg = str(exc.value)
+    assert "\n" not in msg
+    assert file in msg and phrase in msg, msg
+    report = check(root)
+    assert report.errors and any(file in e.message and phrase in e.message for e in report.errors), report.errors
+
+
+def test_check_collects_errors_from_several_files_at_once(tmp_path):
+    root = _tree(tmp_path)
+    edit_json(root, NARRATION, _timestamp("x"))
+    edit_json(root, NARRATION, lambda d: d["video-0"]["narration_pass_1"]["narrations"][0].update(timestamp_sec=None))
+    _raw(root, NLQ["train"], '{"videos": [')
+    report = check(root)
+    files = {e.file for e in report.errors}
+    assert {NARRATION, NLQ["train"]} <= files
+    assert sum(e.file == NARRATION for e in report.errors) == 2
+
+
+def test_a_missing_data_root_is_a_data_error(tmp_path):
+    with pytest.raises(DataError, match="data root not found"):
+        load_index(tmp_path / "nowhere")
+
+
+def test_nan_literal_in_the_file_is_rejected(tmp_path):
+    root = _tree(tmp_path)
+    text = (root / NARRATION).read_text().replace('"timestamp_sec": 3.0', '"timestamp_sec": NaN', 1)
+    _raw(root, NARRATION, text)
+    with pytest.raises(DataError, match=r"timestamp_sec is NaN"):
+        load_index(root)
+
+
+# --------------------------------------------------------------------------- cache
+
+
+def _stages(root, **kw):
+    seen = []
+    index = load_index(root, progress=lambda stage, done, total: seen.append(stage), **kw)
+    return index, set(seen)
+
+
+def test_cache_miss_then_hit_then_invalidated_by_mtime_and_size(tmp_path):
+    root = quirky_tree(tmp_path / "d")
+    cold, stages = _stages(root)
+    assert "narration.json" in stages and "reading cache" not in stages
+    warm, stages = _stages(root)
+    assert stages == {"reading cache"}
+    assert warm.video_uids == cold.video_uids
+    np.testing.assert_array_equal(warm.passes[1].time, cold.passes[1].time)
+    assert [warm.passes[1].text[i] for i in range(3)] == [cold.passes[1].text[i] for i in range(3)]
+    assert {i.code for i in warm.issues} == {i.code for i in cold.issues}
+    assert warm.counts["narrations"] == cold.counts["narrations"]
+
+    st = (root / NARRATION).stat()
+    os.utime(root / NARRATION, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+    _, stages = _stages(root)
+    assert "narration.json" in stages  # rebuilt
+    _, stages = _stages(root)
+    assert stages == {"reading cache"}
+
+    edit_json(root, NARRATION, lambda d: d["q-main"]["narration_pass_1"]["narrations"].append(
+        {"timestamp_sec": 9.0, "narration_text": "#C C leaves", "annotation_uid": "new"}))
+    fresh, stages = _stages(root)
+    assert "narration.json" in stages and len(fresh.passes[1]) == len(cold.passes[1]) + 1
+
+
+def test_features_are_rescanned_on_a_warm_open(tmp_path):
+    root = write_tree(tmp_path / "d", videos=[video("a"), video("b", features=False)])
+    assert load_index(root).has_features.tolist() == [True, False]
+    (root / "v1/egovlp_fp16/b.pt").write_bytes(b"")
+    assert load_index(root).has_features.tolist() == [True, True]
+
+
+def test_a_damaged_cache_is_rebuilt_not_an_error(tmp_path):
+    root = quirky_tree(tmp_path / "d")
+    load_index(root)
+    d = cache.cache_dir(root)
+    meta = json.loads((d / "index.json").read_text())
+    for f in (d / meta["data"]).glob("p1.time.npy"):
+        f.write_bytes(b"garbage")
+    index, stages = _stages(root)
+    assert "narration.json" in stages and len(index.passes[1]) == 15
+
+
+def test_without_a_cache_nothing_is_written(tmp_path):
+    root = quirky_tree(tmp_path / "d")
+    load_index(root, use_cache=False)
+    assert not cache.cache_dir(root).exists()
+
+
+# --------------------------------------------------------------------------- NLQ files
+
+
+def test_load_nlq_reads_queries_and_allows_no_times_in_the_test_file(tmp_path):
+    root = quirky_tree(tmp_path / "d")
+    train = load_nlq(root / NLQ["train"])
+    assert len(train.queries) == 7
+    q = train.queries[0]
+    assert (q.video_uid, q.clip_start_sec, q.clip_end_sec, q.template) == ("q-main", 1.0, 3.0, "Objects: Where is object X?")
+    assert q.where == "videos[0].clips[0].annotations[0].language_queries[0]"
+    assert {i.code for i in train.issues} >= {"template_null", "query_missing", "zero_length_answer"}
+    write_tree(tmp_path / "t", videos=[video("t1", split="test")])
+    test = load_nlq(tmp_path / "t" / NLQ["test"])
+    assert len(test.queries) == 1 and test.queries[0].clip_start_sec is None
+
+
+def test_load_nlq_requires_answer_times_in_an_annotated_file(tmp_path):
+    root = _tree(tmp_path)
+
+    def drop(d):
+        del d["videos"][0]["clips"][0]["annotations"][0]["language_queries"][0]["video_end_sec"]
+
+    edit_json(root, NLQ["val"], drop)
+    with pytest.raises(DataError, match=r"nlq_val.json: videos\[0\].clips\[0\].annotations\[0\].language_queries\[0\] has no video_end_sec"):
+        load_nlq(root / NLQ["val"])
+
+
+# --------------------------------------------------------------------------- features
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("touch pwned-by-pickle",))
+
+
+def test_feature_files_are_loaded_as_tensors_of_the_folder_dimension(tmp_path):
+    root = write_tree(tmp_path / "d", videos=2, feature_dim=256)
+    x = load_features(root / "v1/egovlp_fp16/video-0.pt", 256)
+    assert tuple(x.shape) == (16, 256) and x.dtype == torch.float16
+    (root / "v1/omnivore_video_swinl_fp16").mkdir()
+    torch.save(torch.zeros(3, 1536), root / "v1/omnivore_video_swinl_fp16/video-0.pt")
+    assert list_feature_dirs(root) == [("egovlp_fp16", 256, 2), ("omnivore_video_swinl_fp16", 1536, 1)]
+
+
+@pytest.mark.parametrize(
+    "content, phrase",
+    [
+        ("dict", "holds a dict"),
+        ("text", "not a tensor file"),
+        ("evil", "not a tensor file"),
+        ("1d", "expected 2-D"),
+        ("wrongdim", "feature dimension 128"),
+        ("empty", "empty (0 bytes)"),
+    ],
+)
+def test_bad_feature_file_is_a_data_error_and_never_unpickled(tmp_path, monkeypatch, content, phrase):
+    monkeypatch.chdir(tmp_path)
+    p = tmp_path / "vid.pt"
+    if content == "dict":
+        torch.save({"features": torch.zeros(2, 256)}, p)
+    elif content == "text":
+        p.write_text("hello, I am not a tensor\n")
+    elif content == "evil":
+        p.write_bytes(pickle.dumps(_Evil()))
+    elif content == "1d":
+        torch.save(torch.zeros(256), p)
+    elif content == "wrongdim":
+        torch.save(torch.zeros(4, 128), p)
+    else:
+        p.write_bytes(b"")
+    with pytest.raises(DataError) as exc:
+        load_features(p, 256)
+    assert str(p) in str(exc.value) and phrase in str(exc.value)
+    assert not (tmp_path / "pwned-by-pickle").exists()
+
+
+def test_check_rejects_a_non_tensor_feature_file(tmp_path):
+    root = _tree(tmp_path)
+    torch.save({"not": "a tensor"}, root / "v1/egovlp_fp16/video-1.pt")
+    report = check(root)
+    assert [e.code for e in report.errors] == ["bad_feature_file"]
+    assert "video-1.pt" in report.errors[0].message
