@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from rich.markup import escape
 from textual import on
@@ -81,10 +81,10 @@ class FilterScreen(ModalScreen[Filter | None]):
                 yield Select(STATUS_CHOICES, value=status if status in dict((v, k) for k, v in STATUS_CHOICES) else "open",
                              allow_blank=False, id="f-status")
                 yield Label("backend/model")
-                yield Select(_choices(self.facets["backend_model"]), value=f.backend_model or Select.BLANK,
+                yield Select(_choices(self.facets["backend_model"]), value=f.backend_model or Select.NULL,
                              prompt="any", id="f-model")
                 yield Label("prompt version")
-                yield Select(_choices(self.facets["prompt_version"]), value=f.prompt_version or Select.BLANK,
+                yield Select(_choices(self.facets["prompt_version"]), value=f.prompt_version or Select.NULL,
                              prompt="any", id="f-prompt")
                 yield Label("flags")
                 yield Select(FLAG_CHOICES, value=f.flags, allow_blank=False, id="f-flags")
@@ -92,7 +92,7 @@ class FilterScreen(ModalScreen[Filter | None]):
                 yield Input("" if f.max_ambiguity is None else str(f.max_ambiguity), placeholder="any",
                             type="integer", id="f-ambiguity")
                 yield Label("template")
-                yield Select(_choices(self.facets["template"]), value=f.template or Select.BLANK, prompt="any",
+                yield Select(_choices(self.facets["template"]), value=f.template or Select.NULL, prompt="any",
                              id="f-template")
                 yield Label("video")
                 yield Input(f.video, placeholder="video uid or its start", id="f-video")
@@ -105,7 +105,7 @@ class FilterScreen(ModalScreen[Filter | None]):
 
     def _value(self, sel: str) -> str:
         v = self.query_one(sel, Select).value
-        return "" if v is Select.BLANK or v is None else str(v)
+        return "" if v is Select.NULL or v is None else str(v)
 
     def result(self) -> Filter:
         amb = self.query_one("#f-ambiguity", Input).value.strip()
@@ -254,6 +254,3 @@ class ExportScreen(ModalScreen[tuple[str, str] | None]):
     def action_dismiss_none(self) -> None:
         self.dismiss(None)
 
-
-__all__: list[str] = ["BulkScreen", "ConfirmScreen", "ExportScreen", "FilterScreen", "RejectReasonScreen"]
-_unused: Callable | None = None

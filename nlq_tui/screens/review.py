@@ -1,0 +1,548 @@
+"""The Review screen: one generated question at a time, decided from the keyboard, durably.
+
+Every decision goes through `engine.store.CandidateStore`, which appends one fsynced line to
+the decision journal before it returns; only then does the screen show the next candidate.
+The store keeps a small row per candidate in memory (what filters and counts need) and reads
+the full candidate (narrations, window, checks) from disk when it is shown, so opening the
+queue at 100k candidates does not wait for 100k candidates to be parsed.
+
+The store opens in a thread worker; a second nlq-tui on the same workspace finds the review
+lock taken and the screen says so and stays read-only. New candidates from a running
+generation job are picked up every few seconds (and on `r`).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from rich.markup import escape
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Input, Label, OptionList, Static
+from textual.widgets.option_list import Option
+from textual.worker import Worker, WorkerState
+
+from engine.errors import UserError
+from engine.store import REJECT_REASONS, CandidateStore, Filter, Row
+from nlq_tui.widgets import ClipTimeline, NavBar, TimelineMark
+from nlq_tui.widgets.review_modals import BulkScreen, ConfirmScreen, ExportScreen, FilterScreen, RejectReasonScreen
+
+if TYPE_CHECKING:
+    from engine.store import Step
+
+REFRESH_S = 5.0  # how often new candidates from a running generation job are looked for
+REASON_TEXT = dict(REJECT_REASONS)
+STATUS_STYLE = {
+    "pending": "dim", "accepted": "bold green", "edited": "bold cyan", "rejected": "bold red",
+    "skipped": "yellow", "flagged": "bold magenta",
+}
+
+REVIEW_BINDINGS: list[Binding] = [
+    Binding("a", "accept", "Accept", id="review.accept", tooltip="Accept this question"),
+    Binding("x", "reject", "Reject", id="review.reject", tooltip="Reject it; then 1-9 picks the reason, Enter the default"),
+    Binding("space", "skip", "Skip", id="review.skip", tooltip="Leave it for later and show the next"),
+    Binding("e", "edit", "Edit", id="review.edit", tooltip="Edit the question in place; saving also accepts it"),
+    Binding("u,backspace", "undo", "Undo", id="review.undo", tooltip="Undo the last decision (many levels; one bulk step at a time)"),
+    Binding("f", "flag", "Flag", id="review.flag", tooltip="Flag it for a later look"),
+    Binding("slash", "filter(True)", "Search", key_display="/", id="review.search", tooltip="Search the question text"),
+    Binding("ctrl+f", "filter(False)", "Filters", id="review.filters", tooltip="Filter by status, model, prompt, flags, template, video"),
+    Binding("b", "bulk", "Bulk", id="review.bulk", tooltip="Accept or reject every candidate matching a rule, after a preview"),
+    Binding("tab", "recent", "Recent", show=False, id="review.recent", tooltip="Go to the last ten decisions to change one"),
+    Binding("r", "refresh", "Refresh", show=False, id="review.refresh", tooltip="Pick up candidates generated since the queue was built"),
+    Binding("ctrl+e", "export", "Export", id="review.export", tooltip="Write the accepted and edited questions to an NLQ file"),
+]
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(max(seconds, 0.0), 60)
+    return f"{int(m)}:{s:04.1f}"
+
+
+def _eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    h, rem = divmod(int(seconds), 3600)
+    return f"{h}h{rem // 60:02d}m" if h else f"{rem // 60}m{rem % 60:02d}s"
+
+
+class ReviewScreen(Screen):
+    """The review queue."""
+
+    CSS_PATH = "review.tcss"
+    BINDINGS = REVIEW_BINDINGS
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.store: CandidateStore | None = None
+        self.filter = Filter()
+        self.queue: list[Row] = []
+        self.queue_pos: dict[str, int] = {}
+        self.pos = 0
+        self.current: Row | None = None
+        self.revisit = False  # the current one was picked from the recent list / an undo
+        self.read_only: str | None = None
+        self.opened_at = time.perf_counter()
+        self.first_shown_at: float | None = None
+        self.editing = False
+
+    # layout ---------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield NavBar()
+        yield Static("opening the candidate store…", id="progress")
+        with Horizontal(id="review-body"):
+            with VerticalScroll(id="card"):
+                yield Static("", id="where")
+                yield Static("", id="question")
+                yield Input("", id="edit", placeholder="the question, edited; Enter saves and accepts, Esc cancels")
+                yield Static("", id="original")
+                yield Static("", id="badges")
+                yield Label("Narrations of the group", classes="section")
+                yield Static("", id="narrations")
+                yield Label("Window on the parent clip", classes="section")
+                yield ClipTimeline(id="timeline")
+            with Vertical(id="side"):
+                yield Label("Last decisions  [dim](Tab, Enter: show it to change)[/dim]", classes="section")
+                yield OptionList(id="recent")
+                yield Label("Filter", classes="section")
+                yield Static("", id="filter-text")
+                yield Button("Export…", id="export-button")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.opened_at = time.perf_counter()
+        self.query_one("#edit").display = False
+        self.query_one("#card").focus()
+        self.open_store()
+        self.set_interval(REFRESH_S, self._auto_refresh)
+
+    # opening ---------------------------------------------------------------------------------
+    @work(thread=True, group="review-open", exclusive=True, exit_on_error=False)
+    def open_store(self) -> tuple[CandidateStore, str | None, list[Row]]:
+        ctx = self.app.ctx
+        store = CandidateStore(ctx.workspace, reviewer=ctx.reviewer).load()
+        read_only = None
+        try:
+            store.begin_review()
+        except UserError as exc:
+            read_only = str(exc)
+        return store, read_only, store.select(self.filter)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        worker = event.worker
+        if worker.group == "review-open":
+            if event.state == WorkerState.SUCCESS:
+                self.store, self.read_only, queue = worker.result
+                self._set_queue(queue)
+                self._show_next(0)
+                if self.read_only:
+                    self.notify(self.read_only + " — this screen is read-only", title="Review", severity="warning",
+                                timeout=10)
+            elif event.state == WorkerState.ERROR:
+                msg = str(worker.error) if isinstance(worker.error, UserError) else \
+                    f"unexpected {type(worker.error).__name__}: {worker.error}"
+                self.query_one("#progress", Static).update(f"[b red]cannot open the candidates:[/] {escape(msg)}")
+                self.notify(msg, title="Review", severity="error", timeout=10)
+        elif worker.group == "review-export":
+            if event.state == WorkerState.SUCCESS:
+                r = worker.result
+                self.notify(f"exported {r.exported:,} queries to {r.file}\nmanifest: {r.manifest.name}",
+                            title="Export", timeout=10)
+            elif event.state == WorkerState.ERROR:
+                exc = worker.error
+                msg = str(exc) if isinstance(exc, UserError) else f"unexpected {type(exc).__name__}: {exc}"
+                self.notify(msg, title="Export failed", severity="error", timeout=12)
+
+    def on_unmount(self) -> None:
+        if self.store is not None:
+            self.store.close()
+
+    # queue -----------------------------------------------------------------------------------
+    def _set_queue(self, queue: list[Row]) -> None:
+        self.queue = queue
+        self.queue_pos = {r.id: i for i, r in enumerate(queue)}
+
+    def _matches(self, row: Row) -> bool:
+        return self.filter.predicate(self.store)(row)
+
+    def _show_next(self, start: int) -> None:
+        """Show the first candidate at or after `start` that still matches the filter."""
+        pred = self.filter.predicate(self.store)
+        for i in range(start, len(self.queue)):
+            if pred(self.queue[i]):
+                self.pos = i
+                self._show(self.queue[i])
+                return
+        # End of the queue: what was skipped comes round again; pending first.
+        for i in range(0, min(start, len(self.queue))):
+            row = self.queue[i]
+            if self.store.status(row.id) == "pending" and pred(row):
+                self.pos = i
+                self._show(row)
+                return
+        self.current = None
+        self.pos = len(self.queue)
+        self._render_empty()
+
+    def _show(self, row: Row, revisit: bool = False) -> None:
+        self.current = row
+        self.revisit = revisit
+        self._render_card()
+        self._render_side()
+        if self.first_shown_at is None:
+            self.first_shown_at = time.perf_counter()
+
+    def _after_decision(self) -> None:
+        if self.revisit and self.current is not None:
+            # Back to where the queue was, not past the revisited one.
+            self.revisit = False
+            self._show_next(self.pos)
+        else:
+            self._show_next(self.pos + 1)
+
+    # rendering -------------------------------------------------------------------------------
+    def _render_empty(self) -> None:
+        self._render_progress()
+        self.query_one("#where", Static).update("")
+        done = "No candidates match the filter." if self.store and self.store.rows else \
+            "No candidates yet: generate some on the Generate screen (3)."
+        if self.store and self.store.rows and not self.queue:
+            done += "  Ctrl+F changes it."
+        elif self.store and self.queue:
+            done = "The queue is done: nothing open matches the filter.  Ctrl+F for other statuses, r to refresh."
+        self.query_one("#question", Static).update(f"[dim]{done}[/dim]")
+        for sel in ("#original", "#badges", "#narrations"):
+            self.query_one(sel, Static).update("")
+        self.query_one("#timeline", ClipTimeline).set_clip(0, 0, [])
+        self._render_side()
+
+    def _render_progress(self) -> None:
+        if self.store is None:
+            return
+        p = self.store.progress()
+        c = p["counts"]
+        ro = "  [b yellow]READ-ONLY[/]" if self.read_only else ""
+        self.query_one("#progress", Static).update(
+            f"reviewed [b]{p['reviewed']:,}[/b] / {p['total']:,}   "
+            f"[green]✓ {c['accepted']:,}[/] [cyan]✎ {c['edited']:,}[/] [red]✗ {c['rejected']:,}[/] "
+            f"[yellow]skipped {c['skipped']:,}[/] [magenta]flagged {c['flagged']:,}[/]   "
+            f"{p['per_hour']:,.0f}/h   ETA {_eta(p['eta_s'])}   "
+            f"reviewer [b]{escape(self.store.reviewer)}[/b]{ro}")
+
+    def _render_card(self) -> None:
+        row = self.current
+        store = self.store
+        assert row is not None and store is not None
+        c = store.candidate(row.id)
+        status = c["status"]
+        review = c.get("review") or {}
+        self._render_progress()
+        in_queue = self.queue_pos.get(row.id)
+        where = f"{in_queue + 1:,} of {len(self.queue):,} in queue" if in_queue is not None else "not in the queue"
+        state = Text.assemble((status.upper(), STATUS_STYLE.get(status, "")))
+        if status == "rejected" and review.get("reason"):
+            state.append(f" ({REASON_TEXT.get(review['reason'], review['reason'])})", style="red")
+        if review.get("reviewer"):
+            state.append(f" by {review['reviewer']}", style="dim")
+        head = Text.assemble(
+            (where, "bold"), "   ", state, "   ",
+            (f"{c['id']}  ·  video {c['video_uid']}  ·  {c.get('backend')}/{c.get('model')}  ·  "
+             f"prompt {c.get('prompt_version')}", "dim"))
+        self.query_one("#where", Static).update(head)
+        text = store.query_text(row.id)
+        self.query_one("#question", Static).update(Text(text, style="bold"))
+        orig = self.query_one("#original", Static)
+        orig.update(Text.assemble(("original: ", "dim"), (c["query"], "dim italic")) if text != c["query"] else "")
+        self.query_one("#badges", Static).update(self._badges(c))
+        self.query_one("#narrations", Static).update(self._narrations(c))
+        w = c.get("window") or {}
+        marks = []
+        target = (c.get("narration") or {}).get("uid")
+        for i, n in enumerate(c.get("group_narrations") or [], start=1):
+            t = float(n.get("t") or 0.0)
+            if n.get("uid") == target:
+                marks.append(TimelineMark(float(w.get("start", t)), float(w.get("end", t)), t, label=str(i),
+                                          style="bold yellow" if not row.flags & 8 else "bold red",
+                                          flag="!" if row.flags & 8 else "▶"))
+            else:
+                marks.append(TimelineMark(t, t, t, label=str(i), style="dim"))
+        try:
+            self.query_one("#timeline", ClipTimeline).set_clip(float(w["clip_start"]), float(w["clip_end"]), marks)
+        except (KeyError, TypeError, ValueError):
+            self.query_one("#timeline", ClipTimeline).set_clip(0, 0, [])
+
+    @staticmethod
+    def _badges(c: dict) -> Text:
+        checks = c.get("checks") or {}
+        out = Text()
+
+        def badge(label: str, style: str) -> None:
+            out.append(f" {label} ", style=style)
+            out.append(" ")
+
+        amb = checks.get("ambiguity")
+        badge(f"ambiguity {amb}", "black on green" if not amb else "black on yellow")
+        if checks.get("duplicate_of"):
+            badge(f"duplicate of {checks['duplicate_of']}", "white on red")
+        if checks.get("near_duplicate_of"):
+            badge(f"near-duplicate of {checks['near_duplicate_of']}", "black on yellow")
+        for problem in checks.get("window_problems") or []:
+            badge(f"window: {problem}", "white on red")
+        if checks.get("template"):
+            badge(f"template: {checks['template']}", "white on blue")
+        return out
+
+    @staticmethod
+    def _narrations(c: dict) -> Text:
+        w = c.get("window") or {}
+        origin = float(w.get("clip_start") or 0.0)
+        target = c.get("narration") or {}
+        out = Text()
+        for i, n in enumerate(c.get("group_narrations") or [], start=1):
+            is_target = n.get("uid") == target.get("uid")
+            t = float(n.get("t") or 0.0)
+            line = Text.assemble(
+                ("▶ " if is_target else "  ", "bold yellow"),
+                (f"{i}. ", "bold" if is_target else "dim"),
+                (f"{_clock(t - origin):>7} ", "cyan" if is_target else "dim"),
+                (n.get("text") or "", "bold reverse" if is_target else ""),
+            )
+            if out:
+                out.append("\n")
+            out.append(line)
+        if target and w:
+            out.append(f"\n  window {_clock(float(w.get('clip_rel_start', 0)))}–{_clock(float(w.get('clip_rel_end', 0)))}"
+                       f" of the clip ({float(w.get('end', 0)) - float(w.get('start', 0)):.1f} s)", style="dim")
+        return out
+
+    def _render_side(self) -> None:
+        if self.store is None:
+            return
+        recent = self.query_one("#recent", OptionList)
+        recent.clear_options()
+        for step in self.store.recent(10):
+            recent.add_option(self._step_option(step))
+        self.query_one("#filter-text", Static).update(escape(self.filter.describe()) +
+                                                      f"\n[dim]{len(self.queue):,} match[/dim]")
+
+    def _step_option(self, step: "Step") -> Option:
+        when = datetime.fromtimestamp(step.t).strftime("%H:%M:%S")
+        style = STATUS_STYLE.get(step.status, "")
+        if step.op == "bulk":
+            label = Text.assemble((f"{when} ", "dim"), (f"bulk {step.status} ", style), f"{len(step.ids):,} candidates")
+            return Option(label, id=f"bulk:{step.seq}")
+        cid = step.ids[0]
+        row = self.store.by_id.get(cid) if self.store else None
+        q = (self.store.query_text(cid) if row else cid)[:60]
+        label = Text.assemble((f"{when} ", "dim"), (f"{step.status:<8} ", style), q)
+        return Option(label, id=f"one:{step.seq}:{cid}")
+
+    # actions ---------------------------------------------------------------------------------
+    def _ready(self) -> bool:
+        if self.store is None:
+            self.notify("still opening the candidates", severity="warning")
+            return False
+        if self.read_only:
+            self.notify(self.read_only, title="Read-only", severity="warning")
+            return False
+        return True
+
+    def _decide(self, action: str, **kw) -> None:
+        if not self._ready() or self.current is None:
+            return
+        try:
+            self.store.decide(self.current.id, action, **kw)
+        except UserError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self._after_decision()
+
+    def action_accept(self) -> None:
+        self._decide("accept")
+
+    def action_skip(self) -> None:
+        self._decide("skip")
+
+    def action_flag(self) -> None:
+        self._decide("flag")
+
+    def action_reject(self) -> None:
+        if not self._ready() or self.current is None:
+            return
+        row = self.current
+
+        def done(reason: str | None) -> None:
+            if reason is not None and self.current is row:
+                self._decide("reject", reason=reason)
+
+        self.app.push_screen(RejectReasonScreen(), done)
+
+    def action_edit(self) -> None:
+        if not self._ready() or self.current is None:
+            return
+        box = self.query_one("#edit", Input)
+        box.value = self.store.query_text(self.current.id)
+        box.display = True
+        self.query_one("#question").display = False
+        self.editing = True
+        box.focus()
+        box.cursor_position = len(box.value)
+
+    @on(Input.Submitted, "#edit")
+    def save_edit(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        self._close_editor()
+        if not text:
+            self.notify("an empty question cannot be saved; press x to reject instead", severity="warning")
+            return
+        if self.current is not None and text == self.store.by_id[self.current.id].query:
+            self._decide("accept")  # unchanged: an edit that changes nothing is an accept
+        else:
+            self._decide("edit", text=text)
+
+    def _close_editor(self) -> None:
+        self.query_one("#edit").display = False
+        self.query_one("#question").display = True
+        self.editing = False
+        self.query_one("#card").focus()
+
+    def on_key(self, event) -> None:
+        if self.editing and event.key == "escape":
+            event.stop()
+            self._close_editor()
+
+    def action_undo(self) -> None:
+        if not self._ready():
+            return
+        step = self.store.undo()
+        if step is None:
+            self.notify("nothing to undo")
+            return
+        if step.op == "bulk":
+            self.notify(f"undid the bulk {step.status} of {len(step.ids):,} candidates")
+        row = self.store.by_id.get(step.ids[0])
+        if row is not None:
+            i = self.queue_pos.get(row.id)
+            if i is not None:
+                self.pos = i
+                self._show(row)
+            else:
+                self._show(row, revisit=True)
+        else:
+            self._render_side()
+
+    def action_recent(self) -> None:
+        self.query_one("#recent", OptionList).focus()
+
+    @on(OptionList.OptionSelected, "#recent")
+    def pick_recent(self, event: OptionList.OptionSelected) -> None:
+        oid = event.option.id or ""
+        if oid.startswith("one:"):
+            cid = oid.split(":", 2)[2]
+            row = self.store.by_id.get(cid)
+            if row is not None:
+                self._show(row, revisit=True)
+        else:
+            self.notify("a bulk step is changed as a whole: u undoes it")
+        self.query_one("#card").focus()
+
+    def action_filter(self, text: bool = False) -> None:
+        if self.store is None:
+            return
+        self.app.push_screen(FilterScreen(self.filter, self.store.facets(), focus_text=text), self._apply_filter)
+
+    def _apply_filter(self, flt: Filter | None) -> None:
+        if flt is None:
+            return
+        self.set_filter(flt)
+
+    def set_filter(self, flt: Filter) -> None:
+        try:
+            queue = self.store.select(flt)
+        except ValueError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.filter = flt
+        self._set_queue(queue)
+        self._show_next(0)
+
+    def action_bulk(self) -> None:
+        if not self._ready():
+            return
+        self.app.push_screen(BulkScreen(self.store, self.filter), self._bulk_chosen)
+
+    def _bulk_chosen(self, choice: tuple[str, Filter, int] | None) -> None:
+        if not choice:
+            return
+        action, rule, n = choice
+        if n == 0:
+            self.notify("no candidate matches that rule")
+            return
+        verb = "Accept" if action == "accept" else "Reject"
+        question = (f"{verb} [b]{n:,}[/b] candidates?\n[dim]{escape(rule.describe())}[/dim]\n"
+                    "One undo (u) reverts the whole step.")
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.apply_bulk(action, rule)
+
+        self.app.push_screen(ConfirmScreen(question), confirmed)
+
+    def apply_bulk(self, action: str, rule: Filter) -> None:
+        ids = [r.id for r in self.store.select(rule)]
+        step = self.store.bulk(ids, action, rule=rule.describe())
+        if step is not None:
+            self.notify(f"{action}ed {len(step.ids):,} candidates (u undoes it)")
+        if self.current is not None and self._matches(self.current):
+            self._show(self.current, self.revisit)
+        else:
+            self._show_next(self.pos)
+
+    def action_refresh(self) -> None:
+        added = self._pick_up_new()
+        self.notify(f"{added:,} new candidates" if added else "no new candidates")
+
+    def _auto_refresh(self) -> None:
+        if self.store is not None:
+            self._pick_up_new()
+
+    def _pick_up_new(self) -> int:
+        if self.store is None:
+            return 0
+        before = len(self.store.rows)
+        added = self.store.refresh()
+        if added:
+            pred = self.filter.predicate(self.store)
+            for row in self.store.rows[before:]:
+                if pred(row):
+                    self.queue_pos[row.id] = len(self.queue)
+                    self.queue.append(row)
+            if self.current is None:
+                self._show_next(self.pos)
+            else:
+                self._render_progress()
+                self._render_side()
+        return added
+
+    @on(Button.Pressed, "#export-button")
+    def action_export(self) -> None:
+        ws = self.app.ctx.workspace
+        default = ws.exports_dir / f"nlq_aug_{datetime.now().strftime('%Y%m%d_%H%M%S')}.json"
+        self.app.push_screen(ExportScreen(str(default)), self._export_chosen)
+
+    def _export_chosen(self, choice: tuple[str, str] | None) -> None:
+        if choice:
+            self.run_export(*choice)
+
+    @work(thread=True, group="review-export", exclusive=True, exit_on_error=False)
+    def run_export(self, path: str, statuses: str):
+        from engine.export import export, parse_statuses
+
+        ctx = self.app.ctx
+        # A store of its own: the export reads from disk, which holds every decision already.
+        return export(ctx.workspace, path, statuses=parse_statuses(statuses), data_root=ctx.data_root)

@@ -1,0 +1,227 @@
+"""Pilot tests of the Review screen inside the real app: the whole flow, keys to disk."""
+
+import json
+
+import pytest
+
+from engine.store import CandidateStore
+from engine.workspace import Workspace
+from nlq_tui.app import NLQApp
+from nlq_tui.context import AppContext
+from review_fixtures import make_group, populate, write_data_root
+
+
+@pytest.fixture
+def ws(tmp_path):
+    ws = Workspace(tmp_path / "ws")
+    s = CandidateStore(ws)
+    populate(s, 40, flagged_every=3)
+    s.close()
+    return ws
+
+
+def make_app(ws, root=None, reviewer="ann"):
+    ctx = AppContext(ws, root, "egovlp_fp16", reviewer)
+    return NLQApp(ctx, "review", load_on_start=False)
+
+
+async def opened(pilot):
+    screen = pilot.app.screen
+    for _ in range(200):
+        await pilot.pause(0.02)
+        if screen.store is not None and (screen.current is not None or not screen.queue):
+            return screen
+    raise AssertionError("the review screen did not open its store")
+
+
+def on_disk(ws):
+    """The statuses as a fresh reader sees them: what survives the process."""
+    s = CandidateStore(ws).load()
+    return s
+
+
+async def test_accept_reject_with_reason_and_skip_are_on_disk_at_once(ws):
+    app = make_app(ws)
+    async with app.run_test(size=(160, 50)) as pilot:
+        screen = await opened(pilot)
+        first = screen.current.id
+        await pilot.press("a")
+        second = screen.current.id
+        assert second != first
+        assert on_disk(ws).status(first) == "accepted"
+        await pilot.press("x", "2")  # reason 2: ambiguous
+        third = screen.current.id
+        st = on_disk(ws).state(second)
+        assert st["status"] == "rejected" and st["reason"] == "ambiguous" and st["reviewer"] == "ann"
+        await pilot.press("x", "enter")  # the default reason
+        assert on_disk(ws).state(third)["reason"] == "other"
+        fourth = screen.current.id
+        await pilot.press("space")
+        assert on_disk(ws).status(fourth) == "skipped"
+        await pilot.press("f")
+        assert on_disk(ws).counts()["flagged"] == 1
+        assert "reviewed 3 / 40" in str(screen.query_one("#progress").render())
+
+
+async def test_reject_then_escape_decides_nothing(ws):
+    app = make_app(ws)
+    async with app.run_test(size=(160, 50)) as pilot:
+        screen = await opened(pilot)
+        first = screen.current.id
+        await pilot.press("x", "escape")
+        assert screen.current.id == first
+        assert on_disk(ws).counts()["pending"] == 40
+
+
+async def test_edit_in_place_keeps_the_original_and_accepts(ws):
+    app = make_app(ws)
+    async with app.run_test(size=(160, 50)) as pilot:
+        screen = await opened(pilot)
+        cid = screen.current.id
+        original = screen.store.by_id[cid].query
+        await pilot.press("e")
+        box = screen.query_one("#edit")
+        assert box.has_focus and box.value == original
+        box.value = ""
+        await pilot.press(*"Where did I leave the keys?")  # typed letters must not trigger a/x/e/f
+        await pilot.press("enter")
+        s = on_disk(ws)
+        assert s.status(cid) == "edited" and s.query_text(cid) == "Where did I leave the keys?"
+        assert s.candidate(cid)["query"] == original
+        assert s.counts()["accepted"] == 0 and s.counts()["edited"] == 1
+        assert screen.current.id != cid
+
+
+async def test_undo_steps_back_many_levels(ws):
+    app = make_app(ws)
+    async with app.run_test(size=(160, 50)) as pilot:
+        screen = await opened(pilot)
+        a = screen.current.id
+        await pilot.press("a")
+        b = screen.current.id
+        await pilot.press("x", "1")
+        c = screen.current.id
+        await pilot.press("a")
+        await pilot.press("u")
+        assert screen.current.id == c and on_disk(ws).status(c) == "pending"
+        await pilot.press("backspace")
+        assert screen.current.id == b and on_disk(ws).status(b) == "pending"
+        await pilot.press("u")
+        assert screen.current.id == a
+        assert on_disk(ws).counts()["pending"] == 40
+        journal = (ws.candidates_dir / "decisions.jsonl").read_text().splitlines()
+        assert [json.loads(x)["op"] for x in journal] == ["decide"] * 3 + ["undo"] * 3
+
+
+async def test_bulk_accept_by_rule_previews_confirms_and_undoes_in_one_step(ws):
+    app = make_app(ws)
+    async with app.run_test(size=(160, 50)) as pilot:
+        screen = await opened(pilot)
+        await pilot.press("x", "3")  # a decision before the bulk step stays as it was
+        rejected = next(iter(screen.store.states))
+        expected = len(screen.store.select(screen.filter.__class__(status="open", flags="none", max_ambiguity=0)))
+        assert 0 < expected < 39
+        await pilot.press("b")
+        bulk = app.screen
+        assert f"{expected:,}" in str(bulk.query_one("#b-preview").render())
+        bulk.apply()
+        await pilot.pause()
+        confirm = app.screen
+        assert f"{expected:,}" in str(confirm.query_one("#confirm-text").render())
+        await pilot.press("y")
+        s = on_disk(ws)
+        assert s.counts()["accepted"] == expected
+        assert all(not s.by_id[cid].flags for cid, st in s.states.items() if st["status"] == "accepted")
+        await pilot.press("u")
+        s = on_disk(ws)
+        assert s.counts()["accepted"] == 0 and s.status(rejected) == "rejected"
+
+
+async def test_bulk_declined_at_confirmation_changes_nothing(ws):
+    app = make_app(ws)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await opened(pilot)
+        await pilot.press("b")
+        app.screen.apply()
+        await pilot.pause()
+        await pilot.press("n")
+        assert not (ws.candidates_dir / "decisions.jsonl").exists() or \
+            (ws.candidates_dir / "decisions.jsonl").read_text() == ""
+
+
+async def test_filters_narrow_the_queue_by_text_flags_and_status(ws):
+    app = make_app(ws)
+    async with app.run_test(size=(160, 50)) as pilot:
+        screen = await opened(pilot)
+        await pilot.press("a")
+        await pilot.press("slash")
+        dialog = app.screen
+        dialog.query_one("#f-text").value = "knife"
+        await pilot.press("enter")
+        assert screen.queue and all("knife" in r.query for r in screen.queue)
+        assert "knife" in screen.current.query
+        screen.set_filter(screen.filter.__class__(status="accepted"))
+        await pilot.pause()
+        assert len(screen.queue) == 1 and screen.store.status(screen.current.id) == "accepted"
+        screen.set_filter(screen.filter.__class__(flags="ambiguous"))
+        await pilot.pause()
+        assert screen.queue and all(r.flags & 4 for r in screen.queue)
+
+
+async def test_a_recent_decision_can_be_changed_from_the_side_list(ws):
+    app = make_app(ws)
+    async with app.run_test(size=(160, 50)) as pilot:
+        screen = await opened(pilot)
+        first = screen.current.id
+        await pilot.press("a", "a", "a")
+        await pilot.press("tab")
+        recent = screen.query_one("#recent")
+        assert recent.option_count == 3
+        recent.highlighted = 2  # the oldest of the three: the first one
+        await pilot.press("enter")
+        assert screen.current.id == first
+        await pilot.press("x", "4")
+        assert on_disk(ws).state(first)["reason"] == "wrong_target"
+        assert screen.current.id != first  # back to the queue
+
+
+async def test_second_app_on_the_same_workspace_is_read_only(ws):
+    holder = CandidateStore(ws, reviewer="bob")
+    holder.begin_review()
+    app = make_app(ws)
+    async with app.run_test(size=(160, 50)) as pilot:
+        screen = await opened(pilot)
+        assert screen.read_only and "pid" in screen.read_only
+        await pilot.press("a")
+        assert on_disk(ws).counts()["pending"] == 40
+    holder.close()
+
+
+async def test_new_candidates_from_a_running_generation_are_picked_up(ws):
+    app = make_app(ws)
+    async with app.run_test(size=(160, 50)) as pilot:
+        screen = await opened(pilot)
+        gen = CandidateStore(ws)  # a generation job beside the review session
+        gk, cands, rej, meta = make_group("video-new", "clip-new", 0.0, 90.0, 3.0, number0=777)
+        assert gen.add_group_result(gk, cands, rej, meta)
+        gen.close()
+        await pilot.press("r")
+        assert len(screen.queue) == 45
+        assert [r.id for r in screen.queue[-5:]] == [c["id"] for c in cands]
+
+
+async def test_export_button_writes_the_nlq_file(ws, tmp_path):
+    root = write_data_root(tmp_path / "ego4d")
+    app = make_app(ws, root)
+    async with app.run_test(size=(160, 50)) as pilot:
+        screen = await opened(pilot)
+        await pilot.press("a", "a")
+        await pilot.press("ctrl+e")
+        out = tmp_path / "from_tui.json"
+        app.screen.query_one("#e-path").value = str(out)
+        await pilot.press("enter")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        doc = json.loads(out.read_text())
+        assert sum(len(c["annotations"]) for v in doc["videos"] for c in v["clips"]) == 2
+        assert (tmp_path / "from_tui.json.manifest.json").exists()
