@@ -1,0 +1,66 @@
+"""The one small interface every generation backend implements.
+
+The pipeline hands a backend a batch of requests (one per group: the exact chat messages plus
+the group's narrations) and gets back one `Reply` per request, in order. A reply carries the
+answer text (or, for the template backend, the already-structured answer), token usage and,
+when the request failed for good, the failure reason. The pipeline never knows which backend
+it drives: it only reads `batch_size` and `concurrency` to decide how to feed it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Request:
+    group_key: str
+    messages: list[dict]  # [{"role": "system"|"user", "content": str}]
+    narrations: list[str]  # the group's narration texts, numbered 1..k in the user message
+    flags: list[int] = field(default_factory=list)  # engine.index FLAG_* bits per narration
+
+
+@dataclass
+class Reply:
+    text: str | None = None  # the raw answer text, None when the request failed
+    parsed: Any = None  # an already-structured answer (template backend), skips parsing
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    attempts: int = 1
+    seconds: float = 0.0
+    error: str | None = None  # failure reason key ("rate_limited", "timeout", ...) when failed for good
+    error_detail: str = ""
+    retry_reasons: list[str] = field(default_factory=list)  # one key per retried attempt
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+class Backend:
+    """Base class: subclasses set `name`, `model` and implement `complete`."""
+
+    name = "base"
+    model = ""
+    batch_size = 1  # requests per `complete` call
+    concurrency = 1  # `complete` calls in flight at once
+    price_per_1k: float | None = None  # optional, gives a running cost
+
+    async def complete(self, requests: list[Request]) -> list[Reply]:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        """Release connections / models. Safe to call twice."""
+
+    def describe(self) -> str:
+        return f"{self.name}:{self.model}" if self.model else self.name
+
+    def cost(self, tokens: int) -> float | None:
+        if self.price_per_1k is None:
+            return None
+        return tokens / 1000.0 * self.price_per_1k

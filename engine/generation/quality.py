@@ -1,0 +1,162 @@
+"""Quality checks that flag a candidate but keep it (shown in review).
+
+- duplicate_of: an earlier candidate of the same clip with the same normalised question text.
+- near_duplicate_of: an earlier candidate of the same clip whose question embedding is at least
+  NEAR_DUPLICATE similar (MiniLM cosine).
+- ambiguity: how many *other* narrations of the clip match the question about as well as its own
+  target does (cosine within AMBIGUITY_MARGIN of the target's, or better). An NLQ question must
+  point at one moment, so 0 is what we want. -1 means "not measured" (checks="fast").
+- template: the closest official NLQ template, by the question's wording.
+- window_problems: the lab's reasons for the target narration's window (engine.windows).
+
+Embeddings are computed in batches by `QualityChecker.check_batch`, which the pipeline runs in a
+thread off the request path; narration embeddings are cached per clip.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from engine.generation.validate import normalise
+
+NEAR_DUPLICATE = 0.92
+AMBIGUITY_MARGIN = 0.05
+CLIP_CACHE = 512  # clips whose narration embeddings are kept
+
+# Official Ego4D NLQ templates (the "template" field of nlq_train.json), with the wording that
+# identifies each. Order matters: the first match wins.
+TEMPLATES: tuple[tuple[str, re.Pattern], ...] = tuple(
+    (name, re.compile(pat, re.I))
+    for name, pat in (
+        ("Objects: Where is object X before / after event Y?", r"^(where|in what location).*\b(before|after)\b"),
+        ("Objects: What did I put in X?", r"^what (did|have) i (put|place|keep|store|drop|pour) (in|into|inside)\b"),
+        ("Place: Where did I put X?", r"^where (did|have) i (put|place|keep|leave|store|drop|set|hang|lay)\b"),
+        ("Objects: How many X’s? (quantity question)", r"^how (many|much)\b"),
+        ("Objects: In what location did I see object X ?", r"^(in )?(what|which) (location|place|room|area)\b|^where did i see\b"),
+        ("Objects: Where is my object X?", r"^where (is|are|was|were) my\b"),
+        ("Objects: Where is object X?", r"^where (is|are|was|were)\b(?!.*\bwhen i\b)"),
+        ("People: Who did I talk to in location X?", r"^who did i (talk|speak|chat|converse)\b"),
+        ("People: Who did I interact with when I did activity X?", r"^who\b.*\b(interact|when i)\b|^who\b"),
+        ("People: When did I interact with person with role X?", r"^when did i (interact|talk|speak|meet)\b"),
+        ("Objects: State of an object", r"^(did|is|was|were|are|have|has) (i|the|my)\b"),
+        ("Objects: What X is Y?", r"^what (color|colour|type|kind|size|brand|shape)?\s*\w* (is|was|are|were)\b"),
+        ("Objects: What X did I Y?", r"^(what|which)\b.*\bdid i\b"),
+        ("Objects: In what location did I see object X ?", r"^where (did|was|were) i\b"),
+    )
+)
+OTHER_TEMPLATE = "Other"
+
+
+def closest_template(query: str) -> str:
+    q = " ".join(str(query).split())
+    for name, pat in TEMPLATES:
+        if pat.search(q):
+            return name
+    return OTHER_TEMPLATE
+
+
+_MARK = re.compile(r"#\s*\w+")
+_LEAD_C = re.compile(r"^\s*[Cc]\b\s*")
+
+
+def plain_narration(text: str) -> str:
+    """A narration without markers, in the first person, for embedding."""
+    t = _MARK.sub(" ", text).strip()
+    t = _LEAD_C.sub("I ", t)
+    return " ".join(t.split())
+
+
+@dataclass
+class Item:
+    """One accepted question waiting for its checks."""
+
+    cid: str
+    clip_key: str  # clip uid
+    query: str
+    target: int  # position of the target narration in `clip_texts`
+    clip_texts: list[str] | None  # the clip's narrations (only needed for ambiguity)
+    checks: dict = field(default_factory=dict)
+
+
+class QualityChecker:
+    """Duplicate, near-duplicate, ambiguity and template checks across a whole run."""
+
+    def __init__(self, embeddings: bool = True, encoder=None, device: str = "cpu") -> None:
+        self.embeddings = embeddings
+        self._encoder = encoder
+        self._device = device
+        self._exact: dict[str, dict[str, str]] = {}  # clip -> normalised query -> first id
+        self._vecs: dict[str, tuple[list[str], np.ndarray]] = {}  # clip -> (ids, question vectors)
+        self._clip_vecs: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    @property
+    def encoder(self):
+        if self._encoder is None:
+            from engine.minilm import SentenceEncoder  # heavy: torch + transformers
+
+            self._encoder = SentenceEncoder(self._device)
+        return self._encoder
+
+    def seed(self, rows) -> None:
+        """Earlier candidates (store rows with .clip_uid, .query, .id) count for duplicates."""
+        for r in rows:
+            self._exact.setdefault(r.clip_uid, {}).setdefault(normalise(r.query), r.id)
+
+    def check_batch(self, items: list[Item]) -> None:
+        """Fill `item.checks` (duplicate_of, near_duplicate_of, ambiguity, template) in place."""
+        qvecs = None
+        if self.embeddings and items:
+            qvecs = self.encoder.encode([it.query for it in items])
+            self._encode_clips(items)
+        for i, it in enumerate(items):
+            key = normalise(it.query)
+            seen = self._exact.setdefault(it.clip_key, {})
+            dup = seen.get(key)
+            if dup is None:
+                seen[key] = it.cid
+            near = None
+            ambiguity = -1
+            if qvecs is not None:
+                v = qvecs[i]
+                ids, mat = self._vecs.get(it.clip_key, ([], np.zeros((0, v.shape[0]), np.float32)))
+                if len(ids):
+                    sims = mat @ v
+                    j = int(np.argmax(sims))
+                    if sims[j] >= NEAR_DUPLICATE and ids[j] != dup:
+                        near = ids[j]
+                self._vecs[it.clip_key] = (ids + [it.cid], np.vstack([mat, v[None, :]]))
+                cv = self._clip_vecs.get(it.clip_key)
+                if cv is not None and 0 <= it.target < len(cv):
+                    sims = cv @ v
+                    others = np.delete(sims, it.target)
+                    ambiguity = int((others >= sims[it.target] - AMBIGUITY_MARGIN).sum())
+            it.checks.update(
+                duplicate_of=dup,
+                near_duplicate_of=near,
+                ambiguity=ambiguity,
+                template=closest_template(it.query),
+            )
+
+    def _encode_clips(self, items: list[Item]) -> None:
+        todo: dict[str, list[str]] = {}
+        for it in items:
+            if it.clip_texts is None:
+                continue
+            if it.clip_key in self._clip_vecs:
+                self._clip_vecs.move_to_end(it.clip_key)
+            elif it.clip_key not in todo:
+                todo[it.clip_key] = it.clip_texts
+        if not todo:
+            return
+        flat = [plain_narration(t) for texts in todo.values() for t in texts]
+        vecs = self.encoder.encode(flat) if flat else np.zeros((0, 384), np.float32)
+        at = 0
+        for key, texts in todo.items():
+            self._clip_vecs[key] = vecs[at : at + len(texts)]
+            at += len(texts)
+        while len(self._clip_vecs) > CLIP_CACHE:
+            self._clip_vecs.popitem(last=False)

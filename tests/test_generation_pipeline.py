@@ -1,0 +1,172 @@
+"""Group selection, the `nlq-tui generate` command, and resuming after SIGKILL (real subprocesses)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ego4d_fixtures import video, write_tree
+from fake_llm_server import FakeLLMServer
+
+from engine.ego4d import load_index
+from engine.generation.pipeline import GenerationJob, GroupReader, select_groups, tile_groups
+from engine.generation.template import TemplateBackend
+from engine.store import CandidateStore
+from engine.windows import WindowParams, compute
+from engine.workspace import Workspace
+
+NLQ_TUI = [sys.executable, "-m", "nlq_tui"]
+VERBS = ["picks up the knife from the table", "cuts the onion with the knife", "puts the knife in the drawer",
+         "opens the fridge", "washes the plate in the sink", "takes the cup from the shelf",
+         "pours water into the cup", "drops the spoon on the counter", "folds the towel"]  # fmt: skip
+
+
+def tree(tmp_path, videos_n=3, narrations=40, clips=None):
+    vids = [
+        video(f"vid-{i}", clips=clips or [(0.0, 2.0 * narrations + 10)],
+              pass1=[(1.0 + 2 * j, f"#C C {VERBS[(i + 2 * j) % len(VERBS)]}") for j in range(narrations)])
+        for i in range(videos_n)
+    ]  # fmt: skip
+    vids.append(video("vid-test", split="test", clips=[(0.0, 100.0)], pass1=[(1.0 + 2 * j, "#C C opens the fridge") for j in range(20)]))
+    return write_tree(tmp_path / "data", videos=vids, features="empty")
+
+
+def _env():
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
+    env.pop("OPENAI_API_KEY", None)
+    return env
+
+
+# ------------------------------------------------------------------------------ choosing groups
+
+
+def test_default_tiling_gives_each_narration_of_a_clip_one_group(tmp_path):
+    # two clips: narrations 0-16 in the first, 17-39 in the second
+    index = load_index(tree(tmp_path, videos_n=1, clips=[(0.0, 34.0), (34.5, 90.0)]), use_cache=False)
+    res = compute(index, WindowParams(k=5))
+    tiled = tile_groups(res)
+    rows = res.group_row[tiled]
+    assert np.all(np.diff(rows) >= 5)  # no overlap
+    covered = np.concatenate([np.arange(r, r + 5) for r in rows])
+    assert len(covered) == len(set(covered.tolist()))
+    # a clip boundary does not put the rest of the video out of step: 3 groups in the
+    # first clip (rows 0-14), then the second clip's groups start at its first narration
+    assert rows.tolist()[:4] == [0, 5, 10, 17]
+    assert len(tile_groups(res, stride=1)) == res.n_groups
+
+
+def test_sampling_is_repeatable_capped_per_video_and_never_uses_val_or_test(tmp_path):
+    index = load_index(tree(tmp_path), use_cache=False)
+    res = compute(index, WindowParams(k=5))
+    a = select_groups(res, n=7, seed=3)
+    assert np.array_equal(a, select_groups(res, n=7, seed=3)) and len(a) == 7
+    assert not np.array_equal(a, select_groups(res, n=7, seed=4))
+    capped = select_groups(res, per_video=2)
+    assert np.bincount(res.group_video[capped]).max() == 2
+    every = select_groups(res)
+    assert not index.excluded[res.group_video[every]].any()
+    keys = GroupReader(res).keys(every)
+    assert len(set(keys)) == len(keys) and not any(k.startswith("vid-test/") for k in keys)
+
+
+def test_group_reader_gives_windows_clipped_to_the_clip_and_relative_times(tmp_path):
+    index = load_index(tree(tmp_path, videos_n=1), use_cache=False)
+    res = compute(index, WindowParams(k=5))
+    gd = GroupReader(res).read(np.array([0]))[0]
+    assert gd.texts[0].startswith("#C C") and len(gd.uids) == 5 and gd.clip_start == 0.0
+    assert all(s <= t <= e for s, t, e in zip(gd.starts, gd.times, gd.ends))
+
+
+# ------------------------------------------------------------------------------ the command
+
+
+def test_generate_command_json_summary_and_second_run_skips_everything(tmp_path):
+    root = tree(tmp_path)
+    ws = tmp_path / "ws"
+    cmd = NLQ_TUI + ["generate", "--data", str(root), "--workspace", str(ws), "--checks", "fast", "--json"]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=120)
+    assert out.returncode == 0, out.stderr
+    first = json.loads(out.stdout.strip().splitlines()[-1])
+    for key in ("groups_done", "requests", "questions_valid", "questions_rejected", "failed_requests", "tokens", "seconds"):
+        assert key in first
+    assert first["groups_done"] == 24 and first["failed_requests"] == 0 and first["backend"] == "template"
+    out = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=120)
+    second = json.loads(out.stdout.strip().splitlines()[-1])
+    assert second["groups_done"] == 0 and second["groups_skipped"] == 24 and second["requests"] == 0
+
+
+def test_bad_settings_exit_2_with_one_line(tmp_path):
+    root = tree(tmp_path, videos_n=1)
+    env = _env()
+    out = subprocess.run(NLQ_TUI + ["generate", "--data", str(root), "--workspace", str(tmp_path / "ws"),
+                                    "--backend", "openai", "--model", "m", "--base-url", "https://api.example.com/v1"],
+                         capture_output=True, text=True, env=env, timeout=60)  # fmt: skip
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "OPENAI_API_KEY" in out.stderr
+    out = subprocess.run(NLQ_TUI + ["generate", "--data", str(root), "--workspace", str(tmp_path / "ws"),
+                                    "--backend", "openai"], capture_output=True, text=True, env=env, timeout=60)  # fmt: skip
+    assert out.returncode == 2 and "--model" in out.stderr
+
+
+def test_template_run_stores_candidates_with_full_provenance(tmp_path):
+    index = load_index(tree(tmp_path, videos_n=1), use_cache=False)
+    ws = Workspace(tmp_path / "ws")
+    events = []
+    stats = GenerationJob(index, ws, TemplateBackend(), checks="fast", on_event=events.append).run_sync()
+    assert stats.state == "done" and stats.groups_done == 8
+    store = CandidateStore(ws).load()
+    c = store.candidate(store.rows[0].id)
+    assert set(c) >= {"id", "video_uid", "clip_uid", "group_key", "narration", "group_narrations", "window", "query",
+                      "backend", "model", "prompt_version", "raw", "checks", "status", "created"}  # fmt: skip
+    assert c["id"] == f"{c['group_key']}#{c['narration']['number']}" and c["status"] == "pending"
+    assert set(c["checks"]) == {"duplicate_of", "near_duplicate_of", "ambiguity", "template", "window_problems"}
+    assert c["checks"]["template"] and len(c["group_narrations"]) == 5
+    assert {e["type"] for e in events} >= {"progress", "group"}
+
+
+# ------------------------------------------------------------------------------ resuming
+
+
+def _stored_groups(ws: Path) -> int:
+    n = 0
+    for p in (ws / "candidates").glob("groups-*.jsonl"):
+        n += p.read_bytes().count(b"\n")
+    return n
+
+
+@pytest.mark.slow
+def test_sigkill_mid_run_then_rerun_finishes_without_duplicates(tmp_path):
+    root = tree(tmp_path, videos_n=4)  # 32 groups
+    ws = tmp_path / "ws"
+    with FakeLLMServer(delay=0.15) as srv:
+        cmd = NLQ_TUI + ["generate", "--data", str(root), "--workspace", str(ws), "--backend", "openai",
+                         "--model", "fake", "--base-url", srv.base_url, "--concurrency", "3", "--checks", "fast",
+                         "--json"]  # fmt: skip
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
+        deadline = time.monotonic() + 60
+        while _stored_groups(ws) < 6 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.02)
+        assert proc.poll() is None, proc.communicate()[1].decode()
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        killed_at = _stored_groups(ws)
+        assert 6 <= killed_at < 32
+        requests_before = srv.requests
+        out = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=120)
+        assert out.returncode == 0, out.stderr
+        summary = json.loads(out.stdout.strip().splitlines()[-1])
+        # the rerun asks only for what was not stored; at most the in-flight requests were lost
+        assert summary["groups_skipped"] >= killed_at and summary["groups_done"] == 32 - summary["groups_skipped"]
+        assert srv.requests - requests_before == summary["groups_done"]
+        assert requests_before - killed_at <= 3 + 1
+    store = CandidateStore(Workspace(ws)).load()
+    assert len(store.done_groups()) == 32
+    ids = [r.id for r in store.rows]
+    assert len(ids) == len(set(ids)) == 32 * 5
