@@ -256,6 +256,10 @@ class _Prepared:
             mrows = np.flatnonzero(multi)
             firstclip[mrows] = self.st_clip[np.searchsorted(self.st_key, mp[mrows] * (N + 1), "left")]
         self.firstclip = firstclip
+        has = firstclip >= 0
+        fc = np.maximum(firstclip, 0)
+        self.home_start = np.where(has, index.clip_start[fc], np.nan) if C else np.full(N, np.nan)
+        self.home_end = np.where(has, index.clip_end[fc], np.nan) if C else np.full(N, np.nan)
         self.b_first = np.where(firstclip >= 0, b[np.maximum(firstclip, 0)], 0) if C else np.zeros(N, np.int64)
         _check(cancel)
 
@@ -265,6 +269,16 @@ class _Prepared:
         self.noclip_prefix = np.concatenate([[0], np.cumsum(noclip)]).astype(np.int64)
         self.narrations_no_clip = int(noclip.sum())
         self.narrations_used = int(row_used.sum())
+        # Lengths of the stretches of consecutive rows (one used video) that all lie in a clip:
+        # a run without a no-clip narration lies inside one of them.
+        inside = np.flatnonzero(row_used & (cnt > 0))
+        if len(inside):
+            brk = np.flatnonzero((np.diff(inside) != 1) | (rowvid[inside[1:]] != rowvid[inside[:-1]])) + 1
+            edges = np.concatenate([[0], brk, [len(inside)]])
+            self.stretch_len = np.diff(edges)
+        else:
+            self.stretch_len = np.zeros(0, dtype=np.int64)
+        self.used_rows_per_video = np.where(used, self.n_rows, 0)
 
         # Reasons that depend only on the narration.
         bits = np.zeros(N, dtype=np.uint8)
@@ -294,12 +308,22 @@ class _Prepared:
 
 
 class _Groups:
-    """The groups for one k (parent clips found), plus what the window step gathers per k."""
+    """The groups for one k (parent clips found), and how many windows each row appears in.
+
+    The per-parameter step works per narration row, not per window: a row held by a single clip
+    has the same window in every group it is in (that clip is every such group's parent), so
+    its figures are computed once and weighted by how many groups hold it as first, middle or
+    last narration (only the overlap reason depends on that position). `wkey` packs those
+    three counts per row (bit 7: first, bit 8: last, bits 9+: middle) above the 7 bits of the
+    row's reasons, so that one bincount gives every window figure. Windows whose group's parent
+    is not their row's first clip (overlapping clips) are the `fix` groups, computed explicitly.
+    """
 
     def __init__(self, prep: _Prepared, index: Index, k: int):
         N = prep.N
         self.k = k
-        self.row = np.flatnonzero(prep.room >= k)
+        starts = prep.room >= k
+        self.row = np.flatnonzero(starts)
         last = self.row + (k - 1)
         clip = prep.firstclip[self.row]
         other = np.flatnonzero(prep.b_first[self.row] <= last)
@@ -309,26 +333,36 @@ class _Groups:
             clip[other] = prep.st_clip[at]
         self.clip = clip
         self.video = prep.rowvid[self.row]
-        G = len(self.row)
-        if G:
-            self.t = sliding_window_view(prep.table.time, k)[self.row]
-            self.static_bits = sliding_window_view(prep.row_bits, k)[self.row]
-        else:
-            self.t = np.zeros((0, k))
-            self.static_bits = np.zeros((0, k), dtype=np.uint8)
-        self.clip_start = index.clip_start[clip][:, None]
-        self.clip_end = index.clip_end[clip][:, None]
 
-        runs = prep.row_used & (prep.video_room >= k)
-        self.runs = int(runs.sum())
-        not_group = runs & (prep.room < k)
-        if N >= k:
-            has_noclip = np.zeros(N, dtype=bool)
-            has_noclip[: N - k + 1] = (prep.noclip_prefix[k:] - prep.noclip_prefix[: N - k + 1]) > 0
+        first = starts.view(np.uint8).astype(np.int32)
+        if k == 1:
+            self.wkey = first << 7
         else:
-            has_noclip = np.zeros(N, dtype=bool)
-        self.run_no_clip = not_group & has_noclip
-        self.run_straddle = not_group & ~has_noclip
+            s = np.zeros(N + 1, dtype=np.int32)
+            np.cumsum(first, out=s[1:])
+            lastw = np.zeros(N, dtype=np.int32)
+            lastw[k - 1 :] = first[: N - k + 1]
+            mid = s[1:].copy()
+            mid[k:] -= s[1 : N - k + 1]  # mid = groups holding r = s[r+1] - s[r-k+1] ...
+            mid -= first  # ... minus those where r is first or last
+            mid -= lastw
+            self.wkey = (first << 7) | (lastw << 8) | (mid << 9)
+
+        # Groups with a window whose row's first clip is not the group's parent.
+        mp = prep.multi_pos
+        cand = np.flatnonzero(mp[self.row + k] - mp[self.row] > 0) if len(self.row) else np.zeros(0, np.int64)
+        if len(cand):
+            rows = self.row[cand][:, None] + np.arange(k)
+            mismatch = (prep.firstclip[rows] != clip[cand][:, None]).any(axis=1)
+            cand = cand[mismatch]
+        self.fix = cand
+        self.fix_rows = self.row[cand][:, None] + np.arange(k)
+
+        # Runs that are not groups: with a narration in no clip, or else straddling clips.
+        self.runs = int(np.maximum(prep.used_rows_per_video - k + 1, 0).sum())
+        inside = int(np.maximum(prep.stretch_len - k + 1, 0).sum())
+        self.n_no_clip = self.runs - inside
+        self.n_straddle = inside - len(self.row)
 
 
 class WindowEngine:
@@ -392,46 +426,94 @@ def _check(cancel) -> None:
 # The per-parameter step
 
 
-def _windows(index: Index, prep: _Prepared, grp: _Groups, params: WindowParams, cancel) -> "WindowResult":
-    k = grp.k
-    d_video = np.maximum(params.min_window, prep.beta / params.alpha)  # NaN where no beta
-    half = (d_video / 2)[grp.video]
-    no_beta = np.isnan(half)
-    h = half[:, None]
-    t, cs, ce = grp.t, grp.clip_start, grp.clip_end
-
-    lo = t - h
-    start = np.maximum(lo, cs)
-    cut = cs > lo
-    del lo
-    hi = t + h
-    end = np.minimum(hi, ce)
-    cut |= ce < hi
-    del hi
-    _check(cancel)
-    bits = grp.static_bits.copy()
+def _explicit(table_time, row_bits, rows, half, cs, ce):
+    """Bits, start, end and cut of windows given as a (groups, k) matrix of rows, with each
+    group's half-window and parent clip bounds: the plain per-window computation."""
+    t = table_time[rows]
+    h, cs, ce = half[:, None], cs[:, None], ce[:, None]
+    lo, hi = t - h, t + h
+    start, end = np.maximum(lo, cs), np.minimum(hi, ce)
+    cut = (cs > lo) | (ce < hi)
+    bits = row_bits[rows].copy()
     np.bitwise_or(bits, _B_EDGE, out=bits, where=cut)
     np.bitwise_or(bits, _B_COLLAPSED, out=bits, where=start >= end)
-    if k > 1:
+    if rows.shape[1] > 1:
         # Windows grow with t inside one clip, so only neighbours can be the first to overlap.
         ov = start[:, 1:] < end[:, :-1]
         np.bitwise_or(bits[:, :-1], _B_OVERLAP, out=bits[:, :-1], where=ov)
         np.bitwise_or(bits[:, 1:], _B_OVERLAP, out=bits[:, 1:], where=ov)
-    if no_beta.any():
-        bits[no_beta] = (bits[no_beta] & (_B_UNSURE | _B_DUP)) | _B_NOBETA
+    nb = np.isnan(h[:, 0])
+    bits[nb] |= _B_NOBETA
+    return bits, start, end, cut
+
+
+def _windows(index: Index, prep: _Prepared, grp: _Groups, params: WindowParams, cancel) -> "WindowResult":
+    k, N, V = grp.k, prep.N, index.n_videos
+    T = prep.table.time
+    d_video = np.maximum(params.min_window, prep.beta / params.alpha)  # NaN where no beta
+    half_video = d_video / 2
+
+    # Every row's window in its first clip (NaN bounds where it has none: all tests false).
+    h = half_video[prep.rowvid]
+    lo = T - h
+    start = np.maximum(lo, prep.home_start)
+    cut = prep.home_start > lo
+    del lo
+    hi = T + h
+    end = np.minimum(hi, prep.home_end)
+    cut |= prep.home_end < hi
+    del hi
+    rbx = prep.row_bits.copy()
+    np.bitwise_or(rbx, _B_EDGE, out=rbx, where=cut)
+    np.bitwise_or(rbx, _B_COLLAPSED, out=rbx, where=start >= end)
+    np.bitwise_or(rbx, _B_NOBETA, out=rbx, where=np.isnan(h))
+    del h
+    if k > 1 and N > 1:
+        # bit 5: overlaps the next row's window; bit 6: the previous row's (used only where
+        # both rows are in one group, which then has their common clip as parent)
+        ov = start[1:] < end[:-1]
+        np.bitwise_or(rbx[:-1], _B_OVERLAP, out=rbx[:-1], where=ov)
+        np.bitwise_or(rbx[1:], _OV_BEFORE, out=rbx[1:], where=ov)
+        del ov
     _check(cancel)
 
-    hist = np.bincount(bits.ravel(), minlength=256)
-    # Durations: an uncut window lasts d (its video's), so only cut windows need their own value.
-    with_beta = ~no_beta
-    uncut_per_group = k - cut.sum(axis=1)
-    usable = bits == 0
-    usable_per_group = usable.sum(axis=1)
-    V = index.n_videos
-    uncut_per_video = np.bincount(grp.video[with_beta], weights=uncut_per_group[with_beta], minlength=V)
-    usable_per_video = np.bincount(grp.video, weights=usable_per_group, minlength=V)
-    cut_dur = (end - start)[cut & with_beta[:, None]]
-    del start, end, cut, usable
+    key = grp.wkey + rbx
+    counts = np.bincount(key)
+    lut = _KeyTable(len(counts))
+    hist = lut.window_hist(counts)
+    # per row: usable windows (high 32 bits) and uncut windows with a beta (low 32 bits)
+    per_row = lut.packed[key]
+    del key
+    csum = np.zeros(N + 1, dtype=np.int64)
+    np.cumsum(per_row, out=csum[1:])
+    voff = prep.table.video_offsets
+    per_video = csum[voff[1:]] - csum[voff[:-1]]
+    usable_per_video = (per_video >> 32).astype(np.float64)
+    uncut_per_video = (per_video & 0xFFFFFFFF).astype(np.float64)
+    cut_rows = np.flatnonzero(cut)
+    cut_w = lut.every[grp.wkey[cut_rows] >> 7].astype(np.float64)
+    nb = (rbx[cut_rows] & _B_NOBETA) != 0
+    cut_w[nb] = 0
+    cut_vals = end[cut_rows] - start[cut_rows]
+    _check(cancel)
+
+    fix_bits = None
+    if len(grp.fix):
+        # Overlapping clips: swap the row-based figures of these groups for the real ones.
+        g, rows = grp.fix, grp.fix_rows
+        fv = grp.video[g]
+        approx = _variant_bits(rbx, grp.row[g], k)
+        fix_bits, fs, fe, fcut = _explicit(T, prep.row_bits, rows, half_video[fv], index.clip_start[grp.clip[g]], index.clip_end[grp.clip[g]])
+        hist += np.bincount(fix_bits.ravel(), minlength=256) - np.bincount(approx.ravel(), minlength=256)
+        fnb = np.isnan(half_video[fv])[:, None]
+        vids = np.broadcast_to(fv[:, None], rows.shape)
+        old_cut, old_dur = cut[rows], (end - start)[rows]
+        uncut_per_video += np.bincount(vids[~fcut & ~fnb], minlength=V) - np.bincount(vids[~old_cut & ~fnb], minlength=V)
+        usable_per_video += np.bincount(vids[fix_bits == 0], minlength=V) - np.bincount(vids[approx == 0], minlength=V)
+        new_cut = fcut & ~fnb
+        old_cut = old_cut & ~fnb
+        cut_vals = np.concatenate([cut_vals, (fe - fs)[new_cut], old_dur[old_cut]])
+        cut_w = np.concatenate([cut_w, np.ones(int(new_cut.sum())), -np.ones(int(old_cut.sum()))])
     _check(cancel)
     dv = np.nan_to_num(d_video)
     return WindowResult(
@@ -439,12 +521,77 @@ def _windows(index: Index, prep: _Prepared, grp: _Groups, params: WindowParams, 
         params=params,
         prep=prep,
         groups=grp,
-        reason_bits=bits.reshape(-1),
+        rbx=rbx,
+        fix_bits=fix_bits,
         d_video=d_video,
         hist=hist,
-        durations=(np.concatenate([dv, cut_dur]), np.concatenate([uncut_per_video, np.ones(len(cut_dur))])),
-        usable_durations=(dv, usable_per_video),
+        durations=_merge_weights(np.concatenate([dv, cut_vals]), np.concatenate([uncut_per_video, cut_w])),
+        usable_durations=_merge_weights(dv, usable_per_video),
     )
+
+
+_OV_BEFORE = np.uint8(64)  # rbx only: overlaps the previous row's window
+
+
+def _first_bits(x):
+    return x & 63
+
+
+def _last_bits(x):
+    return (x & 31) | ((x & 64) >> 1)
+
+
+def _mid_bits(x):
+    return (x & 31) | (((x >> 1) | x) & 32)
+
+
+class _KeyTable:
+    """Decodes `wkey + rbx` keys (see _Groups): window reason bits and counts per key."""
+
+    def __init__(self, n: int):
+        key = np.arange(n, dtype=np.int64)
+        x = key & 127
+        self.first = (key >> 7) & 1
+        self.last = (key >> 8) & 1
+        self.mid = key >> 9
+        self.bf, self.bm, self.bl = _first_bits(x), _mid_bits(x), _last_bits(x)
+        usable = self.first * (self.bf == 0) + self.mid * (self.bm == 0) + self.last * (self.bl == 0)
+        every = self.first + self.mid + self.last
+        uncut = np.where((x & int(_B_EDGE | _B_NOBETA)) == 0, every, 0)
+        self.packed = (usable << 32) | uncut
+        # windows per row, indexed by wkey >> 7
+        w = np.arange(max(n >> 7, 1) + 1, dtype=np.int64)
+        self.every = (w & 1) + ((w >> 1) & 1) + (w >> 2)
+
+    def window_hist(self, counts: np.ndarray) -> np.ndarray:
+        hist = np.zeros(256, dtype=np.int64)
+        nz = np.flatnonzero(counts)
+        c = counts[nz]
+        for bits, mult in ((self.bf, self.first), (self.bm, self.mid), (self.bl, self.last)):
+            np.add.at(hist, bits[nz], c * mult[nz])
+        return hist
+
+
+def _variant_bits(rbx, first_rows: np.ndarray, k: int) -> np.ndarray:
+    """(groups, k) reason bits of the groups starting at `first_rows`, from the per-row bits
+    (`rbx`): a row's bits differ only by whether it is first, middle or last in its group."""
+    if not len(first_rows):
+        return np.zeros((0, k), dtype=np.uint8)
+    x = sliding_window_view(rbx, k)[first_rows]
+    if k == 1:
+        return x & 31
+    bits = _mid_bits(x)
+    bits[:, 0] = _first_bits(x[:, 0])
+    bits[:, -1] = _last_bits(x[:, -1])
+    return bits
+
+
+def _merge_weights(values: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Equal values summed into one (values sorted); the removals of fix-ups cancel out here."""
+    keep = weights != 0
+    u, inv = np.unique(values[keep], return_inverse=True)
+    w = np.rint(np.bincount(inv.ravel(), weights=weights[keep], minlength=len(u)))
+    return u, w
 
 
 class WindowResult:
@@ -459,16 +606,17 @@ class WindowResult:
 
     compute_seconds: float = 0.0
 
-    def __init__(self, *, index, params, prep, groups, reason_bits, d_video, hist, durations, usable_durations):
+    def __init__(self, *, index, params, prep, groups, rbx, fix_bits, d_video, hist, durations, usable_durations):
         self.index = index
         self.params = params
         self.k = groups.k
         self._prep = prep
         self._grp = groups
+        self._rbx = rbx
+        self._fix_bits = fix_bits
         self.group_video = groups.video
         self.group_clip = groups.clip
         self.group_row = groups.row
-        self.reason_bits = reason_bits
         self.d_video = d_video
         self.beta_video = prep.beta
         self._hist = hist
@@ -482,13 +630,21 @@ class WindowResult:
 
     @property
     def n_windows(self) -> int:
-        return len(self.reason_bits)
+        return self.n_groups * self.k
 
     @property
     def n_usable(self) -> int:
         return int(self._hist[0])
 
     # -- window columns
+    @cached_property
+    def reason_bits(self) -> np.ndarray:
+        """uint8 bitmask of window reasons per window (bit code-1), 0 = usable."""
+        bits = _variant_bits(self._rbx, self.group_row, self.k)
+        if self._fix_bits is not None:
+            bits[self._grp.fix] = self._fix_bits
+        return bits.reshape(-1)
+
     @cached_property
     def window_group(self) -> np.ndarray:
         return np.repeat(np.arange(self.n_groups, dtype=np.int64), self.k)
@@ -573,13 +729,18 @@ class WindowResult:
 
     def rejected_runs(self, reason: int | str | None = None) -> np.ndarray:
         """First narration rows (of the pass selection) of runs that are not groups."""
+        prep, k, N = self._prep, self.k, self._prep.N
+        not_group = prep.row_used & (prep.video_room >= k) & (prep.room < k)
+        has_noclip = np.zeros(N, dtype=bool)
+        if N >= k:
+            has_noclip[: N - k + 1] = (prep.noclip_prefix[k:] - prep.noclip_prefix[: N - k + 1]) > 0
         if reason is None:
-            return np.flatnonzero(self._grp.run_no_clip | self._grp.run_straddle)
+            return np.flatnonzero(not_group)
         code = _reason_code(reason)
         if code == REASON_CODE["no_clip"]:
-            return np.flatnonzero(self._grp.run_no_clip)
+            return np.flatnonzero(not_group & has_noclip)
         if code == REASON_CODE["straddle"]:
-            return np.flatnonzero(self._grp.run_straddle)
+            return np.flatnonzero(not_group & ~has_noclip)
         return np.zeros(0, dtype=np.int64)
 
     def narration(self, row: int) -> dict:
@@ -632,8 +793,8 @@ class WindowResult:
     def reason_counts(self) -> dict[str, int]:
         """Each reason's count where it applies: windows for window reasons, runs for run reasons."""
         out = {REASONS[c][0]: int(self._hist[_HAS_BIT[c]].sum()) for c in WINDOW_REASONS}
-        out["no_clip"] = int(self._grp.run_no_clip.sum())
-        out["straddle"] = int(self._grp.run_straddle.sum())
+        out["no_clip"] = self._grp.n_no_clip
+        out["straddle"] = self._grp.n_straddle
         return out
 
     def primary_counts(self) -> dict[str, int]:

@@ -136,6 +136,10 @@ def test_groups_windows_and_reasons_equal_the_reference(data, params):
     expected.update(no_clip=ref["no_clip"], straddle=ref["straddle"])
     assert summary["reasons"] == expected
     assert summary["runs"] == summary["groups"] + ref["no_clip"] + ref["straddle"]
+    assert (len(res.rejected_runs("no_clip")), len(res.rejected_runs("straddle"))) == (ref["no_clip"], ref["straddle"])
+    usable = [w["end"] - w["start"] for w in ref["windows"] if not w["reasons"]]
+    if usable:
+        assert summary["usable_seconds"]["p50"] == pytest.approx(np.percentile(usable, 50), rel=1e-9, abs=1e-9)
 
     durations = [w["end"] - w["start"] for w in ref["windows"] if w["start"] is not None]
     if durations:
