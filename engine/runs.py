@@ -480,3 +480,99 @@ class RunTail:
 
     def log_tail(self, max_bytes: int = 16384) -> list[str]:
         return self.run.log_tail(max_bytes)
+
+
+# ---------------------------------------------------------------------------------------------
+# what a new training run trains (shared by `nlq-tui train` and the Train screen; no torch here)
+
+FINETUNE_LR_FACTOR = 0.5  # a finetune starts from trained weights: half the lr unless told otherwise
+TRAIN_STAGES = ("baseline", "pretrain", "finetune")
+
+
+def latest_export(workspace: Workspace) -> Path | None:
+    """The newest NLQ-format JSON in WS/exports (manifests aside), for a pretrain run."""
+    try:
+        files = [
+            p for p in workspace.exports_dir.rglob("*.json")
+            if "manifest" not in p.name and not p.name.startswith(".")
+        ]
+    except OSError:
+        return None
+    return max(files, key=lambda p: p.stat().st_mtime) if files else None
+
+
+def training_config(
+    workspace: Workspace,
+    *,
+    stage: str,
+    data_root: str | Path,
+    train_file: str | Path | None = None,
+    from_run: str | None = None,
+    overrides: dict | None = None,
+    model_overrides: dict | None = None,
+    nproc: int = 1,
+) -> dict:
+    """config.json of a new run: checked paths, stage defaults, a finetune's inherited settings.
+
+    `overrides` are TrainConfig fields the user set (epochs, lr, batch_size, device, seed,
+    text_encoder, text_path, features, ...); None values are ignored.
+    """
+    from engine.training.config import ModelConfig, TrainConfig
+
+    if stage not in TRAIN_STAGES:
+        raise ConfigError(f"--stage {stage!r}: use one of {', '.join(TRAIN_STAGES)}")
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    model_overrides = {k: v for k, v in (model_overrides or {}).items() if v is not None}
+    root = Path(data_root).expanduser().resolve()
+    if not (root / "v1" / "annotations").is_dir():
+        raise ConfigError(f"{root}: not an Ego4D root (no v1/annotations); pass --data ROOT")
+    cfg = TrainConfig(stage=stage, data_root=str(root))
+    source = None
+    if stage == "finetune":
+        if not from_run:
+            raise ConfigError("--stage finetune needs --from RUN: the pretrain run to start from")
+        source = find_run(workspace, from_run)
+        ckpt = source.best_path if source.best_path.exists() else source.last_path
+        if not ckpt.exists():
+            raise ConfigError(f"{source.path}: has no checkpoints/best.pt yet; let the run evaluate once, or pick another --from")
+        try:
+            src = TrainConfig.from_dict(source.config()["train"])
+        except KeyError:
+            raise ConfigError(f"{source.config_path}: no \"train\" section; pick another --from run") from None
+        # the weights only fit the same features, text encoder and model shape
+        for name in ("features", "text_encoder", "text_path", "freeze_text", "batch_size", "seed", "device"):
+            setattr(cfg, name, getattr(src, name))
+        cfg.model = src.model
+        cfg.lr = src.lr * FINETUNE_LR_FACTOR
+        cfg.epochs = src.epochs
+        cfg.init_from = str(ckpt)
+    elif from_run:
+        raise ConfigError(f"--from is for --stage finetune (this is {stage})")
+    if stage == "pretrain":
+        chosen = Path(train_file).expanduser() if train_file else latest_export(workspace)
+        if chosen is None:
+            raise ConfigError(
+                f"--stage pretrain needs --train-file FILE (an exported NLQ file); {workspace.exports_dir} has none yet"
+            )
+        train_file = chosen
+    if train_file:
+        path = Path(train_file).expanduser().resolve()
+        if not path.is_file():
+            raise ConfigError(f"--train-file {path}: no such file")
+        cfg.train_file = str(path)
+    for key, value in overrides.items():
+        if not hasattr(cfg, key) or key == "model":
+            raise ConfigError(f"unknown training setting {key!r}")
+        setattr(cfg, key, value)
+    if model_overrides:
+        cfg.model = ModelConfig(**{**cfg.model.__dict__, **model_overrides})
+    cfg.validate()
+    features = root / "v1" / cfg.features
+    if not features.is_dir():
+        raise ConfigError(f"{features}: no such feature folder; pass --features NAME (a folder under {root / 'v1'})")
+    return {
+        "stage": stage,
+        "from_run": source.id if source else None,
+        "nproc": int(nproc),
+        "train": cfg.to_dict(),
+    }

@@ -1,0 +1,163 @@
+import json
+import logging
+import pickle
+
+import pytest
+import torch
+
+from engine.errors import ConfigError, DataError
+from engine.runs import FIGURE_KEYS, create_run
+from engine.training.__main__ import run_training
+from engine.training.loop import Trainer, evaluate_run, load_checkpoint
+from engine.training.metrics import evaluate_predictions
+from engine.workspace import Workspace
+
+from training_fixtures import make_glove, make_sample, tiny_config
+
+LOG = logging.getLogger("test.training")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(monkeypatch):
+    monkeypatch.setenv("NLQ_TORCH_THREADS", "1")
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    base = tmp_path_factory.mktemp("train")
+    root = make_sample(base / "root")
+    return root, make_glove(root, base / "glove.txt")
+
+
+def _run(tmp_path, cfg, name="ws"):
+    ws = Workspace(tmp_path / name)
+    return create_run(ws, {"stage": cfg.stage, "train": cfg.to_dict()})
+
+
+def _train(run, cfg, **kw):
+    t = Trainer(cfg, run=run, log=LOG)
+    state = t.fit(**kw)
+    return t, state
+
+
+def test_stop_and_resume_mid_epoch_ends_with_the_same_weights_as_training_straight(tmp_path, data):
+    root, glove = data
+    # NaQ jitter and dropout both draw random numbers: resume must replay them exactly
+    cfg = tiny_config(root, glove, epochs=2, naq_jitter=True)
+    straight_run = _run(tmp_path, cfg, "a")
+    straight, state = _train(straight_run, cfg)
+    assert state == "done"
+    assert straight.steps_per_epoch >= 3
+
+    resumed_run = _run(tmp_path, cfg, "b")
+    stop_at = straight.steps_per_epoch + 1  # inside the second epoch
+    first = Trainer(cfg, run=resumed_run, log=LOG)
+    assert first.fit(should_stop=lambda: first.step >= stop_at) == "stopped"
+    assert first.step == stop_at
+    second, state = _train(resumed_run, tiny_config(root, glove, epochs=2, naq_jitter=True), resume=True)
+    assert state == "done" and second.step == straight.step
+
+    a, b = straight.model.state_dict(), second.model.state_dict()
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    rows_a = [r for r in straight_run.metrics() if "loss" in r]
+    rows_b = [r for r in resumed_run.metrics() if "loss" in r]
+    assert rows_a[-1]["loss"] == rows_b[-1]["loss"] and rows_a[-1]["step"] == rows_b[-1]["step"]
+    evals_a = [r for r in straight_run.metrics() if "split" in r]
+    evals_b = [r for r in resumed_run.metrics() if "split" in r]
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "eval_s"} for r in rows]  # noqa: E731
+    assert strip(evals_a) == strip(evals_b)
+
+
+def test_metrics_rows_checkpoints_and_best_follow_the_contract(tmp_path, data):
+    root, glove = data
+    cfg = tiny_config(root, glove, epochs=2)
+    run = _run(tmp_path, cfg)
+    trainer, _ = _train(run, cfg)
+    rows = run.metrics()
+    train_rows = [r for r in rows if "loss" in r]
+    eval_rows = [r for r in rows if "split" in r]
+    assert train_rows and {"step", "epoch", "loss", "lr", "samples_per_s"} <= train_rows[0].keys()
+    assert [r["epoch"] for r in eval_rows] == [1, 2]  # once per epoch
+    for r in eval_rows:
+        assert r["split"] == "val" and set(FIGURE_KEYS) <= r.keys()
+        assert all(0.0 <= r[k] <= 100.0 for k in FIGURE_KEYS)
+    best_row = max(eval_rows, key=lambda r: r["R1@0.3"])  # max() keeps the first of equals
+    best = load_checkpoint(run.best_path)
+    assert best["figures"]["R1@0.3"] == best_row["R1@0.3"] and best["step"] == best_row["step"]
+    last = torch.load(run.last_path, weights_only=True)  # nothing but tensors and plain values
+    assert last["step"] == trainer.step and {"optimizer", "scheduler", "rng"} <= last.keys()
+    preds = json.loads((run.predictions_dir / "val-best.json").read_text())
+    assert preds["challenge"] == "ego4d_nlq_challenge" and preds["version"] == "1.0"
+
+
+def test_evaluate_run_matches_the_official_evaluator_and_writes_test_predictions(tmp_path, data):
+    root, glove = data
+    cfg = tiny_config(root, glove, epochs=1)
+    run = _run(tmp_path, cfg)
+    trainer, _ = _train(run, cfg)
+    val = evaluate_run(run, split="val")
+    official = evaluate_predictions(root / "v1/annotations/nlq_val.json", val["predictions"])
+    for k in FIGURE_KEYS:
+        assert val["figures"][k] == pytest.approx(official[k], abs=1e-3)
+    assert val["figures"]["R1@0.3"] == pytest.approx(trainer.best["R1@0.3"])
+    test = evaluate_run(run, split="test")
+    assert test["figures"] is None and test["predictions"].endswith("test-best.json")
+    results = json.loads(open(test["predictions"]).read())["results"]
+    assert results and all(len(r["predicted_times"]) == 5 for r in results)
+    assert {"clip_uid", "annotation_uid", "query_idx", "predicted_times"} == results[0].keys()
+
+
+def test_eval_every_n_steps_adds_evaluations_inside_an_epoch(tmp_path, data):
+    root, glove = data
+    cfg = tiny_config(root, glove, epochs=1, eval_every_steps=2)
+    run = _run(tmp_path, cfg)
+    trainer, _ = _train(run, cfg)
+    steps = [r["step"] for r in run.metrics() if "split" in r]
+    expected = [s for s in range(2, trainer.step, 2)] + [trainer.step]
+    assert steps == expected
+
+
+def test_finetune_from_a_checkpoint_of_another_shape_is_a_config_error(tmp_path, data):
+    root, glove = data
+    cfg = tiny_config(root, glove, epochs=1)
+    run = _run(tmp_path, cfg)
+    _train(run, cfg)
+    wider = tiny_config(root, glove, epochs=1, stage="finetune", init_from=str(run.best_path), model={"dim": 32})
+    with pytest.raises(ConfigError, match="does not fit"):
+        Trainer(wider, log=LOG).fit()
+    same = tiny_config(root, glove, epochs=1, stage="finetune", init_from=str(run.best_path), lr=5e-5)
+    t = Trainer(same, log=LOG)
+    t.build()
+    for k, v in load_checkpoint(run.best_path)["model"].items():
+        assert torch.equal(t.model.state_dict()[k], v)
+
+
+class _Evil:
+    def __reduce__(self):
+        return (print, ("this would have run code",))
+
+
+def test_a_checkpoint_that_would_unpickle_code_is_refused(tmp_path):
+    path = tmp_path / "evil.pt"
+    with open(path, "wb") as f:
+        pickle.dump({"model": _Evil()}, f)
+    with pytest.raises(DataError, match="evil.pt"):
+        load_checkpoint(path)
+
+
+def test_a_crash_marks_the_run_failed_with_the_error_line_and_logs_the_traceback(tmp_path, data):
+    root, glove = data
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"videos": [')
+    cfg = tiny_config(root, glove, epochs=1, train_file=str(bad))
+    run = _run(tmp_path, cfg)
+    assert run_training(run) == "failed"
+    st = run.status()
+    assert st["state"] == "failed" and "bad.json" in st["error"] and "not valid JSON" in st["error"]
+    log = run.log_path.read_text()
+    assert "Traceback" in log and "DataError" in log
