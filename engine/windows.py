@@ -145,21 +145,32 @@ class _Table:
     def __init__(self, index: Index, narration_pass: int | str):
         if narration_pass == "both":
             p1, p2 = index.passes[1], index.passes[2]
-            n1 = len(p1)
-            vid = np.concatenate([_row_video(p1.video_offsets), _row_video(p2.video_offsets)])
-            t = np.concatenate([p1.time, p2.time])
-            # lexsort is stable: ties keep pass 1 before pass 2, and each pass's own order
-            order = np.lexsort((t, vid))
-            self.time = t[order]
+            n1, n2 = len(p1), len(p2)
+            t1, t2 = np.asarray(p1.time), np.asarray(p2.time)
+            off1, off2 = np.asarray(p1.video_offsets), np.asarray(p2.video_offsets)
+            v1, v2 = _row_video(off1), _row_video(off2)
+            # A stable merge of each video's two sorted lists, pass 1 first on ties: a row's
+            # place is its own rank plus how many rows of the other pass come before it.
+            pos1 = np.arange(n1, dtype=np.int64) + off2[v1]
+            pos2 = np.arange(n2, dtype=np.int64) + off1[v2]
+            for v in np.flatnonzero((np.diff(off1) > 0) & (np.diff(off2) > 0)):
+                a0, a1, b0, b1 = off1[v], off1[v + 1], off2[v], off2[v + 1]
+                a, b = t1[a0:a1], t2[b0:b1]
+                pos1[a0:a1] += np.searchsorted(b, a, "left")
+                pos2[b0:b1] += np.searchsorted(a, b, "right")
+            order = np.empty(n1 + n2, dtype=np.int64)
+            order[pos1] = np.arange(n1)
+            order[pos2] = np.arange(n1, n1 + n2)
+            self.time = np.concatenate([t1, t2])[order]
             self.flags = np.concatenate([p1.flags, p2.flags])[order]
-            self.video_offsets = p1.video_offsets + p2.video_offsets
+            self.video_offsets = off1 + off2
             self.src_pass = np.where(order < n1, 1, 2).astype(np.uint8)
             self.src_row = np.where(order < n1, order, order - n1)
         else:
             p = index.passes[int(narration_pass)]
-            self.time = p.time
-            self.flags = p.flags
-            self.video_offsets = p.video_offsets
+            self.time = np.asarray(p.time)
+            self.flags = np.asarray(p.flags)
+            self.video_offsets = np.asarray(p.video_offsets)
             self.src_pass = None
             self.src_row = None
         self.pass_const = None if narration_pass == "both" else int(narration_pass)
@@ -215,7 +226,7 @@ class _Prepared:
 
         # How many clips hold each row, and (for rows held by one clip) which.
         cover = np.bincount(a[live], minlength=N + 1) - np.bincount(b[live], minlength=N + 1)
-        cnt = np.cumsum(cover[:N])
+        cnt = np.cumsum(cover[:N]).astype(np.int32)
         idsum = np.cumsum(
             (np.bincount(a[live], weights=live, minlength=N + 1) - np.bincount(b[live], weights=live, minlength=N + 1))[:N]
         )
@@ -227,14 +238,14 @@ class _Prepared:
         maxb = np.zeros(N, dtype=np.int64)
         np.maximum.at(maxb, a[live], b[live])
         np.maximum.accumulate(maxb, out=maxb)
-        self.room = maxb - np.arange(N, dtype=np.int64)
+        self.room = (maxb - np.arange(N, dtype=np.int64)).astype(np.int32)
         _check(cancel)
 
         # Rows held by several (overlapping) clips: per row, the clips that hold it in ego4d.json
         # order, keeping only those that reach further than all earlier ones (a staircase). The
         # parent of a group starting there is the first step that reaches its last row.
         multi = cnt >= 2
-        self.multi_pos = np.concatenate([[0], np.cumsum(multi)]).astype(np.int64)
+        self.multi_pos = np.concatenate([[0], np.cumsum(multi)]).astype(np.int32)
         self.st_key = np.zeros(0, dtype=np.int64)
         self.st_clip = np.zeros(0, dtype=np.int32)
         if multi.any():
@@ -249,24 +260,24 @@ class _Prepared:
             prow, pclip = prow[keep], pclip[keep]
             order = np.lexsort((pclip, prow))
             prow, pclip = prow[order], pclip[order]
-            key = mp[prow] * (N + 1) + b[pclip]
+            key = mp[prow].astype(np.int64) * (N + 1) + b[pclip]
             before = np.concatenate([[-1], np.maximum.accumulate(key)[:-1]])
             step = key > before
             self.st_key, self.st_clip = key[step], pclip[step].astype(np.int32)
             mrows = np.flatnonzero(multi)
-            firstclip[mrows] = self.st_clip[np.searchsorted(self.st_key, mp[mrows] * (N + 1), "left")]
+            firstclip[mrows] = self.st_clip[np.searchsorted(self.st_key, mp[mrows].astype(np.int64) * (N + 1), "left")]
         self.firstclip = firstclip
         has = firstclip >= 0
         fc = np.maximum(firstclip, 0)
         self.home_start = np.where(has, index.clip_start[fc], np.nan) if C else np.full(N, np.nan)
         self.home_end = np.where(has, index.clip_end[fc], np.nan) if C else np.full(N, np.nan)
-        self.b_first = np.where(firstclip >= 0, b[np.maximum(firstclip, 0)], 0) if C else np.zeros(N, np.int64)
+        self.b_first = (np.where(has, b[fc], 0) if C else np.zeros(N)).astype(np.int32)
         _check(cancel)
 
         # Runs: rows left in the video from i on, and how many rows in no clip come before i.
-        self.video_room = (voff[1:][rowvid] if N else np.zeros(0, np.int64)) - np.arange(N, dtype=np.int64)
+        self.video_room = ((voff[1:][rowvid] if N else np.zeros(0, np.int64)) - np.arange(N, dtype=np.int64)).astype(np.int32)
         noclip = row_used & (cnt == 0)
-        self.noclip_prefix = np.concatenate([[0], np.cumsum(noclip)]).astype(np.int64)
+        self.noclip_prefix = np.concatenate([[0], np.cumsum(noclip)]).astype(np.int32)
         self.narrations_no_clip = int(noclip.sum())
         self.narrations_used = int(row_used.sum())
         # Lengths of the stretches of consecutive rows (one used video) that all lie in a clip:
@@ -329,7 +340,7 @@ class _Groups:
         other = np.flatnonzero(prep.b_first[self.row] <= last)
         if len(other):  # groups whose first row's first clip ends too early: overlapping clips
             i = self.row[other]
-            at = np.searchsorted(prep.st_key, prep.multi_pos[i] * (N + 1) + last[other], "right")
+            at = np.searchsorted(prep.st_key, prep.multi_pos[i].astype(np.int64) * (N + 1) + last[other], "right")
             clip[other] = prep.st_clip[at]
         self.clip = clip
         self.video = prep.rowvid[self.row]
@@ -337,6 +348,8 @@ class _Groups:
         first = starts.view(np.uint8).astype(np.int32)
         if k == 1:
             self.wkey = first << 7
+        elif N < k:
+            self.wkey = np.zeros(N, dtype=np.int32)
         else:
             s = np.zeros(N + 1, dtype=np.int32)
             np.cumsum(first, out=s[1:])
@@ -350,7 +363,10 @@ class _Groups:
 
         # Groups with a window whose row's first clip is not the group's parent.
         mp = prep.multi_pos
-        cand = np.flatnonzero(mp[self.row + k] - mp[self.row] > 0) if len(self.row) else np.zeros(0, np.int64)
+        if len(self.row) and mp[-1] > 0:
+            cand = np.flatnonzero(mp[self.row + k] - mp[self.row] > 0)
+        else:
+            cand = np.zeros(0, dtype=np.int64)
         if len(cand):
             rows = self.row[cand][:, None] + np.arange(k)
             mismatch = (prep.firstclip[rows] != clip[cand][:, None]).any(axis=1)

@@ -330,3 +330,9 @@ def test_empty_index_gives_zero_figures():
     s = compute(index).summary()
     assert (s["groups"], s["windows"], s["usable"]) == (0, 0, 0)
     assert s["seconds"]["p50"] is None
+
+
+def test_fewer_narrations_than_k_make_no_group_and_no_run():
+    index, _ = make([("v", 0, 100)], {"v": texts([1, 2])})
+    s = compute(index, WindowParams(k=5)).summary()
+    assert (s["groups"], s["runs"], s["windows"], s["narrations"]) == (0, 0, 0, 2)
