@@ -129,6 +129,10 @@ def evaluate_loader(model, loader, *, topk: int = 5, device=None, autocast_dtype
 
     was_training = model.training
     model.eval()
+    text_module = text_encoder.trainable_module() if text_encoder is not None else None
+    text_was_training = text_module is not None and text_module.training
+    if text_module is not None:
+        text_module.eval()
     results: list[dict] = []
     pred_rows, gt_rows = [], []
     split = loader.split
@@ -153,6 +157,8 @@ def evaluate_loader(model, loader, *, topk: int = 5, device=None, autocast_dtype
                     "predicted_times": [[float(s), float(e)] for s, e in secs[j]],
                 })
     model.train(was_training)
+    if text_module is not None:
+        text_module.train(text_was_training)
     if not pred_rows:
         return None, results
     gt = np.concatenate(gt_rows)

@@ -82,6 +82,12 @@ class _TransformerTextEncoder:
             self.model.eval()
             for p in self.model.parameters():
                 p.requires_grad_(False)
+        else:
+            self.model.train()  # its dropout is on while it trains; evaluate_loader turns it off
+            pooler = getattr(self.model, "pooler", None)
+            if pooler is not None:  # unused by token features: no grad ever, which DDP rejects
+                for p in pooler.parameters():
+                    p.requires_grad_(False)
 
     def encode(self, texts: list[str]) -> list["torch.Tensor"]:
         """float16 (tokens, dim) per text, on the CPU; each distinct text is encoded once."""
