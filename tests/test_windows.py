@@ -336,3 +336,84 @@ def test_fewer_narrations_than_k_make_no_group_and_no_run():
     index, _ = make([("v", 0, 100)], {"v": texts([1, 2])})
     s = compute(index, WindowParams(k=5)).summary()
     assert (s["groups"], s["runs"], s["windows"], s["narrations"]) == (0, 0, 0, 2)
+
+
+# ---------------------------------------------------------------------------------------------
+# The command, as a user runs it
+
+
+def _tree(tmp_path_factory, videos=14):
+    from engine.sample import write_sample
+
+    root = tmp_path_factory.mktemp("ego4d")
+    write_sample(root, videos=videos, features=False)
+    return root
+
+
+def _raw(root):
+    import json
+
+    def load(rel):
+        with open(root / rel) as f:
+            return json.load(f)
+
+    ann = "v1/annotations"
+    excluded = {v["video_uid"] for name in ("nlq_val.json", "nlq_test_unannotated.json") for v in load(f"{ann}/{name}")["videos"]}
+    features = {p.stem for p in (root / "v1/egovlp_fp16").glob("*.pt")}
+    return load("ego4d.json"), load(f"{ann}/narration.json"), excluded, features
+
+
+def _cli(*args):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "nlq_tui", "windows", *map(str, args)], capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def sample_tree(tmp_path_factory):
+    return _tree(tmp_path_factory)
+
+
+@pytest.mark.parametrize("k, narration_pass", [(5, "1"), (3, "both")])
+def test_windows_command_json_equals_the_reference_on_a_sample_tree(sample_tree, k, narration_pass):
+    import json
+
+    proc = _cli(sample_tree, "--json", "--k", k, "--pass", narration_pass, "--alpha", 3.0)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    raw = _raw(sample_tree)
+    p = narration_pass if narration_pass == "both" else int(narration_pass)
+    ref = reference(*raw, k=k, alpha=3.0, min_window=1.0, narration_pass=p)
+    assert out["groups"] == len(ref["groups"]) > 0
+    if p == 1:
+        assert out["groups"] == notebook_group_count(*raw, k=k)
+    assert out["windows"] == out["groups"] * k
+    assert out["usable"] == sum(1 for w in ref["windows"] if not w["reasons"])
+    assert out["reasons"]["straddle"] == ref["straddle"] and out["reasons"]["no_clip"] == ref["no_clip"]
+    assert set(out["seconds"]) >= {"p5", "p25", "p50", "p75", "p95"}
+    assert len(out["histogram"]["counts"]) == len(out["histogram"]["edges"]) - 1
+
+
+def test_windows_command_prints_readable_figures(sample_tree):
+    proc = _cli(sample_tree)
+    assert proc.returncode == 0, proc.stderr
+    for words in ("groups", "usable windows", "window cut by the clip edge", "p50"):
+        assert words in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "args, names",
+    [(["--k", "0"], "k must be"), (["--min-window", "-1"], "min_window"), (["--alpha", "nan"], "alpha")],
+)
+def test_windows_command_rejects_bad_parameters_in_one_line(sample_tree, args, names):
+    proc = _cli(sample_tree, *args)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("nlq-tui: error:") and names in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_windows_command_on_a_missing_root_fails_in_one_line(tmp_path):
+    proc = _cli(tmp_path / "nowhere", "--json")
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert len(proc.stderr.strip().splitlines()) == 1 and "nowhere" in proc.stderr
