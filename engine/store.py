@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
 import time
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
@@ -288,6 +289,10 @@ class CandidateStore:
         self._shard_ends: dict[str, int] = {}
         self._shard_idx: dict[str, int] = {}
         self._scanned = False
+        self._scan_started = False
+        self.scan_done = False
+        self._scan_lock = threading.Lock()
+        self._mutex = threading.RLock()  # rows and states change under it (scan may be in a thread)
         self._fds: dict[int, int] = {}
         self._cache: OrderedDict[tuple[int, int], dict] = OrderedDict()
 
@@ -314,43 +319,72 @@ class CandidateStore:
     def _shard_paths(self) -> list[Path]:
         return sorted(p for p in self.dir.glob(f"{SHARD_PREFIX}*.jsonl"))
 
-    def scan(self) -> int:
-        """Read new group lines from every shard (the whole store the first time).
+    def scan(self, budget: int | None = None) -> int:
+        """Read new group lines from the shards (the whole store the first time).
 
         Returns how many candidates were added. Cheap to call again: only bytes written since
-        the last call are read.
+        the last call are read. With `budget`, stops after about that many bytes so that a
+        caller can show the first candidates while the rest is read; `scan_done` then says
+        whether everything written so far has been read. Safe to call from a worker thread
+        while the main thread decides: rows are added under the store's mutex.
         """
-        added = 0
-        for path in self._shard_paths():
-            key = path.name
-            if key not in self._shard_ends:
-                self._shard_idx[key] = len(self._shards)
-                self._shards.append(path)
-                self._shard_ends[key] = 0
-            shard = self._shard_idx[key]
-            start = self._shard_ends[key]
-            try:
-                with open(path, "rb") as f:
-                    f.seek(start)
-                    data = f.read()
-            except FileNotFoundError:
-                continue
+        with self._scan_lock:
+            self._scan_started = True
+            added = 0
+            remaining = budget
+            for path in self._shard_paths():
+                key = path.name
+                if key not in self._shard_ends:
+                    self._shard_idx[key] = len(self._shards)
+                    self._shards.append(path)
+                    self._shard_ends[key] = 0
+                shard = self._shard_idx[key]
+                start = self._shard_ends[key]
+                try:
+                    with open(path, "rb") as f:
+                        f.seek(start)
+                        if remaining is None:
+                            data = f.read()
+                            at_eof = True
+                        else:
+                            data = f.read(remaining)
+                            at_eof = len(data) < remaining
+                            if not at_eof and b"\n" not in data:
+                                data += f.readline()  # one line longer than the budget
+                except FileNotFoundError:
+                    continue
+                end = data.rfind(b"\n") + 1  # a last line without its newline is not complete yet
+                parsed = self._parse(data, end, start, shard, path)
+                with self._mutex:
+                    added += self._ingest(parsed, path)
+                    self._shard_ends[key] = start + end
+                if remaining is not None and not at_eof:
+                    self.scan_done = False
+                    return added
+                if remaining is not None:
+                    remaining = max(remaining - len(data), 1)
+            self.scan_done = True
+            self._scanned = True
+            return added
+
+    def _parse(self, data: bytes, end: int, start: int, shard: int, path: Path) -> list[tuple]:
+        """(group_key, index rows, rejects, shard, offset, length) of every complete line."""
+        out = []
+        pos = 0
+        find = data.find
+        while pos < end:
+            nl = find(b"\n", pos, end)
             # Only the head of each line (key, index, rejects) is decoded: the candidates
             # after it are most of the bytes and are read one group at a time when shown.
-            pos = 0
-            end = data.rfind(b"\n") + 1  # a last line without its newline is not complete yet
-            find = data.find
-            while pos < end:
-                nl = find(b"\n", pos, end)
-                cut = find(_CANDIDATES_MARK, pos, nl)
-                head = data[pos:cut] if cut >= 0 else data[pos:nl]
-                added += self._ingest_line(shard, start + pos, nl - pos, head, cut >= 0, path)
-                pos = nl + 1
-            self._shard_ends[key] = start + end
-        self._scanned = True
-        return added
+            cut = find(_CANDIDATES_MARK, pos, nl)
+            head = data[pos:cut] if cut >= 0 else data[pos:nl]
+            item = self._parse_line(shard, start + pos, nl - pos, head, cut >= 0, path)
+            if item is not None:
+                out.append(item)
+            pos = nl + 1
+        return out
 
-    def _ingest_line(self, shard: int, offset: int, length: int, head: bytes, is_head: bool, path: Path) -> int:
+    def _parse_line(self, shard: int, offset: int, length: int, head: bytes, is_head: bool, path: Path) -> tuple | None:
         try:
             try:
                 if not is_head:
@@ -376,30 +410,37 @@ class CandidateStore:
         except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
             if head.strip():
                 self.problems.append(f"{path.name} at byte {offset}: unreadable group line skipped ({exc})")
-            return 0
-        if gk in self.groups:
-            # The first stored result of a group wins: a decision made on its questions must
-            # never silently attach to different text.
-            return 0
-        rows = []
-        for pos, r in enumerate(index):
-            if r[0] in self.by_id:
-                self.problems.append(f"{path.name} at byte {offset}: candidate id {r[0]!r} repeated; kept the first")
+            return None
+        return gk, index, rejected, shard, offset, length
+
+    def _ingest(self, parsed: list[tuple], path: Path) -> int:
+        added = 0
+        for gk, index, rejected, shard, offset, length in parsed:
+            if gk in self.groups:
+                # The first stored result of a group wins: a decision made on its questions
+                # must never silently attach to different text.
                 continue
-            row = Row(r, gk, shard, offset, length, pos, len(self.rows))
-            self.rows.append(row)
-            self.by_id[row.id] = row
-            rows.append(row)
-            if self._decisions_loaded:
-                st = self.states.get(row.id)
-                self.status_counts[st["status"] if st else "pending"] += 1
-        self.groups[gk] = rows
-        if rejected:
-            self.group_rejected[gk] = rejected
-        return len(rows)
+            rows = []
+            for pos, r in enumerate(index):
+                if r[0] in self.by_id:
+                    self.problems.append(f"{path.name} at byte {offset}: candidate id {r[0]!r} repeated; kept the first")
+                    continue
+                row = Row(r, gk, shard, offset, length, pos, len(self.rows))
+                self.rows.append(row)
+                self.by_id[row.id] = row
+                rows.append(row)
+                if self._decisions_loaded:
+                    st = self.states.get(row.id)
+                    self.status_counts[st["status"] if st else "pending"] += 1
+            self.groups[gk] = rows
+            if rejected:
+                self.group_rejected[gk] = rejected
+            added += len(rows)
+        return added
 
     def _ensure_scanned(self) -> None:
-        if not self._scanned:
+        # A progressive scan in a worker (the review screen) is not repeated here.
+        if not self._scanned and not self._scan_started:
             self.scan()
 
     def done_groups(self) -> set[str]:
@@ -505,6 +546,10 @@ class CandidateStore:
         self._load_decisions()
         return self
 
+    def load_decisions(self) -> None:
+        """Replay the decisions without reading the candidates (before a progressive `scan`)."""
+        self._load_decisions()
+
     def _load_decisions(self) -> None:
         if self._decisions_loaded:
             return
@@ -591,7 +636,7 @@ class CandidateStore:
         """Take the review lock now (the screen calls this on open to fail early and clearly)."""
         if self._journal_fd is not None:
             return
-        self.load()
+        self._load_decisions()
         self._review_lock = self.workspace.acquire(REVIEW_LOCK, f"{purpose} by {self.reviewer}")
         journal = self.dir / JOURNAL
         _cut_torn_tail(journal)
@@ -636,9 +681,10 @@ class CandidateStore:
             reason = None
         entry = {"seq": self._seq + 1, "op": "decide", "ids": [cid], "status": status, "reason": reason,
                  "text": text if status == "edited" else None, "reviewer": self.reviewer, "t": time.time()}
-        self._append(entry)
-        self.session_decisions.append(entry["t"])
-        return self._apply(entry)  # type: ignore[return-value]
+        with self._mutex:
+            self._append(entry)
+            self.session_decisions.append(entry["t"])
+            return self._apply(entry)  # type: ignore[return-value]
 
     def bulk(self, ids: Iterable[str], action: str, *, reason: str | None = None, rule: str | None = None) -> Step | None:
         """One journal entry that sets the status of many candidates; one undo reverts it."""
@@ -652,8 +698,9 @@ class CandidateStore:
         entry = {"seq": self._seq + 1, "op": "bulk", "ids": ids, "status": status,
                  "reason": (reason or DEFAULT_REASON) if status == "rejected" else None, "text": None,
                  "reviewer": self.reviewer, "t": time.time(), "rule": rule}
-        self._append(entry)
-        return self._apply(entry)  # type: ignore[return-value]
+        with self._mutex:
+            self._append(entry)
+            return self._apply(entry)  # type: ignore[return-value]
 
     def undo(self) -> Step | None:
         """Revert the newest decision or bulk step not yet undone; None if there is none."""
@@ -662,8 +709,9 @@ class CandidateStore:
             return None
         target = self.undo_stack[-1]
         entry = {"seq": self._seq + 1, "op": "undo", "target": target.seq, "reviewer": self.reviewer, "t": time.time()}
-        self._append(entry)
-        return self._apply(entry)
+        with self._mutex:
+            self._append(entry)
+            return self._apply(entry)
 
     @staticmethod
     def _check_action(action: str, reason: str | None, text: str | None) -> None:
@@ -717,7 +765,9 @@ class CandidateStore:
     def counts(self) -> dict[str, int]:
         self.load()
         out = {s: 0 for s in STATUSES}
-        for k, v in self.status_counts.items():
+        with self._mutex:
+            items = list(self.status_counts.items())
+        for k, v in items:
             if k in out:
                 out[k] = v
         return out
@@ -752,11 +802,12 @@ class CandidateStore:
             out["video_uid"].add(r.video_uid)
         return {k: sorted(v) for k, v in out.items()}
 
-    def select(self, flt: "Filter") -> list[Row]:
-        """Rows matching the filter, in store order."""
+    def select(self, flt: "Filter", upto: int | None = None) -> list[Row]:
+        """Rows matching the filter, in store order (of the first `upto` rows if given)."""
         self.load()
         pred = flt.predicate(self)
-        return [r for r in self.rows if pred(r)]
+        rows = self.rows if upto is None else self.rows[:upto]
+        return [r for r in rows if pred(r)]
 
     def close(self) -> None:
         for fd in self._fds.values():

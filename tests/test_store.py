@@ -209,3 +209,23 @@ def test_progress_counts_reviewed_and_rate(ws):
     assert p["reviewed"] == 4 and p["total"] == 20
     assert p["per_hour"] == pytest.approx(4 / 2600 * 3600)
     assert p["eta_s"] == pytest.approx(16 / p["per_hour"] * 3600)
+
+
+def test_a_scan_in_slices_reads_the_same_store_as_one_scan(ws):
+    s = CandidateStore(ws)
+    ids = populate(s, 200)
+    s.decide(ids[3], "accept")
+    s.decide(ids[150], "reject")
+    s.close()
+    sliced = CandidateStore(ws)
+    sliced.load_decisions()  # decisions first, as the review screen does
+    steps = 0
+    while True:
+        sliced.scan(budget=4096)
+        steps += 1
+        if sliced.scan_done:
+            break
+    assert steps > 5
+    assert [r.id for r in sliced.rows] == ids
+    assert sliced.counts() == CandidateStore(ws).load().counts()
+    assert sliced.counts()["pending"] == 198

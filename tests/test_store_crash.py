@@ -21,7 +21,7 @@ REVIEWER = r"""
 import json, random, sys
 import engine.store as m
 m.COMPACT_EVERY = int(sys.argv[3])
-s = m.CandidateStore(sys.argv[1], reviewer="crash")
+s = m.CandidateStore(sys.argv[1], reviewer="crash").load()
 s.begin_review()
 ids = [r.id for r in s.rows]
 rng = random.Random(int(sys.argv[2]))

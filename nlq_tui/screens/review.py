@@ -26,7 +26,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
-from textual.worker import Worker, WorkerState
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from engine.errors import UserError
 from engine.store import REJECT_REASONS, CandidateStore, Filter, Row
@@ -36,6 +36,8 @@ from nlq_tui.widgets.review_modals import BulkScreen, ConfirmScreen, ExportScree
 if TYPE_CHECKING:
     from engine.store import Step
 
+FIRST_SLICE = 1 << 20  # bytes of shards read before the first card shows (~700 candidates)
+SLICE = 16 << 20  # then this much per step while the user already works
 REFRESH_S = 5.0  # how often new candidates from a running generation job are looked for
 REASON_TEXT = dict(REJECT_REASONS)
 STATUS_STYLE = {
@@ -90,6 +92,8 @@ class ReviewScreen(Screen):
         self.opened_at = time.perf_counter()
         self.first_shown_at: float | None = None
         self.editing = False
+        self.loading = True
+        self._seen_rows = 0
 
     # layout ---------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -123,29 +127,49 @@ class ReviewScreen(Screen):
 
     # opening ---------------------------------------------------------------------------------
     @work(thread=True, group="review-open", exclusive=True, exit_on_error=False)
-    def open_store(self) -> tuple[CandidateStore, str | None, list[Row]]:
+    def open_store(self) -> None:
+        """Decisions first, then the candidates a slice at a time: the first card shows after
+        the first slice, the rest streams into the queue while the user works."""
         ctx = self.app.ctx
-        store = CandidateStore(ctx.workspace, reviewer=ctx.reviewer).load()
+        worker = get_current_worker()
+        store = CandidateStore(ctx.workspace, reviewer=ctx.reviewer)
+        store.load_decisions()
         read_only = None
         try:
             store.begin_review()
         except UserError as exc:
             read_only = str(exc)
-        return store, read_only, store.select(self.filter)
+        store.scan(budget=FIRST_SLICE)
+        self.app.call_from_thread(self._opened, store, read_only)
+        while not store.scan_done and not worker.is_cancelled:
+            store.scan(budget=SLICE)
+            self.app.call_from_thread(self._take_new_rows)
+        self.app.call_from_thread(self._loaded)
+
+    def _opened(self, store: CandidateStore, read_only: str | None) -> None:
+        self.store, self.read_only = store, read_only
+        self.loading = True
+        self._set_queue(store.select(self.filter))
+        self._seen_rows = len(store.rows)
+        self._show_next(0)
+        if read_only:
+            self.notify(read_only + " — this screen is read-only", title="Review", severity="warning", timeout=10)
+
+    def _loaded(self) -> None:
+        self.loading = False
+        self._take_new_rows()
+        if self.current is None:
+            self._show_next(self.pos)
+        else:
+            self._render_progress()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker
         if worker.group == "review-open":
-            if event.state == WorkerState.SUCCESS:
-                self.store, self.read_only, queue = worker.result
-                self._set_queue(queue)
-                self._show_next(0)
-                if self.read_only:
-                    self.notify(self.read_only + " — this screen is read-only", title="Review", severity="warning",
-                                timeout=10)
-            elif event.state == WorkerState.ERROR:
+            if event.state == WorkerState.ERROR:
                 msg = str(worker.error) if isinstance(worker.error, UserError) else \
                     f"unexpected {type(worker.error).__name__}: {worker.error}"
+                self.loading = False
                 self.query_one("#progress", Static).update(f"[b red]cannot open the candidates:[/] {escape(msg)}")
                 self.notify(msg, title="Review", severity="error", timeout=10)
         elif worker.group == "review-export":
@@ -215,6 +239,8 @@ class ReviewScreen(Screen):
             done += "  Ctrl+F changes it."
         elif self.store and self.queue:
             done = "The queue is done: nothing open matches the filter.  Ctrl+F for other statuses, r to refresh."
+        if self.loading:
+            done = "Reading the candidates…"
         self.query_one("#question", Static).update(f"[dim]{done}[/dim]")
         for sel in ("#original", "#badges", "#narrations"):
             self.query_one(sel, Static).update("")
@@ -227,6 +253,8 @@ class ReviewScreen(Screen):
         p = self.store.progress()
         c = p["counts"]
         ro = "  [b yellow]READ-ONLY[/]" if self.read_only else ""
+        if self.loading:
+            ro += f"  [dim]reading candidates… {len(self.store.rows):,}[/dim]"
         self.query_one("#progress", Static).update(
             f"reviewed [b]{p['reviewed']:,}[/b] / {p['total']:,}   "
             f"[green]✓ {c['accepted']:,}[/] [cyan]✎ {c['edited']:,}[/] [red]✗ {c['rejected']:,}[/] "
@@ -327,8 +355,12 @@ class ReviewScreen(Screen):
         recent.clear_options()
         for step in self.store.recent(10):
             recent.add_option(self._step_option(step))
+        self._render_filter()
+
+    def _render_filter(self) -> None:
+        more = "  [dim](still reading…)[/dim]" if self.loading else ""
         self.query_one("#filter-text", Static).update(escape(self.filter.describe()) +
-                                                      f"\n[dim]{len(self.queue):,} match[/dim]")
+                                                      f"\n[dim]{len(self.queue):,} match[/dim]{more}")
 
     def _step_option(self, step: "Step") -> Option:
         when = datetime.fromtimestamp(step.t).strftime("%H:%M:%S")
@@ -462,17 +494,23 @@ class ReviewScreen(Screen):
         self.set_filter(flt)
 
     def set_filter(self, flt: Filter) -> None:
+        # Rows the reader adds meanwhile are taken by _take_new_rows, under the new filter.
+        seen = len(self.store.rows)
         try:
-            queue = self.store.select(flt)
+            queue = self.store.select(flt, upto=seen)
         except ValueError as exc:
             self.notify(str(exc), severity="error")
             return
         self.filter = flt
         self._set_queue(queue)
+        self._seen_rows = seen
         self._show_next(0)
 
     def action_bulk(self) -> None:
         if not self._ready():
+            return
+        if self.loading:
+            self.notify("still reading the candidates; a bulk step waits until all are in", severity="warning")
             return
         self.app.push_screen(BulkScreen(self.store, self.filter), self._bulk_chosen)
 
@@ -512,22 +550,32 @@ class ReviewScreen(Screen):
             self._pick_up_new()
 
     def _pick_up_new(self) -> int:
-        if self.store is None:
+        if self.store is None or self.loading:
             return 0
-        before = len(self.store.rows)
         added = self.store.refresh()
         if added:
-            pred = self.filter.predicate(self.store)
-            for row in self.store.rows[before:]:
+            self._take_new_rows()
+        return added
+
+    def _take_new_rows(self) -> None:
+        """Append the rows the store read since the last look to the queue, as the filter says."""
+        store = self.store
+        if store is None:
+            return
+        rows = store.rows
+        new = rows[self._seen_rows:]
+        self._seen_rows += len(new)
+        if new:
+            pred = self.filter.predicate(store)
+            for row in new:
                 if pred(row):
                     self.queue_pos[row.id] = len(self.queue)
                     self.queue.append(row)
-            if self.current is None:
-                self._show_next(self.pos)
-            else:
-                self._render_progress()
-                self._render_side()
-        return added
+        if self.current is None and self.pos < len(self.queue):
+            self._show_next(self.pos)
+        else:
+            self._render_progress()
+            self._render_filter()
 
     @on(Button.Pressed, "#export-button")
     def action_export(self) -> None:

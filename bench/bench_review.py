@@ -1,0 +1,146 @@
+"""Review at scale: open the queue and decide, with N candidates in the store (default 100k).
+
+    .venv/bin/python bench/bench_review.py [--n 100000] [--decisions 300] [--keep DIR]
+
+Prints:
+  - store open: scanning the shards + replaying the journal, and reading the first candidate;
+  - store decide: `CandidateStore.decide` alone (append one line + fdatasync), median / p99;
+  - screen open -> first candidate shown: the real app, headless, from constructing it to the
+    Review screen having rendered its first card (target < 1 s);
+  - keypress -> durable decision: from `pilot.press("a")` being sent to `decide` returning
+    (the line is on disk), median / p99 (targets 10 ms / 50 ms); and keypress -> next
+    candidate rendered (the whole press, screen idle again).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from engine.store import CandidateStore, encode_group_line  # noqa: E402
+from engine.workspace import Workspace  # noqa: E402
+from review_fixtures import make_group  # noqa: E402
+
+
+def build(ws: Workspace, n: int, k: int = 5) -> float:
+    """Write n candidates as one generation shard (one fsync at the end, not one per group)."""
+    rng = random.Random(0)
+    t = time.perf_counter()
+    path = ws.candidates_dir / "groups-0000000000001-1.jsonl"
+    with open(path, "wb") as f:
+        for g in range((n + k - 1) // k):
+            v = g % 2000
+            clip = (g // 2000) % 3
+            gk, c, r, m = make_group(f"video-{v:05d}", f"clip-{v:05d}-{clip}", 480.0 * clip, 480.0 * clip + 480.0,
+                                     480.0 * clip + 5.0 + (g // 6000) * 20 % 400, k, rng=rng, flagged_every=7,
+                                     number0=g * k)
+            f.write(encode_group_line(gk, c, r, m))
+        f.flush()
+        os.fsync(f.fileno())
+    return time.perf_counter() - t
+
+
+def pct(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))]
+
+
+def bench_store(ws: Workspace, decisions: int) -> None:
+    t0 = time.perf_counter()
+    s = CandidateStore(ws, reviewer="bench")
+    s.scan()
+    t1 = time.perf_counter()
+    s.load()
+    t2 = time.perf_counter()
+    s.candidate(s.rows[0].id)
+    t3 = time.perf_counter()
+    print(f"store open: scan {len(s.rows):,} candidates {t1 - t0:.3f} s, decisions {t2 - t1:.3f} s, "
+          f"first candidate read {1e3 * (t3 - t2):.2f} ms")
+    s.begin_review()
+    lat = []
+    ids = [r.id for r in s.rows[-decisions:]]
+    for cid in ids:
+        t = time.perf_counter()
+        s.decide(cid, "accept")
+        lat.append(time.perf_counter() - t)
+    for _ in ids:
+        s.undo()
+    s.close()
+    print(f"store decide (append + fdatasync), {len(lat)} decisions: median {1e3 * statistics.median(lat):.2f} ms, "
+          f"p99 {1e3 * pct(lat, 0.99):.2f} ms, max {1e3 * max(lat):.2f} ms")
+
+
+async def bench_screen(ws: Workspace, decisions: int) -> None:
+    from nlq_tui.app import NLQApp
+    from nlq_tui.context import AppContext
+
+    t0 = time.perf_counter()
+    app = NLQApp(AppContext(ws, None, "egovlp_fp16", "bench"), "review", load_on_start=False)
+    async with app.run_test(size=(160, 50)) as pilot:
+        screen = app.screen
+        while getattr(screen, "first_shown_at", None) is None:
+            await asyncio.sleep(0.002)
+            screen = app.screen
+        await pilot.pause()
+        first = screen.first_shown_at - t0
+        print(f"screen open -> first candidate shown: {first:.3f} s  "
+              f"({len(screen.store.rows):,} candidates, queue {len(screen.queue):,})")
+
+        while screen.loading:
+            await asyncio.sleep(0.01)
+        print(f"screen open -> all candidates in the queue: {time.perf_counter() - t0:.3f} s "
+              f"(the first card is usable meanwhile)")
+        store = screen.store
+        real = store.decide
+        done: list[float] = []
+
+        def timed(*a, **kw):
+            step = real(*a, **kw)
+            done.append(time.perf_counter())
+            return step
+
+        store.decide = timed
+        durable, whole = [], []
+        for _ in range(decisions):
+            t = time.perf_counter()
+            await pilot.press("a")
+            whole.append(time.perf_counter() - t)
+            durable.append(done[-1] - t)
+        print(f"keypress -> durable decision, {len(durable)} presses: median {1e3 * statistics.median(durable):.2f} ms, "
+              f"p99 {1e3 * pct(durable, 0.99):.2f} ms")
+        print(f"keypress -> next candidate rendered: median {1e3 * statistics.median(whole):.2f} ms, "
+              f"p99 {1e3 * pct(whole, 0.99):.2f} ms")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=100_000)
+    ap.add_argument("--decisions", type=int, default=300)
+    ap.add_argument("--keep", help="build the workspace here and keep it")
+    args = ap.parse_args()
+    tmp = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench-review-"))
+    try:
+        ws = Workspace(tmp / "ws")
+        if not any(ws.candidates_dir.glob("groups-*.jsonl")):
+            secs = build(ws, args.n)
+            size = sum(p.stat().st_size for p in ws.candidates_dir.glob("groups-*.jsonl"))
+            print(f"built {args.n:,} candidates ({size / 1e6:.0f} MB of shards) in {secs:.1f} s")
+        bench_store(ws, args.decisions)
+        asyncio.run(bench_screen(ws, args.decisions))
+    finally:
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
