@@ -67,7 +67,7 @@ def source_key(root: str | os.PathLike) -> dict:
     return {"version": CACHE_VERSION, "root": str(root.resolve()), "files": files}
 
 
-def _map_bytes(path: Path):
+def map_bytes(path: Path):
     """The file's bytes as a read-only mmap (b"" for an empty file, which mmap refuses)."""
     if path.stat().st_size == 0:
         return b""
@@ -94,7 +94,7 @@ def load(root: str | os.PathLike, progress: Callable[[str, int, int], None] | No
             return np.load(data / f"{name}.npy", mmap_mode="r", allow_pickle=False)
 
         def text(name: str) -> TextColumn:
-            return TextColumn(_map_bytes(data / f"{name}.bin"), arr(f"{name}.offsets"))
+            return TextColumn(map_bytes(data / f"{name}.bin"), arr(f"{name}.offsets"))
 
         passes = {}
         for p in (1, 2):
@@ -128,16 +128,30 @@ def load(root: str | os.PathLike, progress: Callable[[str, int, int], None] | No
         return None
 
 
-def save(index: Index) -> Path | None:
-    """Write the index to its root's cache; returns the folder, or None when nothing is writable.
-
-    A cache that cannot be written only costs speed next time, so failures are swallowed.
-    """
-    d = cache_dir(index.root)
-    token = secrets.token_hex(6)
-    data = d / f"data-{token}"
+def new_data_dir(root: str | os.PathLike) -> Path | None:
+    """A fresh, empty `data-<token>/` in the cache of `root` for a build to write into, or
+    None when no cache folder is writable."""
+    d = cache_dir(root)
+    data = d / f"data-{secrets.token_hex(6)}"
     try:
         data.mkdir(parents=True, exist_ok=False)
+    except OSError:
+        return None
+    return data
+
+
+def save(index: Index, data: Path | None = None) -> Path | None:
+    """Write the index into `data` (from new_data_dir; text blobs already there are kept) and
+    make it the cache of its root. Returns the cache folder, or None when nothing is writable:
+    a cache that cannot be written only costs speed next time, so failures are swallowed.
+    """
+    if data is None:
+        data = new_data_dir(index.root)
+        if data is None:
+            return None
+    d = data.parent
+    token = data.name.removeprefix("data-")
+    try:
         arrays = {
             "clip_video": index.clip_video,
             "clip_start": index.clip_start,
@@ -152,10 +166,11 @@ def save(index: Index) -> Path | None:
             arrays[f"p{p}.flags"] = a.flags
             arrays[f"p{p}.text.offsets"] = a.text.offsets
             arrays[f"p{p}.uid.offsets"] = a.uid.offsets
-            with open(data / f"p{p}.text.bin", "wb") as f:
-                f.write(a.text.blob)
-            with open(data / f"p{p}.uid.bin", "wb") as f:
-                f.write(a.uid.blob)
+            for col in ("text", "uid"):
+                path = data / f"p{p}.{col}.bin"
+                if not path.exists():
+                    with open(path, "wb") as f:
+                        f.write(getattr(a, col).blob)
         for name, a in arrays.items():
             np.save(data / f"{name}.npy", np.ascontiguousarray(a), allow_pickle=False)
         meta = {
@@ -173,9 +188,19 @@ def save(index: Index) -> Path | None:
         shutil.rmtree(data, ignore_errors=True)
         return None
     for old in d.glob("data-*"):
-        if old.name != data.name:
+        if old.name != data.name and not _in_use(old):
             shutil.rmtree(old, ignore_errors=True)
     return d
+
+
+def _in_use(data: Path) -> bool:
+    """A data folder another build is still writing (no index.json names it yet, and young)."""
+    import time
+
+    try:
+        return not (data / "excluded.npy").exists() and time.time() - data.stat().st_mtime < 3600
+    except OSError:
+        return False
 
 
 def _feature_count(key: str) -> bool:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import gc
 import json
+import array
 import math
 import operator
 import os
@@ -210,18 +211,18 @@ _CHUNK = 1 << 24
 
 
 class _Stream:
-    """Characters of a UTF-8 file, read in chunks, with an absolute position for messages."""
+    """Characters of a UTF-8 file, read in chunks, with positions for messages."""
 
     def __init__(self, path: Path, progress: Progress | None, label: str) -> None:
         import codecs
 
+        self.path = path
         self.f = open(path, "rb")
         self.size = os.fstat(self.f.fileno()).st_size
         self.dec = codecs.getincrementaldecoder("utf-8")()
         self.buf = ""
         self.pos = 0
         self.base = 0  # characters dropped before buf
-        self.newlines = 0  # newlines read so far (bytes), for line numbers in messages
         self.read_bytes = 0
         self.eof = False
         self.progress = progress
@@ -235,7 +236,6 @@ class _Stream:
             return False
         data = self.f.read(_CHUNK)
         self.read_bytes += len(data)
-        self.newlines += data.count(b"\n")
         if not data:
             self.eof = True
         text = self.dec.decode(data, final=self.eof)  # UnicodeDecodeError handled by caller
@@ -245,6 +245,16 @@ class _Stream:
         if self.progress is not None:
             self.progress(self.label, self.read_bytes, self.size)
         return True
+
+    def ensure(self, n: int) -> None:
+        """Read on until `n` characters lie ahead of pos (or the file ends).
+
+        Decoding a value that is cut by the end of the buffer fails after parsing all of it
+        (and json then counts the lines of the whole buffer for its message), so values are
+        decoded only with a comfortable margin ahead.
+        """
+        while len(self.buf) - self.pos < n and self.more():
+            pass
 
     def skip_ws(self) -> str:
         """The next non-whitespace character ("" at the end of the file), not consumed."""
@@ -256,9 +266,21 @@ class _Stream:
                 return ""
 
     def line_col(self, pos: int) -> tuple[int, int]:
-        line = self.newlines - self.buf.count("\n", pos) + 1
-        start = self.buf.rfind("\n", 0, pos) + 1
-        return line, pos - start + 1
+        """Line and column of buf[pos], counting the lines before buf only now (errors are rare)."""
+        before = 0
+        if self.base:
+            with open(self.path, "r", encoding="utf-8", errors="replace", newline="") as f:
+                left = self.base
+                while left > 0:
+                    chunk = f.read(min(left, _CHUNK))
+                    if not chunk:
+                        break
+                    before += chunk.count("\n")
+                    left -= len(chunk)
+        line = before + self.buf.count("\n", 0, pos) + 1
+        start = self.buf.rfind("\n", 0, pos)
+        col = pos - start if start >= 0 else self.base + pos + 1 if not before else pos + 1
+        return line, col
 
 
 def _iter_top_members(
@@ -282,6 +304,7 @@ def _iter_top_members(
     last_key = None
 
     def decode_at() -> tuple[Any, bool]:
+        stream.ensure(_CHUNK // 4)
         while True:
             try:
                 value, end = decoder.raw_decode(stream.buf, stream.pos)
@@ -346,34 +369,21 @@ def _iter_top_members(
 # --------------------------------------------------------------------------- per-video narrations
 
 
-@dataclass
-class _PassParts:
-    """One narration pass being assembled, video by video, as compact pieces."""
-
-    counts: list[int] = field(default_factory=list)  # rows per video, in video order
-    times: list[np.ndarray] = field(default_factory=list)
-    text_blobs: list[bytes] = field(default_factory=list)
-    text_lens: list[np.ndarray] = field(default_factory=list)
-    uid_blobs: list[bytes] = field(default_factory=list)
-    uid_lens: list[np.ndarray] = field(default_factory=list)
-
-
 def _encode(strings: list[str]) -> tuple[bytes, np.ndarray]:
     """Strings as one UTF-8 blob and the byte length of each."""
     joined = "".join(strings)
     blob = joined.encode("utf-8")
     n = len(strings)
-    chars = np.fromiter(map(len, strings), dtype=np.int64, count=n)
+    chars = np.fromiter(map(len, strings), dtype=np.int32, count=n)
     if len(blob) == len(joined):  # all ASCII: byte lengths are character lengths
         return blob, chars
     # UTF-8 width of every code point, summed per string.
     cp = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32)
     width = 1 + (cp >= 0x80).astype(np.int64) + (cp >= 0x800) + (cp >= 0x10000)
     ends = np.cumsum(width)
-    char_ends = np.cumsum(chars)
+    char_ends = np.cumsum(chars, dtype=np.int64)
     byte_ends = np.where(char_ends > 0, ends[np.maximum(char_ends - 1, 0)], 0)
-    lens = np.diff(byte_ends, prepend=0)
-    return blob, lens
+    return blob, np.diff(byte_ends, prepend=0).astype(np.int32)
 
 
 def _describe_bad_number(v: Any) -> str:
@@ -399,60 +409,82 @@ _get_text = operator.itemgetter("narration_text")
 _get_uid = operator.itemgetter("annotation_uid")
 
 
+class _BlobFile:
+    """A text column's UTF-8 blob, appended video by video to a file instead of kept in RAM.
+
+    The finished file is memory-mapped, so the index holds ~250 MB of Ego4D text without it
+    counting as process memory until read, and without the 2x copy of joining pieces.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.f = open(path, "wb", buffering=1 << 20)
+        self.size = 0
+
+    def write(self, blob: bytes) -> int:
+        start = self.size
+        self.f.write(blob)
+        self.size += len(blob)
+        return start
+
+    def finish(self):
+        from engine.cache import map_bytes
+
+        self.f.close()
+        return map_bytes(self.path)
+
+
 def _video_pass(
     uid: str, p: int, narrs: list, problems: Problems, rel: str, shown: str
-) -> tuple[np.ndarray, list[str], list[str]] | None:
-    """Validated, time-sorted (stable) arrays of one pass of one video; None after an error."""
+) -> tuple[np.ndarray, bytes, np.ndarray, bytes, np.ndarray] | None:
+    """One pass of one video, validated and stably sorted by time: (time, text blob, text
+    byte lengths, uid blob, uid byte lengths); None after an error.
+
+    The common case is a handful of C-level passes over the list; type problems surface as
+    exceptions and only then is the list walked in Python to say where.
+    """
     where = f"video {uid!r} narration_pass_{p}.narrations"
     n = len(narrs)
-    if set(map(type, narrs)) != {dict}:
-        i = next(i for i, x in enumerate(narrs) if type(x) is not dict)
-        problems.error("bad_narration", rel, f"{shown}: {where}[{i}] is {_json_type(narrs[i])}, expected an object; fix or re-download the file")
-        return None
+
+    def fail(code: str, i: int, what: str) -> None:
+        problems.error(code, rel, f"{shown}: {where}[{i}]{what}; fix or re-download the file")
+
     try:
         ts = list(map(_get_time, narrs))
-    except KeyError:
-        i = next(i for i, x in enumerate(narrs) if "timestamp_sec" not in x)
-        problems.error("missing_timestamp", rel, f"{shown}: {where}[{i}] has no timestamp_sec; every narration needs one, fix or re-download the file")
-        return None
-    if not set(map(type, ts)) <= {float, int}:
-        i = next(i for i, v in enumerate(ts) if type(v) not in (float, int))
-        problems.error(
-            "bad_timestamp",
-            rel,
-            f"{shown}: {where}[{i}].timestamp_sec is {_describe_bad_number(ts[i])}, expected a number of seconds; fix or re-download the file",
-        )
-        return None
-    t = np.array(ts, dtype=np.float64)
-    if not np.isfinite(t).all():
-        i = int(np.flatnonzero(~np.isfinite(t))[0])
-        problems.error(
-            "bad_timestamp",
-            rel,
-            f"{shown}: {where}[{i}].timestamp_sec is {_describe_bad_number(ts[i])}, expected a number of seconds; fix or re-download the file",
-        )
-        return None
+    except (KeyError, TypeError):
+        for i, x in enumerate(narrs):
+            if type(x) is not dict:
+                return fail("bad_narration", i, f" is {_json_type(x)}, expected an object")
+            if "timestamp_sec" not in x:
+                return fail("missing_timestamp", i, " has no timestamp_sec; every narration needs one")
+        raise
+    try:
+        t = np.frombuffer(array.array("d", ts), dtype=np.float64) if n else np.zeros(0)
+        bad = None if np.isfinite(t).all() else int(np.flatnonzero(~np.isfinite(t))[0])
+    except TypeError:  # a string or null: array("d") takes numbers only
+        bad = next(i for i, v in enumerate(ts) if not isinstance(v, (int, float)))
+    if bad is not None:
+        return fail("bad_timestamp", bad, f".timestamp_sec is {_describe_bad_number(ts[bad])}, expected a number of seconds")
     try:
         texts = list(map(_get_text, narrs))
     except KeyError:
         texts = [x.get("narration_text") for x in narrs]
-    kinds = set(map(type, texts))
-    if kinds != {str} and n:
-        bad = [i for i, v in enumerate(texts) if v is not None and type(v) is not str]
-        if bad:
-            i = bad[0]
-            problems.error("bad_text", rel, f"{shown}: {where}[{i}].narration_text is {_json_type(texts[i])}, expected a string; fix or re-download the file")
-            return None
+    try:
+        "".join(texts)
+    except TypeError:
+        for i, v in enumerate(texts):
+            if v is not None and type(v) is not str:
+                return fail("bad_text", i, f".narration_text is {_json_type(v)}, expected a string")
         missing = [i for i, v in enumerate(texts) if v is None]
         problems.warn("narration_without_text", rel, "narrations without narration_text (kept as empty text)", f"{where}[{missing[0]}]", len(missing))
         texts = ["" if v is None else v for v in texts]
     try:
         uids = list(map(_get_uid, narrs))
-    except KeyError:
+        "".join(uids)
+    except (KeyError, TypeError):
         uids = [x.get("annotation_uid") for x in narrs]
-    if set(map(type, uids)) != {str} and n:
         uids = ["" if v is None else str(v) for v in uids]
-    extra = set(chain.from_iterable(narrs)) - _NARRATION_KEYS
+    extra = set(chain.from_iterable(narrs)).difference(_NARRATION_KEYS)
     if extra:
         problems.warn("unknown_field", rel, "unknown extra fields (ignored)", f"{where}[]: {', '.join(sorted(extra)[:3])}")
     if n > 1:
@@ -468,7 +500,9 @@ def _video_pass(
         dups = int(np.count_nonzero(d == 0))
         if dups:
             problems.warn("duplicate_timestamps", rel, "narrations at the same timestamp as the previous one", where, dups)
-    return t, texts, uids
+    tb, tl = _encode(texts)
+    ub, ul = _encode(uids)
+    return t, tb, tl, ub, ul
 
 
 def text_flags(blob: bytes, offsets: np.ndarray) -> np.ndarray:
@@ -503,39 +537,20 @@ def text_flags(blob: bytes, offsets: np.ndarray) -> np.ndarray:
     return flags
 
 
-def _assemble(parts: _PassParts, n_videos: int) -> NarrationArrays:
-    counts = np.zeros(n_videos, dtype=np.int64)
-    counts[: len(parts.counts)] = parts.counts
-    offsets = np.zeros(n_videos + 1, dtype=np.int64)
-    np.cumsum(counts, out=offsets[1:])
-
-    def column(blobs: list[bytes], lens: list[np.ndarray]) -> TextColumn:
-        off = np.zeros(int(offsets[-1]) + 1, dtype=np.int64)
-        if lens:
-            np.cumsum(np.concatenate(lens), out=off[1:])
-        blob = b"".join(blobs)
-        blobs.clear()
-        lens.clear()
-        return TextColumn(blob, off)
-
-    time = np.concatenate(parts.times) if parts.times else np.zeros(0, dtype=np.float64)
-    parts.times.clear()
-    text = column(parts.text_blobs, parts.text_lens)
-    uid = column(parts.uid_blobs, parts.uid_lens)
-    return NarrationArrays(video_offsets=offsets, time=time, flags=text_flags(text.blob, text.offsets), text=text, uid=uid)
-
-
 def _read_narrations(
-    root: Path, problems: Problems, progress: Progress | None
-) -> tuple[list[str], dict[int, NarrationArrays], dict] | None:
-    """Stream narration.json into per-pass arrays; (video_uids, passes, facts) or None."""
+    root: Path, problems: Problems, progress: Progress | None, workdir: Path
+) -> tuple[list[str], dict[int, NarrationArrays]] | None:
+    """Stream narration.json into per-pass arrays, text blobs in files under `workdir`.
+
+    Returns (video_uids in file order, {1: pass 1, 2: pass 2}) or None after an error.
+    """
     rel = NARRATION_JSON
     shown = _disp(root, rel)
     p = _check_file(root, rel, problems, "narration.json")
     if p is None:
         return None
-    # Per video: {pass: (t, text_blob, text_lens, uid_blob, uid_lens)}. A uid seen twice keeps
-    # its first position and its last value, as json.load would.
+    # Per video and pass: (time, text start, text lens, uid start, uid lens). A uid seen twice
+    # keeps its first position and its last value, as json.load would.
     per_video: dict[str, dict[int, tuple]] = {}
     only_pass2 = 0
     first_only_pass2 = ""
@@ -545,6 +560,7 @@ def _read_narrations(
     except OSError as exc:
         problems.error("unreadable", rel, f"{shown}: cannot read ({exc.strerror}); check its permissions")
         return None
+    files = {(pn, col): _BlobFile(workdir / f"p{pn}.{col}.bin") for pn in (1, 2) for col in ("text", "uid")}
     gc_was_enabled = gc.isenabled()
     gc.disable()  # millions of short-lived dicts: the cyclic GC would only burn time here
     try:
@@ -573,12 +589,10 @@ def _read_narrations(
                     problems.error("bad_pass", rel, f"{shown}: video {uid!r} narration_pass_{pn}.narrations is {_json_type(narrs)}, expected a list; fix or re-download the file")
                     continue
                 res = _video_pass(uid, pn, narrs, problems, rel, shown)
-                if res is None:
-                    continue
-                t, texts, uids = res
-                tb, tl = _encode(texts)
-                ub, ul = _encode(uids)
-                got[pn] = (t, tb, tl, ub, ul)
+                if res is None or problems.errors_in(rel):
+                    continue  # after an error only validation goes on (check collects more)
+                t, tb, tl, ub, ul = res
+                got[pn] = (t, files[pn, "text"].write(tb), tl, files[pn, "uid"].write(ub), ul)
             if 2 in got and 1 not in got and len(got[2][0]):
                 only_pass2 += 1
                 first_only_pass2 = first_only_pass2 or uid
@@ -587,10 +601,10 @@ def _read_narrations(
             per_video[uid] = got
             del entry
     except UnicodeDecodeError as exc:
-        problems.error("not_utf8", rel, f"{shown}: not UTF-8 text near byte {stream.read_bytes}; ({exc.reason}) the file is damaged, download it again")
-        return None
+        problems.error("not_utf8", rel, f"{shown}: not UTF-8 text near byte {stream.read_bytes} ({exc.reason}); the file is damaged, download it again")
     finally:
         stream.close()
+        blobs = {k: f.finish() for k, f in files.items()}
         if gc_was_enabled:
             gc.enable()
     if problems.errors_in(rel):
@@ -602,23 +616,53 @@ def _read_narrations(
     video_uids = list(per_video)
     passes = {}
     for pn in (1, 2):
-        parts = _PassParts()
-        for uid in video_uids:
-            got = per_video[uid].pop(pn, None)
-            if got is None:
-                parts.counts.append(0)
-                continue
-            t, tb, tl, ub, ul = got
-            parts.counts.append(len(t))
-            parts.times.append(t)
-            parts.text_blobs.append(tb)
-            parts.text_lens.append(tl)
-            parts.uid_blobs.append(ub)
-            parts.uid_lens.append(ul)
         if progress is not None:
-            progress(f"arrays pass {pn}", pn, 2)
-        passes[pn] = _assemble(parts, len(video_uids))
-    return video_uids, passes, {}
+            progress("narration arrays", pn, 2)
+        passes[pn] = _assemble(pn, video_uids, per_video, blobs, workdir, duplicates > 0)
+    return video_uids, passes
+
+
+def _assemble(pn: int, video_uids: list[str], per_video: dict, blobs: dict, workdir: Path, reorder: bool) -> NarrationArrays:
+    """The CSR arrays of one pass from the per-video pieces (which are dropped as used)."""
+    V = len(video_uids)
+    counts = np.zeros(V, dtype=np.int64)
+    times, starts = [], {"text": [], "uid": []}
+    lens: dict[str, list] = {"text": [], "uid": []}
+    for v, uid in enumerate(video_uids):
+        got = per_video[uid].pop(pn, None)
+        if got is None:
+            continue
+        t, ts, tl, us, ul = got
+        counts[v] = len(t)
+        times.append(t)
+        starts["text"].append(ts)
+        starts["uid"].append(us)
+        lens["text"].append(tl)
+        lens["uid"].append(ul)
+    offsets = np.zeros(V + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    N = int(offsets[-1])
+    time = np.concatenate(times) if times else np.zeros(0, dtype=np.float64)
+    del times
+    cols = {}
+    for col in ("text", "uid"):
+        off = np.zeros(N + 1, dtype=np.int64)
+        if N:
+            np.cumsum(np.concatenate(lens[col]), dtype=np.int64, out=off[1:])
+        blob = blobs[pn, col]
+        if reorder:  # a video uid seen twice: its stale pieces are in the file, gather the kept ones
+            path = workdir / f"p{pn}.{col}.bin"
+            data = b"".join(blob[s : s + int(l.sum())] for s, l in zip(starts[col], lens[col]))
+            if hasattr(blob, "close"):
+                blob.close()
+            path.write_bytes(data)
+            from engine.cache import map_bytes
+
+            blob = map_bytes(path)
+        cols[col] = TextColumn(blob, off)
+        lens[col].clear()
+    text = cols["text"]
+    return NarrationArrays(video_offsets=offsets, time=time, flags=text_flags(text.blob, text.offsets), text=text, uid=cols["uid"])
 
 
 # --------------------------------------------------------------------------- ego4d.json
@@ -867,18 +911,18 @@ def _feature_state(root: Path, feature_dir: str, problems: Problems) -> tuple[se
     return scan_feature_dir(p)
 
 
-def _build(root: Path, feature_dir: str, problems: Problems, progress: Progress | None) -> Index | None:
+def _build(root: Path, feature_dir: str, problems: Problems, progress: Progress | None, workdir: Path) -> Index | None:
     got = _read_clips(root, problems)
     if progress is not None:
         progress("ego4d.json", 1, 1)
     splits: dict[str, NLQSplit | None] = {}
     for split in ("val", "test"):
         splits[split] = load_nlq(root / NLQ_FILES[split], annotated=split != "test", problems=problems, rel=NLQ_FILES[split])
-    nar = _read_narrations(root, problems, progress)
+    nar = _read_narrations(root, problems, progress, workdir)
     if got is None or nar is None or any(s is None for s in splits.values()):
         return None
     clips, n_ego_videos = got
-    video_uids, passes, _ = nar
+    video_uids, passes = nar
     n_narrated = len(video_uids)
     row = {u: i for i, u in enumerate(video_uids)}
     for c in clips:
@@ -974,13 +1018,34 @@ def load_index(
     _check_root(root, problems)
     index = cache.load(root, progress) if use_cache else None
     if index is None:
-        index = _build(root, features, problems, progress)
+        index = _build_and_cache(root, features, problems, progress, use_cache)
         assert index is not None  # strict mode raised otherwise
-        if use_cache:
-            if progress is not None:
-                progress("writing cache", 0, 1)
-            cache.save(index)
     _apply_features(index, features, problems)
+    return index
+
+
+def _build_and_cache(root: Path, features: str, problems: Problems, progress: Progress | None, use_cache: bool) -> Index | None:
+    """Build the index (text blobs go straight to files), and cache it when it has no error."""
+    import shutil
+    import tempfile
+
+    from engine import cache
+
+    workdir = cache.new_data_dir(root) if use_cache else None
+    cached = workdir is not None
+    if workdir is None:
+        workdir = Path(tempfile.mkdtemp(prefix="nlq-index-"))
+    index = None
+    try:
+        index = _build(root, features, problems, progress, workdir)
+    finally:
+        if index is None or problems.errors or not cached:
+            # The blobs are mapped; on POSIX the mapping outlives the files' names.
+            shutil.rmtree(workdir, ignore_errors=True)
+    if index is not None and cached and not problems.errors:
+        if progress is not None:
+            progress("writing cache", 0, 1)
+        cache.save(index, workdir)
     return index
 
 
@@ -1051,9 +1116,7 @@ def check(
     if index is not None:
         cached_issues = list(index.issues)  # warnings of the build that made the cache
     else:
-        index = _build(root, features, problems, progress)
-        if index is not None and use_cache and not problems.errors:
-            cache.save(index)
+        index = _build_and_cache(root, features, problems, progress, use_cache)
     train = load_nlq(root / NLQ_FILES["train"], annotated=True, problems=problems, rel=NLQ_FILES["train"])
     feature_ok = True
     if index is not None:
