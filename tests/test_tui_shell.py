@@ -26,7 +26,7 @@ async def test_app_opens_on_the_data_screen_with_the_index_loaded(tree, tmp_path
         assert isinstance(app.screen, DataScreen)
         assert app.ctx.index is not None and app.ctx.index.n_videos == 12
         counts = static_text(app.screen.query_one("#counts"))
-        assert "narrations" in counts and "pass 1" in counts
+        assert "narrations" in counts and "p1 " in counts
 
 
 async def test_number_keys_switch_screens_and_keep_their_state(tree, tmp_path):

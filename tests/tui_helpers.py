@@ -30,11 +30,18 @@ def tree_master(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def tree(tree_master, tmp_path, monkeypatch) -> Path:
-    """A private copy of the tree at `<tmp>/data`, with the current folder at `<tmp>` (so the
-    app shows the root as `data`, the same on every machine)."""
+def tree(tree_master, monkeypatch) -> Path:
+    """The session tree (do not change it), with the current folder its parent, so the app
+    shows the root as `data`, the same on every machine."""
+    monkeypatch.chdir(tree_master.parent)
+    return tree_master
+
+
+@pytest.fixture
+def tree_copy(tree_master, tmp_path, monkeypatch) -> Path:
+    """A private copy of the tree at `<tmp>/data` for tests that damage it."""
     root = tmp_path / "data"
-    shutil.copytree(tree_master, root, ignore=shutil.ignore_patterns(".nlq-cache"))
+    shutil.copytree(tree_master, root)
     monkeypatch.chdir(tmp_path)
     return root
 

@@ -176,7 +176,7 @@ COUNT_LABELS = [
 
 def _fmt_value(key: str, v) -> str:
     if isinstance(v, dict):
-        return "  ".join(f"{k.replace('pass_', 'pass ')} {_fmt_value(k, x)}" for k, x in v.items())
+        return " · ".join(f"{k.replace('pass_', 'p')} {_fmt_value(k, x)}" for k, x in v.items())
     if key == "feature_coverage" and isinstance(v, float):
         return f"{100 * v:.1f}%"
     if isinstance(v, int):
@@ -186,8 +186,8 @@ def _fmt_value(key: str, v) -> str:
 
 def counts_table(counts: dict) -> Table:
     grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold", no_wrap=True)
-    grid.add_column()
+    grid.add_column(style="bold", no_wrap=True, min_width=22)
+    grid.add_column(no_wrap=True, overflow="ellipsis")
     shown = set()
     for key, label in COUNT_LABELS:
         if key in counts:
@@ -197,6 +197,10 @@ def counts_table(counts: dict) -> Table:
         if key not in shown and key not in ("videos_in_ego4d_json", "videos_without_features", "narrated_videos_with_features"):
             grid.add_row(key.replace("_", " "), _fmt_value(key, v))
     return grid
+
+
+def _short_file(rel: str) -> str:
+    return rel[len("v1/annotations/") :] if rel.startswith("v1/annotations/") else rel
 
 
 def _what(issue) -> str:
@@ -239,7 +243,7 @@ class DataScreen(Screen):
                 yield Static("", id="counts")
         yield Label("[b]Warnings and errors[/]", id="issues-title")
         yield VirtualTable(
-            [Column("level", 7), Column("file", 30), Column("what", None, min_width=20), Column("count", 7, "right")],
+            [Column("level", 7), Column("file", 20), Column("what", None, min_width=20), Column("count", 7, "right")],
             id="issues",
             empty_text="nothing to report",
         )
@@ -390,7 +394,7 @@ class DataScreen(Screen):
         issues = sorted(issues, key=lambda i: (i.level != "error", i.file))
         self.issues = issues
         table = self.query_one("#issues", VirtualTable)
-        table.set_source(len(issues), lambda i: (issues[i].level, issues[i].file, _what(issues[i]), f"{issues[i].count:,}"))
+        table.set_source(len(issues), lambda i: (issues[i].level, _short_file(issues[i].file), _what(issues[i]), f"{issues[i].count:,}"))
         n_err = sum(1 for i in issues if i.level == "error")
         self.query_one("#issues-title", Label).update(
             f"[b]Warnings and errors[/] [dim]{n_err} errors · {len(issues) - n_err} warnings[/]"
@@ -462,6 +466,11 @@ class DataScreen(Screen):
 
     def action_focus_features(self) -> None:
         self.query_one("#features", OptionList).focus()
+
+    @on(VirtualTable.RowSelected, "#issues")
+    def _issue_selected(self, event: VirtualTable.RowSelected) -> None:
+        issue = self.issues[event.row]
+        self.notify(escape(issue.message), title=f"{issue.level}: {issue.code}", severity="error" if issue.level == "error" else "warning", timeout=10)
 
     def action_focus_issues(self) -> None:
         self.query_one("#issues", VirtualTable).focus()

@@ -67,6 +67,7 @@ class LabOutcome:
     good: Any
     video_note: str
     seq: int
+    reason: str | None = None  # the reason filter these rows were selected with
 
 
 def select_rows(result: "WindowResult", filters: Filters) -> tuple["np.ndarray", bool, "np.ndarray", str]:
@@ -95,8 +96,12 @@ def select_rows(result: "WindowResult", filters: Filters) -> tuple["np.ndarray",
     if reason_code in RUN_REASONS:
         runs = result.rejected_runs(reason_code)
         if videos is not None:
-            rowvid = result._prep.rowvid  # noqa: SLF001 - the run's video, from the engine's table
-            runs = runs[np.isin(rowvid[runs], np.asarray(videos))]
+            rowvid = getattr(getattr(result, "_prep", None), "rowvid", None)  # the engine's row -> video
+            if rowvid is not None:
+                runs = runs[np.isin(rowvid[runs], np.asarray(videos))]
+            else:
+                uids = {index.video_uids[v] for v in videos}
+                runs = np.asarray([r for r in runs if result.narration(int(r))["video_uid"] in uids], dtype=np.int64)
         good = _collect(result, videos, usable=True)
         return runs, True, good, note
     bad = _collect(result, videos, usable=False, reason=filters.reason)
@@ -208,13 +213,13 @@ class LabScreen(Screen):
             yield Input(DEFAULTS["k"], id="k", type="integer", compact=True, validators=[Number(minimum=1, maximum=1000)])
             yield Label("alpha", classes="param-label")
             yield Input(DEFAULTS["alpha"], id="alpha", type="number", compact=True, validators=[Number(minimum=1e-6)])
-            yield Label("min window", classes="param-label")
+            yield Label("min win", classes="param-label")
             yield Input(DEFAULTS["min_window"], id="min_window", type="number", compact=True, validators=[Number(minimum=0)])
             yield Label("pass", classes="param-label")
             yield Select([("1", "1"), ("2", "2"), ("both", "both")], value="1", id="pass", allow_blank=False, compact=True)
             yield Static("", id="lab-state")
         with Horizontal(id="lab-body"):
-            with Vertical(id="lab-summary"):
+            with VerticalScroll(id="lab-summary"):
                 yield Static(id="figures")
                 yield Static(id="percentiles")
                 yield Static("[b]window duration[/] [dim](s)[/]", id="hist-title")
@@ -228,11 +233,11 @@ class LabScreen(Screen):
                         yield Input(placeholder="uid or its start", id="video", compact=True)
                     yield VirtualTable(
                         [
-                            Column("group", 7, "right"),
+                            Column("group", 7, "right", hide_below=75),
                             Column("video", 8),
-                            Column("clip", 8),
+                            Column("clip", 8, hide_below=60),
                             Column("t", 7, "right"),
-                            Column("window", 11, "right"),
+                            Column("window", 11, "right", hide_below=50),
                             Column("reason", 14, style="red"),
                             Column("narration", None, min_width=12),
                         ],
@@ -243,11 +248,11 @@ class LabScreen(Screen):
                     yield Static("", id="usable-note", classes="filters")
                     yield VirtualTable(
                         [
-                            Column("group", 7, "right"),
+                            Column("group", 7, "right", hide_below=75),
                             Column("video", 8),
-                            Column("clip", 8),
+                            Column("clip", 8, hide_below=60),
                             Column("t", 7, "right"),
-                            Column("window", 11, "right"),
+                            Column("window", 11, "right", hide_below=50),
                             Column("dur", 5, "right"),
                             Column("narration", None, min_width=12),
                         ],
@@ -329,12 +334,12 @@ class LabScreen(Screen):
         if worker.is_cancelled:
             return LabOutcome(None, None, None, False, None, "", seq)
         bad, bad_runs, good, note = select_rows(result, filters)
-        return LabOutcome(result, summary, bad, bad_runs, good, note, seq)
+        return LabOutcome(result, summary, bad, bad_runs, good, note, seq, filters.reason)
 
     @work(thread=True, exclusive=True, group="lab-rows", exit_on_error=False, name="lab-rows")
     def _refilter(self, result: "WindowResult", filters: Filters, seq: int) -> LabOutcome:
         bad, bad_runs, good, note = select_rows(result, filters)
-        return LabOutcome(None, None, bad, bad_runs, good, note, seq)
+        return LabOutcome(None, None, bad, bad_runs, good, note, seq, filters.reason)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker
@@ -378,7 +383,7 @@ class LabScreen(Screen):
         self._render_figures(outcome.summary)
         self._apply_rows(outcome)
         res = outcome.result
-        self._set_state(f"[dim]computed in {res.compute_seconds:.2f} s[/]")
+        self._set_state(f"[dim]{res.compute_seconds:.2f} s[/]")
         latency_from = self._edited_at
         # Stamp after the next paint: that is when the user sees the new figures.
         self.call_after_refresh(
@@ -390,7 +395,7 @@ class LabScreen(Screen):
 
         windows = max(s["windows"], 1)
         grid = Table.grid(padding=(0, 1), expand=True)
-        grid.add_column(ratio=1)
+        grid.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
         grid.add_column(justify="right")
         grid.add_column(justify="right", style="dim", width=6)
         grid.add_row("[b]groups[/]", _n(s["groups"]), "")
@@ -401,11 +406,11 @@ class LabScreen(Screen):
         for code, (key, _label) in sorted(REASONS.items()):
             if code in RUN_REASONS:
                 continue
-            grid.add_row(f"  {key}", _n(reasons.get(key, 0)), "")
-        grid.add_row("[dim]runs not grouped[/]", "", "")
+            grid.add_row(f"  {key.replace('_', ' ')}", _n(reasons.get(key, 0)), "")
+        grid.add_row("[b]runs not grouped[/]", "", "")
         for code in RUN_REASONS:
             key = REASONS[code][0]
-            grid.add_row(f"  {key}", _n(reasons.get(key, 0)), "")
+            grid.add_row(f"  {key.replace('_', ' ')}", _n(reasons.get(key, 0)), "")
         pct = s.get("seconds") or {}
         grid.add_row("[b]duration[/] [dim]s[/]", "", "")
         self.query_one("#figures", Static).update(grid)
@@ -428,7 +433,8 @@ class LabScreen(Screen):
         good_table = self.query_one("#good-table", VirtualTable)
         bad, good = outcome.bad, outcome.good
         if outcome.bad_runs:
-            bad_table.set_source(len(bad), lambda i: self._run_cells(res, int(bad[i])), empty_text="no runs with this reason")
+            reason = outcome.reason or ""
+            bad_table.set_source(len(bad), lambda i: self._run_cells(res, int(bad[i]), reason), empty_text="no runs with this reason")
         else:
             bad_table.set_source(len(bad), lambda i: self._bad_cells(res, int(bad[i])), empty_text="no not-usable windows")
         good_table.set_source(len(good), lambda i: self._good_cells(res, int(good[i])), empty_text="no usable windows")
@@ -466,9 +472,8 @@ class LabScreen(Screen):
         )
 
     @staticmethod
-    def _run_cells(res: "WindowResult", row: int) -> tuple[str, ...]:
+    def _run_cells(res: "WindowResult", row: int, reason: str) -> tuple[str, ...]:
         n = res.narration(row)
-        reason = "no_clip" if res._grp.run_no_clip[row] else "straddle"  # noqa: SLF001
         return ("—", _short(n["video_uid"]), "—", f"{n['t']:.1f}", "—", reason, n["text"])
 
     # filters ---------------------------------------------------------------------------------

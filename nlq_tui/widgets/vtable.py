@@ -35,6 +35,7 @@ class Column:
     align: str = "left"  # "left" | "right"
     min_width: int = 8
     style: str = ""  # a Rich style for the column's cells, e.g. "italic"
+    hide_below: int = 0  # hidden when the table is narrower than this (least useful columns first)
 
 
 def _fit(text: str, width: int, align: str) -> str:
@@ -132,12 +133,14 @@ class VirtualTable(ScrollView, can_focus=True):
         return max(self.scrollable_content_region.height - 1, 1)
 
     def _column_widths(self, width: int) -> list[int]:
-        fixed = sum(c.width for c in self.columns if c.width is not None)
-        gaps = len(self.columns) - 1
-        flex = [c for c in self.columns if c.width is None]
+        """Cell width of each column; 0 for a column hidden at this table width."""
+        shown = [c.hide_below <= width for c in self.columns]
+        fixed = sum(c.width for c, on in zip(self.columns, shown) if on and c.width is not None)
+        gaps = sum(shown) - 1
+        flex = [c for c, on in zip(self.columns, shown) if on and c.width is None]
         left = max(width - fixed - gaps, 0)
         per_flex = max(left // len(flex), min(c.min_width for c in flex)) if flex else 0
-        return [c.width if c.width is not None else per_flex for c in self.columns]
+        return [0 if not on else (c.width if c.width is not None else per_flex) for c, on in zip(self.columns, shown)]
 
     def on_resize(self, event: events.Resize) -> None:
         self.virtual_size = Size(event.size.width, self.n_rows + 1)
@@ -146,7 +149,9 @@ class VirtualTable(ScrollView, can_focus=True):
     def _line(self, cells: Sequence[str], widths: list[int], base: Style, with_column_styles: bool) -> list[Segment]:
         segments: list[Segment] = []
         for n, (col, w) in enumerate(zip(self.columns, widths)):
-            if n:
+            if w == 0:
+                continue
+            if segments:
                 segments.append(Segment(" ", base))
             text = _fit(str(cells[n]) if n < len(cells) else "", w, col.align)
             style = base + Style.parse(col.style) if (with_column_styles and col.style) else base

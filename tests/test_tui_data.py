@@ -1,0 +1,120 @@
+"""The Data screen: path validation as you type, loading, feature folders, bad roots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.widgets import Input, OptionList
+
+from engine.workspace import Workspace
+from tui_helpers import make_app, settle, static_text, tree, tree_copy, tree_master  # noqa: F401 - fixtures
+
+
+async def _type_root(pilot, text: str, submit: bool = False) -> None:
+    inp = pilot.app.screen.query_one("#root", Input)
+    inp.focus()
+    inp.value = ""
+    await pilot.press(*text)
+    if submit:
+        await pilot.press("enter")
+    await settle(pilot)
+
+
+async def test_the_root_path_is_checked_as_it_is_typed(tree_copy, tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "afile").write_text("x")
+    app = make_app(tree_copy, tmp_path / "ws")
+    async with app.run_test(size=(120, 35)) as pilot:
+        await settle(pilot)
+        check = app.screen.query_one("#root-check")
+        # paths relative to the current folder (tmp_path), as a user types them
+        await _type_root(pilot, "nowhere")
+        assert "no such folder" in static_text(check)
+        await _type_root(pilot, "afile")
+        assert "is a file" in static_text(check)
+        await _type_root(pilot, "empty")
+        assert "no ego4d.json here" in static_text(check)
+        await _type_root(pilot, "data")
+        assert "an Ego4D root" in static_text(check)
+
+
+async def test_a_broken_root_shows_its_error_and_keeps_the_previous_data(tree, tree_copy, tmp_path):
+    narration = tree_copy / "v1" / "annotations" / "narration.json"
+    narration.write_bytes(narration.read_bytes()[: narration.stat().st_size // 2])  # truncated download
+    app = make_app(tree, tmp_path / "ws")
+    async with app.run_test(size=(120, 35)) as pilot:
+        await settle(pilot)
+        good_index = app.ctx.index
+        assert good_index is not None
+        await _type_root(pilot, "data", submit=True)  # the copy, relative to the current folder
+        panel = app.screen.query_one("#load-error")
+        assert panel.display
+        text = static_text(panel)
+        assert "narration.json" in text and "Not loaded" in text
+        assert "still using" in text
+        assert app.ctx.index is good_index
+        assert app.ctx.data_root == tree.resolve()
+        assert Workspace(tmp_path / "ws").get("data_root") == str(tree.resolve())
+        # the Lab still works on the previous data
+        await pilot.press("escape")
+        app.screen.query_one("#features").focus()
+        await pilot.press("2")
+        await settle(pilot)
+        assert app.screen.summary is not None
+
+
+async def test_a_missing_root_at_start_up_is_shown_not_raised(tmp_path):
+    app = make_app(None, tmp_path / "ws")
+    app.ctx.data_root = tmp_path / "gone"
+    async with app.run_test(size=(120, 35)) as pilot:
+        await settle(pilot)
+        assert app.ctx.index is None
+        assert "data root not found" in static_text(app.screen.query_one("#load-error"))
+
+
+async def test_feature_folders_are_listed_with_dimension_and_coverage(tree, tmp_path):
+    app = make_app(tree, tmp_path / "ws")
+    async with app.run_test(size=(120, 35)) as pilot:
+        await settle(pilot)
+        options = app.screen.query_one("#features", OptionList)
+        assert options.option_count == 1
+        prompt = str(options.get_option_at_index(0).prompt)
+        assert "egovlp_fp16" in prompt and "256-d" in prompt and "12/12 videos" in prompt
+
+
+async def test_a_loaded_root_and_feature_folder_are_saved_to_the_workspace(tree, tree_copy, tmp_path):
+    app = make_app(tree, tmp_path / "ws")
+    async with app.run_test(size=(120, 35)) as pilot:
+        await settle(pilot)
+        await _type_root(pilot, "data", submit=True)
+        assert app.ctx.data_root == tree_copy.resolve()
+    ws = Workspace(tmp_path / "ws")
+    assert ws.get("data_root") == str(tree_copy.resolve())
+    assert ws.get("features") == "egovlp_fp16"
+
+
+def test_feature_dimension_is_read_without_torch(tree, tmp_path):
+    from nlq_tui.screens.data import peek_feature_dim
+
+    pt = next((tree / "v1" / "egovlp_fp16").glob("*.pt"))
+    assert peek_feature_dim(pt) == 256
+    bogus = tmp_path / "bogus.pt"
+    bogus.write_bytes(b"not a zip")
+    assert peek_feature_dim(bogus) is None
+    empty = tmp_path / "empty.pt"
+    empty.write_bytes(b"")
+    assert peek_feature_dim(empty) is None
+
+
+def test_feature_dimension_matches_torch_for_other_shapes(tmp_path):
+    import torch
+
+    from nlq_tui.screens.data import peek_feature_dim
+
+    for shape in ((3, 1536), (70000, 2304), (1, 7)):
+        p = Path(tmp_path / f"f{shape[1]}.pt")
+        torch.save(torch.zeros(*shape, dtype=torch.float16), p)
+        assert peek_feature_dim(p) == shape[1]
+    p = tmp_path / "three_d.pt"
+    torch.save(torch.zeros(2, 3, 4), p)
+    assert peek_feature_dim(p) is None
