@@ -622,6 +622,17 @@ def _read_narrations(
     return video_uids, passes
 
 
+_CURLY_BYTES = re.compile("|".join(_CURLY).encode("utf-8"))
+
+
+def _rows_matching(col: TextColumn, pattern: re.Pattern) -> np.ndarray:
+    """Sorted distinct row numbers of the strings in `col` that contain a match (bytes regex)."""
+    hits = [m.start() for m in pattern.finditer(col.blob)]
+    if not hits:
+        return np.zeros(0, dtype=np.int64)
+    return np.unique(np.searchsorted(col.offsets, np.array(hits), side="right") - 1)
+
+
 def _assemble(pn: int, video_uids: list[str], per_video: dict, blobs: dict, workdir: Path, reorder: bool) -> NarrationArrays:
     """The CSR arrays of one pass from the per-video pieces (which are dropped as used)."""
     V = len(video_uids)
@@ -974,6 +985,12 @@ def _build(root: Path, feature_dir: str, problems: Problems, progress: Progress 
         "excluded_videos": int(excluded.sum()),
         "videos_without_clips": int(np.count_nonzero(n_clips_per_video == 0)),
     }
+    curly = [_rows_matching(passes[pn].text, _CURLY_BYTES) for pn in (1, 2)]
+    n_curly = sum(len(r) for r in curly)
+    if n_curly:
+        pn, first = (1, curly[0][0]) if len(curly[0]) else (2, curly[1][0])
+        v = int(np.searchsorted(passes[pn].video_offsets, first, side="right")) - 1
+        problems.warn("curly_quotes", NARRATION_JSON, "narrations with curly apostrophes or quotes (kept as they are)", f"video {video_uids[v]!r} narration_pass_{pn}", n_curly)
     for pn in (1, 2):
         f = NARRATION_JSON
         problems.warn(f"unsure_narrations_pass_{pn}", f, f"narration_pass_{pn} narrations tagged #unsure", "", counts["unsure_narrations"][f"pass_{pn}"])

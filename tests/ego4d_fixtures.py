@@ -14,8 +14,9 @@ specs. `features="tensor"` (default) writes real (rows, feature_dim) float16 ten
 `"empty"` 0-byte files like a `--no-features` tree, `None` no folder. Every narration, clip and
 query field name is the real one. Returns the root as a Path.
 
-`edit_json(root, rel, fn)` loads a written file, calls `fn(obj)` (edit in place or return a new
-object), and writes it back: the way to inject one quirk or one error. `QUIRKS` lists the
+`edit_json(root, rel, fn)` loads a written file, calls `fn(obj)` to edit it in place (its return
+value is ignored, so `lambda d: d[...].pop(k)` works), and writes it back: the way to inject one
+quirk or one error. `write_json(root, rel, obj)` replaces a file outright. `QUIRKS` lists the
 warning codes `quirky_tree` produces.
 """
 
@@ -149,28 +150,30 @@ def write_tree(
 
 
 def edit_json(root: str | Path, rel: str, fn: Callable[[Any], Any]) -> Path:
-    """Load ROOT/rel, apply `fn` (in place, or return a replacement), write it back."""
+    """Load ROOT/rel, let `fn` edit the object in place, write it back."""
     p = Path(root) / rel
     obj = json.loads(p.read_text("utf-8"))
-    new = fn(obj)
-    p.write_text(json.dumps(obj if new is None else new), "utf-8")
+    fn(obj)
+    p.write_text(json.dumps(obj), "utf-8")
     return p
 
 
-# Warning codes that quirky_tree must produce (engine.ego4d counts each).
-QUIRKS = {
-    "template_null": NLQ["train"],
-    "query_missing": NLQ["train"],
-    "zero_length_answer": NLQ["train"],
-    "curly_quotes": NLQ["train"],
-    "unsure_narrations_pass_1": NARRATION,
-    "other_person_narrations_pass_1": NARRATION,
-    "unsorted_timestamps": NARRATION,
-    "duplicate_timestamps": NARRATION,
-    "video_without_clips": NARRATION,
-    "only_pass_2": NARRATION,
-    "unknown_field": NARRATION,
-}
+# (warning code, file) pairs that quirky_tree must produce; engine.ego4d counts each.
+QUIRKS = [
+    ("template_null", NLQ["train"]),
+    ("query_missing", NLQ["train"]),
+    ("zero_length_answer", NLQ["train"]),
+    ("curly_quotes", NLQ["train"]),
+    ("unknown_field", NLQ["train"]),
+    ("curly_quotes", NARRATION),
+    ("unsure_narrations_pass_1", NARRATION),
+    ("other_person_narrations_pass_1", NARRATION),
+    ("unsorted_timestamps", NARRATION),
+    ("duplicate_timestamps", NARRATION),
+    ("video_without_clips", NARRATION),
+    ("only_pass_2", NARRATION),
+    ("unknown_field", NARRATION),
+]
 
 
 def quirky_tree(root: str | Path) -> Path:
@@ -178,7 +181,7 @@ def quirky_tree(root: str | Path) -> Path:
     root = write_tree(
         root,
         videos=[
-            video("q-main", pass1=[(5.0, "#C C opens the fridge"), (1.0, "#C C picks up a cup #unsure"), (3.0, "#O man X waves"),
+            video("q-main", pass1=[(5.0, "#C C opens the fridge\u2019s door"), (1.0, "#C C picks up a cup #unsure"), (3.0, "#O man X waves"),
                                    (3.0, "#C C drinks"), (7.0, "#C C puts the cup down")]),  # fmt: skip
             video("q-noclip", clips=[], pass1=[(1.0, "#C C walks"), (2.0, "#C C sits")]),
             video("q-pass2", pass1=None, pass2=[(1.0, "#C C reads"), (2.0, "#C C writes")]),
