@@ -50,7 +50,9 @@ API (for the lab screen, the CLI and the bench):
     res.describe_window(int(idx[0]))   # dict: video/clip uid, t, start, end, text, reason, ...
     res.group_windows(g)               # the k window indices of group g
     res.window_start[idx]              # columns over windows, computed on first use
-    res.rejected_runs("straddle")      # first narration rows of runs that are not groups
+    res.rejected_runs("straddle", video=None)  # first narration rows of runs that are not groups
+    res.narration(row)                 # dict: video uid, pass, t, text of one narration row
+    res.row_video[rows]                # video number of narration rows
 
 `compute` keeps a `WindowEngine` on the index (attribute `_window_engine`): the first call per
 narration pass does the parameter-independent work (which clips hold which narration, beta per
@@ -638,6 +640,7 @@ class WindowResult:
         self._hist = hist
         self._durations = durations
         self._usable_durations = usable_durations
+        self._rows_memo: dict = {}
 
     # -- sizes
     @property
@@ -715,38 +718,57 @@ class WindowResult:
 
     # -- selections for tables
     def rows(self, reason: int | str | None = None, video: int | str | None = None, usable: bool | None = None) -> np.ndarray:
-        """Window indices (int64, ascending) matching all given filters.
+        """Window indices (int64, ascending) matching all given filters. Do not modify the array:
+        the last few answers are kept, so the lab can ask again for free.
 
         `reason`: a window reason code or key; windows where it applies (not only as primary).
         A run reason selects nothing (runs have no windows; see `rejected_runs`).
         `video`: a video number or uid. `usable`: True = no reason, False = some reason.
         """
+        code = None if reason is None else _reason_code(reason)
+        v = None if video is None else (self.index.video_number(video) if isinstance(video, str) else int(video))
+        memo_key = (code, v, usable)
+        hit = self._rows_memo.get(memo_key)
+        if hit is not None:
+            return hit
         lo, hi = 0, self.n_windows
-        if video is not None:
-            v = self.index.video_number(video) if isinstance(video, str) else int(video)
+        if v is not None:
             lo = int(np.searchsorted(self.group_video, v, "left")) * self.k
             hi = int(np.searchsorted(self.group_video, v, "right")) * self.k
         bits = self.reason_bits[lo:hi]
         mask = None
-        if reason is not None:
-            code = _reason_code(reason)
+        if code is not None:
             if code not in WINDOW_REASONS:
                 return np.zeros(0, dtype=np.int64)
             mask = (bits & _BIT[code]) != 0
         if usable is not None:
             u = bits == 0 if usable else bits != 0
             mask = u if mask is None else mask & u
-        if mask is None:
-            return np.arange(lo, hi, dtype=np.int64)
-        return np.flatnonzero(mask) + lo
+        out = np.arange(lo, hi, dtype=np.int64) if mask is None else np.flatnonzero(mask) + lo
+        out.flags.writeable = False
+        if len(self._rows_memo) >= 8:
+            self._rows_memo.pop(next(iter(self._rows_memo)))
+        self._rows_memo[memo_key] = out
+        return out
 
     def group_windows(self, g: int) -> np.ndarray:
         return np.arange(g * self.k, (g + 1) * self.k, dtype=np.int64)
 
-    def rejected_runs(self, reason: int | str | None = None) -> np.ndarray:
-        """First narration rows (of the pass selection) of runs that are not groups."""
+    @property
+    def row_video(self) -> np.ndarray:
+        """Video number of each narration row of the pass selection (int32)."""
+        return self._prep.rowvid
+
+    def rejected_runs(self, reason: int | str | None = None, video: int | str | None = None) -> np.ndarray:
+        """First narration rows (of the pass selection) of runs that are not groups, optionally
+        only those of one video (number or uid); `narration(row)` describes one."""
         prep, k, N = self._prep, self.k, self._prep.N
         not_group = prep.row_used & (prep.video_room >= k) & (prep.room < k)
+        if video is not None:
+            v = self.index.video_number(video) if isinstance(video, str) else int(video)
+            only = np.zeros(N, dtype=bool)
+            only[prep.table.video_offsets[v] : prep.table.video_offsets[v + 1]] = True
+            not_group &= only
         has_noclip = np.zeros(N, dtype=bool)
         if N >= k:
             has_noclip[: N - k + 1] = (prep.noclip_prefix[k:] - prep.noclip_prefix[: N - k + 1]) > 0

@@ -277,6 +277,17 @@ def test_runs_with_a_narration_outside_every_clip_are_counted_not_grouped():
     assert s["narrations_no_clip"] == 1
     assert (s["groups"], s["reasons"]["no_clip"], s["reasons"]["straddle"]) == (2, 2, 0)
     assert list(res.rejected_runs("no_clip")) == [1, 2]
+    assert res.narration(2)["t"] == 15 and list(res.row_video[[0, 4]]) == [0, 0]
+
+
+def test_rejected_runs_filter_by_video():
+    clips = [("a", 0, 10), ("b", 0, 10), ("b", 20, 30)]
+    index, _ = make(clips, {"a": texts([1, 2, 15]), "b": texts([1, 2, 22, 23])})
+    res = compute(index, WindowParams(k=2))
+    assert list(res.rejected_runs("no_clip", video="a")) == [1]
+    assert list(res.rejected_runs("straddle", video="b")) == [4]
+    assert list(res.rejected_runs(video=1)) == [4]
+    assert list(res.rejected_runs("straddle", video="a")) == []
 
 
 def test_usable_means_no_reason_and_primary_reason_follows_reasons_order():
