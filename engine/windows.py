@@ -12,7 +12,8 @@ The rules are the original notebook's, exactly (issue 2, "Groups and windows"):
    of the positive gaps between the video's sorted timestamps; the window is
    `[max(clip_start, t - d/2), min(clip_end, t + d/2)]` with the group's parent clip.
 
-With `narration_pass="both"` the two passes of a video are merged (stably sorted by time, pass 1
+The parent clip's own bounds cut the windows (the notebook looked the clip up again by
+`clip_uid`: the same clip, as Ego4D's clip uids are unique). With `narration_pass="both"` the two passes of a video are merged (stably sorted by time, pass 1
 first on ties) and beta is taken over the merged timestamps.
 
 Vocabulary (what the figures count):
@@ -53,6 +54,14 @@ API (for the lab screen, the CLI and the bench):
     res.rejected_runs("straddle", video=None)  # first narration rows of runs that are not groups
     res.narration(row)                 # dict: video uid, pass, t, text of one narration row
     res.row_video[rows]                # video number of narration rows
+
+`summary()` keys: `params`; `videos` {total, used, excluded, no_features, no_clips,
+used_no_beta} (a skipped video counts under every rule that skips it); `narrations` (rows of used
+videos), `narrations_no_clip`; `runs`, `groups`, `windows`, `usable`; `reasons` {key: count where
+it applies}; `primary_reasons` {window key: count as first reason}; `seconds` and
+`usable_seconds` {p5, p25, p50, p75, p95, mean, min, max} of `end - start` over windows with a
+beta / usable windows (an uncut window counts as exactly d); `histogram` {edges, counts} of the
+former; `compute_seconds`.
 
 `compute` keeps a `WindowEngine` on the index (attribute `_window_engine`): the first call per
 narration pass does the parameter-independent work (which clips hold which narration, beta per
@@ -399,6 +408,17 @@ class WindowEngine:
             eng = index.__dict__["_window_engine"] = cls(index)
         return eng
 
+    def _check_inputs(self) -> None:
+        # which videos are used can change on the same Index (e.g. a feature folder rescanned):
+        # then nothing cached is valid any more
+        idx = self.index
+        sig = (np.asarray(idx.excluded).tobytes(), np.asarray(idx.has_features).tobytes(), len(idx.clip_uids),
+               tuple(len(a) for a in idx.passes.values()))
+        if sig != getattr(self, "_sig", None):
+            self._prepared.clear()
+            self._groups.clear()
+            self._sig = sig
+
     def prepared(self, narration_pass, cancel=None) -> _Prepared:
         prep = self._prepared.get(narration_pass)
         if prep is None:
@@ -422,6 +442,7 @@ class WindowEngine:
         with self._lock:
             t0 = _time.perf_counter()
             _check(cancel)
+            self._check_inputs()
             prep = self.prepared(params.narration_pass, cancel)
             grp = self.groups(params.narration_pass, params.k, cancel)
             _check(cancel)

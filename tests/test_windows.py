@@ -428,3 +428,10 @@ def test_windows_command_on_a_missing_root_fails_in_one_line(tmp_path):
     proc = _cli(tmp_path / "nowhere", "--json")
     assert proc.returncode == 2 and proc.stdout == ""
     assert len(proc.stderr.strip().splitlines()) == 1 and "nowhere" in proc.stderr
+
+
+def test_a_changed_feature_set_on_the_same_index_is_not_served_from_the_cache():
+    index, _ = make([("a", 0, 100), ("b", 0, 100)], {"a": texts([1, 2, 3]), "b": texts([1, 2, 3])})
+    assert compute(index, WindowParams(k=3)).n_groups == 2
+    index.has_features[1] = False
+    assert compute(index, WindowParams(k=3)).n_groups == 1
