@@ -908,7 +908,7 @@ def load_nlq(path: str | os.PathLike, *, annotated: bool | None = None, problems
 # --------------------------------------------------------------------------- the index
 
 
-def _feature_state(root: Path, feature_dir: str, problems: Problems) -> tuple[set[str], set[str]]:
+def _feature_state(root: Path, feature_dir: str, problems: Problems) -> set[str]:
     from engine.features import feature_root, scan_feature_dir
 
     rel = f"v1/{feature_dir}"
@@ -918,7 +918,7 @@ def _feature_state(root: Path, feature_dir: str, problems: Problems) -> tuple[se
         hint = f"; folders here: {', '.join(others)} (pick one with --features)" if others else "; copy the features there or pick another folder with --features"
         what = "is a file, expected a folder of <video_uid>.pt files" if p.exists() else "not found"
         problems.error("no_feature_dir", rel, f"{p}: feature folder {what}{hint}")
-        return set(), set()
+        return set()
     return scan_feature_dir(p)
 
 
@@ -1001,14 +1001,13 @@ def _build(root: Path, feature_dir: str, problems: Problems, progress: Progress 
 
 
 def _apply_features(index: Index, feature_dir: str, problems: Problems) -> bool:
-    uids, empty = _feature_state(index.root, feature_dir, problems)
+    uids = _feature_state(index.root, feature_dir, problems)
     index.feature_dir = feature_dir
     index.has_features = np.fromiter((u in uids for u in index.video_uids), dtype=bool, count=index.n_videos)
     narrated = (np.diff(index.passes[1].video_offsets) + np.diff(index.passes[2].video_offsets)) > 0
     c = index.counts
     c["feature_dir"] = feature_dir
     c["feature_files"] = len(uids)
-    c["empty_feature_files"] = len(empty)
     c["videos_with_features"] = int(np.count_nonzero(index.has_features))
     c["videos_without_features"] = int(index.n_videos - c["videos_with_features"])
     c["narrated_videos_with_features"] = int(np.count_nonzero(index.has_features & narrated))
@@ -1119,7 +1118,6 @@ def check(
 ) -> CheckReport:
     """Validate every file of an Ego4D tree, collecting all problems instead of stopping."""
     from engine import cache
-    from engine.features import feature_root
 
     root = Path(root)
     problems = Problems(root, strict=False)
@@ -1147,13 +1145,24 @@ def check(
     else:
         _feature_state(root, features, problems)
     feature_dirs = _check_feature_dirs(root, features, problems, progress, feature_ok)
+    for d in feature_dirs:
+        if d["selected"] and counts:
+            counts["feature_dim"] = d["dim"]
+            counts["empty_feature_files"] = d.get("empty", 0)
     issues = problems.issues() + cached_issues
     issues.sort(key=lambda i: i.level != "error")  # errors first, stable otherwise
     return CheckReport(str(root), features, counts, issues, feature_dirs)
 
 
 def _check_feature_dirs(root: Path, features: str, problems: Problems, progress: Progress | None, feature_ok: bool) -> list[dict]:
-    """Each feature folder's dim and file count; opens a sample of the chosen folder's files."""
+    """Each feature folder as {name, dim, files, selected}; the selected one also has `empty`.
+
+    Of the selected folder, up to FEATURE_SAMPLE non-empty files spread over it are opened
+    (safely) and must be 2-D tensors of one dimension, the most common among them. Other
+    folders: one file is opened to report the dimension.
+    """
+    from collections import Counter
+
     from engine.features import KNOWN_DIMS, feature_root, load_features
 
     out: list[dict] = []
@@ -1163,39 +1172,43 @@ def _check_feature_dirs(root: Path, features: str, problems: Problems, progress:
     for sub in sorted(p for p in base.iterdir() if p.is_dir() and p.name != "annotations"):
         with os.scandir(sub) as it:
             files = sorted((e.path for e in it if e.name.endswith(".pt") and e.is_file()))
-        if not files and sub.name != features:
+        selected = sub.name == features
+        if not files and not selected:
             continue
-        sizes = [os.stat(f).st_size for f in files] if sub.name == features else []
-        nonempty = [f for f, s in zip(files, sizes) if s > 0] if sub.name == features else files
         rel = f"v1/{sub.name}"
-        dim = None
-        if sub.name == features and feature_ok:
-            n_empty = len(files) - len(nonempty)
-            if n_empty:
-                problems.warn("empty_feature_files", rel, "empty (0-byte) feature files: fine for indexing and the lab, not for training", os.path.basename(files[sizes.index(0)]), n_empty)
+        entry: dict = {"name": sub.name, "dim": None, "files": len(files), "selected": selected}
+        if selected and feature_ok:
+            sizes = [os.stat(f).st_size for f in files]
+            nonempty = [f for f, n in zip(files, sizes) if n > 0]
+            entry["empty"] = len(files) - len(nonempty)
+            if entry["empty"]:
+                problems.warn("empty_feature_files", rel, "empty (0-byte) feature files: fine for indexing and the lab, not for training",
+                              os.path.basename(files[sizes.index(0)]), entry["empty"])  # fmt: skip
             step = max(1, len(nonempty) // FEATURE_SAMPLE)
             sample = nonempty[::step][:FEATURE_SAMPLE]
+            shapes: dict[str, int] = {}
             for k, f in enumerate(sample):
                 if progress is not None:
                     progress("feature files", k, len(sample))
                 try:
-                    x = load_features(f, dim)
-                except Exception as exc:  # DataError from load_features: collected, not raised
-                    if not isinstance(exc, DataError):
-                        raise
+                    shapes[f] = int(load_features(f).shape[1])
+                except DataError as exc:
                     problems.error("bad_feature_file", rel, str(exc))
-                    continue
-                if dim is None:
-                    dim = int(x.shape[1])
-            if dim is not None and sub.name in KNOWN_DIMS and KNOWN_DIMS[sub.name] != dim:
-                problems.warn("unexpected_dim", rel, f"features are {dim}-d where this folder name usually means {KNOWN_DIMS[sub.name]}-d", os.path.basename(sample[0]))
-        else:
+            if shapes:
+                dim = Counter(shapes.values()).most_common(1)[0][0]
+                entry["dim"] = dim
+                for f, d in shapes.items():
+                    if d != dim:
+                        problems.error("bad_feature_file", rel, f"{f}: feature dimension {d}, but this folder's features are {dim}-d; the file belongs to another feature set or is damaged")
+                if sub.name in KNOWN_DIMS and KNOWN_DIMS[sub.name] != dim:
+                    problems.warn("unexpected_dim", rel, f"features are {dim}-d where this folder name usually means {KNOWN_DIMS[sub.name]}-d", "")
+        elif not selected:
             for f in files:
                 if os.stat(f).st_size > 0:
                     try:
-                        dim = int(load_features(f).shape[1])
+                        entry["dim"] = int(load_features(f).shape[1])
                     except DataError:
-                        dim = None
+                        pass  # only the selected folder is validated
                     break
-        out.append({"name": sub.name, "dim": dim, "files": len(files), "selected": sub.name == features})
+        out.append(entry)
     return out

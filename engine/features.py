@@ -22,29 +22,18 @@ def feature_root(root: str | os.PathLike) -> Path:
     return Path(root) / FEATURES_SUBDIR
 
 
-def scan_feature_dir(path: str | os.PathLike) -> tuple[set[str], set[str]]:
-    """(video uids with a `.pt` file, those whose file is empty), from file names only.
+def scan_feature_dir(path: str | os.PathLike) -> set[str]:
+    """Video uids with a `.pt` file in the folder, from file names only (no stat, no open).
 
     The uid is the name up to the first dot, as the original notebook took it.
     """
     uids: set[str] = set()
-    empty: set[str] = set()
     with os.scandir(path) as it:
         for entry in it:
             name = entry.name
-            if not name.endswith(".pt"):
-                continue
-            try:
-                if not entry.is_file():
-                    continue
-                size = entry.stat().st_size
-            except OSError:
-                continue
-            uid = name.split(".")[0]
-            uids.add(uid)
-            if size == 0:
-                empty.add(uid)
-    return uids, empty
+            if name.endswith(".pt") and entry.is_file():
+                uids.add(name.split(".")[0])
+    return uids
 
 
 def _pt_files(path: Path) -> list[os.DirEntry]:

@@ -30,7 +30,7 @@ def test_json_report_has_counts_and_counted_warnings(tmp_path):
     assert c["narrations"] == {"pass_1": 15, "pass_2": 2}
     assert c["queries"] == {"train": 7, "val": 1, "test": 0}
     assert (c["clips"], c["val_videos"], c["videos_with_features"]) == (3, 1, 4)
-    assert out["feature_dirs"] == [{"name": "egovlp_fp16", "dim": 256, "files": 4, "selected": True}]
+    assert out["feature_dirs"] == [{"name": "egovlp_fp16", "dim": 256, "files": 4, "selected": True, "empty": 0}]
     codes = {w["code"]: w["count"] for w in out["warnings"]}
     assert codes["duplicate_timestamps"] == 1 and codes["template_null"] == 1
     assert all(set(w) == {"level", "code", "file", "message", "count"} for w in out["warnings"])

@@ -166,7 +166,9 @@ def test_indexing_never_opens_feature_files(tmp_path):
     (root / "v1/egovlp_fp16/video-0.pt").write_text("not a tensor at all")
     index = load_index(root)
     assert index.has_features.all()
-    assert index.counts["empty_feature_files"] == 2
+    report = check(root)  # check does open them: the text file is an error, empty ones warnings
+    assert report.counts["empty_feature_files"] == 2 and _warnings(report)["empty_feature_files"] == 2
+    assert [e.code for e in report.errors] == ["bad_feature_file"] and "video-0.pt" in report.errors[0].message
 
 
 def test_missing_feature_file_means_no_features_for_that_video(tmp_path):
