@@ -50,6 +50,7 @@ class Backend:
     batch_size = 1  # requests per `complete` call
     concurrency = 1  # `complete` calls in flight at once
     price_per_1k: float | None = None  # optional, gives a running cost
+    needs_messages = True  # False: the backend reads only the narrations (template)
 
     async def complete(self, requests: list[Request]) -> list[Reply]:
         raise NotImplementedError

@@ -35,7 +35,7 @@ from engine.generation.validate import Verdict, validate
 from engine.index import Index
 from engine.windows import REASONS, WINDOW_REASONS, WindowParams, WindowResult, compute
 
-CHECK_BATCH = 64  # groups per quality-check batch (embedding batches of ~k * this)
+CHECK_BATCH = 512  # groups per check-and-store batch (one embedding batch, one fdatasync)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -140,8 +140,21 @@ def _pass_offsets(index: Index, narration_pass) -> np.ndarray:
     return index.passes[int(narration_pass)].video_offsets
 
 
+def _texts(col, rows: np.ndarray) -> list[str]:
+    """Decode many strings of a TextColumn at once (its offsets may be a memmap: one gather)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    a = np.asarray(col.offsets[rows]).tolist()
+    b = np.asarray(col.offsets[rows + 1]).tolist()
+    blob = col.blob
+    return [bytes(blob[x:y]).decode("utf-8") for x, y in zip(a, b)]
+
+
 class GroupReader:
-    """Turns group indices of a WindowResult into GroupData (texts, windows, keys), in batches."""
+    """Turns group indices of a WindowResult into GroupData (texts, windows, keys), in batches.
+
+    `prefetch(groups)` computes the windows of a whole selection in one vectorised call, so a
+    job asking for one group at a time (the openai backend) costs no per-request array work.
+    """
 
     def __init__(self, result: WindowResult) -> None:
         self.result = result
@@ -152,6 +165,8 @@ class GroupReader:
         self.offsets = _pass_offsets(self.index, p)
         self.ptag = "pb" if p == "both" else f"p{int(p)}"
         self._bit_names = [(1 << (c - 1), REASONS[c][0]) for c in WINDOW_REASONS]
+        self._pre: dict[int, int] = {}
+        self._pre_t = self._pre_s = self._pre_e = self._pre_b = None
 
     def key(self, g: int) -> str:
         r = self.result
@@ -160,55 +175,85 @@ class GroupReader:
         return f"{self.index.video_uids[v]}/{self.index.clip_uids[int(r.group_clip[g])]}/{self.ptag}/k{self.k}/{rel}"
 
     def keys(self, groups: np.ndarray) -> list[str]:
-        return [self.key(int(g)) for g in groups]
+        r, idx = self.result, self.index
+        groups = np.asarray(groups, dtype=np.int64)
+        vids = r.group_video[groups]
+        rel = (r.group_row[groups] - self.offsets[vids]).tolist()
+        clips = r.group_clip[groups].tolist()
+        vu, cu, tail = idx.video_uids, idx.clip_uids, f"{self.ptag}/k{self.k}"
+        return [f"{vu[v]}/{cu[c]}/{tail}/{x}" for v, c, x in zip(vids.tolist(), clips, rel)]
+
+    def _windows(self, groups: np.ndarray):
+        k = self.k
+        w = (groups[:, None] * k + np.arange(k)).reshape(-1)
+        t, start, end = self.result.window_fields(w)
+        return (t.reshape(-1, k), start.reshape(-1, k), end.reshape(-1, k),
+                np.asarray(self.result.reason_bits[w]).reshape(-1, k))  # fmt: skip
+
+    def prefetch(self, groups: np.ndarray) -> None:
+        groups = np.asarray(groups, dtype=np.int64)
+        if not len(groups):
+            return
+        self._pre_t, self._pre_s, self._pre_e, self._pre_b = self._windows(groups)
+        self._pre = {g: i for i, g in enumerate(groups.tolist())}
 
     def read(self, groups: np.ndarray) -> list[GroupData]:
         r, idx, k = self.result, self.index, self.k
         groups = np.asarray(groups, dtype=np.int64)
         if not len(groups):
             return []
-        w = (groups[:, None] * k + np.arange(k)).reshape(-1)
-        t, start, end = r.window_fields(w)
-        bits = r.reason_bits[w]
+        pos = [self._pre.get(g, -1) for g in groups.tolist()]
+        if all(i >= 0 for i in pos):
+            t, start, end, bits = self._pre_t[pos], self._pre_s[pos], self._pre_e[pos], self._pre_b[pos]
+        else:
+            t, start, end, bits = self._windows(groups)
+        rows = (r.group_row[groups][:, None] + np.arange(k)).reshape(-1)
+        if self.narration_pass == "both":
+            src = [r.narration(int(x)) for x in rows]
+            passes = [int(d["pass"]) for d in src]
+            prows = [int(d["pass_row"]) for d in src]
+            texts = [d["text"] for d in src]
+            uids = [d["annotation_uid"] for d in src]
+            flags = [int(idx.passes[p].flags[pr]) for p, pr in zip(passes, prows)]
+        else:
+            p = int(self.narration_pass)
+            arr = idx.passes[p]
+            passes = [p] * len(rows)
+            prows = rows.tolist()
+            texts = _texts(arr.text, rows)
+            uids = _texts(arr.uid, rows)
+            flags = np.asarray(arr.flags[rows]).tolist()
+        vids = r.group_video[groups].tolist()
+        clips = r.group_clip[groups].tolist()
+        keys = self.keys(groups)
+        t_l = np.round(t, 4).tolist()
+        s_l = np.where(np.isfinite(start), np.round(start, 4), np.nan).tolist()
+        e_l = np.where(np.isfinite(end), np.round(end, 4), np.nan).tolist()
+        bits_l = bits.tolist()
+        names = self._bit_names
         out = []
         for j, g in enumerate(groups.tolist()):
-            v = int(r.group_video[g])
-            c = int(r.group_clip[g])
-            row0 = int(r.group_row[g])
-            passes, prows, texts, uids, flags = [], [], [], [], []
-            for pos in range(k):
-                row = row0 + pos
-                if self.narration_pass == "both":
-                    d = r.narration(row)
-                    p, pr = int(d["pass"]), int(d["pass_row"])
-                else:
-                    p, pr = int(self.narration_pass), row
-                arr = idx.passes[p]
-                passes.append(p)
-                prows.append(pr)
-                texts.append(arr.text[pr])
-                uids.append(arr.uid[pr])
-                flags.append(int(arr.flags[pr]))
+            v, c = vids[j], clips[j]
             sl = slice(j * k, (j + 1) * k)
             out.append(
                 GroupData(
                     g=g,
-                    key=self.key(g),
+                    key=keys[j],
                     video=v,
                     clip=c,
                     video_uid=idx.video_uids[v],
                     clip_uid=idx.clip_uids[c],
                     clip_start=float(idx.clip_start[c]),
                     clip_end=float(idx.clip_end[c]),
-                    passes=passes,
-                    pass_rows=prows,
-                    texts=texts,
-                    uids=uids,
-                    times=[float(x) for x in t[sl]],
-                    flags=flags,
-                    starts=[_num(x) for x in start[sl]],
-                    ends=[_num(x) for x in end[sl]],
-                    problems=[[name for bit, name in self._bit_names if b & bit] for b in bits[sl].tolist()],
+                    passes=passes[sl],
+                    pass_rows=prows[sl],
+                    texts=texts[sl],
+                    uids=uids[sl],
+                    times=t_l[j],
+                    flags=flags[sl],
+                    starts=[None if x != x else x for x in s_l[j]],
+                    ends=[None if x != x else x for x in e_l[j]],
+                    problems=[[n for bit, n in names if b & bit] if b else [] for b in bits_l[j]],
                 )
             )
         return out
@@ -419,6 +464,7 @@ class GenerationJob:
         done = self.store.done_groups()
         keys = self.reader.keys(chosen)
         self.todo = [int(g) for g, key in zip(chosen.tolist(), keys) if key not in done]
+        self.reader.prefetch(np.array(self.todo, dtype=np.int64))
         self.stats.groups_total = len(chosen)
         self.stats.groups_skipped = len(chosen) - len(self.todo)
         self.checker.seed(getattr(self.store, "rows", []))  # earlier runs' questions count as duplicates
@@ -463,7 +509,8 @@ class GenerationJob:
                 st.state = "running"
                 take = [pending.pop() for _ in range(min(bs, len(pending)))]
                 gds = self.reader.read(np.array(take, dtype=np.int64))
-                reqs = [Request(gd.key, self.prompt.messages(gd.texts), gd.texts, gd.flags) for gd in gds]
+                msgs = self.backend.needs_messages
+                reqs = [Request(gd.key, self.prompt.messages(gd.texts) if msgs else [], gd.texts, gd.flags) for gd in gds]
                 replies = await self.backend.complete(reqs)
                 for gd, rep in zip(gds, replies):
                     self._account(gd, rep, fatal)
@@ -566,6 +613,7 @@ class GenerationJob:
         self.checker.check_batch(items)
         out = []
         st = self.stats
+        rows = []
         for gd, rep, verdict, cands in staged:
             meta = {
                 "backend": self.backend.name,
@@ -580,7 +628,13 @@ class GenerationJob:
                 "seconds": round(rep.seconds, 3),
                 "checks": self.checks,
             }
-            stored = self.store.add_group_result(gd.key, cands, verdict.rejected, meta)
+            rows.append((gd.key, cands, verdict.rejected, meta))
+        store = self.store
+        if hasattr(store, "add_group_results"):  # one fdatasync per batch, not per group
+            stored_flags = store.add_group_results(rows)
+        else:
+            stored_flags = [store.add_group_result(*row) for row in rows]
+        for (gd, rep, verdict, cands), stored in zip(staged, stored_flags):
             if stored:
                 st.groups_done += 1
                 st.questions_valid += len(cands)

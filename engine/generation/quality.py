@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
+from functools import lru_cache
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -51,6 +52,7 @@ TEMPLATES: tuple[tuple[str, re.Pattern], ...] = tuple(
 OTHER_TEMPLATE = "Other"
 
 
+@lru_cache(maxsize=1 << 16)
 def closest_template(query: str) -> str:
     q = " ".join(str(query).split())
     for name, pat in TEMPLATES:

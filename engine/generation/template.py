@@ -332,6 +332,7 @@ class TemplateBackend(Backend):
     model = "nlq-templates-v1"
     batch_size = 512
     concurrency = 1
+    needs_messages = False
 
     async def complete(self, requests: list[Request]) -> list[Reply]:
         return [self.answer(r) for r in requests]

@@ -16,6 +16,7 @@ Every rejection carries a reason key (counted in reports, never silently dropped
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +54,7 @@ _QWORDS = frozenset(
 )
 
 
+@lru_cache(maxsize=1 << 16)
 def normalise(text: str) -> str:
     """Lowercase, straight apostrophes, punctuation out, single spaces: the duplicate key."""
     t = str(text).replace("\u2019", "'").replace("\u2018", "'").lower()
@@ -124,6 +126,18 @@ def _reject(group_key: str, number: int | None, reason: str, detail: str, raw: A
 
 def check_query(query: Any, narration: str, flags: int) -> tuple[str, str] | None:
     """(reason, detail) when a single question must be rejected, else None."""
+    if isinstance(query, str):
+        return _check_text(query, narration, flags & FLAG_UNSURE)
+    return _check_any(query, narration, flags)
+
+
+@lru_cache(maxsize=1 << 18)
+def _check_text(query: str, narration: str, flags: int) -> tuple[str, str] | None:
+    # Cached: the template backend asks the same question of the same narration text often.
+    return _check_any(query, narration, flags)
+
+
+def _check_any(query: Any, narration: str, flags: int) -> tuple[str, str] | None:
     if flags & FLAG_UNSURE:
         return "unsure_narration", "the narration is tagged #unsure"
     if not isinstance(query, str):
