@@ -706,12 +706,16 @@ class WindowResult:
         return self._prep.table.time[self.window_row]
 
     @cached_property
-    def window_start(self) -> np.ndarray:
-        return self.window_fields(slice(None))[1]
+    def _all_fields(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self.window_fields(slice(None))
 
-    @cached_property
+    @property
+    def window_start(self) -> np.ndarray:
+        return self._all_fields[1]
+
+    @property
     def window_end(self) -> np.ndarray:
-        return self.window_fields(slice(None))[2]
+        return self._all_fields[2]
 
     @cached_property
     def window_duration(self) -> np.ndarray:
