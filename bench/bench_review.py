@@ -7,6 +7,8 @@ Prints:
   - store decide: `CandidateStore.decide` alone (append one line + fdatasync), median / p99;
   - screen open -> first candidate shown: the real app, headless, from constructing it to the
     Review screen having rendered its first card (target < 1 s);
+  - the first card again with --journal decisions already made: once replayed from the
+    journal (and compacted), once from the snapshot;
   - keypress -> durable decision: from `pilot.press("a")` being sent to `decide` returning
     (the line is on disk), median / p99 (targets 10 ms / 50 ms); and keypress -> next
     candidate rendered (the whole press, screen idle again).
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import shutil
@@ -80,6 +83,40 @@ def bench_store(ws: Workspace, decisions: int) -> None:
           f"p99 {1e3 * pct(lat, 0.99):.2f} ms, max {1e3 * max(lat):.2f} ms")
 
 
+async def first_card(ws: Workspace, label: str) -> None:
+    """Open the app on the Review screen and time the first card, then close it."""
+    from nlq_tui.app import NLQApp
+    from nlq_tui.context import AppContext
+
+    t0 = time.perf_counter()
+    app = NLQApp(AppContext(ws, None, "egovlp_fp16", "bench"), "review", load_on_start=False)
+    async with app.run_test(size=(160, 50)):
+        screen = app.screen
+        while getattr(screen, "first_shown_at", None) is None:
+            await asyncio.sleep(0.002)
+            screen = app.screen
+        print(f"screen open -> first candidate shown, {label}: {screen.first_shown_at - t0:.3f} s")
+        while screen.loading:
+            await asyncio.sleep(0.01)
+
+
+def add_journal(ws: Workspace, n: int) -> None:
+    """Append n decisions to the journal directly (as n keypresses would, minus the fsyncs)."""
+    s = CandidateStore(ws).load()
+    seq = s._seq
+    rows = list(s.rows)
+    shard_names = [p.name for p in s._shards]
+    s.close()
+    with open(ws.candidates_dir / "decisions.jsonl", "a") as f:
+        for i in range(n):
+            seq += 1
+            row = rows[i % len(rows)]
+            f.write(json.dumps({"seq": seq, "op": "decide", "ids": [row.id], "status": "accepted",
+                                "reason": None, "text": None, "reviewer": "bench", "t": time.time(),
+                                "at": [shard_names[row.shard], row.offset]},
+                               separators=(",", ":")) + "\n")
+
+
 async def bench_screen(ws: Workspace, decisions: int) -> None:
     from nlq_tui.app import NLQApp
     from nlq_tui.context import AppContext
@@ -126,6 +163,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--decisions", type=int, default=300)
+    ap.add_argument("--journal", type=int, default=60_000,
+                    help="then add this many decisions to the journal and time the first card again (0: skip)")
     ap.add_argument("--keep", help="build the workspace here and keep it")
     args = ap.parse_args()
     tmp = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench-review-"))
@@ -137,6 +176,10 @@ def main() -> None:
             print(f"built {args.n:,} candidates ({size / 1e6:.0f} MB of shards) in {secs:.1f} s")
         bench_store(ws, args.decisions)
         asyncio.run(bench_screen(ws, args.decisions))
+        if args.journal:
+            add_journal(ws, args.journal)
+            asyncio.run(first_card(ws, f"{args.journal:,} decisions in the journal (replayed, then compacted)"))
+            asyncio.run(first_card(ws, "the same decisions from the snapshot"))
     finally:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -156,20 +156,34 @@ def test_compaction_keeps_states_and_undo(ws, monkeypatch):
     assert again.counts()["accepted"] == 11
 
 
-def test_a_kill_between_snapshot_and_journal_restart_double_counts_nothing(ws):
+def test_a_kill_between_snapshot_and_journal_restart_double_counts_nothing(ws, monkeypatch):
     s = CandidateStore(ws)
     ids = populate(s, 10)
     for cid in ids[:4]:
         s.decide(cid, "accept")
     s.undo()
-    # the snapshot as compaction writes it, with the old journal still beside it
-    store_mod.atomic_write_json(ws.candidates_dir / "decisions.snapshot.json", {
-        "version": 1, "upto_seq": s._seq, "states": s.states,
-        "undo": [st.to_json() for st in s.undo_stack]})
-    s.close()
+    real = store_mod.atomic_write_bytes
+
+    class Killed(BaseException):
+        pass
+
+    def dies_before_the_journal_restarts(path, data):
+        if path.name == "decisions.jsonl":
+            raise Killed
+        real(path, data)
+
+    monkeypatch.setattr(store_mod, "atomic_write_bytes", dies_before_the_journal_restarts)
+    with pytest.raises(Killed):
+        s.compact()
+    monkeypatch.undo()
+    s._review_lock.release()  # the dead process's locks go with it
+    s._gen_lock.release()
+    assert len((ws.candidates_dir / "decisions.jsonl").read_text().splitlines()) == 5  # the old journal
     r = CandidateStore(ws).load()
     assert r.counts()["accepted"] == 3
     assert len(r.undo_stack) == 3
+    r.undo()
+    assert r.counts()["accepted"] == 2
 
 
 def test_filters_by_status_model_flags_video_and_text(ws):
@@ -211,7 +225,7 @@ def test_progress_counts_reviewed_and_rate(ws):
     assert p["eta_s"] == pytest.approx(16 / p["per_hour"] * 3600)
 
 
-def test_a_scan_in_slices_reads_the_same_store_as_one_scan(ws):
+def test_a_sliced_scan_starts_at_the_last_decision_and_reads_the_whole_store(ws):
     s = CandidateStore(ws)
     ids = populate(s, 200)
     s.decide(ids[3], "accept")
@@ -226,6 +240,13 @@ def test_a_scan_in_slices_reads_the_same_store_as_one_scan(ws):
         if sliced.scan_done:
             break
     assert steps > 5
-    assert [r.id for r in sliced.rows] == ids
+    # the review resumes where it was: the last decision's group first, then round the store
+    assert [r.id for r in sliced.rows] == ids[150:] + ids[:150]
     assert sliced.counts() == CandidateStore(ws).load().counts()
     assert sliced.counts()["pending"] == 198
+    gk, cands, rej, meta = make_group("video-new", "clip-new", 0.0, 90.0, 3.0, number0=9999)
+    writer = CandidateStore(ws)
+    writer.add_group_result(gk, cands, rej, meta)
+    writer.close()
+    assert sliced.scan() == len(cands)  # and a later scan tails the shards as before
+    assert [r.id for r in sliced.rows[-len(cands):]] == [c["id"] for c in cands]
