@@ -437,6 +437,10 @@ class GenerationJob:
         self._last_progress = 0.0
 
     # control (thread-safe enough: plain flags read by the job's loop) ------------------------
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
     def pause(self) -> None:
         self._paused = True
 
