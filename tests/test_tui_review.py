@@ -225,3 +225,16 @@ async def test_export_button_writes_the_nlq_file(ws, tmp_path):
         doc = json.loads(out.read_text())
         assert sum(len(c["annotations"]) for v in doc["videos"] for c in v["clips"]) == 2
         assert (tmp_path / "from_tui.json.manifest.json").exists()
+
+
+async def test_an_empty_workspace_says_what_to_do(tmp_path):
+    app = make_app(Workspace(tmp_path / "empty"))
+    async with app.run_test(size=(160, 50)) as pilot:
+        screen = await opened(pilot)
+        for _ in range(50):
+            if not screen.loading:
+                break
+            await pilot.pause(0.02)
+        assert "No candidates yet" in str(screen.query_one("#question").render())
+        await pilot.press("a", "u")  # nothing to decide or undo; nothing breaks
+        assert screen.current is None
