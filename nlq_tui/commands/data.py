@@ -96,7 +96,7 @@ def _print_report(report) -> None:
         width = max(len(k) for k, _ in rows)
         for k, v in rows:
             if v is not None:
-                print(f"  {k:<{width}}  {v:>10}" if isinstance(v, int) else f"  {k:<{width}}  {v:>10}", file=out)
+                print(f"  {k:<{width}}  {v:>10}", file=out)
     if report.feature_dirs:
         print("Feature folders:", file=out)
         for d in report.feature_dirs:
