@@ -999,7 +999,8 @@ class Filter:
                 return False
             if flag_bit is not None and not r.flags & flag_bit:
                 return False
-            if self.max_ambiguity is not None and r.ambiguity > self.max_ambiguity:
+            # An ambiguity that was never computed (-1) is not "ambiguity 0".
+            if self.max_ambiguity is not None and not 0 <= r.ambiguity <= self.max_ambiguity:
                 return False
             if self.template and r.template != self.template:
                 return False

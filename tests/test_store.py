@@ -250,3 +250,32 @@ def test_a_sliced_scan_starts_at_the_last_decision_and_reads_the_whole_store(ws)
     writer.close()
     assert sliced.scan() == len(cands)  # and a later scan tails the shards as before
     assert [r.id for r in sliced.rows[-len(cands):]] == [c["id"] for c in cands]
+
+
+def test_a_batch_of_groups_lands_with_one_write_and_skips_stored_ones(ws, monkeypatch):
+    s = CandidateStore(ws)
+    g1 = make_group("v1", "c1", 0.0, 90.0, 5.0, number0=0)
+    g2 = make_group("v1", "c1", 0.0, 90.0, 40.0, number0=5)
+    g3 = make_group("v2", "c2", 0.0, 90.0, 5.0, number0=10)
+    assert s.add_group_result(*g1)
+    syncs = []
+    real = store_mod.os.fdatasync
+    monkeypatch.setattr(store_mod.os, "fdatasync", lambda fd: (syncs.append(fd), real(fd)))
+    assert s.add_group_results([g1, g2, g3, g2]) == [False, True, True, False]
+    assert len(syncs) == 1
+    s.close()
+    assert CandidateStore(ws).done_groups() == {g1[0], g2[0], g3[0]}
+
+
+def test_unknown_ambiguity_does_not_pass_an_ambiguity_rule(ws):
+    s = CandidateStore(ws)
+    gk, cands, rej, meta = make_group("v1", "c1", 0.0, 90.0, 5.0)
+    for c in cands:
+        c["checks"]["ambiguity"] = -1  # generation ran without the sentence encoder
+    cands[0]["window"].update(start=None, end=None, clip_rel_start=None, clip_rel_end=None)
+    cands[0]["checks"]["window_problems"] = ["outside_clip"]
+    s.add_group_result(gk, cands, rej, meta)
+    assert s.select(Filter(status="all", max_ambiguity=0)) == []
+    assert len(s.select(Filter(status="all"))) == 5
+    assert not s.by_id[cands[0]["id"]].valid and s.by_id[cands[1]["id"]].valid
+    assert s.by_id[cands[0]["id"]].flag_names() == ["window"]

@@ -238,3 +238,22 @@ async def test_an_empty_workspace_says_what_to_do(tmp_path):
         assert "No candidates yet" in str(screen.query_one("#question").render())
         await pilot.press("a", "u")  # nothing to decide or undo; nothing breaks
         assert screen.current is None
+
+
+async def test_a_candidate_without_a_usable_window_is_shown_with_its_problem(tmp_path):
+    ws = Workspace(tmp_path / "ws")
+    s = CandidateStore(ws)
+    gk, cands, rej, meta = make_group("v1", "c1", 0.0, 90.0, 5.0)
+    cands[0]["window"].update(start=None, end=None, clip_rel_start=None, clip_rel_end=None)
+    cands[0]["checks"].update(window_problems=["outside_clip"], ambiguity=-1)
+    s.add_group_result(gk, cands, rej, meta)
+    s.close()
+    app = make_app(ws)
+    async with app.run_test(size=(160, 50)) as pilot:
+        screen = await opened(pilot)
+        assert screen.current.id == cands[0]["id"]
+        badges = str(screen.query_one("#badges").render())
+        assert "window: outside_clip" in badges and "ambiguity ?" in badges
+        assert "no usable window" in str(screen.query_one("#narrations").render())
+        await pilot.press("x", "1")
+        assert CandidateStore(ws).load().state(cands[0]["id"])["reason"] == "wrong_window"

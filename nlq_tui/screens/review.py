@@ -61,6 +61,13 @@ REVIEW_BINDINGS: list[Binding] = [
 ]
 
 
+def _num(x, default: float | None = None) -> float | None:
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return default
+
+
 def _clock(seconds: float) -> str:
     m, s = divmod(max(seconds, 0.0), 60)
     return f"{int(m)}:{s:04.1f}"
@@ -294,7 +301,9 @@ class ReviewScreen(Screen):
         for i, n in enumerate(c.get("group_narrations") or [], start=1):
             t = float(n.get("t") or 0.0)
             if n.get("uid") == target:
-                marks.append(TimelineMark(float(w.get("start", t)), float(w.get("end", t)), t, label=str(i),
+                # A window with a problem may have no bounds: draw the narration time alone.
+                ws_, we_ = _num(w.get("start"), t), _num(w.get("end"), t)
+                marks.append(TimelineMark(ws_, we_, t, label=str(i),
                                           style="bold yellow" if not row.flags & 8 else "bold red",
                                           flag="!" if row.flags & 8 else "▶"))
             else:
@@ -314,7 +323,10 @@ class ReviewScreen(Screen):
             out.append(" ")
 
         amb = checks.get("ambiguity")
-        badge(f"ambiguity {amb}", "black on green" if not amb else "black on yellow")
+        if amb is None or (isinstance(amb, int) and amb < 0):
+            badge("ambiguity ?", "black on grey70")  # not computed (no sentence encoder in that run)
+        else:
+            badge(f"ambiguity {amb}", "black on green" if not amb else "black on yellow")
         if checks.get("duplicate_of"):
             badge(f"duplicate of {checks['duplicate_of']}", "white on red")
         if checks.get("near_duplicate_of"):
@@ -344,8 +356,11 @@ class ReviewScreen(Screen):
                 out.append("\n")
             out.append(line)
         if target and w:
-            out.append(f"\n  window {_clock(float(w.get('clip_rel_start', 0)))}–{_clock(float(w.get('clip_rel_end', 0)))}"
-                       f" of the clip ({float(w.get('end', 0)) - float(w.get('start', 0)):.1f} s)", style="dim")
+            rs, re_ = _num(w.get("clip_rel_start")), _num(w.get("clip_rel_end"))
+            if rs is None or re_ is None:
+                out.append("\n  no usable window", style="bold red")
+            else:
+                out.append(f"\n  window {_clock(rs)}–{_clock(re_)} of the clip ({re_ - rs:.1f} s)", style="dim")
         return out
 
     def _render_side(self) -> None:
