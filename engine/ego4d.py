@@ -935,7 +935,11 @@ def _feature_state(root: Path, feature_dir: str, problems: Problems) -> set[str]
         what = "is a file, expected a folder of <video_uid>.pt files" if p.exists() else "not found"
         problems.error("no_feature_dir", rel, f"{p}: feature folder {what}{hint}")
         return set()
-    return scan_feature_dir(p)
+    try:
+        return scan_feature_dir(p)
+    except OSError as exc:
+        problems.error("unreadable", rel, f"{p}: cannot list the feature folder ({exc.strerror}); check its permissions")
+        return set()
 
 
 def _build(root: Path, feature_dir: str, problems: Problems, progress: Progress | None, workdir: Path) -> Index | None:

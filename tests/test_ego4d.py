@@ -147,6 +147,44 @@ def test_malformed_narration_json_is_one_line_naming_the_video_or_position(tmp_p
     assert "narration.json" in str(exc.value) and phrase in str(exc.value), str(exc.value)
 
 
+_texts = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
+_narrations = st.lists(st.tuples(st.sampled_from([0.0, 1.0, 1.5, 2.0, 7.25, 1e-3]), _texts), max_size=6)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    videos=st.dictionaries(st.text("abcdef-0123", min_size=1, max_size=6), st.tuples(_narrations, st.none() | _narrations), max_size=5),
+    chunk=st.integers(1, 64),
+    indent=st.sampled_from([None, 0, 2]),
+)
+def test_streamed_narrations_equal_json_load_for_any_content_and_chunking(videos, chunk, indent):
+    import tempfile
+
+    import engine.ego4d as ego4d
+
+    narration = {}
+    for uid, (p1, p2) in videos.items():
+        entry = {"narration_pass_1": {"narrations": [{"timestamp_sec": t, "narration_text": x, "annotation_uid": f"{uid}-{i}"} for i, (t, x) in enumerate(p1)]}}
+        if p2 is not None:
+            entry["narration_pass_2"] = {"narrations": [{"timestamp_sec": t, "narration_text": x} for t, x in p2]}
+        narration[uid] = entry
+    with tempfile.TemporaryDirectory() as d:
+        root = Path(d)
+        (root / NARRATION).parent.mkdir(parents=True)
+        (root / NARRATION).write_text(json.dumps(narration, indent=indent, ensure_ascii=chunk % 2 == 0), "utf-8")
+        (root / EGO4D).write_text(json.dumps({"videos": [], "clips": [{"clip_uid": "c", "video_uid": u, "video_start_sec": 0, "video_end_sec": 9} for u in videos]}))
+        for f in (NLQ["val"], NLQ["test"]):
+            (root / f).write_text('{"videos": []}')
+        (root / "v1/egovlp_fp16").mkdir()
+        old = ego4d._CHUNK
+        ego4d._CHUNK = chunk
+        try:
+            fast = load_index(root, use_cache=False)
+        finally:
+            ego4d._CHUNK = old
+        _assert_same(fast, _plain(root))
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.text(alphabet=st.sampled_from(list("#OoCcunsureUNSURE \t\u00a0\u2019x")), max_size=12), max_size=20))
 def test_vectorised_flags_equal_flags_of_on_any_text(texts):
