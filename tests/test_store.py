@@ -279,3 +279,13 @@ def test_unknown_ambiguity_does_not_pass_an_ambiguity_rule(ws):
     assert len(s.select(Filter(status="all"))) == 5
     assert not s.by_id[cands[0]["id"]].valid and s.by_id[cands[1]["id"]].valid
     assert s.by_id[cands[0]["id"]].flag_names() == ["window"]
+
+
+def test_a_numeric_prompt_version_filters_like_its_text(ws):
+    s = CandidateStore(ws)
+    gk, cands, rej, meta = make_group("v1", "c1", 0.0, 90.0, 5.0, prompt_version=3)
+    s.add_group_result(gk, cands, rej, meta)
+    gk, cands, rej, meta = make_group("v1", "c1", 0.0, 90.0, 50.0, prompt_version="v2", number0=5)
+    s.add_group_result(gk, cands, rej, meta)
+    assert s.facets()["prompt_version"] == ["3", "v2"]
+    assert len(s.select(Filter(status="all", prompt_version="3"))) == 5
