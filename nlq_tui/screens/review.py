@@ -588,6 +588,9 @@ class ReviewScreen(Screen):
                     self.queue.append(row)
         if self.current is None and self.pos < len(self.queue):
             self._show_next(self.pos)
+        elif self.current is not None and new:
+            self._render_card()  # "n of N in queue" grows as the reader goes
+            self._render_filter()
         else:
             self._render_progress()
             self._render_filter()
