@@ -177,30 +177,29 @@ def child_warm(root: Path) -> dict:
         "cpu_s": _cpu_s(),
     }
 
-    def timed(params, repeat=3):
-        best = None
-        for _ in range(repeat):
-            t = time.perf_counter()
-            r = compute(index, params)
-            r.summary()
-            dt = time.perf_counter() - t
-            best = dt if best is None else min(best, dt)
-        return best
-
-    def first(params):
-        t = time.perf_counter()
+    def once(params):
+        t, c = time.perf_counter(), time.process_time()
         compute(index, params).summary()
-        return time.perf_counter() - t
+        return time.perf_counter() - t, time.process_time() - c
+
+    def timed(params, repeat=3):
+        return min(once(params) for _ in range(repeat))
+
+    def median(values):
+        values = sorted(values)
+        mid = len(values) // 2
+        return values[mid] if len(values) % 2 else tuple((a + b) / 2 for a, b in zip(values[mid - 1], values[mid]))
 
     # What the lab does as the user edits one field (summary() included, as the lab shows it).
+    # Each figure is (wall s, CPU s of this process): on a shared machine wall time is noisy.
     out["recompute_alpha_s"] = timed(WindowParams(K, 6.0, MIN_WINDOW, 1))
     out["recompute_min_window_s"] = timed(WindowParams(K, ALPHA, 2.0, 1))
-    # k: each a value not seen yet (the engine keeps the last two k), median of four
-    ks = sorted(first(WindowParams(k, ALPHA, MIN_WINDOW, 1)) for k in (4, 6, 3, 7))
-    out["recompute_k_s"] = (ks[1] + ks[2]) / 2
-    out["recompute_k_max_s"] = ks[-1]
-    out["recompute_k_back_s"] = first(WindowParams(K, ALPHA, MIN_WINDOW, 1))  # evicted or cached
-    out["first_both_passes_s"] = first(WindowParams(K, ALPHA, MIN_WINDOW, "both"))
+    # k: each a value not seen yet (the engine keeps the last two k)
+    ks = [once(WindowParams(k, ALPHA, MIN_WINDOW, 1)) for k in (4, 6, 3, 7)]
+    out["recompute_k_s"] = median(ks)
+    out["recompute_k_max_s"] = max(ks)
+    out["recompute_k_back_s"] = once(WindowParams(K, ALPHA, MIN_WINDOW, 1))  # evicted: a new k again
+    out["first_both_passes_s"] = once(WindowParams(K, ALPHA, MIN_WINDOW, "both"))
     out["recompute_both_alpha_s"] = timed(WindowParams(K, 6.0, MIN_WINDOW, "both"))
     out["maxrss_mb"] = _maxrss_mb()
     return out
@@ -271,17 +270,18 @@ def report(fig: dict) -> None:
         cpu = f"{r['cpu_s']:.1f}" if "cpu_s" in r else "-"
         print(f"{name:32s}{r['open_s']:10.2f}{r['groups_windows_s']:14.3f}{r['total_s']:10.2f}{cpu:>8s}{rss:>13s}{r['groups']:12,}{r['windows']:12,}")
     print()
-    print("recompute in the warm engine (s; summary() included):")
+    print("recompute in the warm engine (summary() included):     wall s    CPU s")
     for key, label in [
-        ("recompute_alpha_s", "alpha 4.9 -> 6.0"),
-        ("recompute_min_window_s", "min_window 1.0 -> 2.0"),
+        ("recompute_alpha_s", "alpha 4.9 -> 6.0 (best of 3)"),
+        ("recompute_min_window_s", "min_window 1.0 -> 2.0 (best of 3)"),
         ("recompute_k_s", "k -> a new k (median of 4, 6, 3, 7)"),
         ("recompute_k_max_s", "k -> a new k (slowest of those)"),
         ("recompute_k_back_s", "k 7 -> 5"),
         ("first_both_passes_s", "pass 1 -> both (first time: prepares)"),
-        ("recompute_both_alpha_s", "pass both, alpha -> 6.0"),
+        ("recompute_both_alpha_s", "pass both, alpha -> 6.0 (best of 3)"),
     ]:
-        print(f"  {label:40s}{warm[key]:8.3f}")
+        wall, cpu = warm[key]
+        print(f"  {label:50s}{wall:9.3f}{cpu:9.3f}")
     print()
     print("targets (issue 2):")
 
@@ -298,7 +298,8 @@ def report(fig: dict) -> None:
     warm_x = cold["open_s"] / warm["open_s"]
     line("warm open >= 20x faster than cold open", f"{warm_x:.1f}x ({warm['open_s']:.3f} s vs {cold['open_s']:.2f} s)", warm_x >= 20)
     for key, label in [("recompute_alpha_s", "alpha"), ("recompute_min_window_s", "min_window"), ("recompute_k_s", "k")]:
-        line(f"recompute after changing {label} <= 0.3 s", f"{warm[key]:.3f} s", warm[key] <= 0.3)
+        wall, cpu = warm[key]
+        line(f"recompute after changing {label} <= 0.3 s", f"{wall:.3f} s wall, {cpu:.3f} s CPU", wall <= 0.3)
 
 
 if __name__ == "__main__":

@@ -346,15 +346,8 @@ class _Groups:
         self.k = k
         starts = prep.room >= k
         self.row = np.flatnonzero(starts)
-        last = self.row + (k - 1)
-        clip = prep.firstclip[self.row]
-        other = np.flatnonzero(prep.b_first[self.row] <= last)
-        if len(other):  # groups whose first row's first clip ends too early: overlapping clips
-            i = self.row[other]
-            at = np.searchsorted(prep.st_key, prep.multi_pos[i].astype(np.int64) * (N + 1) + last[other], "right")
-            clip[other] = prep.st_clip[at]
-        self.clip = clip
-        self.video = prep.rowvid[self.row]
+        self._prep = prep
+        multi = prep.multi_pos[-1] > 0 if N else False
 
         first = starts.view(np.uint8).astype(np.int32)
         if k == 1:
@@ -372,16 +365,14 @@ class _Groups:
             mid -= lastw
             self.wkey = (first << 7) | (lastw << 8) | (mid << 9)
 
-        # Groups with a window whose row's first clip is not the group's parent.
-        mp = prep.multi_pos
-        if len(self.row) and mp[-1] > 0:
+        # Groups with a window whose row's first clip is not the group's parent: only where
+        # clips overlap (a row held by two clips).
+        cand = np.zeros(0, dtype=np.int64)
+        if len(self.row) and multi:
+            mp = prep.multi_pos
             cand = np.flatnonzero(mp[self.row + k] - mp[self.row] > 0)
-        else:
-            cand = np.zeros(0, dtype=np.int64)
-        if len(cand):
             rows = self.row[cand][:, None] + np.arange(k)
-            mismatch = (prep.firstclip[rows] != clip[cand][:, None]).any(axis=1)
-            cand = cand[mismatch]
+            cand = cand[(prep.firstclip[rows] != self.clip[cand][:, None]).any(axis=1)]
         self.fix = cand
         self.fix_rows = self.row[cand][:, None] + np.arange(k)
 
@@ -390,6 +381,25 @@ class _Groups:
         inside = int(np.maximum(prep.stretch_len - k + 1, 0).sum())
         self.n_no_clip = self.runs - inside
         self.n_straddle = inside - len(self.row)
+
+
+    @cached_property
+    def clip(self) -> np.ndarray:
+        """Parent clip of each group: its first row's first clip, unless that one ends before
+        the group's last row (overlapping clips): then the first that reaches it."""
+        prep, k, N = self._prep, self.k, self._prep.N
+        clip = prep.firstclip[self.row]
+        if N and prep.multi_pos[-1] > 0:
+            last = self.row + (k - 1)
+            other = np.flatnonzero(prep.b_first[self.row] <= last)
+            if len(other):
+                key = prep.multi_pos[self.row[other]].astype(np.int64) * (N + 1) + last[other]
+                clip[other] = prep.st_clip[np.searchsorted(prep.st_key, key, "right")]
+        return clip
+
+    @cached_property
+    def video(self) -> np.ndarray:
+        return self._prep.rowvid[self.row]
 
 
 class WindowEngine:
@@ -653,8 +663,6 @@ class WindowResult:
         self._grp = groups
         self._rbx = rbx
         self._fix_bits = fix_bits
-        self.group_video = groups.video
-        self.group_clip = groups.clip
         self.group_row = groups.row
         self.d_video = d_video
         self.beta_video = prep.beta
@@ -662,6 +670,14 @@ class WindowResult:
         self._durations = durations
         self._usable_durations = usable_durations
         self._rows_memo: dict = {}
+
+    @property
+    def group_video(self) -> np.ndarray:
+        return self._grp.video
+
+    @property
+    def group_clip(self) -> np.ndarray:
+        return self._grp.clip
 
     # -- sizes
     @property
