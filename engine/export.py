@@ -184,7 +184,8 @@ def export(workspace: Workspace | str | Path, out: str | Path, *, statuses: froz
                 "raw_tags": [],
             }],
         })
-        prompt_versions[c.get("prompt_version") or ""] += 1
+        pv = c.get("prompt_version")
+        prompt_versions["" if pv is None else str(pv)] += 1
         narration = c.get("narration") or {}
         provenance.append({
             "annotation_uid": auid,
@@ -247,14 +248,14 @@ def export(workspace: Workspace | str | Path, out: str | Path, *, statuses: froz
 
 
 def _prompt_records(ws: Workspace, versions: set[str]) -> list[dict]:
-    """The workspace's stored prompt versions that the export used (if generation keeps them)."""
+    """The texts of the prompt versions the exported questions came from (table "prompts")."""
     try:
         rows = ws.table("prompts").all()
     except Exception:  # a workspace without prompts is fine; the version names are listed anyway
         return []
     out = []
     for row in rows:
-        v = row.get("version") or row.get("prompt_version") or row.get("name")
-        if v in versions:
+        v = row.get("version")
+        if v is not None and str(v) in versions:
             out.append(dict(row))
     return out

@@ -18,7 +18,7 @@ the store parses those (about a fifth of the bytes) and reads a full candidate f
 when someone looks at it.
 
 Two writers, two locks: the generation job holds the "candidates" lock while it appends
-group lines; a review session holds the "review" lock while it appends decisions. So one
+group lines; a review session holds the "decisions" lock while it appends decisions. So one
 person can review while a generation job runs (`refresh()` picks up the new groups), and a
 second review session gets a WorkspaceError naming the holder instead of interleaving.
 
@@ -55,7 +55,7 @@ UNDO_KEEP = 1000  # undoable steps kept across a compaction
 STATE_FIELDS = ("status", "reason", "text", "reviewer", "t", "seq")
 
 GENERATION_LOCK = "candidates"
-REVIEW_LOCK = "review"
+REVIEW_LOCK = "decisions"
 
 STATUSES = ("pending", "accepted", "edited", "rejected", "skipped", "flagged")
 REVIEWED = frozenset({"accepted", "edited", "rejected"})

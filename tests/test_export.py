@@ -67,6 +67,8 @@ def reviewed(tmp_path):
     root = write_data_root(tmp_path / "ego4d")
     ws = Workspace(tmp_path / "ws")
     ws.set("data_root", str(root))
+    ws.table("prompts").insert({"version": "v1", "system": "S", "user": "numbered narrations in, questions out"})
+    ws.table("prompts").insert({"version": 2, "system": "S2", "user": "unused"})
     s = CandidateStore(ws, reviewer="ann")
     ids = populate(s, 60, videos=4)  # groups 4-7 lie in each video's second clip (100 s in)
     s.decide(ids[0], "accept")
@@ -145,6 +147,7 @@ def test_manifest_names_sources_counts_and_the_file_hash(reviewed, tmp_path):
                                      "flagged": 0}
     assert m["rejected_by_reason"] == {"ambiguous": 1}
     assert m["prompt_versions"] == {"v1": 4}
+    assert [p["user"] for p in m["prompts"]] == ["numbered narrations in, questions out"]
     edited = next(q for q in m["queries"] if q["candidate_id"] == ids[1])
     assert edited["reviewer"] == "ann" and edited["status"] == "edited"
     assert edited["original_query"].startswith("Where did I put")

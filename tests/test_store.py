@@ -69,7 +69,7 @@ def test_second_generation_writer_is_refused_but_review_can_run_beside_it(ws):
     review = CandidateStore(ws, reviewer="ann").load()
     review.begin_review()
     review.decide(review.rows[0].id, "accept")
-    with pytest.raises(WorkspaceError, match="review are in use"):
+    with pytest.raises(WorkspaceError, match=r"decisions are in use by pid .* \(review by "):
         CandidateStore(ws).begin_review()
     # generation keeps going; the reviewer picks the new groups up
     gk, cands, rej, meta = make_group("video-x", "clip-x", 0.0, 90.0, 3.0, number0=500)
