@@ -153,6 +153,7 @@ def child_cold(root: Path) -> dict:
         "groups": s["groups"],
         "windows": s["windows"],
         "usable": s["usable"],
+        "windows_with_beta": s["windows"] - s["reasons"]["no_beta"],  # what the notebook loops over
         "narrations": int(len(index.passes[1]) + len(index.passes[2])),
         "cpu_s": _cpu_s(),
         "maxrss_mb": _maxrss_mb(),

@@ -435,3 +435,17 @@ def test_a_changed_feature_set_on_the_same_index_is_not_served_from_the_cache():
     assert compute(index, WindowParams(k=3)).n_groups == 2
     index.has_features[1] = False
     assert compute(index, WindowParams(k=3)).n_groups == 1
+
+
+def test_bench_script_runs_and_matches_the_notebook_group_count(sample_tree):
+    import json
+    import subprocess
+    import sys
+
+    bench = Path(__file__).resolve().parent.parent / "bench" / "bench_windows.py"
+    proc = subprocess.run([sys.executable, str(bench), str(sample_tree), "--json"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    fig = json.loads(proc.stdout)
+    assert fig["baseline"]["groups"] == fig["cold"]["groups"] == fig["warm"]["groups"] > 0
+    assert fig["baseline"]["windows"] == fig["cold"]["windows_with_beta"]
+    assert all(fig[name]["maxrss_mb"] > 0 for name in ("baseline", "cold", "warm"))
