@@ -115,3 +115,19 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path, data):
         assert p.returncode == 2, (argv, p.stderr)
         assert p.stderr.startswith("nlq-tui: error:") and needle in p.stderr and len(p.stderr.strip().splitlines()) == 1
     assert not list(Workspace(ws).runs_dir.iterdir())  # no half-made run folders
+
+
+def test_torchrun_with_two_processes_trains_with_ddp_and_one_writer(tmp_path, data):
+    root, glove = data
+    ws = tmp_path / "ws"
+    p = nlq("train", "--workspace", str(ws), *tiny_cli_args(root, glove), "--epochs", "1", "--nproc", "2", "--detach")
+    assert p.returncode == 0, p.stderr
+    run = find_run(ws, p.stdout.strip())
+    st = wait_for_state(run, timeout=120)
+    assert st["state"] == "done", run.log_tail()
+    log = run.log_path.read_text()
+    assert log.count("eval step") == 1  # rank 1 neither evaluates nor logs
+    assert run.best_path.exists() and run.last_path.exists()
+    # 2 ranks x batch 8 per step: half the steps of one process over the same queries
+    n_train = int(log.split("nlq_train.json: ")[1].split()[0])
+    assert st["total_steps"] == -(-(-(-n_train // 2)) // 8)

@@ -35,7 +35,7 @@ def error_line(exc: BaseException) -> str:
 def make_logger(run: Run, *, echo: bool, rank: int = 0) -> logging.Logger:
     """Log to train.log; when the process's own stderr is not train.log (a foreground run), echo there too."""
     log = logging.getLogger(f"nlq.train.{run.id}.{rank}")
-    log.setLevel(logging.INFO)
+    log.setLevel(logging.INFO if rank == 0 else logging.WARNING)  # one copy of each line under DDP
     log.propagate = False
     for h in list(log.handlers):
         log.removeHandler(h)

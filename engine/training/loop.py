@@ -436,6 +436,8 @@ class Trainer:
             for batch in loader.batches(self.epoch, start=self.batch_in_epoch):
                 if self.dist.any(should_stop(), self.device):
                     self.save_last()
+                    if self.status is not None:
+                        self.status.update(step=self.step, epoch=self.epoch)
                     self.log.info(
                         "stopped at epoch %d, batch %d (step %d); last.pt saved",
                         self.epoch + 1, self.batch_in_epoch, self.step,
