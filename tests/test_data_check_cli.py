@@ -42,6 +42,10 @@ def test_plain_report_prints_the_figures(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "narrations pass 1" in r.stdout and "OK: no errors." in r.stdout
     assert "egovlp_fp16" in r.stdout and "dim   256" in r.stdout
+    # Not a terminal: progress is one short line per stage on stderr, stdout stays clean.
+    assert "nlq-tui: narration.json..." in r.stderr.splitlines()
+    r = _run(str(root), tmp_path=tmp_path)
+    assert r.stderr.splitlines() == ["nlq-tui: reading cache...", "nlq-tui: feature files..."]
 
 
 def test_broken_files_exit_2_with_one_line_per_error_and_no_traceback(tmp_path):
