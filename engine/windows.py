@@ -57,7 +57,8 @@ API (for the lab screen, the CLI and the bench):
 
 `summary()` keys: `params`; `videos` {total, used, excluded, no_features, no_clips,
 used_no_beta} (a skipped video counts under every rule that skips it); `narrations` (rows of used
-videos), `narrations_no_clip`; `runs`, `groups`, `windows`, `usable`; `reasons` {key: count where
+videos), `narrations_no_clip`; `runs`, `groups`, `windows`, `usable`, `notebook_valid` (windows
+the notebook printed VALID: a beta and start < end); `reasons` {key: count where
 it applies}; `primary_reasons` {window key: count as first reason}; `seconds` and
 `usable_seconds` {p5, p25, p50, p75, p95, mean, min, max} of `end - start` over windows with a
 beta / usable windows (an uncut window counts as exactly d); `histogram` {edges, counts} of the
@@ -894,6 +895,7 @@ class WindowResult:
         prep = self._prep
         vals, w = self._durations
         uvals, uw = self._usable_durations
+        reasons = self.reason_counts()
         return {
             "params": asdict(self.params),
             "videos": {
@@ -910,7 +912,9 @@ class WindowResult:
             "groups": self.n_groups,
             "windows": self.n_windows,
             "usable": self.n_usable,
-            "reasons": self.reason_counts(),
+            # the notebook's own test: a window with a beta whose start < end
+            "notebook_valid": self.n_windows - reasons["no_beta"] - reasons["collapsed"],
+            "reasons": reasons,
             "primary_reasons": self.primary_counts(),
             "seconds": weighted_percentiles(vals, w),
             "usable_seconds": weighted_percentiles(uvals, uw),

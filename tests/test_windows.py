@@ -130,6 +130,7 @@ def test_groups_windows_and_reasons_equal_the_reference(data, params):
     summary = res.summary()
     assert summary["groups"] == len(ref["groups"])
     assert summary["usable"] == sum(1 for w in ref["windows"] if not w["reasons"])
+    assert summary["notebook_valid"] == sum(1 for w in ref["windows"] if w["start"] is not None and w["start"] < w["end"])
     assert summary["runs"] == ref["runs"]
     assert summary["narrations_no_clip"] == ref["narrations_no_clip"]
     expected = {REASONS[c][0]: sum(1 for w in ref["windows"] if REASONS[c][0] in w["reasons"]) for c in WINDOW_REASONS}

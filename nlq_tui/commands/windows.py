@@ -93,7 +93,8 @@ def _print(s: dict, root: str) -> None:
     fig.add_row("runs of k narrations", f"{s['runs']:,}", "")
     fig.add_row("groups (run in one clip)", f"{s['groups']:,}", _share(s["groups"], s["runs"]))
     fig.add_row("windows (groups x k)", f"{s['windows']:,}", "")
-    fig.add_row("usable windows", f"{s['usable']:,}", _share(s["usable"], s["windows"]))
+    fig.add_row("valid by the notebook's test (start < end)", f"{s['notebook_valid']:,}", _share(s["notebook_valid"], s["windows"]))
+    fig.add_row("usable windows (no reason below)", f"{s['usable']:,}", _share(s["usable"], s["windows"]))
     con.print(fig)
 
     why = Table(title="Why not usable (each reason counted where it applies)", header_style="bold")
