@@ -92,7 +92,7 @@ class NLQApp(App):
     """Ego4D narrations to NLQ training data: data, lab, generate, review, train."""
 
     TITLE = "nlq-tui"
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses elsewhere keep it
     BINDINGS = GLOBAL_BINDINGS
     COMMANDS = App.COMMANDS | {ScreensProvider}
 

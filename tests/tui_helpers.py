@@ -55,11 +55,21 @@ def make_app(root: Path | None, workspace: Path, screen: str | None = None, load
 
 
 async def settle(pilot, rounds: int = 3) -> None:
-    """Let workers finish and their results reach the screen."""
-    for _ in range(rounds):
-        await pilot.app.workers.wait_for_complete()
+    """Let workers finish and their results reach the screen. A worker that a newer one
+    replaced (exclusive groups) ends cancelled; that is expected here."""
+    from textual.worker import WorkerCancelled
+
+    quiet = 0
+    for _ in range(200):  # at most ~10 s
+        try:
+            await pilot.app.workers.wait_for_complete()
+        except WorkerCancelled:
+            pass
         await pilot.pause(0.05)
-    await pilot.app.workers.wait_for_complete()
+        busy = any(not w.is_finished for w in pilot.app.workers)
+        quiet = 0 if busy else quiet + 1
+        if quiet >= rounds:  # no worker for a few frames: results have reached the screen
+            break
     await pilot.pause()
 
 

@@ -215,7 +215,7 @@ def _what(issue) -> str:
 class DataScreen(Screen):
     """Data root and feature folder in; counts, coverage, warnings and errors out."""
 
-    CSS_PATH = "data.tcss"
+    CSS_PATH = Path(__file__).with_name("data.tcss")  # absolute: subclasses elsewhere keep it
     BINDINGS = DATA_BINDINGS
     AUTO_FOCUS = "#features"  # not the path input: the number keys must switch screens
 

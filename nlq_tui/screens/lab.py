@@ -9,6 +9,7 @@ screen, so they stay fast at Ego4D scale (7.6M windows).
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -118,6 +119,44 @@ def _collect(result: "WindowResult", videos: list[int] | None, **kw) -> "np.ndar
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
 
+def window_cells(res: "WindowResult", ids, usable: bool) -> list[tuple[str, ...]]:
+    """Table cells of the windows `ids`, computed for all of them at once."""
+    import numpy as np
+
+    from engine.windows import REASONS, WINDOW_REASONS
+
+    ids = np.asarray(ids, dtype=np.int64)
+    if not len(ids):
+        return []
+    k = res.k
+    groups = ids // k
+    _t, start, end = res.window_fields(ids)
+    bits = res.reason_bits[ids]
+    clips = res.group_clip[groups]
+    clip_start = res.index.clip_start[clips]
+    out = []
+    for j, w in enumerate(ids.tolist()):
+        g = int(groups[j])
+        n = res.narration(int(res.group_row[g]) + w % k)
+        cs = float(clip_start[j])
+        s, e = float(start[j]), float(end[j])
+        span = "—" if s != s else f"{s - cs:.1f}–{e - cs:.1f}"  # NaN: the video has no beta
+        head = (f"{g + 1:,}", _short(n["video_uid"]), _short(res.index.clip_uids[int(clips[j])]), f"{n['t'] - cs:.1f}", span)
+        if usable:
+            out.append(head + (_sec(e - s), n["text"]))
+        else:
+            b = int(bits[j])
+            reasons = ",".join(REASONS[c][0] for c in WINDOW_REASONS if b & (1 << (c - 1)))
+            out.append(head + (reasons, n["text"]))
+    return out
+
+
+def run_cells(res: "WindowResult", row: int, reason: str) -> tuple[str, ...]:
+    """Table cells of a run that is not a group (it has no clip and no window)."""
+    n = res.narration(row)
+    return ("—", _short(n["video_uid"]), "—", f"{n['t']:.1f}", "—", reason, n["text"])
+
+
 class GroupScreen(ModalScreen[None]):
     """One group: its k narrations with timestamps, and their windows on the parent clip."""
 
@@ -179,7 +218,7 @@ class GroupScreen(ModalScreen[None]):
 class LabScreen(Screen):
     """k, alpha, min window and pass in; figures, histogram and window tables out, live."""
 
-    CSS_PATH = "lab.tcss"
+    CSS_PATH = Path(__file__).with_name("lab.tcss")  # absolute: subclasses elsewhere keep it
     BINDINGS = LAB_BINDINGS
     AUTO_FOCUS = "#bad-table"  # not an input: the number keys must switch screens
 
@@ -204,6 +243,7 @@ class LabScreen(Screen):
         self._bad_runs = False
         self._bad = None
         self._good = None
+        self._rows_result: WindowResult | None = None
 
     # layout ---------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -325,32 +365,38 @@ class LabScreen(Screen):
         self._recompute(index, params, Filters(self.filters.reason, self.filters.video), self._seq)
 
     @work(thread=True, exclusive=True, group="lab", exit_on_error=False, name="lab-recompute")
-    def _recompute(self, index, params: "WindowParams", filters: Filters, seq: int) -> LabOutcome:
+    def _recompute(self, index, params: "WindowParams", filters: Filters, seq: int) -> LabOutcome | None:
         from engine.windows import compute
 
         worker = get_current_worker()
         result = compute(index, params, cancel=lambda: worker.is_cancelled)
         summary = result.summary()
         if worker.is_cancelled:
-            return LabOutcome(None, None, None, False, None, "", seq)
+            return None
+        # The figures go up first; the table rows (millions of ids) follow.
+        self.app.call_from_thread(self._apply_figures, result, summary, seq)
+        if worker.is_cancelled:
+            return None
         bad, bad_runs, good, note = select_rows(result, filters)
         return LabOutcome(result, summary, bad, bad_runs, good, note, seq, filters.reason)
 
     @work(thread=True, exclusive=True, group="lab-rows", exit_on_error=False, name="lab-rows")
     def _refilter(self, result: "WindowResult", filters: Filters, seq: int) -> LabOutcome:
         bad, bad_runs, good, note = select_rows(result, filters)
-        return LabOutcome(None, None, bad, bad_runs, good, note, seq, filters.reason)
+        return LabOutcome(result, None, bad, bad_runs, good, note, seq, filters.reason)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker
         if worker.group not in ("lab", "lab-rows"):
             return
         if event.state == WorkerState.SUCCESS:
-            outcome: LabOutcome = worker.result
+            outcome: LabOutcome | None = worker.result
+            if outcome is None:
+                return
             if worker.group == "lab":
-                if outcome.result is not None and outcome.seq == self._seq:
-                    self._apply(outcome)
-            elif self.result is not None:
+                if outcome.seq == self._applied_seq:
+                    self._apply_rows(outcome)
+            elif self.result is not None and outcome.result is self.result:
                 self._apply_rows(outcome)
         elif event.state == WorkerState.ERROR:
             from engine.errors import UserError
@@ -376,13 +422,13 @@ class LabScreen(Screen):
             )
             self._set_state("")
 
-    def _apply(self, outcome: LabOutcome) -> None:
-        self.result = outcome.result
-        self.summary = outcome.summary
-        self._applied_seq = outcome.seq
-        self._render_figures(outcome.summary)
-        self._apply_rows(outcome)
-        res = outcome.result
+    def _apply_figures(self, res: "WindowResult", summary: dict, seq: int) -> None:
+        if seq != self._seq:  # a newer edit is on its way
+            return
+        self.result = res
+        self.summary = summary
+        self._applied_seq = seq
+        self._render_figures(summary)
         self._set_state(f"[dim]{res.compute_seconds:.2f} s[/]")
         latency_from = self._edited_at
         # Stamp after the next paint: that is when the user sees the new figures.
@@ -425,22 +471,22 @@ class LabScreen(Screen):
         self.query_one(Histogram).set_data(hist.get("counts", []), hist.get("edges", [0, 1]))
 
     def _apply_rows(self, outcome: LabOutcome) -> None:
-        res = self.result
+        res = outcome.result
         if res is None:
             return
+        self._rows_result = res
         self._bad, self._bad_runs, self._good = outcome.bad, outcome.bad_runs, outcome.good
         bad_table = self.query_one("#bad-table", VirtualTable)
         good_table = self.query_one("#good-table", VirtualTable)
         bad, good = outcome.bad, outcome.good
         if outcome.bad_runs:
             reason = outcome.reason or ""
-            bad_table.set_source(len(bad), lambda i: self._run_cells(res, int(bad[i]), reason), empty_text="no runs with this reason")
+            bad_table.set_source(len(bad), lambda i: run_cells(res, int(bad[i]), reason), empty_text="no runs with this reason")
         else:
-            bad_table.set_source(len(bad), lambda i: self._bad_cells(res, int(bad[i])), empty_text="no not-usable windows")
-        good_table.set_source(len(good), lambda i: self._good_cells(res, int(good[i])), empty_text="no usable windows")
+            bad_table.set_source(len(bad), fetch_block=lambda a, b: window_cells(res, bad[a:b], False), empty_text="no not-usable windows")
+        good_table.set_source(len(good), fetch_block=lambda a, b: window_cells(res, good[a:b], True), empty_text="no usable windows")
         tabs = self.query_one(TabbedContent)
-        noun = "runs" if outcome.bad_runs else "windows"
-        tabs.get_tab("unusable").label = f"Not usable {_n(len(bad))}"
+        tabs.get_tab("unusable").label = f"Not usable {_n(len(bad))}" + (" runs" if outcome.bad_runs else "")
         tabs.get_tab("usable").label = f"Usable {_n(len(good))}"
         note = outcome.video_note
         self.query_one("#usable-note", Static).update(
@@ -448,33 +494,6 @@ class LabScreen(Screen):
         )
         if note:
             self.notify(note, title="video filter", timeout=3)
-        del noun
-
-    @staticmethod
-    def _bad_cells(res: "WindowResult", w: int) -> tuple[str, ...]:
-        d = res.describe_window(w)
-        cs = d["clip_start"]
-        span = "—" if d["start"] is None else f"{d['start'] - cs:.1f}–{d['end'] - cs:.1f}"
-        return (f"{d['group'] + 1:,}", _short(d["video_uid"]), _short(d["clip_uid"]), f"{d['t'] - cs:.1f}", span, ",".join(d["reasons"]), d["text"])
-
-    @staticmethod
-    def _good_cells(res: "WindowResult", w: int) -> tuple[str, ...]:
-        d = res.describe_window(w)
-        cs = d["clip_start"]
-        return (
-            f"{d['group'] + 1:,}",
-            _short(d["video_uid"]),
-            _short(d["clip_uid"]),
-            f"{d['t'] - cs:.1f}",
-            f"{d['start'] - cs:.1f}–{d['end'] - cs:.1f}",
-            _sec(d["duration"]),
-            d["text"],
-        )
-
-    @staticmethod
-    def _run_cells(res: "WindowResult", row: int, reason: str) -> tuple[str, ...]:
-        n = res.narration(row)
-        return ("—", _short(n["video_uid"]), "—", f"{n['t']:.1f}", "—", reason, n["text"])
 
     # filters ---------------------------------------------------------------------------------
     @on(Select.Changed, "#reason")
@@ -494,7 +513,7 @@ class LabScreen(Screen):
     # opening a group -----------------------------------------------------------------------
     @on(VirtualTable.RowSelected)
     def _open_row(self, event: VirtualTable.RowSelected) -> None:
-        res = self.result
+        res = self._rows_result  # the result the tables' rows come from
         if res is None:
             return
         if event.table.id == "bad-table":

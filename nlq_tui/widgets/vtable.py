@@ -26,6 +26,8 @@ from textual.strip import Strip
 from nlq_tui.bindings import TABLE_BINDINGS
 
 Fetch = Callable[[int], Sequence[str]]
+FetchBlock = Callable[[int, int], Sequence[Sequence[str]]]
+BLOCK = 64  # rows fetched together when the source can describe many rows at once
 
 
 @dataclass(frozen=True)
@@ -97,15 +99,29 @@ class VirtualTable(ScrollView, can_focus=True):
         self.empty_text = empty_text
         self.n_rows = 0
         self._fetch: Fetch = lambda i: ()
+        self._fetch_block: FetchBlock | None = None
         self._cache: OrderedDict[int, Sequence[str]] = OrderedDict()
         self._cache_size = cache_size
         self._widths: list[int] = []
 
     # data -------------------------------------------------------------------------------------
-    def set_source(self, n_rows: int, fetch: Fetch, *, keep_cursor: bool = False, empty_text: str | None = None) -> None:
-        """Show `n_rows` rows; `fetch(i)` gives the cells of row i (one string per column)."""
+    def set_source(
+        self,
+        n_rows: int,
+        fetch: Fetch | None = None,
+        *,
+        fetch_block: FetchBlock | None = None,
+        keep_cursor: bool = False,
+        empty_text: str | None = None,
+    ) -> None:
+        """Show `n_rows` rows. `fetch(i)` gives the cells of row i (one string per column);
+        or `fetch_block(start, stop)` gives rows start..stop-1 at once, for sources where one
+        call for many rows is much cheaper than many calls."""
+        if fetch is None and fetch_block is None:
+            raise ValueError("set_source needs fetch or fetch_block")
         self.n_rows = int(n_rows)
-        self._fetch = fetch
+        self._fetch = fetch or (lambda i: fetch_block(i, i + 1)[0])
+        self._fetch_block = fetch_block
         self._cache.clear()
         if empty_text is not None:
             self.empty_text = empty_text
@@ -118,13 +134,20 @@ class VirtualTable(ScrollView, can_focus=True):
 
     def row_cells(self, i: int) -> Sequence[str]:
         cells = self._cache.get(i)
-        if cells is None:
+        if cells is not None:
+            self._cache.move_to_end(i)
+            return cells
+        if self._fetch_block is not None:
+            start = i - i % BLOCK
+            stop = min(start + BLOCK, self.n_rows)
+            for j, row in enumerate(self._fetch_block(start, stop), start=start):
+                self._cache[j] = row
+            cells = self._cache[i]
+        else:
             cells = self._fetch(i)
             self._cache[i] = cells
-            if len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
-        else:
-            self._cache.move_to_end(i)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
         return cells
 
     # geometry -----------------------------------------------------------------------------------
