@@ -13,8 +13,11 @@ The rules are the original notebook's, exactly (issue 2, "Groups and windows"):
    `[max(clip_start, t - d/2), min(clip_end, t + d/2)]` with the group's parent clip.
 
 The parent clip's own bounds cut the windows (the notebook looked the clip up again by
-`clip_uid`: the same clip, as Ego4D's clip uids are unique). With `narration_pass="both"` the two passes of a video are merged (stably sorted by time, pass 1
-first on ties) and beta is taken over the merged timestamps.
+`clip_uid`: the same clip, as Ego4D's clip uids are unique). With `narration_pass="both"` the
+two passes of a video are merged (stably sorted by time, pass 1 first on ties) and beta is
+taken over the merged timestamps. Narration rows (`group_row`, `window_row`, `narration(row)`)
+number the narrations of the pass selection: for pass 1 or 2 they are that pass's rows in the
+Index; for "both", rows of the merged list (`narration(row)` gives the pass and its own row).
 
 Vocabulary (what the figures count):
 
@@ -67,8 +70,13 @@ former; `compute_seconds`.
 `compute` keeps a `WindowEngine` on the index (attribute `_window_engine`): the first call per
 narration pass does the parameter-independent work (which clips hold which narration, beta per
 video, `#unsure` and duplicate flags); the first call per `k` finds the groups; a change of
-alpha or min_window redoes only the window arithmetic. Results are immutable snapshots; a
-newer compute never changes an older result. `compute` may be called from a worker thread.
+alpha or min_window redoes only the window arithmetic, per narration row rather than per window
+(a row held by one clip has the same window in each of its groups; see `_Groups`). Results
+are immutable snapshots; a newer compute never changes an older result. `compute` may be
+called from a worker thread (one compute runs at a time per index).
+
+Ego4D scale (9.6K videos, 2.1M pass-1 narrations, 1.5M groups, 7.4M windows): about 0.05 s of
+CPU per recompute after a change of alpha, min_window or k; see bench/bench_windows.py.
 """
 
 from __future__ import annotations
