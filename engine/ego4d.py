@@ -59,7 +59,8 @@ DEFAULT_FEATURES = "egovlp_fp16"
 
 Progress = Callable[[str, int, int], None]
 
-_NARRATION_KEYS = {"timestamp_sec", "timestamp_frame", "narration_text", "annotation_uid"}
+# The official schema's fields (docs: "Narrations - narrations.json"); real files carry all five.
+_NARRATION_KEYS = {"timestamp_sec", "timestamp_frame", "_unmapped_timestamp_sec", "narration_text", "annotation_uid"}
 _PASS_KEYS = {"narrations", "summaries"}
 _VIDEO_KEYS = {"status", "narration_pass_1", "narration_pass_2"}
 _NLQ_QUERY_KEYS = {
@@ -494,7 +495,7 @@ def _video_pass(
         uids = [x.get("annotation_uid") for x in narrs]
         uids = ["" if v is None else str(v) for v in uids]
         uids_joined = "".join(uids)
-    # Unknown fields: a narration with more keys than the four known ones, or a first
+    # Unknown fields: a narration with more keys than the known ones, or a first
     # narration with another key. (One that swaps a known key for an unknown one in the middle
     # of a list goes uncounted: a warning is not worth a full pass over 4M dicts.)
     if n and (max(map(len, narrs)) > len(_NARRATION_KEYS) or not narrs[0].keys() <= _NARRATION_KEYS):

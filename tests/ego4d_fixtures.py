@@ -66,7 +66,8 @@ def video(uid: str, **kw: Any) -> Video:
 
 
 def _narr(vu: str, p: int, i: int, t: float, text: str) -> dict:
-    return {"timestamp_sec": t, "timestamp_frame": int(round(t * 30)), "narration_text": text, "annotation_uid": _uid(vu, p, i)}
+    return {"timestamp_sec": t, "timestamp_frame": int(round(t * 30)), "_unmapped_timestamp_sec": t,
+            "narration_text": text, "annotation_uid": _uid(vu, p, i)}  # fmt: skip
 
 
 def _nlq_file(vids: list[Video], annotated: bool) -> dict:
