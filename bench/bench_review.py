@@ -96,7 +96,7 @@ async def first_card(ws: Workspace, label: str) -> None:
             await asyncio.sleep(0.002)
             screen = app.screen
         print(f"screen open -> first candidate shown, {label}: {screen.first_shown_at - t0:.3f} s")
-        while screen.loading:
+        while screen.reading:
             await asyncio.sleep(0.01)
 
 
@@ -133,7 +133,7 @@ async def bench_screen(ws: Workspace, decisions: int) -> None:
         print(f"screen open -> first candidate shown: {first:.3f} s  "
               f"({len(screen.store.rows):,} candidates, queue {len(screen.queue):,})")
 
-        while screen.loading:
+        while screen.reading:
             await asyncio.sleep(0.01)
         print(f"screen open -> all candidates in the queue: {time.perf_counter() - t0:.3f} s "
               f"(the first card is usable meanwhile)")

@@ -44,6 +44,9 @@ async def test_accept_reject_with_reason_and_skip_are_on_disk_at_once(ws):
     app = make_app(ws)
     async with app.run_test(size=(160, 50)) as pilot:
         screen = await opened(pilot)
+        # Widget.loading is Textual's own "cover me with a spinner" switch; in a real terminal
+        # a screen with it set never paints. The reader's state must live elsewhere.
+        assert screen.loading is False
         first = screen.current.id
         await pilot.press("a")
         second = screen.current.id
@@ -232,7 +235,7 @@ async def test_an_empty_workspace_says_what_to_do(tmp_path):
     async with app.run_test(size=(160, 50)) as pilot:
         screen = await opened(pilot)
         for _ in range(50):
-            if not screen.loading:
+            if not screen.reading:
                 break
             await pilot.pause(0.02)
         assert "No candidates yet" in str(screen.query_one("#question").render())

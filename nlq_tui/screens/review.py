@@ -99,7 +99,7 @@ class ReviewScreen(Screen):
         self.opened_at = time.perf_counter()
         self.first_shown_at: float | None = None
         self.editing = False
-        self.loading = True
+        self.reading = True
         self._seen_rows = 0
 
     # layout ---------------------------------------------------------------------------------
@@ -155,7 +155,7 @@ class ReviewScreen(Screen):
 
     def _opened(self, store: CandidateStore, read_only: str | None) -> None:
         self.store, self.read_only = store, read_only
-        self.loading = True
+        self.reading = True
         self._set_queue(store.select(self.filter))
         self._seen_rows = len(store.rows)
         self._show_next(0)
@@ -163,7 +163,7 @@ class ReviewScreen(Screen):
             self.notify(read_only + " — this screen is read-only", title="Review", severity="warning", timeout=10)
 
     def _loaded(self) -> None:
-        self.loading = False
+        self.reading = False
         self._take_new_rows()
         if self.current is None:
             self._show_next(self.pos)
@@ -176,7 +176,7 @@ class ReviewScreen(Screen):
             if event.state == WorkerState.ERROR:
                 msg = str(worker.error) if isinstance(worker.error, UserError) else \
                     f"unexpected {type(worker.error).__name__}: {worker.error}"
-                self.loading = False
+                self.reading = False
                 self.query_one("#progress", Static).update(f"[b red]cannot open the candidates:[/] {escape(msg)}")
                 self.notify(msg, title="Review", severity="error", timeout=10)
         elif worker.group == "review-export":
@@ -246,7 +246,7 @@ class ReviewScreen(Screen):
             done += "  Ctrl+F changes it."
         elif self.store and self.queue:
             done = "The queue is done: nothing open matches the filter.  Ctrl+F for other statuses, r to refresh."
-        if self.loading:
+        if self.reading:
             done = "Reading the candidates…"
         self.query_one("#question", Static).update(f"[dim]{done}[/dim]")
         for sel in ("#original", "#badges", "#narrations"):
@@ -260,7 +260,7 @@ class ReviewScreen(Screen):
         p = self.store.progress()
         c = p["counts"]
         ro = "  [b yellow]READ-ONLY[/]" if self.read_only else ""
-        if self.loading:
+        if self.reading:
             ro += f"  [dim]reading candidates… {len(self.store.rows):,}[/dim]"
         self.query_one("#progress", Static).update(
             f"reviewed [b]{p['reviewed']:,}[/b] / {p['total']:,}   "
@@ -373,7 +373,7 @@ class ReviewScreen(Screen):
         self._render_filter()
 
     def _render_filter(self) -> None:
-        more = "  [dim](still reading…)[/dim]" if self.loading else ""
+        more = "  [dim](still reading…)[/dim]" if self.reading else ""
         self.query_one("#filter-text", Static).update(escape(self.filter.describe()) +
                                                       f"\n[dim]{len(self.queue):,} match[/dim]{more}")
 
@@ -524,7 +524,7 @@ class ReviewScreen(Screen):
     def action_bulk(self) -> None:
         if not self._ready():
             return
-        if self.loading:
+        if self.reading:
             self.notify("still reading the candidates; a bulk step waits until all are in", severity="warning")
             return
         self.app.push_screen(BulkScreen(self.store, self.filter), self._bulk_chosen)
@@ -565,7 +565,7 @@ class ReviewScreen(Screen):
             self._pick_up_new()
 
     def _pick_up_new(self) -> int:
-        if self.store is None or self.loading:
+        if self.store is None or self.reading:
             return 0
         added = self.store.refresh()
         if added:
