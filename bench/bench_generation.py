@@ -92,25 +92,23 @@ def bench_http(index, result, n: int, concurrency: int, delay: float) -> dict:
 
 
 def bench_template_backend(result, stride: int | None) -> dict:
-    import numpy as np
-
-    from engine.generation.base import Request
+    """Questions for every group: group keys and narration texts from the index, the template
+    backend's answer, validation. No candidates or store (that is `bench_template_job`)."""
     from engine.generation.pipeline import GroupReader, select_groups
-    from engine.generation.template import TemplateBackend
-    from engine.generation.validate import validate
+    from engine.generation.template import items_for_group
+    from engine.generation.validate import validate_items
 
     t0 = time.perf_counter()
     groups = select_groups(result, stride=stride)
     reader = GroupReader(result)
-    backend = TemplateBackend()
     valid = rejected = 0
-    chunk = 20000
+    chunk = 100_000
     for i in range(0, len(groups), chunk):
         part = groups[i : i + chunk]
-        reader.prefetch(part)
-        for gd in reader.read(part):
-            rep = backend.answer(Request(gd.key, [], gd.texts, gd.flags))
-            v = validate(gd.key, gd.texts, gd.flags, parsed=rep.parsed)
+        keys = reader.keys(part)
+        texts, flags = reader.texts(part)
+        for key, tx, fl in zip(keys, texts, flags):
+            v = validate_items(key, tx, fl, items_for_group(tx, key))
             valid += len(v.accepted)
             rejected += len(v.rejected)
     secs = time.perf_counter() - t0
@@ -123,6 +121,7 @@ def bench_template_backend(result, stride: int | None) -> dict:
         "groups_per_second": round(len(groups) / secs, 1),
         "target_seconds_for_1_5M_groups": 120,
         "projected_seconds_for_1_5M_groups": round(1.5e6 / (len(groups) / secs), 1),
+        "load_average": os.getloadavg()[0],
     }
 
 

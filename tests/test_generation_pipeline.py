@@ -103,6 +103,17 @@ def test_generate_command_json_summary_and_second_run_skips_everything(tmp_path)
     assert second["groups_done"] == 0 and second["groups_skipped"] == 24 and second["requests"] == 0
 
 
+def test_dry_run_prints_messages_answer_and_validation_and_stores_nothing(tmp_path):
+    root = tree(tmp_path, videos_n=1)
+    ws = tmp_path / "ws"
+    out = subprocess.run(NLQ_TUI + ["generate", "--data", str(root), "--workspace", str(ws), "--dry-run", "--group-index", "2"],
+                         capture_output=True, text=True, env=_env(), timeout=120)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "--- system ---" in out.stdout and "\n1. #C C" in out.stdout and "--- validation ---" in out.stdout
+    assert "/k5/10" in out.stdout.splitlines()[0]  # the third tiled group starts at narration 10
+    assert not list((ws / "candidates").glob("groups-*.jsonl"))
+
+
 def test_bad_settings_exit_2_with_one_line(tmp_path):
     root = tree(tmp_path, videos_n=1)
     env = _env()
@@ -119,7 +130,7 @@ def test_template_run_stores_candidates_with_full_provenance(tmp_path):
     index = load_index(tree(tmp_path, videos_n=1), use_cache=False)
     ws = Workspace(tmp_path / "ws")
     events = []
-    stats = GenerationJob(index, ws, TemplateBackend(), checks="fast", on_event=events.append).run_sync()
+    stats = GenerationJob(index, ws, TemplateBackend(), checks="full", on_event=events.append).run_sync()
     assert stats.state == "done" and stats.groups_done == 8
     store = CandidateStore(ws).load()
     c = store.candidate(store.rows[0].id)
@@ -128,6 +139,8 @@ def test_template_run_stores_candidates_with_full_provenance(tmp_path):
     assert c["id"] == f"{c['group_key']}#{c['narration']['number']}" and c["status"] == "pending"
     assert set(c["checks"]) == {"duplicate_of", "near_duplicate_of", "ambiguity", "template", "window_problems"}
     assert c["checks"]["template"] and len(c["group_narrations"]) == 5
+    # full checks measured ambiguity (>= 0) against the narrations of the clip
+    assert all(store.candidate(r.id)["checks"]["ambiguity"] >= 0 for r in store.rows[:10])
     assert {e["type"] for e in events} >= {"progress", "group"}
 
 

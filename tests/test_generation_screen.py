@@ -94,6 +94,7 @@ async def test_openai_job_pauses_resumes_and_cancels_keeping_done_groups(tree, t
             screen.query_one("#base_urls").value = srv.base_url
             screen.query_one("#concurrency").value = "2"
             screen.query_one("#checks").value = "fast"
+            screen.query_one("#price").value = "0.5"
             await pilot.pause()
             await pilot.press("f5")
             for _ in range(200):
@@ -117,4 +118,6 @@ async def test_openai_job_pauses_resumes_and_cancels_keeping_done_groups(tree, t
             st = screen.last_stats
             assert st["state"] == "cancelled" and 0 < st["groups_done"] < len(screen.groups)
             assert "cancelled" in str(screen.query_one("#gen-stats").content)
+            assert st["tokens"] > 0 and abs(st["cost"] - st["tokens"] / 1000 * 0.5) < 1e-6
+            assert "$" in str(screen.query_one("#gen-stats").content)
     assert len(CandidateStore(Workspace(tmp_path / "ws")).done_groups()) == st["groups_done"]

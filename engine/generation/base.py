@@ -24,7 +24,8 @@ class Request:
 @dataclass
 class Reply:
     text: str | None = None  # the raw answer text, None when the request failed
-    parsed: Any = None  # an already-structured answer (template backend), skips parsing
+    parsed: Any = None  # an already-structured answer, skips text parsing
+    items: list[tuple[int, str]] | None = None  # [(narration number, query)]: skips all parsing (template)
     prompt_tokens: int = 0
     completion_tokens: int = 0
     attempts: int = 1

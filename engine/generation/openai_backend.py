@@ -29,6 +29,7 @@ RETRYABLE = frozenset(
 )
 FATAL = frozenset({"auth", "not_found"})  # every further request would fail the same way
 DUMMY_KEY = "sk-local-no-key"
+RESPONSE_FORMAT = {"type": "json_schema", "json_schema": {"name": "nlq_questions", "schema": ANSWER_SCHEMA, "strict": True}}
 
 
 def is_local_url(url: str) -> bool:
@@ -183,10 +184,9 @@ class OpenAIBackend(Backend):
                 if self.temperature is not None:
                     kwargs["temperature"] = self.temperature
                 if structured:
-                    kwargs["response_format"] = {
-                        "type": "json_schema",
-                        "json_schema": {"name": "nlq_questions", "schema": ANSWER_SCHEMA, "strict": True},
-                    }
+                    # Sent as extra_body: the same JSON on the wire, without the client's typed
+                    # transform of the nested schema (~0.6 ms of CPU per request).
+                    kwargs["extra_body"] = {"response_format": RESPONSE_FORMAT}
                 # The client has its own timeout; wait_for is the backstop for a server that
                 # trickles bytes and so never trips the read timeout.
                 resp = await asyncio.wait_for(

@@ -183,6 +183,23 @@ class GroupReader:
         vu, cu, tail = idx.video_uids, idx.clip_uids, f"{self.ptag}/k{self.k}"
         return [f"{vu[v]}/{cu[c]}/{tail}/{x}" for v, c, x in zip(vids.tolist(), clips, rel)]
 
+    def texts(self, groups: np.ndarray) -> tuple[list[list[str]], list[list[int]]]:
+        """(texts, flags) of each group's narrations: what a backend reads, nothing more.
+
+        Each narration row is decoded once even where groups overlap (stride 1).
+        """
+        if self.narration_pass == "both":
+            gds = self.read(groups)
+            return [g.texts for g in gds], [g.flags for g in gds]
+        k = self.k
+        arr = self.index.passes[int(self.narration_pass)]
+        rows = self.result.group_row[np.asarray(groups, dtype=np.int64)][:, None] + np.arange(k)
+        uniq, inv = np.unique(rows, return_inverse=True)
+        decoded = _texts(arr.text, uniq)
+        flags = np.asarray(arr.flags[uniq])[inv].reshape(-1, k).tolist()
+        flat = [decoded[i] for i in inv.reshape(-1).tolist()]
+        return [flat[j : j + k] for j in range(0, len(flat), k)], flags
+
     def _windows(self, groups: np.ndarray):
         k = self.k
         w = (groups[:, None] * k + np.arange(k)).reshape(-1)
@@ -602,15 +619,15 @@ class GenerationJob:
         for gd, rep in batch:
             if self.index.excluded[gd.video]:  # never a candidate from a val/test video
                 continue
-            verdict = validate(gd.key, gd.texts, gd.flags, text=rep.text, parsed=rep.parsed)
+            verdict = validate(gd.key, gd.texts, gd.flags, text=rep.text, parsed=rep.parsed, items=rep.items)
             cands = build_candidates(gd, verdict, rep, self.backend, self.prompt.version, now)
             for c in cands:
                 pos = c["narration"]["number"] - 1
                 if self.checker.embeddings:
-                    ckey, texts, target = self.reader.clip_narrations(gd, pos)
+                    nkey, texts, target = self.reader.clip_narrations(gd, pos)
                 else:
-                    ckey, texts, target = gd.clip_uid, None, -1
-                it = Item(cid=c["id"], clip_key=ckey, query=c["query"], target=target, clip_texts=texts)
+                    nkey, texts, target = None, None, -1
+                it = Item(cid=c["id"], clip_key=gd.clip_uid, query=c["query"], target=target, clip_texts=texts, narr_key=nkey)
                 it.checks = c["checks"]
                 items.append(it)
             staged.append((gd, rep, verdict, cands))
@@ -676,11 +693,14 @@ async def dry_run(result: WindowResult, g: int, backend: Backend, prompt: Prompt
         rep = (await backend.complete([Request(gd.key, messages, gd.texts, gd.flags)]))[0]
     finally:
         await backend.aclose()
-    out = {"group_key": gd.key, "messages": messages, "narrations": gd.texts, "raw": rep.text, "parsed": rep.parsed,
+    parsed = rep.parsed
+    if parsed is None and rep.items is not None:
+        parsed = {"questions": [{"narration": n, "query": q} for n, q in rep.items]}
+    out = {"group_key": gd.key, "messages": messages, "narrations": gd.texts, "raw": rep.text, "parsed": parsed,
            "error": rep.error, "error_detail": rep.error_detail, "attempts": rep.attempts,
            "tokens": rep.tokens, "seconds": round(rep.seconds, 3)}  # fmt: skip
     if not rep.failed:
-        v = validate(gd.key, gd.texts, gd.flags, text=rep.text, parsed=rep.parsed)
+        v = validate(gd.key, gd.texts, gd.flags, text=rep.text, parsed=rep.parsed, items=rep.items)
         out["accepted"] = [{"narration": n, "query": q} for n, q in v.accepted]
         out["rejected"] = v.rejected
     return out

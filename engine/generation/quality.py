@@ -27,6 +27,8 @@ from engine.generation.validate import normalise
 NEAR_DUPLICATE = 0.92
 AMBIGUITY_MARGIN = 0.05
 CLIP_CACHE = 512  # clips whose narration embeddings are kept
+CLIP_MEMORY = 8192  # clips whose earlier questions are remembered for duplicate checks; a job
+# works through groups in index order, so a clip it has left rarely comes back
 
 # Official Ego4D NLQ templates (the "template" field of nlq_train.json), with the wording that
 # identifies each. Order matters: the first match wins.
@@ -77,11 +79,16 @@ class Item:
     """One accepted question waiting for its checks."""
 
     cid: str
-    clip_key: str  # clip uid
+    clip_key: str  # clip uid: duplicates are looked for within it
     query: str
     target: int  # position of the target narration in `clip_texts`
     clip_texts: list[str] | None  # the clip's narrations (only needed for ambiguity)
     checks: dict = field(default_factory=dict)
+    narr_key: str | None = None  # cache key of `clip_texts` (clip and pass); default clip_key
+
+    @property
+    def texts_key(self) -> str:
+        return self.narr_key or self.clip_key
 
 
 class QualityChecker:
@@ -91,8 +98,8 @@ class QualityChecker:
         self.embeddings = embeddings
         self._encoder = encoder
         self._device = device
-        self._exact: dict[str, dict[str, str]] = {}  # clip -> normalised query -> first id
-        self._vecs: dict[str, tuple[list[str], np.ndarray]] = {}  # clip -> (ids, question vectors)
+        self._exact: OrderedDict[str, dict[str, str]] = OrderedDict()  # clip -> normalised query -> first id
+        self._vecs: OrderedDict[str, tuple[list[str], np.ndarray]] = OrderedDict()  # clip -> (ids, vectors)
         self._clip_vecs: OrderedDict[str, np.ndarray] = OrderedDict()
 
     @property
@@ -117,6 +124,7 @@ class QualityChecker:
         for i, it in enumerate(items):
             key = normalise(it.query)
             seen = self._exact.setdefault(it.clip_key, {})
+            self._exact.move_to_end(it.clip_key)
             dup = seen.get(key)
             if dup is None:
                 seen[key] = it.cid
@@ -131,11 +139,16 @@ class QualityChecker:
                     if sims[j] >= NEAR_DUPLICATE and ids[j] != dup:
                         near = ids[j]
                 self._vecs[it.clip_key] = (ids + [it.cid], np.vstack([mat, v[None, :]]))
-                cv = self._clip_vecs.get(it.clip_key)
+                self._vecs.move_to_end(it.clip_key)
+                cv = self._clip_vecs.get(it.texts_key)
                 if cv is not None and 0 <= it.target < len(cv):
                     sims = cv @ v
                     others = np.delete(sims, it.target)
                     ambiguity = int((others >= sims[it.target] - AMBIGUITY_MARGIN).sum())
+            while len(self._exact) > CLIP_MEMORY:
+                self._exact.popitem(last=False)
+            while len(self._vecs) > CLIP_MEMORY:
+                self._vecs.popitem(last=False)
             it.checks.update(
                 duplicate_of=dup,
                 near_duplicate_of=near,
@@ -148,10 +161,10 @@ class QualityChecker:
         for it in items:
             if it.clip_texts is None:
                 continue
-            if it.clip_key in self._clip_vecs:
-                self._clip_vecs.move_to_end(it.clip_key)
-            elif it.clip_key not in todo:
-                todo[it.clip_key] = it.clip_texts
+            if it.texts_key in self._clip_vecs:
+                self._clip_vecs.move_to_end(it.texts_key)
+            elif it.texts_key not in todo:
+                todo[it.texts_key] = it.clip_texts
         if not todo:
             return
         flat = [plain_narration(t) for texts in todo.values() for t in texts]

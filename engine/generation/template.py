@@ -314,6 +314,9 @@ def _relative(text: str, prev_text: str, word: str) -> str | None:
     return f"{base_q[:-1]} {word} I {_vp(q, prev_obj, past=True)}?"
 
 
+_relative = lru_cache(maxsize=1 << 18)(_relative)  # the same pair recurs in overlapping groups
+
+
 def questions_for_group(texts: list[str], key: str = "") -> list[str | None]:
     """One question per narration (None where the narration has no usable verb)."""
     out = [question_for_text(t) for t in texts]
@@ -323,6 +326,11 @@ def questions_for_group(texts: list[str], key: str = "") -> list[str | None]:
         if rel is not None:
             out[j] = rel
     return out
+
+
+def items_for_group(texts: list[str], key: str = "") -> list[tuple[int, str]]:
+    """[(narration number, question)] for the narrations that have a question."""
+    return [(i, q) for i, q in enumerate(questions_for_group(texts, key), 1) if q is not None]
 
 
 class TemplateBackend(Backend):
@@ -338,6 +346,4 @@ class TemplateBackend(Backend):
         return [self.answer(r) for r in requests]
 
     def answer(self, request: Request) -> Reply:
-        qs = questions_for_group(request.narrations, request.group_key)
-        parsed = {"questions": [{"narration": i, "query": q} for i, q in enumerate(qs, 1) if q is not None]}
-        return Reply(text=None, parsed=parsed, seconds=0.0)
+        return Reply(text=None, items=items_for_group(request.narrations, request.group_key))

@@ -163,40 +163,52 @@ def validate(
     flags: list[int],
     text: str | None = None,
     parsed: Any = None,
+    items: list[tuple[int | None, Any]] | None = None,
 ) -> Verdict:
     """Split an answer for a group of k narrations into accepted questions and rejections.
 
-    Give the raw answer `text`, or an already-structured `parsed` answer (template backend).
+    Give the raw answer `text`, an already-structured `parsed` answer, or `items`
+    [(narration number, query)] (the template backend, which skips parsing altogether).
     """
+    if items is None:
+        try:
+            items = questions_of(parsed) if parsed is not None else parse_answer(text)
+        except ParseFailure as exc:
+            verdict = Verdict()
+            verdict.rejected.append(_reject(group_key, None, exc.reason, exc.detail, (text or "")[:RAW_KEEP]))
+            return verdict
+    return validate_items(group_key, narrations, flags, items)
+
+
+def validate_items(group_key: str, narrations: list[str], flags: list[int], items) -> Verdict:
     verdict = Verdict()
+    accepted, rejected = verdict.accepted, verdict.rejected
     k = len(narrations)
-    try:
-        items = questions_of(parsed) if parsed is not None else parse_answer(text)
-    except ParseFailure as exc:
-        raw = (text or "")[:RAW_KEEP]
-        verdict.rejected.append(_reject(group_key, None, exc.reason, exc.detail, raw))
-        return verdict
     seen: set[int] = set()
     for number, query in items:
         if number is None or not 1 <= number <= k:
-            verdict.rejected.append(
-                _reject(group_key, None, "index_out_of_range", f"narration {number!r} is not in 1..{k}", query)
-            )
+            rejected.append(_reject(group_key, None, "index_out_of_range", f"narration {number!r} is not in 1..{k}", query))
             continue
         if number in seen:
-            verdict.rejected.append(
-                _reject(group_key, number, "extra_question", f"a second question for narration {number}", query)
-            )
+            rejected.append(_reject(group_key, number, "extra_question", f"a second question for narration {number}", query))
             continue
         seen.add(number)
-        bad = check_query(query, narrations[number - 1], flags[number - 1] if flags else 0)
+        f = flags[number - 1] if flags else 0
+        if isinstance(query, str):
+            bad = _check_text(query, narrations[number - 1], f & FLAG_UNSURE)
+        else:
+            bad = _check_any(query, narrations[number - 1], f)
         if bad is not None:
-            verdict.rejected.append(_reject(group_key, number, bad[0], bad[1], query))
+            rejected.append(_reject(group_key, number, bad[0], bad[1], query))
             continue
-        verdict.accepted.append((number, " ".join(query.split())))
-    for number in range(1, k + 1):
-        if number not in seen:
-            verdict.rejected.append(
-                _reject(group_key, number, "missing_question", f"no question for narration {number}", None)
-            )
+        accepted.append((number, _squash(query)))
+    if len(seen) < k:
+        for number in range(1, k + 1):
+            if number not in seen:
+                rejected.append(_reject(group_key, number, "missing_question", f"no question for narration {number}", None))
     return verdict
+
+
+@lru_cache(maxsize=1 << 16)
+def _squash(query: str) -> str:
+    return " ".join(query.split())

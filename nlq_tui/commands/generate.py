@@ -49,6 +49,10 @@ def register(subparsers) -> None:
     p.add_argument("--price-per-1k", type=float, metavar="USD", help="price per 1000 tokens, for a running cost")
     p.add_argument("--prompt-version", type=int, metavar="V", help="prompt version to use (default: the workspace's current)")
     p.add_argument("--device", help="hf: torch device (default cuda when available)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="send one group (the first selected, or --group-index) and print the exact messages, "
+                   "the raw answer and its validation; stores nothing")
+    p.add_argument("--group-index", type=int, default=0, metavar="I", help="which selected group --dry-run sends (default 0)")
     p.add_argument("--no-cache", action="store_true", help="rebuild the index instead of reading the cache")
     p.add_argument("--json", action="store_true", help="end with one JSON object of figures on stdout")
     p.set_defaults(func=run)
@@ -71,6 +75,36 @@ def progress_line(st: dict, eta: float | None) -> str:
         f"valid {st['questions_valid']:,}  rejected {rej:,}  failed {st['failed_requests']:,}  "
         f"tokens {st['tokens']:,}{cost}"
     )
+
+
+def _dry_run(job, args) -> int:
+    import asyncio
+
+    from engine.errors import ConfigError
+    from engine.generation.pipeline import dry_run, select_groups
+    from engine.windows import compute
+
+    result = compute(job.index, job.params)
+    groups = select_groups(result, stride=job.stride, n=job.n_groups, seed=job.seed, per_video=job.per_video)
+    if not 0 <= args.group_index < len(groups):
+        raise ConfigError(f"--group-index must be in 0..{len(groups) - 1} ({len(groups)} groups selected)")
+    out = asyncio.run(dry_run(result, int(groups[args.group_index]), job.backend, job.prompt))
+    if args.json:
+        print(json.dumps(out, ensure_ascii=False))
+        return 0 if not out["error"] else 1
+    print(f"group {out['group_key']}  (prompt v{job.prompt.version})")
+    for m in out["messages"]:
+        print(f"\n--- {m['role']} ---\n{m['content']}")
+    if out["error"]:
+        print(f"\n--- request failed: {out['error']} {out['error_detail']}")
+        return 1
+    raw = out["raw"] if out["raw"] is not None else json.dumps(out["parsed"], indent=1)
+    print(f"\n--- raw answer ({out['tokens']} tokens, {out['seconds']} s) ---\n{raw}\n\n--- validation ---")
+    for q in out["accepted"]:
+        print(f"  ok  {q['narration']}. {q['query']}")
+    for r in out["rejected"]:
+        print(f"  REJECTED {r['narration'] or '-'} {r['reason']}: {r['detail']}")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -128,6 +162,8 @@ def run(args: argparse.Namespace) -> int:
         index, ws, backend, params=params, stride=args.stride, groups=args.groups, seed=args.seed,
         per_video=args.per_video, checks=args.checks, prompt=prompt, on_event=on_event,
     )  # fmt: skip
+    if args.dry_run:
+        return _dry_run(job, args)
     job.prepare()
     if not args.json:
         print(

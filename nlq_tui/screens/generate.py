@@ -103,6 +103,8 @@ class GenerateScreen(Screen):
             yield Label("checks", classes="param-label")
             yield Select([("full", "full"), ("fast", "fast")], value=saved.get("checks", "full"), id="checks",
                          allow_blank=False, compact=True)  # fmt: skip
+            yield Label("$/1k tok", classes="param-label")
+            yield Input(str(saved.get("price_per_1k") or ""), placeholder="-", id="price", type="number", compact=True)
             yield Label("group", classes="param-label")
             yield Input("0", id="group", type="integer", compact=True)
             yield Static("", id="gen-prompt-version")
@@ -152,14 +154,18 @@ class GenerateScreen(Screen):
         def text(id_: str) -> str:
             return self.query_one(f"#{id_}", Input).value.strip()
 
+        from engine.errors import ConfigError
+
         try:
             concurrency = int(text("concurrency") or 8)
             groups = _int_or_none(text("groups"))
             seed = int(text("seed") or 0)
         except ValueError:
-            from engine.errors import ConfigError
-
             raise ConfigError("concurrency, groups and seed must be whole numbers") from None
+        try:
+            price = float(text("price")) if text("price") else None
+        except ValueError:
+            raise ConfigError("the price per 1000 tokens must be a number (or empty)") from None
         return {
             "backend": self.query_one("#backend", Select).value,
             "model": text("model"),
@@ -169,6 +175,7 @@ class GenerateScreen(Screen):
             "groups": groups,
             "seed": seed,
             "checks": self.query_one("#checks", Select).value,
+            "price_per_1k": price,
         }
 
     def _backend(self, s: dict):
@@ -180,6 +187,7 @@ class GenerateScreen(Screen):
             base_urls=s["base_urls"].replace(",", " ").split() or None,
             api_key_env=s["api_key_env"],
             concurrency=s["concurrency"],
+            price_per_1k=s["price_per_1k"],
         )
 
     def _prompt_on_screen(self):
