@@ -484,7 +484,10 @@ class ReviewScreen(Screen):
             self._render_side()
 
     def action_recent(self) -> None:
-        self.query_one("#recent", OptionList).focus()
+        recent = self.query_one("#recent", OptionList)
+        if recent.option_count and recent.highlighted is None:
+            recent.highlighted = 0  # the newest: Enter brings it back at once
+        recent.focus()
 
     @on(OptionList.OptionSelected, "#recent")
     def pick_recent(self, event: OptionList.OptionSelected) -> None:
