@@ -5,6 +5,7 @@
 Prints:
   - store open: scanning the shards + replaying the journal, and reading the first candidate;
   - store decide: `CandidateStore.decide` alone (append one line + fdatasync), median / p99;
+  - process start -> first card drawn: `nlq-tui --screen review` in a pseudo-terminal;
   - screen open -> first candidate shown: the real app, headless, from constructing it to the
     Review screen having rendered its first card (target < 1 s);
   - the first card again with --journal decisions already made: once replayed from the
@@ -159,6 +160,47 @@ async def bench_screen(ws: Workspace, decisions: int) -> None:
               f"p99 {1e3 * pct(whole, 0.99):.2f} ms")
 
 
+def first_card_in_a_terminal(ws: Workspace, runs: int = 3) -> None:
+    """Start `nlq-tui --screen review` in a pseudo-terminal; time until the first card is drawn.
+
+    This is what a user waits for: Python start, imports, the app, the store, the first paint.
+    """
+    import pty
+    import select
+    import signal
+    import struct
+    import termios
+    import fcntl
+
+    exe = Path(sys.executable).parent / "nlq-tui"
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        pid, fd = pty.fork()
+        if pid == 0:  # pragma: no cover - the child
+            os.environ.update(TERM="xterm-256color", HF_HUB_OFFLINE="1")
+            os.execv(str(exe), [str(exe), "--workspace", str(ws.path), "--screen", "review"])
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 130, 0, 0))
+        out = b""
+        seen = None
+        while time.perf_counter() - t0 < 30:
+            r, _, _ = select.select([fd], [], [], 0.01)
+            if r:
+                try:
+                    out += os.read(fd, 65536)
+                except OSError:
+                    break
+                if b"in queue" in out:
+                    seen = time.perf_counter() - t0
+                    break
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(fd)
+        times.append(seen)
+    shown = ", ".join("—" if t is None else f"{t:.2f}" for t in times)
+    print(f"process start -> first card drawn in a terminal (nlq-tui --screen review), {runs} runs: {shown} s")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=100_000)
@@ -175,6 +217,7 @@ def main() -> None:
             size = sum(p.stat().st_size for p in ws.candidates_dir.glob("groups-*.jsonl"))
             print(f"built {args.n:,} candidates ({size / 1e6:.0f} MB of shards) in {secs:.1f} s")
         bench_store(ws, args.decisions)
+        first_card_in_a_terminal(ws)
         asyncio.run(bench_screen(ws, args.decisions))
         if args.journal:
             add_journal(ws, args.journal)
