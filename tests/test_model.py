@@ -13,6 +13,16 @@ from engine.training.config import ModelConfig, TrainConfig
 from engine.training.metrics import nlq_metrics
 from engine.training.model import VSLNet, decode_spans, highlight_loss, indices_to_seconds, param_groups
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    # Tiny tensors gain nothing from threads, and on a shared 2-core box a second OpenMP thread
+    # spin-waiting for a busy core makes each op many times slower.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 TINY = dict(dim=16, num_heads=2, max_pos_len=24, video_dim=8, text_dim=6, drop_rate=0.0)
 
 

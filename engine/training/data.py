@@ -111,6 +111,16 @@ class Split:
     def query_text(self) -> list[str]:
         return [self.queries[i] for i in self.query_row]
 
+    def record(self, i: int) -> dict:
+        """Query `i` as a plain dict (ids, text, ground truth and labels), for display and logs."""
+        return {
+            "clip_uid": self.clip_uid[i], "annotation_uid": self.annotation_uid[i],
+            "query_idx": int(self.query_idx[i]), "query": self.queries[self.query_row[i]],
+            "clip_start_sec": float(self.gt_start[i]), "clip_end_sec": float(self.gt_end[i]),
+            "start": int(self.start[i]), "end": int(self.end[i]),
+            "num_positions": int(self.num_positions[i]), "duration": float(self.duration[i]),
+        }
+
     def summary(self) -> str:
         skipped = ", ".join(f"{k} {v}" for k, v in self.skipped.items() if v) or "none"
         return f"{self.path}: {len(self)} queries in {len(self.clip_uids)} clips; skipped: {skipped}"
