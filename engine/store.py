@@ -287,7 +287,6 @@ class CandidateStore:
         self.by_id: dict[str, Row] = {}
         self.groups: dict[str, list[Row]] = {}
         self.group_rejected: dict[str, list[dict]] = {}
-        self.group_meta: dict[str, dict] = {}
         self._shards: list[Path] = []
         self._shard_ends: dict[str, int] = {}
         self._shard_idx: dict[str, int] = {}
@@ -522,16 +521,6 @@ class CandidateStore:
         self._ensure_scanned()
         for rejected in self.group_rejected.values():
             yield from rejected
-
-    def iter_groups(self) -> Iterator[dict]:
-        """Every stored group line in store order (export and statistics)."""
-        for path in self._shard_paths():
-            lines, _ = _read_complete_lines(path)
-            for _, raw in lines:
-                try:
-                    yield json.loads(raw)
-                except ValueError:
-                    continue
 
     # ---------------------------------------------------------------------------------------
     # writing candidates (generation)
