@@ -260,3 +260,19 @@ async def test_a_candidate_without_a_usable_window_is_shown_with_its_problem(tmp
         assert "no usable window" in str(screen.query_one("#narrations").render())
         await pilot.press("x", "1")
         assert CandidateStore(ws).load().state(cands[0]["id"])["reason"] == "wrong_window"
+
+
+async def test_an_unreadable_stored_line_is_reported_and_the_rest_reviewed(ws):
+    shard = next(ws.candidates_dir.glob("groups-*.jsonl"))
+    with open(shard, "ab") as f:
+        f.write(b'{"group_key": "broken", "index": [oops]}\n')  # a complete but corrupt line
+    app = make_app(ws)
+    async with app.run_test(size=(160, 50)) as pilot:
+        screen = await opened(pilot)
+        for _ in range(50):
+            if not screen.reading:
+                break
+            await pilot.pause(0.02)
+        await pilot.pause()
+        assert len(screen.store.rows) == 40
+        assert any("unreadable group line skipped" in n.message for n in app._notifications)

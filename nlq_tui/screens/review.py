@@ -165,6 +165,10 @@ class ReviewScreen(Screen):
     def _loaded(self) -> None:
         self.reading = False
         self._take_new_rows()
+        problems = self.store.problems if self.store else []
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            self.notify(problems[0] + more, title="Some stored lines were skipped", severity="warning", timeout=12)
         if self.current is None:
             self._show_next(self.pos)
         else:
