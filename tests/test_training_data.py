@@ -240,3 +240,27 @@ def test_naq_jitter_redraws_labels_per_epoch_deterministically(tmp_path):
     assert next(plain.batches(0)).start.tolist() == split.start.tolist()
     b = next(loader.batches(0))
     assert (b.start <= b.end).all() and (b.end < b.video_len).all()
+
+
+def test_evaluating_a_loader_gives_challenge_results_the_official_evaluator_scores_alike(tree):
+    from engine.training.config import ModelConfig
+    from engine.training.metrics import challenge_json, evaluate_loader, evaluate_predictions
+    from engine.training.model import VSLNet
+
+    path, feats = tree
+    split = load_split(path, feats, max_pos_len=32)
+    loader = Loader(split, fake_text(split), batch_size=2)
+    torch.manual_seed(0)
+    model = VSLNet(ModelConfig(dim=8, num_heads=2, max_pos_len=32, video_dim=4, text_dim=3))
+    figs, results = evaluate_loader(model, loader)
+    assert model.training  # restored
+    assert [(r["clip_uid"], r["query_idx"]) for r in results] == [("clipA", 0), ("clipA", 5), ("clipB", 0)]
+    for r, n, d in zip(results, split.num_positions, split.duration):
+        assert len(r["predicted_times"]) == 5
+        for s, e in r["predicted_times"]:
+            assert 0.0 <= s < e <= d + 1e-9
+            assert (s / d * n) == pytest.approx(round(s / d * n))  # on the position grid
+    assert figs == pytest.approx(evaluate_predictions(path, challenge_json(results)))
+    test = load_split(path, feats, max_pos_len=32, require_times=False)
+    figs, results = evaluate_loader(model, Loader(test, fake_text(test), batch_size=4))
+    assert figs is None and len(results) == len(test)
