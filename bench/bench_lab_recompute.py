@@ -30,16 +30,17 @@ sys.path.insert(0, str(REPO))
 
 # (input id, value typed); alpha and min_window redo the window step, k regroups, the last
 # ones go back to values seen before.
+# No value's prefix parses to the value itself (typing "2.0" would show 2's figures early).
 EDITS = [
     ("alpha", "5.5"),
     ("alpha", "3.3"),
-    ("min_window", "2.0"),
+    ("min_window", "2.25"),
     ("alpha", "12"),
-    ("min_window", "0.5"),
+    ("min_window", "0.75"),
     ("k", "6"),
     ("k", "5"),
     ("alpha", "4.9"),
-    ("min_window", "1.0"),
+    ("min_window", "1.5"),
 ]
 
 
@@ -85,18 +86,20 @@ async def run(root: Path, key_gap: float) -> dict:
                 await asyncio.sleep(key_gap)
                 n_before = len(updates)
                 for ch in value:
+                    t_last = time.perf_counter()  # before the key: pilot.press returns only once the app is idle again
                     await pilot.press(ch)
-                    t_last = time.perf_counter()
                     await asyncio.sleep(key_gap)
                 # wait for the figures of the final value
                 deadline = time.perf_counter() + 30
                 while True:
-                    done = [(t, e) for t, e in updates[n_before:] if _matches(e.params, input_id, value)]
+                    done = [(t, e) for t, e in updates[n_before:] if t >= t_last and _matches(e.params, input_id, value)]
                     if done or time.perf_counter() > deadline:
                         break
                     await asyncio.sleep(0.005)
                 if not done:
-                    raise SystemExit(f"no figures for {input_id}={value} within 30 s")
+                    seen = [(round(t - t_last, 3), e.params) for t, e in updates[n_before:]]
+                    state = lab.query_one("#lab-state").content
+                    raise SystemExit(f"no figures for {input_id}={value} within 30 s; seen {seen}; state {state!r}; input {inp.value!r}")
                 t_shown, event = done[0]
                 rows.append({
                     "edit": f"{input_id}={value}",

@@ -32,6 +32,26 @@ def sample_data_root() -> Path | None:
     return candidate if (candidate / "ego4d.json").is_file() else None
 
 
+def train_counts(index: "Index") -> tuple[dict, list]:
+    """The index's counts with the official train split's (nlq_train.json is not part of the
+    index), and any problem with that file as an Issue."""
+    from engine.ego4d import NLQ_FILES, load_nlq
+    from engine.errors import UserError
+    from engine.index import Issue
+
+    counts = dict(index.counts)
+    rel = NLQ_FILES["train"]
+    try:
+        split = load_nlq(Path(index.root) / rel, annotated=True, rel=rel)
+    except UserError as exc:
+        return counts, [Issue("error", "bad_train_file", rel, str(exc))]
+    if split is None:
+        return counts, []
+    counts["queries"] = {"train": len(split.queries), **dict(counts.get("queries") or {})}
+    counts["train_videos"] = len(set(split.video_uids))
+    return counts, list(split.issues)
+
+
 class IndexChanged(Message):
     """The index was (re)loaded, or a load failed (then `error` is set and `index` is the old one)."""
 
@@ -66,6 +86,8 @@ class AppContext:
         self.features = features
         self.reviewer = reviewer
         self.index: Index | None = None
+        self.counts: dict = {}  # the index's counts plus the official train split's
+        self.extra_issues: list = []  # problems found outside the index (nlq_train.json)
         self.load_error: str | None = None
         self._lock = threading.Lock()
 
@@ -110,7 +132,10 @@ class AppContext:
         root = root.resolve()
         with self._lock:
             index = ego4d.load_index(root, features=features, progress=progress)
+            counts, extra_issues = train_counts(index)
             self.index = index
+            self.counts = counts
+            self.extra_issues = extra_issues
             self.data_root = root
             self.features = features
             self.load_error = None

@@ -127,6 +127,10 @@ async def test_video_filter_keeps_one_video(tree, tmp_path):
         v = int(res.group_video[-1])
         uid = app.ctx.index.video_uids[v]
         await _set_input(pilot, "#video", uid[:8])
+        assert lab._good is None  # the usable ids are gathered only for the Usable tab
+        await pilot.press("escape")
+        lab.action_show_tab("usable")
+        await settle(pilot)
         assert len(lab._good) > 0
         assert set(res.window_video[lab._good].tolist()) == {v}
         assert set(res.window_video[lab._bad].tolist()) <= {v}
@@ -152,6 +156,20 @@ class _TableApp(App):
 
         self.query_one("#t").set_source(self.n, fetch)
         self.query_one("#t").focus()
+
+
+async def test_usable_tab_lists_the_usable_windows(tree, tmp_path):
+    app = make_app(tree, tmp_path / "ws")
+    async with app.run_test(size=(120, 35)) as pilot:
+        lab = await _open_lab(pilot)
+        lab.query_one("#bad-table").focus()
+        await pilot.press("u")
+        await settle(pilot)
+        assert len(lab._good) == lab.summary["usable"]
+        assert not lab.result.reason_bits[lab._good].any()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "GroupScreen"
 
 
 async def test_virtual_table_draws_only_the_rows_on_screen():

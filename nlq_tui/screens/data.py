@@ -223,7 +223,6 @@ class DataScreen(Screen):
         super().__init__()
         self.folders: list[FeatureFolder] = []
         self.issues: list = []
-        self.extra_counts: dict = {}
 
     def compose(self) -> ComposeResult:
         yield NavBar()
@@ -370,25 +369,11 @@ class DataScreen(Screen):
         panel.display = True
 
     def _show_index(self) -> None:
-        index = self.app.ctx.index
-        if index is None:
+        ctx = self.app.ctx
+        if ctx.index is None:
             return
-        counts = dict(index.counts)
-        counts.update(self.extra_counts.get(str(index.root), {}))
-        self.query_one("#counts", Static).update(counts_table(counts))
-        self._set_issues(list(index.issues))
-        if str(index.root) not in self.extra_counts:
-            self._train_counts(index)
-
-    @work(thread=True, exclusive=True, group="data-train", exit_on_error=False)
-    def _train_counts(self, index) -> tuple[str, dict]:
-        """nlq_train.json is not part of the index; count its queries for the figures."""
-        from engine.ego4d import NLQ_FILES, load_nlq
-
-        split = load_nlq(Path(index.root) / NLQ_FILES["train"], annotated=True)
-        if split is None:
-            return str(index.root), {}
-        return str(index.root), {"train_videos": len(set(split.video_uids)), "train_queries": len(split.queries)}
+        self.query_one("#counts", Static).update(counts_table(ctx.counts or ctx.index.counts))
+        self._set_issues(list(ctx.index.issues) + list(ctx.extra_issues))
 
     def _set_issues(self, issues: list) -> None:
         issues = sorted(issues, key=lambda i: (i.level != "error", i.file))
@@ -423,17 +408,6 @@ class DataScreen(Screen):
         if event.state == WorkerState.SUCCESS:
             if group == "data-folders":
                 self._show_folders(worker.result)
-            elif group == "data-train":
-                root, extra = worker.result
-                self.extra_counts[root] = extra
-                index = self.app.ctx.index
-                if index is not None and str(index.root) == root:
-                    counts = dict(index.counts)
-                    counts.update(extra)
-                    if "train_queries" in extra and isinstance(counts.get("queries"), dict):
-                        counts["queries"] = {"train": extra["train_queries"], **counts["queries"]}
-                        counts.pop("train_queries")
-                    self.query_one("#counts", Static).update(counts_table(counts))
             elif group == "data-check":
                 report = worker.result
                 self.query_one("#counts", Static).update(counts_table(report.counts))

@@ -71,8 +71,11 @@ class LabOutcome:
     reason: str | None = None  # the reason filter these rows were selected with
 
 
-def select_rows(result: "WindowResult", filters: Filters) -> tuple["np.ndarray", bool, "np.ndarray", str]:
-    """(not-usable ids, whether they are run rows, usable ids, a note on the video filter)."""
+def select_rows(result: "WindowResult", filters: Filters, want_good: bool = True) -> tuple["np.ndarray", bool, "np.ndarray | None", str]:
+    """(not-usable ids, whether they are run rows, usable ids, a note on the video filter).
+
+    The usable ids are most of the windows (millions at Ego4D scale); without `want_good`
+    they are not gathered (None) until the Usable tab is shown."""
     import numpy as np
 
     from engine.windows import REASON_CODE, RUN_REASONS
@@ -103,10 +106,10 @@ def select_rows(result: "WindowResult", filters: Filters) -> tuple["np.ndarray",
             else:
                 uids = {index.video_uids[v] for v in videos}
                 runs = np.asarray([r for r in runs if result.narration(int(r))["video_uid"] in uids], dtype=np.int64)
-        good = _collect(result, videos, usable=True)
+        good = _collect(result, videos, usable=True) if want_good else None
         return runs, True, good, note
     bad = _collect(result, videos, usable=False, reason=filters.reason)
-    good = _collect(result, videos, usable=True)
+    good = _collect(result, videos, usable=True) if want_good else None
     return bad, False, good, note
 
 
@@ -362,10 +365,10 @@ class LabScreen(Screen):
             return
         self._seq += 1
         self._set_state("[dim]computing…[/]")
-        self._recompute(index, params, Filters(self.filters.reason, self.filters.video), self._seq)
+        self._recompute(index, params, Filters(self.filters.reason, self.filters.video), self._seq, self._usable_shown())
 
     @work(thread=True, exclusive=True, group="lab", exit_on_error=False, name="lab-recompute")
-    def _recompute(self, index, params: "WindowParams", filters: Filters, seq: int) -> LabOutcome | None:
+    def _recompute(self, index, params: "WindowParams", filters: Filters, seq: int, want_good: bool) -> LabOutcome | None:
         from engine.windows import compute
 
         worker = get_current_worker()
@@ -377,12 +380,12 @@ class LabScreen(Screen):
         self.app.call_from_thread(self._apply_figures, result, summary, seq)
         if worker.is_cancelled:
             return None
-        bad, bad_runs, good, note = select_rows(result, filters)
+        bad, bad_runs, good, note = select_rows(result, filters, want_good)
         return LabOutcome(result, summary, bad, bad_runs, good, note, seq, filters.reason)
 
     @work(thread=True, exclusive=True, group="lab-rows", exit_on_error=False, name="lab-rows")
-    def _refilter(self, result: "WindowResult", filters: Filters, seq: int) -> LabOutcome:
-        bad, bad_runs, good, note = select_rows(result, filters)
+    def _refilter(self, result: "WindowResult", filters: Filters, seq: int, want_good: bool) -> LabOutcome:
+        bad, bad_runs, good, note = select_rows(result, filters, want_good)
         return LabOutcome(result, None, bad, bad_runs, good, note, seq, filters.reason)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -484,13 +487,19 @@ class LabScreen(Screen):
             bad_table.set_source(len(bad), lambda i: run_cells(res, int(bad[i]), reason), empty_text="no runs with this reason")
         else:
             bad_table.set_source(len(bad), fetch_block=lambda a, b: window_cells(res, bad[a:b], False), empty_text="no not-usable windows")
-        good_table.set_source(len(good), fetch_block=lambda a, b: window_cells(res, good[a:b], True), empty_text="no usable windows")
+        if good is None:
+            good_table.set_source(0, lambda i: (), empty_text="listing the usable windows…")
+        else:
+            good_table.set_source(len(good), fetch_block=lambda a, b: window_cells(res, good[a:b], True), empty_text="no usable windows")
         tabs = self.query_one(TabbedContent)
         tabs.get_tab("unusable").label = f"Not usable {_n(len(bad))}" + (" runs" if outcome.bad_runs else "")
-        tabs.get_tab("usable").label = f"Usable {_n(len(good))}"
+        n_good = len(good) if good is not None else (res.n_usable if not self.filters.video.strip() else None)
+        tabs.get_tab("usable").label = "Usable" + (f" {_n(n_good)}" if n_good is not None else "")
         note = outcome.video_note
         self.query_one("#usable-note", Static).update(
-            f"[dim]{_n(len(good))} usable windows" + (f" · video filter: {escape(note)}" if note else "") + "[/]"
+            f"[dim]{_n(n_good) if n_good is not None else 'counting'} usable windows"
+            + (f" · video filter: {escape(note)}" if note else "")
+            + "[/]"
         )
         if note:
             self.notify(note, title="video filter", timeout=3)
@@ -508,7 +517,15 @@ class LabScreen(Screen):
 
     def _refilter_now(self) -> None:
         if self.result is not None:
-            self._refilter(self.result, Filters(self.filters.reason, self.filters.video), self._applied_seq)
+            self._refilter(self.result, Filters(self.filters.reason, self.filters.video), self._applied_seq, self._usable_shown())
+
+    def _usable_shown(self) -> bool:
+        return self.query_one(TabbedContent).active == "usable"
+
+    @on(TabbedContent.TabActivated)
+    def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if self._usable_shown() and self._good is None and self._rows_result is not None:
+            self._refilter(self._rows_result, Filters(self.filters.reason, self.filters.video), self._applied_seq, True)
 
     # opening a group -----------------------------------------------------------------------
     @on(VirtualTable.RowSelected)
