@@ -679,6 +679,10 @@ class CandidateStore:
                 self._set_state(cid, prev, state if step.status != "pending" else None)
             self.undo_stack.append(step)
             return step
+        if op == "cursor":  # where the reviewer left off; nothing to undo
+            at = entry.get("at")
+            self.cursor = (at[0], at[1]) if at else None
+            return None
         if op == "undo":
             target = entry.get("target")
             idx = next((i for i in range(len(self.undo_stack) - 1, -1, -1) if self.undo_stack[i].seq == target), None)
@@ -773,6 +777,17 @@ class CandidateStore:
         with self._mutex:
             self._append(entry)
             return self._apply(entry)  # type: ignore[return-value]
+
+    def remember_position(self, cid: str) -> None:
+        """Note where the reviewer left off, so the next open reads that part of the store first."""
+        row = self.by_id.get(cid)
+        if row is None or self._journal_fd is None:
+            return
+        entry = {"seq": self._seq + 1, "op": "cursor", "at": [self._shards[row.shard].name, row.offset],
+                 "reviewer": self.reviewer, "t": time.time()}
+        with self._mutex:
+            self._append(entry)
+            self._apply(entry)
 
     def undo(self) -> Step | None:
         """Revert the newest decision or bulk step not yet undone; None if there is none."""

@@ -289,3 +289,17 @@ def test_a_numeric_prompt_version_filters_like_its_text(ws):
     s.add_group_result(gk, cands, rej, meta)
     assert s.facets()["prompt_version"] == ["3", "v2"]
     assert len(s.select(Filter(status="all", prompt_version="3"))) == 5
+
+
+def test_the_next_open_reads_first_where_the_reviewer_left_off(ws):
+    s = CandidateStore(ws)
+    ids = populate(s, 100)
+    s.bulk(ids[:60], "accept", rule="first sixty")  # a bulk step says nothing about position
+    s.remember_position(ids[60])
+    s.close()
+    again = CandidateStore(ws)
+    again.load_decisions()
+    again.scan(budget=1)  # the first slice: one group line
+    assert again.rows[0].id == ids[60]
+    step = again.undo()  # the position note is not a step to undo: the bulk is
+    assert step.op == "bulk" and again.status(ids[0]) == "pending"

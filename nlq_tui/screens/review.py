@@ -195,6 +195,8 @@ class ReviewScreen(Screen):
 
     def on_unmount(self) -> None:
         if self.store is not None:
+            if self.current is not None:
+                self.store.remember_position(self.current.id)
             self.store.close()
 
     # queue -----------------------------------------------------------------------------------
