@@ -1,8 +1,10 @@
 import hashlib
 import json
 import math
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -203,3 +205,37 @@ def test_cli_export_prints_json_and_exits_2_on_a_leak(reviewed, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "nlq_tui", "export", "--workspace", str(ws.path), "--out",
                           str(out), "--status", "nope"], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.startswith("nlq-tui: error: --status 'nope'")
+
+
+def test_generated_candidates_export_through_the_official_loop(tmp_path):
+    """The whole headless path on sample_data: generate (template backend), decide, export."""
+    root = Path(__file__).resolve().parent.parent / "sample_data"
+    if not (root / "ego4d.json").is_file():
+        pytest.skip("sample_data/ is not in this checkout")
+    ws_path = tmp_path / "ws"
+    gen = subprocess.run([sys.executable, "-m", "nlq_tui", "generate", "--data", str(root), "--workspace",
+                          str(ws_path), "--backend", "template", "--groups", "20", "--checks", "fast", "--json"],
+                         capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert gen.returncode == 0, gen.stderr
+    s = CandidateStore(Workspace(ws_path), reviewer="ann")
+    s.load()
+    assert len(s.rows) > 20
+    clean = [r.id for r in s.rows if not r.flags and r.valid]
+    s.bulk(clean[1:], "accept", rule="clean")
+    s.decide(clean[0], "edit", text="Where did I leave the trowel?")
+    s.close()
+    out = tmp_path / "aug.json"
+    run = subprocess.run([sys.executable, "-m", "nlq_tui", "export", "--workspace", str(ws_path), "--data", str(root),
+                          "--out", str(out), "--json"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["exported"] == len(clean)
+    formatted, clip_map = reformat_data(json.loads(out.read_text()))
+    sentences = [q for d in formatted.values() for q in d["sentences"]]
+    assert len(sentences) == len(clean) and "where did i leave the trowel?" in sentences
+    store = CandidateStore(Workspace(ws_path)).load()
+    for clip_uid, (video_uid, start, end) in clip_map.items():
+        row = next(r for r in store.rows if r.clip_uid == clip_uid)
+        w = store.candidate(row.id)["window"]
+        assert (video_uid, start, end) == (row.video_uid, w["clip_start"], w["clip_end"])
+        for s_, e_ in formatted[clip_uid]["exact_times"]:
+            assert 0.0 <= s_ < e_ <= end - start + 1e-6
