@@ -428,6 +428,9 @@ class DataScreen(Screen):
                 self.notify(message, severity="warning")
 
     # actions ---------------------------------------------------------------------------------
+    def action_leave_input(self) -> None:
+        self.query_one("#features", OptionList).focus()
+
     def action_focus_root(self) -> None:
         self.query_one("#root", Input).focus()
 

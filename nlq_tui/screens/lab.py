@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
     from engine.windows import WindowParams, WindowResult
 
-DEBOUNCE_S = 0.08  # long enough to fold a burst of keystrokes, short against the 0.5 s budget
+DEBOUNCE_S = 0.05  # folds a burst of keystrokes; a running compute is cancelled anyway
 MAX_VIDEO_MATCHES = 5000
 DEFAULTS = {"k": "5", "alpha": "4.9", "min_window": "1.0", "pass": "1"}
 
@@ -550,6 +550,10 @@ class LabScreen(Screen):
             self._render_empty()
 
     # actions ---------------------------------------------------------------------------------
+    def action_leave_input(self) -> None:
+        table = "#good-table" if self._usable_shown() else "#bad-table"
+        self.query_one(table, VirtualTable).focus()
+
     def action_focus_params(self) -> None:
         self.query_one("#alpha", Input).focus()
 
