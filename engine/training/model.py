@@ -190,8 +190,11 @@ class ConditionedPredictor(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         m = mask.to(x.dtype).unsqueeze(2)
         if self.kind == "rnn":
-            start = self.start_rnn(x)[0] * m
-            end = self.end_rnn(start)[0] * m
+            # LSTMs in float32 even under autocast: recurrent state accumulates rounding, and
+            # bf16 RNN kernels are not available everywhere.
+            with torch.autocast(x.device.type, enabled=False):
+                start = self.start_rnn(x.float())[0] * m.float()
+                end = self.end_rnn(start)[0] * m.float()
         else:
             start = self.encoder(x, mask)
             end = self.encoder(start, mask)
