@@ -144,6 +144,21 @@ def test_template_run_stores_candidates_with_full_provenance(tmp_path):
     assert {e["type"] for e in events} >= {"progress", "group"}
 
 
+def test_second_job_on_the_same_workspace_fails_before_any_request_naming_the_holder(tmp_path):
+    from engine.errors import WorkspaceError
+
+    index = load_index(tree(tmp_path, videos_n=1), use_cache=False)
+    first = GenerationJob(index, Workspace(tmp_path / "ws"), TemplateBackend(), checks="fast")
+    first.prepare()
+    second = GenerationJob(index, Workspace(tmp_path / "ws"), TemplateBackend(), checks="fast")
+    with pytest.raises(WorkspaceError, match="in use by pid"):
+        second.prepare()
+    first.run_sync()  # finishing releases the lock
+    second = GenerationJob(index, Workspace(tmp_path / "ws"), TemplateBackend(), checks="fast")
+    second.prepare()
+    assert second.todo == [] and second.stats.groups_skipped == 8
+
+
 # ------------------------------------------------------------------------------ resuming
 
 

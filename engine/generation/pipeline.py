@@ -29,6 +29,7 @@ import numpy as np
 
 from engine.errors import ConfigError, UserError
 from engine.generation.base import Backend, Reply, Request
+from engine.generation.openai_backend import FATAL
 from engine.generation.prompt import Prompt, current_prompt
 from engine.generation.quality import Item, QualityChecker
 from engine.generation.validate import Verdict, validate
@@ -482,7 +483,12 @@ class GenerationJob:
             self.result = compute(self.index, self.params)
         self.reader = GroupReader(self.result)
         chosen = select_groups(self.result, stride=self.stride, n=self.n_groups, seed=self.seed, per_video=self.per_video)
-        done = self.store.done_groups()
+        store = self.store
+        if hasattr(store, "add_group_results"):
+            # Takes the store's writer lock now: a second job on this workspace fails here,
+            # naming the holder, before it spends any requests.
+            store.add_group_results([])
+        done = store.done_groups()
         keys = self.reader.keys(chosen)
         self.todo = [int(g) for g, key in zip(chosen.tolist(), keys) if key not in done]
         self.reader.prefetch(np.array(self.todo, dtype=np.int64))
@@ -516,10 +522,11 @@ class GenerationJob:
         pending = list(self.todo)
         pending.reverse()  # pop() from the end keeps ascending order
         fatal: list[str] = []
+        finisher_task: list[asyncio.Task] = []
 
         async def worker() -> None:
             bs = max(1, int(self.backend.batch_size))
-            while pending and not self._cancelled and not fatal:
+            while pending and not self._cancelled and not fatal and not finisher_task[0].done():
                 while self._paused and not self._cancelled:
                     if st.state != "paused":
                         st.state = "paused"
@@ -563,23 +570,26 @@ class GenerationJob:
                     return
 
         fin = asyncio.create_task(finisher())
+        finisher_task.append(fin)
         workers = [asyncio.create_task(worker()) for _ in range(max(1, int(self.backend.concurrency)))]
         try:
-            await asyncio.gather(*workers)
-        except BaseException:
+            try:
+                await asyncio.gather(*workers)
+            finally:
+                await queue.put(None)
+            await fin  # raises what the check-and-store thread raised (a full disk, a lost lock)
+        except BaseException as exc:
             for w in workers:
                 w.cancel()
-            await queue.put(None)
-            await asyncio.gather(fin, return_exceptions=True)
+            fin.cancel()
+            st.finished = time.monotonic()
             st.state = "failed"
+            st.error = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+            self._progress(force=True)
             raise
         finally:
             await self.backend.aclose()
-        await queue.put(None)
-        await fin
-        if self._own_store and self._store is not None:
-            self._store.close()  # releases the candidates writer lock for the next job
-            self._store = None
+            self.close()
         st.finished = time.monotonic()
         if fatal:
             st.state = "failed"
@@ -590,6 +600,12 @@ class GenerationJob:
             st.state = "done"
         self._progress(force=True)
         return st
+
+    def close(self) -> None:
+        """Release the store (and its writer lock) if this job opened it."""
+        if self._own_store and self._store is not None:
+            self._store.close()
+            self._store = None
 
     def _account(self, gd: GroupData, rep: Reply, fatal: list[str]) -> None:
         st = self.stats
@@ -606,8 +622,6 @@ class GenerationJob:
             st.failures[rep.error] += 1
             st.groups_failed += 1
             self._emit({"type": "failure", "group_key": gd.key, "reason": rep.error, "detail": rep.error_detail})
-            from engine.generation.openai_backend import FATAL
-
             if rep.error in FATAL and not fatal:
                 fatal.append(f"{self.backend.describe()}: {rep.error_detail or rep.error}; stopped")
 

@@ -239,7 +239,11 @@ class GenerateScreen(Screen):
             msg = str(exc) if isinstance(exc, UserError) else f"unexpected {type(exc).__name__}: {exc}"
             self.notify(msg, title=f"{w.name} failed", severity="error", timeout=8)
             if w.group == "gen-job":
+                self._drain()
                 self._set_stats_text(f"failed: {msg}")
+                if self.job is not None:
+                    self.job.close()
+                self.job = None
             return
         if event.state != WorkerState.SUCCESS:
             return
