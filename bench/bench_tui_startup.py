@@ -42,6 +42,7 @@ class TimedApp(NLQApp):
 
     def _first_frame(self):
         marks["first_frame"] = time.time()
+        marks["first_frame_cpu"] = time.process_time()  # CPU of this process: not inflated by a busy machine
         if self.ctx.data_root is None:
             self.exit()
 
@@ -74,6 +75,7 @@ def one_run(data: str, workspace: str, screen: str) -> dict:
     marks = json.loads(out.stdout.strip().splitlines()[-1])
     return {
         "first_frame_s": marks["first_frame"] - t0,
+        "first_frame_cpu_s": marks["first_frame_cpu"],
         "mounted_s": marks["mounted"] - t0,
         "index_on_screen_s": marks.get("index_on_screen", float("nan")) - t0,
         "heavy": marks["heavy"],
@@ -91,12 +93,15 @@ def main() -> int:
         one_run(a.data, ws, a.screen)  # warm the OS file cache and the index cache
         runs = [one_run(a.data, ws, a.screen) for _ in range(a.runs)]
     ff = [r["first_frame_s"] for r in runs]
+    cpu = [r["first_frame_cpu_s"] for r in runs]
     idx = [r["index_on_screen_s"] for r in runs]
     print(f"nlq-tui start-up on {a.data} (screen {a.screen}), {a.runs} runs, headless driver, 120x35")
     print(f"  launch -> first frame:        median {statistics.median(ff):.3f} s  (min {min(ff):.3f}, max {max(ff):.3f})  target < 0.8 s")
+    print(f"  CPU time to first frame:      median {statistics.median(cpu):.3f} s  (the process's own CPU; wall time above includes waiting for a busy CPU)")
+    print(f"  load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"  launch -> index on screen:    median {statistics.median(idx):.3f} s  (min {min(idx):.3f}, max {max(idx):.3f})")
     print(f"  load result: {sorted({r['load'] for r in runs})}; heavy modules imported: {sorted({m for r in runs for m in r['heavy']}) or 'none'}")
-    print(json.dumps({"first_frame_median_s": round(statistics.median(ff), 4), "index_on_screen_median_s": round(statistics.median(idx), 4), "runs": a.runs}))
+    print(json.dumps({"first_frame_median_s": round(statistics.median(ff), 4), "first_frame_cpu_median_s": round(statistics.median(cpu), 4), "index_on_screen_median_s": round(statistics.median(idx), 4), "runs": a.runs}))
     return 0
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from rich.markup import escape
+from rich.console import Group
 from rich.table import Table
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
@@ -54,32 +56,30 @@ class HelpScreen(ModalScreen[None]):
                 shown.append(self.app.get_key_display(Binding(key, b.action)))
         return " ".join(shown)
 
-    def _section(self, table: Table, title: str, bindings: list[Binding]) -> None:
-        table.add_row(f"[b u]{escape(title)}[/]", "")
-        for b in bindings:
-            if not b.description:
-                continue
-            table.add_row(escape(self._keys(b)), escape(b.tooltip or b.description))
-        table.add_row("", "")
+    def _section(self, parts: list, title: str, bindings: list[Binding] | None) -> None:
+        parts.append(Text(title, style="bold underline"))
+        if bindings is None:
+            parts.append(Text("  not installed in this build", style="dim"))
+        else:
+            grid = Table.grid(padding=(0, 2), expand=True)
+            grid.add_column(width=14, justify="right", style="bold", no_wrap=True)
+            grid.add_column(ratio=1)
+            for b in bindings:
+                if b.description:
+                    grid.add_row(escape(self._keys(b)), escape(b.tooltip or b.description))
+            parts.append(grid)
+        parts.append(Text(""))
 
-    def _table(self) -> Table:
-        table = Table.grid(padding=(0, 2), expand=True)
-        table.add_column(width=16, justify="right", style="bold")
-        table.add_column(ratio=1)
-        self._section(table, "Everywhere", GLOBAL_BINDINGS)
+    def _table(self) -> Group:
+        parts: list = []
+        self._section(parts, "Everywhere", GLOBAL_BINDINGS)
         current = getattr(self.app, "current_mode", None)
-        order = sorted(SCREEN_ORDER, key=lambda n: n != current)
-        for n in order:
-            bindings = _bindings_of(n)
+        for n in sorted(SCREEN_ORDER, key=lambda n: n != current):
             title = f"{SCREEN_ORDER.index(n) + 1} {SCREEN_TITLES[n]}: {SCREEN_HELP[n]}"
-            if bindings is None:
-                table.add_row(f"[dim]{escape(title.split(':')[0])}[/]", "[dim]not installed in this build[/]")
-                table.add_row("", "")
-                continue
-            self._section(table, title, bindings)
-        self._section(table, "Tables", TABLE_BINDINGS)
-        self._section(table, "Group view (Lab)", GROUP_BINDINGS)
-        return table
+            self._section(parts, title, _bindings_of(n))
+        self._section(parts, "Tables", TABLE_BINDINGS)
+        self._section(parts, "Group view (Lab)", GROUP_BINDINGS)
+        return Group(*parts)
 
     def action_dismiss(self) -> None:
         self.dismiss(None)
