@@ -217,15 +217,20 @@ _CHUNK = 1 << 24
 
 
 class _Stream:
-    """Characters of a UTF-8 file, read in chunks, with positions for messages."""
+    """A file's bytes as Latin-1 text (one character per byte), read in chunks.
+
+    Why not UTF-8: decoding to `str` is a third of the cost of streaming a big file once it
+    holds a single curly apostrophe (CPython's decoder leaves its ASCII fast path and builds
+    2-byte strings), while Latin-1 is a plain copy. JSON's structure is ASCII and UTF-8
+    multi-byte sequences contain no ASCII byte, so the parse is the same; strings with
+    non-ASCII characters come out as their UTF-8 bytes spelled in Latin-1, and `_raw_mode`
+    says per value how to get the real text back. Positions are byte offsets.
+    """
 
     def __init__(self, path: Path, progress: Progress | None, label: str) -> None:
-        import codecs
-
         self.path = path
         self.f = open(path, "rb")
         self.size = os.fstat(self.f.fileno()).st_size
-        self.dec = codecs.getincrementaldecoder("utf-8")()
         self.buf = ""
         self.pos = 0
         self.base = 0  # characters dropped before buf
@@ -244,7 +249,7 @@ class _Stream:
         self.read_bytes += len(data)
         if not data:
             self.eof = True
-        text = self.dec.decode(data, final=self.eof)  # UnicodeDecodeError handled by caller
+        text = data.decode("latin-1")
         self.base += self.pos
         self.buf = self.buf[self.pos :] + text
         self.pos = 0
@@ -275,13 +280,13 @@ class _Stream:
         """Line and column of buf[pos], counting the lines before buf only now (errors are rare)."""
         before = 0
         if self.base:
-            with open(self.path, "r", encoding="utf-8", errors="replace", newline="") as f:
+            with open(self.path, "rb") as f:
                 left = self.base
                 while left > 0:
                     chunk = f.read(min(left, _CHUNK))
                     if not chunk:
                         break
-                    before += chunk.count("\n")
+                    before += chunk.count(b"\n")
                     left -= len(chunk)
         line = before + self.buf.count("\n", 0, pos) + 1
         start = self.buf.rfind("\n", 0, pos)
@@ -291,8 +296,11 @@ class _Stream:
 
 def _iter_top_members(
     stream: _Stream, shown: str, rel: str, problems: Problems
-) -> Iterator[tuple[str, Any]]:
-    """(key, value) for each member of the file's top-level object, decoded one at a time.
+) -> Iterator[tuple[str, Any, bool]]:
+    """(key, value, latin) for each member of the file's top-level object, decoded one at a time.
+
+    `latin`: the value's strings are UTF-8 bytes spelled in Latin-1 (see _Stream); `s.encode
+    ("latin-1")` gives their true UTF-8. Otherwise they are the real text.
 
     Errors stop the iteration after being reported (a broken JSON text cannot be resynced).
     """
@@ -348,18 +356,33 @@ def _iter_top_members(
         while True:
             if c != '"':
                 return fail("a video uid in quotes")
+            start = stream.base + stream.pos
             key, ok = decode_at()
             if not ok:
                 return
+            raw = stream.buf[start - stream.base : stream.pos]
             if stream.skip_ws() != ":":
                 return fail("':'")
             stream.pos += 1
             stream.skip_ws()
+            start = stream.base + stream.pos
             value, ok = decode_at()
             if not ok:
                 return
+            try:
+                if not raw.isascii():
+                    key = json.loads(raw.encode("latin-1").decode("utf-8"))
+                raw = stream.buf[start - stream.base : stream.pos]
+                latin = not raw.isascii()
+                if latin and "\\u" in raw:  # real non-ASCII text and escapes: decode it properly
+                    value = json.loads(raw.encode("latin-1").decode("utf-8"))
+                    latin = False
+            except UnicodeDecodeError as exc:
+                line, col = stream.line_col(start - stream.base + exc.start)
+                problems.error("not_utf8", rel, f"{shown}: not UTF-8 text at line {line} column {col} (video {key!r}); the file is damaged, download it again")
+                return
             last_key = key
-            yield key, value
+            yield key, value, latin
             c = stream.skip_ws()
             if c == ",":
                 stream.pos += 1
@@ -377,13 +400,22 @@ def _iter_top_members(
 # --------------------------------------------------------------------------- per-video narrations
 
 
-def _encode(strings: list[str], joined: str | None = None) -> tuple[bytes, np.ndarray]:
-    """Strings as one UTF-8 blob and the byte length of each (`joined`: "".join(strings))."""
+def _encode(strings: list[str], joined: str | None = None, latin: bool = False) -> tuple[bytes, np.ndarray]:
+    """Strings as one UTF-8 blob and the byte length of each (`joined`: "".join(strings)).
+
+    latin: the strings are UTF-8 bytes spelled in Latin-1 (see _Stream), so the blob is their
+    Latin-1 encoding, checked to be valid UTF-8 (UnicodeDecodeError otherwise).
+    """
     if joined is None:
         joined = "".join(strings)
-    blob = joined.encode("utf-8")
     n = len(strings)
     chars = np.fromiter(map(len, strings), dtype=np.int32, count=n)
+    if latin:
+        blob = joined.encode("latin-1")
+        if not blob.isascii():
+            blob.decode("utf-8")
+        return blob, chars
+    blob = joined.encode("utf-8")
     if len(blob) == len(joined):  # all ASCII: byte lengths are character lengths
         return blob, chars
     # UTF-8 width of every code point, summed per string.
@@ -444,7 +476,7 @@ class _BlobFile:
 
 
 def _video_pass(
-    uid: str, p: int, narrs: list, problems: Problems, rel: str, shown: str
+    uid: str, p: int, narrs: list, problems: Problems, rel: str, shown: str, latin: bool = False
 ) -> tuple[np.ndarray, bytes, np.ndarray, bytes, np.ndarray] | None:
     """One pass of one video, validated and stably sorted by time: (time, text blob, text
     byte lengths, uid blob, uid byte lengths); None after an error.
@@ -517,8 +549,12 @@ def _video_pass(
         dups = int(np.count_nonzero(d == 0))
         if dups:
             problems.warn("duplicate_timestamps", rel, "narrations at the same timestamp as the previous one", where, dups)
-    tb, tl = _encode(texts, texts_joined)
-    ub, ul = _encode(uids, uids_joined)
+    try:
+        tb, tl = _encode(texts, texts_joined, latin)
+        ub, ul = _encode(uids, uids_joined, latin)
+    except UnicodeDecodeError:
+        problems.error("not_utf8", rel, f"{shown}: {where} hold text that is not UTF-8; the file is damaged, download it again")
+        return None
     return t, tb, tl, ub, ul
 
 
@@ -581,7 +617,7 @@ def _read_narrations(
     gc_was_enabled = gc.isenabled()
     gc.disable()  # millions of short-lived dicts: the cyclic GC would only burn time here
     try:
-        for uid, entry in _iter_top_members(stream, shown, rel, problems):
+        for uid, entry, latin in _iter_top_members(stream, shown, rel, problems):
             if type(entry) is not dict:
                 problems.error("bad_video", rel, f"{shown}: video {uid!r} is {_json_type(entry)}, expected an object with narration_pass_1/2; fix or re-download the file")
                 continue
@@ -605,7 +641,7 @@ def _read_narrations(
                 if type(narrs) is not list:
                     problems.error("bad_pass", rel, f"{shown}: video {uid!r} narration_pass_{pn}.narrations is {_json_type(narrs)}, expected a list; fix or re-download the file")
                     continue
-                res = _video_pass(uid, pn, narrs, problems, rel, shown)
+                res = _video_pass(uid, pn, narrs, problems, rel, shown, latin)
                 if res is None or problems.errors_in(rel):
                     continue  # after an error only validation goes on (check collects more)
                 t, tb, tl, ub, ul = res

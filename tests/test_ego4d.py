@@ -106,6 +106,25 @@ def test_reading_in_tiny_chunks_gives_the_same_index(tmp_path, monkeypatch):
     _assert_same(load_index(root, use_cache=False), _plain(root))
 
 
+@pytest.mark.parametrize("style", ["raw", "escaped", "mixed"])
+def test_non_ascii_text_reads_the_same_raw_escaped_or_mixed(tmp_path, style):
+    texts = ["#C C opens the fridge\u2019s door", "#C C caf\u00e9 \U0001F600 \u4e2d", "#C C plain"]
+    narration = {"v\u00e9": {"narration_pass_1": {"narrations": [
+        {"timestamp_sec": float(i), "narration_text": t, "annotation_uid": f"u{i}\u00df"} for i, t in enumerate(texts)]}}}
+    if style == "mixed":
+        narration["v\u00e9"]["narration_pass_1"]["narrations"][2]["narration_text"] = "ctl\x01here \u00e9"
+    root = write_tree(tmp_path / "d", videos=[video("other")], features="empty")
+    text = json.dumps(narration, ensure_ascii=style == "escaped")
+    assert ("\\u" in text) == (style != "raw") and text.isascii() == (style == "escaped")
+    (root / NARRATION).write_text(text, "utf-8")
+    index = load_index(root, use_cache=False)
+    p1 = index.passes[1]
+    got = [p1.text[i] for i in range(len(p1))]
+    want = [n["narration_text"] for n in narration["v\u00e9"]["narration_pass_1"]["narrations"]]
+    assert index.video_uids[0] == "v\u00e9" and got == want
+    assert [p1.uid[i] for i in range(len(p1))] == ["u0\u00df", "u1\u00df", "u2\u00df"]
+
+
 def test_a_video_uid_twice_keeps_the_last_like_json_load(tmp_path):
     root = write_tree(tmp_path / "d", videos=[video("a"), video("b"), video("c", pass1=[(1.0, "#C C only")])])
     text = (root / NARRATION).read_text()
