@@ -1,0 +1,850 @@
+"""The Train screen: launch runs in the background and watch them live; stop, resume, compare.
+
+Runs are folders plus a process (engine/runs.py): the screen holds nothing a run needs, so
+quitting it (or losing the SSH connection) leaves runs running, and opening it again shows them
+live again. Every half second a thread worker reads only what is new: the selected run's
+metrics rows through `RunTail` (new bytes only), its status.json, train.log's tail when its
+size changed, the runs list every second and the GPUs every two seconds. The screen keeps the
+rows; a worker never touches what the screen draws.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Input, Label, Log, Select, SelectionList, Static, TabbedContent, TabPane
+from textual.worker import Worker, WorkerState
+
+from nlq_tui.widgets import Column, NavBar, VirtualTable
+from nlq_tui.widgets.plot import LinePlot, Series
+from nlq_tui.widgets.train_modals import RunFolderScreen, TrainConfirm
+from nlq_tui.widgets.train_view import (
+    EVAL_KEYS,
+    SMOOTHING_STEPS,
+    RunView,
+    compare_rows,
+    pick_baseline,
+    fmt_duration,
+    progress_text,
+    short_id,
+)
+
+if TYPE_CHECKING:
+    from engine.gpu import GpuReading
+    from engine.runs import RunTail, TailUpdate
+
+POLL_S = 0.5
+LIST_EVERY = 2  # ticks: the runs list every second
+GPU_EVERY = 4  # ticks: the GPUs every two seconds
+COMPARE_EVERY = 6  # ticks: compared runs every three seconds while the Compare tab shows
+LOG_BYTES = 8192
+COMPARE_COLORS = ("cyan", "magenta", "yellow", "green", "red", "bright_blue", "white")
+
+TRAIN_BINDINGS: list[Binding] = [
+    Binding("n", "show_tab('new')", "New run", id="train.new", tooltip="Presets and the short form for a new run"),
+    Binding("f5", "launch", "Launch", id="train.launch", tooltip="Start the run in the form, detached (as `nlq-tui train --detach`)"),
+    Binding("s", "stop", "Stop", id="train.stop", tooltip="SIGTERM the selected run: it saves last.pt and ends stopped"),
+    Binding("r", "resume", "Resume", id="train.resume", tooltip="Continue the selected stopped or failed run from its last.pt"),
+    Binding("o", "folder", "Folder", id="train.folder", tooltip="Show the selected run's folder path and copy it to the clipboard"),
+    Binding("x", "delete", "Delete", id="train.delete", tooltip="Delete the selected run's folder (not while it runs)"),
+    Binding("p", "pick", "Pick", id="train.pick", tooltip="Add the selected run to the comparison, or take it out"),
+    Binding("c", "show_tab('compare')", "Compare", id="train.compare", tooltip="Overlay the picked runs' loss and val R1 and their best figures"),
+    Binding("v", "show_tab('runs')", "Runs", id="train.runs", tooltip="The runs list and the selected run"),
+    Binding("left_square_bracket", "smoothing(-1)", "Smooth-", key_display="[", id="train.smooth_less", tooltip="Less loss smoothing"),
+    Binding("right_square_bracket", "smoothing(1)", "Smooth+", key_display="]", id="train.smooth_more", tooltip="More loss smoothing"),
+]
+
+PRESETS = [
+    ("Baseline: the official train split", "baseline"),
+    ("Pretrain: an exported file", "pretrain"),
+    ("Finetune: from a pretrain run", "finetune"),
+]
+
+
+@dataclass
+class PollResult:
+    token: int
+    run_id: str | None
+    update: "TailUpdate | None"
+    log: list[str] | None  # None: train.log did not change
+    log_size: int
+    config: dict | None
+    summaries: list[dict] | None
+    gpu: "GpuReading | None"
+
+
+@dataclass
+class CompareResult:
+    picked: list[dict]  # {"id", "stage", "rows"}
+
+
+def _num(x: Any, fmt: str = ".2f") -> str:
+    return format(x, fmt) if isinstance(x, (int, float)) else "—"
+
+
+def read_overrides(values: dict[str, str]) -> dict | str:
+    """TrainConfig overrides from the form's text fields (blank: the stage's default), or the
+    first problem as one line naming the field."""
+    out: dict[str, Any] = {}
+    for key, label, kind in (("epochs", "epochs", int), ("lr", "lr", float), ("batch_size", "batch size", int)):
+        text = values.get(key, "").strip()
+        if not text:
+            continue
+        try:
+            value = kind(text)
+        except ValueError:
+            return f"{label}: {text!r} is not a {'whole ' if kind is int else ''}number"
+        if (kind is int and value < (0 if key == "epochs" else 1)) or (kind is float and value <= 0):
+            return f"{label}: {text} is out of range"
+        out[key] = value
+    return out
+
+
+def launch_from_form(workspace, data_root: Path | None, stage: str, *, train_file: str | None, from_run: str | None,
+                     overrides: dict, model_overrides: dict):
+    """The run `nlq-tui train --detach` would start with these settings: the same engine calls
+    (training_config, create_run, launch) in the same order."""
+    from engine.errors import ConfigError
+    from engine.runs import create_run, launch, training_config
+
+    if data_root is None:
+        raise ConfigError("no data root: choose an Ego4D folder on the Data screen (1)")
+    config = training_config(
+        workspace, stage=stage, data_root=data_root, train_file=train_file or None, from_run=from_run or None,
+        overrides=overrides, model_overrides=model_overrides, nproc=1,
+    )
+    run = create_run(workspace, config)
+    launch(run, resume=False, nproc=1)
+    return run
+
+
+class TrainScreen(Screen):
+    """Runs list, the selected run live, the launch form and the comparison."""
+
+    CSS_PATH = Path(__file__).with_name("train.tcss")
+    BINDINGS = TRAIN_BINDINGS
+    AUTO_FOCUS = "#runs"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.summaries: list[dict] = []
+        self.selected: str | None = None
+        self.view: RunView | None = None
+        self.config: dict | None = None
+        self.gpu: GpuReading | None = None
+        self.picked: list[str] = []
+        self.smoothing_i = SMOOTHING_STEPS.index(0.8)
+        self._tail: RunTail | None = None
+        self._token = 0
+        self._log_size = -1
+        self._ticks = 0
+        self._poll_busy = False
+        self._poll_again = False
+        self._cmp_busy = False
+        self._cmp_tails: dict[str, tuple[Any, list[dict]]] = {}  # compare worker's own state
+        self._gpu_monitor = None
+        self._list_key: tuple = ()
+        self._pick_ids: tuple = ()
+        self.polls = 0  # applied poll results (tests wait on it)
+
+    # layout ---------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield NavBar()
+        with TabbedContent(id="train-tabs", initial="runs-pane"):
+            with TabPane("Runs", id="runs-pane"):
+                yield VirtualTable(
+                    [
+                        Column("run", 16),
+                        Column("stage", 8),
+                        Column("state", 7),
+                        Column("progress", 11, hide_below=60),
+                        Column("R1@0.3", 6, "right"),
+                        Column("elapsed", 8, "right", hide_below=50),
+                        Column("pick", 4, hide_below=70),
+                    ],
+                    id="runs",
+                    empty_text="no runs yet: press n for a new run",
+                )
+                yield Static("", id="run-head")
+                with Horizontal(id="run-body"):
+                    yield LinePlot(id="loss-plot", empty="no loss rows yet", x_label="step")
+                    with VerticalScroll(id="evals-box"):
+                        yield Static("", id="evals")
+                yield Log(id="run-log", max_lines=400, auto_scroll=True)
+            with TabPane("New run", id="new-pane"):
+                with VerticalScroll(id="form-scroll"):
+                    with Grid(id="form"):
+                        yield Label("preset")
+                        yield Select(PRESETS, value="baseline", allow_blank=False, id="f-stage", compact=True)
+                        yield Label("train file")
+                        yield Input(id="f-train-file", compact=True, placeholder="official nlq_train.json")
+                        yield Label("from run")
+                        yield Select([], prompt="a pretrain run with a checkpoint", id="f-from", compact=True)
+                        yield Label("epochs")
+                        yield Input(id="f-epochs", compact=True, type="integer", placeholder="10")
+                        yield Label("lr")
+                        yield Input(id="f-lr", compact=True, placeholder="1e-4")
+                        yield Label("batch size")
+                        yield Input(id="f-batch", compact=True, type="integer", placeholder="32")
+                        yield Label("width (dim)")
+                        yield Input(id="f-dim", compact=True, type="integer", placeholder="128")
+                        yield Label("text encoder")
+                        yield Select([(n, n) for n in ("minilm", "bert", "glove")], prompt="default (minilm)", id="f-text", compact=True)
+                        yield Label("text path")
+                        yield Input(id="f-text-path", compact=True, placeholder="glove: vectors .txt; bert: model folder")
+                        yield Label("features")
+                        yield Input(id="f-features", compact=True)
+                        yield Label("device")
+                        yield Select([(n, n) for n in ("auto", "cpu", "cuda")], prompt="default (auto; finetune: its run's)", id="f-device", compact=True)
+                    with Horizontal(id="form-actions"):
+                        yield Button("Launch (F5)", id="f-launch", variant="primary", compact=True)
+                        yield Static("", id="launch-msg")
+            with TabPane("Compare", id="compare-pane"):
+                with Horizontal(id="cmp-body"):
+                    yield SelectionList[str](id="cmp-pick")
+                    with Vertical(id="cmp-right"):
+                        yield Static("[b]loss[/] [dim](smoothed)[/]", classes="plot-title")
+                        yield LinePlot(id="cmp-loss", empty="pick runs on the left (or p on the Runs tab)", x_label="step")
+                        yield Static("[b]val R1@0.3[/]", classes="plot-title")
+                        yield LinePlot(id="cmp-r1", empty="no evaluations yet", y_min=0.0, x_label="step")
+                        yield Static("", id="cmp-table")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        ctx = self.app.ctx
+        self.query_one("#f-features", Input).placeholder = ctx.features
+        self._stage_changed_to("baseline")
+        self._render_detail_empty()
+        self.set_interval(POLL_S, self._tick)
+        self._start_poll(full=True)
+
+    # polling -----------------------------------------------------------------------------------
+    def _active(self) -> bool:
+        return getattr(self.app, "current_mode", "train") == "train"
+
+    def _tick(self) -> None:
+        self._ticks += 1
+        if not self._active():
+            return
+        if self._poll_busy:
+            return
+        self._start_poll(full=False)
+        if self._ticks % COMPARE_EVERY == 0 and self.query_one(TabbedContent).active == "compare-pane":
+            self._start_compare()
+
+    def _start_poll(self, full: bool) -> None:
+        if self._poll_busy:
+            self._poll_again = True
+            return
+        self._poll_busy = True
+        self._poll_again = False
+        if self._gpu_monitor is None:
+            from engine.gpu import GpuMonitor
+
+            self._gpu_monitor = GpuMonitor()
+        want_list = full or self._ticks % LIST_EVERY == 0
+        want_gpu = full or self._ticks % GPU_EVERY == 0
+        self._poll(self._tail, self._token, self._log_size, self.config is None and self._tail is not None, want_list, want_gpu)
+
+    @work(thread=True, exclusive=True, group="train-poll", exit_on_error=False, name="train-poll")
+    def _poll(self, tail: "RunTail | None", token: int, log_size: int, want_config: bool, want_list: bool, want_gpu: bool) -> PollResult:
+        from engine.runs import list_runs, read_json
+
+        summaries = None
+        if want_list:
+            summaries = []
+            for run in reversed(list_runs(self.app.ctx.workspace)):  # newest first
+                try:
+                    summaries.append(run.summary())
+                except OSError:
+                    continue  # deleted between the listing and the read
+        gpu = self._gpu_monitor.read() if want_gpu and self._gpu_monitor is not None else None
+        update = config = log = None
+        size = log_size
+        if tail is not None:
+            update = tail.poll()
+            if want_config:
+                config = read_json(tail.run.config_path) or {}
+            try:
+                size = os.stat(tail.run.log_path).st_size
+            except OSError:
+                size = -1
+            if size != log_size:
+                log = tail.log_tail(LOG_BYTES) if size >= 0 else []
+        return PollResult(token, tail.run.id if tail else None, update, log, size, config, summaries, gpu)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        worker = event.worker
+        group = worker.group
+        if group not in ("train-poll", "train-compare", "train-action"):
+            return
+        if event.state == WorkerState.SUCCESS:
+            if group == "train-poll":
+                self._poll_busy = False
+                self._apply_poll(worker.result)
+                if self._poll_again:
+                    self._start_poll(full=False)
+            elif group == "train-compare":
+                self._cmp_busy = False
+                self._apply_compare(worker.result)
+            else:
+                done = worker.result
+                if callable(done):
+                    done()
+        elif event.state in (WorkerState.ERROR, WorkerState.CANCELLED):
+            if group == "train-poll":
+                self._poll_busy = False
+            elif group == "train-compare":
+                self._cmp_busy = False
+            if event.state == WorkerState.ERROR:
+                self._report(worker.error, worker.name)
+
+    def _report(self, exc: BaseException | None, what: str) -> None:
+        from engine.errors import UserError
+
+        if isinstance(exc, UserError):
+            message = str(exc)
+        else:  # a bug: say so, keep the screen alive
+            message = f"unexpected {type(exc).__name__} in {what}: {exc}"
+        if what == "train-launch":
+            self.query_one("#launch-msg", Static).update(f"[red]{escape(message)}[/]")
+        self.notify(message, title="Train", severity="error", timeout=8)
+
+    # applying a poll ---------------------------------------------------------------------------
+    def _apply_poll(self, res: PollResult) -> None:
+        self.polls += 1
+        if res.gpu is not None:
+            self.gpu = res.gpu
+        if res.summaries is not None:
+            self._apply_summaries(res.summaries)
+        if res.token != self._token or self.view is None or res.update is None:
+            self._render_gpu()
+            return
+        view = self.view
+        upd = res.update
+        if upd.reset:
+            view.reset()
+        rows_changed = view.add_rows(upd.rows) or upd.reset
+        view.status = upd.status
+        view.gone = upd.gone
+        if res.config is not None:
+            self.config = res.config
+        self._log_size = res.log_size
+        if res.log is not None:
+            view.log = res.log
+            log = self.query_one("#run-log", Log)
+            log.clear()
+            log.write_lines(res.log[-200:])
+        self._render_head()
+        if rows_changed:
+            self._render_plot()
+            self._render_evals()
+
+    def _apply_summaries(self, summaries: list[dict]) -> None:
+        key = tuple((s["id"], s["state"], s.get("step"), s.get("best_R1@0.3"), int(s.get("elapsed_s") or 0)) for s in summaries)
+        ids = tuple(s["id"] for s in summaries)
+        self.summaries = summaries
+        if key != self._list_key:
+            self._list_key = key
+            table = self.query_one("#runs", VirtualTable)
+            rows = [self._summary_cells(s) for s in summaries]
+            table.set_source(len(rows), lambda i: rows[i], keep_cursor=True)
+            if self.selected in ids:
+                if table.cursor_row != ids.index(self.selected):
+                    table.cursor_row = ids.index(self.selected)
+            elif summaries:
+                table.cursor_row = 0
+                self._select(summaries[0]["id"])
+            else:
+                self._select(None)
+        if ids != self._pick_ids:
+            self._pick_ids = ids
+            self.picked = [p for p in self.picked if p in ids]
+            pick = self.query_one("#cmp-pick", SelectionList)
+            pick.clear_options()
+            pick.add_options([(f"{short_id(s['id'])} {s['stage']}", s["id"], s["id"] in self.picked) for s in summaries])
+            self._refresh_from_options(summaries)
+
+    def _summary_cells(self, s: dict) -> tuple[str, ...]:
+        best = s.get("best_R1@0.3")
+        return (
+            short_id(s["id"]),
+            str(s.get("stage", "?")),
+            str(s.get("state", "?")),
+            progress_text(s),
+            _num(best),
+            fmt_duration(s.get("elapsed_s")),
+            "✓" if s["id"] in self.picked else "",
+        )
+
+    def _refresh_from_options(self, summaries: list[dict]) -> None:
+        """The finetune form's choices: runs that have a checkpoint, pretrain runs first."""
+        from engine.runs import Run
+
+        options = []
+        for s in sorted(summaries, key=lambda s: s.get("stage") != "pretrain"):
+            run = Run(s["path"])
+            if run.best_path.exists() or run.last_path.exists():
+                best = s.get("best_R1@0.3")
+                options.append((f"{short_id(s['id'])} {s['stage']} R1@0.3 {_num(best)}", s["id"]))
+        sel = self.query_one("#f-from", Select)
+        current = sel.value
+        sel.set_options(options)
+        if current in {v for _, v in options}:
+            sel.value = current
+
+    # selection -----------------------------------------------------------------------------------
+    @on(VirtualTable.RowHighlighted, "#runs")
+    def _row_highlighted(self, event: VirtualTable.RowHighlighted) -> None:
+        if 0 <= event.row < len(self.summaries):
+            self._select(self.summaries[event.row]["id"])
+
+    def _select(self, run_id: str | None) -> None:
+        if run_id == self.selected:
+            return
+        from engine.runs import Run, RunTail
+
+        self.selected = run_id
+        self._token += 1
+        self._log_size = -1
+        self.config = None
+        self.query_one("#run-log", Log).clear()
+        if run_id is None:
+            self._tail, self.view = None, None
+            self._render_detail_empty()
+            return
+        summary = next((s for s in self.summaries if s["id"] == run_id), None)
+        path = Path(summary["path"]) if summary else self.app.ctx.workspace.runs_dir / run_id
+        self._tail = RunTail(Run(path))
+        self.view = RunView(run_id, smoothing=SMOOTHING_STEPS[self.smoothing_i])
+        self._render_head()
+        self._render_plot()
+        self._render_evals()
+        self._start_poll(full=False)
+
+    def selected_summary(self) -> dict | None:
+        return next((s for s in self.summaries if s["id"] == self.selected), None)
+
+    # rendering -----------------------------------------------------------------------------------
+    def _render_detail_empty(self) -> None:
+        self.query_one("#run-head", Static).update(
+            "[dim]No run selected. Press [b]n[/b] for a new run: presets Baseline, Pretrain, Finetune.[/]"
+        )
+        self.query_one("#loss-plot", LinePlot).set_series([], empty="no run selected")
+        self.query_one("#evals", Static).update("")
+        self._render_gpu()
+
+    def _render_gpu(self) -> None:
+        pass  # the GPU line is part of the head; nothing to draw without a run
+
+    def _gpu_text(self) -> str:
+        if self.gpu is None:
+            return "[dim]GPU …[/]"
+        lines = self.gpu.lines()
+        if not self.gpu.available:
+            return f"[dim]{escape(lines[0])}[/]"
+        return " · ".join(escape(x) for x in lines)
+
+    def _render_head(self) -> None:
+        view = self.view
+        if view is None:
+            return
+        st = view.status or {}
+        state = st.get("state", "…")
+        color = {"running": "green", "done": "cyan", "stopped": "yellow", "failed": "red"}.get(state, "white")
+        cfg = self.config or {}
+        train = cfg.get("train") if isinstance(cfg.get("train"), dict) else {}
+        batch = train.get("batch_size") if isinstance(train.get("batch_size"), int) else None
+        nproc = cfg.get("nproc") if isinstance(cfg.get("nproc"), int) else 1
+        summary = self.selected_summary() or {}
+        step = st.get("step") if isinstance(st.get("step"), int) else None
+        if view.last_train and isinstance(view.last_train.get("step"), int):
+            step = max(step or 0, view.last_train["step"])
+        total = st.get("total_steps")
+        line1 = (
+            f"[b]{escape(view.run_id)}[/] · {escape(str(cfg.get('stage', summary.get('stage', '?'))))} · "
+            f"[b {color}]{escape(state)}[/]"
+        )
+        if step is not None:
+            line1 += f" · step {step:,}" + (f"/{total:,}" if isinstance(total, int) else "")
+        if isinstance(st.get("epochs"), int):
+            line1 += f" · epoch {min((st.get('epoch') or 0) + (1 if state == 'running' else 0), st['epochs'])}/{st['epochs']}"
+        rate = view.steps_per_s(batch, nproc)
+        parts = []
+        if state == "running":
+            parts.append(f"{rate:.2f} step/s" if rate else "— step/s")
+            eta = view.eta_s(batch, nproc)
+            parts.append(f"ETA {fmt_duration(eta)}" if eta is not None else "ETA —")
+        parts.append(f"elapsed {fmt_duration(summary.get('elapsed_s'))}")
+        if view.lrs:
+            parts.append(f"lr {view.lrs[-1]:.2e}")
+        if view.losses:
+            parts.append(f"loss {view.losses[-1]:.4f}")
+        parts.append(f"smoothing {SMOOTHING_STEPS[self.smoothing_i]:.2f} [dim]([ ])[/]")
+        line2 = " · ".join(parts)
+        lines = [line1, line2, self._gpu_text()]
+        if state == "failed" and st.get("error"):
+            lines.append(f"[red]{escape(str(st['error']))}[/]")
+        elif view.gone:
+            lines.append("[red]the run folder was deleted[/]")
+        self.query_one("#run-head", Static).update("\n".join(lines))
+
+    def _render_plot(self) -> None:
+        view = self.view
+        plot = self.query_one("#loss-plot", LinePlot)
+        if view is None:
+            plot.set_series([], empty="no run selected")
+            return
+        plot.set_series(
+            [
+                Series("raw", view.steps, view.losses, style="grey50"),
+                Series(f"smoothed {view.smoothing:.2f}", view.steps, view.smoothed, style="bold cyan"),
+            ],
+            empty="no loss rows yet" if not view.gone else "the run folder was deleted",
+        )
+
+    def _render_evals(self) -> None:
+        view = self.view
+        box = self.query_one("#evals", Static)
+        if view is None or not view.evals:
+            box.update("[dim]no evaluation yet[/]")
+            return
+        best = view.best_eval()
+        table = Table(box=None, pad_edge=False, padding=(0, 1), header_style="bold", expand=False)
+        table.add_column("", width=1)
+        table.add_column("step", justify="right")
+        for key in EVAL_KEYS:
+            table.add_column(key.replace("@0.", "@."), justify="right")
+        for row in view.evals:
+            mark = row is best
+            table.add_row(
+                "★" if mark else "",
+                f"{row.get('step', '?')}",
+                *(_num(row.get(k)) for k in EVAL_KEYS),
+                style="bold green" if mark else "",
+            )
+        box.update(table)
+        self.query_one("#evals-box", VerticalScroll).scroll_end(animate=False)
+
+    # compare ---------------------------------------------------------------------------------------
+    @on(SelectionList.SelectedChanged, "#cmp-pick")
+    def _picks_changed(self, event: SelectionList.SelectedChanged) -> None:
+        picked = list(event.selection_list.selected)
+        if picked == self.picked:
+            return
+        self.picked = [s["id"] for s in self.summaries if s["id"] in picked]  # newest first, as listed
+        self._list_key = ()  # redraw the pick column
+        self._apply_summaries(self.summaries)
+        self._start_compare()
+
+    def _start_compare(self) -> None:
+        if self._cmp_busy:
+            return
+        self._cmp_busy = True
+        by_id = {s["id"]: s for s in self.summaries}
+        self._compare([(i, by_id[i]["path"], by_id[i]["stage"]) for i in reversed(self.picked) if i in by_id])
+
+    @work(thread=True, exclusive=True, group="train-compare", exit_on_error=False, name="train-compare")
+    def _compare(self, picked: list[tuple[str, str, str]]) -> CompareResult:
+        from engine.runs import RunTail
+
+        keep = {i for i, _p, _s in picked}
+        for gone in set(self._cmp_tails) - keep:
+            del self._cmp_tails[gone]
+        out = []
+        for run_id, path, stage in picked:
+            tail, rows = self._cmp_tails.get(run_id) or (RunTail(path), [])
+            upd = tail.poll()
+            if upd.reset:
+                rows = []
+            rows = rows + upd.rows
+            self._cmp_tails[run_id] = (tail, rows)
+            out.append({"id": run_id, "stage": stage, "rows": rows})
+        return CompareResult(out)
+
+    def _apply_compare(self, res: CompareResult) -> None:
+        from nlq_tui.widgets.train_view import ema
+
+        weight = SMOOTHING_STEPS[self.smoothing_i]
+        loss_series, r1_series = [], []
+        for n, p in enumerate(res.picked):
+            color = COMPARE_COLORS[n % len(COMPARE_COLORS)]
+            train = [r for r in p["rows"] if "loss" in r and "split" not in r and isinstance(r.get("loss"), (int, float))]
+            evals = [r for r in p["rows"] if r.get("split") == "val" and isinstance(r.get("R1@0.3"), (int, float))]
+            label = f"{short_id(p['id'])[-4:]} {p['stage']}"
+            loss_series.append(Series(label, [r["step"] for r in train], ema([r["loss"] for r in train], weight)[0], style=color))
+            r1_series.append(Series(label, [r["step"] for r in evals], [r["R1@0.3"] for r in evals], style=color))
+        self.query_one("#cmp-loss", LinePlot).set_series(loss_series, empty="pick runs on the left (or p on the Runs tab)")
+        self.query_one("#cmp-r1", LinePlot).set_series(r1_series, empty="no evaluations yet")
+        table = Table(box=None, pad_edge=False, padding=(0, 1), header_style="bold", expand=False)
+        table.add_column("run")
+        table.add_column("stage")
+        for key in EVAL_KEYS:
+            table.add_column(key.replace("@0.", "@."), justify="right")
+        ref = pick_baseline(res.picked)
+        for n, (p, best, diff) in enumerate(compare_rows(res.picked)):
+            color = COMPARE_COLORS[n % len(COMPARE_COLORS)]
+            cells = []
+            for key in EVAL_KEYS:
+                if best is None or key not in best:
+                    cells.append(Text("—", style="dim"))
+                    continue
+                t = Text(f"{best[key]:.2f}")
+                if diff is not None and key in diff:
+                    d = diff[key]
+                    t.append(f" {d:+.2f}", style="green" if d > 0 else "red" if d < 0 else "dim")
+                cells.append(t)
+            table.add_row(Text(short_id(p["id"]), style=color), p["stage"] + (" (ref)" if p is ref and len(res.picked) > 1 else ""), *cells)
+        self.query_one("#cmp-table", Static).update(table if res.picked else "")
+
+    # the form ----------------------------------------------------------------------------------------
+    @on(Select.Changed, "#f-stage")
+    def _stage_select(self, event: Select.Changed) -> None:
+        self._stage_changed_to(str(event.value))
+
+    def _stage_changed_to(self, stage: str) -> None:
+        train_file = self.query_one("#f-train-file", Input)
+        train_file.disabled = stage == "finetune"
+        self.query_one("#f-from", Select).disabled = stage != "finetune"
+        if stage == "pretrain":
+            from engine.runs import latest_export
+
+            latest = latest_export(self.app.ctx.workspace)
+            train_file.placeholder = f"latest export: {latest.name}" if latest else "no export yet: give an NLQ-format file"
+        elif stage == "baseline":
+            train_file.placeholder = "official nlq_train.json"
+        else:
+            train_file.placeholder = "the official train split"
+        for field_id, base, ft in (("#f-epochs", "10", "the pretrain run's"), ("#f-lr", "1e-4", "half the pretrain run's"),
+                                   ("#f-batch", "32", "the pretrain run's")):
+            self.query_one(field_id, Input).placeholder = ft if stage == "finetune" else base
+
+    def read_form(self) -> dict | str:
+        """What the form asks for, as arguments of `launch_from_form`, or the first problem."""
+        stage = str(self.query_one("#f-stage", Select).value)
+        values = {k: self.query_one(f"#f-{f}", Input).value for k, f in (("epochs", "epochs"), ("lr", "lr"), ("batch_size", "batch"))}
+        overrides = read_overrides(values)
+        if isinstance(overrides, str):
+            return overrides
+        dim_text = self.query_one("#f-dim", Input).value.strip()
+        model_overrides: dict[str, Any] = {}
+        if dim_text:
+            try:
+                model_overrides["dim"] = int(dim_text)
+            except ValueError:
+                return f"width: {dim_text!r} is not a whole number"
+        text = _select_value(self.query_one("#f-text", Select))
+        if text is not None:
+            overrides["text_encoder"] = text
+        text_path = self.query_one("#f-text-path", Input).value.strip()
+        if text_path:
+            overrides["text_path"] = text_path
+        device = _select_value(self.query_one("#f-device", Select))
+        if device is not None:
+            overrides["device"] = device
+        features = self.query_one("#f-features", Input).value.strip()
+        # as `nlq-tui train`: a finetune keeps its pretrain run's features unless told
+        overrides["features"] = features or (self.app.ctx.features if stage != "finetune" else None)
+        from_run = None
+        if stage == "finetune":
+            from_run = _select_value(self.query_one("#f-from", Select))
+            if from_run is None:
+                return "from run: choose the pretrain run to start from"
+        train_file = self.query_one("#f-train-file", Input).value.strip() if stage != "finetune" else None
+        return {
+            "stage": stage, "train_file": train_file or None, "from_run": from_run,
+            "overrides": overrides, "model_overrides": model_overrides,
+        }
+
+    @on(Button.Pressed, "#f-launch")
+    def _launch_pressed(self) -> None:
+        self.action_launch()
+
+    def action_launch(self) -> None:
+        form = self.read_form()
+        msg = self.query_one("#launch-msg", Static)
+        if isinstance(form, str):
+            msg.update(f"[red]{escape(form)}[/]")
+            self.query_one(TabbedContent).active = "new-pane"
+            return
+        msg.update("[dim]starting…[/]")
+        ctx = self.app.ctx
+        self._launch(ctx.workspace, ctx.data_root, form)
+
+    @work(thread=True, exclusive=True, group="train-action", exit_on_error=False, name="train-launch")
+    def _launch(self, workspace, data_root, form: dict):
+        run = launch_from_form(workspace, data_root, form["stage"], train_file=form["train_file"], from_run=form["from_run"],
+                               overrides=form["overrides"], model_overrides=form["model_overrides"])
+        return lambda: self._launched(run.id)
+
+    def _launched(self, run_id: str) -> None:
+        self.query_one("#launch-msg", Static).update(f"[green]started {escape(run_id)}[/]")
+        self.notify(f"run {run_id} started in the background", title="Train")
+        self.query_one(TabbedContent).active = "runs-pane"
+        self.query_one("#runs", VirtualTable).focus()
+        self._select(run_id)
+        self._start_poll(full=True)
+
+    # actions on the selected run ---------------------------------------------------------------------
+    def _selected_run(self):
+        from engine.runs import Run
+
+        s = self.selected_summary()
+        if s is None:
+            self.notify("no run selected", title="Train", severity="warning")
+            return None
+        return Run(s["path"])
+
+    def action_stop(self) -> None:
+        run = self._selected_run()
+        if run is None:
+            return
+        st = run.status()
+        if st["state"] != "running":
+            self.notify(f"{run.id} is {st['state']}; nothing to stop", title="Train", severity="warning")
+            return
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self._act(lambda: _stop(run), f"stopping {run.id}: it saves last.pt and ends stopped")
+
+        self.app.push_screen(TrainConfirm(f"Stop {run.id}?", "SIGTERM: the run saves last.pt and ends `stopped`; r resumes it."), answer)
+
+    def action_resume(self) -> None:
+        run = self._selected_run()
+        if run is None:
+            return
+
+        def resume() -> None:
+            from engine.errors import ConfigError
+            from engine.runs import launch, read_json
+
+            if not run.last_path.exists():
+                raise ConfigError(f"{run.last_path}: no checkpoint to resume from; start a new run instead")
+            nproc = (read_json(run.config_path) or {}).get("nproc") or 1
+            launch(run, resume=True, nproc=max(1, int(nproc)))
+
+        self._act(resume, f"resuming {run.id}")
+
+    def action_folder(self) -> None:
+        run = self._selected_run()
+        if run is None:
+            return
+        path = str(run.path)
+        try:
+            self.app.copy_to_clipboard(path)
+        except Exception:
+            pass  # a terminal without OSC 52 still shows the path below
+        try:
+            entries = sorted(p.name + ("/" if p.is_dir() else "") for p in run.path.iterdir())
+        except OSError:
+            entries = ["(the folder is gone)"]
+        self.app.push_screen(RunFolderScreen(path, entries))
+
+    def action_delete(self) -> None:
+        run = self._selected_run()
+        if run is None:
+            return
+        st = run.status()
+        if st["state"] == "running":
+            self.notify(f"{run.id} is running: stop it (s) before deleting it", title="Train", severity="warning")
+            return
+        workspace = self.app.ctx.workspace
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self._act(lambda: _delete(workspace, run), f"deleted {run.id}")
+
+        self.app.push_screen(
+            TrainConfirm(f"Delete {run.id}?", f"Removes {run.path} with its checkpoints and predictions. This cannot be undone."),
+            answer,
+        )
+
+    def _act(self, fn, done_message: str) -> None:
+        self._action(fn, done_message)
+
+    @work(thread=True, exclusive=False, group="train-action", exit_on_error=False, name="train-action")
+    def _action(self, fn, done_message: str):
+        fn()
+
+        def done() -> None:
+            self.notify(done_message, title="Train")
+            self._start_poll(full=True)
+
+        return done
+
+    def action_pick(self) -> None:
+        if self.selected is None:
+            return
+        pick = self.query_one("#cmp-pick", SelectionList)
+        try:
+            pick.toggle(self.selected)
+        except Exception:
+            return
+
+    def action_smoothing(self, delta: int) -> None:
+        self.smoothing_i = max(0, min(len(SMOOTHING_STEPS) - 1, self.smoothing_i + delta))
+        if self.view is not None:
+            self.view.set_smoothing(SMOOTHING_STEPS[self.smoothing_i])
+            self._render_plot()
+            self._render_head()
+        if self.picked:
+            self._start_compare()
+
+    def action_show_tab(self, tab: str) -> None:
+        tabs = self.query_one(TabbedContent)
+        tabs.active = f"{tab}-pane"
+        if tab == "runs":
+            self.query_one("#runs", VirtualTable).focus()
+        elif tab == "new":
+            self.query_one("#f-stage", Select).focus()
+        else:
+            self.query_one("#cmp-pick", SelectionList).focus()
+            self._start_compare()
+
+    def on_screen_resume(self) -> None:
+        self._start_poll(full=True)
+
+
+def _select_value(select: Select) -> str | None:
+    return None if select.is_blank() else str(select.value)
+
+
+def _stop(run) -> None:
+    from engine.runs import stop_run
+
+    stop_run(run)
+
+
+def _delete(workspace, run) -> None:
+    from engine.errors import WorkspaceError
+
+    st = run.status()
+    if st["state"] == "running":
+        raise WorkspaceError(f"{run.path}: the run is running again; stop it before deleting it")
+    try:
+        shutil.rmtree(run.path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise WorkspaceError(f"{run.path}: could not delete ({exc.strerror or exc})") from None
+    try:
+        from tinydb import Query
+
+        with workspace.transaction():
+            workspace.table("runs").remove(Query().id == run.id)
+    except Exception:
+        pass  # the folder is the source of truth; the table is only an index
+

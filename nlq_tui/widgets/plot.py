@@ -1,0 +1,221 @@
+"""A line plot drawn with braille dots (2x4 per cell): loss curves, overlaid recall curves.
+
+Each series is bucketed into the plot's dot columns first (min..max of the points that land in
+a column, joined to the next column by a line), so drawing costs the same for 100 points or
+100,000; a live loss curve can be redrawn twice a second.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from rich.text import Text
+from textual.widget import Widget
+
+BRAILLE = 0x2800
+# bit of the dot at (x % 2, y % 4) inside one cell, y counted from the top
+DOT_BITS = ((0x01, 0x02, 0x04, 0x40), (0x08, 0x10, 0x20, 0x80))
+LABEL_W = 7
+
+
+@dataclass
+class Series:
+    name: str
+    xs: Sequence[float]
+    ys: Sequence[float]
+    style: str = ""
+    legend: bool = True
+
+
+@dataclass
+class Canvas:
+    """Braille dots on a grid of `cols` x `rows` cells; each cell keeps the style last drawn in it."""
+
+    cols: int
+    rows: int
+    bits: list[list[int]] = field(init=False)
+    owner: list[list[str]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.bits = [[0] * self.cols for _ in range(self.rows)]
+        self.owner = [[""] * self.cols for _ in range(self.rows)]
+
+    @property
+    def width(self) -> int:
+        return self.cols * 2
+
+    @property
+    def height(self) -> int:
+        return self.rows * 4
+
+    def dot(self, x: int, y: int, style: str) -> None:
+        if 0 <= x < self.width and 0 <= y < self.height:
+            r, c = y >> 2, x >> 1
+            self.bits[r][c] |= DOT_BITS[x & 1][y & 3]
+            self.owner[r][c] = style
+
+    def vline(self, x: int, y0: int, y1: int, style: str) -> None:
+        for y in range(min(y0, y1), max(y0, y1) + 1):
+            self.dot(x, y, style)
+
+    def line(self, x0: int, y0: int, x1: int, y1: int, style: str) -> None:
+        dx, dy = abs(x1 - x0), -abs(y1 - y0)
+        sx, sy = (1 if x0 < x1 else -1), (1 if y0 < y1 else -1)
+        err = dx + dy
+        while True:
+            self.dot(x0, y0, style)
+            if x0 == x1 and y0 == y1:
+                return
+            e2 = 2 * err
+            if e2 >= dy:
+                err += dy
+                x0 += sx
+            if e2 <= dx:
+                err += dx
+                y0 += sy
+
+    def text_rows(self, base_style: str = "") -> list[Text]:
+        out = []
+        for r in range(self.rows):
+            t = Text()
+            for c in range(self.cols):
+                b = self.bits[r][c]
+                t.append(chr(BRAILLE + b) if b else " ", self.owner[r][c] or base_style)
+            out.append(t)
+        return out
+
+
+def finite_points(xs: Sequence[float], ys: Sequence[float]) -> list[tuple[float, float]]:
+    return [(float(x), float(y)) for x, y in zip(xs, ys) if math.isfinite(x) and math.isfinite(y)]
+
+
+def data_range(series: Sequence[Series], y_min: float | None = None) -> tuple[float, float, float, float] | None:
+    """(x0, x1, y0, y1) over every finite point; a flat range is widened so it maps to the middle."""
+    pts = [p for s in series for p in finite_points(s.xs, s.ys)]
+    if not pts:
+        return None
+    x0, x1 = min(p[0] for p in pts), max(p[0] for p in pts)
+    y0, y1 = min(p[1] for p in pts), max(p[1] for p in pts)
+    if y_min is not None:
+        y0 = min(y0, y_min)
+    if x1 == x0:
+        x0, x1 = x0 - 0.5, x1 + 0.5
+    if y1 == y0:
+        pad = abs(y0) * 0.1 or 0.5
+        y0, y1 = y0 - pad, y1 + pad
+    return x0, x1, y0, y1
+
+
+def draw_series(canvas: Canvas, s: Series, rng: tuple[float, float, float, float]) -> None:
+    x0, x1, y0, y1 = rng
+    w, h = canvas.width, canvas.height
+    # one bucket per dot column: (first y, min y, max y, last y) in dot rows
+    buckets: dict[int, list[int]] = {}
+    for x, y in finite_points(s.xs, s.ys):
+        px = min(w - 1, max(0, int((x - x0) / (x1 - x0) * (w - 1) + 0.5)))
+        py = min(h - 1, max(0, int((y1 - y) / (y1 - y0) * (h - 1) + 0.5)))
+        b = buckets.get(px)
+        if b is None:
+            buckets[px] = [py, py, py, py]
+        else:
+            b[1], b[2], b[3] = min(b[1], py), max(b[2], py), py
+    prev: tuple[int, int] | None = None
+    for px in sorted(buckets):
+        first, lo, hi, last = buckets[px]
+        if prev is not None:
+            canvas.line(prev[0], prev[1], px, first, s.style)
+        canvas.vline(px, lo, hi, s.style)
+        canvas.dot(px, first, s.style)
+        prev = (px, last)
+
+
+def fmt_tick(v: float) -> str:
+    a = abs(v)
+    if a >= 10000:
+        return f"{v / 1000:.0f}k"
+    if a >= 1000:
+        return f"{v / 1000:.1f}k"
+    if a >= 100:
+        return f"{v:.0f}"
+    if a >= 10:
+        return f"{v:.1f}"
+    if a >= 0.01 or a == 0:
+        return f"{v:.2f}"
+    return f"{v:.0e}"
+
+
+def render_plot(series: Sequence[Series], width: int, height: int, *, y_min: float | None = None,
+                empty: str = "no data yet", x_label: str = "") -> Text:
+    """The plot as Text of `height` lines: y ticks on the left, x range and legend below."""
+    width, height = max(width, 1), max(height, 1)
+    rng = data_range(series, y_min)
+    plot_cols = width - LABEL_W - 1
+    plot_rows = height - 1
+    if rng is None or plot_cols < 4 or plot_rows < 1:
+        return Text(empty, style="dim")
+    canvas = Canvas(plot_cols, plot_rows)
+    for s in series:
+        draw_series(canvas, s, rng)
+    x0, x1, y0, y1 = rng
+    rows = canvas.text_rows()
+    out = Text()
+    for r, row in enumerate(rows):
+        if r == 0:
+            label = fmt_tick(y1)
+        elif r == plot_rows - 1:
+            label = fmt_tick(y0)
+        elif plot_rows >= 5 and r == (plot_rows - 1) // 2:
+            label = fmt_tick((y0 + y1) / 2)
+        else:
+            label = ""
+        out.append(label.rjust(LABEL_W)[:LABEL_W] + "┤" if label else " " * LABEL_W + "│", style="dim")
+        out.append_text(row)
+        out.append("\n")
+    left, right = fmt_tick(x0), fmt_tick(x1) + (f" {x_label}" if x_label else "")
+    legend = Text()
+    for s in series:
+        if s.legend and s.name:
+            if legend.plain:
+                legend.append("  ")
+            legend.append("━ ", style=s.style)
+            legend.append(s.name, style="dim")
+    bottom = Text(" " * LABEL_W + "└" + left, style="dim")
+    gap = plot_cols - len(left) - len(right)
+    if legend.plain and gap >= len(legend.plain) + 2:
+        pad = gap - len(legend.plain)
+        bottom.append(" " * (pad // 2))
+        bottom.append_text(legend)
+        bottom.append(" " * (pad - pad // 2))
+    else:
+        bottom.append(" " * max(gap, 1))
+    bottom.append(right, style="dim")
+    out.append_text(bottom)
+    return out
+
+
+class LinePlot(Widget):
+    """Series drawn as braille lines over a shared x (steps) and y range."""
+
+    DEFAULT_CSS = """
+    LinePlot { height: 8; }
+    """
+
+    def __init__(self, *, empty: str = "no data yet", y_min: float | None = None, x_label: str = "",
+                 name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self.series: list[Series] = []
+        self.empty = empty
+        self.y_min = y_min
+        self.x_label = x_label
+
+    def set_series(self, series: Sequence[Series], *, empty: str | None = None) -> None:
+        self.series = list(series)
+        if empty is not None:
+            self.empty = empty
+        self.refresh()
+
+    def render(self) -> Text:
+        region = self.content_region
+        return render_plot(self.series, region.width, region.height, y_min=self.y_min, empty=self.empty, x_label=self.x_label)

@@ -1,0 +1,330 @@
+"""The Train screen: launch a real detached run from the form, watch it, stop it; damaged run
+folders never break the screen; compare; the plot and the smoothing behind the panels."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+
+import pytest
+from textual.widgets import Input, Log, Select, SelectionList
+
+from engine.runs import Run, create_run, wait_for_state
+from engine.workspace import Workspace, atomic_write_json
+from nlq_tui.widgets import VirtualTable
+from nlq_tui.widgets.plot import LinePlot, Series, render_plot
+from nlq_tui.widgets.train_view import RunView, compare_rows, ema
+from training_fixtures import THREADS_ENV, make_glove, make_sample
+from tui_helpers import make_app, static_text
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    base = tmp_path_factory.mktemp("train-tui")
+    root = make_sample(base / "root")
+    return root, make_glove(root, base / "glove.txt")
+
+
+async def wait_until(pilot, pred, timeout: float = 60.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = pred()
+        if value:
+            return value
+        await pilot.pause(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def table_rows(table: VirtualTable) -> list[tuple[str, ...]]:
+    return [tuple(table.row_cells(i)) for i in range(table.n_rows)]
+
+
+async def open_train(pilot):
+    await pilot.press("5")
+    screen = pilot.app.screen
+    await wait_until(pilot, lambda: screen.polls > 0, 20, "the first poll")
+    return screen
+
+
+# ------------------------------------------------------------------------------------------------
+# a real run, launched from the screen
+
+
+async def test_a_run_launched_from_the_form_shows_live_metrics_and_stops_on_confirmation(tiny, tmp_path, monkeypatch):
+    root, glove = tiny
+    for k, v in THREADS_ENV.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    app = make_app(root, tmp_path / "ws", load=False)
+    async with app.run_test(size=(120, 35)) as pilot:
+        screen = await open_train(pilot)
+        await pilot.press("n")
+        await pilot.pause()
+        for field, value in (("#f-epochs", "500"), ("#f-batch", "8"), ("#f-dim", "16"), ("#f-text-path", str(glove))):
+            screen.query_one(field, Input).value = value
+        screen.query_one("#f-text", Select).value = "glove"
+        screen.query_one("#f-device", Select).value = "cpu"
+        await pilot.press("f5")
+        run_id = await wait_until(pilot, lambda: screen.selected, 30, "the new run to be selected")
+        run = Run(tmp_path / "ws" / "runs" / run_id)
+        cfg = run.config()
+        # what `nlq-tui train --detach --stage baseline ...` writes
+        assert cfg["stage"] == "baseline" and cfg["nproc"] == 1
+        assert cfg["train"]["epochs"] == 500 and cfg["train"]["batch_size"] == 8 and cfg["train"]["model"]["dim"] == 16
+        assert cfg["train"]["text_encoder"] == "glove" and cfg["train"]["features"] == "egovlp_fp16"
+        try:
+            await wait_until(pilot, lambda: screen.view and screen.view.losses, 120, "loss rows on the screen")
+            await wait_until(pilot, lambda: screen.view.evals, 120, "an evaluation row on the screen")
+            view = screen.view
+            assert view.steps == [r["step"] for r in run.metrics() if "loss" in r][: len(view.steps)]
+            plot = screen.query_one("#loss-plot", LinePlot)
+            assert [s.name for s in plot.series] == ["raw", "smoothed 0.80"] and len(plot.series[0].xs) == len(view.losses)
+            evals = static_text(screen.query_one("#evals"))
+            assert "R1@.3" in evals and "★" in evals
+            head = static_text(screen.query_one("#run-head"))
+            assert "running" in head and "step/s" in head and "ETA" in head and "no GPU" in head
+            rows = table_rows(screen.query_one("#runs", VirtualTable))
+            assert rows[0][1:3] == ("baseline", "running")
+            await wait_until(pilot, lambda: screen.query_one("#run-log", Log).line_count > 0, 10, "the log tail")
+            # stop: a confirmation first; "n" keeps the run going
+            screen.query_one("#runs", VirtualTable).focus()
+            await pilot.press("s")
+            await pilot.pause()
+            await pilot.press("n")
+            await pilot.pause(0.3)
+            assert run.status()["state"] == "running"
+            await pilot.press("s")
+            await pilot.pause()
+            await pilot.press("y")
+            await wait_until(pilot, lambda: screen.view.status.get("state") == "stopped", 60, "the run to show stopped")
+            assert run.last_path.exists()
+            await wait_until(pilot, lambda: table_rows(screen.query_one("#runs", VirtualTable))[0][2] == "stopped", 5, "the list")
+        finally:
+            if run.status()["state"] == "running" and (run.raw_status() or {}).get("pid"):
+                import os
+                import signal
+
+                os.kill(run.raw_status()["pid"], signal.SIGKILL)
+            wait_for_state(run, timeout=10)
+
+
+async def test_a_bad_form_value_names_the_field_and_starts_nothing(tiny, tmp_path):
+    root, _glove = tiny
+    app = make_app(root, tmp_path / "ws", load=False)
+    async with app.run_test(size=(120, 35)) as pilot:
+        screen = await open_train(pilot)
+        await pilot.press("n")
+        screen.query_one("#f-lr", Input).value = "fast"
+        await pilot.press("f5")
+        await pilot.pause(0.3)
+        assert "lr: 'fast' is not a number" in static_text(screen.query_one("#launch-msg"))
+        screen.query_one("#f-lr", Input).value = ""
+        screen.query_one("#f-stage", Select).value = "finetune"
+        await pilot.press("f5")
+        await pilot.pause(0.3)
+        assert "from run: choose the pretrain run" in static_text(screen.query_one("#launch-msg"))
+        screen.query_one("#f-stage", Select).value = "pretrain"
+        await pilot.press("f5")
+        await wait_until(pilot, lambda: "export" in static_text(screen.query_one("#launch-msg")), 10, "the refusal")
+        assert not any((tmp_path / "ws" / "runs").iterdir())
+
+
+# ------------------------------------------------------------------------------------------------
+# damaged run folders
+
+
+def fake_run(ws: Workspace, stage: str, rows: list[dict], status: dict | None, tail: bytes = b"") -> Run:
+    run = create_run(ws, {"stage": stage, "train": {"batch_size": 8}})
+    run.metrics_path.write_bytes(b"".join(json.dumps(r).encode() + b"\n" for r in rows) + tail)
+    if status is not None:
+        atomic_write_json(run.status_path, status)
+    return run
+
+
+def train_rows(n: int, start: float = 3.0) -> list[dict]:
+    return [{"step": 10 * i, "epoch": i / 10, "loss": start / (1 + i), "lr": 1e-4, "samples_per_s": 80.0} for i in range(1, n + 1)]
+
+
+def eval_row(step: int, r1: float) -> dict:
+    return {"split": "val", "step": step, "epoch": 1, "R1@0.3": r1, "R1@0.5": r1 / 2, "R5@0.3": r1 * 2, "R5@0.5": r1, "mIoU": r1 / 3}
+
+
+async def test_torn_line_garbage_status_and_a_deleted_folder_never_break_the_screen(tiny, tmp_path):
+    root, _glove = tiny
+    ws = Workspace(tmp_path / "ws")
+    run = fake_run(ws, "baseline", train_rows(5) + [eval_row(50, 12.5)], None, tail=b'{"step": 60, "epoch": 0.6, "lo')
+    run.status_path.write_text("{not json")
+    app = make_app(root, tmp_path / "ws", load=False)
+    async with app.run_test(size=(120, 35)) as pilot:
+        screen = await open_train(pilot)
+        await wait_until(pilot, lambda: screen.view and len(screen.view.losses) == 5, 10, "the complete rows")
+        head = static_text(screen.query_one("#run-head"))
+        assert "failed" in head and "status.json is missing or unreadable" in head
+        assert table_rows(screen.query_one("#runs", VirtualTable))[0][2] == "failed"
+        assert "12.50" in static_text(screen.query_one("#evals"))
+        # the writer finishes the torn line: the row arrives whole, once
+        with open(run.metrics_path, "ab") as f:
+            f.write(b'ss": 0.25, "lr": 1e-4}\n')
+        await wait_until(pilot, lambda: len(screen.view.losses) == 6, 5, "the completed row")
+        assert screen.view.losses[-1] == 0.25 and screen.view.steps[-1] == 60
+        # the folder goes away underneath the screen
+        shutil.rmtree(run.path)
+        await wait_until(pilot, lambda: screen.query_one("#runs", VirtualTable).n_rows == 0, 5, "the list to drop the run")
+        assert screen.selected is None
+        assert "No run selected" in static_text(screen.query_one("#run-head"))
+        # a run folder that is nothing but an empty directory is listed, as failed
+        (ws.runs_dir / "20261128-000000-baseline-dead").mkdir()
+        await wait_until(pilot, lambda: screen.query_one("#runs", VirtualTable).n_rows == 1, 5, "the empty folder")
+        assert table_rows(screen.query_one("#runs", VirtualTable))[0][1:3] == ("?", "failed")
+        assert "no loss rows yet" in str(screen.query_one("#loss-plot", LinePlot).render())
+
+
+async def test_a_metrics_file_replaced_by_a_shorter_one_starts_the_curve_again(tiny, tmp_path):
+    root, _glove = tiny
+    ws = Workspace(tmp_path / "ws")
+    run = fake_run(ws, "baseline", train_rows(8), {"state": "stopped", "pid": None, "heartbeat": time.time()})
+    app = make_app(root, tmp_path / "ws", load=False)
+    async with app.run_test(size=(120, 35)) as pilot:
+        screen = await open_train(pilot)
+        await wait_until(pilot, lambda: screen.view and len(screen.view.losses) == 8, 10, "eight rows")
+        # a resume truncates metrics.jsonl to the checkpoint's step (atomic replace)
+        from engine.workspace import atomic_write_bytes
+
+        atomic_write_bytes(run.metrics_path, b"".join(json.dumps(r).encode() + b"\n" for r in train_rows(3)))
+        await wait_until(pilot, lambda: len(screen.view.losses) == 3, 5, "the curve to restart")
+
+
+# ------------------------------------------------------------------------------------------------
+# actions, compare, small terminals
+
+
+async def test_delete_asks_first_and_removes_a_finished_run(tiny, tmp_path):
+    root, _glove = tiny
+    ws = Workspace(tmp_path / "ws")
+    run = fake_run(ws, "baseline", train_rows(3), {"state": "done", "pid": None, "heartbeat": time.time()})
+    app = make_app(root, tmp_path / "ws", load=False)
+    async with app.run_test(size=(120, 35)) as pilot:
+        screen = await open_train(pilot)
+        await wait_until(pilot, lambda: screen.selected == run.id, 5, "the run")
+        await pilot.press("x")
+        await pilot.pause()
+        await pilot.press("escape")
+        await pilot.pause(0.3)
+        assert run.path.exists()
+        await pilot.press("x")
+        await pilot.pause()
+        await pilot.press("y")
+        await wait_until(pilot, lambda: not run.path.exists(), 5, "the folder to go")
+        await wait_until(pilot, lambda: screen.query_one("#runs", VirtualTable).n_rows == 0, 5, "the list")
+        assert ws.table("runs").all() == []
+
+
+async def test_folder_action_copies_the_path_and_shows_it(tiny, tmp_path):
+    root, _glove = tiny
+    ws = Workspace(tmp_path / "ws")
+    run = fake_run(ws, "baseline", train_rows(2), {"state": "done", "pid": None, "heartbeat": time.time()})
+    app = make_app(root, tmp_path / "ws", load=False)
+    async with app.run_test(size=(120, 35)) as pilot:
+        screen = await open_train(pilot)
+        await wait_until(pilot, lambda: screen.selected == run.id, 5, "the run")
+        await pilot.press("o")
+        await pilot.pause()
+        assert app.clipboard == str(run.path)
+        assert str(run.path) in static_text(app.screen.query_one("#train-folder-path"))
+        await pilot.press("escape")
+
+
+async def test_compare_overlays_picked_runs_and_shows_the_difference_to_the_baseline(tiny, tmp_path):
+    root, _glove = tiny
+    ws = Workspace(tmp_path / "ws")
+    done = {"state": "done", "pid": None, "heartbeat": time.time()}
+    base = fake_run(ws, "baseline", train_rows(6) + [eval_row(30, 10.0), eval_row(60, 12.0)], done)
+    time.sleep(1.1)  # run ids sort by creation second
+    ft = fake_run(ws, "finetune", train_rows(6, start=2.0) + [eval_row(30, 14.5), eval_row(60, 13.0)], done)
+    app = make_app(root, tmp_path / "ws", load=False)
+    async with app.run_test(size=(120, 35)) as pilot:
+        screen = await open_train(pilot)
+        await wait_until(pilot, lambda: screen.query_one("#runs", VirtualTable).n_rows == 2, 5, "two runs")
+        await pilot.press("p")  # the newest (finetune) run is selected first
+        await pilot.press("down")
+        await pilot.pause()
+        await pilot.press("p")
+        await pilot.pause()
+        assert set(screen.picked) == {base.id, ft.id}
+        assert [r[-1] for r in table_rows(screen.query_one("#runs", VirtualTable))] == ["✓", "✓"]
+        await pilot.press("c")
+        await wait_until(pilot, lambda: len(screen.query_one("#cmp-r1", LinePlot).series) == 2, 10, "the overlay")
+        table = static_text(screen.query_one("#cmp-table"))
+        assert "baseline (ref)" in table
+        assert "14.50 +2.50" in table  # the finetune's best R1@0.3 against the baseline's 12.00
+        pick = screen.query_one("#cmp-pick", SelectionList)
+        assert set(pick.selected) == {base.id, ft.id}
+
+
+async def test_the_screen_fits_an_80x24_terminal(tiny, tmp_path):
+    root, _glove = tiny
+    ws = Workspace(tmp_path / "ws")
+    fake_run(ws, "baseline", train_rows(20) + [eval_row(100, 11.0)], {"state": "done", "pid": None, "heartbeat": time.time()})
+    app = make_app(root, tmp_path / "ws", load=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_train(pilot)
+        await wait_until(pilot, lambda: screen.view and screen.view.losses, 5, "rows")
+        await pilot.pause(0.2)
+        for selector in ("#runs", "#run-head", "#loss-plot", "#evals-box", "#run-log"):
+            region = screen.query_one(selector).region
+            assert region.height >= 1 and region.width >= 20, selector
+            assert region.bottom <= 23, selector  # above the footer
+        assert screen.query_one("#loss-plot").region.height >= 4
+
+
+# ------------------------------------------------------------------------------------------------
+# the pieces behind the panels
+
+
+def test_smoothing_is_a_debiased_ema_that_continues_across_batches_of_rows():
+    values = [4.0, 2.0, 3.0, 1.0, 5.0]
+    whole, _ = ema(values, 0.8)
+    part1, state = ema(values[:2], 0.8)
+    part2, _ = ema(values[2:], 0.8, state)
+    assert part1 + part2 == pytest.approx(whole)
+    assert whole[0] == pytest.approx(4.0)  # debiased: the first value is itself
+    assert ema(values, 0.0)[0] == values
+
+
+def test_run_view_keeps_train_and_val_rows_apart_and_derives_eta():
+    view = RunView("r", smoothing=0.6)
+    view.add_rows(train_rows(3) + [eval_row(30, 9.0), {"split": "test", "step": 30}])
+    assert view.steps == [10, 20, 30] and len(view.evals) == 1
+    view.status = {"total_steps": 130, "step": 30}
+    assert view.steps_per_s(8) == pytest.approx(10.0)  # 80 samples/s at batch 8
+    assert view.eta_s(8) == pytest.approx(10.0)  # 100 steps left
+    view.set_smoothing(0.0)
+    assert view.smoothed == view.losses
+
+
+def test_compare_rows_diff_against_the_first_baseline():
+    picked = [
+        {"id": "a", "stage": "pretrain", "rows": [eval_row(1, 5.0)]},
+        {"id": "b", "stage": "baseline", "rows": [eval_row(1, 8.0), eval_row(2, 10.0)]},
+        {"id": "c", "stage": "finetune", "rows": []},
+    ]
+    out = {p["id"]: (best, diff) for p, best, diff in compare_rows(picked)}
+    assert out["b"][1] is None and out["b"][0]["R1@0.3"] == 10.0
+    assert out["a"][1]["R1@0.3"] == pytest.approx(-5.0)
+    assert out["c"] == (None, None)
+
+
+def test_plot_draws_braille_within_its_size_and_skips_nan():
+    xs = list(range(1000))
+    ys = [math.sin(x / 50) if x % 97 else float("nan") for x in xs]
+    text = render_plot([Series("sin", xs, ys, style="cyan")], 60, 10)
+    lines = text.plain.split("\n")
+    assert len(lines) == 10 and all(len(line) <= 60 for line in lines)
+    assert any("\u2800" < ch <= "\u28ff" for ch in text.plain)
+    assert "sin" in lines[-1] and lines[-1].rstrip().endswith("999")
+    # a flat series and a single point still draw
+    assert "⠀" not in render_plot([Series("flat", [1, 2], [3.0, 3.0])], 40, 5).plain
+    assert render_plot([Series("one", [5], [1.0])], 40, 5).plain.count("\n") == 4
+    assert render_plot([], 40, 5).plain == "no data yet"
