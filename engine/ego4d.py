@@ -558,6 +558,9 @@ def _video_pass(
     return t, tb, tl, ub, ul
 
 
+_UNSURE = re.compile(rb"#[uU][nN][sS][uU][rR][eE]")
+
+
 def text_flags(blob: bytes, offsets: np.ndarray) -> np.ndarray:
     """FLAG_* bits of every string of a TextColumn, vectorised; equal to `flags_of` per string."""
     n = len(offsets) - 1
@@ -577,10 +580,11 @@ def text_flags(blob: bytes, offsets: np.ndarray) -> np.ndarray:
     space2 = b2 == ord(" ")
     flags[hash0 & ((b1 == ord("O")) | ((b1 == ord("o")) & space2))] |= FLAG_OTHER
     flags[hash0 & ((b1 == ord("C")) | ((b1 == ord("c")) & space2))] |= FLAG_CAMERA_WEARER
-    for m in re.finditer(rb"#[uU][nN][sS][uU][rR][eE]", blob):
-        i = int(np.searchsorted(offsets, m.start(), side="right")) - 1
-        if m.end() <= offsets[i + 1]:
-            flags[i] |= FLAG_UNSURE
+    hits = np.array([m.start() for m in _UNSURE.finditer(blob)], dtype=np.int64)
+    if len(hits):
+        rows = np.searchsorted(offsets, hits, side="right") - 1
+        inside = hits + len("#unsure") <= offsets[rows + 1]  # not across two strings
+        flags[rows[inside]] |= FLAG_UNSURE
     # Leading whitespace (or a non-ASCII first byte, which may be Unicode whitespace): exact rule.
     slow = np.flatnonzero((lens > 0) & ((b0 <= 32) | (b0 >= 128)))
     for i in slow.tolist():
