@@ -38,7 +38,7 @@ import math
 import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Iterator, NamedTuple
 
 import numpy as np
 
@@ -173,10 +173,11 @@ def load_split(
                     if not isinstance(q, dict) or not isinstance(q.get("query"), str) or not q["query"].strip(" ?"):
                         skipped["no_query"] += 1
                         continue
-                    entry["queries"].append((ann_uid, qi, normalise_query(q["query"]),
-                                             _num(q.get("clip_start_sec")), _num(q.get("clip_end_sec")),
-                                             "clip_start_sec" in q and "clip_end_sec" in q
-                                             and q["clip_start_sec"] is not None and q["clip_end_sec"] is not None))
+                    # times present but not numbers are a bad window, not missing times
+                    has_times = q.get("clip_start_sec") is not None and q.get("clip_end_sec") is not None
+                    entry["queries"].append(_Query(ann_uid, qi, normalise_query(q["query"]),
+                                                   _num(q.get("clip_start_sec")), _num(q.get("clip_end_sec")),
+                                                   has_times))
 
     # Pass 2: features per clip, labels per query.
     rows: list[np.ndarray] = []
@@ -191,13 +192,7 @@ def load_split(
         path = feature_dir / f"{video_uid}.pt"
         if not video_uid or not path.is_file():
             for u in pending:
-                n_q = len(clips[u]["queries"])
-                if require_times:
-                    # a query without times is unusable whatever its features
-                    n_nt = sum(1 for q in clips[u]["queries"] if not q[5])
-                    skipped["no_times"] += n_nt
-                    n_q -= n_nt
-                skipped["no_features"] += n_q
+                _skip_queries(clips[u]["queries"], "no_features", skipped, require_times)
             continue
         feats = _load(path, video_dim)
         video_dim = int(feats.shape[1])
@@ -264,9 +259,19 @@ def load_split(
     )
 
 
-def _skip_queries(queries: list, reason: str, skipped: dict, require_times: bool) -> None:
+class _Query(NamedTuple):
+    annotation_uid: str
+    query_idx: int
+    text: str
+    clip_start: float | None
+    clip_end: float | None
+    has_times: bool
+
+
+def _skip_queries(queries: list[_Query], reason: str, skipped: dict, require_times: bool) -> None:
+    # a query without times is unusable whatever else is wrong with it: count it as that
     for q in queries:
-        skipped["no_times" if require_times and not q[5] else reason] += 1
+        skipped["no_times" if require_times and not q.has_times else reason] += 1
 
 
 def _num(value) -> float | None:
