@@ -154,3 +154,28 @@ def test_startup_and_the_lab_import_no_torch_transformers_or_openai(tree, tmp_pa
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result == {"loaded": True, "heavy": []}
+
+
+async def test_keys_can_be_remapped_from_the_workspace(tree, tmp_path):
+    from nlq_tui.screens.lab import LabScreen
+
+    Workspace(tmp_path / "ws").set("keymap", {"app.screen.lab": "l"})
+    app = make_app(tree, tmp_path / "ws")
+    async with app.run_test(size=(120, 35)) as pilot:
+        await settle(pilot)
+        await pilot.press("l")
+        await settle(pilot)
+        assert isinstance(app.screen, LabScreen)
+
+
+def test_a_data_flag_naming_no_folder_is_an_error_before_the_app_opens(tmp_path):
+    import argparse
+
+    import pytest
+
+    from engine.errors import UserError
+    from nlq_tui.app import run
+
+    args = argparse.Namespace(data=str(tmp_path / "nowhere"), workspace=str(tmp_path / "ws"), screen=None, reviewer=None)
+    with pytest.raises(UserError, match="no such folder"):
+        run(args)

@@ -50,7 +50,7 @@ class NavBar(Widget):
         status = ""
         if ctx is not None:
             if ctx.index is not None and ctx.data_root is not None:
-                status = f"{escape(ctx.data_root.name)} · {escape(ctx.features)} · {ctx.index.n_videos} videos"
+                status = f"{escape(ctx.data_root.name)} · {escape(ctx.features)} · {ctx.index.n_videos:,} videos"
             elif ctx.data_root is not None:
                 status = f"{escape(ctx.data_root.name)} · not loaded"
             else:
