@@ -760,7 +760,9 @@ class CandidateStore:
         with self._mutex:
             self._append(entry)
             self.session_decisions.append(entry["t"])
-            return self._apply(entry)  # type: ignore[return-value]
+            step = self._apply(entry)
+            self._maybe_compact()
+            return step  # type: ignore[return-value]
 
     def bulk(self, ids: Iterable[str], action: str, *, reason: str | None = None, rule: str | None = None) -> Step | None:
         """One journal entry that sets the status of many candidates; one undo reverts it."""
@@ -776,7 +778,9 @@ class CandidateStore:
                  "reviewer": self.reviewer, "t": time.time(), "rule": rule}
         with self._mutex:
             self._append(entry)
-            return self._apply(entry)  # type: ignore[return-value]
+            step = self._apply(entry)
+            self._maybe_compact()
+            return step  # type: ignore[return-value]
 
     def remember_position(self, cid: str) -> None:
         """Note where the reviewer left off, so the next open reads that part of the store first."""
@@ -798,7 +802,16 @@ class CandidateStore:
         entry = {"seq": self._seq + 1, "op": "undo", "target": target.seq, "reviewer": self.reviewer, "t": time.time()}
         with self._mutex:
             self._append(entry)
-            return self._apply(entry)
+            step = self._apply(entry)
+            self._maybe_compact()
+            return step
+
+    def _maybe_compact(self) -> None:
+        # Keeps what a kill leaves to replay bounded in a long session. It rewrites the
+        # snapshot (a fraction of a second at 100k decisions) once per COMPACT_EVERY entries,
+        # after the decision that triggered it is already durable.
+        if self._journal_entries >= COMPACT_EVERY:
+            self.compact()
 
     @staticmethod
     def _check_action(action: str, reason: str | None, text: str | None) -> None:

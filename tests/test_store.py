@@ -303,3 +303,16 @@ def test_the_next_open_reads_first_where_the_reviewer_left_off(ws):
     assert again.rows[0].id == ids[60]
     step = again.undo()  # the position note is not a step to undo: the bulk is
     assert step.op == "bulk" and again.status(ids[0]) == "pending"
+
+
+def test_a_long_session_folds_its_journal_as_it_goes(ws, monkeypatch):
+    monkeypatch.setattr(store_mod, "COMPACT_EVERY", 8)
+    s = CandidateStore(ws)
+    ids = populate(s, 40)
+    for cid in ids[:20]:
+        s.decide(cid, "accept")
+    assert len((ws.candidates_dir / "decisions.jsonl").read_text().splitlines()) == 20 - 16
+    s.undo()
+    again = CandidateStore(ws).load()  # a reader meanwhile sees all of it
+    assert again.counts()["accepted"] == 19
+    s.close()
