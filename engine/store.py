@@ -48,7 +48,7 @@ JOURNAL = "decisions.jsonl"
 SNAPSHOT = "decisions.snapshot.json"
 SHARD_PREFIX = "groups-"
 SHARD_LIMIT = 256 * 1024 * 1024  # roll over to a new shard past this many bytes
-COMPACT_EVERY = 10_000  # journal entries before the next open folds them into the snapshot
+COMPACT_EVERY = 10_000  # journal entries before they are folded into the snapshot (in session or on open)
 COMPACT_ON_CLOSE = 1_000  # a clean close folds even this many, so the next open replays little
 UNDO_KEEP = 1000  # undoable steps kept across a compaction
 
