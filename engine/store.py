@@ -24,7 +24,8 @@ second review session gets a WorkspaceError naming the holder instead of interle
 
 Decisions are replayed on open: `decide` and `bulk` entries set the status of their ids, an
 `undo` entry reverts the newest entry not yet undone (so undo has many levels and one undo
-reverts a whole bulk step). Every so often the journal is folded into the snapshot (states
+reverts a whole bulk step). Decisions and `cursor` entries also note where in the shards the
+reviewer was, so the next open reads that part first. Every so often the journal is folded into the snapshot (states
 plus the last `UNDO_KEEP` undoable steps) and restarted; seq numbers make that idempotent if
 a kill lands between the two steps.
 """
