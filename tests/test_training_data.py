@@ -205,6 +205,15 @@ def test_batches_are_padded_masked_and_labelled_as_the_reference(tree):
     assert last.video.shape == (1, 32, 4) and len(last) == 1
 
 
+def test_loader_moves_its_tables_once_and_batches_follow(tree):
+    path, feats = tree
+    split = load_split(path, feats, max_pos_len=32)
+    loader = Loader(split, fake_text(split), batch_size=3).to("cpu")
+    b = next(loader.batches(0))
+    assert all(t.device.type == "cpu" for t in (b.video, b.query, b.start, b.highlight, b.duration))
+    assert b.to("cpu").query_text == b.query_text and len(b) == 3
+
+
 def test_shuffle_is_a_function_of_seed_and_epoch_so_resume_is_exact(tree):
     path, feats = tree
     split = load_split(path, feats, max_pos_len=32)
@@ -240,6 +249,9 @@ def test_naq_jitter_redraws_labels_per_epoch_deterministically(tmp_path):
     assert next(plain.batches(0)).start.tolist() == split.start.tolist()
     b = next(loader.batches(0))
     assert (b.start <= b.end).all() and (b.end < b.video_len).all()
+    # NaQ widens (and shifts) windows: on average the jittered answers are longer
+    widths = [float((x.end - x.start).float().mean()) for x in (next(loader.batches(e)) for e in range(6))]
+    assert sum(widths) / len(widths) > float(np.mean(split.end - split.start))
 
 
 def test_evaluating_a_loader_gives_challenge_results_the_official_evaluator_scores_alike(tree):
