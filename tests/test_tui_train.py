@@ -42,7 +42,6 @@ def table_rows(table: VirtualTable) -> list[tuple[str, ...]]:
 
 
 async def open_train(pilot):
-    await pilot.press("5")
     screen = pilot.app.screen
     await wait_until(pilot, lambda: screen.polls > 0, 20, "the first poll")
     return screen
@@ -52,12 +51,12 @@ async def open_train(pilot):
 # a real run, launched from the screen
 
 
-async def test_a_run_launched_from_the_form_shows_live_metrics_and_stops_on_confirmation(tiny, tmp_path, monkeypatch):
+async def test_a_run_launched_from_the_form_is_live_survives_a_reopen_stops_and_resumes(tiny, tmp_path, monkeypatch):
     root, glove = tiny
     for k, v in THREADS_ENV.items():
         monkeypatch.setenv(k, v)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    app = make_app(root, tmp_path / "ws", load=False)
+    app = make_app(root, tmp_path / "ws", screen="train", load=False)
     async with app.run_test(size=(120, 35)) as pilot:
         screen = await open_train(pilot)
         await pilot.press("n")
@@ -76,17 +75,27 @@ async def test_a_run_launched_from_the_form_shows_live_metrics_and_stops_on_conf
         assert cfg["train"]["text_encoder"] == "glove" and cfg["train"]["features"] == "egovlp_fp16"
         try:
             await wait_until(pilot, lambda: screen.view and screen.view.losses, 120, "loss rows on the screen")
-            await wait_until(pilot, lambda: screen.view.evals, 120, "an evaluation row on the screen")
             view = screen.view
             assert view.steps == [r["step"] for r in run.metrics() if "loss" in r][: len(view.steps)]
             plot = screen.query_one("#loss-plot", LinePlot)
             assert [s.name for s in plot.series] == ["raw", "smoothed 0.80"] and len(plot.series[0].xs) == len(view.losses)
-            evals = static_text(screen.query_one("#evals"))
-            assert "R1@.3" in evals and "★" in evals
             head = static_text(screen.query_one("#run-head"))
             assert "running" in head and "step/s" in head and "ETA" in head and "no GPU" in head
             rows = table_rows(screen.query_one("#runs", VirtualTable))
             assert rows[0][1:3] == ("baseline", "running")
+        except BaseException:
+            _kill(run)
+            raise
+    # the TUI is gone; the run is not. Opening it again shows the run live.
+    assert run.status()["state"] == "running"
+    app = make_app(root, tmp_path / "ws", screen="train", load=False)
+    try:
+        async with app.run_test(size=(120, 35)) as pilot:
+            screen = await open_train(pilot)
+            assert screen.selected == run.id
+            await wait_until(pilot, lambda: screen.view.evals, 120, "an evaluation row on the screen")
+            evals = static_text(screen.query_one("#evals"))
+            assert "R1@.3" in evals and "★" in evals
             await wait_until(pilot, lambda: screen.query_one("#run-log", Log).line_count > 0, 10, "the log tail")
             # stop: a confirmation first; "n" keeps the run going
             screen.query_one("#runs", VirtualTable).focus()
@@ -101,18 +110,33 @@ async def test_a_run_launched_from_the_form_shows_live_metrics_and_stops_on_conf
             await wait_until(pilot, lambda: screen.view.status.get("state") == "stopped", 60, "the run to show stopped")
             assert run.last_path.exists()
             await wait_until(pilot, lambda: table_rows(screen.query_one("#runs", VirtualTable))[0][2] == "stopped", 5, "the list")
-        finally:
-            if run.status()["state"] == "running" and (run.raw_status() or {}).get("pid"):
-                import os
-                import signal
+            stopped_rows = len(screen.view.losses)
+            # resume: the same run goes on from last.pt
+            await pilot.press("r")
+            await wait_until(pilot, lambda: (run.raw_status() or {}).get("resume") and run.raw_status().get("pid"), 60, "the resumed process")
+            assert screen.query_one("#runs", VirtualTable).n_rows == 1
+            await wait_until(pilot, lambda: screen.view.status.get("state") == "running", 5, "running again")
+            assert len(screen.view.losses) >= stopped_rows
+    finally:
+        _kill(run)
 
-                os.kill(run.raw_status()["pid"], signal.SIGKILL)
-            wait_for_state(run, timeout=10)
+
+def _kill(run: Run) -> None:
+    import os
+    import signal
+
+    raw = run.raw_status() or {}
+    if run.status()["state"] == "running" and raw.get("pid"):
+        try:
+            os.killpg(raw.get("pgid") or raw["pid"], signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    wait_for_state(run, timeout=30)
 
 
 async def test_a_bad_form_value_names_the_field_and_starts_nothing(tiny, tmp_path):
     root, _glove = tiny
-    app = make_app(root, tmp_path / "ws", load=False)
+    app = make_app(root, tmp_path / "ws", screen="train", load=False)
     async with app.run_test(size=(120, 35)) as pilot:
         screen = await open_train(pilot)
         await pilot.press("n")
@@ -135,8 +159,8 @@ async def test_a_bad_form_value_names_the_field_and_starts_nothing(tiny, tmp_pat
 # damaged run folders
 
 
-def fake_run(ws: Workspace, stage: str, rows: list[dict], status: dict | None, tail: bytes = b"") -> Run:
-    run = create_run(ws, {"stage": stage, "train": {"batch_size": 8}})
+def fake_run(ws: Workspace, stage: str, rows: list[dict], status: dict | None, tail: bytes = b"", run_id: str | None = None) -> Run:
+    run = create_run(ws, {"stage": stage, "train": {"batch_size": 8}}, run_id=run_id)
     run.metrics_path.write_bytes(b"".join(json.dumps(r).encode() + b"\n" for r in rows) + tail)
     if status is not None:
         atomic_write_json(run.status_path, status)
@@ -151,12 +175,11 @@ def eval_row(step: int, r1: float) -> dict:
     return {"split": "val", "step": step, "epoch": 1, "R1@0.3": r1, "R1@0.5": r1 / 2, "R5@0.3": r1 * 2, "R5@0.5": r1, "mIoU": r1 / 3}
 
 
-async def test_torn_line_garbage_status_and_a_deleted_folder_never_break_the_screen(tiny, tmp_path):
-    root, _glove = tiny
+async def test_torn_line_garbage_status_and_a_deleted_folder_never_break_the_screen(tmp_path):
     ws = Workspace(tmp_path / "ws")
     run = fake_run(ws, "baseline", train_rows(5) + [eval_row(50, 12.5)], None, tail=b'{"step": 60, "epoch": 0.6, "lo')
     run.status_path.write_text("{not json")
-    app = make_app(root, tmp_path / "ws", load=False)
+    app = make_app(None, tmp_path / "ws", screen="train", load=False)
     async with app.run_test(size=(120, 35)) as pilot:
         screen = await open_train(pilot)
         await wait_until(pilot, lambda: screen.view and len(screen.view.losses) == 5, 10, "the complete rows")
@@ -169,6 +192,11 @@ async def test_torn_line_garbage_status_and_a_deleted_folder_never_break_the_scr
             f.write(b'ss": 0.25, "lr": 1e-4}\n')
         await wait_until(pilot, lambda: len(screen.view.losses) == 6, 5, "the completed row")
         assert screen.view.losses[-1] == 0.25 and screen.view.steps[-1] == 60
+        # a resume truncates metrics.jsonl to its checkpoint's step (an atomic replace): the curve restarts
+        from engine.workspace import atomic_write_bytes
+
+        atomic_write_bytes(run.metrics_path, b"".join(json.dumps(r).encode() + b"\n" for r in train_rows(3)))
+        await wait_until(pilot, lambda: len(screen.view.losses) == 3, 5, "the curve to restart")
         # the folder goes away underneath the screen
         shutil.rmtree(run.path)
         await wait_until(pilot, lambda: screen.query_one("#runs", VirtualTable).n_rows == 0, 5, "the list to drop the run")
@@ -181,33 +209,23 @@ async def test_torn_line_garbage_status_and_a_deleted_folder_never_break_the_scr
         assert "no loss rows yet" in str(screen.query_one("#loss-plot", LinePlot).render())
 
 
-async def test_a_metrics_file_replaced_by_a_shorter_one_starts_the_curve_again(tiny, tmp_path):
-    root, _glove = tiny
-    ws = Workspace(tmp_path / "ws")
-    run = fake_run(ws, "baseline", train_rows(8), {"state": "stopped", "pid": None, "heartbeat": time.time()})
-    app = make_app(root, tmp_path / "ws", load=False)
-    async with app.run_test(size=(120, 35)) as pilot:
-        screen = await open_train(pilot)
-        await wait_until(pilot, lambda: screen.view and len(screen.view.losses) == 8, 10, "eight rows")
-        # a resume truncates metrics.jsonl to the checkpoint's step (atomic replace)
-        from engine.workspace import atomic_write_bytes
-
-        atomic_write_bytes(run.metrics_path, b"".join(json.dumps(r).encode() + b"\n" for r in train_rows(3)))
-        await wait_until(pilot, lambda: len(screen.view.losses) == 3, 5, "the curve to restart")
-
-
 # ------------------------------------------------------------------------------------------------
 # actions, compare, small terminals
 
 
-async def test_delete_asks_first_and_removes_a_finished_run(tiny, tmp_path):
-    root, _glove = tiny
+async def test_folder_shows_and_copies_the_path_and_delete_asks_first(tmp_path):
     ws = Workspace(tmp_path / "ws")
     run = fake_run(ws, "baseline", train_rows(3), {"state": "done", "pid": None, "heartbeat": time.time()})
-    app = make_app(root, tmp_path / "ws", load=False)
+    app = make_app(None, tmp_path / "ws", screen="train", load=False)
     async with app.run_test(size=(120, 35)) as pilot:
         screen = await open_train(pilot)
         await wait_until(pilot, lambda: screen.selected == run.id, 5, "the run")
+        await pilot.press("o")
+        await pilot.pause()
+        assert app.clipboard == str(run.path)
+        assert str(run.path) in static_text(app.screen.query_one("#train-folder-path"))
+        await pilot.press("escape")
+        await pilot.pause()
         await pilot.press("x")
         await pilot.pause()
         await pilot.press("escape")
@@ -221,29 +239,14 @@ async def test_delete_asks_first_and_removes_a_finished_run(tiny, tmp_path):
         assert ws.table("runs").all() == []
 
 
-async def test_folder_action_copies_the_path_and_shows_it(tiny, tmp_path):
-    root, _glove = tiny
-    ws = Workspace(tmp_path / "ws")
-    run = fake_run(ws, "baseline", train_rows(2), {"state": "done", "pid": None, "heartbeat": time.time()})
-    app = make_app(root, tmp_path / "ws", load=False)
-    async with app.run_test(size=(120, 35)) as pilot:
-        screen = await open_train(pilot)
-        await wait_until(pilot, lambda: screen.selected == run.id, 5, "the run")
-        await pilot.press("o")
-        await pilot.pause()
-        assert app.clipboard == str(run.path)
-        assert str(run.path) in static_text(app.screen.query_one("#train-folder-path"))
-        await pilot.press("escape")
-
-
-async def test_compare_overlays_picked_runs_and_shows_the_difference_to_the_baseline(tiny, tmp_path):
-    root, _glove = tiny
+async def test_compare_overlays_picked_runs_and_shows_the_difference_to_the_baseline(tmp_path):
     ws = Workspace(tmp_path / "ws")
     done = {"state": "done", "pid": None, "heartbeat": time.time()}
-    base = fake_run(ws, "baseline", train_rows(6) + [eval_row(30, 10.0), eval_row(60, 12.0)], done)
-    time.sleep(1.1)  # run ids sort by creation second
-    ft = fake_run(ws, "finetune", train_rows(6, start=2.0) + [eval_row(30, 14.5), eval_row(60, 13.0)], done)
-    app = make_app(root, tmp_path / "ws", load=False)
+    base = fake_run(ws, "baseline", train_rows(6) + [eval_row(30, 10.0), eval_row(60, 12.0)], done,
+                    run_id="20261128-100000-baseline-aaaa")
+    ft = fake_run(ws, "finetune", train_rows(6, start=2.0) + [eval_row(30, 14.5), eval_row(60, 13.0)], done,
+                  run_id="20261128-110000-finetune-bbbb")
+    app = make_app(None, tmp_path / "ws", screen="train", load=False)
     async with app.run_test(size=(120, 35)) as pilot:
         screen = await open_train(pilot)
         await wait_until(pilot, lambda: screen.query_one("#runs", VirtualTable).n_rows == 2, 5, "two runs")
@@ -263,11 +266,10 @@ async def test_compare_overlays_picked_runs_and_shows_the_difference_to_the_base
         assert set(pick.selected) == {base.id, ft.id}
 
 
-async def test_the_screen_fits_an_80x24_terminal(tiny, tmp_path):
-    root, _glove = tiny
+async def test_the_screen_fits_an_80x24_terminal(tmp_path):
     ws = Workspace(tmp_path / "ws")
     fake_run(ws, "baseline", train_rows(20) + [eval_row(100, 11.0)], {"state": "done", "pid": None, "heartbeat": time.time()})
-    app = make_app(root, tmp_path / "ws", load=False)
+    app = make_app(None, tmp_path / "ws", screen="train", load=False)
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_train(pilot)
         await wait_until(pilot, lambda: screen.view and screen.view.losses, 5, "rows")

@@ -50,6 +50,7 @@ LIST_EVERY = 2  # ticks: the runs list every second
 GPU_EVERY = 4  # ticks: the GPUs every two seconds
 COMPARE_EVERY = 6  # ticks: compared runs every three seconds while the Compare tab shows
 LOG_BYTES = 8192
+RUNS_ROWS, RUNS_ROWS_NARROW = 8, 4  # runs shown before the list scrolls (>= 100 columns, below)
 COMPARE_COLORS = ("cyan", "magenta", "yellow", "green", "red", "bright_blue", "white")
 
 TRAIN_BINDINGS: list[Binding] = [
@@ -61,9 +62,12 @@ TRAIN_BINDINGS: list[Binding] = [
     Binding("x", "delete", "Delete", id="train.delete", tooltip="Delete the selected run's folder (not while it runs)"),
     Binding("p", "pick", "Pick", id="train.pick", tooltip="Add the selected run to the comparison, or take it out"),
     Binding("c", "show_tab('compare')", "Compare", id="train.compare", tooltip="Overlay the picked runs' loss and val R1 and their best figures"),
-    Binding("v", "show_tab('runs')", "Runs", id="train.runs", tooltip="The runs list and the selected run"),
-    Binding("left_square_bracket", "smoothing(-1)", "Smooth-", key_display="[", id="train.smooth_less", tooltip="Less loss smoothing"),
-    Binding("right_square_bracket", "smoothing(1)", "Smooth+", key_display="]", id="train.smooth_more", tooltip="More loss smoothing"),
+    Binding("v,escape", "show_tab('runs')", "Runs", id="train.runs", tooltip="The runs list and the selected run", show=False),
+    # shown in the run's header line instead of the footer, which is full at 80 columns
+    Binding("left_square_bracket", "smoothing(-1)", "Less smoothing", key_display="[", id="train.smooth_less", show=False,
+            tooltip="Less loss smoothing"),
+    Binding("right_square_bracket", "smoothing(1)", "More smoothing", key_display="]", id="train.smooth_more", show=False,
+            tooltip="More loss smoothing"),
 ]
 
 PRESETS = [
@@ -361,6 +365,9 @@ class TrainScreen(Screen):
             table = self.query_one("#runs", VirtualTable)
             rows = [self._summary_cells(s) for s in summaries]
             table.set_source(len(rows), lambda i: rows[i], keep_cursor=True)
+            # as tall as the list (the plot gets the rest), up to a few rows
+            most = RUNS_ROWS_NARROW if self.has_class("-narrow") else RUNS_ROWS
+            table.styles.height = max(2, min(len(rows), most) + 1)
             if self.selected in ids:
                 if table.cursor_row != ids.index(self.selected):
                     table.cursor_row = ids.index(self.selected)
@@ -813,6 +820,9 @@ class TrainScreen(Screen):
         else:
             self.query_one("#cmp-pick", SelectionList).focus()
             self._start_compare()
+
+    def on_resize(self) -> None:
+        self._list_key = ()  # the runs list's height depends on the width class
 
     def on_screen_resume(self) -> None:
         self._start_poll(full=True)
