@@ -19,8 +19,10 @@ same tensors (features).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
+import re
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,10 +125,22 @@ def _uid(rng: np.random.Generator) -> str:
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-a{h[17:20]}-{h[20:]}"
 
 
+_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+
+
 def _uids(rng: np.random.Generator, n: int) -> list[str]:
-    h = rng.bytes(16 * n).hex()
-    return [f"{h[i:i + 8]}-{h[i + 8:i + 12]}-4{h[i + 13:i + 16]}-a{h[i + 17:i + 20]}-{h[i + 20:i + 32]}"
-            for i in range(0, 32 * n, 32)]
+    """n UUID-4-shaped strings, vectorised (the Ego4D-scale tree needs millions)."""
+    raw = np.frombuffer(rng.bytes(16 * n), dtype=np.uint8).reshape(n, 16)
+    hexed = np.empty((n, 32), dtype=np.uint8)
+    hexed[:, 0::2] = _HEX[raw >> 4]
+    hexed[:, 1::2] = _HEX[raw & 15]
+    hexed[:, 12] = ord("4")
+    hexed[:, 16] = ord("a")
+    out = np.full((n, 36), ord("-"), dtype=np.uint8)
+    out[:, 0:8], out[:, 9:13], out[:, 14:18], out[:, 19:23], out[:, 24:36] = (
+        hexed[:, 0:8], hexed[:, 8:12], hexed[:, 12:16], hexed[:, 16:20], hexed[:, 20:32])
+    text = out.tobytes().decode("ascii")
+    return [text[i:i + 36] for i in range(0, 36 * n, 36)]
 
 
 _vec_cache: dict[tuple[int, str], np.ndarray] = {}
@@ -163,6 +177,8 @@ class _Scenario:
         self.name = name
         self.objects = list(objs)
         self.places = list(places)
+        self.object_names = np.array(self.objects, dtype=object)
+        self.place_names = np.array(self.places, dtype=object)
         self.verbs: list[tuple[vocab.Verb, list[int], list[int]]] = []  # verb, object idx, place idx
         for verb in vocab.VERBS:
             o_idx = self._objects_for(verb)
@@ -211,11 +227,16 @@ def _pick(cdf: np.ndarray, u: float) -> int:
     return min(int(np.searchsorted(cdf, u, side="right")), len(cdf) - 1)
 
 
-def _narr_text(verb: vocab.Verb, variant: int, obj: str | None, place: str | None) -> str:
-    tpl = verb.narr[variant % len(verb.narr)]
+_AN = re.compile(r"\ba ([aeiou])")
+
+
+@functools.lru_cache(maxsize=None)
+def _narr_text(verb_key: str, variant: int, obj: str | None, place: str | None) -> str:
+    tpl = vocab.VERB_BY_KEY[verb_key].narr[variant]
     p = vocab.PLACE_BY_NAME[place] if place else None
     use = vocab.OBJECT_BY_NAME[obj].use.format(o=obj) if obj else ""
-    return "#C C " + tpl.format(o=obj or "", p=place or "", prep=p.prep if p else "", use=use)
+    text = "#C C " + tpl.format(o=obj or "", p=place or "", prep=p.prep if p else "", use=use)
+    return _AN.sub(r"an \1", text)
 
 
 def _other_text(actor: str, variant: int, obj: str | None, place: str | None) -> str:
@@ -263,39 +284,34 @@ def _make_actions(rng: np.random.Generator, prof: Profile, sc: _Scenario) -> tup
     u = rng.random((n, 3))
     amps = rng.uniform(0.85, 1.15, n)
     verb_idx = np.minimum(np.searchsorted(sc.verb_cdf, u[:, 0], side="right"), len(sc.verbs) - 1)
-    objs: list[str | None] = [None] * n
-    places: list[str | None] = [None] * n
+    objs = np.full(n, None, dtype=object)
+    places = np.full(n, None, dtype=object)
     for vi in np.unique(verb_idx):
         rows = np.nonzero(verb_idx == vi)[0]
         _, o_idx, p_idx = sc.verbs[vi]
         if o_idx:
             w = obj_w[o_idx]
-            cdf = np.cumsum(w) / w.sum()
-            pick = np.minimum(np.searchsorted(cdf, u[rows, 1], side="right"), len(o_idx) - 1)
-            for r, k in zip(rows.tolist(), pick.tolist()):
-                objs[r] = sc.objects[o_idx[k]]
+            pick = np.minimum(np.searchsorted(np.cumsum(w) / w.sum(), u[rows, 1], side="right"), len(o_idx) - 1)
+            objs[rows] = sc.object_names[np.asarray(o_idx)[pick]]
         if p_idx:
             w = place_w[p_idx]
-            cdf = np.cumsum(w) / w.sum()
-            pick = np.minimum(np.searchsorted(cdf, u[rows, 2], side="right"), len(p_idx) - 1)
-            for r, k in zip(rows.tolist(), pick.tolist()):
-                places[r] = sc.places[p_idx[k]]
-    t1 = starts + (ends - starts) * rng.uniform(0.15, 0.85, n)
-    t2 = starts + (ends - starts) * rng.uniform(0.1, 0.9, n)
-    var1 = rng.integers(0, 4, n)
-    var2 = rng.integers(0, 4, n)
+            pick = np.minimum(np.searchsorted(np.cumsum(w) / w.sum(), u[rows, 2], side="right"), len(p_idx) - 1)
+            places[rows] = sc.place_names[np.asarray(p_idx)[pick]]
+    t1 = np.round(starts + (ends - starts) * rng.uniform(0.15, 0.85, n), 4).tolist()
+    t2 = np.round(starts + (ends - starts) * rng.uniform(0.1, 0.9, n), 4).tolist()
+    var1 = rng.integers(0, 4, n).tolist()
+    var2 = rng.integers(0, 4, n).tolist()
+    amp = (amps * _SIG_AMP_C).tolist()
     actions = []
-    vlist = verb_idx.tolist()
-    for i in range(n):
-        verb = sc.verbs[vlist[i]][0]
-        o, p = objs[i], places[i]
-        v1 = int(var1[i])
-        v2 = int(var2[i]) if len(verb.narr) < 2 else (v1 + 1 + int(var2[i]) % (len(verb.narr) - 1))
-        actions.append(Action(
-            float(starts[i]), float(ends[i]), verb.key, o, p, "C", float(amps[i]) * _SIG_AMP_C,
-            round(float(t1[i]), 4), round(float(t2[i]), 4),
-            _narr_text(verb, v1, o, p), _narr_text(verb, v2, o, p),
-        ))
+    for i, vi, o, p, a, b in zip(range(n), verb_idx.tolist(), objs.tolist(), places.tolist(),
+                                 starts.tolist(), ends.tolist()):
+        verb = sc.verbs[vi][0]
+        v1 = var1[i]
+        # the second annotator words it differently
+        v2 = var2[i] if len(verb.narr) < 2 else v1 + 1 + var2[i] % (len(verb.narr) - 1)
+        actions.append(Action(a, b, verb.key, o, p, "C", amp[i], t1[i], t2[i],
+                              _narr_text(verb.key, v1 % len(verb.narr), o, p),
+                              _narr_text(verb.key, v2 % len(verb.narr), o, p)))
     return duration, actions
 
 
@@ -374,14 +390,16 @@ def _narration_pass(rng: np.random.Generator, v: _Video, pass_no: int, unsure_fo
     unsure = rng.random(n) < 0.02
     if unsure_force and n:
         unsure[n // 2] = True
+    unsure = unsure.tolist()
     uids = _uids(rng, n)
-    extra = rng.random(n) < 0.01
+    extra = (rng.random(n) < 0.01).tolist()
+    times = [t for t, _ in items]
+    frames = np.rint(np.asarray(times) * FPS).astype(np.int64).tolist()
     narrs = []
     for i, (t, text) in enumerate(items):
         if unsure[i]:
             text += " #unsure"
-        d = {"timestamp_sec": t, "timestamp_frame": int(round(t * FPS)), "narration_text": text,
-             "annotation_uid": uids[i]}
+        d = {"timestamp_sec": t, "timestamp_frame": frames[i], "narration_text": text, "annotation_uid": uids[i]}
         if extra[i]:
             d["_unmapped_timestamp_sec"] = round(t + 0.0331, 4)  # an unknown field, as real files have
         narrs.append(d)
