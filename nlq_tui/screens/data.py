@@ -412,6 +412,8 @@ class DataScreen(Screen):
                 report = worker.result
                 self.query_one("#counts", Static).update(counts_table(report.counts))
                 self._set_issues(list(report.issues))
+                dims = {d["name"]: d.get("dim") for d in report.feature_dirs}  # read with torch: authoritative
+                self._show_folders([FeatureFolder(f.name, dims.get(f.name) or f.dim, f.files, f.covered) for f in self.folders])
                 self.notify(
                     f"{len(report.errors)} errors, {len(report.warnings)} warnings",
                     title="Full check",
