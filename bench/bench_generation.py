@@ -22,7 +22,6 @@ Ego4D-scale tree is written first (`nlq-tui sample ROOT --videos 9600 --no-featu
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import shutil

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from fake_llm_server import FakeLLMServer
 from tui_helpers import make_app, settle, tree, tree_master  # noqa: F401 - fixtures
 

@@ -19,7 +19,6 @@ rejected by validation (`rejected`: reason -> count).
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -128,11 +127,6 @@ class GroupData:
     starts: list[float | None]
     ends: list[float | None]
     problems: list[list[str]]
-
-
-def _num(x: float) -> float | None:
-    x = float(x)
-    return round(x, 4) if math.isfinite(x) else None
 
 
 def _pass_offsets(index: Index, narration_pass) -> np.ndarray:
@@ -776,5 +770,4 @@ __all__ = [
     "preview_messages",
     "select_groups",
     "tile_groups",
-    "UserError",
 ]

@@ -15,6 +15,7 @@ thread off the request path; narration embeddings are cached per clip.
 
 from __future__ import annotations
 
+import os
 import re
 from collections import OrderedDict
 from functools import lru_cache
@@ -27,6 +28,7 @@ from engine.generation.validate import normalise
 NEAR_DUPLICATE = 0.92
 AMBIGUITY_MARGIN = 0.05
 CLIP_CACHE = 512  # clips whose narration embeddings are kept
+TEXT_CACHE = 100_000  # distinct texts whose vectors are kept (~150 MB at most)
 CLIP_MEMORY = 8192  # clips whose earlier questions are remembered for duplicate checks; a job
 # works through groups in index order, so a clip it has left rarely comes back
 
@@ -101,14 +103,39 @@ class QualityChecker:
         self._exact: OrderedDict[str, dict[str, str]] = OrderedDict()  # clip -> normalised query -> first id
         self._vecs: OrderedDict[str, tuple[list[str], np.ndarray]] = OrderedDict()  # clip -> (ids, vectors)
         self._clip_vecs: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._text_vecs: OrderedDict[str, np.ndarray] = OrderedDict()
 
     @property
     def encoder(self):
         if self._encoder is None:
-            from engine.minilm import SentenceEncoder  # heavy: torch + transformers
+            from transformers.utils import logging as hf_logging  # heavy: torch + transformers
 
+            from engine.minilm import SentenceEncoder
+
+            hf_logging.disable_progress_bar()  # no "Loading weights" bar in the middle of a progress line
+            if self._device == "cpu":
+                import torch
+
+                # The checks share the CPU with the request loop (and, on a small box, with
+                # everything else): one thread per spare core, at most 4, measured twice as
+                # fast as torch's default on a busy 2-core machine.
+                torch.set_num_threads(max(1, min(4, (os.cpu_count() or 2) - 1)))
             self._encoder = SentenceEncoder(self._device)
         return self._encoder
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Unit vectors for texts; each distinct text is encoded once per run (they repeat a lot)."""
+        cache = self._text_vecs
+        todo = list(dict.fromkeys(t for t in texts if t not in cache))
+        if todo:
+            vecs = self.encoder.encode(todo)
+            for t, v in zip(todo, vecs):
+                cache[t] = v
+            while len(cache) > TEXT_CACHE:
+                cache.popitem(last=False)
+        if not texts:
+            return np.zeros((0, 384), np.float32)
+        return np.stack([cache[t] for t in texts])
 
     def seed(self, rows) -> None:
         """Earlier candidates (store rows with .clip_uid, .query, .id) count for duplicates."""
@@ -119,7 +146,7 @@ class QualityChecker:
         """Fill `item.checks` (duplicate_of, near_duplicate_of, ambiguity, template) in place."""
         qvecs = None
         if self.embeddings and items:
-            qvecs = self.encoder.encode([it.query for it in items])
+            qvecs = self.embed([it.query for it in items])
             self._encode_clips(items)
         for i, it in enumerate(items):
             key = normalise(it.query)
@@ -168,7 +195,7 @@ class QualityChecker:
         if not todo:
             return
         flat = [plain_narration(t) for texts in todo.values() for t in texts]
-        vecs = self.encoder.encode(flat) if flat else np.zeros((0, 384), np.float32)
+        vecs = self.embed(flat)
         at = 0
         for key, texts in todo.items():
             self._clip_vecs[key] = vecs[at : at + len(texts)]
