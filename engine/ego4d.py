@@ -15,8 +15,14 @@ path or video, and what to do.
 
 `narration.json` of the full dataset is ~650 MB (~4M narrations). `json.load` of it builds
 GBs of Python objects and spends most of its time in the cyclic garbage collector, so it is
-decoded one video at a time (`raw_decode` over the top-level object's members) and each video
-is turned into compact arrays at once; nothing but arrays outlives its video.
+decoded one video at a time (`raw_decode` over the top-level object's members, the bytes read
+as Latin-1, see `_Stream`) with the garbage collector paused, and each video is turned into
+compact arrays at once while its objects are still in the CPU cache; nothing but arrays
+outlives its video. Text goes straight into files (the cache's, when there is one) that the
+index memory-maps. At Ego4D scale: ~7 s CPU and ~420 MB peak for a cold open, ~0.1 s warm.
+
+Public: `load_index`, `check` (-> `CheckReport`), `load_nlq` (-> `NLQSplit`), and the layout
+constants. `load_index` raises the first problem; `check` collects them all.
 """
 
 from __future__ import annotations
