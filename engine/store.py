@@ -543,8 +543,7 @@ class CandidateStore:
         assert self._gen_fd is not None and self._gen_path is not None
         if os.fstat(self._gen_fd).st_size + len(data) > SHARD_LIMIT and os.fstat(self._gen_fd).st_size > 0:
             self._new_shard()
-        _write_all(self._gen_fd, data)
-        os.fdatasync(self._gen_fd)
+        _append_durably(self._gen_fd, data, self._gen_path, "the generated group")
         self.scan()
         return True
 
@@ -578,8 +577,7 @@ class CandidateStore:
             assert self._gen_fd is not None
             if os.fstat(self._gen_fd).st_size + len(data) > SHARD_LIMIT and os.fstat(self._gen_fd).st_size > 0:
                 self._new_shard()
-            _write_all(self._gen_fd, data)
-            os.fdatasync(self._gen_fd)
+            _append_durably(self._gen_fd, data, self._gen_path, "the generated groups")
             self.scan()
         return out
 
@@ -739,8 +737,7 @@ class CandidateStore:
         if self._journal_fd is None:
             self.begin_review()
         data = (json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
-        _write_all(self._journal_fd, data)
-        os.fdatasync(self._journal_fd)
+        _append_durably(self._journal_fd, data, self.dir / JOURNAL, "the decision")
         self._journal_entries += 1
 
     def decide(self, cid: str, action: str, *, reason: str | None = None, text: str | None = None) -> Step:
@@ -955,6 +952,27 @@ def encode_group_line(group_key: str, candidates: list[dict], rejected: list[dic
         "stored": time.time(),
     }
     return (json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
+
+
+def _append_durably(fd: int, data: bytes, path: Path | None, what: str) -> None:
+    """Append `data` and fdatasync; on failure take the partial line back and raise WorkspaceError.
+
+    Without the take-back, the next append after a full disk would land behind a torn line
+    and the two would read as one corrupt line.
+    """
+    size = os.fstat(fd).st_size
+    try:
+        _write_all(fd, data)
+        os.fdatasync(fd)
+    except OSError as exc:
+        try:
+            os.ftruncate(fd, size)
+        except OSError:
+            pass
+        raise WorkspaceError(
+            f"{path}: could not write {what} ({exc.strerror or exc}); nothing was recorded, "
+            "free some disk space and try again"
+        ) from None
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -316,3 +316,41 @@ def test_a_long_session_folds_its_journal_as_it_goes(ws, monkeypatch):
     again = CandidateStore(ws).load()  # a reader meanwhile sees all of it
     assert again.counts()["accepted"] == 19
     s.close()
+
+
+def test_a_failed_write_records_nothing_and_leaves_no_torn_line(ws, monkeypatch):
+    s = CandidateStore(ws)
+    ids = populate(s, 10)
+    s.decide(ids[0], "accept")
+    real_write = store_mod.os.write
+
+    def half_then_full_disk(fd, data):
+        real_write(fd, bytes(data)[:10])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store_mod.os, "write", half_then_full_disk)
+    with pytest.raises(WorkspaceError, match="nothing was recorded"):
+        s.decide(ids[1], "accept")
+    monkeypatch.undo()
+    assert s.status(ids[1]) == "pending"
+    s.decide(ids[2], "reject")
+    s.close()
+    r = CandidateStore(ws).load()
+    assert r.problems == [] and r.counts()["accepted"] == 1 and r.status(ids[2]) == "rejected"
+
+
+def test_a_failed_group_write_leaves_the_shard_clean_for_the_next(ws, monkeypatch):
+    s = CandidateStore(ws)
+    g1, g2, g3 = (make_group("v1", "c1", 0.0, 90.0, 5.0 + 20 * i, number0=5 * i) for i in range(3))
+    assert s.add_group_result(*g1)
+    real_write = store_mod.os.write
+    monkeypatch.setattr(store_mod.os, "write", lambda fd, data: (real_write(fd, bytes(data)[:50]),
+                                                                 (_ for _ in ()).throw(OSError(28, "No space left"))))
+    with pytest.raises(WorkspaceError, match="could not write the generated group"):
+        s.add_group_result(*g2)
+    monkeypatch.undo()
+    assert s.add_group_result(*g3)
+    assert s.add_group_result(*g2)  # a retry after the failure stores it
+    s.close()
+    r = CandidateStore(ws).load()
+    assert r.problems == [] and r.done_groups() == {g1[0], g2[0], g3[0]}

@@ -472,7 +472,11 @@ class ReviewScreen(Screen):
     def action_undo(self) -> None:
         if not self._ready():
             return
-        step = self.store.undo()
+        try:
+            step = self.store.undo()
+        except UserError as exc:
+            self.notify(str(exc), severity="error")
+            return
         if step is None:
             self.notify("nothing to undo")
             return
@@ -557,7 +561,11 @@ class ReviewScreen(Screen):
 
     def apply_bulk(self, action: str, rule: Filter) -> None:
         ids = [r.id for r in self.store.select(rule)]
-        step = self.store.bulk(ids, action, rule=rule.describe())
+        try:
+            step = self.store.bulk(ids, action, rule=rule.describe())
+        except UserError as exc:
+            self.notify(str(exc), severity="error")
+            return
         if step is not None:
             self.notify(f"{action}ed {len(step.ids):,} candidates (u undoes it)")
         if self.current is not None and self._matches(self.current):
