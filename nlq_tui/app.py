@@ -113,7 +113,9 @@ class NLQApp(App):
             self.set_keymap({str(k): str(v) for k, v in keymap.items()})
         self.action_show_screen(self.initial_screen)
         if self.load_on_start and self.ctx.data_root is not None:
-            self.load_data()
+            # After the first paint: the load imports numpy and parses JSON in a thread, which
+            # would otherwise compete with the first frame for the interpreter.
+            self.call_after_refresh(self.load_data)
 
     def on_resize(self, event) -> None:
         self._mark_narrow()

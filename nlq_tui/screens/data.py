@@ -264,7 +264,7 @@ class DataScreen(Screen):
             root_input.focus()
         if ctx.load_error:
             self._show_error(ctx.load_error)
-        self._refresh_folders(root_input.value)
+        self.call_after_refresh(self._refresh_folders, root_input.value)
 
     # the root path -----------------------------------------------------------------------
     def _validate(self, text: str) -> bool:

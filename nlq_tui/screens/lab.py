@@ -305,11 +305,15 @@ class LabScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
+        self._render_empty()
+        # The engine (numpy) loads after the first paint, so that opening on the Lab is quick.
+        self.call_after_refresh(self._after_first_paint)
+
+    def _after_first_paint(self) -> None:
         from engine.windows import REASONS
 
-        self.query_one("#reason", Select).set_options((f"{key}", key) for _code, (key, _label) in sorted(REASONS.items()))
-        self._render_empty()
-        if self.app.ctx.index is not None:
+        self.query_one("#reason", Select).set_options((key, key) for _code, (key, _label) in sorted(REASONS.items()))
+        if self.app.ctx.index is not None and self.result is None:
             self.schedule_recompute(immediate=True)
 
     # parameters --------------------------------------------------------------------------
