@@ -51,6 +51,15 @@ def start_server(delay: float) -> tuple[subprocess.Popen, str]:
     return proc, line.strip().rsplit(" ", 1)[-1]
 
 
+def _proc_cpu(pid: int) -> float | None:
+    """CPU seconds (user + system) a process has used so far, from /proc (Linux)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def bench_http(index, result, n: int, concurrency: int, delay: float) -> dict:
     from engine.generation.openai_backend import OpenAIBackend
     from engine.generation.pipeline import GenerationJob
@@ -68,6 +77,7 @@ def bench_http(index, result, n: int, concurrency: int, delay: float) -> dict:
         st = job.run_sync()
         cpu1 = resource.getrusage(resource.RUSAGE_SELF)
         cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+        server_cpu = _proc_cpu(proc.pid)
         limit = concurrency / delay
         rps = st.requests / st.seconds
         return {
@@ -82,6 +92,7 @@ def bench_http(index, result, n: int, concurrency: int, delay: float) -> dict:
             "tokens": st.tokens,
             "client_cpu_seconds": round(cpu, 2),
             "client_cpu_ms_per_request": round(1000 * cpu / max(1, st.requests), 2),
+            "server_cpu_ms_per_request": round(1000 * server_cpu / max(1, st.requests), 2) if server_cpu else None,
             "load_average": os.getloadavg()[0],
         }
     finally:

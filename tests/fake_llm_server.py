@@ -12,6 +12,7 @@ request after `delay` seconds with one question per numbered narration, or misbe
     html_502       HTTP 502 with an HTML page (a proxy in front of a dead server)
     rate_limit     HTTP 429 with Retry-After
     server_error   HTTP 500
+    unauthorized   HTTP 401 (a wrong API key)
     empty_choices  HTTP 200 with "choices": []
     stall          never answers within `stall` seconds (the client's timeout fires)
     drop           closes the connection without an answer
@@ -149,7 +150,7 @@ class FakeLLMServer:
 
     @staticmethod
     def _send(writer, status: int, body: bytes, ctype: str = "application/json", extra: dict | None = None) -> None:
-        reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 429: "Too Many Requests",
+        reason = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 429: "Too Many Requests",
                   500: "Internal Server Error", 502: "Bad Gateway"}.get(status, "Status")  # fmt: skip
         hdrs = [f"HTTP/1.1 {status} {reason}", f"Content-Type: {ctype}", f"Content-Length: {len(body)}",
                 "Connection: keep-alive"]  # fmt: skip
@@ -219,6 +220,8 @@ class FakeLLMServer:
                        extra={"Retry-After": self.retry_after})  # fmt: skip
         elif mode == "server_error":
             self._send(writer, 500, b'{"error": {"message": "boom", "type": "server_error"}}')
+        elif mode == "unauthorized":
+            self._send(writer, 401, b'{"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}}')
         elif mode == "html_502":
             self._send(writer, 502, b"<html><body><h1>502 Bad Gateway</h1></body></html>", "text/html")
         elif mode == "html":

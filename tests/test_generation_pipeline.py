@@ -114,6 +114,19 @@ def test_dry_run_prints_messages_answer_and_validation_and_stores_nothing(tmp_pa
     assert not list((ws / "candidates").glob("groups-*.jsonl"))
 
 
+def test_refused_api_key_stops_the_run_with_one_line_and_exit_2(tmp_path):
+    root = tree(tmp_path, videos_n=2)
+    with FakeLLMServer(default="unauthorized") as srv:
+        out = subprocess.run(NLQ_TUI + ["generate", "--data", str(root), "--workspace", str(tmp_path / "ws"),
+                                        "--backend", "openai", "--model", "m", "--base-url", srv.base_url,
+                                        "--concurrency", "2", "--json"],
+                             capture_output=True, text=True, env=_env(), timeout=120)  # fmt: skip
+        assert srv.requests <= 3  # stopped at once, not 16 refused requests
+    assert out.returncode == 2 and "refused the API key" in out.stderr and out.stderr.count("\n") == 1
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    assert summary["state"] == "failed" and summary["failures"] == {"auth": summary["failed_requests"]}
+
+
 def test_bad_settings_exit_2_with_one_line(tmp_path):
     root = tree(tmp_path, videos_n=1)
     env = _env()
