@@ -51,11 +51,18 @@ def main() -> int:
     ap.add_argument("--workspace", default=None, help="workspace folder (default: a temporary one)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     ap.add_argument("--epochs-baseline", type=int, default=30)
-    ap.add_argument("--epochs-pretrain", type=int, default=10)
+    ap.add_argument("--epochs-pretrain", type=int, default=8)
     ap.add_argument("--epochs-finetune", type=int, default=30)
-    ap.add_argument("--lr", type=float, default=5e-4, help="baseline and pretrain lr (finetune: --lr-finetune)")
-    ap.add_argument("--lr-finetune", type=float, default=2.5e-4)
-    ap.add_argument("--dim", type=int, default=128)
+    ap.add_argument("--lr", type=float, default=3e-3, help="baseline and pretrain lr (finetune: --lr-finetune)")
+    ap.add_argument("--lr-finetune", type=float, default=1.5e-3)
+    ap.add_argument("--dim", type=int, default=64)
+    ap.add_argument("--drop-rate", type=float, default=0.0)
+    ap.add_argument("--min-window", type=float, default=None,
+                    help="passed to `nlq-tui generate --min-window` (default: the generator's, 1.0 s)")
+    ap.add_argument("--baselines-from", metavar="WS", default=None,
+                    help="reuse the finished baseline runs of these seeds from another story workspace "
+                    "(same data and settings give the same baseline: training is deterministic on CPU)")
+    ap.add_argument("--parallel", action="store_true", help="run the seeds side by side (one process each)")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--threads", default="1", help="torch threads per run (NLQ_TORCH_THREADS)")
     args = ap.parse_args()
@@ -73,8 +80,9 @@ def main() -> int:
     print(f"data {root}, workspace {ws}, seeds {args.seeds}", flush=True)
 
     t0 = time.time()
+    window = ["--min-window", str(args.min_window)] if args.min_window is not None else []
     gen = nlq("generate", "--data", str(root), "--workspace", str(ws), "--backend", "template",
-              "--checks", "fast", env=env)
+              "--checks", "fast", *window, env=env)
     export_file = ws / "exports" / "story-template.json"
     exp = nlq("export", "--workspace", str(ws), "--data", str(root), "--out", str(export_file),
               "--status", "all", env=env)
@@ -82,12 +90,25 @@ def main() -> int:
           f"({gen['_seconds']:.0f} s); export: {exp.get('exported')} queries -> {export_file}", flush=True)
 
     common = ["--data", str(root), "--workspace", str(ws), "--device", "cpu", "--dim", str(args.dim),
-              "--batch-size", str(args.batch_size)]
-    rows = []
-    for seed in args.seeds:
+              "--batch-size", str(args.batch_size), "--drop-rate", str(args.drop_rate)]
+
+    def reused_baseline(seed: int) -> dict:
+        from engine.runs import list_runs
+
+        for run in list_runs(args.baselines_from):
+            cfg = run.config()
+            t = cfg.get("train", {})
+            if cfg.get("stage") == "baseline" and t.get("seed") == seed and t.get("epochs") == args.epochs_baseline \
+                    and t.get("lr") == args.lr and t.get("model", {}).get("dim") == args.dim:
+                summary = run.summary()
+                if summary["state"] == "done" and summary["best"]:
+                    return {"run_id": run.id, "state": "done", **summary["best"], "_seconds": summary["elapsed_s"]}
+        sys.exit(f"story: no finished baseline run for seed {seed} with these settings in {args.baselines_from}")
+
+    def one_seed(seed: int) -> dict:
         s = ["--seed", str(seed)]
-        base = nlq("train", *common, *s, "--stage", "baseline", "--epochs", str(args.epochs_baseline),
-                   "--lr", str(args.lr), env=env)
+        base = reused_baseline(seed) if args.baselines_from else nlq(
+            "train", *common, *s, "--stage", "baseline", "--epochs", str(args.epochs_baseline), "--lr", str(args.lr), env=env)
         pre = nlq("train", *common, *s, "--stage", "pretrain", "--train-file", str(export_file),
                   "--epochs", str(args.epochs_pretrain), "--lr", str(args.lr), env=env)
         fine = nlq("train", "--data", str(root), "--workspace", str(ws), *s, "--stage", "finetune",
@@ -97,10 +118,18 @@ def main() -> int:
             if r["state"] != "done":
                 sys.exit(f"story: run {r['run_id']} ended {r['state']}: {r.get('error')}")
         row = {"seed": seed, "baseline": base, "pretrain": pre, "finetune": fine}
-        rows.append(row)
         print(f"seed {seed}: baseline {base['R1@0.3']:.2f} ({base['_seconds']:.0f} s), "
               f"pretrain {pre['R1@0.3']:.2f} ({pre['_seconds']:.0f} s), "
               f"finetune {fine['R1@0.3']:.2f} ({fine['_seconds']:.0f} s)", flush=True)
+        return row
+
+    if args.parallel:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(len(args.seeds)) as pool:
+            rows = list(pool.map(one_seed, args.seeds))
+    else:
+        rows = [one_seed(seed) for seed in args.seeds]
 
     print()
     print("best val figures (percent; the checkpoint with the best R1@0.3 of each run)")

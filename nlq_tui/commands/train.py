@@ -43,6 +43,7 @@ def register(subparsers) -> None:
     p.add_argument("--features", metavar="NAME", help="feature folder under ROOT/v1 (default: the workspace's, else egovlp_fp16)")
     p.add_argument("--model", choices=("vslnet", "vslbase"), help="VSLNet (default) or VSLBase (no highlighting)")
     p.add_argument("--dim", type=int, help="model width (default 128)")
+    p.add_argument("--drop-rate", type=float, help="dropout (default 0.2)")
     p.add_argument("--eval-every", type=int, metavar="STEPS", help="evaluate every STEPS steps (default: every epoch)")
     p.add_argument("--naq-jitter", action="store_true", help="NaQ-style random widening/shifting of answer windows (pretrain)")
     p.add_argument("--nproc", type=int, default=1, help="GPUs to train on with torchrun/DDP (with --detach)")
@@ -110,7 +111,7 @@ def run_train(args: argparse.Namespace) -> int:
         config = training_config(
             ws, stage=args.stage, data_root=_data_root(args, ws), train_file=args.train_file,
             from_run=args.from_run, overrides=overrides,
-            model_overrides={"model": args.model, "dim": args.dim}, nproc=args.nproc,
+            model_overrides={"model": args.model, "dim": args.dim, "drop_rate": args.drop_rate}, nproc=args.nproc,
         )
         run = create_run(ws, config)
         resume = False
