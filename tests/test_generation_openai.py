@@ -129,6 +129,27 @@ def test_requests_spread_over_several_base_urls():
     assert all(not r.failed for r in reps)
 
 
+def test_a_dead_server_among_several_is_avoided_after_its_first_failure():
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+    with FakeLLMServer() as good:
+        backend = OpenAIBackend("m", [dead, good.base_url], concurrency=4, timeout=2, backoff_base=0.01)
+
+        async def go():
+            try:
+                return [await backend.one(_req()) for _ in range(10)]
+            finally:
+                await backend.aclose()
+
+        reps = asyncio.run(go())
+        assert good.requests == 10
+    assert all(not r.failed for r in reps)
+    assert sum(r.retry_reasons.count("connection") for r in reps) == 1
+
+
 def test_retry_after_accepts_seconds_ms_and_http_dates():
     assert retry_after_seconds({"retry-after": "2"}) == 2.0
     assert retry_after_seconds({"retry-after-ms": "250"}) == 0.25

@@ -30,6 +30,7 @@ RETRYABLE = frozenset(
 )
 FATAL = frozenset({"auth", "not_found"})  # every further request would fail the same way
 DUMMY_KEY = "sk-local-no-key"
+DOWN_SECONDS = 10.0  # a server that failed gets no new requests for this long (when there are others)
 RESPONSE_FORMAT = {"type": "json_schema", "json_schema": {"name": "nlq_questions", "schema": ANSWER_SCHEMA, "strict": True}}
 
 
@@ -138,7 +139,7 @@ class OpenAIBackend(Backend):
         if concurrency < 1:
             raise ConfigError(f"--concurrency must be >= 1, got {concurrency}")
         self.model = model
-        self.base_urls = [u.rstrip("/") for u in (base_urls or ["https://api.openai.com/v1"])]
+        self.base_urls = list(dict.fromkeys(u.rstrip("/") for u in (base_urls or ["https://api.openai.com/v1"])))
         for u in self.base_urls:
             if urlparse(u).scheme not in ("http", "https"):
                 raise ConfigError(f"--base-url {u!r} is not an http(s) URL (e.g. http://localhost:8000/v1)")
@@ -153,8 +154,19 @@ class OpenAIBackend(Backend):
         self._key = resolve_api_key(self.base_urls, api_key_env)
         self._structured = {u: structured for u in self.base_urls}
         self._in_flight = {u: 0 for u in self.base_urls}
+        self._down_until: dict[str, float] = {}
         self._clients: dict[str, object] = {}
         self._rng = random.Random(0)
+
+    def _pick_url(self) -> str:
+        """The server with the fewest requests in flight among those not resting after a failure."""
+        if len(self.base_urls) == 1:
+            return self.base_urls[0]
+        now = time.monotonic()
+        up = [u for u in self.base_urls if self._down_until.get(u, 0.0) <= now]
+        if not up:  # all failed lately: the one that rests the shortest
+            return min(self.base_urls, key=lambda u: self._down_until.get(u, 0.0))
+        return min(up, key=lambda u: self._in_flight[u])
 
     def _client(self, url: str):
         c = self._clients.get(url)
@@ -184,7 +196,7 @@ class OpenAIBackend(Backend):
         while True:
             attempt += 1
             reply.attempts = attempt
-            url = min(self.base_urls, key=lambda u: self._in_flight[u])
+            url = self._pick_url()
             self._in_flight[url] += 1
             structured = self._structured[url]
             try:
@@ -220,8 +232,12 @@ class OpenAIBackend(Backend):
             finally:
                 self._in_flight[url] -= 1
             if reason is None:
+                self._down_until.pop(url, None)
                 reply.seconds = time.monotonic() - t0
                 return reply
+            if reason in ("connection", "timeout", "server_error", "html_response") and len(self.base_urls) > 1:
+                # Send the next requests to the other servers for a while.
+                self._down_until[url] = time.monotonic() + DOWN_SECONDS
             if reason in RETRYABLE and attempt <= self.max_retries:
                 reply.retry_reasons.append(reason)
                 await asyncio.sleep(self._backoff(attempt, wait))
