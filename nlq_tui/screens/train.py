@@ -351,6 +351,7 @@ class TrainScreen(Screen):
             log = self.query_one("#run-log", Log)
             log.clear()
             log.write_lines(res.log[-200:])
+            log.scroll_end(animate=False, immediate=False)
         self._render_head()
         if rows_changed:
             self._render_plot()
@@ -494,12 +495,13 @@ class TrainScreen(Screen):
             parts.append(f"{rate:.2f} step/s" if rate else "— step/s")
             eta = view.eta_s(batch, nproc)
             parts.append(f"ETA {fmt_duration(eta)}" if eta is not None else "ETA —")
-        parts.append(f"elapsed {fmt_duration(summary.get('elapsed_s'))}")
+        if state != "running":
+            parts.append(f"took {fmt_duration(summary.get('elapsed_s'))}")
         if view.lrs:
             parts.append(f"lr {view.lrs[-1]:.2e}")
         if view.losses:
             parts.append(f"loss {view.losses[-1]:.4f}")
-        parts.append(f"smoothing {SMOOTHING_STEPS[self.smoothing_i]:.2f} [dim]([ ])[/]")
+        parts.append(f"smoothing {SMOOTHING_STEPS[self.smoothing_i]:.2f} [dim]\\[ ][/]")
         line2 = " · ".join(parts)
         lines = [line1, line2, self._gpu_text()]
         if state == "failed" and st.get("error"):

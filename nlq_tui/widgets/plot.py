@@ -7,7 +7,6 @@ a column, joined to the next column by a line), so drawing costs the same for 10
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -27,6 +26,13 @@ class Series:
     ys: Sequence[float]
     style: str = ""
     legend: bool = True
+    _finite: tuple | None = field(default=None, init=False, repr=False, compare=False)
+
+    def finite(self):
+        """(x, y) arrays of the finite points, converted once per series."""
+        if self._finite is None:
+            self._finite = finite_points(self.xs, self.ys)
+        return self._finite
 
 
 @dataclass
@@ -87,17 +93,29 @@ class Canvas:
         return out
 
 
-def finite_points(xs: Sequence[float], ys: Sequence[float]) -> list[tuple[float, float]]:
-    return [(float(x), float(y)) for x, y in zip(xs, ys) if math.isfinite(x) and math.isfinite(y)]
+def finite_points(xs: Sequence[float], ys: Sequence[float]):
+    """(x, y) float arrays of the points where both are finite."""
+    import numpy as np
+
+    n = min(len(xs), len(ys))
+    x = np.fromiter(xs, dtype=np.float64, count=n) if not isinstance(xs, np.ndarray) else xs[:n].astype(np.float64)
+    y = np.fromiter(ys, dtype=np.float64, count=n) if not isinstance(ys, np.ndarray) else ys[:n].astype(np.float64)
+    ok = np.isfinite(x) & np.isfinite(y)
+    return x[ok], y[ok]
 
 
 def data_range(series: Sequence[Series], y_min: float | None = None) -> tuple[float, float, float, float] | None:
     """(x0, x1, y0, y1) over every finite point; a flat range is widened so it maps to the middle."""
-    pts = [p for s in series for p in finite_points(s.xs, s.ys)]
-    if not pts:
+    lo_x = lo_y = float("inf")
+    hi_x = hi_y = float("-inf")
+    for s in series:
+        x, y = s.finite()
+        if len(x):
+            lo_x, hi_x = min(lo_x, float(x.min())), max(hi_x, float(x.max()))
+            lo_y, hi_y = min(lo_y, float(y.min())), max(hi_y, float(y.max()))
+    if lo_x == float("inf"):
         return None
-    x0, x1 = min(p[0] for p in pts), max(p[0] for p in pts)
-    y0, y1 = min(p[1] for p in pts), max(p[1] for p in pts)
+    x0, x1, y0, y1 = lo_x, hi_x, lo_y, hi_y
     if y_min is not None:
         y0 = min(y0, y_min)
     if x1 == x0:
@@ -109,26 +127,30 @@ def data_range(series: Sequence[Series], y_min: float | None = None) -> tuple[fl
 
 
 def draw_series(canvas: Canvas, s: Series, rng: tuple[float, float, float, float]) -> None:
+    """Bucket the points into dot columns (first, min, max, last y of each), draw each column's
+    span and join neighbouring columns: the cost is the canvas's, not the number of points."""
+    import numpy as np
+
     x0, x1, y0, y1 = rng
     w, h = canvas.width, canvas.height
-    # one bucket per dot column: (first y, min y, max y, last y) in dot rows
-    buckets: dict[int, list[int]] = {}
-    for x, y in finite_points(s.xs, s.ys):
-        px = min(w - 1, max(0, int((x - x0) / (x1 - x0) * (w - 1) + 0.5)))
-        py = min(h - 1, max(0, int((y1 - y) / (y1 - y0) * (h - 1) + 0.5)))
-        b = buckets.get(px)
-        if b is None:
-            buckets[px] = [py, py, py, py]
-        else:
-            b[1], b[2], b[3] = min(b[1], py), max(b[2], py), py
+    x, y = s.finite()
+    if not len(x):
+        return
+    px = np.clip(((x - x0) / (x1 - x0) * (w - 1) + 0.5).astype(np.int64), 0, w - 1)
+    py = np.clip(((y1 - y) / (y1 - y0) * (h - 1) + 0.5).astype(np.int64), 0, h - 1)
+    order = np.argsort(px, kind="stable")  # keeps the series' own order inside a column
+    px, py = px[order], py[order]
+    cols, starts = np.unique(px, return_index=True)
+    ends = np.append(starts[1:], len(px)) - 1
+    lo = np.minimum.reduceat(py, starts)
+    hi = np.maximum.reduceat(py, starts)
+    first, last = py[starts], py[ends]
     prev: tuple[int, int] | None = None
-    for px in sorted(buckets):
-        first, lo, hi, last = buckets[px]
+    for c, f, a, b, l in zip(cols.tolist(), first.tolist(), lo.tolist(), hi.tolist(), last.tolist()):
         if prev is not None:
-            canvas.line(prev[0], prev[1], px, first, s.style)
-        canvas.vline(px, lo, hi, s.style)
-        canvas.dot(px, first, s.style)
-        prev = (px, last)
+            canvas.line(prev[0], prev[1], c, f, s.style)
+        canvas.vline(c, a, b, s.style)
+        prev = (c, l)
 
 
 def fmt_tick(v: float) -> str:
