@@ -47,6 +47,14 @@ async def test_preview_shows_numbered_narrations_and_follows_prompt_edits(tree, 
         await pilot.press("ctrl+s")
         await pilot.pause()
         assert "v2" in str(screen.query_one("#gen-prompt-version").content)
+        versions = screen.query_one("#prompt-versions")
+        assert versions.value == 2
+        versions.value = 1  # back to the default: its text returns to the editor
+        await pilot.pause(0.4)
+        assert screen.query_one("#system").text.startswith("You are an expert annotator")
+        assert "v1" in str(screen.query_one("#gen-prompt-version").content)
+        versions.value = 2
+        await pilot.pause(0.4)
     from engine.generation.prompt import current_prompt
 
     assert current_prompt(Workspace(tmp_path / "ws")).system == "You write questions. ZEBRA-MARKER"

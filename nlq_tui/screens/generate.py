@@ -108,6 +108,7 @@ class GenerateScreen(Screen):
             yield Label("group", classes="param-label")
             yield Input("0", id="group", type="integer", compact=True)
             yield Static("", id="gen-prompt-version")
+            yield Select([], prompt="version", id="prompt-versions", compact=True, allow_blank=True)
         with Horizontal(id="gen-body"):
             with Vertical(id="gen-prompt"):
                 yield Label("system message", classes="section")
@@ -135,6 +136,7 @@ class GenerateScreen(Screen):
         self.query_one("#system", TextArea).load_text(p.system)
         self.query_one("#user", TextArea).load_text(p.user)
         self._show_version(p.version, saved=True)
+        self._refresh_versions(p.version)
         self.set_interval(DRAIN_S, self._drain)
         if self.app.ctx.index is not None:
             self._compute_groups()
@@ -200,6 +202,32 @@ class GenerateScreen(Screen):
         if cur.system == system and cur.user == user:
             return cur
         return Prompt(0, system, user, "unsaved")
+
+    def _refresh_versions(self, current: int) -> None:
+        from engine.generation.prompt import list_prompts
+
+        versions = [p.version for p in list_prompts(self.app.ctx.workspace)] or [1]
+        sel = self.query_one("#prompt-versions", Select)
+        self._setting_versions = True
+        sel.set_options([(f"v{v}", v) for v in versions])
+        if current in versions:
+            sel.value = current
+        else:
+            sel.clear()
+        self._setting_versions = False
+
+    @on(Select.Changed, "#prompt-versions")
+    def _version_chosen(self, event: Select.Changed) -> None:
+        if getattr(self, "_setting_versions", False) or not isinstance(event.value, int):
+            return
+        from engine.generation.prompt import current_prompt, use_prompt
+
+        if current_prompt(self.app.ctx.workspace).version == event.value and self._prompt_on_screen().version != 0:
+            return
+        p = use_prompt(self.app.ctx.workspace, int(event.value))
+        self.query_one("#system", TextArea).load_text(p.system)
+        self.query_one("#user", TextArea).load_text(p.user)
+        self.notify(f"prompt v{p.version} in use")
 
     def _show_version(self, version: int, saved: bool) -> None:
         label = f"prompt v{version}" if saved else "prompt: unsaved edits (ctrl+s)"
@@ -311,6 +339,7 @@ class GenerateScreen(Screen):
             self.notify(str(exc), severity="error")
             return
         self._show_version(p.version, saved=True)
+        self._refresh_versions(p.version)
         self.notify(f"prompt saved as version {p.version}")
 
     def action_dry_run(self) -> None:
