@@ -101,6 +101,8 @@ class ReviewScreen(Screen):
         self.editing = False
         self.reading = True
         self._seen_rows = 0
+        self._recent_key: tuple = ()
+        self._side_pending = False
 
     # layout ---------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -230,7 +232,10 @@ class ReviewScreen(Screen):
         self.current = row
         self.revisit = revisit
         self._render_card()
-        self._render_side()
+        # The side list (Textual re-wraps every option) waits for the next card to be drawn.
+        if not self._side_pending:
+            self._side_pending = True
+            self.call_after_refresh(self._render_side)
         if self.first_shown_at is None:
             self.first_shown_at = time.perf_counter()
 
@@ -370,12 +375,18 @@ class ReviewScreen(Screen):
         return out
 
     def _render_side(self) -> None:
+        self._side_pending = False
         if self.store is None:
             return
-        recent = self.query_one("#recent", OptionList)
-        recent.clear_options()
-        for step in self.store.recent(10):
-            recent.add_option(self._step_option(step))
+        steps = self.store.recent(10)
+        # An edit changes the text shown for a step without changing its seq.
+        key = tuple((st.seq, st.text) for st in steps)
+        if key != self._recent_key:
+            # One add_options call: each add_option re-wraps every line of the list.
+            self._recent_key = key
+            recent = self.query_one("#recent", OptionList)
+            recent.clear_options()
+            recent.add_options([self._step_option(step) for step in steps])
         self._render_filter()
 
     def _render_filter(self) -> None:
