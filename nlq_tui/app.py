@@ -117,16 +117,6 @@ class NLQApp(App):
             # would otherwise compete with the first frame for the interpreter.
             self.call_after_refresh(self.load_data)
 
-    def on_resize(self, event) -> None:
-        self._mark_narrow()
-
-    def _mark_narrow(self) -> None:
-        # Screens lay out tighter below 100 columns (`Screen.-narrow` in their .tcss).
-        narrow = self.size.width < 100
-        for stack in self._screen_stacks.values():
-            for screen in stack:
-                screen.set_class(narrow, "-narrow")
-
     # navigation --------------------------------------------------------------------------------
     def action_show_screen(self, name: str) -> None:
         """Switch to the screen `name`, building it on first use."""
@@ -144,7 +134,6 @@ class NLQApp(App):
                 return
             self.add_mode(name, screen_class)
         self.switch_mode(name)
-        self.screen.set_class(self.size.width < 100, "-narrow")
 
     @property
     def screen_name(self) -> str:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
     from engine.windows import WindowParams, WindowResult
 
+NARROW = 100  # below this many columns (an 80x24 terminal) the layout tightens (`.-narrow`)
 DEBOUNCE_S = 0.05  # folds a burst of keystrokes; a running compute is cancelled anyway
 MAX_VIDEO_MATCHES = 5000
 DEFAULTS = {"k": "5", "alpha": "4.9", "min_window": "1.0", "pass": "1"}
@@ -175,9 +176,9 @@ class GroupScreen(ModalScreen[None]):
         with Vertical(id="group-box"):
             yield Static(id="group-title")
             with VerticalScroll(id="group-body"):
-                yield Static(id="group-table")
                 yield ClipTimeline(id="group-timeline")
-            yield Static("[dim]esc: close[/]", id="group-hint")
+                yield Static(id="group-table")
+            yield Static("[dim]esc: close · green: usable · red: not usable · ● narration time[/]", id="group-hint")
 
     def on_mount(self) -> None:
         res = self.result
@@ -185,20 +186,21 @@ class GroupScreen(ModalScreen[None]):
         first = windows[0]
         cs, ce = first["clip_start"], first["clip_end"]
         self.query_one("#group-title", Static).update(
-            f"[b]Group {self.group + 1:,}[/] of {res.n_groups:,}  ·  video {escape(first['video_uid'])}  ·  "
-            f"clip {escape(first['clip_uid'])} ({cs:.1f}–{ce:.1f} s)  ·  beta {_sec(first['beta'])} s  d {_sec(first['d'])} s"
+            f"[b]Group {self.group + 1:,}[/] of {res.n_groups:,}  ·  beta {_sec(first['beta'])} s  ·  d {_sec(first['d'])} s\n"
+            f"[dim]video[/] {escape(first['video_uid'])}\n"
+            f"[dim]clip[/]  {escape(first['clip_uid'])} ({cs:.1f}–{ce:.1f} s of the video)"
         )
         table = Table(box=None, expand=True, pad_edge=False, header_style="bold")
         table.add_column("#", justify="right", width=3)
         table.add_column("t (clip)", justify="right", width=8)
         table.add_column("window (clip)", justify="right", width=13)
         table.add_column("dur", justify="right", width=5)
-        table.add_column("status", width=14)
+        table.add_column("status", width=16, no_wrap=True, overflow="ellipsis")
         table.add_column("narration", ratio=1, no_wrap=True, overflow="ellipsis")
         marks = []
         for n, w in enumerate(windows, start=1):
             ok = w["reason"] is None
-            status = Text("usable", style="green") if ok else Text(", ".join(w["reasons"]), style="red")
+            status = Text("usable", style="green") if ok else Text(",".join(w["reasons"]), style="red")
             if w["start"] is None:
                 span = "—"
             else:
@@ -213,6 +215,9 @@ class GroupScreen(ModalScreen[None]):
                 marks.append(TimelineMark(w["t"], w["t"], w["t"], label=str(n), style="red", flag="!"))
         self.query_one("#group-table", Static).update(table)
         self.query_one(ClipTimeline).set_clip(cs, ce, marks)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.set_class(event.size.width < NARROW, "-narrow")
 
     def action_dismiss(self) -> None:
         self.dismiss(None)
@@ -315,6 +320,9 @@ class LabScreen(Screen):
         self.query_one("#reason", Select).set_options((key, key) for _code, (key, _label) in sorted(REASONS.items()))
         if self.app.ctx.index is not None and self.result is None:
             self.schedule_recompute(immediate=True)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.set_class(event.size.width < NARROW, "-narrow")
 
     # parameters --------------------------------------------------------------------------
     def read_params(self) -> "WindowParams | str":
