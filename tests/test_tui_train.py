@@ -9,7 +9,7 @@ import shutil
 import time
 
 import pytest
-from textual.widgets import Input, Log, Select, SelectionList
+from textual.widgets import Input, Select, SelectionList
 
 from engine.runs import Run, create_run, wait_for_state
 from engine.workspace import Workspace, atomic_write_json
@@ -96,7 +96,7 @@ async def test_a_run_launched_from_the_form_is_live_survives_a_reopen_stops_and_
             await wait_until(pilot, lambda: screen.view.evals, 120, "an evaluation row on the screen")
             evals = static_text(screen.query_one("#evals"))
             assert "R1@.3" in evals and "★" in evals
-            await wait_until(pilot, lambda: screen.query_one("#run-log", Log).line_count > 0, 10, "the log tail")
+            await wait_until(pilot, lambda: "eval step" in static_text(screen.query_one("#run-log")), 10, "the log tail")
             # stop: a confirmation first; "n" keeps the run going
             screen.query_one("#runs", VirtualTable).focus()
             await pilot.press("s")
@@ -260,7 +260,7 @@ async def test_compare_overlays_picked_runs_and_shows_the_difference_to_the_base
         await pilot.press("c")
         await wait_until(pilot, lambda: len(screen.query_one("#cmp-r1", LinePlot).series) == 2, 10, "the overlay")
         table = static_text(screen.query_one("#cmp-table"))
-        assert "baseline (ref)" in table
+        assert "differences against 10:00 aaaa (baseline)" in table and "baseline (ref)" in table
         assert "14.50 +2.50" in table  # the finetune's best R1@0.3 against the baseline's 12.00
         pick = screen.query_one("#cmp-pick", SelectionList)
         assert set(pick.selected) == {base.id, ft.id}

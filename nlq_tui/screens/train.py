@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rich.console import Group
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
@@ -24,7 +25,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Input, Label, Log, Select, SelectionList, Static, TabbedContent, TabPane
+from textual.widgets import Button, Footer, Input, Label, Select, SelectionList, Static, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
 from nlq_tui.widgets import Column, NavBar, VirtualTable
@@ -186,7 +187,7 @@ class TrainScreen(Screen):
                     yield LinePlot(id="loss-plot", empty="no loss rows yet", x_label="step")
                     with VerticalScroll(id="evals-box"):
                         yield Static("", id="evals")
-                yield Log(id="run-log", max_lines=400, auto_scroll=True)
+                yield Static("", id="run-log")
             with TabPane("New run", id="new-pane"):
                 with VerticalScroll(id="form-scroll"):
                     with Grid(id="form"):
@@ -348,10 +349,7 @@ class TrainScreen(Screen):
         self._log_size = res.log_size
         if res.log is not None:
             view.log = res.log
-            log = self.query_one("#run-log", Log)
-            log.clear()
-            log.write_lines(res.log[-200:])
-            log.scroll_end(animate=False, immediate=False)
+            self._render_log()
         self._render_head()
         if rows_changed:
             self._render_plot()
@@ -382,7 +380,7 @@ class TrainScreen(Screen):
             self.picked = [p for p in self.picked if p in ids]
             pick = self.query_one("#cmp-pick", SelectionList)
             pick.clear_options()
-            pick.add_options([(f"{short_id(s['id'])} {s['stage']}", s["id"], s["id"] in self.picked) for s in summaries])
+            pick.add_options([(f"{short_id(s['id'])[6:]} {s['stage']}", s["id"], s["id"] in self.picked) for s in summaries])
             self._refresh_from_options(summaries)
 
     def _summary_cells(self, s: dict) -> tuple[str, ...]:
@@ -428,7 +426,7 @@ class TrainScreen(Screen):
         self._token += 1
         self._log_size = -1
         self.config = None
-        self.query_one("#run-log", Log).clear()
+        self.query_one("#run-log", Static).update("")
         if run_id is None:
             self._tail, self.view = None, None
             self._render_detail_empty()
@@ -444,6 +442,12 @@ class TrainScreen(Screen):
 
     def selected_summary(self) -> dict | None:
         return next((s for s in self.summaries if s["id"] == self.selected), None)
+
+    def cursor_summary(self) -> dict | None:
+        """The run under the list's cursor. Actions use it rather than `selected`: a key
+        typed right after a cursor move may arrive before the highlight message does."""
+        row = self.query_one("#runs", VirtualTable).cursor_row
+        return self.summaries[row] if 0 <= row < len(self.summaries) else None
 
     # rendering -----------------------------------------------------------------------------------
     def _render_detail_empty(self) -> None:
@@ -510,6 +514,13 @@ class TrainScreen(Screen):
             lines.append("[red]the run folder was deleted[/]")
         self.query_one("#run-head", Static).update("\n".join(lines))
 
+    def _render_log(self) -> None:
+        """The last lines of train.log that fit, cut at the panel's width (newest at the bottom)."""
+        box = self.query_one("#run-log", Static)
+        lines = self.view.log if self.view is not None else []
+        height = max(1, box.content_region.height or 4)
+        box.update(Text("\n".join(lines[-height:]), no_wrap=True, overflow="ellipsis", style="dim"))
+
     def _render_plot(self) -> None:
         view = self.view
         plot = self.query_one("#loss-plot", LinePlot)
@@ -531,16 +542,15 @@ class TrainScreen(Screen):
             box.update("[dim]no evaluation yet[/]")
             return
         best = view.best_eval()
-        table = Table(box=None, pad_edge=False, padding=(0, 1), header_style="bold", expand=False)
-        table.add_column("", width=1)
+        # one space between columns: the table fits the 38-column panel of an 80x24 terminal
+        table = Table(box=None, pad_edge=False, padding=(0, 0, 0, 1), header_style="bold", expand=False)
         table.add_column("step", justify="right")
         for key in EVAL_KEYS:
             table.add_column(key.replace("@0.", "@."), justify="right")
         for row in view.evals:
             mark = row is best
             table.add_row(
-                "★" if mark else "",
-                f"{row.get('step', '?')}",
+                ("★" if mark else "") + f"{row.get('step', '?')}",
                 *(_num(row.get(k)) for k in EVAL_KEYS),
                 style="bold green" if mark else "",
             )
@@ -597,16 +607,19 @@ class TrainScreen(Screen):
             r1_series.append(Series(label, [r["step"] for r in evals], [r["R1@0.3"] for r in evals], style=color))
         self.query_one("#cmp-loss", LinePlot).set_series(loss_series, empty="pick runs on the left (or p on the Runs tab)")
         self.query_one("#cmp-r1", LinePlot).set_series(r1_series, empty="no evaluations yet")
-        table = Table(box=None, pad_edge=False, padding=(0, 1), header_style="bold", expand=False)
-        table.add_column("run")
-        table.add_column("stage")
-        for key in EVAL_KEYS:
-            table.add_column(key.replace("@0.", "@."), justify="right")
+        # one column per run, one row per figure: three runs fit the 80-column layout
+        table = Table(box=None, pad_edge=False, padding=(0, 0, 0, 2), header_style="bold", expand=False)
+        table.add_column("best val", no_wrap=True)
         ref = pick_baseline(res.picked)
-        for n, (p, best, diff) in enumerate(compare_rows(res.picked)):
+        compared = compare_rows(res.picked)
+        for n, (p, _best, _diff) in enumerate(compared):
             color = COMPARE_COLORS[n % len(COMPARE_COLORS)]
+            head = Text(short_id(p["id"])[6:], style=f"bold {color}")
+            head.append("\n" + p["stage"] + (" (ref)" if p is ref and len(compared) > 1 else ""), style="dim")
+            table.add_column(head, justify="right", no_wrap=True)
+        for key in EVAL_KEYS:
             cells = []
-            for key in EVAL_KEYS:
+            for _p, best, diff in compared:
                 if best is None or key not in best:
                     cells.append(Text("—", style="dim"))
                     continue
@@ -615,8 +628,12 @@ class TrainScreen(Screen):
                     d = diff[key]
                     t.append(f" {d:+.2f}", style="green" if d > 0 else "red" if d < 0 else "dim")
                 cells.append(t)
-            table.add_row(Text(short_id(p["id"]), style=color), p["stage"] + (" (ref)" if p is ref and len(res.picked) > 1 else ""), *cells)
-        self.query_one("#cmp-table", Static).update(table if res.picked else "")
+            table.add_row(key, *cells)
+        if not res.picked:
+            self.query_one("#cmp-table", Static).update("")
+            return
+        note = Text(f"differences against {short_id(ref['id'])[6:]} ({ref['stage']})", style="dim")
+        self.query_one("#cmp-table", Static).update(Group(table, note))
 
     # the form ----------------------------------------------------------------------------------------
     @on(Select.Changed, "#f-stage")
@@ -710,7 +727,7 @@ class TrainScreen(Screen):
     def _selected_run(self):
         from engine.runs import Run
 
-        s = self.selected_summary()
+        s = self.cursor_summary()
         if s is None:
             self.notify("no run selected", title="Train", severity="warning")
             return None
@@ -795,11 +812,12 @@ class TrainScreen(Screen):
         return done
 
     def action_pick(self) -> None:
-        if self.selected is None:
+        s = self.cursor_summary()
+        if s is None:
             return
         pick = self.query_one("#cmp-pick", SelectionList)
         try:
-            pick.toggle(self.selected)
+            pick.toggle(s["id"])
         except Exception:
             return
 
@@ -824,7 +842,10 @@ class TrainScreen(Screen):
             self._start_compare()
 
     def on_resize(self) -> None:
+        # the app marks screens on its own resizes; a screen opened first may miss that
+        self.set_class(self.app.size.width < 100, "-narrow")
         self._list_key = ()  # the runs list's height depends on the width class
+        self.call_after_refresh(self._render_log)
 
     def on_screen_resume(self) -> None:
         self._start_poll(full=True)
