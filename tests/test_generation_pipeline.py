@@ -172,6 +172,26 @@ def test_second_job_on_the_same_workspace_fails_before_any_request_naming_the_ho
     assert second.todo == [] and second.stats.groups_skipped == 8
 
 
+def test_a_store_failure_ends_the_job_with_its_message_instead_of_hanging(tmp_path):
+    from engine.errors import WorkspaceError
+
+    class FullDisk:
+        rows: list = []
+
+        def done_groups(self):
+            return set()
+
+        def add_group_result(self, *a):
+            raise WorkspaceError("candidates: no space left on device; free some space")
+
+    index = load_index(tree(tmp_path, videos_n=3), use_cache=False)
+    job = GenerationJob(index, Workspace(tmp_path / "ws"), TemplateBackend(), checks="fast", store=FullDisk())
+    job.backend.batch_size = 1  # a small queue that fills while nothing drains it
+    with pytest.raises(WorkspaceError, match="no space left"):
+        job.run_sync()
+    assert job.stats.state == "failed" and "no space left" in job.stats.error
+
+
 # ------------------------------------------------------------------------------ resuming
 
 

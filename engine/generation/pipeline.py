@@ -512,7 +512,10 @@ class GenerationJob:
         st.started = time.monotonic()
         st.state = "running"
         self._progress(force=True)
-        queue: asyncio.Queue = asyncio.Queue()
+        # Bounded: answered groups wait here until they are stored, and a kill -9 loses them with
+        # the requests in flight; when the checks fall behind, the workers wait instead.
+        conc, bs = max(1, int(self.backend.concurrency)), max(1, int(self.backend.batch_size))
+        queue: asyncio.Queue = asyncio.Queue(maxsize=max(8, 2 * conc * bs))
         pending = list(self.todo)
         pending.reverse()  # pop() from the end keeps ascending order
         fatal: list[str] = []
@@ -565,11 +568,22 @@ class GenerationJob:
 
         fin = asyncio.create_task(finisher())
         finisher_task.append(fin)
-        workers = [asyncio.create_task(worker()) for _ in range(max(1, int(self.backend.concurrency)))]
+        workers = [asyncio.create_task(worker()) for _ in range(conc)]
+
+        def finisher_failed(t: asyncio.Task) -> None:
+            if not t.cancelled() and t.exception() is not None:
+                for w in workers:  # they may wait on a full queue nobody drains any more
+                    w.cancel()
+
+        fin.add_done_callback(finisher_failed)
         try:
             try:
                 await asyncio.gather(*workers)
-            finally:
+            except asyncio.CancelledError:
+                if fin.done() and not fin.cancelled() and fin.exception() is not None:
+                    raise fin.exception() from None
+                raise
+            if not fin.done():
                 await queue.put(None)
             await fin  # raises what the check-and-store thread raised (a full disk, a lost lock)
         except BaseException as exc:
