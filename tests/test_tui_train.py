@@ -264,11 +264,18 @@ async def test_compare_overlays_picked_runs_and_shows_the_difference_to_the_base
         assert "14.50 +2.50" in table  # the finetune's best R1@0.3 against the baseline's 12.00
         pick = screen.query_one("#cmp-pick", SelectionList)
         assert set(pick.selected) == {base.id, ft.id}
+        # every action can be found by name in the command palette
+        titles = {c.title for c in app.get_system_commands(screen)}
+        assert {"Train: Stop", "Train: Resume", "Train: Delete", "Train: More smoothing", "Train: Compare", "Train: Launch"} <= titles
 
 
-async def test_the_screen_fits_an_80x24_terminal(tmp_path):
+async def test_the_screen_fits_an_80x24_terminal_and_a_crashed_run_shows_its_error_and_log(tmp_path):
     ws = Workspace(tmp_path / "ws")
-    fake_run(ws, "baseline", train_rows(20) + [eval_row(100, 11.0)], {"state": "done", "pid": None, "heartbeat": time.time()})
+    run = fake_run(ws, "baseline", train_rows(20) + [eval_row(100, 11.0)],
+                   {"state": "failed", "pid": 123, "heartbeat": time.time(),
+                    "error": "FloatingPointError: loss is nan at step 201; lower --lr or check the features for NaN"})
+    run.log_path.write_text("".join(f"2026-11-28 10:00:{i:02d} INFO step {i}\n" for i in range(40))
+                            + "Traceback (most recent call last):\nFloatingPointError: loss is nan at step 201\n")
     app = make_app(None, tmp_path / "ws", screen="train", load=False)
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_train(pilot)
@@ -279,6 +286,10 @@ async def test_the_screen_fits_an_80x24_terminal(tmp_path):
             assert region.height >= 1 and region.width >= 20, selector
             assert region.bottom <= 23, selector  # above the footer
         assert screen.query_one("#loss-plot").region.height >= 4
+        head = static_text(screen.query_one("#run-head"))
+        assert "failed" in head and "FloatingPointError: loss is nan at step 201" in head
+        log = static_text(screen.query_one("#run-log")).strip().splitlines()
+        assert log[-1] == "FloatingPointError: loss is nan at step 201" and len(log) <= 5
 
 
 # ------------------------------------------------------------------------------------------------
@@ -330,3 +341,44 @@ def test_plot_draws_braille_within_its_size_and_skips_nan():
     assert "⠀" not in render_plot([Series("flat", [1, 2], [3.0, 3.0])], 40, 5).plain
     assert render_plot([Series("one", [5], [1.0])], 40, 5).plain.count("\n") == 4
     assert render_plot([], 40, 5).plain == "no data yet"
+
+
+async def test_pretrain_and_finetune_presets_ask_for_what_the_train_command_would(tiny, tmp_path):
+    from engine.runs import training_config
+    from training_fixtures import tiny_config
+
+    root, glove = tiny
+    ws = Workspace(tmp_path / "ws")
+    export = ws.exports_dir / "llm-v1.json"
+    shutil.copy(root / "v1" / "annotations" / "nlq_train.json", export)
+    done = {"state": "done", "pid": None, "heartbeat": time.time()}
+    pre = fake_run(ws, "pretrain", train_rows(3) + [eval_row(30, 9.0)], done, run_id="20261128-090000-pretrain-cccc")
+    atomic_write_json(pre.config_path, {"stage": "pretrain", "from_run": None, "nproc": 1, "id": pre.id,
+                                        "train": tiny_config(root, glove, stage="pretrain", lr=2e-4, epochs=4).to_dict()})
+    pre.best_path.write_bytes(b"weights")  # the form needs a checkpoint to exist; nothing loads it here
+    app = make_app(root, tmp_path / "ws", screen="train", load=False)
+    async with app.run_test(size=(120, 35)) as pilot:
+        screen = await open_train(pilot)
+        await pilot.press("n")
+        screen.query_one("#f-stage", Select).value = "pretrain"
+        await pilot.pause()
+        assert screen.query_one("#f-train-file", Input).placeholder == "latest export: llm-v1.json"
+        form = screen.read_form()
+        config = training_config(ws, stage=form["stage"], data_root=root, train_file=form["train_file"],
+                                 from_run=form["from_run"], overrides=form["overrides"], model_overrides=form["model_overrides"])
+        assert config["train"]["train_file"] == str(export.resolve())
+
+        screen.query_one("#f-stage", Select).value = "finetune"
+        await pilot.pause()
+        assert screen.query_one("#f-train-file", Input).disabled
+        options = await wait_until(pilot, lambda: screen.query_one("#f-from", Select)._options[1:], 5, "the pretrain run")
+        assert options[0][1] == pre.id
+        screen.query_one("#f-from", Select).value = pre.id
+        form = screen.read_form()
+        config = training_config(ws, stage=form["stage"], data_root=root, train_file=form["train_file"],
+                                 from_run=form["from_run"], overrides=form["overrides"], model_overrides=form["model_overrides"])
+        # as `nlq-tui train --stage finetune --from RUN`: the pretrain run's encoder, features, device; half its lr
+        assert config["from_run"] == pre.id
+        assert config["train"]["init_from"] == str(pre.best_path)
+        assert config["train"]["lr"] == pytest.approx(1e-4) and config["train"]["epochs"] == 4
+        assert config["train"]["text_encoder"] == "glove" and config["train"]["device"] == "cpu"

@@ -159,6 +159,7 @@ class TrainScreen(Screen):
         self._poll_again = False
         self._cmp_busy = False
         self._cmp_tails: dict[str, tuple[Any, list[dict]]] = {}  # compare worker's own state
+        self._summary_cache: dict[str, tuple[Any, dict]] = {}  # poll worker's own state
         self._gpu_monitor = None
         self._list_key: tuple = ()
         self._pick_ids: tuple = ()
@@ -269,12 +270,7 @@ class TrainScreen(Screen):
 
         summaries = None
         if want_list:
-            summaries = []
-            for run in reversed(list_runs(self.app.ctx.workspace)):  # newest first
-                try:
-                    summaries.append(run.summary())
-                except OSError:
-                    continue  # deleted between the listing and the read
+            summaries = self._list_summaries(list_runs(self.app.ctx.workspace))
         gpu = self._gpu_monitor.read() if want_gpu and self._gpu_monitor is not None else None
         update = config = log = None
         size = log_size
@@ -289,6 +285,34 @@ class TrainScreen(Screen):
             if size != log_size:
                 log = tail.log_tail(LOG_BYTES) if size >= 0 else []
         return PollResult(token, tail.run.id if tail else None, update, log, size, config, summaries, gpu)
+
+    def _list_summaries(self, runs: list) -> list[dict]:
+        """Summaries, newest first. A run that has ended is summarised again only when its
+        status.json changes, so a long list costs one stat per ended run per refresh.
+        (Poll worker only: one runs at a time and owns the cache.)"""
+        cache = self._summary_cache
+        out = []
+        seen = set()
+        for run in reversed(runs):
+            seen.add(run.id)
+            try:
+                st = os.stat(run.status_path)
+                stamp = (st.st_mtime_ns, st.st_size)
+            except OSError:
+                stamp = None
+            hit = cache.get(run.id)
+            if hit is not None and hit[0] == stamp and stamp is not None and hit[1]["state"] != "running":
+                out.append(hit[1])
+                continue
+            try:
+                summary = run.summary()
+            except OSError:
+                continue  # deleted between the listing and the read
+            cache[run.id] = (stamp, summary)
+            out.append(summary)
+        for gone in set(cache) - seen:
+            del cache[gone]
+        return out
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker
@@ -412,6 +436,10 @@ class TrainScreen(Screen):
             sel.value = current
 
     # selection -----------------------------------------------------------------------------------
+    @on(VirtualTable.RowSelected, "#runs")
+    def _row_selected(self, event: VirtualTable.RowSelected) -> None:
+        self.action_folder()
+
     @on(VirtualTable.RowHighlighted, "#runs")
     def _row_highlighted(self, event: VirtualTable.RowHighlighted) -> None:
         if 0 <= event.row < len(self.summaries):
@@ -751,6 +779,10 @@ class TrainScreen(Screen):
     def action_resume(self) -> None:
         run = self._selected_run()
         if run is None:
+            return
+        state = run.status()["state"]
+        if state in ("running", "done"):
+            self.notify(f"{run.id} is {state}; resume continues a stopped or failed run", title="Train", severity="warning")
             return
 
         def resume() -> None:
