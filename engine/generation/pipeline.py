@@ -478,13 +478,14 @@ class GenerationJob:
         self.reader = GroupReader(self.result)
         chosen = select_groups(self.result, stride=self.stride, n=self.n_groups, seed=self.seed, per_video=self.per_video)
         store = self.store
-        if hasattr(store, "add_group_results"):
-            # Takes the store's writer lock now: a second job on this workspace fails here,
-            # naming the holder, before it spends any requests.
-            store.add_group_results([])
         done = store.done_groups()
         keys = self.reader.keys(chosen)
         self.todo = [int(g) for g, key in zip(chosen.tolist(), keys) if key not in done]
+        if self.todo and hasattr(store, "add_group_results"):
+            # Takes the store's writer lock now: a second job on this workspace fails here,
+            # naming the holder, before it spends any requests. (A group another writer stores
+            # meanwhile is refused by the store, never stored twice.)
+            store.add_group_results([])
         self.reader.prefetch(np.array(self.todo, dtype=np.int64))
         self.stats.groups_total = len(chosen)
         self.stats.groups_skipped = len(chosen) - len(self.todo)
