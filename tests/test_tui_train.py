@@ -139,7 +139,10 @@ async def test_a_bad_form_value_names_the_field_and_starts_nothing(tiny, tmp_pat
     app = make_app(root, tmp_path / "ws", screen="train", load=False)
     async with app.run_test(size=(120, 35)) as pilot:
         screen = await open_train(pilot)
-        await pilot.press("n")
+        await pilot.press("f5")  # from the runs list: shows the form, starts nothing
+        await pilot.pause(0.3)
+        assert screen.query_one("#train-tabs").active == "new-pane"
+        assert "check the form" in static_text(screen.query_one("#launch-msg"))
         screen.query_one("#f-lr", Input).value = "fast"
         await pilot.press("f5")
         await pilot.pause(0.3)
@@ -202,6 +205,7 @@ async def test_torn_line_garbage_status_and_a_deleted_folder_never_break_the_scr
         await wait_until(pilot, lambda: screen.query_one("#runs", VirtualTable).n_rows == 0, 5, "the list to drop the run")
         assert screen.selected is None
         assert "No run selected" in static_text(screen.query_one("#run-head"))
+        assert "no GPU" in static_text(screen.query_one("#run-head"))
         # a run folder that is nothing but an empty directory is listed, as failed
         (ws.runs_dir / "20261128-000000-baseline-dead").mkdir()
         await wait_until(pilot, lambda: screen.query_one("#runs", VirtualTable).n_rows == 1, 5, "the empty folder")

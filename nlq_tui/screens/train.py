@@ -358,8 +358,11 @@ class TrainScreen(Screen):
             self.gpu = res.gpu
         if res.summaries is not None:
             self._apply_summaries(res.summaries)
-        if res.token != self._token or self.view is None or res.update is None:
-            self._render_gpu()
+        if self.view is None:
+            if res.gpu is not None:
+                self._render_detail_empty()
+            return
+        if res.token != self._token or res.update is None:
             return
         view = self.view
         upd = res.update
@@ -480,14 +483,11 @@ class TrainScreen(Screen):
     # rendering -----------------------------------------------------------------------------------
     def _render_detail_empty(self) -> None:
         self.query_one("#run-head", Static).update(
-            "[dim]No run selected. Press [b]n[/b] for a new run: presets Baseline, Pretrain, Finetune.[/]"
+            "[dim]No run selected. Press [b]n[/b] for a new run: presets Baseline, Pretrain, Finetune.[/]\n"
+            + self._gpu_text()
         )
         self.query_one("#loss-plot", LinePlot).set_series([], empty="no run selected")
         self.query_one("#evals", Static).update("")
-        self._render_gpu()
-
-    def _render_gpu(self) -> None:
-        pass  # the GPU line is part of the head; nothing to draw without a run
 
     def _gpu_text(self) -> str:
         if self.gpu is None:
@@ -727,6 +727,12 @@ class TrainScreen(Screen):
         self.action_launch()
 
     def action_launch(self) -> None:
+        tabs = self.query_one(TabbedContent)
+        if tabs.active != "new-pane":
+            # F5 from the runs list must not start a run nobody looked at
+            self.action_show_tab("new")
+            self.query_one("#launch-msg", Static).update("[b]check the form, then F5 (or the button) to launch[/]")
+            return
         form = self.read_form()
         msg = self.query_one("#launch-msg", Static)
         if isinstance(form, str):
