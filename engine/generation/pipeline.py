@@ -361,7 +361,8 @@ class Stats:
 def build_candidates(
     gd: GroupData, verdict: Verdict, reply: Reply, backend: Backend, prompt_version: int, now: float
 ) -> list[dict]:
-    group_narrations = [{"uid": u, "text": t, "t": round(x, 4)} for u, t, x in zip(gd.uids, gd.texts, gd.times)]
+    # times and windows were rounded to 0.1 ms when the group was read
+    group_narrations = [{"uid": u, "text": t, "t": x} for u, t, x in zip(gd.uids, gd.texts, gd.times)]
     raw = reply.text if reply.text is not None else backend.name
     out = []
     for number, query in verdict.accepted:
@@ -373,7 +374,7 @@ def build_candidates(
                 "video_uid": gd.video_uid,
                 "clip_uid": gd.clip_uid,
                 "group_key": gd.key,
-                "narration": {"uid": gd.uids[i], "text": gd.texts[i], "t": round(gd.times[i], 4), "number": number},
+                "narration": {"uid": gd.uids[i], "text": gd.texts[i], "t": gd.times[i], "number": number},
                 "group_narrations": group_narrations,
                 "window": {
                     "start": s,
