@@ -103,10 +103,19 @@ async def test_command_palette_goes_to_a_screen_by_name(tree, tmp_path):
         await pilot.press("ctrl+p")
         await pilot.pause()
         await pilot.press(*"go to lab")
-        await pilot.pause(0.3)
-        await pilot.press("enter")
+        from textual.command import CommandList
+
+        for _ in range(100):  # the palette searches in the background
+            await pilot.pause(0.05)
+            hits = app.screen.query(CommandList)
+            if hits and hits.first().option_count:
+                break
+        await pilot.press("down", "enter")
         await settle(pilot)
         assert isinstance(app.screen, LabScreen)
+        # every key of the screen is also a command by name
+        titles = {c.title for c in app.get_system_commands(app.screen)}
+        assert {"Lab: Params", "Lab: Defaults", "Lab: Usable", "Help: all keys"} <= titles
 
 
 async def test_ctrl_q_quits(tree, tmp_path):
