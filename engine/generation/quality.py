@@ -96,7 +96,7 @@ class Item:
 class QualityChecker:
     """Duplicate, near-duplicate, ambiguity and template checks across a whole run."""
 
-    def __init__(self, embeddings: bool = True, encoder=None, device: str = "cpu") -> None:
+    def __init__(self, embeddings: bool = True, encoder=None, device: str = "auto") -> None:
         self.embeddings = embeddings
         self._encoder = encoder
         self._device = device
@@ -113,9 +113,11 @@ class QualityChecker:
             from engine.minilm import SentenceEncoder
 
             hf_logging.disable_progress_bar()  # no "Loading weights" bar in the middle of a progress line
-            if self._device == "cpu":
-                import torch
+            import torch
 
+            if self._device == "auto":
+                self._device = "cuda" if torch.cuda.is_available() else "cpu"
+            if self._device == "cpu":
                 # The checks share the CPU with the request loop (and, on a small box, with
                 # everything else): one thread per spare core, at most 4, measured twice as
                 # fast as torch's default on a busy 2-core machine.

@@ -165,6 +165,12 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         return _dry_run(job, args)
     job.prepare()
+    if not args.json and args.checks == "full" and len(job.todo) > 20_000:
+        print(
+            f"note: full checks embed every question and clip narration with MiniLM "
+            f"({len(job.todo) * params.k:,} questions); on a CPU that takes long. --checks fast skips it.",
+            file=sys.stderr,
+        )
     if not args.json:
         print(
             f"{backend.describe()}, prompt v{prompt.version}: {job.stats.groups_total:,} groups selected, "
