@@ -178,6 +178,34 @@ def eval_row(step: int, r1: float) -> dict:
     return {"split": "val", "step": step, "epoch": 1, "R1@0.3": r1, "R1@0.5": r1 / 2, "R5@0.3": r1 * 2, "R5@0.5": r1, "mIoU": r1 / 3}
 
 
+async def test_fields_of_the_wrong_type_read_as_a_failed_run_not_a_crash(tmp_path):
+    ws = Workspace(tmp_path / "ws")
+    odd_status = {"state": "running", "pid": "abc", "heartbeat": "soon", "step": "7", "total_steps": [1],
+                  "epoch": None, "epochs": "3", "best": 5, "started": "today"}
+    rows = [{"step": "10", "loss": "1.0"}, {"step": 20, "loss": 2.0, "lr": "x", "samples_per_s": "fast"},
+            {"split": "val", "step": 20, "R1@0.3": "high", "mIoU": None}, {"split": "val", "step": 30, "R1@0.3": 7.0}]
+    run = fake_run(ws, "baseline", rows, odd_status)
+    with open(run.metrics_path, "ab") as f:
+        f.write(b'[1, 2]\n5\n"text"\n')
+    other = fake_run(ws, "baseline", [eval_row(10, 3.0)], {"state": "done", "pid": None, "heartbeat": time.time()},
+                     run_id="20200101-000000-baseline-0000")
+    app = make_app(None, tmp_path / "ws", screen="train", load=False)
+    async with app.run_test(size=(120, 35)) as pilot:
+        screen = await open_train(pilot)
+        await wait_until(pilot, lambda: screen.view and screen.view.losses, 10, "the usable row")
+        assert screen.view.losses == [2.0]
+        head = static_text(screen.query_one("#run-head"))
+        assert "failed" in head and "status.json" in head
+        assert table_rows(screen.query_one("#runs", VirtualTable))[0][2] == "failed"
+        assert "high" not in static_text(screen.query_one("#evals")) and "7.00" in static_text(screen.query_one("#evals"))
+        await pilot.press("p", "down")
+        await pilot.pause()
+        await pilot.press("p", "c")
+        await wait_until(pilot, lambda: "differences against" in static_text(screen.query_one("#cmp-table")), 10, "the table")
+        assert "+4.00" in static_text(screen.query_one("#cmp-table"))  # 7.00 against the other run's 3.00
+        assert other.id in screen.picked
+
+
 async def test_torn_line_garbage_status_and_a_deleted_folder_never_break_the_screen(tmp_path):
     ws = Workspace(tmp_path / "ws")
     run = fake_run(ws, "baseline", train_rows(5) + [eval_row(50, 12.5)], None, tail=b'{"step": 60, "epoch": 0.6, "lo')

@@ -95,6 +95,10 @@ class CompareResult:
     picked: list[dict]  # {"id", "stage", "rows"}
 
 
+def _int(x: Any) -> int | None:
+    return x if isinstance(x, int) and not isinstance(x, bool) else None
+
+
 def _num(x: Any, fmt: str = ".2f") -> str:
     return format(x, fmt) if isinstance(x, (int, float)) else "—"
 
@@ -275,7 +279,7 @@ class TrainScreen(Screen):
         update = config = log = None
         size = log_size
         if tail is not None:
-            update = tail.poll()
+            update = safe_poll(tail)
             if want_config:
                 config = read_json(tail.run.config_path) or {}
             try:
@@ -308,6 +312,9 @@ class TrainScreen(Screen):
                 summary = run.summary()
             except OSError:
                 continue  # deleted between the listing and the read
+            except Exception as exc:  # a status.json with fields of the wrong type
+                summary = {"id": run.id, "path": str(run.path), "stage": "?", "state": "failed",
+                           "error": unreadable(run, exc), "elapsed_s": None}
             cache[run.id] = (stamp, summary)
             out.append(summary)
         for gone in set(cache) - seen:
@@ -502,25 +509,26 @@ class TrainScreen(Screen):
         if view is None:
             return
         st = view.status or {}
-        state = st.get("state", "…")
+        state = str(st.get("state", "…"))
         color = {"running": "green", "done": "cyan", "stopped": "yellow", "failed": "red"}.get(state, "white")
         cfg = self.config or {}
         train = cfg.get("train") if isinstance(cfg.get("train"), dict) else {}
         batch = train.get("batch_size") if isinstance(train.get("batch_size"), int) else None
         nproc = cfg.get("nproc") if isinstance(cfg.get("nproc"), int) else 1
         summary = self.selected_summary() or {}
-        step = st.get("step") if isinstance(st.get("step"), int) else None
+        step = _int(st.get("step"))
         if view.last_train and isinstance(view.last_train.get("step"), int):
             step = max(step or 0, view.last_train["step"])
-        total = st.get("total_steps")
+        total = _int(st.get("total_steps"))
         line1 = (
             f"[b]{escape(view.run_id)}[/] · {escape(str(cfg.get('stage', summary.get('stage', '?'))))} · "
             f"[b {color}]{escape(state)}[/]"
         )
         if step is not None:
             line1 += f" · step {step:,}" + (f"/{total:,}" if isinstance(total, int) else "")
-        if isinstance(st.get("epochs"), int):
-            line1 += f" · epoch {min((st.get('epoch') or 0) + (1 if state == 'running' else 0), st['epochs'])}/{st['epochs']}"
+        epochs = _int(st.get("epochs"))
+        if epochs is not None:
+            line1 += f" · epoch {min((_int(st.get('epoch')) or 0) + (1 if state == 'running' else 0), epochs)}/{epochs}"
         rate = view.steps_per_s(batch, nproc)
         parts = []
         if state == "running":
@@ -613,7 +621,7 @@ class TrainScreen(Screen):
         out = []
         for run_id, path, stage in picked:
             tail, rows = self._cmp_tails.get(run_id) or (RunTail(path), [])
-            upd = tail.poll()
+            upd = safe_poll(tail)
             if upd.reset:
                 rows = []
             rows = rows + upd.rows
@@ -648,7 +656,7 @@ class TrainScreen(Screen):
         for key in EVAL_KEYS:
             cells = []
             for _p, best, diff in compared:
-                if best is None or key not in best:
+                if best is None or not isinstance(best.get(key), (int, float)):
                     cells.append(Text("—", style="dim"))
                     continue
                 t = Text(f"{best[key]:.2f}")
@@ -887,6 +895,27 @@ class TrainScreen(Screen):
 
     def on_screen_resume(self) -> None:
         self._start_poll(full=True)
+
+
+def unreadable(run, exc: BaseException) -> str:
+    return f"{run.status_path}: unreadable ({type(exc).__name__}: {exc})"
+
+
+def safe_poll(tail: "RunTail") -> "TailUpdate":
+    """`tail.poll()`, except that a status.json the engine cannot make sense of reads as a
+    failed run instead of raising after the new rows were consumed."""
+    from engine.runs import TailUpdate
+
+    if not tail.run.path.is_dir():
+        return tail.poll()
+    rows, reset = tail.read_new()
+    try:
+        status = tail.run.status()
+    except OSError:
+        status = {"state": "failed", "error": "the run folder was deleted"}
+    except Exception as exc:
+        status = {"state": "failed", "error": unreadable(tail.run, exc)}
+    return TailUpdate(rows=rows, reset=reset, status=status)
 
 
 def _select_value(select: Select) -> str | None:

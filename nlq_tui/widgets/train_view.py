@@ -134,6 +134,7 @@ class RunView:
         rate = self.steps_per_s(batch_size, nproc)
         total = self.status.get("total_steps")
         step = self.status.get("step")
+        step = step if isinstance(step, int) else None
         if self.last_train and isinstance(self.last_train.get("step"), (int, float)):
             step = max(step or 0, int(self.last_train["step"]))
         if not rate or not isinstance(total, int) or not isinstance(step, int):
@@ -172,6 +173,7 @@ def compare_rows(picked: list[dict]) -> list[tuple[dict, dict | None, dict | Non
         best = best_figures(p["rows"])
         diff = None
         if best is not None and base_best is not None and p is not base:
-            diff = {k: float(best[k]) - float(base_best[k]) for k in EVAL_KEYS if k in best and k in base_best}
+            diff = {k: float(best[k]) - float(base_best[k]) for k in EVAL_KEYS
+                    if isinstance(best.get(k), (int, float)) and isinstance(base_best.get(k), (int, float))}
         out.append((p, best, diff))
     return out
