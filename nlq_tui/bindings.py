@@ -40,6 +40,7 @@ GLOBAL_BINDINGS: list[Binding] = [
 
 DATA_BINDINGS: list[Binding] = [
     Binding("ctrl+l", "focus_root", "Root", id="data.focus_root", tooltip="Edit the data root path"),
+    Binding("o", "browse", "Browse", id="data.browse", tooltip="Pick the data root from a folder tree"),
     Binding("ctrl+r", "reload", "Reload", id="data.reload", tooltip="Load the data root again"),
     Binding("f", "focus_features", "Features", id="data.focus_features", tooltip="Choose the feature folder"),
     Binding("i", "focus_issues", "Issues", id="data.focus_issues", tooltip="Go to the list of warnings and errors"),

@@ -118,3 +118,28 @@ def test_feature_dimension_matches_torch_for_other_shapes(tmp_path):
     p = tmp_path / "three_d.pt"
     torch.save(torch.zeros(2, 3, 4), p)
     assert peek_feature_dim(p) is None
+
+
+async def test_the_folder_picker_fills_in_an_ego4d_root(tree_copy, tmp_path):
+    from nlq_tui.screens.data import RootPicker
+
+    app = make_app(tree_copy, tmp_path / "ws")
+    async with app.run_test(size=(120, 35)) as pilot:
+        await settle(pilot)
+        await _type_root(pilot, "")
+        await pilot.press("escape", "o")
+        await pilot.pause(0.3)
+        picker = app.screen
+        assert isinstance(picker, RootPicker) and picker.start == tmp_path.resolve()
+        tree_widget = picker.query_one("#picker-tree")
+        for _ in range(40):  # the tree lists the folder in a worker
+            await pilot.pause(0.05)
+            if tree_widget.root.children:
+                break
+        data_node = next(n for n in tree_widget.root.children if n.data.path.name == "data")
+        tree_widget.move_cursor(data_node)
+        await pilot.pause()
+        await pilot.press("enter")
+        await pilot.pause(0.2)
+        assert not isinstance(app.screen, RootPicker)
+        assert app.screen.query_one("#root", Input).value == "data"

@@ -16,11 +16,12 @@ from pathlib import Path
 from rich.markup import escape
 from rich.table import Table
 from textual import on, work
+from textual.binding import Binding
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import Screen
+from textual.screen import ModalScreen, Screen
 from textual.suggester import Suggester
-from textual.widgets import Footer, Input, Label, OptionList, ProgressBar, Static
+from textual.widgets import DirectoryTree, Footer, Input, Label, OptionList, ProgressBar, Static
 from textual.widgets.option_list import Option
 from textual.worker import Worker, WorkerState
 
@@ -148,6 +149,43 @@ class DirSuggester(Suggester):
         if not names or (names[0] == prefix):
             return None
         return value + names[0][len(prefix) :] + "/"
+
+
+class FolderTree(DirectoryTree):
+    """Folders only: a data root is a folder."""
+
+    def filter_paths(self, paths):
+        return [p for p in paths if p.is_dir() and not p.name.startswith(".")]
+
+
+class RootPicker(ModalScreen[Path | None]):
+    """Browse folders; enter on an Ego4D root picks it, on any other folder opens it."""
+
+    BINDINGS = [Binding("escape", "dismiss_none", "Cancel", id="data.picker.cancel")]
+
+    def __init__(self, start: Path) -> None:
+        super().__init__()
+        self.start = start
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="picker-box"):
+            yield Static(f"[b]Choose the data root[/]  [dim]enter: open a folder, or pick an Ego4D root · esc: cancel[/]")
+            yield FolderTree(self.start, id="picker-tree")
+            yield Static("", id="picker-check")
+
+    def on_tree_node_highlighted(self, event) -> None:
+        data = getattr(event.node, "data", None)
+        if data is not None:
+            ok, message = quick_check(str(data.path))
+            self.query_one("#picker-check", Static).update(f"[{'green' if ok else 'dim'}]{escape(message)}[/]")
+
+    @on(DirectoryTree.DirectorySelected)
+    def _selected(self, event: DirectoryTree.DirectorySelected) -> None:
+        if quick_check(str(event.path))[0]:
+            self.dismiss(event.path)
+
+    def action_dismiss_none(self) -> None:
+        self.dismiss(None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -442,6 +480,23 @@ class DataScreen(Screen):
             self.action_focus_root()
             return
         self.app.load_data(ctx.data_root, ctx.features)
+
+    def action_browse(self) -> None:
+        text = self.query_one("#root", Input).value.strip()
+        here = Path(text).expanduser() if text else None
+        # Start beside the typed folder (so it and its siblings show), else in the current one.
+        start = here.parent if here is not None and here.is_dir() else Path.cwd()
+        self.app.push_screen(RootPicker(start.resolve()), self._picked)
+
+    def _picked(self, path: Path | None) -> None:
+        if path is None:
+            return
+        from nlq_tui.app import display_path
+
+        root_input = self.query_one("#root", Input)
+        root_input.value = display_path(path)
+        root_input.focus()
+        self.notify("press enter to load it", title=display_path(path))
 
     def action_focus_features(self) -> None:
         self.query_one("#features", OptionList).focus()
