@@ -154,7 +154,7 @@ async def test_a_bad_form_value_names_the_field_and_starts_nothing(tiny, tmp_pat
         assert "from run: choose the pretrain run" in static_text(screen.query_one("#launch-msg"))
         screen.query_one("#f-stage", Select).value = "pretrain"
         await pilot.press("f5")
-        await wait_until(pilot, lambda: "export" in static_text(screen.query_one("#launch-msg")), 10, "the refusal")
+        await wait_until(pilot, lambda: "has no export yet" in static_text(screen.query_one("#launch-msg")), 10, "the refusal")
         assert not any((tmp_path / "ws" / "runs").iterdir())
 
 

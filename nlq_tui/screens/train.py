@@ -725,6 +725,12 @@ class TrainScreen(Screen):
             if from_run is None:
                 return "from run: choose the pretrain run to start from"
         train_file = self.query_one("#f-train-file", Input).value.strip() if stage != "finetune" else None
+        if stage == "pretrain" and not train_file:
+            from engine.runs import latest_export
+
+            if latest_export(self.app.ctx.workspace) is None:
+                return (f"train file: {self.app.ctx.workspace.exports_dir} has no export yet; export the reviewed "
+                        "questions (Review screen) or give an NLQ-format file")
         return {
             "stage": stage, "train_file": train_file or None, "from_run": from_run,
             "overrides": overrides, "model_overrides": model_overrides,
