@@ -233,14 +233,18 @@ class _Stream:
     says per value how to get the real text back. Positions are byte offsets.
     """
 
-    def __init__(self, path: Path, progress: Progress | None, label: str) -> None:
+    def __init__(self, path: Path, progress: Progress | None, label: str, start: int = 0) -> None:
         self.path = path
         self.f = open(path, "rb")
         self.size = os.fstat(self.f.fileno()).st_size
+        if start:
+            self.f.seek(start)
         self.buf = ""
         self.pos = 0
-        self.base = 0  # characters dropped before buf
+        self.base = start  # characters dropped before buf (or not read: a parallel worker's chunk)
         self.read_bytes = 0
+        self.stopped_at: int | None = None  # where _iter_top_members stopped at `stop`
+        self.quick_errors = False  # a worker's errors are redone serially: skip counting lines
         self.eof = False
         self.progress = progress
         self.label = label
@@ -284,6 +288,8 @@ class _Stream:
 
     def line_col(self, pos: int) -> tuple[int, int]:
         """Line and column of buf[pos], counting the lines before buf only now (errors are rare)."""
+        if self.quick_errors:
+            return 0, 0
         before = 0
         if self.base:
             with open(self.path, "rb") as f:
@@ -301,26 +307,32 @@ class _Stream:
 
 
 def _iter_top_members(
-    stream: _Stream, shown: str, rel: str, problems: Problems
+    stream: _Stream, shown: str, rel: str, problems: Problems, stop: int | None = None
 ) -> Iterator[tuple[str, Any, bool]]:
     """(key, value, latin) for each member of the file's top-level object, decoded one at a time.
 
     `latin`: the value's strings are UTF-8 bytes spelled in Latin-1 (see _Stream); `s.encode
     ("latin-1")` gives their true UTF-8. Otherwise they are the real text.
 
+    A stream opened at `start` > 0 (a parallel worker's chunk) begins at a member's key, not at
+    "{"; with `stop`, the iteration ends before the first member whose key starts at or after
+    `stop`, and `stream.stopped_at` is that key's position.
+
     Errors stop the iteration after being reported (a broken JSON text cannot be resynced).
     """
     decoder = json.JSONDecoder()
-    c = stream.skip_ws()
-    if c != "{":
-        kind = {"[": "a list", '"': "a string", "": "nothing but whitespace", "n": "null"}.get(c, "not an object")
-        problems.error(
-            "wrong_top_type",
-            rel,
-            f"{shown}: top level is {kind}, expected an object {{video_uid: {{narration_pass_1: ...}}}}; this is not Ego4D's narration.json",
-        )
-        return
-    stream.pos += 1
+    if stream.base == 0:
+        c = stream.skip_ws()
+        if c != "{":
+            kind = {"[": "a list", '"': "a string", "": "nothing but whitespace", "n": "null"}.get(c, "not an object")
+            problems.error(
+                "wrong_top_type",
+                rel,
+                f"{shown}: top level is {kind}, expected an object {{video_uid: {{narration_pass_1: ...}}}}; this is not Ego4D's narration.json",
+            )
+            return
+        stream.pos += 1
+    # else: a worker's chunk, which starts inside the top-level object, at a key
     last_key = None
 
     def decode_at() -> tuple[Any, bool]:
@@ -363,6 +375,9 @@ def _iter_top_members(
             if c != '"':
                 return fail("a video uid in quotes")
             start = stream.base + stream.pos
+            if stop is not None and start >= stop:
+                stream.stopped_at = start
+                return
             key, ok = decode_at()
             if not ok:
                 return
@@ -600,17 +615,88 @@ def text_flags(blob: bytes, offsets: np.ndarray) -> np.ndarray:
     return flags
 
 
+def _videos(stream: _Stream, shown: str, rel: str, problems: Problems, files: dict, stop: int | None = None) -> Iterator[tuple[str, dict]]:
+    """(uid, {pass: (time, text start, text lens, uid start, uid lens)}) per video, in file
+    order; text goes to `files` (_BlobFile per (pass, column)) as it is decoded."""
+    for uid, entry, latin in _iter_top_members(stream, shown, rel, problems, stop):
+        if type(entry) is not dict:
+            problems.error("bad_video", rel, f"{shown}: video {uid!r} is {_json_type(entry)}, expected an object with narration_pass_1/2; fix or re-download the file")
+            continue
+        extra = entry.keys() - _VIDEO_KEYS
+        if extra:
+            problems.warn("unknown_field", rel, "unknown extra fields (ignored)", f"video {uid!r}: {', '.join(sorted(extra)[:3])}")
+        got: dict[int, tuple] = {}
+        for pn in (1, 2):
+            block = entry.get(f"narration_pass_{pn}")
+            if block is None:
+                continue
+            if type(block) is not dict:
+                problems.error("bad_pass", rel, f"{shown}: video {uid!r} narration_pass_{pn} is {_json_type(block)}, expected an object with 'narrations'; fix or re-download the file")
+                continue
+            extra = block.keys() - _PASS_KEYS
+            if extra:
+                problems.warn("unknown_field", rel, "unknown extra fields (ignored)", f"video {uid!r} narration_pass_{pn}: {', '.join(sorted(extra)[:3])}")
+            narrs = block.get("narrations")
+            if narrs is None:
+                narrs = []
+            if type(narrs) is not list:
+                problems.error("bad_pass", rel, f"{shown}: video {uid!r} narration_pass_{pn}.narrations is {_json_type(narrs)}, expected a list; fix or re-download the file")
+                continue
+            res = _video_pass(uid, pn, narrs, problems, rel, shown, latin)
+            if res is None or problems.errors_in(rel):
+                continue  # after an error only validation goes on (check collects more)
+            t, tb, tl, ub, ul = res
+            got[pn] = (t, files[pn, "text"].write(tb), tl, files[pn, "uid"].write(ub), ul)
+        del entry
+        yield uid, got
+
+
 def _read_narrations(
     root: Path, problems: Problems, progress: Progress | None, workdir: Path
 ) -> tuple[list[str], dict[int, NarrationArrays]] | None:
     """Stream narration.json into per-pass arrays, text blobs in files under `workdir`.
 
-    Returns (video_uids in file order, {1: pass 1, 2: pass 2}) or None after an error.
+    A big file is decoded in parallel (`_read_parallel`) when it can be; what comes out is the
+    same either way. Returns (video_uids in file order, {1: pass 1, 2: pass 2}) or None after
+    an error.
     """
     rel = NARRATION_JSON
     shown = _disp(root, rel)
     p = _check_file(root, rel, problems, "narration.json")
     if p is None:
+        return None
+    files = {(pn, col): _BlobFile(workdir / f"p{pn}.{col}.bin") for pn in (1, 2) for col in ("text", "uid")}
+    pieces = None
+    try:
+        pieces = _read_parallel(p, root, problems, progress, workdir, files)
+    except Exception:  # no processes (limits, a sandbox): the serial reader does the same work
+        pieces = None
+    finally:
+        if pieces is None:  # not parallel, or a problem that the serial reader will name
+            for f in files.values():
+                f.f.seek(0)
+                f.f.truncate()
+                f.size = 0
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # millions of short-lived dicts: the cyclic GC would only burn time here
+    try:
+        if pieces is None:
+            try:
+                stream = _Stream(p, progress, "narration.json")
+            except OSError as exc:
+                problems.error("unreadable", rel, f"{shown}: cannot read ({exc.strerror}); check its permissions")
+                return None
+            try:
+                pieces = list(_videos(stream, shown, rel, problems, files))
+            except UnicodeDecodeError as exc:
+                problems.error("not_utf8", rel, f"{shown}: not UTF-8 text near byte {stream.read_bytes} ({exc.reason}); the file is damaged, download it again")
+            finally:
+                stream.close()
+    finally:
+        blobs = {k: f.finish() for k, f in files.items()}
+        if gc_was_enabled:
+            gc.enable()
+    if problems.errors_in(rel):
         return None
     # Per video and pass: (time, text start, text lens, uid start, uid lens). A uid seen twice
     # keeps its first position and its last value, as json.load would.
@@ -618,60 +704,14 @@ def _read_narrations(
     only_pass2 = 0
     first_only_pass2 = ""
     duplicates = 0
-    try:
-        stream = _Stream(p, progress, "narration.json")
-    except OSError as exc:
-        problems.error("unreadable", rel, f"{shown}: cannot read ({exc.strerror}); check its permissions")
-        return None
-    files = {(pn, col): _BlobFile(workdir / f"p{pn}.{col}.bin") for pn in (1, 2) for col in ("text", "uid")}
-    gc_was_enabled = gc.isenabled()
-    gc.disable()  # millions of short-lived dicts: the cyclic GC would only burn time here
-    try:
-        for uid, entry, latin in _iter_top_members(stream, shown, rel, problems):
-            if type(entry) is not dict:
-                problems.error("bad_video", rel, f"{shown}: video {uid!r} is {_json_type(entry)}, expected an object with narration_pass_1/2; fix or re-download the file")
-                continue
-            extra = entry.keys() - _VIDEO_KEYS
-            if extra:
-                problems.warn("unknown_field", rel, "unknown extra fields (ignored)", f"video {uid!r}: {', '.join(sorted(extra)[:3])}")
-            got: dict[int, tuple] = {}
-            for pn in (1, 2):
-                block = entry.get(f"narration_pass_{pn}")
-                if block is None:
-                    continue
-                if type(block) is not dict:
-                    problems.error("bad_pass", rel, f"{shown}: video {uid!r} narration_pass_{pn} is {_json_type(block)}, expected an object with 'narrations'; fix or re-download the file")
-                    continue
-                extra = block.keys() - _PASS_KEYS
-                if extra:
-                    problems.warn("unknown_field", rel, "unknown extra fields (ignored)", f"video {uid!r} narration_pass_{pn}: {', '.join(sorted(extra)[:3])}")
-                narrs = block.get("narrations")
-                if narrs is None:
-                    narrs = []
-                if type(narrs) is not list:
-                    problems.error("bad_pass", rel, f"{shown}: video {uid!r} narration_pass_{pn}.narrations is {_json_type(narrs)}, expected a list; fix or re-download the file")
-                    continue
-                res = _video_pass(uid, pn, narrs, problems, rel, shown, latin)
-                if res is None or problems.errors_in(rel):
-                    continue  # after an error only validation goes on (check collects more)
-                t, tb, tl, ub, ul = res
-                got[pn] = (t, files[pn, "text"].write(tb), tl, files[pn, "uid"].write(ub), ul)
-            if 2 in got and 1 not in got and len(got[2][0]):
-                only_pass2 += 1
-                first_only_pass2 = first_only_pass2 or uid
-            if uid in per_video:
-                duplicates += 1
-            per_video[uid] = got
-            del entry
-    except UnicodeDecodeError as exc:
-        problems.error("not_utf8", rel, f"{shown}: not UTF-8 text near byte {stream.read_bytes} ({exc.reason}); the file is damaged, download it again")
-    finally:
-        stream.close()
-        blobs = {k: f.finish() for k, f in files.items()}
-        if gc_was_enabled:
-            gc.enable()
-    if problems.errors_in(rel):
-        return None
+    for uid, got in pieces:
+        if 2 in got and 1 not in got and len(got[2][0]):
+            only_pass2 += 1
+            first_only_pass2 = first_only_pass2 or uid
+        if uid in per_video:
+            duplicates += 1
+        per_video[uid] = got
+    del pieces
     if only_pass2:
         problems.warn("only_pass_2", rel, "videos with narration_pass_2 only (no pass 1: no groups)", f"video {first_only_pass2!r}", only_pass2)
     if duplicates:
@@ -683,6 +723,227 @@ def _read_narrations(
             progress("narration arrays", pn, 2)
         passes[pn] = _assemble(pn, video_uids, per_video, blobs, workdir, duplicates > 0)
     return video_uids, passes
+
+
+# --------------------------------------------------------------------------- parallel decoding
+
+# Below this size narration.json is read serially: starting workers costs more than it saves.
+PARALLEL_MIN_BYTES = 32 << 20
+# Each worker's share is at least this many bytes (a smaller file gets fewer workers).
+PARALLEL_MIN_CHUNK = 16 << 20
+# A candidate boundary between two videos: `}, "<uid>": {` (checked by the workers, see below).
+_BOUNDARY = re.compile(rb'\}\s*,\s*("(?:[^"\\]|\\.)*")\s*:\s*\{')
+_NOT_VIDEO_KEYS = {b'"narration_pass_1"', b'"narration_pass_2"', b'"status"'}
+
+
+def _workers() -> int:
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        n = os.cpu_count() or 1
+    return min(n, 8)
+
+
+def _fork_safe() -> bool:
+    import threading
+
+    return threading.active_count() == 1
+
+
+def _chunk_starts(path: Path, size: int, n: int) -> list[int]:
+    """Up to n - 1 byte positions, roughly size/n apart, each likely the key of a top-level member.
+
+    Likely, not certain: the pattern can occur inside a narration's text or one level down.
+    Workers check it (see _read_parallel), so a wrong guess costs time, never correctness.
+    """
+    starts = []
+    with open(path, "rb") as f:
+        for k in range(1, n):
+            at = max(size * k // n, starts[-1] + 1 if starts else 0)
+            f.seek(at)
+            window = f.read(1 << 20)
+            for m in _BOUNDARY.finditer(window):
+                if m.group(1) not in _NOT_VIDEO_KEYS:
+                    starts.append(at + m.start(1))
+                    break
+    return sorted(set(starts))
+
+
+_progress_counter = None  # a worker's shared byte counter (set in the pool's initializer)
+
+
+def _init_worker(counter) -> None:
+    global _progress_counter
+    _progress_counter = counter
+
+
+def _decode_chunk(path: str, root: str, start: int, stop: int | None, workdir: str, k: int, read_chunk: int) -> dict:
+    """A worker: the videos whose keys lie in [start, stop), decoded as the serial reader does.
+
+    Text goes to `<workdir>/p<pass>.<col>.<k>.bin`; the result is a few flat arrays (pickled
+    to the parent), not Python objects per narration. Any error makes the result
+    {"error": ...}: the parent then redoes the file serially, which names the problem exactly.
+    """
+    global _CHUNK
+    _CHUNK = read_chunk  # tests shrink it; a spawned worker would not inherit the change
+    rel = NARRATION_JSON
+    problems = Problems(Path(root), strict=True)
+    counted = 0
+    limit = (stop if stop is not None else os.path.getsize(path)) - start
+
+    def progress(_label: str, done: int, _total: int) -> None:
+        nonlocal counted
+        done = min(done, limit)
+        if _progress_counter is not None and done > counted:
+            with _progress_counter.get_lock():
+                _progress_counter.value += done - counted
+            counted = done
+
+    files = {(pn, col): _BlobFile(Path(workdir) / f"p{pn}.{col}.{k}.bin") for pn in (1, 2) for col in ("text", "uid")}
+    gc.disable()
+    try:
+        stream = _Stream(Path(path), progress, "narration.json", start)
+        stream.quick_errors = True
+        try:
+            pieces = list(_videos(stream, _disp(Path(root), rel), rel, problems, files, stop))
+        finally:
+            stream.close()
+            for f in files.values():
+                f.f.close()
+    except Exception as exc:  # DataError, or anything a chunk that starts mid-string may raise
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    progress("", limit, 0)
+    out: dict = {
+        "start": start,
+        "stopped_at": stream.stopped_at,
+        "uids": [u for u, _ in pieces],
+        "warn": problems._warn,
+        "sizes": {key: f.size for key, f in files.items()},
+    }
+    for pn in (1, 2):
+        has = [pn in got for _, got in pieces]
+        mine = [got[pn] for _, got in pieces if pn in got]
+        out[pn] = {
+            "has": np.array(has, dtype=bool),
+            "n": np.array([len(x[0]) for x in mine], dtype=np.int64),
+            "time": np.concatenate([x[0] for x in mine]) if mine else np.zeros(0),
+            "text_start": np.array([x[1] for x in mine], dtype=np.int64),
+            "text_len": np.concatenate([x[2] for x in mine]) if mine else np.zeros(0, dtype=np.int32),
+            "uid_start": np.array([x[3] for x in mine], dtype=np.int64),
+            "uid_len": np.concatenate([x[4] for x in mine]) if mine else np.zeros(0, dtype=np.int32),
+        }
+    return out
+
+
+def _read_parallel(path: Path, root: Path, problems: Problems, progress: Progress | None, workdir: Path, files: dict) -> list | None:
+    """The (uid, pieces) of every video as _videos gives them, decoded by worker processes,
+    with the text appended to `files`; None when the file is read serially instead.
+
+    The file is cut at guessed member boundaries (_chunk_starts). Chunk 0 starts right after
+    "{"; a worker decoding chunk i from a true boundary stops at the first key at or after
+    chunk i+1's start, and reports where: when that is exactly the start of chunk i+1, that
+    chunk began at a true boundary too. So all chunks are checked in file order, and one
+    mismatch, error or failure anywhere means the whole file is read serially (which reports
+    the file's first problem with its line and column, exactly as before).
+    """
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return None
+    n = min(_workers(), size // max(PARALLEL_MIN_CHUNK, 1))
+    # fork: workers start in milliseconds and inherit the loaded modules. Forking a process
+    # that runs other threads (the TUI loads in a worker thread) is unsafe: read serially.
+    if size < PARALLEL_MIN_BYTES or n < 2 or "fork" not in multiprocessing.get_all_start_methods() or not _fork_safe():
+        return None
+    with open(path, "rb") as f:
+        head = f.read(1 << 16)
+    first = _WS.match(head.decode("latin-1")).end()
+    if head[first : first + 1] != b"{":
+        return None  # not an object: the serial reader says so
+    cuts = [first + 1] + [c for c in _chunk_starts(path, size, n) if c > first + 1]
+    if len(cuts) < 2:
+        return None
+    ctx = multiprocessing.get_context("fork")
+    counter = ctx.Value("q", cuts[0])  # the bytes before chunk 0 ("{") count as read
+    results: list[dict | None] = [None] * len(cuts)
+    with ProcessPoolExecutor(max_workers=len(cuts), mp_context=ctx, initializer=_init_worker, initargs=(counter,)) as pool:
+        futures = {
+            pool.submit(_decode_chunk, str(path), str(root), cut, cuts[k + 1] if k + 1 < len(cuts) else None, str(workdir), k, _CHUNK): k
+            for k, cut in enumerate(cuts)
+        }
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            for fut in done:
+                try:
+                    results[futures[fut]] = fut.result()
+                except Exception as exc:  # a worker that died (killed, out of memory)
+                    results[futures[fut]] = {"error": repr(exc)}
+            if progress is not None:
+                progress("narration.json", min(counter.value, size), size)
+    try:
+        ok = all("error" not in r for r in results)
+        ok = ok and all(r["stopped_at"] == cuts[k + 1] for k, r in enumerate(results[:-1]))
+        ok = ok and results[-1]["stopped_at"] is None
+        if not ok:
+            return None
+        pieces: list[tuple[str, dict]] = []
+        for k, r in enumerate(results):
+            base = {key: f.size for key, f in files.items()}
+            for key, f in files.items():
+                _append_file(f, workdir / f"p{key[0]}.{key[1]}.{k}.bin", r["sizes"][key])
+            for code_file, (count, what, where) in r["warn"].items():
+                problems.warn(code_file[0], code_file[1], what, where, count)
+            per_pass = {}
+            for pn in (1, 2):
+                a = r[pn]
+                ends = np.cumsum(a["n"])
+                starts = ends - a["n"]
+                per_pass[pn] = iter([
+                    (a["time"][s:e], ts, a["text_len"][s:e], us, a["uid_len"][s:e])
+                    for s, e, ts, us in zip(starts.tolist(), ends.tolist(), (a["text_start"] + base[pn, "text"]).tolist(), (a["uid_start"] + base[pn, "uid"]).tolist())
+                ])
+            has1, has2 = r[1]["has"].tolist(), r[2]["has"].tolist()
+            for uid, h1, h2 in zip(r["uids"], has1, has2):
+                got = {}
+                if h1:
+                    got[1] = next(per_pass[1])
+                if h2:
+                    got[2] = next(per_pass[2])
+                pieces.append((uid, got))
+            results[k] = None
+        return pieces
+    finally:
+        for k in range(len(cuts)):
+            for pn in (1, 2):
+                for col in ("text", "uid"):
+                    try:
+                        os.unlink(workdir / f"p{pn}.{col}.{k}.bin")
+                    except OSError:
+                        pass
+
+
+def _append_file(dst: "_BlobFile", src: Path, size: int) -> None:
+    """Append a worker's blob file to `dst`, in the kernel where it can (no copy through Python)."""
+    dst.f.flush()
+    with open(src, "rb") as f:
+        left = size
+        out = dst.f.fileno()
+        os.lseek(out, 0, os.SEEK_END)
+        while left > 0:
+            try:
+                n = os.copy_file_range(f.fileno(), out, left)
+            except (AttributeError, OSError):
+                data = f.read(min(left, _CHUNK))
+                os.write(out, data)
+                n = len(data)
+            if n <= 0:
+                raise OSError(f"{src}: shorter than its worker said")
+            left -= n
+    dst.size += size
 
 
 _CURLY_BYTES = re.compile("|".join(_CURLY).encode("utf-8"))

@@ -453,3 +453,135 @@ def test_check_rejects_a_non_tensor_feature_file(tmp_path):
     report = check(root)
     assert [e.code for e in report.errors] == ["bad_feature_file"]
     assert "video-1.pt" in report.errors[0].message
+
+
+# --------------------------------------------------------------------------- parallel decoding
+
+
+@pytest.fixture
+def parallel(monkeypatch):
+    """narration.json decoded by worker processes even when tiny; returns what each parallel
+    read gave (None: it fell back to the serial reader)."""
+    import engine.ego4d as ego4d
+
+    monkeypatch.setattr(ego4d, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(ego4d, "PARALLEL_MIN_CHUNK", 1)
+    monkeypatch.setattr(ego4d, "_workers", lambda: 5)
+    monkeypatch.setattr(ego4d, "_fork_safe", lambda: True)
+    outcomes: list = []
+    real = ego4d._read_parallel
+
+    def spy(*a, **kw):
+        outcomes.append(real(*a, **kw))
+        return outcomes[-1]
+
+    monkeypatch.setattr(ego4d, "_read_parallel", spy)
+    return outcomes
+
+
+def _serial(monkeypatch):
+    import engine.ego4d as ego4d
+
+    monkeypatch.setattr(ego4d, "PARALLEL_MIN_BYTES", 1 << 62)
+
+
+def _busy_tree(path: Path) -> Path:
+    root = quirky_tree(path)
+
+    def more(d):
+        for i in range(12):
+            d[f"extra-{i}"] = {"narration_pass_1": {"narrations": [
+                {"timestamp_sec": float(j), "narration_text": f'#C C says }}, "v{j}": {{ caf\u00e9\u2019s', "annotation_uid": f"e{i}-{j}"}
+                for j in range(i % 4)]}}
+        d["q-main"]["narration_pass_1"]["narrations"][1]["narration_text"] = "#C C holds the caf\u00e9\u2019s cup \U0001F600"
+
+    edit_json(root, NARRATION, more)
+    return root
+
+
+def test_parallel_decoding_gives_the_serial_index_and_warnings(tmp_path, monkeypatch, parallel):
+    import engine.ego4d as ego4d
+
+    root = _busy_tree(tmp_path / "d")
+    monkeypatch.setattr(ego4d, "_CHUNK", 11)
+    seen = []
+    fast = load_index(root, use_cache=False, progress=lambda stage, done, total: seen.append((stage, done, total)))
+    fast_report = check(root, use_cache=False)
+    assert len(parallel) == 2 and all(p is not None for p in parallel)  # really decoded in workers
+    narr = [d for s, d, t in seen if s == "narration.json"]
+    assert narr and narr == sorted(narr) and narr[-1] == (root / NARRATION).stat().st_size
+    _serial(monkeypatch)
+    slow = load_index(root, use_cache=False)
+    _assert_same(fast, slow)
+    _assert_same(fast, _plain(root))
+    assert [(i.code, i.message, i.count) for i in fast_report.issues] == [(i.code, i.message, i.count) for i in check(root, use_cache=False).issues]
+
+
+def test_parallel_decoding_survives_chunks_cut_at_wrong_places(tmp_path, monkeypatch, parallel):
+    """Cuts inside strings or one level down are caught: the file is then read serially."""
+    import engine.ego4d as ego4d
+
+    root = _busy_tree(tmp_path / "d")
+    size = (root / NARRATION).stat().st_size
+    monkeypatch.setattr(ego4d, "_chunk_starts", lambda path, size, n: list(range(40, size, size // 7)))
+    fast = load_index(root, use_cache=False)
+    assert parallel == [None]
+    _assert_same(fast, _plain(root))
+    # The first cut right, then wrong ones: still the same index.
+    good = (root / NARRATION).read_bytes().index(b'"extra-3"')
+    monkeypatch.setattr(ego4d, "_chunk_starts", lambda path, size_, n: [good, good + 9, size - 30])
+    _assert_same(load_index(root, use_cache=False), _plain(root))
+    assert size > 0
+
+
+@pytest.mark.parametrize("where", ["first", "middle", "last"])
+def test_a_broken_video_found_by_a_worker_is_the_serial_one_line_error(tmp_path, monkeypatch, parallel, where):
+    root = _busy_tree(tmp_path / "d")
+    uid = {"first": "q-main", "middle": "extra-5", "last": "extra-11"}[where]
+    edit_json(root, NARRATION, lambda d: d[uid]["narration_pass_1"].update(narrations=[{"timestamp_sec": "soon", "narration_text": "x"}]))
+    text = (root / NARRATION).read_text()
+    (root / NARRATION).write_text(text.replace('"extra-9"', '"extra-0"'))  # a later duplicate too
+    with pytest.raises(DataError) as fast:
+        load_index(root, use_cache=False)
+    assert parallel == [None]  # the worker's error sent it to the serial reader, which names it
+    _serial(monkeypatch)
+    with pytest.raises(DataError) as slow:
+        load_index(root, use_cache=False)
+    assert str(fast.value) == str(slow.value) and f"video {uid!r}" in str(fast.value)
+    assert "\n" not in str(fast.value)
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    videos=st.dictionaries(st.text("abcdef-0123", min_size=1, max_size=6), st.tuples(_narrations, st.none() | _narrations), min_size=2, max_size=8),
+    chunk=st.integers(1, 64),
+    indent=st.sampled_from([None, 0, 2]),
+)
+def test_parallel_decoding_equals_json_load_for_any_content(videos, chunk, indent):
+    import tempfile
+
+    import engine.ego4d as ego4d
+
+    saved = {k: getattr(ego4d, k) for k in ("PARALLEL_MIN_BYTES", "PARALLEL_MIN_CHUNK", "_workers", "_fork_safe", "_CHUNK")}
+    narration = {}
+    for uid, (p1, p2) in videos.items():
+        entry = {"narration_pass_1": {"narrations": [{"timestamp_sec": t, "narration_text": x, "annotation_uid": f"{uid}-{i}"} for i, (t, x) in enumerate(p1)]}}
+        if p2 is not None:
+            entry["narration_pass_2"] = {"narrations": [{"timestamp_sec": t, "narration_text": x} for t, x in p2]}
+        narration[uid] = entry
+    with tempfile.TemporaryDirectory() as d:
+        root = Path(d)
+        (root / NARRATION).parent.mkdir(parents=True)
+        (root / NARRATION).write_text(json.dumps(narration, indent=indent, ensure_ascii=chunk % 2 == 0), "utf-8")
+        (root / EGO4D).write_text(json.dumps({"videos": [], "clips": [{"clip_uid": "c", "video_uid": u, "video_start_sec": 0, "video_end_sec": 9} for u in videos]}))
+        for f in (NLQ["val"], NLQ["test"]):
+            (root / f).write_text('{"videos": []}')
+        (root / "v1/egovlp_fp16").mkdir()
+        ego4d.PARALLEL_MIN_BYTES, ego4d.PARALLEL_MIN_CHUNK, ego4d._CHUNK = 0, 1, chunk
+        ego4d._workers, ego4d._fork_safe = (lambda: 4), (lambda: True)
+        try:
+            fast = load_index(root, use_cache=False)
+        finally:
+            for k, v in saved.items():
+                setattr(ego4d, k, v)
+        _assert_same(fast, _plain(root))
