@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import time
 
@@ -301,7 +302,13 @@ async def test_compare_overlays_picked_runs_and_shows_the_difference_to_the_base
         assert {"Train: Stop", "Train: Resume", "Train: Delete", "Train: More smoothing", "Train: Compare", "Train: Launch"} <= titles
 
 
-async def test_the_screen_fits_an_80x24_terminal_and_a_crashed_run_shows_its_error_and_log(tmp_path):
+async def test_the_screen_fits_an_80x24_terminal_and_a_crashed_run_shows_its_error_and_log(tmp_path, monkeypatch):
+    from test_gpu import SMI_OUT, fake_smi
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake_smi(bin_dir, f"printf '{SMI_OUT}'")
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
     ws = Workspace(tmp_path / "ws")
     run = fake_run(ws, "baseline", train_rows(20) + [eval_row(100, 11.0)],
                    {"state": "failed", "pid": 123, "heartbeat": time.time(),
@@ -320,6 +327,7 @@ async def test_the_screen_fits_an_80x24_terminal_and_a_crashed_run_shows_its_err
         assert screen.query_one("#loss-plot").region.height >= 4
         head = static_text(screen.query_one("#run-head"))
         assert "failed" in head and "FloatingPointError: loss is nan at step 201" in head
+        await wait_until(pilot, lambda: "GPU0 H200 87%" in static_text(screen.query_one("#run-head")), 5, "the GPU line")
         log = static_text(screen.query_one("#run-log")).strip().splitlines()
         assert log[-1] == "FloatingPointError: loss is nan at step 201" and len(log) <= 5
 

@@ -87,7 +87,6 @@ class PollResult:
     log_size: int
     config: dict | None
     summaries: list[dict] | None
-    gpu: "GpuReading | None"
 
 
 @dataclass
@@ -165,6 +164,9 @@ class TrainScreen(Screen):
         self._cmp_tails: dict[str, tuple[Any, list[dict]]] = {}  # compare worker's own state
         self._summary_cache: dict[str, tuple[Any, dict]] = {}  # poll worker's own state
         self._gpu_monitor = None
+        self._gpu_busy = False
+        self._launching = False
+        self._last_error: str | None = None
         self._list_key: tuple = ()
         self._pick_ids: tuple = ()
         self.polls = 0  # applied poll results (tests wait on it)
@@ -248,9 +250,9 @@ class TrainScreen(Screen):
         self._ticks += 1
         if not self._active():
             return
-        if self._poll_busy:
-            return
         self._start_poll(full=False)
+        if self._ticks % GPU_EVERY == 0:
+            self._start_gpu()
         if self._ticks % COMPARE_EVERY == 0 and self.query_one(TabbedContent).active == "compare-pane":
             self._start_compare()
 
@@ -260,22 +262,33 @@ class TrainScreen(Screen):
             return
         self._poll_busy = True
         self._poll_again = False
+        want_list = full or self._ticks % LIST_EVERY == 0
+        self._poll(self._tail, self._token, self._log_size, self.config is None and self._tail is not None, want_list)
+        if full:
+            self._start_gpu()
+
+    def _start_gpu(self) -> None:
+        # its own worker: a slow or hung nvidia-smi (2 s timeout) never holds up the metrics
+        if self._gpu_busy:
+            return
+        self._gpu_busy = True
         if self._gpu_monitor is None:
             from engine.gpu import GpuMonitor
 
             self._gpu_monitor = GpuMonitor()
-        want_list = full or self._ticks % LIST_EVERY == 0
-        want_gpu = full or self._ticks % GPU_EVERY == 0
-        self._poll(self._tail, self._token, self._log_size, self.config is None and self._tail is not None, want_list, want_gpu)
+        self._read_gpu(self._gpu_monitor)
+
+    @work(thread=True, exclusive=True, group="train-gpu", exit_on_error=False, name="train-gpu")
+    def _read_gpu(self, monitor) -> "GpuReading":
+        return monitor.read()
 
     @work(thread=True, exclusive=True, group="train-poll", exit_on_error=False, name="train-poll")
-    def _poll(self, tail: "RunTail | None", token: int, log_size: int, want_config: bool, want_list: bool, want_gpu: bool) -> PollResult:
+    def _poll(self, tail: "RunTail | None", token: int, log_size: int, want_config: bool, want_list: bool) -> PollResult:
         from engine.runs import list_runs, read_json
 
         summaries = None
         if want_list:
             summaries = self._list_summaries(list_runs(self.app.ctx.workspace))
-        gpu = self._gpu_monitor.read() if want_gpu and self._gpu_monitor is not None else None
         update = config = log = None
         size = log_size
         if tail is not None:
@@ -288,7 +301,7 @@ class TrainScreen(Screen):
                 size = -1
             if size != log_size:
                 log = tail.log_tail(LOG_BYTES) if size >= 0 else []
-        return PollResult(token, tail.run.id if tail else None, update, log, size, config, summaries, gpu)
+        return PollResult(token, tail.run.id if tail else None, update, log, size, config, summaries)
 
     def _list_summaries(self, runs: list) -> list[dict]:
         """Summaries, newest first. A run that has ended is summarised again only when its
@@ -324,10 +337,13 @@ class TrainScreen(Screen):
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker
         group = worker.group
-        if group not in ("train-poll", "train-compare", "train-action"):
+        if group not in ("train-poll", "train-compare", "train-action", "train-gpu"):
             return
         if event.state == WorkerState.SUCCESS:
-            if group == "train-poll":
+            if group == "train-gpu":
+                self._gpu_busy = False
+                self._apply_gpu(worker.result)
+            elif group == "train-poll":
                 self._poll_busy = False
                 self._apply_poll(worker.result)
                 if self._poll_again:
@@ -344,6 +360,10 @@ class TrainScreen(Screen):
                 self._poll_busy = False
             elif group == "train-compare":
                 self._cmp_busy = False
+            elif group == "train-gpu":
+                self._gpu_busy = False
+            elif worker.name == "train-launch":
+                self._launching = False
             if event.state == WorkerState.ERROR:
                 self._report(worker.error, worker.name)
 
@@ -356,18 +376,29 @@ class TrainScreen(Screen):
             message = f"unexpected {type(exc).__name__} in {what}: {exc}"
         if what == "train-launch":
             self.query_one("#launch-msg", Static).update(f"[red]{escape(message)}[/]")
+        elif what in ("train-poll", "train-gpu", "train-compare"):
+            # these run every second or so: say a repeating failure once
+            if self._last_error == message:
+                return
+            self._last_error = message
         self.notify(message, title="Train", severity="error", timeout=8)
 
     # applying a poll ---------------------------------------------------------------------------
+    def _apply_gpu(self, reading: "GpuReading") -> None:
+        changed = self.gpu is None or reading.lines() != self.gpu.lines()
+        self.gpu = reading
+        if changed:
+            if self.view is None:
+                self._render_detail_empty()
+            else:
+                self._render_head()
+
     def _apply_poll(self, res: PollResult) -> None:
         self.polls += 1
-        if res.gpu is not None:
-            self.gpu = res.gpu
+        self._last_error = None
         if res.summaries is not None:
             self._apply_summaries(res.summaries)
         if self.view is None:
-            if res.gpu is not None:
-                self._render_detail_empty()
             return
         if res.token != self._token or res.update is None:
             return
@@ -753,17 +784,21 @@ class TrainScreen(Screen):
             msg.update(f"[red]{escape(form)}[/]")
             self.query_one(TabbedContent).active = "new-pane"
             return
+        if self._launching:
+            return  # a second F5 while the first launch is on its way
+        self._launching = True
         msg.update("[dim]starting…[/]")
         ctx = self.app.ctx
         self._launch(ctx.workspace, ctx.data_root, form)
 
-    @work(thread=True, exclusive=True, group="train-action", exit_on_error=False, name="train-launch")
+    @work(thread=True, exclusive=False, group="train-action", exit_on_error=False, name="train-launch")
     def _launch(self, workspace, data_root, form: dict):
         run = launch_from_form(workspace, data_root, form["stage"], train_file=form["train_file"], from_run=form["from_run"],
                                overrides=form["overrides"], model_overrides=form["model_overrides"])
         return lambda: self._launched(run.id)
 
     def _launched(self, run_id: str) -> None:
+        self._launching = False
         self.query_one("#launch-msg", Static).update(f"[green]started {escape(run_id)}[/]")
         self.notify(f"run {run_id} started in the background", title="Train")
         self.query_one(TabbedContent).active = "runs-pane"
