@@ -101,7 +101,6 @@ class NLQApp(App):
         self.ctx = ctx
         self.initial_screen = initial_screen or "data"
         self.load_on_start = load_on_start
-        self.started_at = time.perf_counter()
         # Published (on the app's thread) after every load attempt, for widgets such as NavBar.
         self.index_signal: Signal[str | None] = Signal(self, "index")
         self._last_progress = 0.0
@@ -133,11 +132,11 @@ class NLQApp(App):
                 self.notify(f"the {SCREEN_TITLES[name]} screen failed to load: {type(exc).__name__}: {exc}", severity="error")
                 return
             self.add_mode(name, screen_class)
-        self.switch_mode(name)
+        from nlq_tui.screens.help import HelpScreen
 
-    @property
-    def screen_name(self) -> str:
-        return self.current_mode
+        if isinstance(self.screen, HelpScreen):  # help is a passing look, not part of a screen
+            self.pop_screen()
+        self.switch_mode(name)
 
     def action_help(self) -> None:
         from nlq_tui.screens.help import HelpScreen

@@ -201,3 +201,17 @@ def test_a_data_flag_naming_no_folder_is_an_error_before_the_app_opens(tmp_path)
     args = argparse.Namespace(data=str(tmp_path / "nowhere"), workspace=str(tmp_path / "ws"), screen=None, reviewer=None)
     with pytest.raises(UserError, match="no such folder"):
         run(args)
+
+
+async def test_a_number_key_from_help_closes_it_and_switches(tree, tmp_path):
+    from nlq_tui.screens.data import DataScreen
+    from nlq_tui.screens.lab import LabScreen
+
+    app = make_app(tree, tmp_path / "ws")
+    async with app.run_test(size=(120, 35)) as pilot:
+        await settle(pilot)
+        await pilot.press("question_mark", "2")
+        await settle(pilot)
+        assert isinstance(app.screen, LabScreen)
+        await pilot.press("1")
+        assert isinstance(app.screen, DataScreen)  # not the help left behind on the Data screen

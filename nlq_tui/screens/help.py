@@ -37,7 +37,11 @@ def _bindings_of(name: str) -> list[Binding] | None:
 class HelpScreen(ModalScreen[None]):
     """All keys, grouped by where they work."""
 
-    BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close", id="help.close")]
+    BINDINGS = [
+        Binding("escape,q,question_mark", "dismiss", "Close", id="help.close"),
+        # A modal screen hides the app's keys; the screen keys go on working from here.
+        *(Binding(str(n), f"app.show_screen('{name}')", show=False) for n, name in enumerate(SCREEN_ORDER, start=1)),
+    ]
 
     def compose(self) -> ComposeResult:
         with Vertical(id="help-box"):
