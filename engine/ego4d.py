@@ -21,6 +21,11 @@ compact arrays at once while its objects are still in the CPU cache; nothing but
 outlives its video. Text goes straight into files (the cache's, when there is one) that the
 index memory-maps. At Ego4D scale: ~7 s CPU and ~420 MB peak for a cold open, ~0.1 s warm.
 
+A big file (>= PARALLEL_MIN_BYTES) is decoded by one forked worker per CPU, each taking a
+contiguous run of videos and returning flat arrays plus its own text files, joined in file
+order; the result and any error line are exactly the serial reader's (see _read_parallel).
+This buys wall time only where cores are free: the CPU time is the same or a little more.
+
 Public: `load_index`, `check` (-> `CheckReport`), `load_nlq` (-> `NLQSplit`), and the layout
 constants. `load_index` raises the first problem; `check` collects them all.
 """
