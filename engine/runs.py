@@ -171,7 +171,14 @@ class Run:
 
     def status(self, now: float | None = None) -> dict:
         """The effective status (a dead "running" run shows as failed)."""
-        return effective_status(self.raw_status(), now)
+        raw = self.raw_status()
+        if raw is None:
+            # created a moment ago and its process is still importing torch: starting, not failed
+            created = (read_json(self.config_path) or {}).get("created")
+            now_ = time.time() if now is None else now
+            if isinstance(created, (int, float)) and now_ - created < STALE_AFTER_S and not self.status_path.exists():
+                return {"state": "running", "pid": None, "starting": True, "heartbeat": created}
+        return effective_status(raw, now)
 
     def metrics(self) -> list[dict]:
         """Every complete row of metrics.jsonl (tolerates a torn last line)."""

@@ -67,7 +67,7 @@ def test_tail_restarts_when_metrics_file_is_replaced_and_skips_garbage(ws):
 
 
 def test_tail_survives_missing_status_and_a_deleted_run_folder(ws):
-    run = create_run(ws, {"stage": "baseline"})
+    run = create_run(ws, {"stage": "baseline", "created": time.time() - 300})
     run.append_metrics({"step": 1})
     tail = RunTail(run)
     up = tail.poll()
@@ -135,3 +135,11 @@ def test_find_run_by_id_prefix_suffix_and_path(ws):
         find_run(ws, "20260101")
     with pytest.raises(WorkspaceError, match="no run"):
         find_run(ws, "zzzz")
+
+
+def test_a_run_created_a_moment_ago_without_status_is_starting_not_failed(ws):
+    run = create_run(ws, {"stage": "baseline"})
+    st = run.status()
+    assert st["state"] == "running" and st["starting"]
+    old = create_run(ws, {"stage": "baseline", "created": time.time() - 300})
+    assert old.status()["state"] == "failed"

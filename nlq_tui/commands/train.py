@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import time
 from pathlib import Path
 
 STAGES = ("baseline", "pretrain", "finetune")
@@ -127,6 +129,11 @@ def run_train(args: argparse.Namespace) -> int:
         raise ConfigError("--nproc > 1 runs under torchrun: add --detach (and follow it with `nlq-tui runs`)")
 
     from engine.training.__main__ import run_training
+    from engine.workspace import atomic_write_json
+
+    if not resume:  # readers see a starting run, not a folder without status, while torch imports
+        now = time.time()
+        atomic_write_json(run.status_path, {"state": "running", "pid": os.getpid(), "heartbeat": now, "launched": now})
 
     if not args.json:
         print(f"run {run.id} ({run.path})", file=sys.stderr)
