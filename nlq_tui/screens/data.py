@@ -208,7 +208,7 @@ COUNT_LABELS = [
     ("feature_files", "feature files"),
     ("empty_feature_files", "empty feature files"),
     ("videos_with_features", "videos with features"),
-    ("feature_coverage", "narrated videos covered"),
+    ("feature_coverage", "narrated w/ features"),
 ]
 
 
@@ -223,9 +223,9 @@ def _fmt_value(key: str, v) -> str:
 
 
 def counts_table(counts: dict) -> Table:
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold", no_wrap=True, min_width=22)
-    grid.add_column(no_wrap=True, overflow="ellipsis")
+    grid = Table.grid(padding=(0, 2), expand=True)
+    grid.add_column(style="bold", no_wrap=True, overflow="ellipsis", width=21)
+    grid.add_column(no_wrap=True, overflow="ellipsis", ratio=1)
     shown = set()
     for key, label in COUNT_LABELS:
         if key in counts:
@@ -274,7 +274,7 @@ class DataScreen(Screen):
             yield Static("", id="load-stage")
         with Horizontal(id="data-body"):
             with Vertical(id="features-box"):
-                yield Label("[b]Feature folders[/] [dim](enter: use)[/]")
+                yield Label("[b]Feature folders[/] [dim]enter: use[/]")
                 yield OptionList(id="features")
             with VerticalScroll(id="counts-box"):
                 yield Static("", id="counts")
@@ -285,6 +285,9 @@ class DataScreen(Screen):
             empty_text="nothing to report",
         )
         yield Footer()
+
+    def on_resize(self, event) -> None:
+        self.set_class(event.size.width < 100, "-narrow")
 
     def on_mount(self) -> None:
         ctx = self.app.ctx
