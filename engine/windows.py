@@ -753,7 +753,7 @@ class WindowResult:
     def window_fields(self, windows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(t, start, end) of the given windows (indices, mask or slice), computed exactly as the
         full compute does; start and end are NaN for windows of a video without beta."""
-        w = np.arange(self.n_windows, dtype=np.int64)[windows]
+        w = _window_ids(windows, self.n_windows)  # no arange over all windows: rows are asked for 64 at a time
         g = w // self.k
         row = self.group_row[g] + w % self.k
         t = self._prep.table.time[row]
@@ -969,3 +969,19 @@ def _reason_code(reason: int | str) -> int:
 def _num(x) -> float | None:
     x = float(x)
     return None if np.isnan(x) else x
+
+
+def _window_ids(windows, n: int) -> np.ndarray:
+    """Window indices (int64) selected by an index array, a boolean mask or a slice."""
+    if isinstance(windows, slice):
+        return np.arange(*windows.indices(n), dtype=np.int64)
+    arr = np.asarray(windows)
+    if arr.dtype == bool:
+        if arr.shape != (n,):
+            raise IndexError(f"mask of {arr.shape} for {n} windows")
+        return np.flatnonzero(arr)
+    w = arr.astype(np.int64, copy=True)
+    if w.size and (w.min() < -n or w.max() >= n):
+        raise IndexError(f"window index out of range for {n} windows")
+    w[w < 0] += n
+    return w
