@@ -326,7 +326,7 @@ def launch(run: Run, *, resume: bool = False, nproc: int = 1, env: dict | None =
     if resume and not run.last_path.exists():
         raise ConfigError(f"{run.last_path}: no checkpoint to resume from; start a new run instead")
     st = run.status()
-    if st["state"] == "running":
+    if st["state"] == "running" and not st.get("starting"):  # "starting": a new run, never launched yet
         raise WorkspaceError(f"{run.path}: the run is already running (pid {st.get('pid')}); stop it first")
     raw = run.raw_status() or {}
     now = time.time()
