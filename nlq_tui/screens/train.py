@@ -436,8 +436,10 @@ class TrainScreen(Screen):
                 if table.cursor_row != ids.index(self.selected):
                     table.cursor_row = ids.index(self.selected)
             elif summaries:
-                table.cursor_row = 0
-                self._select(summaries[0]["id"])
+                # reopened: the newest running run is the one the user came back for
+                row = next((i for i, s in enumerate(summaries) if s["state"] == "running"), 0)
+                table.cursor_row = row
+                self._select(summaries[row]["id"])
             else:
                 self._select(None)
         if ids != self._pick_ids:
