@@ -75,7 +75,8 @@ async def test_a_run_launched_from_the_form_is_live_survives_a_reopen_stops_and_
         assert cfg["train"]["epochs"] == 500 and cfg["train"]["batch_size"] == 8 and cfg["train"]["model"]["dim"] == 16
         assert cfg["train"]["text_encoder"] == "glove" and cfg["train"]["features"] == "egovlp_fp16"
         try:
-            await wait_until(pilot, lambda: screen.view and screen.view.losses, 120, "loss rows on the screen")
+            await wait_until(pilot, lambda: screen.view and screen.view.losses or _failed(run, screen), 120, "loss rows on the screen")
+            assert screen.view.losses, _failed(run, screen)
             view = screen.view
             assert view.steps == [r["step"] for r in run.metrics() if "loss" in r][: len(view.steps)]
             plot = screen.query_one("#loss-plot", LinePlot)
@@ -120,6 +121,16 @@ async def test_a_run_launched_from_the_form_is_live_survives_a_reopen_stops_and_
             assert len(screen.view.losses) >= stopped_rows
     finally:
         _kill(run)
+
+
+def _failed(run: Run, screen) -> str:
+    """Why the launch or the run failed ('' while all is well), to end a wait early and say why."""
+    msg = static_text(screen.query_one("#launch-msg"))
+    if "started" not in msg and msg.strip() and "starting" not in msg:
+        return f"launch: {msg.strip()}"
+    if run.path.is_dir() and run.status()["state"] == "failed":
+        return f"run failed: {run.status().get('error')}\n" + "\n".join(run.log_tail()[-15:])
+    return ""
 
 
 def _kill(run: Run) -> None:

@@ -455,7 +455,7 @@ class TrainScreen(Screen):
         return (
             short_id(s["id"]),
             str(s.get("stage", "?")),
-            str(s.get("state", "?")),
+            shown_state(s.get("state"), s.get("pid")),
             progress_text(s),
             _num(best),
             fmt_duration(s.get("elapsed_s")),
@@ -544,6 +544,7 @@ class TrainScreen(Screen):
         st = view.status or {}
         state = str(st.get("state", "…"))
         color = {"running": "green", "done": "cyan", "stopped": "yellow", "failed": "red"}.get(state, "white")
+        shown = shown_state(state, st.get("pid"))
         cfg = self.config or {}
         train = cfg.get("train") if isinstance(cfg.get("train"), dict) else {}
         batch = train.get("batch_size") if isinstance(train.get("batch_size"), int) else None
@@ -555,7 +556,7 @@ class TrainScreen(Screen):
         total = _int(st.get("total_steps"))
         line1 = (
             f"[b]{escape(view.run_id)}[/] · {escape(str(cfg.get('stage', summary.get('stage', '?'))))} · "
-            f"[b {color}]{escape(state)}[/]"
+            f"[b {color}]{escape(shown)}[/]"
         )
         if step is not None:
             line1 += f" · step {step:,}" + (f"/{total:,}" if isinstance(total, int) else "")
@@ -938,6 +939,11 @@ class TrainScreen(Screen):
 
     def on_screen_resume(self) -> None:
         self._start_poll(full=True)
+
+
+def shown_state(state: Any, pid: Any) -> str:
+    """A running run without a pid yet is still importing torch and loading data: "starting"."""
+    return "starting" if state == "running" and not pid else str(state or "?")
 
 
 def unreadable(run, exc: BaseException) -> str:
