@@ -391,6 +391,11 @@ def test_plot_draws_braille_within_its_size_and_skips_nan():
     # a flat series and a single point still draw
     assert "⠀" not in render_plot([Series("flat", [1, 2], [3.0, 3.0])], 40, 5).plain
     assert render_plot([Series("one", [5], [1.0])], 40, 5).plain.count("\n") == 4
+    # a value and its EMA differ by rounding only: one flat line in the middle, labelled apart
+    lines = render_plot([Series("raw", [9], [15.4245]), Series("ema", [9], [15.4245 + 2e-15])], 40, 5).plain.split("\n")
+    assert lines[0].split("┤")[0].strip() == "17.0" and lines[3].split("┤")[0].strip() == "13.9"
+    drawn = {i for i, line in enumerate(lines[:4]) if any("\u2800" < ch <= "\u28ff" for ch in line)}
+    assert drawn and drawn <= {1, 2}
     assert render_plot([], 40, 5).plain == "no data yet"
 
 

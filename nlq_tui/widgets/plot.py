@@ -118,9 +118,10 @@ def data_range(series: Sequence[Series], y_min: float | None = None) -> tuple[fl
     x0, x1, y0, y1 = lo_x, hi_x, lo_y, hi_y
     if y_min is not None:
         y0 = min(y0, y_min)
-    if x1 == x0:
+    # a range within rounding error (one value, or a value and its own EMA) is a flat line
+    if x1 - x0 <= 1e-9 * max(1.0, abs(x0)):
         x0, x1 = x0 - 0.5, x1 + 0.5
-    if y1 == y0:
+    if y1 - y0 <= 1e-9 * max(1.0, abs(y0)):
         pad = abs(y0) * 0.1 or 0.5
         y0, y1 = y0 - pad, y1 + pad
     return x0, x1, y0, y1
