@@ -180,7 +180,7 @@ class TrainScreen(Screen):
                     [
                         Column("run", 16),
                         Column("stage", 8),
-                        Column("state", 7),
+                        Column("state", 8),
                         Column("progress", 11, hide_below=60),
                         Column("R1@0.3", 6, "right"),
                         Column("elapsed", 8, "right", hide_below=50),
@@ -250,7 +250,8 @@ class TrainScreen(Screen):
         self._ticks += 1
         if not self._active():
             return
-        self._start_poll(full=False)
+        if not self._poll_busy:  # a slow poll (a loaded box) is not queued behind itself
+            self._start_poll(full=False)
         if self._ticks % GPU_EVERY == 0:
             self._start_gpu()
         if self._ticks % COMPARE_EVERY == 0 and self.query_one(TabbedContent).active == "compare-pane":
