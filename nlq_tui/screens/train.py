@@ -422,7 +422,8 @@ class TrainScreen(Screen):
             self._render_evals()
 
     def _apply_summaries(self, summaries: list[dict]) -> None:
-        key = tuple((s["id"], s["state"], s.get("step"), s.get("best_R1@0.3"), int(s.get("elapsed_s") or 0)) for s in summaries)
+        key = tuple((s["id"], s["state"], bool(s.get("pid")), s.get("step"), s.get("best_R1@0.3"), int(s.get("elapsed_s") or 0))
+                    for s in summaries)
         ids = tuple(s["id"] for s in summaries)
         self.summaries = summaries
         if key != self._list_key:
@@ -714,6 +715,8 @@ class TrainScreen(Screen):
     def _stage_changed_to(self, stage: str) -> None:
         train_file = self.query_one("#f-train-file", Input)
         train_file.disabled = stage == "finetune"
+        if stage == "finetune":  # a pretrain run may have written its first best.pt since
+            self._refresh_from_options(self.summaries)
         self.query_one("#f-from", Select).disabled = stage != "finetune"
         if stage == "pretrain":
             from engine.runs import latest_export
