@@ -52,6 +52,7 @@ async def open_train(pilot):
 # a real run, launched from the screen
 
 
+@pytest.mark.slow
 async def test_a_run_launched_from_the_form_is_live_survives_a_reopen_stops_and_resumes(tiny, tmp_path, monkeypatch):
     root, glove = tiny
     for k, v in THREADS_ENV.items():
