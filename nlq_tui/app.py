@@ -183,18 +183,22 @@ class NLQApp(App):
             self._last_progress = now
             self.call_from_thread(self._broadcast, lambda: LoadProgress(stage, done, total))
 
-        return self.ctx.load_index(root, features, progress=progress)
+        try:
+            return self.ctx.load_index(root, features, progress=progress)
+        except Exception as exc:  # returned, not raised: a failed worker would re-raise on app exit
+            return _LoadFailed(exc)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker
         if worker.group != "load":
             return
-        if event.state == WorkerState.SUCCESS:
+        failed = worker.result if isinstance(worker.result, _LoadFailed) else None
+        if event.state == WorkerState.SUCCESS and failed is None:
             self.ctx.load_error = None
             self._broadcast(lambda: IndexChanged(self.ctx.index))
             self.index_signal.publish(None)
-        elif event.state == WorkerState.ERROR:
-            exc = worker.error
+        elif event.state == WorkerState.ERROR or failed is not None:
+            exc = failed.error if failed is not None else worker.error
             if isinstance(exc, UserError):
                 message = str(exc)
             else:  # a bug in the reader; say so, keep running on the previous index
@@ -209,6 +213,13 @@ class NLQApp(App):
         for stack in self._screen_stacks.values():
             if stack:
                 stack[0].post_message(make_message())
+
+
+class _LoadFailed:
+    """What a load worker returns instead of raising."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
 
 
 def run(args) -> int:

@@ -16,7 +16,7 @@ def _rich_log_text(log) -> str:
 async def _open(pilot):
     await settle(pilot)
     app = pilot.app
-    assert app.screen_name == "generate"
+    assert app.current_mode == "generate"
     for _ in range(50):
         if app.screen.groups is not None:
             break
@@ -114,7 +114,7 @@ async def test_openai_job_pauses_resumes_and_cancels_keeping_done_groups(tree, t
             assert srv.requests - n <= 2 and screen.job.paused  # only the in-flight ones finished
             await pilot.press("1")  # the app stays usable while the job waits
             await pilot.pause()
-            assert app.screen_name == "data"
+            assert app.current_mode == "data"
             await pilot.press("3")
             await pilot.press("f6")  # resume
             await pilot.pause(0.4)
