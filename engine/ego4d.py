@@ -554,10 +554,11 @@ def _video_pass(
         uids = [x.get("annotation_uid") for x in narrs]
         uids = ["" if v is None else str(v) for v in uids]
         uids_joined = "".join(uids)
-    # Unknown fields: a narration with more keys than the known ones, or a first
-    # narration with another key. (One that swaps a known key for an unknown one in the middle
-    # of a list goes uncounted: a warning is not worth a full pass over 4M dicts.)
-    if n and (max(map(len, narrs)) > len(_NARRATION_KEYS) or not narrs[0].keys() <= _NARRATION_KEYS):
+    # Unknown fields: a narration with more keys than the first one (files without the optional
+    # `_unmapped_timestamp_sec` have 4 known keys, not 5), or a first narration with another key.
+    # (One that swaps a known key for an unknown one in the middle of a list goes uncounted: a
+    # warning is not worth a full pass over 4M dicts.)
+    if n and (max(map(len, narrs)) > len(narrs[0]) or not narrs[0].keys() <= _NARRATION_KEYS):
         extra = set(chain.from_iterable(narrs)).difference(_NARRATION_KEYS)
         if extra:
             problems.warn("unknown_field", rel, "unknown extra fields (ignored)", f"{where}[]: {', '.join(sorted(extra)[:3])}")

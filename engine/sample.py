@@ -401,7 +401,8 @@ def _narration_pass(rng: np.random.Generator, v: _Video, pass_no: int, unsure_fo
             text += " #unsure"
         d = {"timestamp_sec": t, "timestamp_frame": frames[i], "narration_text": text, "annotation_uid": uids[i]}
         if extra[i]:
-            d["_unmapped_timestamp_sec"] = round(t + 0.0331, 4)  # an unknown field, as real files have
+            # a field outside the official schema (`_unmapped_timestamp_sec` is in it), as real files have
+            d["_extra_note"] = "checked twice"
         narrs.append(d)
     if pass_no == 1 and ("unsorted" in v.quirks or rng.random() < 0.15) and n > 6:
         # real files are not always in time order: swap a few neighbours

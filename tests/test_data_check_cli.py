@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import torch
 
@@ -77,3 +78,37 @@ def test_missing_root_and_missing_feature_folder_exit_2(tmp_path):
     assert r.returncode == 2 and "Traceback" not in r.stderr
     (e,) = json.loads(r.stdout)["errors"]
     assert "slowfast8x8_r101_k400" in e["message"] and "egovlp_fp16" in e["message"]
+
+
+def test_every_quirk_in_sample_data_is_reported_by_data_check(tmp_path):
+    """The committed sample puts each real-file quirk in on purpose; `data check` must name each."""
+    repo = Path(__file__).resolve().parents[1]
+    r = _run(str(repo / "sample_data"), "--json", tmp_path=tmp_path)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["errors"] == []
+    reported = {(w["file"], w["code"]): w["count"] for w in out["warnings"]}
+    expected = {
+        (NLQ["train"], "curly_quotes"), (NLQ["train"], "template_null"),
+        (NLQ["train"], "zero_length_answer"), (NLQ["train"], "query_missing"),
+        (NLQ["val"], "curly_quotes"), (NLQ["val"], "template_null"), (NLQ["val"], "zero_length_answer"),
+        (NLQ["test"], "curly_quotes"),
+        (NARRATION, "unsorted_timestamps"), (NARRATION, "duplicate_timestamps"),
+        (NARRATION, "only_pass_2"), (NARRATION, "video_without_clips"), (NARRATION, "curly_quotes"),
+        (NARRATION, "unsure_narrations_pass_1"), (NARRATION, "other_person_narrations_pass_1"),
+        (NARRATION, "unsure_narrations_pass_2"), (NARRATION, "other_person_narrations_pass_2"),
+        (NARRATION, "unknown_field"),
+    }  # fmt: skip
+    assert set(reported) == expected
+    # the counts are the files' own, not just "some"
+    with open(repo / "sample_data" / NLQ["train"], encoding="utf-8") as f:
+        train = [q for v in json.load(f)["videos"] for c in v["clips"] for a in c["annotations"] for q in a["language_queries"]]
+    assert reported[(NLQ["train"], "query_missing")] == sum("query" not in q for q in train) > 0
+    assert reported[(NLQ["train"], "template_null")] == sum(q["template"] is None for q in train) > 0
+    with open(repo / "sample_data" / NARRATION, encoding="utf-8") as f:
+        narr = json.load(f)
+    with_extra = sum(
+        any(set(x) - {"timestamp_sec", "timestamp_frame", "_unmapped_timestamp_sec", "narration_text", "annotation_uid"} for x in p["narrations"])
+        for passes in narr.values() for p in passes.values()
+    )  # fmt: skip
+    assert reported[(NARRATION, "unknown_field")] == with_extra > 0

@@ -137,6 +137,25 @@ def test_a_video_uid_twice_keeps_the_last_like_json_load(tmp_path):
     assert [index.passes[1].text[i] for i in range(len(index.passes[1]))][:1] == ["#C C only"]
 
 
+def test_unknown_narration_field_is_counted_when_files_lack_the_optional_unmapped_timestamp(tmp_path):
+    # 4 known keys per narration, then one narration with a 5th, unknown one: as many keys as the
+    # schema knows, so a "more keys than the schema" test alone would miss it.
+    def edit(d):
+        narrs = d["video-0"]["narration_pass_1"]["narrations"]
+        for x in narrs:
+            x.pop("_unmapped_timestamp_sec")
+        narrs[3]["_extra_note"] = "checked twice"
+        for x in d["video-1"]["narration_pass_1"]["narrations"]:
+            x.pop("_unmapped_timestamp_sec")
+
+    root = _tree(tmp_path)
+    edit_json(root, NARRATION, edit)
+    report = check(root)
+    assert not report.errors
+    (w,) = [w for w in report.warnings if w.code == "unknown_field"]
+    assert w.file == NARRATION and w.count == 1 and "_extra_note" in w.message and "video-0" in w.message
+
+
 def test_narration_without_text_is_kept_as_empty_text_with_a_warning(tmp_path):
     root = _tree(tmp_path)
     edit_json(root, NARRATION, lambda d: d["video-0"]["narration_pass_1"]["narrations"][2].pop("narration_text"))
