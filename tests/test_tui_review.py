@@ -213,6 +213,26 @@ async def test_new_candidates_from_a_running_generation_are_picked_up(ws):
         assert [r.id for r in screen.queue[-5:]] == [c["id"] for c in cands]
 
 
+async def test_new_candidates_appear_without_a_key_in_an_empty_queue(tmp_path, monkeypatch):
+    import nlq_tui.screens.review as review
+
+    monkeypatch.setattr(review, "REFRESH_S", 0.2)  # read when the screen mounts
+    ws = Workspace(tmp_path / "empty")
+    app = make_app(ws)
+    async with app.run_test(size=(160, 50)) as pilot:
+        screen = await opened(pilot)
+        gen = CandidateStore(ws)  # the Generate screen or a CLI job, after review opened
+        gk, cands, rej, meta = make_group("video-new", "clip-new", 0.0, 90.0, 3.0)
+        assert gen.add_group_result(gk, cands, rej, meta)
+        gen.close()
+        for _ in range(100):
+            if screen.current is not None:
+                break
+            await pilot.pause(0.05)
+        assert screen.current is not None and screen.current.id == cands[0]["id"]
+        assert len(screen.queue) == 5
+
+
 async def test_export_button_writes_the_nlq_file(ws, tmp_path):
     root = write_data_root(tmp_path / "ego4d")
     app = make_app(ws, root)

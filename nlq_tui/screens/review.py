@@ -132,7 +132,7 @@ class ReviewScreen(Screen):
         self.query_one("#edit").display = False
         self.query_one("#card").focus()
         self.open_store()
-        self.set_interval(REFRESH_S, self._auto_refresh)
+        self.set_interval(REFRESH_S, self._poll_new_candidates)
 
     # opening ---------------------------------------------------------------------------------
     @work(thread=True, group="review-open", exclusive=True, exit_on_error=False)
@@ -588,7 +588,7 @@ class ReviewScreen(Screen):
         added = self._pick_up_new()
         self.notify(f"{added:,} new candidates" if added else "no new candidates")
 
-    def _auto_refresh(self) -> None:
+    def _poll_new_candidates(self) -> None:
         if self.store is not None:
             self._pick_up_new()
 
