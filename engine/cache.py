@@ -31,7 +31,7 @@ import numpy as np
 
 from engine.index import Index, Issue, NarrationArrays, TextColumn
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # bump when the reader changes what an index or its warnings hold
 _SOURCES = (
     "ego4d.json",
     "v1/annotations/narration.json",
