@@ -20,6 +20,7 @@ survives a missing or corrupt `status.json` and a run folder deleted underneath 
 from __future__ import annotations
 
 import json
+import math
 import os
 import secrets
 import signal
@@ -51,13 +52,26 @@ def new_run_id(stage: str, now: float | None = None) -> str:
     return f"{stamp}-{safe}-{secrets.token_hex(2)}"
 
 
+def as_int(x: Any) -> int | None:
+    """`x` if it is a whole number (not a bool), else None: a damaged status.json field reads as missing."""
+    return x if isinstance(x, int) and not isinstance(x, bool) else None
+
+
+def as_number(x: Any) -> float | None:
+    """`x` if it is a finite number (not a bool), else None."""
+    if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
+        return None
+    return x
+
+
 def pid_alive(pid: int | None) -> bool:
     """True when a process with this pid exists on this machine and is not a zombie."""
+    pid = as_int(pid)
     if not pid or pid <= 0:
         return False
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):
         return False
     except PermissionError:
         return True
@@ -70,12 +84,23 @@ def pid_alive(pid: int | None) -> bool:
 
 
 def effective_status(status: dict | None, now: float | None = None) -> dict:
-    """The status a reader should show: a "running" run whose process is gone becomes failed."""
+    """The status a reader should show: a "running" run whose process is gone becomes failed.
+
+    Fields of the wrong type (a string pid, a garbage heartbeat) count as missing, so a damaged
+    status.json shows as a failed run instead of breaking the reader.
+    """
     now = time.time() if now is None else now
     if not isinstance(status, dict):
         return {"state": "failed", "error": "status.json is missing or unreadable", "pid": None}
     out = dict(status)
-    if out.get("state") not in STATES:
+    damaged = []
+    for key, check in (("pid", as_int), ("pgid", as_int), ("heartbeat", as_number), ("started", as_number), ("ended", as_number)):
+        if out.get(key) is not None and check(out[key]) is None:
+            damaged.append(key)
+            out[key] = None
+    if out.get("error") is not None and not isinstance(out["error"], str):
+        out["error"] = None
+    if not isinstance(out.get("state"), str) or out["state"] not in STATES:
         out["state"] = "failed"
         out["error"] = f"status.json has an unknown state {status.get('state')!r}"
         return out
@@ -84,14 +109,15 @@ def effective_status(status: dict | None, now: float | None = None) -> dict:
     pid = out.get("pid")
     same_host = out.get("host") in (None, socket.gethostname())
     heartbeat = out.get("heartbeat")
-    age = now - heartbeat if isinstance(heartbeat, (int, float)) else None
+    age = now - heartbeat if heartbeat is not None else None
+    note = f"; status.json has an unreadable {', '.join(damaged)}" if damaged else ""
     if pid and same_host and not pid_alive(pid):
         out["state"] = "failed"
-        out["error"] = f"the run process (pid {pid}) ended without a final status; see train.log"
+        out["error"] = f"the run process (pid {pid}) ended without a final status{note}; see train.log"
     elif age is None or age > STALE_AFTER_S:
         out["state"] = "failed"
         shown = "never" if age is None else f"{age:.0f} s ago"
-        out["error"] = f"no heartbeat from the run process (last {shown}); see train.log"
+        out["error"] = f"no heartbeat from the run process (last {shown}){note}; see train.log"
     return out
 
 
@@ -139,6 +165,9 @@ def best_eval(rows: list[dict], split: str = "val") -> dict | None:
 
 class Run:
     """One run folder. Cheap to create; touches the disk only when asked."""
+
+    # the process `start_run` launched for this run, when this object started it (None otherwise)
+    process: subprocess.Popen | None = None
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -217,26 +246,28 @@ class Run:
         cfg = read_json(self.config_path) or {}
         st = self.status(now)
         raw = self.raw_status() or {}
-        started = raw.get("started") or cfg.get("created")
-        ended = raw.get("ended")
-        end = ended if ended else (raw.get("heartbeat") if st["state"] != "running" else now)
-        elapsed = max(0.0, end - started) if isinstance(started, (int, float)) and isinstance(end, (int, float)) else None
+        # every field is type-checked: a damaged file shows as blanks, never as a crash
+        started = as_number(raw.get("started")) or as_number(cfg.get("created"))
+        ended = as_number(raw.get("ended"))
+        end = ended if ended else (as_number(raw.get("heartbeat")) if st["state"] != "running" else now)
+        elapsed = max(0.0, end - started) if started is not None and end is not None else None
         best = raw.get("best") if isinstance(raw.get("best"), dict) else None
+        stage = cfg.get("stage")
         return {
             "id": self.id,
             "path": str(self.path),
-            "stage": cfg.get("stage", "?"),
+            "stage": stage if isinstance(stage, str) else "?",
             "state": st["state"],
-            "error": st.get("error"),
-            "pid": raw.get("pid"),
-            "step": raw.get("step"),
-            "total_steps": raw.get("total_steps"),
-            "epoch": raw.get("epoch"),
-            "epochs": raw.get("epochs"),
+            "error": st.get("error") if isinstance(st.get("error"), str) else None,
+            "pid": as_int(raw.get("pid")),
+            "step": as_int(raw.get("step")),
+            "total_steps": as_int(raw.get("total_steps")),
+            "epoch": as_int(raw.get("epoch")),
+            "epochs": as_int(raw.get("epochs")),
             "best": best,
-            "best_R1@0.3": best.get(BEST_KEY) if best else None,
+            "best_R1@0.3": as_number(best.get(BEST_KEY)) if best else None,
             "elapsed_s": elapsed,
-            "created": cfg.get("created"),
+            "created": as_number(cfg.get("created")),
         }
 
 
@@ -357,7 +388,7 @@ def stop_run(run: Run, sig: int = signal.SIGTERM) -> int:
     if st["state"] != "running":
         raise WorkspaceError(f"{run.path}: the run is not running (state {st['state']}); nothing to stop")
     raw = run.raw_status() or {}
-    pid, pgid = raw.get("pid"), raw.get("pgid")
+    pid, pgid = as_int(raw.get("pid")), as_int(raw.get("pgid"))
     if not pid:
         raise WorkspaceError(f"{run.path}: the run is still starting (no pid yet); try again in a few seconds")
     try:
@@ -527,25 +558,25 @@ def training_config(
     from engine.training.config import ModelConfig, TrainConfig
 
     if stage not in TRAIN_STAGES:
-        raise ConfigError(f"--stage {stage!r}: use one of {', '.join(TRAIN_STAGES)}")
+        raise ConfigError(f"stage {stage!r}: use one of {', '.join(TRAIN_STAGES)} (--stage / the preset)")
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     model_overrides = {k: v for k, v in (model_overrides or {}).items() if v is not None}
     root = Path(data_root).expanduser().resolve()
     if not (root / "v1" / "annotations").is_dir():
-        raise ConfigError(f"{root}: not an Ego4D root (no v1/annotations); pass --data ROOT")
+        raise ConfigError(f"{root}: not an Ego4D root (no v1/annotations); give --data ROOT or choose the folder on the Data screen")
     cfg = TrainConfig(stage=stage, data_root=str(root))
     source = None
     if stage == "finetune":
         if not from_run:
-            raise ConfigError("--stage finetune needs --from RUN: the pretrain run to start from")
+            raise ConfigError("finetune needs a run to start from: give --from RUN / the from run field (a pretrain run with a checkpoint)")
         source = find_run(workspace, from_run)
         ckpt = source.best_path if source.best_path.exists() else source.last_path
         if not ckpt.exists():
-            raise ConfigError(f"{source.path}: has no checkpoints/best.pt yet; let the run evaluate once, or pick another --from")
+            raise ConfigError(f"{source.path}: has no checkpoints/best.pt yet; let the run evaluate once, or pick another run (--from / the from run field)")
         try:
             src = TrainConfig.from_dict(source.config()["train"])
         except KeyError:
-            raise ConfigError(f"{source.config_path}: no \"train\" section; pick another --from run") from None
+            raise ConfigError(f"{source.config_path}: no \"train\" section; pick another run (--from / the from run field)") from None
         # the weights only fit the same features, text encoder and model shape
         for name in ("features", "text_encoder", "text_path", "freeze_text", "batch_size", "seed", "device"):
             setattr(cfg, name, getattr(src, name))
@@ -554,18 +585,19 @@ def training_config(
         cfg.epochs = src.epochs
         cfg.init_from = str(ckpt)
     elif from_run:
-        raise ConfigError(f"--from is for --stage finetune (this is {stage})")
+        raise ConfigError(f"a run to start from (--from / the from run field) is for finetune only (this is {stage})")
     if stage == "pretrain":
         chosen = Path(train_file).expanduser() if train_file else latest_export(workspace)
         if chosen is None:
             raise ConfigError(
-                f"--stage pretrain needs --train-file FILE (an exported NLQ file); {workspace.exports_dir} has none yet"
+                f"pretrain needs a training file: export the reviewed questions first or give --train-file FILE / "
+                f"the train file field (an NLQ-format file); {workspace.exports_dir} has no export yet"
             )
         train_file = chosen
     if train_file:
         path = Path(train_file).expanduser().resolve()
         if not path.is_file():
-            raise ConfigError(f"--train-file {path}: no such file")
+            raise ConfigError(f"{path}: no such training file (--train-file / the train file field)")
         cfg.train_file = str(path)
     for key, value in overrides.items():
         if not hasattr(cfg, key) or key == "model":
@@ -576,10 +608,68 @@ def training_config(
     cfg.validate()
     features = root / "v1" / cfg.features
     if not features.is_dir():
-        raise ConfigError(f"{features}: no such feature folder; pass --features NAME (a folder under {root / 'v1'})")
+        raise ConfigError(f"{features}: no such feature folder; give --features NAME / the features field (a folder under {root / 'v1'})")
     return {
         "stage": stage,
         "from_run": source.id if source else None,
         "nproc": int(nproc),
         "train": cfg.to_dict(),
     }
+
+
+def new_run_config(
+    workspace: Workspace,
+    *,
+    stage: str,
+    data_root: str | Path | None,
+    train_file: str | Path | None = None,
+    from_run: str | None = None,
+    features: str | None = None,
+    epochs: int | None = None,
+    lr: float | None = None,
+    batch_size: int | None = None,
+    device: str | None = None,
+    seed: int | None = None,
+    text_encoder: str | None = None,
+    text_path: str | None = None,
+    unfreeze_text: bool = False,
+    eval_every: int | None = None,
+    naq_jitter: bool = False,
+    model: str | None = None,
+    dim: int | None = None,
+    drop_rate: float | None = None,
+    nproc: int = 1,
+) -> dict:
+    """config.json of a new run from the settings a user gave (`nlq-tui train` flags, the Train
+    screen's form); None or False means "not set": the stage's default, or for a finetune its
+    pretrain run's value. The one place where user settings become a run's configuration."""
+    if data_root is None:
+        raise ConfigError("no data root: give --data ROOT or choose an Ego4D folder on the Data screen (1)")
+    features = features or None  # a blank field or flag is not a setting
+    if features is None and stage != "finetune":
+        # a finetune keeps its pretrain run's features (the weights only fit those) unless told
+        features = workspace.get("features")
+    overrides = {
+        "epochs": epochs, "lr": lr, "batch_size": batch_size, "device": device, "seed": seed,
+        "text_encoder": text_encoder, "text_path": text_path, "features": features,
+        "eval_every_steps": eval_every,
+        "naq_jitter": True if naq_jitter else None,
+        "freeze_text": False if unfreeze_text else None,
+    }
+    return training_config(
+        workspace, stage=stage, data_root=data_root, train_file=train_file or None, from_run=from_run or None,
+        overrides=overrides, model_overrides={"model": model, "dim": dim, "drop_rate": drop_rate}, nproc=nproc,
+    )
+
+
+def start_run(workspace: Workspace, *, detach: bool = True, **settings: Any) -> Run:
+    """A new run from user settings (the keyword arguments of `new_run_config`): checked, its
+    folder created and, with `detach`, launched in the background (`run.process`). Both
+    `nlq-tui train` and the Train screen start runs here, so they start the same run.
+    A setting that does not check out raises ConfigError before any folder exists."""
+    nproc = max(1, int(settings.get("nproc") or 1))
+    config = new_run_config(workspace, **settings)
+    run = create_run(workspace, config)
+    if detach:
+        run.process = launch(run, resume=False, nproc=nproc)
+    return run

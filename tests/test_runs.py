@@ -143,3 +143,37 @@ def test_a_run_created_a_moment_ago_without_status_is_starting_not_failed(ws):
     assert st["state"] == "running" and st["starting"]
     old = create_run(ws, {"stage": "baseline", "created": time.time() - 300})
     assert old.status()["state"] == "failed"
+
+
+@pytest.mark.parametrize("pid", ["1234", [1, 2], True])
+def test_status_fields_of_the_wrong_type_read_as_missing(pid):
+    st = effective_status({"state": "running", "pid": pid, "pgid": "x", "heartbeat": "yesterday", "error": ["?"]})
+    assert st["state"] == "failed" and "no heartbeat" in st["error"]
+    assert st["pid"] is None and st["pgid"] is None and st["heartbeat"] is None
+    nan_beat = effective_status({"state": "running", "pid": None, "heartbeat": float("nan")})
+    assert nan_beat["state"] == "failed"
+    # a whole number too big for kill(2) is no live process either
+    assert effective_status({"state": "running", "pid": 10**30, "heartbeat": time.time()})["state"] == "failed"
+
+
+def test_runs_json_lists_a_damaged_run_as_failed_instead_of_crashing(ws):
+    run = create_run(ws, {"stage": "baseline", "train": {}})
+    atomic_write_json(run.status_path, {"state": "running", "pid": "4242", "pgid": [1], "heartbeat": "garbage",
+                                        "started": "noon", "ended": {}, "step": "7", "best": {"R1@0.3": "high"}})
+    other = create_run(ws, {"stage": ["baseline"], "created": "today", "train": {}})
+    atomic_write_json(other.status_path, {"state": "done", "pid": [4242], "heartbeat": None, "best": {"R1@0.3": "x"}})
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    for extra in (["--json"], []):  # the text listing formats the same fields
+        p = subprocess.run([sys.executable, "-m", "nlq_tui", "runs", "--workspace", str(ws.path), *extra],
+                           capture_output=True, text=True, timeout=60, env=env)
+        assert p.returncode == 0, p.stderr
+    listed = {r["id"]: r for r in json.loads(subprocess.run(
+        [sys.executable, "-m", "nlq_tui", "runs", "--workspace", str(ws.path), "--json"],
+        capture_output=True, text=True, timeout=60, env=env).stdout)}
+    assert set(listed) == {run.id, other.id}
+    damaged = listed[run.id]
+    assert damaged["state"] == "failed" and "no heartbeat" in damaged["error"]
+    assert "status.json has an unreadable pid, pgid, heartbeat, started, ended" in damaged["error"]
+    assert damaged["pid"] is None and damaged["step"] is None and damaged["elapsed_s"] is None
+    assert damaged["best_R1@0.3"] is None
+    assert listed[other.id]["state"] == "done" and listed[other.id]["stage"] == "?"

@@ -401,7 +401,7 @@ def test_plot_draws_braille_within_its_size_and_skips_nan():
 
 
 async def test_pretrain_and_finetune_presets_ask_for_what_the_train_command_would(tiny, tmp_path):
-    from engine.runs import training_config
+    from engine.runs import new_run_config
     from training_fixtures import tiny_config
 
     root, glove = tiny
@@ -421,8 +421,7 @@ async def test_pretrain_and_finetune_presets_ask_for_what_the_train_command_woul
         await pilot.pause()
         assert screen.query_one("#f-train-file", Input).placeholder == "latest export: llm-v1.json"
         form = screen.read_form()
-        config = training_config(ws, stage=form["stage"], data_root=root, train_file=form["train_file"],
-                                 from_run=form["from_run"], overrides=form["overrides"], model_overrides=form["model_overrides"])
+        config = new_run_config(ws, data_root=root, **form)
         assert config["train"]["train_file"] == str(export.resolve())
 
         screen.query_one("#f-stage", Select).value = "finetune"
@@ -432,8 +431,7 @@ async def test_pretrain_and_finetune_presets_ask_for_what_the_train_command_woul
         assert options[0][1] == pre.id
         screen.query_one("#f-from", Select).value = pre.id
         form = screen.read_form()
-        config = training_config(ws, stage=form["stage"], data_root=root, train_file=form["train_file"],
-                                 from_run=form["from_run"], overrides=form["overrides"], model_overrides=form["model_overrides"])
+        config = new_run_config(ws, data_root=root, **form)
         # as `nlq-tui train --stage finetune --from RUN`: the pretrain run's encoder, features, device; half its lr
         assert config["from_run"] == pre.id
         assert config["train"]["init_from"] == str(pre.best_path)

@@ -93,40 +93,33 @@ def _figures(best: dict | None) -> dict:
 
 def run_train(args: argparse.Namespace) -> int:
     from engine.errors import ConfigError
-    from engine.runs import create_run, find_run, launch, training_config
+    from engine.runs import find_run, launch, start_run
 
     ws = _workspace(args)
+    nproc = max(1, int(getattr(args, "nproc", 1) or 1))
+    if nproc > 1 and not args.detach:  # checked before a run folder exists
+        raise ConfigError("--nproc > 1 runs under torchrun: add --detach (and follow it with `nlq-tui runs`)")
     if args.resume:
         run = find_run(ws, args.resume)
-        resume = True
         if not run.last_path.exists():
             raise ConfigError(f"{run.last_path}: no checkpoint to resume from; start a new run instead")
+        resume = True
     else:
-        overrides = {
-            "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "device": args.device,
-            "seed": args.seed, "text_encoder": args.text_encoder, "text_path": args.text_path,
-            "features": args.features or (ws.get("features") if args.stage != "finetune" else None),
-            "eval_every_steps": args.eval_every,
-            "naq_jitter": True if args.naq_jitter else None,
-            "freeze_text": False if args.unfreeze_text else None,
-        }
-        config = training_config(
-            ws, stage=args.stage, data_root=_data_root(args, ws), train_file=args.train_file,
-            from_run=args.from_run, overrides=overrides,
-            model_overrides={"model": args.model, "dim": args.dim, "drop_rate": args.drop_rate}, nproc=args.nproc,
+        run = start_run(
+            ws, detach=args.detach, stage=args.stage, data_root=_data_root(args, ws), train_file=args.train_file,
+            from_run=args.from_run, features=args.features, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+            device=args.device, seed=args.seed, text_encoder=args.text_encoder, text_path=args.text_path,
+            unfreeze_text=args.unfreeze_text, eval_every=args.eval_every, naq_jitter=args.naq_jitter,
+            model=args.model, dim=args.dim, drop_rate=args.drop_rate, nproc=args.nproc,
         )
-        run = create_run(ws, config)
         resume = False
-    nproc = max(1, int(getattr(args, "nproc", 1) or 1))
     if args.detach:
-        proc = launch(run, resume=resume, nproc=nproc)
+        proc = launch(run, resume=True, nproc=nproc) if resume else run.process
         if args.json:
             print(json.dumps({"run_id": run.id, "state": "running", "pid": proc.pid, "run_dir": str(run.path)}))
         else:
             print(run.id)
         return 0
-    if nproc > 1:
-        raise ConfigError("--nproc > 1 runs under torchrun: add --detach (and follow it with `nlq-tui runs`)")
 
     from engine.training.__main__ import run_training
     from engine.workspace import atomic_write_json

@@ -103,8 +103,8 @@ def _num(x: Any, fmt: str = ".2f") -> str:
 
 
 def read_overrides(values: dict[str, str]) -> dict | str:
-    """TrainConfig overrides from the form's text fields (blank: the stage's default), or the
-    first problem as one line naming the field."""
+    """epochs, lr and batch_size from the form's text fields (blank: not set), or the first
+    problem as one line naming the field."""
     out: dict[str, Any] = {}
     for key, label, kind in (("epochs", "epochs", int), ("lr", "lr", float), ("batch_size", "batch size", int)):
         text = values.get(key, "").strip()
@@ -118,24 +118,6 @@ def read_overrides(values: dict[str, str]) -> dict | str:
             return f"{label}: {text} is out of range"
         out[key] = value
     return out
-
-
-def launch_from_form(workspace, data_root: Path | None, stage: str, *, train_file: str | None, from_run: str | None,
-                     overrides: dict, model_overrides: dict):
-    """The run `nlq-tui train --detach` would start with these settings: the same engine calls
-    (training_config, create_run, launch) in the same order."""
-    from engine.errors import ConfigError
-    from engine.runs import create_run, launch, training_config
-
-    if data_root is None:
-        raise ConfigError("no data root: choose an Ego4D folder on the Data screen (1)")
-    config = training_config(
-        workspace, stage=stage, data_root=data_root, train_file=train_file or None, from_run=from_run or None,
-        overrides=overrides, model_overrides=model_overrides, nproc=1,
-    )
-    run = create_run(workspace, config)
-    launch(run, resume=False, nproc=1)
-    return run
 
 
 class TrainScreen(Screen):
@@ -732,47 +714,31 @@ class TrainScreen(Screen):
             self.query_one(field_id, Input).placeholder = ft if stage == "finetune" else base
 
     def read_form(self) -> dict | str:
-        """What the form asks for, as arguments of `launch_from_form`, or the first problem."""
+        """What the form asks for, as settings of `engine.runs.start_run` (blank: not set, as an
+        absent `nlq-tui train` flag), or the first problem as one line naming the field."""
         stage = str(self.query_one("#f-stage", Select).value)
         values = {k: self.query_one(f"#f-{f}", Input).value for k, f in (("epochs", "epochs"), ("lr", "lr"), ("batch_size", "batch"))}
-        overrides = read_overrides(values)
-        if isinstance(overrides, str):
-            return overrides
+        numbers = read_overrides(values)
+        if isinstance(numbers, str):
+            return numbers
+        settings: dict[str, Any] = {"stage": stage, **numbers}
         dim_text = self.query_one("#f-dim", Input).value.strip()
-        model_overrides: dict[str, Any] = {}
         if dim_text:
             try:
-                model_overrides["dim"] = int(dim_text)
+                settings["dim"] = int(dim_text)
             except ValueError:
                 return f"width: {dim_text!r} is not a whole number"
-        text = _select_value(self.query_one("#f-text", Select))
-        if text is not None:
-            overrides["text_encoder"] = text
-        text_path = self.query_one("#f-text-path", Input).value.strip()
-        if text_path:
-            overrides["text_path"] = text_path
-        device = _select_value(self.query_one("#f-device", Select))
-        if device is not None:
-            overrides["device"] = device
-        features = self.query_one("#f-features", Input).value.strip()
-        # as `nlq-tui train`: a finetune keeps its pretrain run's features unless told
-        overrides["features"] = features or (self.app.ctx.features if stage != "finetune" else None)
-        from_run = None
+        settings["text_encoder"] = _select_value(self.query_one("#f-text", Select))
+        settings["text_path"] = self.query_one("#f-text-path", Input).value.strip() or None
+        settings["device"] = _select_value(self.query_one("#f-device", Select))
+        settings["features"] = self.query_one("#f-features", Input).value.strip() or None
+        settings["from_run"] = None
         if stage == "finetune":
-            from_run = _select_value(self.query_one("#f-from", Select))
-            if from_run is None:
+            settings["from_run"] = _select_value(self.query_one("#f-from", Select))
+            if settings["from_run"] is None:
                 return "from run: choose the pretrain run to start from"
-        train_file = self.query_one("#f-train-file", Input).value.strip() if stage != "finetune" else None
-        if stage == "pretrain" and not train_file:
-            from engine.runs import latest_export
-
-            if latest_export(self.app.ctx.workspace) is None:
-                return (f"train file: {self.app.ctx.workspace.exports_dir} has no export yet; export the reviewed "
-                        "questions (Review screen) or give an NLQ-format file")
-        return {
-            "stage": stage, "train_file": train_file or None, "from_run": from_run,
-            "overrides": overrides, "model_overrides": model_overrides,
-        }
+        settings["train_file"] = (self.query_one("#f-train-file", Input).value.strip() or None) if stage != "finetune" else None
+        return settings
 
     @on(Button.Pressed, "#f-launch")
     def _launch_pressed(self) -> None:
@@ -800,8 +766,10 @@ class TrainScreen(Screen):
 
     @work(thread=True, exclusive=False, group="train-action", exit_on_error=False, name="train-launch")
     def _launch(self, workspace, data_root, form: dict):
-        run = launch_from_form(workspace, data_root, form["stage"], train_file=form["train_file"], from_run=form["from_run"],
-                               overrides=form["overrides"], model_overrides=form["model_overrides"])
+        from engine.runs import start_run
+
+        # the same call `nlq-tui train --detach` makes, so both start the same run
+        run = start_run(workspace, data_root=data_root, detach=True, **form)
         return lambda: self._launched(run.id)
 
     def _launched(self, run_id: str) -> None:
