@@ -25,7 +25,7 @@ A big file (>= PARALLEL_MIN_BYTES) is decoded by one forked worker per CPU, each
 contiguous run of videos and returning flat arrays plus its own text files, joined in file
 order; the result and any error line are exactly the serial reader's (see _read_parallel).
 This buys wall time only where cores are free (the CPU time is ~10-15% more), so the number
-of workers follows the idle CPUs (`_workers`); on a busy machine the serial reader runs.
+of workers follows the CPUs idle at the moment (`_workers`); on a busy machine the serial reader runs.
 
 Public: `load_index`, `check` (-> `CheckReport`), `load_nlq` (-> `NLQSplit`), and the layout
 constants. `load_index` raises the first problem; `check` collects them all.
@@ -40,6 +40,7 @@ import math
 import operator
 import os
 import re
+import time
 from dataclasses import asdict, dataclass, field
 from itertools import chain
 from pathlib import Path
@@ -754,11 +755,30 @@ def _workers() -> int:
         n = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         n = os.cpu_count() or 1
+    return max(1, min(n, int(_idle_cpus(n) + 0.5), 8))
+
+
+def _idle_cpus(n: int, sample_s: float = 0.05) -> float:
+    """CPUs idle right now, from two /proc/stat samples `sample_s` apart.
+
+    Not the 1-minute load average: it lags, so right after a busy minute (the previous step
+    of a script, a benchmark's baseline) it reports cores busy that are idle again.
+    """
+    def snap() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+        return fields[3] + (fields[4] if len(fields) > 4 else 0), sum(fields)  # idle + iowait
+
     try:
-        idle = int(n - os.getloadavg()[0] + 1)  # + 1: this process is part of the load
-    except OSError:
-        idle = n
-    return max(1, min(n, idle, 8))
+        idle0, total0 = snap()
+        time.sleep(sample_s)
+        idle1, total1 = snap()
+        return (idle1 - idle0) / max(1, total1 - total0) * (os.cpu_count() or n)
+    except (OSError, ValueError, IndexError):
+        try:
+            return n - os.getloadavg()[0] + 1  # + 1: this process is part of the load
+        except OSError:
+            return float(n)
 
 
 def _fork_safe() -> bool:
