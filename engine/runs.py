@@ -320,7 +320,8 @@ def list_runs(workspace: Workspace | str | Path) -> list[Run]:
 
 
 def find_run(workspace: Workspace | str | Path, ref: str) -> Run:
-    """A run by id, unique id prefix or folder path; "latest" is the newest run."""
+    """A run by id, a unique part of its id (e.g. "finetune", "5455") or its folder path;
+    "latest" is the newest run."""
     path = Path(ref)
     if path.is_dir() and (path / "config.json").exists():
         return Run(path.resolve())
@@ -330,7 +331,7 @@ def find_run(workspace: Workspace | str | Path, ref: str) -> Run:
     exact = [r for r in runs if r.id == ref]
     if exact:
         return exact[0]
-    matches = [r for r in runs if r.id.startswith(ref) or r.id.endswith(ref)]
+    matches = [r for r in runs if ref and ref in r.id]
     if len(matches) == 1:
         return matches[0]
     where = runs_dir(workspace)

@@ -112,3 +112,18 @@ def test_every_quirk_in_sample_data_is_reported_by_data_check(tmp_path):
         for passes in narr.values() for p in passes.values()
     )  # fmt: skip
     assert reported[(NARRATION, "unknown_field")] == with_extra > 0
+
+
+def test_json_into_a_closed_pipe_is_not_a_traceback():
+    import subprocess
+    import sys
+
+    # `nlq-tui data check ROOT --json | head -c 10`: the reader leaves before the end.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nlq_tui", "data", "check", "sample_data", "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    proc.stdout.close()  # before it writes a byte
+    err = proc.stderr.read().decode()
+    proc.wait(timeout=120)
+    assert "Traceback" not in err and "BrokenPipeError" not in err

@@ -225,7 +225,8 @@ def test_generated_candidates_export_through_the_official_loop(tmp_path):
     s.decide(clean[0], "edit", text="Where did I leave the trowel?")
     s.close()
     out = tmp_path / "aug.json"
-    run = subprocess.run([sys.executable, "-m", "nlq_tui", "export", "--workspace", str(ws_path), "--data", str(root),
+    # No --data: generate remembered the data root in the workspace, as the app does.
+    run = subprocess.run([sys.executable, "-m", "nlq_tui", "export", "--workspace", str(ws_path),
                           "--out", str(out), "--json"], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["exported"] == len(clean)

@@ -135,6 +135,7 @@ def test_find_run_by_id_prefix_suffix_and_path(ws):
         find_run(ws, "20260101")
     with pytest.raises(WorkspaceError, match="no run"):
         find_run(ws, "zzzz")
+    assert find_run(ws, "pretrain").id == b.id  # any unique part of the id, as --help says
 
 
 def test_a_run_created_a_moment_ago_without_status_is_starting_not_failed(ws):

@@ -147,6 +147,9 @@ def run(args: argparse.Namespace) -> int:
     tty = sys.stderr.isatty() and not args.json
     t0 = time.monotonic()
     index = load_index(data, features=features, use_cache=not args.no_cache)
+    # Remember the root as the app does, so that export and train on this workspace find it.
+    ws.set("data_root", str(Path(data).resolve()))
+    ws.set("features", features)
     last = [0.0]
 
     def on_event(ev: dict) -> None:
