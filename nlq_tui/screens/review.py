@@ -13,6 +13,7 @@ generation job are picked up every few seconds (and on `r`).
 
 from __future__ import annotations
 
+import gc
 import time
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -102,7 +103,7 @@ class ReviewScreen(Screen):
         self.reading = True
         self._seen_rows = 0
         self._recent_key: tuple = ()
-        self._side_pending = False
+        self._filter_text = ""
 
     # layout ---------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -232,10 +233,9 @@ class ReviewScreen(Screen):
         self.current = row
         self.revisit = revisit
         self._render_card()
-        # The side list (Textual re-wraps every option) waits for the next card to be drawn.
-        if not self._side_pending:
-            self._side_pending = True
-            self.call_after_refresh(self._render_side)
+        # In the same frame as the card: deferring it cost a second frame (layout + paint) per
+        # keypress, and the list is ten short options, rebuilt only when the steps changed.
+        self._render_side()
         if self.first_shown_at is None:
             self.first_shown_at = time.perf_counter()
 
@@ -248,6 +248,18 @@ class ReviewScreen(Screen):
             self._show_next(self.pos + 1)
 
     # rendering -------------------------------------------------------------------------------
+    def _put(self, selector: str, content) -> None:
+        """Update a card Static, asking for a layout pass only when its height changes.
+
+        A layout pass re-arranges the whole screen (footer keys, nav bar, side) and was most of
+        the work of a keypress; consecutive cards mostly keep the same heights.
+        """
+        w = self.query_one(selector, Static)
+        w.update(content, layout=False)
+        width = w.content_size.width
+        if not width or w.visual.get_height(w.styles, width) != w.content_size.height:
+            w.refresh(layout=True)
+
     def _render_empty(self) -> None:
         self._render_progress()
         self.query_one("#where", Static).update("")
@@ -273,12 +285,13 @@ class ReviewScreen(Screen):
         ro = "  [b yellow]READ-ONLY[/]" if self.read_only else ""
         if self.reading:
             ro += f"  [dim]reading candidates… {len(self.store.rows):,}[/dim]"
-        self.query_one("#progress", Static).update(
-            f"reviewed [b]{p['reviewed']:,}[/b] / {p['total']:,}   "
-            f"[green]✓ {c['accepted']:,}[/] [cyan]✎ {c['edited']:,}[/] [red]✗ {c['rejected']:,}[/] "
-            f"[yellow]skipped {c['skipped']:,}[/] [magenta]flagged {c['flagged']:,}[/]   "
-            f"{p['per_hour']:,.0f}/h   ETA {_eta(p['eta_s'])}   "
-            f"reviewer [b]{escape(self.store.reviewer)}[/b]{ro}")
+        line = (f"reviewed [b]{p['reviewed']:,}[/b] / {p['total']:,}   "
+                f"[green]✓ {c['accepted']:,}[/] [cyan]✎ {c['edited']:,}[/] [red]✗ {c['rejected']:,}[/] "
+                f"[yellow]skipped {c['skipped']:,}[/] [magenta]flagged {c['flagged']:,}[/]   "
+                f"{p['per_hour']:,.0f}/h   ETA {_eta(p['eta_s'])}   "
+                f"reviewer [b]{escape(self.store.reviewer)}[/b]{ro}")
+        # One line high in the CSS: its size never changes, so no layout pass for it.
+        self.query_one("#progress", Static).update(line, layout=False)
 
     def _render_card(self) -> None:
         row = self.current
@@ -299,13 +312,12 @@ class ReviewScreen(Screen):
             (where, "bold"), "   ", state, "   ",
             (f"{c['id']}  ·  video {c['video_uid']}  ·  {c.get('backend')}/{c.get('model')}  ·  "
              f"prompt {c.get('prompt_version')}", "dim"))
-        self.query_one("#where", Static).update(head)
+        self._put("#where", head)
         text = store.query_text(row.id)
-        self.query_one("#question", Static).update(Text(text, style="bold"))
-        orig = self.query_one("#original", Static)
-        orig.update(Text.assemble(("original: ", "dim"), (c["query"], "dim italic")) if text != c["query"] else "")
-        self.query_one("#badges", Static).update(self._badges(c))
-        self.query_one("#narrations", Static).update(self._narrations(c))
+        self._put("#question", Text(text, style="bold"))
+        self._put("#original", Text.assemble(("original: ", "dim"), (c["query"], "dim italic")) if text != c["query"] else "")
+        self._put("#badges", self._badges(c))
+        self._put("#narrations", self._narrations(c))
         w = c.get("window") or {}
         marks = []
         target = (c.get("narration") or {}).get("uid")
@@ -375,24 +387,24 @@ class ReviewScreen(Screen):
         return out
 
     def _render_side(self) -> None:
-        self._side_pending = False
         if self.store is None:
             return
         steps = self.store.recent(10)
         # An edit changes the text shown for a step without changing its seq.
         key = tuple((st.seq, st.text) for st in steps)
         if key != self._recent_key:
-            # One add_options call: each add_option re-wraps every line of the list.
+            # One set_options call: each add_option re-wraps every line of the list, and
+            # clear_options would wrap (and refresh) an empty list first.
             self._recent_key = key
-            recent = self.query_one("#recent", OptionList)
-            recent.clear_options()
-            recent.add_options([self._step_option(step) for step in steps])
+            self.query_one("#recent", OptionList).set_options([self._step_option(step) for step in steps])
         self._render_filter()
 
     def _render_filter(self) -> None:
         more = "  [dim](still reading…)[/dim]" if self.reading else ""
-        self.query_one("#filter-text", Static).update(escape(self.filter.describe()) +
-                                                      f"\n[dim]{len(self.queue):,} match[/dim]{more}")
+        text = escape(self.filter.describe()) + f"\n[dim]{len(self.queue):,} match[/dim]{more}"
+        if text != self._filter_text:  # unchanged by a decision: no update, no layout pass
+            self._filter_text = text
+            self.query_one("#filter-text", Static).update(text)
 
     def _step_option(self, step: "Step") -> Option:
         when = datetime.fromtimestamp(step.t).strftime("%H:%M:%S")
@@ -609,6 +621,9 @@ class ReviewScreen(Screen):
         new = rows[self._seen_rows:]
         self._seen_rows += len(new)
         if new:
+            # The rows live as long as the store: out of the cyclic collector's reach, a full
+            # collection no longer walks 100k of them on some keypress (~100 ms pauses, the p99).
+            gc.freeze()
             pred = self.filter.predicate(store)
             for row in new:
                 if pred(row):

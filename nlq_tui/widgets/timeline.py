@@ -69,6 +69,7 @@ class ClipTimeline(Widget):
         padding: float = 0.05,
     ) -> None:
         """Draw `marks` on the clip [clip_start, clip_end]; zoom on their span plus `padding` (fraction)."""
+        rows = len(self.marks)
         self.clip_start = float(clip_start)
         self.clip_end = float(clip_end)
         self.origin = float(clip_start if origin is None else origin)
@@ -82,7 +83,8 @@ class ClipTimeline(Widget):
                 self.span = (lo - 0.5, hi + 0.5)
         else:
             self.span = None
-        self.refresh(layout=True)
+        # The height follows the number of marks: a (whole-screen) layout pass only when it changes.
+        self.refresh(layout=len(self.marks) != rows)
 
     def get_content_height(self, container, viewport, width: int) -> int:
         return 2 + len(self.marks) if self.marks else 1
