@@ -296,3 +296,31 @@ async def test_an_unreadable_stored_line_is_reported_and_the_rest_reviewed(ws):
         await pilot.pause()
         assert len(screen.store.rows) == 40
         assert any("unreadable group line skipped" in n.message for n in app._notifications)
+
+
+async def test_a_taller_card_after_a_short_one_is_laid_out_in_full(tmp_path):
+    # Cards update without a layout pass while their heights stay the same; one that needs
+    # more rows (more narrations, a question that wraps) must still get them all.
+    ws = Workspace(tmp_path / "ws")
+    s = CandidateStore(ws)
+    s.add_group_result(*make_group("video-a", "clip-a", 0.0, 480.0, 10.0, 2, number0=0))
+    gk, cands, rej, meta = make_group("video-b", "clip-b", 0.0, 480.0, 10.0, 6, number0=100)
+    for c in cands:
+        c["query"] = "where did I put the " + " and the ".join(["red cup"] * 30) + "?"
+    s.add_group_result(gk, cands, rej, meta)
+    s.close()
+    app = make_app(ws)
+    async with app.run_test(size=(120, 50)) as pilot:
+        screen = await opened(pilot)
+        assert screen.query_one("#narrations").size.height == 2 + 1  # narrations + the window line
+        question = screen.query_one("#question").size.height
+        await pilot.press("a", "a")
+        assert screen.current.id == cands[0]["id"]
+        await pilot.pause()
+        assert screen.query_one("#narrations").size.height == 6 + 1
+        assert screen.query_one("#timeline").size.height == 2 + 6
+        assert screen.query_one("#question").size.height > question  # the long one wraps
+        await pilot.press("a")  # the same heights again: still all drawn
+        await pilot.pause()
+        assert screen.current.id == cands[1]["id"]
+        assert screen.query_one("#narrations").size.height == 6 + 1
