@@ -201,6 +201,7 @@ class ReviewScreen(Screen):
             if self.current is not None:
                 self.store.remember_position(self.current.id)
             self.store.close()
+        gc.unfreeze()  # what _take_new_rows froze goes back to the collector with the screen
 
     # queue -----------------------------------------------------------------------------------
     def _set_queue(self, queue: list[Row]) -> None:
