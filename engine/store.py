@@ -533,12 +533,7 @@ class CandidateStore:
         self.scan()  # a group another (earlier) writer stored since we opened
         if group_key in self.groups:
             return False
-        for c in candidates:
-            for k in ("id", "video_uid", "clip_uid", "window", "query"):
-                if k not in c:
-                    raise ValueError(f"candidate of group {group_key!r} lacks {k!r}")
-            if c.get("group_key", group_key) != group_key:
-                raise ValueError(f"candidate {c['id']!r} belongs to group {c.get('group_key')!r}, not {group_key!r}")
+        _check_candidates(group_key, candidates)
         data = encode_group_line(group_key, candidates, rejected, meta)
         assert self._gen_fd is not None and self._gen_path is not None
         if os.fstat(self._gen_fd).st_size + len(data) > SHARD_LIMIT and os.fstat(self._gen_fd).st_size > 0:
@@ -563,12 +558,7 @@ class CandidateStore:
             if group_key in self.groups or group_key in batch:
                 out.append(False)
                 continue
-            for c in candidates:
-                for k in ("id", "video_uid", "clip_uid", "window", "query"):
-                    if k not in c:
-                        raise ValueError(f"candidate of group {group_key!r} lacks {k!r}")
-                if c.get("group_key", group_key) != group_key:
-                    raise ValueError(f"candidate {c['id']!r} belongs to group {c.get('group_key')!r}, not {group_key!r}")
+            _check_candidates(group_key, candidates)
             lines.append(encode_group_line(group_key, candidates, rejected, meta))
             batch.add(group_key)
             out.append(True)
@@ -1064,3 +1054,13 @@ class Filter:
         if self.max_ambiguity is not None:
             parts.append(f"ambiguity<={self.max_ambiguity}")
         return " ".join(parts)
+
+
+def _check_candidates(group_key: str, candidates: list[dict]) -> None:
+    """A bug in the caller, not a user error: every candidate needs its keys and this group."""
+    for c in candidates:
+        for k in ("id", "video_uid", "clip_uid", "window", "query"):
+            if k not in c:
+                raise ValueError(f"candidate of group {group_key!r} lacks {k!r}")
+        if c.get("group_key", group_key) != group_key:
+            raise ValueError(f"candidate {c['id']!r} belongs to group {c.get('group_key')!r}, not {group_key!r}")

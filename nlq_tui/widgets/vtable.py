@@ -64,7 +64,7 @@ class VirtualTable(ScrollView, can_focus=True):
 
     cursor_row: reactive[int] = reactive(0, always_update=True, init=False)
 
-    class RowHighlighted(Message):
+    class _RowMessage(Message):
         def __init__(self, table: "VirtualTable", row: int) -> None:
             super().__init__()
             self.table = table
@@ -74,15 +74,11 @@ class VirtualTable(ScrollView, can_focus=True):
         def control(self) -> "VirtualTable":
             return self.table
 
-    class RowSelected(Message):
-        def __init__(self, table: "VirtualTable", row: int) -> None:
-            super().__init__()
-            self.table = table
-            self.row = row
+    class RowHighlighted(_RowMessage):
+        """The cursor moved to `row`."""
 
-        @property
-        def control(self) -> "VirtualTable":
-            return self.table
+    class RowSelected(_RowMessage):
+        """Enter (or a click) on `row`."""
 
     def __init__(
         self,
