@@ -189,6 +189,23 @@ _texts = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",
 _narrations = st.lists(st.tuples(st.sampled_from([0.0, 1.0, 1.5, 2.0, 7.25, 1e-3]), _texts), max_size=6)
 
 
+def _write_streaming_tree(root: Path, videos: dict, indent, ensure_ascii: bool) -> dict:
+    """A minimal tree whose narration.json holds `videos` ({uid: (pass1, pass2 or None)}); returns it."""
+    narration = {}
+    for uid, (p1, p2) in videos.items():
+        entry = {"narration_pass_1": {"narrations": [{"timestamp_sec": t, "narration_text": x, "annotation_uid": f"{uid}-{i}"} for i, (t, x) in enumerate(p1)]}}
+        if p2 is not None:
+            entry["narration_pass_2"] = {"narrations": [{"timestamp_sec": t, "narration_text": x} for t, x in p2]}
+        narration[uid] = entry
+    (root / NARRATION).parent.mkdir(parents=True)
+    (root / NARRATION).write_text(json.dumps(narration, indent=indent, ensure_ascii=ensure_ascii), "utf-8")
+    (root / EGO4D).write_text(json.dumps({"videos": [], "clips": [{"clip_uid": "c", "video_uid": u, "video_start_sec": 0, "video_end_sec": 9} for u in videos]}))
+    for f in (NLQ["val"], NLQ["test"]):
+        (root / f).write_text('{"videos": []}')
+    (root / "v1/egovlp_fp16").mkdir()
+    return narration
+
+
 @settings(max_examples=25, deadline=None)
 @given(
     videos=st.dictionaries(st.text("abcdef-0123", min_size=1, max_size=6), st.tuples(_narrations, st.none() | _narrations), max_size=5),
@@ -200,20 +217,9 @@ def test_streamed_narrations_equal_json_load_for_any_content_and_chunking(videos
 
     import engine.ego4d as ego4d
 
-    narration = {}
-    for uid, (p1, p2) in videos.items():
-        entry = {"narration_pass_1": {"narrations": [{"timestamp_sec": t, "narration_text": x, "annotation_uid": f"{uid}-{i}"} for i, (t, x) in enumerate(p1)]}}
-        if p2 is not None:
-            entry["narration_pass_2"] = {"narrations": [{"timestamp_sec": t, "narration_text": x} for t, x in p2]}
-        narration[uid] = entry
     with tempfile.TemporaryDirectory() as d:
         root = Path(d)
-        (root / NARRATION).parent.mkdir(parents=True)
-        (root / NARRATION).write_text(json.dumps(narration, indent=indent, ensure_ascii=chunk % 2 == 0), "utf-8")
-        (root / EGO4D).write_text(json.dumps({"videos": [], "clips": [{"clip_uid": "c", "video_uid": u, "video_start_sec": 0, "video_end_sec": 9} for u in videos]}))
-        for f in (NLQ["val"], NLQ["test"]):
-            (root / f).write_text('{"videos": []}')
-        (root / "v1/egovlp_fp16").mkdir()
+        narration = _write_streaming_tree(root, videos, indent, ensure_ascii=chunk % 2 == 0)
         old = ego4d._CHUNK
         ego4d._CHUNK = chunk
         try:
@@ -582,20 +588,9 @@ def test_parallel_decoding_equals_json_load_for_any_content(videos, chunk, inden
     import engine.ego4d as ego4d
 
     saved = {k: getattr(ego4d, k) for k in ("PARALLEL_MIN_BYTES", "PARALLEL_MIN_CHUNK", "_workers", "_fork_safe", "_CHUNK")}
-    narration = {}
-    for uid, (p1, p2) in videos.items():
-        entry = {"narration_pass_1": {"narrations": [{"timestamp_sec": t, "narration_text": x, "annotation_uid": f"{uid}-{i}"} for i, (t, x) in enumerate(p1)]}}
-        if p2 is not None:
-            entry["narration_pass_2"] = {"narrations": [{"timestamp_sec": t, "narration_text": x} for t, x in p2]}
-        narration[uid] = entry
     with tempfile.TemporaryDirectory() as d:
         root = Path(d)
-        (root / NARRATION).parent.mkdir(parents=True)
-        (root / NARRATION).write_text(json.dumps(narration, indent=indent, ensure_ascii=chunk % 2 == 0), "utf-8")
-        (root / EGO4D).write_text(json.dumps({"videos": [], "clips": [{"clip_uid": "c", "video_uid": u, "video_start_sec": 0, "video_end_sec": 9} for u in videos]}))
-        for f in (NLQ["val"], NLQ["test"]):
-            (root / f).write_text('{"videos": []}')
-        (root / "v1/egovlp_fp16").mkdir()
+        narration = _write_streaming_tree(root, videos, indent, ensure_ascii=chunk % 2 == 0)
         ego4d.PARALLEL_MIN_BYTES, ego4d.PARALLEL_MIN_CHUNK, ego4d._CHUNK = 0, 1, chunk
         ego4d._workers, ego4d._fork_safe = (lambda: 4), (lambda: True)
         try:
