@@ -39,7 +39,9 @@ def ensure_tree(root: Path) -> None:
     if (root / "ego4d.json").is_file():
         return
     print(f"writing an Ego4D-scale tree into {root} (9600 videos, no features) ...", file=sys.stderr)
-    subprocess.run([sys.executable, "-m", "nlq_tui", "sample", str(root), "--videos", "9600", "--no-features"], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "nlq_tui", "sample", str(root), "--videos", "9600", "--no-features"], check=True
+    )
 
 
 def start_server(delay: float) -> tuple[subprocess.Popen, str]:
@@ -142,7 +144,9 @@ def bench_template_job(index, result, n: int) -> dict:
 
     tmp = Path(tempfile.mkdtemp(prefix="nlq-bench-gen-"))
     try:
-        job = GenerationJob(index, Workspace(tmp / "ws"), TemplateBackend(), groups=n, seed=11, checks="fast", result=result)
+        job = GenerationJob(
+            index, Workspace(tmp / "ws"), TemplateBackend(), groups=n, seed=11, checks="fast", result=result
+        )
         job.prepare()
         st = job.run_sync()
         total = len(select_groups(result))

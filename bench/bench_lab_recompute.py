@@ -48,7 +48,11 @@ def ensure_tree(root: Path) -> None:
     if (root / "ego4d.json").is_file():
         return
     print(f"writing an Ego4D-scale tree to {root} (nlq-tui sample --videos 9600 --no-features)...", flush=True)
-    subprocess.run([sys.executable, "-m", "nlq_tui", "sample", str(root), "--videos", "9600", "--no-features"], check=True, cwd=REPO)
+    subprocess.run(
+        [sys.executable, "-m", "nlq_tui", "sample", str(root), "--videos", "9600", "--no-features"],
+        check=True,
+        cwd=REPO,
+    )
 
 
 async def run(root: Path, key_gap: float) -> dict:
@@ -92,21 +96,27 @@ async def run(root: Path, key_gap: float) -> dict:
                 # wait for the figures of the final value
                 deadline = time.perf_counter() + 30
                 while True:
-                    done = [(t, e) for t, e in updates[n_before:] if t >= t_last and _matches(e.params, input_id, value)]
+                    done = [
+                        (t, e) for t, e in updates[n_before:] if t >= t_last and _matches(e.params, input_id, value)
+                    ]
                     if done or time.perf_counter() > deadline:
                         break
                     await asyncio.sleep(0.005)
                 if not done:
                     seen = [(round(t - t_last, 3), e.params) for t, e in updates[n_before:]]
                     state = lab.query_one("#lab-state").content
-                    raise SystemExit(f"no figures for {input_id}={value} within 30 s; seen {seen}; state {state!r}; input {inp.value!r}")
+                    raise SystemExit(
+                        f"no figures for {input_id}={value} within 30 s; seen {seen}; state {state!r}; input {inp.value!r}"
+                    )
                 t_shown, event = done[0]
-                rows.append({
-                    "edit": f"{input_id}={value}",
-                    "seconds_from_last_key": round(t_shown - t_last, 4),
-                    "engine_compute_s": round(event.compute_seconds, 4),
-                    "windows": lab.summary["windows"],
-                })
+                rows.append(
+                    {
+                        "edit": f"{input_id}={value}",
+                        "seconds_from_last_key": round(t_shown - t_last, 4),
+                        "engine_compute_s": round(event.compute_seconds, 4),
+                        "windows": lab.summary["windows"],
+                    }
+                )
                 await asyncio.sleep(0.3)
     return {"first_figures_s": first, "rows": rows, "n_windows": rows[0]["windows"]}
 
@@ -128,11 +138,17 @@ def main() -> int:
     out = asyncio.run(run(root, a.key_gap))
     lat = [r["seconds_from_last_key"] for r in out["rows"]]
     step = [r["seconds_from_last_key"] for r in out["rows"] if not r["edit"].startswith("k=")]
-    print(f"Lab recompute seen from the screen, {root} ({out['n_windows']:,} windows at k=5), 120x35 headless, {a.key_gap:.2f} s between keys")
+    print(
+        f"Lab recompute seen from the screen, {root} ({out['n_windows']:,} windows at k=5), 120x35 headless, {a.key_gap:.2f} s between keys"
+    )
     print(f"  open -> first figures (index load + first compute): {out['first_figures_s']:.2f} s")
     for r in out["rows"]:
-        print(f"  {r['edit']:<16} last key -> figures on screen {r['seconds_from_last_key']:.3f} s   (engine compute {r['engine_compute_s']:.3f} s)")
-    print(f"  median {statistics.median(lat):.3f} s, max {max(lat):.3f} s over all edits; alpha/min_window only: median {statistics.median(step):.3f} s, max {max(step):.3f} s  (target < 0.5 s)")
+        print(
+            f"  {r['edit']:<16} last key -> figures on screen {r['seconds_from_last_key']:.3f} s   (engine compute {r['engine_compute_s']:.3f} s)"
+        )
+    print(
+        f"  median {statistics.median(lat):.3f} s, max {max(lat):.3f} s over all edits; alpha/min_window only: median {statistics.median(step):.3f} s, max {max(step):.3f} s  (target < 0.5 s)"
+    )
     print(f"  load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(json.dumps({"median_s": statistics.median(lat), "max_s": max(lat), "rows": out["rows"]}))
     return 0

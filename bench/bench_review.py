@@ -33,9 +33,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from review_fixtures import make_group  # noqa: E402
+
 from engine.store import CandidateStore, encode_group_line  # noqa: E402
 from engine.workspace import Workspace  # noqa: E402
-from review_fixtures import make_group  # noqa: E402
 
 
 def build(ws: Workspace, n: int, k: int = 5) -> float:
@@ -47,9 +48,17 @@ def build(ws: Workspace, n: int, k: int = 5) -> float:
         for g in range((n + k - 1) // k):
             v = g % 2000
             clip = (g // 2000) % 3
-            gk, c, r, m = make_group(f"video-{v:05d}", f"clip-{v:05d}-{clip}", 480.0 * clip, 480.0 * clip + 480.0,
-                                     480.0 * clip + 5.0 + (g // 6000) * 20 % 400, k, rng=rng, flagged_every=7,
-                                     number0=g * k)
+            gk, c, r, m = make_group(
+                f"video-{v:05d}",
+                f"clip-{v:05d}-{clip}",
+                480.0 * clip,
+                480.0 * clip + 480.0,
+                480.0 * clip + 5.0 + (g // 6000) * 20 % 400,
+                k,
+                rng=rng,
+                flagged_every=7,
+                number0=g * k,
+            )
             f.write(encode_group_line(gk, c, r, m))
         f.flush()
         os.fsync(f.fileno())
@@ -70,8 +79,10 @@ def bench_store(ws: Workspace, decisions: int) -> None:
     t2 = time.perf_counter()
     s.candidate(s.rows[0].id)
     t3 = time.perf_counter()
-    print(f"store open: scan {len(s.rows):,} candidates {t1 - t0:.3f} s, decisions {t2 - t1:.3f} s, "
-          f"first candidate read {1e3 * (t3 - t2):.2f} ms")
+    print(
+        f"store open: scan {len(s.rows):,} candidates {t1 - t0:.3f} s, decisions {t2 - t1:.3f} s, "
+        f"first candidate read {1e3 * (t3 - t2):.2f} ms"
+    )
     s.begin_review()
     lat = []
     ids = [r.id for r in s.rows[-decisions:]]
@@ -82,8 +93,10 @@ def bench_store(ws: Workspace, decisions: int) -> None:
     for _ in ids:
         s.undo()
     s.close()
-    print(f"store decide (append + fdatasync), {len(lat)} decisions: median {1e3 * statistics.median(lat):.2f} ms, "
-          f"p99 {1e3 * pct(lat, 0.99):.2f} ms, max {1e3 * max(lat):.2f} ms")
+    print(
+        f"store decide (append + fdatasync), {len(lat)} decisions: median {1e3 * statistics.median(lat):.2f} ms, "
+        f"p99 {1e3 * pct(lat, 0.99):.2f} ms, max {1e3 * max(lat):.2f} ms"
+    )
 
 
 async def first_card(ws: Workspace, label: str) -> None:
@@ -114,10 +127,23 @@ def add_journal(ws: Workspace, n: int) -> None:
         for i in range(n):
             seq += 1
             row = rows[i % len(rows)]
-            f.write(json.dumps({"seq": seq, "op": "decide", "ids": [row.id], "status": "accepted",
-                                "reason": None, "text": None, "reviewer": "bench", "t": time.time(),
-                                "at": [shard_names[row.shard], row.offset]},
-                               separators=(",", ":")) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "seq": seq,
+                        "op": "decide",
+                        "ids": [row.id],
+                        "status": "accepted",
+                        "reason": None,
+                        "text": None,
+                        "reviewer": "bench",
+                        "t": time.time(),
+                        "at": [shard_names[row.shard], row.offset],
+                    },
+                    separators=(",", ":"),
+                )
+                + "\n"
+            )
 
 
 async def bench_screen(ws: Workspace, decisions: int) -> None:
@@ -133,13 +159,17 @@ async def bench_screen(ws: Workspace, decisions: int) -> None:
             screen = app.screen
         await pilot.pause()
         first = screen.first_shown_at - t0
-        print(f"screen open -> first candidate shown: {first:.3f} s  "
-              f"({len(screen.store.rows):,} candidates, queue {len(screen.queue):,})")
+        print(
+            f"screen open -> first candidate shown: {first:.3f} s  "
+            f"({len(screen.store.rows):,} candidates, queue {len(screen.queue):,})"
+        )
 
         while screen.reading:
             await asyncio.sleep(0.01)
-        print(f"screen open -> all candidates in the queue: {time.perf_counter() - t0:.3f} s "
-              f"(the first card is usable meanwhile)")
+        print(
+            f"screen open -> all candidates in the queue: {time.perf_counter() - t0:.3f} s "
+            f"(the first card is usable meanwhile)"
+        )
         store = screen.store
         real = store.decide
         done: list[float] = []
@@ -179,14 +209,20 @@ async def bench_screen(ws: Workspace, decisions: int) -> None:
             whole.append(time.perf_counter() - t)
             durable.append(done[-1] - t)
             shown.append(painted[-1] - t)
-        print(f"keypress -> durable decision, {len(durable)} presses: median {1e3 * statistics.median(durable):.2f} ms, "
-              f"p99 {1e3 * pct(durable, 0.99):.2f} ms")
-        print(f"keypress -> next candidate painted (first frame after the decision): "
-              f"median {1e3 * statistics.median(shown):.2f} ms, p90 {1e3 * pct(shown, 0.9):.2f} ms, "
-              f"p99 {1e3 * pct(shown, 0.99):.2f} ms")
-        print(f"keypress -> screen idle again (pilot.press returns): median {1e3 * statistics.median(whole):.2f} ms, "
-              f"p99 {1e3 * pct(whole, 0.99):.2f} ms; an unbound key: median {1e3 * statistics.median(idle):.2f} ms "
-              f"(Textual's idle polling, the floor of this figure)")
+        print(
+            f"keypress -> durable decision, {len(durable)} presses: median {1e3 * statistics.median(durable):.2f} ms, "
+            f"p99 {1e3 * pct(durable, 0.99):.2f} ms"
+        )
+        print(
+            f"keypress -> next candidate painted (first frame after the decision): "
+            f"median {1e3 * statistics.median(shown):.2f} ms, p90 {1e3 * pct(shown, 0.9):.2f} ms, "
+            f"p99 {1e3 * pct(shown, 0.99):.2f} ms"
+        )
+        print(
+            f"keypress -> screen idle again (pilot.press returns): median {1e3 * statistics.median(whole):.2f} ms, "
+            f"p99 {1e3 * pct(whole, 0.99):.2f} ms; an unbound key: median {1e3 * statistics.median(idle):.2f} ms "
+            f"(Textual's idle polling, the floor of this figure)"
+        )
 
 
 def first_card_in_a_terminal(ws: Workspace, runs: int = 3) -> None:
@@ -194,12 +230,12 @@ def first_card_in_a_terminal(ws: Workspace, runs: int = 3) -> None:
 
     This is what a user waits for: Python start, imports, the app, the store, the first paint.
     """
+    import fcntl
     import pty
     import select
     import signal
     import struct
     import termios
-    import fcntl
 
     exe = Path(sys.executable).parent / "nlq-tui"
     times = []
@@ -234,8 +270,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--decisions", type=int, default=300)
-    ap.add_argument("--journal", type=int, default=60_000,
-                    help="then add this many decisions to the journal and time the first card again (0: skip)")
+    ap.add_argument(
+        "--journal",
+        type=int,
+        default=60_000,
+        help="then add this many decisions to the journal and time the first card again (0: skip)",
+    )
     ap.add_argument("--keep", help="build the workspace here and keep it")
     args = ap.parse_args()
     tmp = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench-review-"))

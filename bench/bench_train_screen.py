@@ -24,8 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def rows(n: int, start: int = 1) -> list[dict]:
-    return [{"step": 10 * i, "epoch": i / 350, "loss": 10.0 / (1 + i / 500), "lr": 1e-4, "samples_per_s": 900.0}
-            for i in range(start, start + n)]
+    return [
+        {"step": 10 * i, "epoch": i / 350, "loss": 10.0 / (1 + i / 500), "lr": 1e-4, "samples_per_s": 900.0}
+        for i in range(start, start + n)
+    ]
 
 
 def write_run(ws, n: int):
@@ -34,7 +36,9 @@ def write_run(ws, n: int):
 
     run = create_run(ws, {"stage": "baseline", "train": {"batch_size": 32}})
     run.metrics_path.write_bytes(b"".join(json.dumps(r).encode() + b"\n" for r in rows(n)))
-    atomic_write_json(run.status_path, {"state": "done", "pid": None, "heartbeat": time.time(), "total_steps": 10 * n, "step": 10 * n})
+    atomic_write_json(
+        run.status_path, {"state": "done", "pid": None, "heartbeat": time.time(), "total_steps": 10 * n, "step": 10 * n}
+    )
     return run
 
 
@@ -52,8 +56,10 @@ def bench_poll(run, n: int) -> None:
         upd = tail.poll()
         times.append(time.perf_counter() - t0)
         assert len(upd.rows) == 1
-    print(f"poll: first read of {len(first.rows):,} rows {t_first * 1000:.1f} ms; "
-          f"then per poll (1 new row) median {statistics.median(times) * 1000:.3f} ms, max {max(times) * 1000:.3f} ms")
+    print(
+        f"poll: first read of {len(first.rows):,} rows {t_first * 1000:.1f} ms; "
+        f"then per poll (1 new row) median {statistics.median(times) * 1000:.3f} ms, max {max(times) * 1000:.3f} ms"
+    )
 
 
 def bench_plot(n: int) -> None:
@@ -96,7 +102,9 @@ async def bench_latency(ws_path: Path, lines: int = 8) -> None:
             while len(screen.view.losses) == have:
                 await pilot.pause(0.01)
             lat.append(time.perf_counter() - t0)
-        print(f"latency: new metrics line -> loss panel, {lines} lines: median {statistics.median(lat):.2f} s, max {max(lat):.2f} s")
+        print(
+            f"latency: new metrics line -> loss panel, {lines} lines: median {statistics.median(lat):.2f} s, max {max(lat):.2f} s"
+        )
 
 
 def main() -> None:

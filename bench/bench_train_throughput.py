@@ -43,13 +43,23 @@ def synthetic_split(n_queries: int, n_clips: int, dim: int = 256, positions: int
     start = rng.integers(0, positions - 8, n_queries)
     end = start + rng.integers(0, 8, n_queries)
     return Split(
-        path="<synthetic>", max_pos_len=positions,
+        path="<synthetic>",
+        max_pos_len=positions,
         video=torch.from_numpy(rng.standard_normal((n_clips, positions, dim), dtype=np.float32)).half(),
-        video_len=torch.full((n_clips,), positions, dtype=torch.long), clip_uids=[f"c{i}" for i in range(n_clips)],
-        queries=queries, clip_row=rng.integers(0, n_clips, n_queries), query_row=np.arange(n_queries),
-        start=start, end=end, num_positions=np.full(n_queries, positions), duration=np.full(n_queries, 480.0),
-        gt_start=start * 3.75, gt_end=(end + 1) * 3.75, query_idx=np.zeros(n_queries, dtype=np.int64),
-        clip_uid=[f"c{i}" for i in range(n_queries)], annotation_uid=["a"] * n_queries,
+        video_len=torch.full((n_clips,), positions, dtype=torch.long),
+        clip_uids=[f"c{i}" for i in range(n_clips)],
+        queries=queries,
+        clip_row=rng.integers(0, n_clips, n_queries),
+        query_row=np.arange(n_queries),
+        start=start,
+        end=end,
+        num_positions=np.full(n_queries, positions),
+        duration=np.full(n_queries, 480.0),
+        gt_start=start * 3.75,
+        gt_end=(end + 1) * 3.75,
+        query_idx=np.zeros(n_queries, dtype=np.int64),
+        clip_uid=[f"c{i}" for i in range(n_queries)],
+        annotation_uid=["a"] * n_queries,
     )
 
 
@@ -119,8 +129,12 @@ class Straightforward:
         feats = split.video.float().numpy()
         self.features = {uid: feats[i, : int(split.video_len[i])] for i, uid in enumerate(split.clip_uids)}
         self.records = [
-            {"vid": split.clip_uids[split.clip_row[i]], "query": split.queries[split.query_row[i]],
-             "s_ind": int(split.start[i]), "e_ind": int(split.end[i])}
+            {
+                "vid": split.clip_uids[split.clip_row[i]],
+                "query": split.queries[split.query_row[i]],
+                "s_ind": int(split.start[i]),
+                "e_ind": int(split.end[i]),
+            }
             for i in range(len(split))
         ]
         self.model, self.opt, self.sched = make_model(split.video_dim, int(self.bert.config.hidden_size))
@@ -145,16 +159,16 @@ class Straightforward:
         for i in range(len(records)):
             ext = round(self.extend * float(e[i] - s[i] + 1))
             if ext > 0:
-                h[i][max(0, s[i] - ext): min(e[i] + ext, lens[i] - 1) + 1] = 1
+                h[i][max(0, s[i] - ext) : min(e[i] + ext, lens[i] - 1) + 1] = 1
             else:
-                h[i][s[i]: e[i] + 1] = 1
+                h[i][s[i] : e[i] + 1] = 1
         mask = (torch.arange(max_len)[None, :] < vlens[:, None]).float()
         return vfeats, mask, torch.tensor(s), torch.tensor(e), torch.tensor(h, dtype=torch.float32)
 
     def step(self) -> int:
         if self.pos + self.batch_size > len(self.order):
             self.order, self.pos = self.rng.permutation(len(self.records)), 0
-        records = [self.records[i] for i in self.order[self.pos: self.pos + self.batch_size]]
+        records = [self.records[i] for i in self.order[self.pos : self.pos + self.batch_size]]
         self.pos += self.batch_size
         video, video_mask, start, end, highlight = self.collate(records)
         enc = self.tok([r["query"] for r in records], padding=True, return_tensors="pt")
@@ -219,8 +233,10 @@ def epoch_figure(device: str = "cuda", n_queries: int = 11_300, n_clips: int = 1
     sync()
     dt = time.perf_counter() - t0
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else device
-    return (f"GPU ({name}): one epoch over {n_queries} queries of 256-d features, bf16, batch 32: "
-            f"{dt:.2f} s, {n_queries / dt:,.0f} samples/s (MiniLM features of {n_queries} queries, once: {encode_s:.1f} s)")
+    return (
+        f"GPU ({name}): one epoch over {n_queries} queries of 256-d features, bf16, batch 32: "
+        f"{dt:.2f} s, {n_queries / dt:,.0f} samples/s (MiniLM features of {n_queries} queries, once: {encode_s:.1f} s)"
+    )
 
 
 def main() -> None:
@@ -259,14 +275,20 @@ def main() -> None:
         runners["ours_bf16"] = OursBf16(split, encoder, 32)
     rates = measure(runners, args.steps)
     print(f"ours (cached frozen text, pre-padded tensors): {rates['ours']:.1f} samples/s")
-    print(f"straightforward, MiniLM every step, padding from Python lists: {rates['minilm']:.1f} samples/s"
-          f" -> ours is {rates['ours'] / rates['minilm']:.2f}x")
+    print(
+        f"straightforward, MiniLM every step, padding from Python lists: {rates['minilm']:.1f} samples/s"
+        f" -> ours is {rates['ours'] / rates['minilm']:.2f}x"
+    )
     if "bert_base" in rates:
-        print(f"straightforward, BERT-base (the reference's encoder) every step: {rates['bert_base']:.1f} samples/s"
-              f" -> ours is {rates['ours'] / rates['bert_base']:.2f}x")
+        print(
+            f"straightforward, BERT-base (the reference's encoder) every step: {rates['bert_base']:.1f} samples/s"
+            f" -> ours is {rates['ours'] / rates['bert_base']:.2f}x"
+        )
     if "ours_bf16" in rates:
-        print(f"ours under CPU bf16 autocast: {rates['ours_bf16']:.1f} samples/s"
-              f" ({rates['ours_bf16'] / rates['minilm']:.2f}x the MiniLM loop)")
+        print(
+            f"ours under CPU bf16 autocast: {rates['ours_bf16']:.1f} samples/s"
+            f" ({rates['ours_bf16'] / rates['minilm']:.2f}x the MiniLM loop)"
+        )
     if args.no_gpu:
         pass
     elif torch.cuda.is_available():

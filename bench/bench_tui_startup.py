@@ -68,7 +68,11 @@ def one_run(data: str, workspace: str, screen: str) -> dict:
     t0 = time.time()
     out = subprocess.run(
         [sys.executable, "-c", CHILD, "--data", data, "--workspace", workspace, "--screen", screen],
-        capture_output=True, text=True, env=env, cwd=REPO, timeout=120,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=120,
     )
     if out.returncode != 0:
         raise SystemExit(f"child failed:\n{out.stderr[-3000:]}")
@@ -96,12 +100,29 @@ def main() -> int:
     cpu = [r["first_frame_cpu_s"] for r in runs]
     idx = [r["index_on_screen_s"] for r in runs]
     print(f"nlq-tui start-up on {a.data} (screen {a.screen}), {a.runs} runs, headless driver, 120x35")
-    print(f"  launch -> first frame:        median {statistics.median(ff):.3f} s  (min {min(ff):.3f}, max {max(ff):.3f})  target < 0.8 s")
-    print(f"  CPU time to first frame:      median {statistics.median(cpu):.3f} s  (the process's own CPU; wall time above includes waiting for a busy CPU)")
+    print(
+        f"  launch -> first frame:        median {statistics.median(ff):.3f} s  (min {min(ff):.3f}, max {max(ff):.3f})  target < 0.8 s"
+    )
+    print(
+        f"  CPU time to first frame:      median {statistics.median(cpu):.3f} s  (the process's own CPU; wall time above includes waiting for a busy CPU)"
+    )
     print(f"  load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    print(f"  launch -> index on screen:    median {statistics.median(idx):.3f} s  (min {min(idx):.3f}, max {max(idx):.3f})")
-    print(f"  load result: {sorted({r['load'] for r in runs})}; heavy modules imported: {sorted({m for r in runs for m in r['heavy']}) or 'none'}")
-    print(json.dumps({"first_frame_median_s": round(statistics.median(ff), 4), "first_frame_cpu_median_s": round(statistics.median(cpu), 4), "index_on_screen_median_s": round(statistics.median(idx), 4), "runs": a.runs}))
+    print(
+        f"  launch -> index on screen:    median {statistics.median(idx):.3f} s  (min {min(idx):.3f}, max {max(idx):.3f})"
+    )
+    print(
+        f"  load result: {sorted({r['load'] for r in runs})}; heavy modules imported: {sorted({m for r in runs for m in r['heavy']}) or 'none'}"
+    )
+    print(
+        json.dumps(
+            {
+                "first_frame_median_s": round(statistics.median(ff), 4),
+                "first_frame_cpu_median_s": round(statistics.median(cpu), 4),
+                "index_on_screen_median_s": round(statistics.median(idx), 4),
+                "runs": a.runs,
+            }
+        )
+    )
     return 0
 
 

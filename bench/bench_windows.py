@@ -110,14 +110,17 @@ def child_baseline(root: Path) -> dict:
             group_start_time = current_group[0]["timestamp_sec"]
             group_end_time = current_group[-1]["timestamp_sec"]
             parent_clip = next(
-                (c for c in clips_for_this_video if c["video_start_sec"] <= group_start_time and c["video_end_sec"] >= group_end_time),
+                (
+                    c
+                    for c in clips_for_this_video
+                    if c["video_start_sec"] <= group_start_time and c["video_end_sec"] >= group_end_time
+                ),
                 None,
             )
             if parent_clip:
                 all_valid_groups.append(
                     {"video_uid": video_uid, "narrations": current_group, "parent_clip_uid": parent_clip["clip_uid"]}
                 )
-    t_groups = time.perf_counter()
 
     video_to_beta_map = {}
     for video_uid, video_content in all_narrations_data.items():
@@ -127,7 +130,10 @@ def child_baseline(root: Path) -> dict:
         if len(narrations_list) < 2:
             continue
         narrations_list.sort(key=lambda x: x["timestamp_sec"])
-        diffs = [narrations_list[i + 1]["timestamp_sec"] - narrations_list[i]["timestamp_sec"] for i in range(len(narrations_list) - 1)]
+        diffs = [
+            narrations_list[i + 1]["timestamp_sec"] - narrations_list[i]["timestamp_sec"]
+            for i in range(len(narrations_list) - 1)
+        ]
         positive_diffs = [d for d in diffs if d > 0]
         if positive_diffs:
             video_to_beta_map[video_uid] = np.mean(positive_diffs)
@@ -299,13 +305,17 @@ def main(argv=None) -> int:
 def report(fig: dict) -> None:
     cold, warm, base = fig["cold"], fig["warm"], fig.get("baseline")
     print(f"root: {fig['root']}  ({cold['narrations']:,} narrations over both passes)")
-    print(f"{'':32s}{'open s':>10s}{'groups+win s':>14s}{'total s':>10s}{'CPU s':>8s}{'peak RSS MB':>13s}{'groups':>12s}{'windows':>12s}")
+    print(
+        f"{'':32s}{'open s':>10s}{'groups+win s':>14s}{'total s':>10s}{'CPU s':>8s}{'peak RSS MB':>13s}{'groups':>12s}{'windows':>12s}"
+    )
     rows = [("notebook algorithm (baseline)", base)] if base else []
     rows += [("engine, cold (builds cache)", cold), ("engine, warm (cached index)", warm)]
     for name, r in rows:
         rss = f"{r['maxrss_mb']:.0f}" if "maxrss_mb" in r else "-"
         cpu = f"{r['cpu_s']:.1f}" if "cpu_s" in r else "-"
-        print(f"{name:32s}{r['open_s']:10.2f}{r['groups_windows_s']:14.3f}{r['total_s']:10.2f}{cpu:>8s}{rss:>13s}{r['groups']:12,}{r['windows']:12,}")
+        print(
+            f"{name:32s}{r['open_s']:10.2f}{r['groups_windows_s']:14.3f}{r['total_s']:10.2f}{cpu:>8s}{rss:>13s}{r['groups']:12,}{r['windows']:12,}"
+        )
     print()
     print("recompute in the warm engine (summary() included):     wall s    CPU s")
     for key, label in [
@@ -328,13 +338,33 @@ def report(fig: dict) -> None:
     if base:
         speed = base["total_s"] / cold["total_s"]
         cpu = base["cpu_s"] / cold["cpu_s"]
-        line("cold open + groups + windows >= 2x faster than the notebook", f"{speed:.2f}x wall, {cpu:.2f}x CPU", speed >= 2)
+        line(
+            "cold open + groups + windows >= 2x faster than the notebook",
+            f"{speed:.2f}x wall, {cpu:.2f}x CPU",
+            speed >= 2,
+        )
         mem = cold["maxrss_mb"] / base["maxrss_mb"]
-        line("peak memory <= half the notebook's", f"{mem:.2f} of it ({cold['maxrss_mb']:.0f} / {base['maxrss_mb']:.0f} MB)", mem <= 0.5)
-        line("same group count as the notebook", f"{cold['groups']:,} vs {base['groups']:,}", cold["groups"] == base["groups"])
+        line(
+            "peak memory <= half the notebook's",
+            f"{mem:.2f} of it ({cold['maxrss_mb']:.0f} / {base['maxrss_mb']:.0f} MB)",
+            mem <= 0.5,
+        )
+        line(
+            "same group count as the notebook",
+            f"{cold['groups']:,} vs {base['groups']:,}",
+            cold["groups"] == base["groups"],
+        )
     warm_x = cold["open_s"] / warm["open_s"]
-    line("warm open >= 20x faster than cold open", f"{warm_x:.1f}x ({warm['open_s']:.3f} s vs {cold['open_s']:.2f} s)", warm_x >= 20)
-    for key, label in [("recompute_alpha_s", "alpha"), ("recompute_min_window_s", "min_window"), ("recompute_k_s", "k")]:
+    line(
+        "warm open >= 20x faster than cold open",
+        f"{warm_x:.1f}x ({warm['open_s']:.3f} s vs {cold['open_s']:.2f} s)",
+        warm_x >= 20,
+    )
+    for key, label in [
+        ("recompute_alpha_s", "alpha"),
+        ("recompute_min_window_s", "min_window"),
+        ("recompute_k_s", "k"),
+    ]:
         wall, cpu = warm[key]
         line(f"recompute after changing {label} <= 0.3 s", f"{wall:.3f} s wall, {cpu:.3f} s CPU", wall <= 0.3)
 

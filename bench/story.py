@@ -68,11 +68,19 @@ def main() -> int:
     ap.add_argument("--lr-finetune", type=float, default=1.5e-3)
     ap.add_argument("--dim", type=int, default=64)
     ap.add_argument("--drop-rate", type=float, default=0.0)
-    ap.add_argument("--min-window", type=float, default=None,
-                    help="passed to `nlq-tui generate --min-window` (default: the generator's, 1.0 s)")
-    ap.add_argument("--baselines-from", metavar="WS", default=None,
-                    help="reuse the finished baseline runs of these seeds from another story workspace "
-                    "(same data and settings give the same baseline: training is deterministic on CPU)")
+    ap.add_argument(
+        "--min-window",
+        type=float,
+        default=None,
+        help="passed to `nlq-tui generate --min-window` (default: the generator's, 1.0 s)",
+    )
+    ap.add_argument(
+        "--baselines-from",
+        metavar="WS",
+        default=None,
+        help="reuse the finished baseline runs of these seeds from another story workspace "
+        "(same data and settings give the same baseline: training is deterministic on CPU)",
+    )
     ap.add_argument("--parallel", action="store_true", help="run the seeds side by side (one process each)")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--threads", default="1", help="torch threads per run (NLQ_TORCH_THREADS)")
@@ -92,16 +100,43 @@ def main() -> int:
 
     t0 = time.time()
     window = ["--min-window", str(args.min_window)] if args.min_window is not None else []
-    gen = nlq("generate", "--data", str(root), "--workspace", str(ws), "--backend", "template",
-              "--checks", "fast", *window, env=env)
+    gen = nlq(
+        "generate",
+        "--data",
+        str(root),
+        "--workspace",
+        str(ws),
+        "--backend",
+        "template",
+        "--checks",
+        "fast",
+        *window,
+        env=env,
+    )
     export_file = ws / "exports" / "story-template.json"
-    exp = nlq("export", "--workspace", str(ws), "--data", str(root), "--out", str(export_file),
-              "--status", "all", env=env)
-    print(f"generate: {gen.get('questions_valid')} questions from {gen.get('groups_done')} groups "
-          f"({gen['_seconds']:.0f} s); export: {exp.get('exported')} queries -> {export_file}", flush=True)
+    exp = nlq(
+        "export", "--workspace", str(ws), "--data", str(root), "--out", str(export_file), "--status", "all", env=env
+    )
+    print(
+        f"generate: {gen.get('questions_valid')} questions from {gen.get('groups_done')} groups "
+        f"({gen['_seconds']:.0f} s); export: {exp.get('exported')} queries -> {export_file}",
+        flush=True,
+    )
 
-    common = ["--data", str(root), "--workspace", str(ws), "--device", "cpu", "--dim", str(args.dim),
-              "--batch-size", str(args.batch_size), "--drop-rate", str(args.drop_rate)]
+    common = [
+        "--data",
+        str(root),
+        "--workspace",
+        str(ws),
+        "--device",
+        "cpu",
+        "--dim",
+        str(args.dim),
+        "--batch-size",
+        str(args.batch_size),
+        "--drop-rate",
+        str(args.drop_rate),
+    ]
 
     def reused_baseline(seed: int) -> dict:
         from engine.runs import list_runs
@@ -109,8 +144,13 @@ def main() -> int:
         for run in list_runs(args.baselines_from):
             cfg = run.config()
             t = cfg.get("train", {})
-            if cfg.get("stage") == "baseline" and t.get("seed") == seed and t.get("epochs") == args.epochs_baseline \
-                    and t.get("lr") == args.lr and t.get("model", {}).get("dim") == args.dim:
+            if (
+                cfg.get("stage") == "baseline"
+                and t.get("seed") == seed
+                and t.get("epochs") == args.epochs_baseline
+                and t.get("lr") == args.lr
+                and t.get("model", {}).get("dim") == args.dim
+            ):
                 summary = run.summary()
                 if summary["state"] == "done" and summary["best"]:
                     return {"run_id": run.id, "state": "done", **summary["best"], "_seconds": summary["elapsed_s"]}
@@ -118,20 +158,63 @@ def main() -> int:
 
     def one_seed(seed: int) -> dict:
         s = ["--seed", str(seed)]
-        base = reused_baseline(seed) if args.baselines_from else nlq(
-            "train", *common, *s, "--stage", "baseline", "--epochs", str(args.epochs_baseline), "--lr", str(args.lr), env=env)
-        pre = nlq("train", *common, *s, "--stage", "pretrain", "--train-file", str(export_file),
-                  "--epochs", str(args.epochs_pretrain), "--lr", str(args.lr), env=env)
-        fine = nlq("train", "--data", str(root), "--workspace", str(ws), *s, "--stage", "finetune",
-                   "--from", pre["run_id"], "--epochs", str(args.epochs_finetune), "--lr", str(args.lr_finetune),
-                   env=env)
+        base = (
+            reused_baseline(seed)
+            if args.baselines_from
+            else nlq(
+                "train",
+                *common,
+                *s,
+                "--stage",
+                "baseline",
+                "--epochs",
+                str(args.epochs_baseline),
+                "--lr",
+                str(args.lr),
+                env=env,
+            )
+        )
+        pre = nlq(
+            "train",
+            *common,
+            *s,
+            "--stage",
+            "pretrain",
+            "--train-file",
+            str(export_file),
+            "--epochs",
+            str(args.epochs_pretrain),
+            "--lr",
+            str(args.lr),
+            env=env,
+        )
+        fine = nlq(
+            "train",
+            "--data",
+            str(root),
+            "--workspace",
+            str(ws),
+            *s,
+            "--stage",
+            "finetune",
+            "--from",
+            pre["run_id"],
+            "--epochs",
+            str(args.epochs_finetune),
+            "--lr",
+            str(args.lr_finetune),
+            env=env,
+        )
         for r in (base, pre, fine):
             if r["state"] != "done":
                 sys.exit(f"story: run {r['run_id']} ended {r['state']}: {r.get('error')}")
         row = {"seed": seed, "baseline": base, "pretrain": pre, "finetune": fine}
-        print(f"seed {seed}: baseline {base['R1@0.3']:.2f} ({base['_seconds']:.0f} s), "
-              f"pretrain {pre['R1@0.3']:.2f} ({pre['_seconds']:.0f} s), "
-              f"finetune {fine['R1@0.3']:.2f} ({fine['_seconds']:.0f} s)", flush=True)
+        print(
+            f"seed {seed}: baseline {base['R1@0.3']:.2f} ({base['_seconds']:.0f} s), "
+            f"pretrain {pre['R1@0.3']:.2f} ({pre['_seconds']:.0f} s), "
+            f"finetune {fine['R1@0.3']:.2f} ({fine['_seconds']:.0f} s)",
+            flush=True,
+        )
         return row
 
     if args.parallel:
@@ -156,9 +239,12 @@ def main() -> int:
         base = [row["baseline"][k] for row in rows]
         fine = [row["finetune"][k] for row in rows]
         sd = lambda xs: statistics.stdev(xs) if len(xs) > 1 else 0.0  # noqa: E731
-        print(f"{k:>7}: baseline {statistics.mean(base):6.2f} ± {sd(base):5.2f}   finetune {statistics.mean(fine):6.2f} "
-              f"± {sd(fine):5.2f}   gain {statistics.mean(gains):+6.2f} (per seed: "
-              + ", ".join(f"{g:+.2f}" for g in gains) + ")")
+        print(
+            f"{k:>7}: baseline {statistics.mean(base):6.2f} ± {sd(base):5.2f}   finetune {statistics.mean(fine):6.2f} "
+            f"± {sd(fine):5.2f}   gain {statistics.mean(gains):+6.2f} (per seed: "
+            + ", ".join(f"{g:+.2f}" for g in gains)
+            + ")"
+        )
     print(f"\ntotal {time.time() - t0:.0f} s; workspace {ws}")
     return 0
 

@@ -23,9 +23,9 @@ import mmap
 import os
 import secrets
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 

@@ -41,10 +41,11 @@ import operator
 import os
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
 from itertools import chain
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -135,7 +136,15 @@ class Problems:
         out = list(self.errors)
         for file, n in self._errors_per_file.items():
             if n > self.max_errors:
-                out.append(Issue("error", "more_errors", file, f"{file}: {n - self.max_errors} more errors not shown", n - self.max_errors))
+                out.append(
+                    Issue(
+                        "error",
+                        "more_errors",
+                        file,
+                        f"{file}: {n - self.max_errors} more errors not shown",
+                        n - self.max_errors,
+                    )
+                )
         for (code, file), (count, what, where) in self._warn.items():
             msg = f"{file}: {what}: {count}" + (f" (first: {where})" if where else "")
             out.append(Issue("warning", code, file, msg, count))
@@ -155,12 +164,18 @@ def _check_file(root: Path, rel: str, problems: Problems, what: str) -> Path | N
     shown = _disp(root, rel)
     if not p.exists():
         if not root.is_dir():
-            problems.error("root_missing", rel, f"{root}: data root not found or not a folder; pass the folder that holds ego4d.json and v1/")
+            problems.error(
+                "root_missing",
+                rel,
+                f"{root}: data root not found or not a folder; pass the folder that holds ego4d.json and v1/",
+            )
         else:
             problems.error("missing_file", rel, f"{shown}: not found; {what} must be at ROOT/{rel} (Ego4D layout)")
         return None
     if p.is_dir():
-        problems.error("folder_not_file", rel, f"{shown}: is a folder, expected the {what} file; put the JSON file at this path")
+        problems.error(
+            "folder_not_file", rel, f"{shown}: is a folder, expected the {what} file; put the JSON file at this path"
+        )
         return None
     try:
         size = p.stat().st_size
@@ -201,7 +216,11 @@ def _read_json(root: Path, rel: str, problems: Problems, what: str) -> Any:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        problems.error("not_utf8", rel, f"{shown}: not UTF-8 text (bad byte at {exc.start}); it is not a JSON file or is damaged, download it again")
+        problems.error(
+            "not_utf8",
+            rel,
+            f"{shown}: not UTF-8 text (bad byte at {exc.start}); it is not a JSON file or is damaged, download it again",
+        )
         return None
     del data
     gc_was_enabled = gc.isenabled()
@@ -370,9 +389,17 @@ def _iter_top_members(
         line, col = stream.line_col(stream.pos)
         after = f"after video {last_key!r}" if last_key else "before the first video"
         if stream.pos >= len(stream.buf):
-            problems.error("bad_json", rel, f"{shown}: ends early at line {line} column {col}, {after} (truncated JSON); download or copy the file again")
+            problems.error(
+                "bad_json",
+                rel,
+                f"{shown}: ends early at line {line} column {col}, {after} (truncated JSON); download or copy the file again",
+            )
         else:
-            problems.error("bad_json", rel, f"{shown}: not valid JSON at line {line} column {col}, {after} (expected {expected}); download or copy the file again")
+            problems.error(
+                "bad_json",
+                rel,
+                f"{shown}: not valid JSON at line {line} column {col}, {after} (expected {expected}); download or copy the file again",
+            )
 
     c = stream.skip_ws()
     if c == "}":
@@ -407,7 +434,11 @@ def _iter_top_members(
                     latin = False
             except UnicodeDecodeError as exc:
                 line, col = stream.line_col(start - stream.base + exc.start)
-                problems.error("not_utf8", rel, f"{shown}: not UTF-8 text at line {line} column {col} (video {key!r}); the file is damaged, download it again")
+                problems.error(
+                    "not_utf8",
+                    rel,
+                    f"{shown}: not UTF-8 text at line {line} column {col} (video {key!r}); the file is damaged, download it again",
+                )
                 return
             last_key = key
             yield key, value, latin
@@ -422,7 +453,11 @@ def _iter_top_members(
             return fail("',' or '}'")
     if stream.skip_ws() != "":
         line, col = stream.line_col(stream.pos)
-        problems.error("bad_json", rel, f"{shown}: extra data after the top-level object at line {line} column {col}; the file is damaged, download it again")
+        problems.error(
+            "bad_json",
+            rel,
+            f"{shown}: extra data after the top-level object at line {line} column {col}; the file is damaged, download it again",
+        )
 
 
 # --------------------------------------------------------------------------- per-video narrations
@@ -533,7 +568,9 @@ def _video_pass(
     except TypeError:  # a string or null: array("d") takes numbers only
         bad = next(i for i, v in enumerate(ts) if not isinstance(v, (int, float)))
     if bad is not None:
-        return fail("bad_timestamp", bad, f".timestamp_sec is {_describe_bad_number(ts[bad])}, expected a number of seconds")
+        return fail(
+            "bad_timestamp", bad, f".timestamp_sec is {_describe_bad_number(ts[bad])}, expected a number of seconds"
+        )
     try:
         texts = list(map(_get_text, narrs))
     except KeyError:
@@ -545,7 +582,13 @@ def _video_pass(
             if v is not None and type(v) is not str:
                 return fail("bad_text", i, f".narration_text is {_json_type(v)}, expected a string")
         missing = [i for i, v in enumerate(texts) if v is None]
-        problems.warn("narration_without_text", rel, "narrations without narration_text (kept as empty text)", f"{where}[{missing[0]}]", len(missing))
+        problems.warn(
+            "narration_without_text",
+            rel,
+            "narrations without narration_text (kept as empty text)",
+            f"{where}[{missing[0]}]",
+            len(missing),
+        )
         texts = ["" if v is None else v for v in texts]
         texts_joined = "".join(texts)
     try:
@@ -562,11 +605,15 @@ def _video_pass(
     if n and (max(map(len, narrs)) > len(narrs[0]) or not narrs[0].keys() <= _NARRATION_KEYS):
         extra = set(chain.from_iterable(narrs)).difference(_NARRATION_KEYS)
         if extra:
-            problems.warn("unknown_field", rel, "unknown extra fields (ignored)", f"{where}[]: {', '.join(sorted(extra)[:3])}")
+            problems.warn(
+                "unknown_field", rel, "unknown extra fields (ignored)", f"{where}[]: {', '.join(sorted(extra)[:3])}"
+            )
     if n > 1:
         d = t[1:] - t[:-1]
         if (d < 0).any():
-            problems.warn("unsorted_timestamps", rel, "videos whose narrations are not in time order (sorted, stable)", where)
+            problems.warn(
+                "unsorted_timestamps", rel, "videos whose narrations are not in time order (sorted, stable)", where
+            )
             order = np.argsort(t, kind="stable")
             t = t[order]
             ol = order.tolist()
@@ -577,12 +624,16 @@ def _video_pass(
             d = t[1:] - t[:-1]
         dups = int(np.count_nonzero(d == 0))
         if dups:
-            problems.warn("duplicate_timestamps", rel, "narrations at the same timestamp as the previous one", where, dups)
+            problems.warn(
+                "duplicate_timestamps", rel, "narrations at the same timestamp as the previous one", where, dups
+            )
     try:
         tb, tl = _encode(texts, texts_joined, latin)
         ub, ul = _encode(uids, uids_joined, latin)
     except UnicodeDecodeError:
-        problems.error("not_utf8", rel, f"{shown}: {where} hold text that is not UTF-8; the file is damaged, download it again")
+        problems.error(
+            "not_utf8", rel, f"{shown}: {where} hold text that is not UTF-8; the file is damaged, download it again"
+        )
         return None
     return t, tb, tl, ub, ul
 
@@ -623,32 +674,53 @@ def text_flags(blob: bytes, offsets: np.ndarray) -> np.ndarray:
     return flags
 
 
-def _videos(stream: _Stream, shown: str, rel: str, problems: Problems, files: dict, stop: int | None = None) -> Iterator[tuple[str, dict]]:
+def _videos(
+    stream: _Stream, shown: str, rel: str, problems: Problems, files: dict, stop: int | None = None
+) -> Iterator[tuple[str, dict]]:
     """(uid, {pass: (time, text start, text lens, uid start, uid lens)}) per video, in file
     order; text goes to `files` (_BlobFile per (pass, column)) as it is decoded."""
     for uid, entry, latin in _iter_top_members(stream, shown, rel, problems, stop):
         if type(entry) is not dict:
-            problems.error("bad_video", rel, f"{shown}: video {uid!r} is {_json_type(entry)}, expected an object with narration_pass_1/2; fix or re-download the file")
+            problems.error(
+                "bad_video",
+                rel,
+                f"{shown}: video {uid!r} is {_json_type(entry)}, expected an object with narration_pass_1/2; fix or re-download the file",
+            )
             continue
         extra = entry.keys() - _VIDEO_KEYS
         if extra:
-            problems.warn("unknown_field", rel, "unknown extra fields (ignored)", f"video {uid!r}: {', '.join(sorted(extra)[:3])}")
+            problems.warn(
+                "unknown_field", rel, "unknown extra fields (ignored)", f"video {uid!r}: {', '.join(sorted(extra)[:3])}"
+            )
         got: dict[int, tuple] = {}
         for pn in (1, 2):
             block = entry.get(f"narration_pass_{pn}")
             if block is None:
                 continue
             if type(block) is not dict:
-                problems.error("bad_pass", rel, f"{shown}: video {uid!r} narration_pass_{pn} is {_json_type(block)}, expected an object with 'narrations'; fix or re-download the file")
+                problems.error(
+                    "bad_pass",
+                    rel,
+                    f"{shown}: video {uid!r} narration_pass_{pn} is {_json_type(block)}, expected an object with 'narrations'; fix or re-download the file",
+                )
                 continue
             extra = block.keys() - _PASS_KEYS
             if extra:
-                problems.warn("unknown_field", rel, "unknown extra fields (ignored)", f"video {uid!r} narration_pass_{pn}: {', '.join(sorted(extra)[:3])}")
+                problems.warn(
+                    "unknown_field",
+                    rel,
+                    "unknown extra fields (ignored)",
+                    f"video {uid!r} narration_pass_{pn}: {', '.join(sorted(extra)[:3])}",
+                )
             narrs = block.get("narrations")
             if narrs is None:
                 narrs = []
             if type(narrs) is not list:
-                problems.error("bad_pass", rel, f"{shown}: video {uid!r} narration_pass_{pn}.narrations is {_json_type(narrs)}, expected a list; fix or re-download the file")
+                problems.error(
+                    "bad_pass",
+                    rel,
+                    f"{shown}: video {uid!r} narration_pass_{pn}.narrations is {_json_type(narrs)}, expected a list; fix or re-download the file",
+                )
                 continue
             res = _video_pass(uid, pn, narrs, problems, rel, shown, latin)
             if res is None or problems.errors_in(rel):
@@ -697,7 +769,11 @@ def _read_narrations(
             try:
                 pieces = list(_videos(stream, shown, rel, problems, files))
             except UnicodeDecodeError as exc:
-                problems.error("not_utf8", rel, f"{shown}: not UTF-8 text near byte {stream.read_bytes} ({exc.reason}); the file is damaged, download it again")
+                problems.error(
+                    "not_utf8",
+                    rel,
+                    f"{shown}: not UTF-8 text near byte {stream.read_bytes} ({exc.reason}); the file is damaged, download it again",
+                )
             finally:
                 stream.close()
     finally:
@@ -721,7 +797,13 @@ def _read_narrations(
         per_video[uid] = got
     del pieces
     if only_pass2:
-        problems.warn("only_pass_2", rel, "videos with narration_pass_2 only (no pass 1: no groups)", f"video {first_only_pass2!r}", only_pass2)
+        problems.warn(
+            "only_pass_2",
+            rel,
+            "videos with narration_pass_2 only (no pass 1: no groups)",
+            f"video {first_only_pass2!r}",
+            only_pass2,
+        )
     if duplicates:
         problems.warn("duplicate_video", rel, "video uids that appear twice (the last one is kept)", "", duplicates)
     video_uids = list(per_video)
@@ -764,6 +846,7 @@ def _idle_cpus(n: int, sample_s: float = 0.05) -> float:
     Not the 1-minute load average: it lags, so right after a busy minute (the previous step
     of a script, a benchmark's baseline) it reports cores busy that are idle again.
     """
+
     def snap() -> tuple[int, int]:
         with open("/proc/stat") as f:
             fields = [int(x) for x in f.readline().split()[1:]]
@@ -872,7 +955,9 @@ def _decode_chunk(path: str, root: str, start: int, stop: int | None, workdir: s
     return out
 
 
-def _read_parallel(path: Path, root: Path, problems: Problems, progress: Progress | None, workdir: Path, files: dict) -> list | None:
+def _read_parallel(
+    path: Path, root: Path, problems: Problems, progress: Progress | None, workdir: Path, files: dict
+) -> list | None:
     """The (uid, pieces) of every video as _videos gives them, decoded by worker processes,
     with the text appended to `files`; None when the file is read serially instead.
 
@@ -906,9 +991,20 @@ def _read_parallel(path: Path, root: Path, problems: Problems, progress: Progres
     ctx = multiprocessing.get_context("fork")
     counter = ctx.Value("q", cuts[0])  # the bytes before chunk 0 ("{") count as read
     results: list[dict | None] = [None] * len(cuts)
-    with ProcessPoolExecutor(max_workers=len(cuts), mp_context=ctx, initializer=_init_worker, initargs=(counter,)) as pool:
+    with ProcessPoolExecutor(
+        max_workers=len(cuts), mp_context=ctx, initializer=_init_worker, initargs=(counter,)
+    ) as pool:
         futures = {
-            pool.submit(_decode_chunk, str(path), str(root), cut, cuts[k + 1] if k + 1 < len(cuts) else None, str(workdir), k, _CHUNK): k
+            pool.submit(
+                _decode_chunk,
+                str(path),
+                str(root),
+                cut,
+                cuts[k + 1] if k + 1 < len(cuts) else None,
+                str(workdir),
+                k,
+                _CHUNK,
+            ): k
             for k, cut in enumerate(cuts)
         }
         pending = set(futures)
@@ -939,10 +1035,17 @@ def _read_parallel(path: Path, root: Path, problems: Problems, progress: Progres
                 a = r[pn]
                 ends = np.cumsum(a["n"])
                 starts = ends - a["n"]
-                per_pass[pn] = iter([
-                    (a["time"][s:e], ts, a["text_len"][s:e], us, a["uid_len"][s:e])
-                    for s, e, ts, us in zip(starts.tolist(), ends.tolist(), (a["text_start"] + base[pn, "text"]).tolist(), (a["uid_start"] + base[pn, "uid"]).tolist())
-                ])
+                per_pass[pn] = iter(
+                    [
+                        (a["time"][s:e], ts, a["text_len"][s:e], us, a["uid_len"][s:e])
+                        for s, e, ts, us in zip(
+                            starts.tolist(),
+                            ends.tolist(),
+                            (a["text_start"] + base[pn, "text"]).tolist(),
+                            (a["uid_start"] + base[pn, "uid"]).tolist(),
+                        )
+                    ]
+                )
             has1, has2 = r[1]["has"].tolist(), r[2]["has"].tolist()
             for uid, h1, h2 in zip(r["uids"], has1, has2):
                 got = {}
@@ -963,7 +1066,7 @@ def _read_parallel(path: Path, root: Path, problems: Problems, progress: Progres
                         pass
 
 
-def _append_file(dst: "_BlobFile", src: Path, size: int) -> None:
+def _append_file(dst: _BlobFile, src: Path, size: int) -> None:
     """Append a worker's blob file to `dst`, in the kernel where it can (no copy through Python)."""
     dst.f.flush()
     with open(src, "rb") as f:
@@ -994,7 +1097,9 @@ def _rows_matching(col: TextColumn, pattern: re.Pattern) -> np.ndarray:
     return np.unique(np.searchsorted(col.offsets, np.array(hits), side="right") - 1)
 
 
-def _assemble(pn: int, video_uids: list[str], per_video: dict, blobs: dict, workdir: Path, reorder: bool) -> NarrationArrays:
+def _assemble(
+    pn: int, video_uids: list[str], per_video: dict, blobs: dict, workdir: Path, reorder: bool
+) -> NarrationArrays:
     """The CSR arrays of one pass from the per-video pieces (which are dropped as used)."""
     V = len(video_uids)
     counts = np.zeros(V, dtype=np.int64)
@@ -1034,7 +1139,9 @@ def _assemble(pn: int, video_uids: list[str], per_video: dict, blobs: dict, work
         cols[col] = TextColumn(blob, off)
         lens[col].clear()
     text = cols["text"]
-    return NarrationArrays(video_offsets=offsets, time=time, flags=text_flags(text.blob, text.offsets), text=text, uid=cols["uid"])
+    return NarrationArrays(
+        video_offsets=offsets, time=time, flags=text_flags(text.blob, text.offsets), text=text, uid=cols["uid"]
+    )
 
 
 # --------------------------------------------------------------------------- ego4d.json
@@ -1048,12 +1155,20 @@ def _read_clips(root: Path, problems: Problems) -> tuple[list[dict], int] | None
     if data is None:
         return None
     if type(data) is not dict:
-        problems.error("wrong_top_type", rel, f"{shown}: top level is {_json_type(data)}, expected an object with 'videos' and 'clips'; this is not Ego4D's ego4d.json")
+        problems.error(
+            "wrong_top_type",
+            rel,
+            f"{shown}: top level is {_json_type(data)}, expected an object with 'videos' and 'clips'; this is not Ego4D's ego4d.json",
+        )
         return None
     clips = data.get("clips")
     if type(clips) is not list:
         what = "missing" if clips is None else _json_type(clips)
-        problems.error("no_clips", rel, f"{shown}: 'clips' is {what}, expected a list of clips; use the full ego4d.json metadata file")
+        problems.error(
+            "no_clips",
+            rel,
+            f"{shown}: 'clips' is {what}, expected a list of clips; use the full ego4d.json metadata file",
+        )
         return None
     videos = data.get("videos")
     n_videos = len(videos) if type(videos) is list else 0
@@ -1061,25 +1176,46 @@ def _read_clips(root: Path, problems: Problems) -> tuple[list[dict], int] | None
     for i, c in enumerate(clips):
         where = f"clips[{i}]"
         if type(c) is not dict:
-            problems.error("bad_clip", rel, f"{shown}: {where} is {_json_type(c)}, expected an object; fix or re-download the file")
+            problems.error(
+                "bad_clip", rel, f"{shown}: {where} is {_json_type(c)}, expected an object; fix or re-download the file"
+            )
             continue
         vu, cu = c.get("video_uid"), c.get("clip_uid")
         if type(vu) is not str or not vu:
-            problems.error("bad_clip", rel, f"{shown}: {where}.video_uid is {'missing' if vu is None else _json_type(vu)}, expected a video uid string; fix or re-download the file")
+            problems.error(
+                "bad_clip",
+                rel,
+                f"{shown}: {where}.video_uid is {'missing' if vu is None else _json_type(vu)}, expected a video uid string; fix or re-download the file",
+            )
             continue
         ok = True
         for k in ("video_start_sec", "video_end_sec"):
             v = c.get(k)
             if not _good_number(v):
                 what = "missing" if k not in c else _describe_bad_number(v)
-                problems.error("bad_timestamp", rel, f"{shown}: {where}.{k} is {what} (clip of video {vu!r}), expected a number of seconds; fix or re-download the file")
+                problems.error(
+                    "bad_timestamp",
+                    rel,
+                    f"{shown}: {where}.{k} is {what} (clip of video {vu!r}), expected a number of seconds; fix or re-download the file",
+                )
                 ok = False
         if not ok:
             continue
         if c["video_end_sec"] < c["video_start_sec"]:
-            problems.error("bad_clip", rel, f"{shown}: {where} ends before it starts ({c['video_start_sec']} > {c['video_end_sec']}, video {vu!r}); fix or re-download the file")
+            problems.error(
+                "bad_clip",
+                rel,
+                f"{shown}: {where} ends before it starts ({c['video_start_sec']} > {c['video_end_sec']}, video {vu!r}); fix or re-download the file",
+            )
             continue
-        out.append({"clip_uid": str(cu) if cu is not None else "", "video_uid": vu, "start": float(c["video_start_sec"]), "end": float(c["video_end_sec"])})
+        out.append(
+            {
+                "clip_uid": str(cu) if cu is not None else "",
+                "video_uid": vu,
+                "start": float(c["video_start_sec"]),
+                "end": float(c["video_end_sec"]),
+            }
+        )
     return out, n_videos
 
 
@@ -1122,7 +1258,9 @@ class NLQSplit:
     issues: list[Issue]
 
 
-def load_nlq(path: str | os.PathLike, *, annotated: bool | None = None, problems: Problems | None = None, rel: str | None = None) -> NLQSplit | None:
+def load_nlq(
+    path: str | os.PathLike, *, annotated: bool | None = None, problems: Problems | None = None, rel: str | None = None
+) -> NLQSplit | None:
     """Parse and validate an NLQ split file (nlq_train.json, nlq_val.json, nlq_test_unannotated.json).
 
     `annotated`: whether answer times are required (default: unless the name says
@@ -1147,14 +1285,27 @@ def load_nlq(path: str | os.PathLike, *, annotated: bool | None = None, problems
         problems.error(code, rel, f"{shown}: {where} {what}; fix or re-download the file")
 
     if type(data) is not dict:
-        problems.error("wrong_top_type", rel, f"{shown}: top level is {_json_type(data)}, expected an object with 'videos'; this is not an Ego4D NLQ file")
+        problems.error(
+            "wrong_top_type",
+            rel,
+            f"{shown}: top level is {_json_type(data)}, expected an object with 'videos'; this is not an Ego4D NLQ file",
+        )
         return None
     videos = data.get("videos")
     if type(videos) is not list:
-        problems.error("no_videos", rel, f"{shown}: 'videos' is {'missing' if videos is None else _json_type(videos)}, expected a list; this is not an Ego4D NLQ file")
+        problems.error(
+            "no_videos",
+            rel,
+            f"{shown}: 'videos' is {'missing' if videos is None else _json_type(videos)}, expected a list; this is not an Ego4D NLQ file",
+        )
         return None
     if data.keys() - _NLQ_TOP_KEYS:
-        problems.warn("unknown_field", rel, "unknown extra fields (ignored)", f"top level: {', '.join(sorted(data.keys() - _NLQ_TOP_KEYS)[:3])}")
+        problems.warn(
+            "unknown_field",
+            rel,
+            "unknown extra fields (ignored)",
+            f"top level: {', '.join(sorted(data.keys() - _NLQ_TOP_KEYS)[:3])}",
+        )
     video_uids: list[str] = []
     clips: list[NLQClip] = []
     queries: list[NLQQuery] = []
@@ -1162,7 +1313,9 @@ def load_nlq(path: str | os.PathLike, *, annotated: bool | None = None, problems
     def extra(obj: dict, known: set, where: str) -> None:
         e = obj.keys() - known
         if e:
-            problems.warn("unknown_field", rel, "unknown extra fields (ignored)", f"{where}: {', '.join(sorted(e)[:3])}")
+            problems.warn(
+                "unknown_field", rel, "unknown extra fields (ignored)", f"{where}: {', '.join(sorted(e)[:3])}"
+            )
 
     def number(obj: dict, key: str, where: str, required: bool) -> tuple[float | None, bool]:
         if key not in obj:
@@ -1189,7 +1342,11 @@ def load_nlq(path: str | os.PathLike, *, annotated: bool | None = None, problems
         video_uids.append(vu)
         vclips = v.get("clips")
         if type(vclips) is not list:
-            err("bad_video", f"{vw}.clips", f"is {'missing' if vclips is None else _json_type(vclips)}, expected a list (video {vu!r})")
+            err(
+                "bad_video",
+                f"{vw}.clips",
+                f"is {'missing' if vclips is None else _json_type(vclips)}, expected a list (video {vu!r})",
+            )
             continue
         for ci, c in enumerate(vclips):
             cw = f"{vw}.clips[{ci}]"
@@ -1222,7 +1379,11 @@ def load_nlq(path: str | os.PathLike, *, annotated: bool | None = None, problems
                 au = au if type(au) is str else ""
                 lqs = a.get("language_queries")
                 if type(lqs) is not list:
-                    err("bad_annotation", f"{aw}.language_queries", f"is {'missing' if lqs is None else _json_type(lqs)}, expected a list")
+                    err(
+                        "bad_annotation",
+                        f"{aw}.language_queries",
+                        f"is {'missing' if lqs is None else _json_type(lqs)}, expected a list",
+                    )
                     continue
                 for qi, q in enumerate(lqs):
                     qw = f"{aw}.language_queries[{qi}]"
@@ -1255,7 +1416,11 @@ def load_nlq(path: str | os.PathLike, *, annotated: bool | None = None, problems
                     cs, ce, vs_, ve_ = times
                     if cs is not None and ce is not None:
                         if ce < cs:
-                            err("bad_window", qw, f"answer ends before it starts (clip_start_sec {cs} > clip_end_sec {ce})")
+                            err(
+                                "bad_window",
+                                qw,
+                                f"answer ends before it starts (clip_start_sec {cs} > clip_end_sec {ce})",
+                            )
                             continue
                         if ce == cs:
                             problems.warn("zero_length_answer", rel, "queries with a zero-length answer window", qw)
@@ -1275,15 +1440,25 @@ def _feature_state(root: Path, feature_dir: str, problems: Problems) -> set[str]
     rel = f"v1/{feature_dir}"
     p = feature_root(root) / feature_dir
     if not p.is_dir():
-        others = sorted(d.name for d in feature_root(root).iterdir() if d.is_dir() and d.name != "annotations") if feature_root(root).is_dir() else []
-        hint = f"; folders here: {', '.join(others)} (pick one with --features)" if others else "; copy the features there or pick another folder with --features"
+        others = (
+            sorted(d.name for d in feature_root(root).iterdir() if d.is_dir() and d.name != "annotations")
+            if feature_root(root).is_dir()
+            else []
+        )
+        hint = (
+            f"; folders here: {', '.join(others)} (pick one with --features)"
+            if others
+            else "; copy the features there or pick another folder with --features"
+        )
         what = "is a file, expected a folder of <video_uid>.pt files" if p.exists() else "not found"
         problems.error("no_feature_dir", rel, f"{p}: feature folder {what}{hint}")
         return set()
     try:
         return scan_feature_dir(p)
     except OSError as exc:
-        problems.error("unreadable", rel, f"{p}: cannot list the feature folder ({exc.strerror}); check its permissions")
+        problems.error(
+            "unreadable", rel, f"{p}: cannot list the feature folder ({exc.strerror}); check its permissions"
+        )
         return set()
 
 
@@ -1293,7 +1468,9 @@ def _build(root: Path, feature_dir: str, problems: Problems, progress: Progress 
         progress("ego4d.json", 1, 1)
     splits: dict[str, NLQSplit | None] = {}
     for split in ("val", "test"):
-        splits[split] = load_nlq(root / NLQ_FILES[split], annotated=split != "test", problems=problems, rel=NLQ_FILES[split])
+        splits[split] = load_nlq(
+            root / NLQ_FILES[split], annotated=split != "test", problems=problems, rel=NLQ_FILES[split]
+        )
     nar = _read_narrations(root, problems, progress, workdir)
     if got is None or nar is None or any(s is None for s in splits.values()):
         return None
@@ -1309,7 +1486,9 @@ def _build(root: Path, feature_dir: str, problems: Problems, progress: Progress 
     for pn in (1, 2):  # videos only in ego4d.json have no narrations: pad the CSR offsets
         a = passes[pn]
         if len(a.video_offsets) < V + 1:
-            a.video_offsets = np.concatenate([a.video_offsets, np.full(V + 1 - len(a.video_offsets), a.video_offsets[-1], dtype=np.int64)])
+            a.video_offsets = np.concatenate(
+                [a.video_offsets, np.full(V + 1 - len(a.video_offsets), a.video_offsets[-1], dtype=np.int64)]
+            )
     clip_video = np.array([row[c["video_uid"]] for c in clips], dtype=np.int32)
     clip_offsets = np.zeros(V + 1, dtype=np.int64)
     np.cumsum(np.bincount(clip_video, minlength=V), out=clip_offsets[1:])
@@ -1317,7 +1496,13 @@ def _build(root: Path, feature_dir: str, problems: Problems, progress: Progress 
     narrated = (np.diff(passes[1].video_offsets) + np.diff(passes[2].video_offsets)) > 0
     no_clips = np.flatnonzero(narrated & (n_clips_per_video == 0))
     if len(no_clips):
-        problems.warn("video_without_clips", NARRATION_JSON, "narrated videos with no clip in ego4d.json (no groups)", f"video {video_uids[no_clips[0]]!r}", len(no_clips))
+        problems.warn(
+            "video_without_clips",
+            NARRATION_JSON,
+            "narrated videos with no clip in ego4d.json (no groups)",
+            f"video {video_uids[no_clips[0]]!r}",
+            len(no_clips),
+        )
     val_uids = set(splits["val"].video_uids)
     test_uids = set(splits["test"].video_uids)
     excluded = np.array([u in val_uids or u in test_uids for u in video_uids], dtype=bool)
@@ -1342,7 +1527,9 @@ def _build(root: Path, feature_dir: str, problems: Problems, progress: Progress 
         "clips": len(clips),
         "narrations": {f"pass_{pn}": len(passes[pn]) for pn in (1, 2)},
         "unsure_narrations": {f"pass_{pn}": int(np.count_nonzero(passes[pn].flags & FLAG_UNSURE)) for pn in (1, 2)},
-        "other_person_narrations": {f"pass_{pn}": int(np.count_nonzero(passes[pn].flags & FLAG_OTHER)) for pn in (1, 2)},
+        "other_person_narrations": {
+            f"pass_{pn}": int(np.count_nonzero(passes[pn].flags & FLAG_OTHER)) for pn in (1, 2)
+        },
         "queries": {s: len(splits[s].queries) for s in ("val", "test")},
         "val_videos": len(val_uids),
         "test_videos": len(test_uids),
@@ -1354,11 +1541,29 @@ def _build(root: Path, feature_dir: str, problems: Problems, progress: Progress 
     if n_curly:
         pn, first = (1, curly[0][0]) if len(curly[0]) else (2, curly[1][0])
         v = int(np.searchsorted(passes[pn].video_offsets, first, side="right")) - 1
-        problems.warn("curly_quotes", NARRATION_JSON, "narrations with curly apostrophes or quotes (kept as they are)", f"video {video_uids[v]!r} narration_pass_{pn}", n_curly)
+        problems.warn(
+            "curly_quotes",
+            NARRATION_JSON,
+            "narrations with curly apostrophes or quotes (kept as they are)",
+            f"video {video_uids[v]!r} narration_pass_{pn}",
+            n_curly,
+        )
     for pn in (1, 2):
         f = NARRATION_JSON
-        problems.warn(f"unsure_narrations_pass_{pn}", f, f"narration_pass_{pn} narrations tagged #unsure", "", counts["unsure_narrations"][f"pass_{pn}"])
-        problems.warn(f"other_person_narrations_pass_{pn}", f, f"narration_pass_{pn} #O narrations (about another person)", "", counts["other_person_narrations"][f"pass_{pn}"])
+        problems.warn(
+            f"unsure_narrations_pass_{pn}",
+            f,
+            f"narration_pass_{pn} narrations tagged #unsure",
+            "",
+            counts["unsure_narrations"][f"pass_{pn}"],
+        )
+        problems.warn(
+            f"other_person_narrations_pass_{pn}",
+            f,
+            f"narration_pass_{pn} #O narrations (about another person)",
+            "",
+            counts["other_person_narrations"][f"pass_{pn}"],
+        )
     index.counts = counts
     index.issues = problems.issues()
     return index
@@ -1404,7 +1609,9 @@ def load_index(
     return index
 
 
-def _build_and_cache(root: Path, features: str, problems: Problems, progress: Progress | None, use_cache: bool) -> Index | None:
+def _build_and_cache(
+    root: Path, features: str, problems: Problems, progress: Progress | None, use_cache: bool
+) -> Index | None:
     """Build the index (text blobs go straight to files), and cache it when it has no error."""
     import shutil
     import tempfile
@@ -1431,9 +1638,15 @@ def _build_and_cache(root: Path, features: str, problems: Problems, progress: Pr
 
 def _check_root(root: Path, problems: Problems) -> None:
     if not root.exists():
-        problems.error("root_missing", ".", f"{root}: data root not found; pass the folder that holds ego4d.json and v1/annotations/")
+        problems.error(
+            "root_missing",
+            ".",
+            f"{root}: data root not found; pass the folder that holds ego4d.json and v1/annotations/",
+        )
     elif not root.is_dir():
-        problems.error("root_missing", ".", f"{root}: is a file, expected the Ego4D data root folder (ego4d.json, v1/annotations/)")
+        problems.error(
+            "root_missing", ".", f"{root}: is a file, expected the Ego4D data root folder (ego4d.json, v1/annotations/)"
+        )
 
 
 # --------------------------------------------------------------------------- check
@@ -1518,7 +1731,9 @@ def check(
     return CheckReport(str(root), features, counts, issues, feature_dirs)
 
 
-def _check_feature_dirs(root: Path, features: str, problems: Problems, progress: Progress | None, feature_ok: bool) -> list[dict]:
+def _check_feature_dirs(
+    root: Path, features: str, problems: Problems, progress: Progress | None, feature_ok: bool
+) -> list[dict]:
     """Each feature folder as {name, dim, files, selected}; the selected one also has `empty`.
 
     Of the selected folder, up to FEATURE_SAMPLE non-empty files spread over it are opened
@@ -1535,7 +1750,7 @@ def _check_feature_dirs(root: Path, features: str, problems: Problems, progress:
         return out
     for sub in sorted(p for p in base.iterdir() if p.is_dir() and p.name != "annotations"):
         with os.scandir(sub) as it:
-            files = sorted((e.path for e in it if e.name.endswith(".pt") and e.is_file()))
+            files = sorted(e.path for e in it if e.name.endswith(".pt") and e.is_file())
         selected = sub.name == features
         if not files and not selected:
             continue
@@ -1563,9 +1778,18 @@ def _check_feature_dirs(root: Path, features: str, problems: Problems, progress:
                 entry["dim"] = dim
                 for f, d in shapes.items():
                     if d != dim:
-                        problems.error("bad_feature_file", rel, f"{f}: feature dimension {d}, but this folder's features are {dim}-d; the file belongs to another feature set or is damaged")
+                        problems.error(
+                            "bad_feature_file",
+                            rel,
+                            f"{f}: feature dimension {d}, but this folder's features are {dim}-d; the file belongs to another feature set or is damaged",
+                        )
                 if sub.name in KNOWN_DIMS and KNOWN_DIMS[sub.name] != dim:
-                    problems.warn("unexpected_dim", rel, f"features are {dim}-d where this folder name usually means {KNOWN_DIMS[sub.name]}-d", "")
+                    problems.warn(
+                        "unexpected_dim",
+                        rel,
+                        f"features are {dim}-d where this folder name usually means {KNOWN_DIMS[sub.name]}-d",
+                        "",
+                    )
         elif not selected:
             for f in files:
                 if os.stat(f).st_size > 0:

@@ -46,8 +46,10 @@ def parse_statuses(spec: str | None) -> frozenset[str]:
     out = frozenset(s.strip() for s in spec.split(",") if s.strip())
     unknown = sorted(out - set(STATUSES))
     if unknown or not out:
-        raise ConfigError(f"--status {spec!r}: unknown status {', '.join(unknown) or '(none)'}; "
-                          f"use 'all' or a comma list of {', '.join(STATUSES)}")
+        raise ConfigError(
+            f"--status {spec!r}: unknown status {', '.join(unknown) or '(none)'}; "
+            f"use 'all' or a comma list of {', '.join(STATUSES)}"
+        )
     return out
 
 
@@ -60,8 +62,10 @@ def heldout_videos(data_root: Path) -> dict[str, str]:
     ann = Path(data_root) / "v1" / "annotations"
     files = {"val": ann / "nlq_val.json", "test": ann / "nlq_test_unannotated.json"}
     if not files["val"].is_file() and not files["test"].is_file():
-        raise DataError(f"{ann}: neither nlq_val.json nor nlq_test_unannotated.json is there, so the export "
-                        "cannot make sure no val/test video leaks into it; pass --data with the Ego4D root")
+        raise DataError(
+            f"{ann}: neither nlq_val.json nor nlq_test_unannotated.json is there, so the export "
+            "cannot make sure no val/test video leaks into it; pass --data with the Ego4D root"
+        )
     out: dict[str, str] = {}
     for split, path in files.items():
         if not path.is_file():
@@ -103,22 +107,35 @@ class ExportResult:
     counts: dict[str, int]
 
     def as_dict(self) -> dict:
-        return {"exported": self.exported, "file": str(self.file), "manifest": str(self.manifest),
-                "sha256": self.sha256, "statuses": self.statuses, "counts": self.counts}
+        return {
+            "exported": self.exported,
+            "file": str(self.file),
+            "manifest": str(self.manifest),
+            "sha256": self.sha256,
+            "statuses": self.statuses,
+            "counts": self.counts,
+        }
 
 
 def _frame(sec: float) -> int:
     return int(round(sec * CANONICAL_FPS))
 
 
-def export(workspace: Workspace | str | Path, out: str | Path, *, statuses: frozenset[str] = DEFAULT_STATUSES,
-           data_root: str | Path | None = None, store: CandidateStore | None = None) -> ExportResult:
+def export(
+    workspace: Workspace | str | Path,
+    out: str | Path,
+    *,
+    statuses: frozenset[str] = DEFAULT_STATUSES,
+    data_root: str | Path | None = None,
+    store: CandidateStore | None = None,
+) -> ExportResult:
     """Write the NLQ file and its manifest; returns what was written."""
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace, create=False)
     root = data_root or ws.get("data_root")
     if not root:
-        raise ConfigError("no data root to check val/test videos against; pass --data ROOT "
-                          "(or choose it on the Data screen)")
+        raise ConfigError(
+            "no data root to check val/test videos against; pass --data ROOT (or choose it on the Data screen)"
+        )
     root = Path(root).expanduser().resolve()
     heldout = heldout_videos(root)
     own = store is None
@@ -134,9 +151,11 @@ def export(workspace: Workspace | str | Path, out: str | Path, *, statuses: froz
     leaks = [r for r in picked if r.video_uid in heldout]
     if leaks:
         shown = ", ".join(f"{r.id} ({heldout[r.video_uid]})" for r in leaks[:3])
-        raise DataError(f"{len(leaks)} selected candidates come from NLQ val/test videos ({shown}"
-                        f"{', ...' if len(leaks) > 3 else ''}); training on them would leak evaluation data. "
-                        "Reject them on the Review screen (filter by video) and export again")
+        raise DataError(
+            f"{len(leaks)} selected candidates come from NLQ val/test videos ({shown}"
+            f"{', ...' if len(leaks) > 3 else ''}); training on them would leak evaluation data. "
+            "Reject them on the Review screen (filter by video) and export again"
+        )
 
     videos: dict[str, dict[str, dict]] = {}
     provenance = []
@@ -166,41 +185,47 @@ def export(workspace: Workspace | str | Path, out: str | Path, *, statuses: froz
         text = review.get("text") if c["status"] == "edited" and review.get("text") else c["query"]
         auid = annotation_uid(r.id)
         vs, ve = clip_start + rel_s, clip_start + rel_e
-        clip["annotations"].append({
-            "annotation_uid": auid,
-            "language_queries": [{
-                "clip_start_sec": rel_s,
-                "clip_end_sec": rel_e,
-                "video_start_sec": vs,
-                "video_end_sec": ve,
-                "video_start_frame": _frame(vs),
-                "video_end_frame": _frame(ve),
-                "template": template_name(c),
-                "query": text,
-                "slot_x": None,
-                "verb_x": None,
-                "slot_y": None,
-                "verb_y": None,
-                "raw_tags": [],
-            }],
-        })
+        clip["annotations"].append(
+            {
+                "annotation_uid": auid,
+                "language_queries": [
+                    {
+                        "clip_start_sec": rel_s,
+                        "clip_end_sec": rel_e,
+                        "video_start_sec": vs,
+                        "video_end_sec": ve,
+                        "video_start_frame": _frame(vs),
+                        "video_end_frame": _frame(ve),
+                        "template": template_name(c),
+                        "query": text,
+                        "slot_x": None,
+                        "verb_x": None,
+                        "slot_y": None,
+                        "verb_y": None,
+                        "raw_tags": [],
+                    }
+                ],
+            }
+        )
         pv = c.get("prompt_version")
         prompt_versions["" if pv is None else str(pv)] += 1
         narration = c.get("narration") or {}
-        provenance.append({
-            "annotation_uid": auid,
-            "candidate_id": r.id,
-            "video_uid": c["video_uid"],
-            "clip_uid": c["clip_uid"],
-            "status": c["status"],
-            "reviewer": review.get("reviewer"),
-            "reviewed_at": review.get("t"),
-            "narration": {k: narration.get(k) for k in ("uid", "text", "t", "number")},
-            "original_query": c["query"] if text != c["query"] else None,
-            "backend": c.get("backend"),
-            "model": c.get("model"),
-            "prompt_version": c.get("prompt_version"),
-        })
+        provenance.append(
+            {
+                "annotation_uid": auid,
+                "candidate_id": r.id,
+                "video_uid": c["video_uid"],
+                "clip_uid": c["clip_uid"],
+                "status": c["status"],
+                "reviewer": review.get("reviewer"),
+                "reviewed_at": review.get("t"),
+                "narration": {k: narration.get(k) for k in ("uid", "text", "t", "number")},
+                "original_query": c["query"] if text != c["query"] else None,
+                "backend": c.get("backend"),
+                "model": c.get("model"),
+                "prompt_version": c.get("prompt_version"),
+            }
+        )
 
     doc = {
         "version": "v1",
@@ -208,8 +233,7 @@ def export(workspace: Workspace | str | Path, out: str | Path, *, statuses: froz
         "description": f"nlq-tui synthetic NLQ ({', '.join(sorted(statuses))}) from {ws.path}",
         "manifest": out.name + ".manifest.json",
         "videos": [
-            {"video_uid": vid, "clips": [clips[k] for k in sorted(clips)]}
-            for vid, clips in sorted(videos.items())
+            {"video_uid": vid, "clips": [clips[k] for k in sorted(clips)]} for vid, clips in sorted(videos.items())
         ],
     }
     data = json.dumps(doc, ensure_ascii=False, indent=1).encode("utf-8")

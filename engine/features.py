@@ -76,7 +76,10 @@ def load_features(path: str | os.PathLike, dim: int | None = None):
 
     p = Path(path)
     if not p.exists():
-        raise DataError(f"{p}: feature file not found; extract features for this video or pick another --features folder", path=str(p))
+        raise DataError(
+            f"{p}: feature file not found; extract features for this video or pick another --features folder",
+            path=str(p),
+        )
     if p.is_dir():
         raise DataError(f"{p}: is a folder, expected a feature tensor file", path=str(p))
     if p.stat().st_size == 0:
@@ -99,7 +102,9 @@ def load_features(path: str | os.PathLike, dim: int | None = None):
         )
     shape = tuple(obj.shape)
     if obj.dim() != 2:
-        raise DataError(f"{p}: tensor has shape {shape}, expected 2-D (rows, dim); re-extract this feature file", path=str(p))
+        raise DataError(
+            f"{p}: tensor has shape {shape}, expected 2-D (rows, dim); re-extract this feature file", path=str(p)
+        )
     if not obj.is_floating_point():
         raise DataError(f"{p}: tensor has dtype {obj.dtype}, expected floating point features", path=str(p))
     if shape[0] == 0:

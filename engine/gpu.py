@@ -59,7 +59,7 @@ class GpuReading:
 def _short_name(name: str) -> str:
     for prefix in ("NVIDIA ", "Tesla ", "GeForce "):
         if name.startswith(prefix):
-            name = name[len(prefix):]
+            name = name[len(prefix) :]
     return name
 
 
@@ -81,7 +81,9 @@ def parse_smi(text: str) -> list[GpuStat]:
         index = _number(parts[0])
         if index is None:
             continue
-        out.append(GpuStat(int(index), parts[1], _number(parts[2]), _number(parts[3]), _number(parts[4]), _number(parts[5])))
+        out.append(
+            GpuStat(int(index), parts[1], _number(parts[2]), _number(parts[3]), _number(parts[4]), _number(parts[5]))
+        )
     return out
 
 
@@ -129,7 +131,10 @@ def _read_smi(binary: str, timeout: float) -> tuple[list[GpuStat], str]:
     try:
         p = subprocess.run(
             [binary, f"--query-gpu={QUERY}", "--format=csv,noheader,nounits"],
-            capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
         )
     except subprocess.TimeoutExpired:
         return [], f"nvidia-smi did not answer in {timeout:.0f} s"
@@ -145,7 +150,9 @@ def _read_smi(binary: str, timeout: float) -> tuple[list[GpuStat], str]:
 class GpuMonitor:
     """Reads the GPUs on demand; remembers a failure for RETRY_AFTER_S so polling stays cheap."""
 
-    def __init__(self, *, smi: str | None = "nvidia-smi", use_nvml: bool = True, timeout: float = SMI_TIMEOUT_S) -> None:
+    def __init__(
+        self, *, smi: str | None = "nvidia-smi", use_nvml: bool = True, timeout: float = SMI_TIMEOUT_S
+    ) -> None:
         self.smi = smi
         self.use_nvml = use_nvml
         self.timeout = timeout

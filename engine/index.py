@@ -19,9 +19,9 @@ Contract (other modules rely on it):
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
@@ -39,7 +39,7 @@ class TextColumn:
     offsets: np.ndarray  # int64[n + 1]
 
     @classmethod
-    def from_strings(cls, strings: Iterable[str]) -> "TextColumn":
+    def from_strings(cls, strings: Iterable[str]) -> TextColumn:
         encoded = [s.encode("utf-8") for s in strings]
         offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
         if encoded:
@@ -52,7 +52,7 @@ class TextColumn:
     def __getitem__(self, i: int) -> str:
         return self.blob[self.offsets[i] : self.offsets[i + 1]].decode("utf-8")
 
-    def take(self, rows: np.ndarray) -> "TextColumn":
+    def take(self, rows: np.ndarray) -> TextColumn:
         return TextColumn.from_strings(self[int(i)] for i in rows)
 
 

@@ -94,7 +94,13 @@ def effective_status(status: dict | None, now: float | None = None) -> dict:
         return {"state": "failed", "error": "status.json is missing or unreadable", "pid": None}
     out = dict(status)
     damaged = []
-    for key, check in (("pid", as_int), ("pgid", as_int), ("heartbeat", as_number), ("started", as_number), ("ended", as_number)):
+    for key, check in (
+        ("pid", as_int),
+        ("pgid", as_int),
+        ("heartbeat", as_number),
+        ("started", as_number),
+        ("ended", as_number),
+    ):
         if out.get(key) is not None and check(out[key]) is None:
             damaged.append(key)
             out[key] = None
@@ -192,7 +198,9 @@ class Run:
         """config.json, or a WorkspaceError naming the file."""
         data = read_json(self.config_path)
         if data is None:
-            raise WorkspaceError(f"{self.config_path}: missing or not a JSON object; this run cannot be started or evaluated")
+            raise WorkspaceError(
+                f"{self.config_path}: missing or not a JSON object; this run cannot be started or evaluated"
+            )
         return data
 
     def raw_status(self) -> dict | None:
@@ -337,14 +345,25 @@ def find_run(workspace: Workspace | str | Path, ref: str) -> Run:
     where = runs_dir(workspace)
     if not matches:
         raise WorkspaceError(f"{where}: no run {ref!r}; `nlq-tui runs` lists them")
-    raise WorkspaceError(f"{where}: {ref!r} matches {len(matches)} runs ({', '.join(r.id for r in matches[:3])}...); give more of the id")
+    raise WorkspaceError(
+        f"{where}: {ref!r} matches {len(matches)} runs ({', '.join(r.id for r in matches[:3])}...); give more of the id"
+    )
 
 
 def entry_command(run: Run, *, resume: bool = False, nproc: int = 1) -> list[str]:
     """The command that trains `run`: the module entry, or torchrun for several GPUs."""
     args = [str(run.path)] + (["--resume"] if resume else [])
     if nproc > 1:
-        return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m", "engine.training", *args]
+        return [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={nproc}",
+            "-m",
+            "engine.training",
+            *args,
+        ]
     return [sys.executable, "-m", "engine.training", *args]
 
 
@@ -442,7 +461,9 @@ class StatusWriter:
         # Only a detached run owns its process group; a foreground run shares the shell's job
         # group (a pipe into `tee`, say), which `stop` must not signal.
         pgid = os.getpgrp() if os.environ.get("NLQ_RUN_DETACHED") == "1" else None
-        self.update(state="running", pid=os.getpid(), pgid=pgid, host=socket.gethostname(), error=None, ended=None, **fields)
+        self.update(
+            state="running", pid=os.getpid(), pgid=pgid, host=socket.gethostname(), error=None, ended=None, **fields
+        )
         self._thread = threading.Thread(target=self._beat, name="run-heartbeat", daemon=True)
         self._thread.start()
 
@@ -532,8 +553,7 @@ def latest_export(workspace: Workspace) -> Path | None:
     """The newest NLQ-format JSON in WS/exports (manifests aside), for a pretrain run."""
     try:
         files = [
-            p for p in workspace.exports_dir.rglob("*.json")
-            if "manifest" not in p.name and not p.name.startswith(".")
+            p for p in workspace.exports_dir.rglob("*.json") if "manifest" not in p.name and not p.name.startswith(".")
         ]
     except OSError:
         return None
@@ -564,20 +584,28 @@ def training_config(
     model_overrides = {k: v for k, v in (model_overrides or {}).items() if v is not None}
     root = Path(data_root).expanduser().resolve()
     if not (root / "v1" / "annotations").is_dir():
-        raise ConfigError(f"{root}: not an Ego4D root (no v1/annotations); give --data ROOT or choose the folder on the Data screen")
+        raise ConfigError(
+            f"{root}: not an Ego4D root (no v1/annotations); give --data ROOT or choose the folder on the Data screen"
+        )
     cfg = TrainConfig(stage=stage, data_root=str(root))
     source = None
     if stage == "finetune":
         if not from_run:
-            raise ConfigError("finetune needs a run to start from: give --from RUN / the from run field (a pretrain run with a checkpoint)")
+            raise ConfigError(
+                "finetune needs a run to start from: give --from RUN / the from run field (a pretrain run with a checkpoint)"
+            )
         source = find_run(workspace, from_run)
         ckpt = source.best_path if source.best_path.exists() else source.last_path
         if not ckpt.exists():
-            raise ConfigError(f"{source.path}: has no checkpoints/best.pt yet; let the run evaluate once, or pick another run (--from / the from run field)")
+            raise ConfigError(
+                f"{source.path}: has no checkpoints/best.pt yet; let the run evaluate once, or pick another run (--from / the from run field)"
+            )
         try:
             src = TrainConfig.from_dict(source.config()["train"])
         except KeyError:
-            raise ConfigError(f"{source.config_path}: no \"train\" section; pick another run (--from / the from run field)") from None
+            raise ConfigError(
+                f'{source.config_path}: no "train" section; pick another run (--from / the from run field)'
+            ) from None
         # the weights only fit the same features, text encoder and model shape
         for name in ("features", "text_encoder", "text_path", "freeze_text", "batch_size", "seed", "device"):
             setattr(cfg, name, getattr(src, name))
@@ -609,7 +637,9 @@ def training_config(
     cfg.validate()
     features = root / "v1" / cfg.features
     if not features.is_dir():
-        raise ConfigError(f"{features}: no such feature folder; give --features NAME / the features field (a folder under {root / 'v1'})")
+        raise ConfigError(
+            f"{features}: no such feature folder; give --features NAME / the features field (a folder under {root / 'v1'})"
+        )
     return {
         "stage": stage,
         "from_run": source.id if source else None,
@@ -651,15 +681,27 @@ def new_run_config(
         # a finetune keeps its pretrain run's features (the weights only fit those) unless told
         features = workspace.get("features")
     overrides = {
-        "epochs": epochs, "lr": lr, "batch_size": batch_size, "device": device, "seed": seed,
-        "text_encoder": text_encoder, "text_path": text_path, "features": features,
+        "epochs": epochs,
+        "lr": lr,
+        "batch_size": batch_size,
+        "device": device,
+        "seed": seed,
+        "text_encoder": text_encoder,
+        "text_path": text_path,
+        "features": features,
         "eval_every_steps": eval_every,
         "naq_jitter": True if naq_jitter else None,
         "freeze_text": False if unfreeze_text else None,
     }
     return training_config(
-        workspace, stage=stage, data_root=data_root, train_file=train_file or None, from_run=from_run or None,
-        overrides=overrides, model_overrides={"model": model, "dim": dim, "drop_rate": drop_rate}, nproc=nproc,
+        workspace,
+        stage=stage,
+        data_root=data_root,
+        train_file=train_file or None,
+        from_run=from_run or None,
+        overrides=overrides,
+        model_overrides={"model": model, "dim": dim, "drop_rate": drop_rate},
+        nproc=nproc,
     )
 
 

@@ -24,9 +24,9 @@ import json
 import math
 import re
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -68,14 +68,34 @@ class Profile:
 
 
 COMPACT = Profile(
-    "compact", duration=(170.0, 330.0), n_actions=(0, 0), clip_len=(60.0, 150.0), clip_gap=(3.0, 25.0),
-    max_clips=3, p_no_clips=0.0, frac_val=0.17, frac_test=0.11, p_train_in_nlq=0.6,
-    queries_train=(5, 9), queries_eval=(7, 11), eval_clips_with_queries=3,
+    "compact",
+    duration=(170.0, 330.0),
+    n_actions=(0, 0),
+    clip_len=(60.0, 150.0),
+    clip_gap=(3.0, 25.0),
+    max_clips=3,
+    p_no_clips=0.0,
+    frac_val=0.17,
+    frac_test=0.11,
+    p_train_in_nlq=0.6,
+    queries_train=(5, 9),
+    queries_eval=(7, 11),
+    eval_clips_with_queries=3,
 )
 EGO4D = Profile(
-    "ego4d", duration=(0.0, 0.0), n_actions=(150, 270), clip_len=(300.0, 480.0), clip_gap=(0.0, 12.0),
-    max_clips=99, p_no_clips=0.03, frac_val=0.104, frac_test=0.104, p_train_in_nlq=0.1,
-    queries_train=(8, 14), queries_eval=(3, 6), eval_clips_with_queries=1,
+    "ego4d",
+    duration=(0.0, 0.0),
+    n_actions=(150, 270),
+    clip_len=(300.0, 480.0),
+    clip_gap=(0.0, 12.0),
+    max_clips=99,
+    p_no_clips=0.03,
+    frac_val=0.104,
+    frac_test=0.104,
+    p_train_in_nlq=0.1,
+    queries_train=(8, 14),
+    queries_eval=(3, 6),
+    eval_clips_with_queries=1,
 )
 
 
@@ -110,10 +130,18 @@ class SampleSummary:
 
     def as_dict(self) -> dict:
         return {
-            "root": str(self.root), "profile": self.profile, "seed": self.seed, "videos": self.videos,
-            "clips": self.clips, "narrations_pass_1": self.narrations[1], "narrations_pass_2": self.narrations[2],
-            "queries": dict(self.queries), "split_videos": dict(self.split_videos),
-            "feature_files": self.feature_files, "bytes": self.bytes, "seconds": round(self.seconds, 2),
+            "root": str(self.root),
+            "profile": self.profile,
+            "seed": self.seed,
+            "videos": self.videos,
+            "clips": self.clips,
+            "narrations_pass_1": self.narrations[1],
+            "narrations_pass_2": self.narrations[2],
+            "queries": dict(self.queries),
+            "split_videos": dict(self.split_videos),
+            "feature_files": self.feature_files,
+            "bytes": self.bytes,
+            "seconds": round(self.seconds, 2),
         }
 
 
@@ -138,9 +166,14 @@ def _uids(rng: np.random.Generator, n: int) -> list[str]:
     hexed[:, 16] = ord("a")
     out = np.full((n, 36), ord("-"), dtype=np.uint8)
     out[:, 0:8], out[:, 9:13], out[:, 14:18], out[:, 19:23], out[:, 24:36] = (
-        hexed[:, 0:8], hexed[:, 8:12], hexed[:, 12:16], hexed[:, 16:20], hexed[:, 20:32])
+        hexed[:, 0:8],
+        hexed[:, 8:12],
+        hexed[:, 12:16],
+        hexed[:, 16:20],
+        hexed[:, 20:32],
+    )
     text = out.tobytes().decode("ascii")
-    return [text[i:i + 36] for i in range(0, 36 * n, 36)]
+    return [text[i : i + 36] for i in range(0, 36 * n, 36)]
 
 
 _vec_cache: dict[tuple[int, str], np.ndarray] = {}
@@ -198,8 +231,7 @@ class _Scenario:
             idx = [i for i, o in enumerate(self.objects) if vocab.OBJECT_BY_NAME[o].use]
         else:
             allowed = set(verb.objects.split(","))
-            idx = [i for i, o in enumerate(self.objects)
-                   if o in allowed or vocab.OBJECT_BY_NAME[o].category in allowed]
+            idx = [i for i, o in enumerate(self.objects) if o in allowed or vocab.OBJECT_BY_NAME[o].category in allowed]
         return idx or None
 
     def _places_for(self, verb: vocab.Verb) -> list[int] | None:
@@ -230,7 +262,7 @@ def _pick(cdf: np.ndarray, u: float) -> int:
 _AN = re.compile(r"\ba ([aeiou])")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _narr_text(verb_key: str, variant: int, obj: str | None, place: str | None) -> str:
     tpl = vocab.VERB_BY_KEY[verb_key].narr[variant]
     p = vocab.PLACE_BY_NAME[place] if place else None
@@ -303,15 +335,28 @@ def _make_actions(rng: np.random.Generator, prof: Profile, sc: _Scenario) -> tup
     var2 = rng.integers(0, 4, n).tolist()
     amp = (amps * _SIG_AMP_C).tolist()
     actions = []
-    for i, vi, o, p, a, b in zip(range(n), verb_idx.tolist(), objs.tolist(), places.tolist(),
-                                 starts.tolist(), ends.tolist()):
+    for i, vi, o, p, a, b in zip(
+        range(n), verb_idx.tolist(), objs.tolist(), places.tolist(), starts.tolist(), ends.tolist()
+    ):
         verb = sc.verbs[vi][0]
         v1 = var1[i]
         # the second annotator words it differently
         v2 = var2[i] if len(verb.narr) < 2 else v1 + 1 + var2[i] % (len(verb.narr) - 1)
-        actions.append(Action(a, b, verb.key, o, p, "C", amp[i], t1[i], t2[i],
-                              _narr_text(verb.key, v1 % len(verb.narr), o, p),
-                              _narr_text(verb.key, v2 % len(verb.narr), o, p)))
+        actions.append(
+            Action(
+                a,
+                b,
+                verb.key,
+                o,
+                p,
+                "C",
+                amp[i],
+                t1[i],
+                t2[i],
+                _narr_text(verb.key, v1 % len(verb.narr), o, p),
+                _narr_text(verb.key, v2 % len(verb.narr), o, p),
+            )
+        )
     return duration, actions
 
 
@@ -328,8 +373,19 @@ def _make_others(rng: np.random.Generator, sc: _Scenario, actions: list[Action],
         actor = vocab.OTHER_ACTORS[int(rng.integers(0, len(vocab.OTHER_ACTORS)))]
         dup = (force_dup and j == 0) or rng.random() < 0.3
         t = host.t1 if dup else round(float(rng.uniform(host.start, host.end)), 4)
-        a = Action(t - 1.0, t + 1.5, "other", obj, place, actor, _SIG_AMP_O, t, t,
-                   _other_text(actor, variant, obj, place), _other_text(actor, variant, obj, place))
+        a = Action(
+            t - 1.0,
+            t + 1.5,
+            "other",
+            obj,
+            place,
+            actor,
+            _SIG_AMP_O,
+            t,
+            t,
+            _other_text(actor, variant, obj, place),
+            _other_text(actor, variant, obj, place),
+        )
         out.append(a)
     return out
 
@@ -410,9 +466,12 @@ def _narration_pass(rng: np.random.Generator, v: _Video, pass_no: int, unsure_fo
             i = int(rng.integers(1, n - 2))
             narrs[i], narrs[i + 1] = narrs[i + 1], narrs[i]
     summary = {
-        "start_sec": 0.0, "end_sec": round(v.duration, 3), "start_frame": 0,
+        "start_sec": 0.0,
+        "end_sec": round(v.duration, 3),
+        "start_frame": 0,
         "end_frame": int(v.duration * FPS),
-        "summary_text": f"#summary C {_SUMMARY[v.scenario]}", "annotation_uid": _uid(rng),
+        "summary_text": f"#summary C {_SUMMARY[v.scenario]}",
+        "annotation_uid": _uid(rng),
     }
     return {"narrations": narrs, "summaries": [summary]}
 
@@ -429,14 +488,33 @@ _SUMMARY = {
 # ---------------------------------------------------------------- NLQ queries
 
 _CATEGORY_WORD = {
-    "utensil": "utensil", "vegetable": "vegetable", "fruit": "fruit", "dish": "dish",
-    "cookware": "cooking vessel", "container": "container", "food": "food", "tool": "tool",
-    "material": "material", "clothing": "clothing item", "cleaning": "cleaning item", "device": "device",
-    "stationery": "stationery item", "personal": "personal item", "garden": "garden item",
+    "utensil": "utensil",
+    "vegetable": "vegetable",
+    "fruit": "fruit",
+    "dish": "dish",
+    "cookware": "cooking vessel",
+    "container": "container",
+    "food": "food",
+    "tool": "tool",
+    "material": "material",
+    "clothing": "clothing item",
+    "cleaning": "cleaning item",
+    "device": "device",
+    "stationery": "stationery item",
+    "personal": "personal item",
+    "garden": "garden item",
 }
 _VERB_BASE = {
-    "cut": "cut", "wash": "wash", "pick": "pick up", "peel": "peel", "hold": "hold", "fold": "fold",
-    "open_obj": "open", "pour": "pour water into", "take": "take out of the {p}", "throw": "throw away",
+    "cut": "cut",
+    "wash": "wash",
+    "pick": "pick up",
+    "peel": "peel",
+    "hold": "hold",
+    "fold": "fold",
+    "open_obj": "open",
+    "pour": "pour water into",
+    "take": "take out of the {p}",
+    "throw": "throw away",
 }
 _PUT_VERBS = ("put", "carry")
 
@@ -455,10 +533,22 @@ def _query_candidates(acts: list[Action]) -> list[tuple[float, str, tuple, dict]
     cands = []
     obj_n = _counts(acts, lambda a: a.obj)
     put_n = _counts(acts, lambda a: a.obj if a.actor == "C" and a.verb in _PUT_VERBS else None)
-    putin_n = _counts(acts, lambda a: a.place if a.actor == "C" and a.verb == "put" and a.place
-                      and vocab.PLACE_BY_NAME[a.place].prep == "in" else None)
-    cat_n = _counts(acts, lambda a: (a.verb, vocab.OBJECT_BY_NAME[a.obj].category)
-                    if a.actor == "C" and a.obj and a.verb in _VERB_BASE else None)
+    putin_n = _counts(
+        acts,
+        lambda a: (
+            a.place
+            if a.actor == "C" and a.verb == "put" and a.place and vocab.PLACE_BY_NAME[a.place].prep == "in"
+            else None
+        ),
+    )
+    cat_n = _counts(
+        acts,
+        lambda a: (
+            (a.verb, vocab.OBJECT_BY_NAME[a.obj].category)
+            if a.actor == "C" and a.obj and a.verb in _VERB_BASE
+            else None
+        ),
+    )
     vo_n = _counts(acts, lambda a: (a.verb, a.obj) if a.actor == "C" and a.obj else None)
     state_n = _counts(acts, lambda a: (a.verb, a.place) if a.verb in ("open", "close") else None)
     for i, a in enumerate(acts):
@@ -474,7 +564,7 @@ def _query_candidates(acts: list[Action]) -> list[tuple[float, str, tuple, dict]
             cands.append((1.5, vocab.T_PUT_IN, (i,), {"o": a.obj, "p": a.place}))
         if a.obj and a.verb in _VERB_BASE and cat_n.get((a.verb, vocab.OBJECT_BY_NAME[a.obj].category)) == 1:
             cands.append((1.5, vocab.T_WHAT_X_Y, (i,), {"o": a.obj, "p": a.place, "v": a.verb}))
-        if a.obj and obj_n[a.obj] <= 2 and all(b.obj != a.obj for b in acts[i + 1:]):
+        if a.obj and obj_n[a.obj] <= 2 and all(b.obj != a.obj for b in acts[i + 1 :]):
             cands.append((1.0, vocab.T_WHERE_MY, (i,), {"o": a.obj}))
         if a.verb in ("open", "close") and state_n.get((a.verb, a.place)) == 1:
             cands.append((0.4, vocab.T_STATE, (i,), {"p": a.place, "v": a.verb}))
@@ -493,8 +583,7 @@ def _query_candidates(acts: list[Action]) -> list[tuple[float, str, tuple, dict]
                 if abs(a.start - b.start) > 40.0:
                     break
                 if a.actor == "C" and a.obj and a.obj != b.obj and a.place and obj_n[a.obj] <= 2:
-                    cands.append((0.15, vocab.T_BEFORE_AFTER, (i,),
-                                  {"o": a.obj, "event": b, "dir": direction}))
+                    cands.append((0.15, vocab.T_BEFORE_AFTER, (i,), {"o": a.obj, "event": b, "dir": direction}))
                     break
     return cands
 
@@ -506,12 +595,25 @@ def _query_text(rng: np.random.Generator, template: str, s: dict, curly: bool) -
     choice = lambda opts: opts[int(rng.integers(0, len(opts)))]  # noqa: E731
     slots = {"slot_x": o, "verb_x": "[verb_not_applicable]", "slot_y": None, "verb_y": None}
     if template == vocab.T_PUT:
-        q = choice([f"Where did I put the {o}?", f"where did I leave the {o}", f"Where did I keep the {o}?",
-                    f"where did i place the {o}?", f"Where did I put the {o} ?"])
+        q = choice(
+            [
+                f"Where did I put the {o}?",
+                f"where did I leave the {o}",
+                f"Where did I keep the {o}?",
+                f"where did i place the {o}?",
+                f"Where did I put the {o} ?",
+            ]
+        )
         slots["verb_x"] = "put"
     elif template == vocab.T_SEE:
-        q = choice([f"In what location did I see the {o}?", f"where did I see the {o}?",
-                    f"In what location did I see the {o} ?", f"Where was the {o}?"])
+        q = choice(
+            [
+                f"In what location did I see the {o}?",
+                f"where did I see the {o}?",
+                f"In what location did I see the {o} ?",
+                f"Where was the {o}?",
+            ]
+        )
     elif template == vocab.T_PUT_IN:
         q = choice([f"What did I put in the {p}?", f"what did I keep in the {p}", f"What did I place in the {p}?"])
         slots.update(slot_x=p, verb_x="put")
@@ -523,17 +625,28 @@ def _query_text(rng: np.random.Generator, template: str, s: dict, curly: bool) -
     elif template == vocab.T_WHERE_MY:
         q = choice([f"Where is my {o}?", f"Where’s my {o}?", f"where is the {o}?", f"Where is the {o}"])
     elif template == vocab.T_STATE:
-        q = {"open": choice([f"Did I open the {p}?", f"did I leave the {p} open?"]),
-             "close": choice([f"Did I close the {p}?", f"Did I shut the {p} door?"])}[s["v"]]
+        q = {
+            "open": choice([f"Did I open the {p}?", f"did I leave the {p} open?"]),
+            "close": choice([f"Did I close the {p}?", f"Did I shut the {p} door?"]),
+        }[s["v"]]
         slots.update(slot_x=p, verb_x=s["v"])
     elif template == vocab.T_HOW_MANY:
         plural = vocab.OBJECT_BY_NAME[o].plural
-        q = choice([f"How many {plural} did I {_VERB_BASE[s['v']].format(p=p or '')}?",
-                    f"how many {plural} did I {_VERB_BASE[s['v']].format(p=p or '')}"])
+        q = choice(
+            [
+                f"How many {plural} did I {_VERB_BASE[s['v']].format(p=p or '')}?",
+                f"how many {plural} did I {_VERB_BASE[s['v']].format(p=p or '')}",
+            ]
+        )
         slots.update(verb_x=s["v"])
     elif template == vocab.T_WHO:
-        q = choice([f"Who did I interact with when I got the {o}?", f"Who handed me the {o}?",
-                    f"who did I talk to about the {o}?"])
+        q = choice(
+            [
+                f"Who did I interact with when I got the {o}?",
+                f"Who handed me the {o}?",
+                f"who did I talk to about the {o}?",
+            ]
+        )
         slots.update(slot_x="person", verb_x="interact", slot_y=o)
     elif template == vocab.T_BEFORE_AFTER:
         ev: Action = s["event"]
@@ -546,15 +659,19 @@ def _query_text(rng: np.random.Generator, template: str, s: dict, curly: bool) -
         raise AssertionError(template)
     if curly or rng.random() < 0.03:
         # annotators typed curly apostrophes now and then
-        q = {vocab.T_PUT: f"Where’d I put the {o}?", vocab.T_SEE: f"Where’s the {o} I saw?",
-             vocab.T_WHERE_MY: f"Where’s my {o}?"}.get(template, q)
+        q = {
+            vocab.T_PUT: f"Where’d I put the {o}?",
+            vocab.T_SEE: f"Where’s the {o} I saw?",
+            vocab.T_WHERE_MY: f"Where’s my {o}?",
+        }.get(template, q)
     if rng.random() < 0.1:
         q = q.lower()
     return q, slots
 
 
-def _clip_queries(rng: np.random.Generator, v: _Video, clip: tuple[str, float, float], n_q: int,
-                  split: str, force: set[str]) -> list[dict]:
+def _clip_queries(
+    rng: np.random.Generator, v: _Video, clip: tuple[str, float, float], n_q: int, split: str, force: set[str]
+) -> list[dict]:
     _, c0, c1 = clip
     acts = sorted((a for a in v.actions + v.others if a.start >= c0 and a.end <= c1), key=lambda a: a.start)
     cands = _query_candidates(acts)
@@ -585,9 +702,14 @@ def _clip_queries(rng: np.random.Generator, v: _Video, clip: tuple[str, float, f
         lq: dict = {}
         if split != "test":
             cs, ce = round(s - c0, 3), round(e - c0, 3)
-            lq.update(clip_start_sec=cs, clip_end_sec=ce, video_start_sec=round(c0 + cs, 3),
-                      video_end_sec=round(c0 + ce, 3), video_start_frame=int(round((c0 + cs) * FPS)),
-                      video_end_frame=int(round((c0 + ce) * FPS)))
+            lq.update(
+                clip_start_sec=cs,
+                clip_end_sec=ce,
+                video_start_sec=round(c0 + cs, 3),
+                video_end_sec=round(c0 + ce, 3),
+                video_start_frame=int(round((c0 + cs) * FPS)),
+                video_end_frame=int(round((c0 + ce) * FPS)),
+            )
         lq["template"] = None if forced == "null_template" or rng.random() < 0.02 else template
         no_query = split == "train" and (forced == "no_query" or rng.random() < 0.01)
         if not no_query:
@@ -607,10 +729,17 @@ def _nlq_clip(rng: np.random.Generator, v: _Video, clip: tuple[str, float, float
     if cut < len(queries):
         anns.append({"language_queries": queries[cut:], "annotation_uid": _uid(rng)})
     return {
-        "clip_uid": uid, "video_start_sec": c0, "video_end_sec": c1,
-        "video_start_frame": int(round(c0 * FPS)), "video_end_frame": int(round(c1 * FPS)),
-        "clip_start_sec": 0.0, "clip_end_sec": round(c1 - c0, 3), "clip_start_frame": 0,
-        "clip_end_frame": int(round((c1 - c0) * FPS)), "source_clip_uid": uid, "annotations": anns,
+        "clip_uid": uid,
+        "video_start_sec": c0,
+        "video_end_sec": c1,
+        "video_start_frame": int(round(c0 * FPS)),
+        "video_end_frame": int(round(c1 * FPS)),
+        "clip_start_sec": 0.0,
+        "clip_end_sec": round(c1 - c0, 3),
+        "clip_start_frame": 0,
+        "clip_end_frame": int(round((c1 - c0) * FPS)),
+        "source_clip_uid": uid,
+        "annotations": anns,
     }
 
 
@@ -630,8 +759,13 @@ def _splits(rng: np.random.Generator, n: int, prof: Profile) -> list[str]:
     return [labels[i] for i in np.argsort(order)]
 
 
-def write_sample(out: Path, videos: int = DEFAULT_VIDEOS, features: bool = True, seed: int = DEFAULT_SEED,
-                 progress: Callable[[int, int], None] | None = None) -> SampleSummary:
+def write_sample(
+    out: Path,
+    videos: int = DEFAULT_VIDEOS,
+    features: bool = True,
+    seed: int = DEFAULT_SEED,
+    progress: Callable[[int, int], None] | None = None,
+) -> SampleSummary:
     """Write an Ego4D-layout tree under `out`; returns what was written."""
     import time
 
@@ -677,7 +811,9 @@ def write_sample(out: Path, videos: int = DEFAULT_VIDEOS, features: bool = True,
             if vi == first["train"]:
                 quirks |= {"unsorted", "dup", "unsure"}
             others = _make_others(rng, sc, actions, "dup" in quirks)
-            clip_spans = [] if vi == no_clip_video or rng.random() < prof.p_no_clips else _make_clips(rng, prof, duration)
+            clip_spans = (
+                [] if vi == no_clip_video or rng.random() < prof.p_no_clips else _make_clips(rng, prof, duration)
+            )
             clips = [(_uid(rng), a, b) for a, b in clip_spans]
             in_nlq = split != "train" or rng.random() < prof.p_train_in_nlq or vi == first["train"]
             v = _Video(uid, split, scenario, round(duration, 3), actions, others, clips, in_nlq, quirks)
@@ -690,16 +826,35 @@ def write_sample(out: Path, videos: int = DEFAULT_VIDEOS, features: bool = True,
                 summary.narrations[k] += len(passes.get(f"narration_pass_{k}", {"narrations": []})["narrations"])
             nf.write(("" if vi == 0 else ", ") + json.dumps(uid) + ": " + json.dumps(passes, ensure_ascii=False))
 
-            ego_videos.append({
-                "video_uid": uid, "duration_sec": v.duration, "scenarios": [scenario],
-                "video_metadata": {"fps": FPS, "num_frames": int(v.duration * FPS), "mp4_duration_sec": v.duration,
-                                   "display_resolution_width": 1920, "display_resolution_height": 1080},
-                "split_em": split, "is_stereo": False, "origin_video_id": f"sample_{vi:05d}",
-            })
+            ego_videos.append(
+                {
+                    "video_uid": uid,
+                    "duration_sec": v.duration,
+                    "scenarios": [scenario],
+                    "video_metadata": {
+                        "fps": FPS,
+                        "num_frames": int(v.duration * FPS),
+                        "mp4_duration_sec": v.duration,
+                        "display_resolution_width": 1920,
+                        "display_resolution_height": 1080,
+                    },
+                    "split_em": split,
+                    "is_stereo": False,
+                    "origin_video_id": f"sample_{vi:05d}",
+                }
+            )
             for cu, a, b in clips:
-                ego_clips.append({"clip_uid": cu, "video_uid": uid, "video_start_sec": a, "video_end_sec": b,
-                                  "video_start_frame": int(round(a * FPS)), "video_end_frame": int(round(b * FPS)),
-                                  "split_nlq": split if in_nlq else None})
+                ego_clips.append(
+                    {
+                        "clip_uid": cu,
+                        "video_uid": uid,
+                        "video_start_sec": a,
+                        "video_end_sec": b,
+                        "video_start_frame": int(round(a * FPS)),
+                        "video_end_frame": int(round(b * FPS)),
+                        "split_nlq": split if in_nlq else None,
+                    }
+                )
             summary.clips += len(clips)
             summary.split_videos[split] += 1
 
@@ -789,12 +944,12 @@ to localise them. Real-file quirks are included on purpose (null `template`, a q
 `query`, zero-length answers, curly apostrophes, `#unsure`/`#O` narrations, unsorted and
 duplicate timestamps, a video without clips, a video with only `narration_pass_2`, extra fields).
 
-- {s.videos} videos (train {s.split_videos['train']}, val {s.split_videos['val']}, \
-test {s.split_videos['test']}), {s.clips} clips in `ego4d.json`
+- {s.videos} videos (train {s.split_videos["train"]}, val {s.split_videos["val"]}, \
+test {s.split_videos["test"]}), {s.clips} clips in `ego4d.json`
 - `v1/annotations/narration.json`: {s.narrations[1]} narrations in pass 1, {s.narrations[2]} in pass 2 \
 (val and test videos are narrated too; leave them out when generating training data)
-- `v1/annotations/nlq_train.json` {q['train']} queries, `nlq_val.json` {q['val']}, \
-`nlq_test_unannotated.json` {q['test']} (no answer times)
+- `v1/annotations/nlq_train.json` {q["train"]} queries, `nlq_val.json` {q["val"]}, \
+`nlq_test_unannotated.json` {q["test"]} (no answer times)
 - `v1/{FEATURE_DIR}/<video_uid>.pt`: {feats}
 """
     (out / "README.md").write_text(text, encoding="utf-8")

@@ -38,9 +38,10 @@ import os
 import threading
 import time
 from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 from engine.errors import WorkspaceError
 from engine.workspace import Workspace, atomic_write_bytes, fsync_dir
@@ -168,14 +169,41 @@ class Row:
     """What the store keeps in memory per candidate: enough to filter, count and find it."""
 
     __slots__ = (
-        "id", "group_key", "video_uid", "clip_uid", "backend", "model", "prompt_version",
-        "template", "flags", "ambiguity", "query", "valid", "created", "shard", "offset",
-        "length", "pos", "n",
+        "id",
+        "group_key",
+        "video_uid",
+        "clip_uid",
+        "backend",
+        "model",
+        "prompt_version",
+        "template",
+        "flags",
+        "ambiguity",
+        "query",
+        "valid",
+        "created",
+        "shard",
+        "offset",
+        "length",
+        "pos",
+        "n",
     )
 
     def __init__(self, r: list, group_key: str, shard: int, offset: int, length: int, pos: int, n: int):
-        (self.id, self.video_uid, self.clip_uid, self.backend, self.model, self.prompt_version,
-         self.template, self.flags, self.ambiguity, self.query, valid, self.created) = r[:12]
+        (
+            self.id,
+            self.video_uid,
+            self.clip_uid,
+            self.backend,
+            self.model,
+            self.prompt_version,
+            self.template,
+            self.flags,
+            self.ambiguity,
+            self.query,
+            valid,
+            self.created,
+        ) = r[:12]
         self.valid = bool(valid)
         self.group_key = group_key
         self.shard, self.offset, self.length, self.pos = shard, offset, length, pos
@@ -206,15 +234,32 @@ class Step:
 
     def to_json(self) -> dict:
         return {
-            "seq": self.seq, "op": self.op, "ids": self.ids, "status": self.status,
-            "reason": self.reason, "text": self.text, "reviewer": self.reviewer, "t": self.t,
-            "rule": self.rule, "before": self.before,
+            "seq": self.seq,
+            "op": self.op,
+            "ids": self.ids,
+            "status": self.status,
+            "reason": self.reason,
+            "text": self.text,
+            "reviewer": self.reviewer,
+            "t": self.t,
+            "rule": self.rule,
+            "before": self.before,
         }
 
     @classmethod
-    def from_json(cls, d: dict) -> "Step":
-        return cls(d["seq"], d["op"], list(d["ids"]), d["status"], d.get("reason"), d.get("text"),
-                   d.get("reviewer") or "", float(d.get("t") or 0), d.get("rule"), dict(d.get("before") or {}))
+    def from_json(cls, d: dict) -> Step:
+        return cls(
+            d["seq"],
+            d["op"],
+            list(d["ids"]),
+            d["status"],
+            d.get("reason"),
+            d.get("text"),
+            d.get("reviewer") or "",
+            float(d.get("t") or 0),
+            d.get("rule"),
+            dict(d.get("before") or {}),
+        )
 
 
 def _read_complete_lines(path: Path, start: int = 0) -> tuple[list[tuple[int, bytes]], int]:
@@ -400,8 +445,12 @@ class CandidateStore:
                 ok = False
             if ok:
                 off = int(hint[1])
-                return ([[paths[i], off, None]] + [[p, 0, None] for p in paths[i + 1:]]
-                        + [[p, 0, None] for p in paths[:i]] + [[paths[i], 0, off]])
+                return (
+                    [[paths[i], off, None]]
+                    + [[p, 0, None] for p in paths[i + 1 :]]
+                    + [[p, 0, None] for p in paths[:i]]
+                    + [[paths[i], 0, off]]
+                )
         return [[p, 0, None] for p in paths]
 
     def _parse(self, data: bytes, end: int, start: int, shard: int, path: Path) -> list[tuple]:
@@ -460,7 +509,9 @@ class CandidateStore:
             rows = []
             for pos, r in enumerate(index):
                 if r[0] in self.by_id:
-                    self.problems.append(f"{path.name} at byte {offset}: candidate id {r[0]!r} repeated; kept the first")
+                    self.problems.append(
+                        f"{path.name} at byte {offset}: candidate id {r[0]!r} repeated; kept the first"
+                    )
                     continue
                 row = Row(r, gk, shard, offset, length, pos, len(self.rows))
                 self.rows.append(row)
@@ -590,7 +641,7 @@ class CandidateStore:
     # ---------------------------------------------------------------------------------------
     # reading decisions
 
-    def load(self) -> "CandidateStore":
+    def load(self) -> CandidateStore:
         """Read every candidate and replay the decisions. Returns self."""
         self._ensure_scanned()
         self._load_decisions()
@@ -658,10 +709,25 @@ class CandidateStore:
         if op in ("decide", "bulk"):
             if entry.get("at"):
                 self.cursor = (entry["at"][0], entry["at"][1])
-            step = Step(int(entry["seq"]), op, list(entry["ids"]), entry["status"], entry.get("reason"),
-                        entry.get("text"), entry.get("reviewer") or "", float(entry.get("t") or 0), entry.get("rule"))
-            state = {"status": step.status, "reason": step.reason, "text": step.text,
-                     "reviewer": step.reviewer, "t": step.t, "seq": step.seq}
+            step = Step(
+                int(entry["seq"]),
+                op,
+                list(entry["ids"]),
+                entry["status"],
+                entry.get("reason"),
+                entry.get("text"),
+                entry.get("reviewer") or "",
+                float(entry.get("t") or 0),
+                entry.get("rule"),
+            )
+            state = {
+                "status": step.status,
+                "reason": step.reason,
+                "text": step.text,
+                "reviewer": step.reviewer,
+                "t": step.t,
+                "seq": step.seq,
+            }
             for cid in step.ids:
                 prev = self.states.get(cid)
                 step.before[cid] = prev
@@ -742,9 +808,17 @@ class CandidateStore:
         elif status != "flagged":
             reason = None
         row = self.by_id[cid]
-        entry = {"seq": self._seq + 1, "op": "decide", "ids": [cid], "status": status, "reason": reason,
-                 "text": text if status == "edited" else None, "reviewer": self.reviewer, "t": time.time(),
-                 "at": [self._shards[row.shard].name, row.offset]}
+        entry = {
+            "seq": self._seq + 1,
+            "op": "decide",
+            "ids": [cid],
+            "status": status,
+            "reason": reason,
+            "text": text if status == "edited" else None,
+            "reviewer": self.reviewer,
+            "t": time.time(),
+            "at": [self._shards[row.shard].name, row.offset],
+        }
         with self._mutex:
             self._append(entry)
             self.session_decisions.append(entry["t"])
@@ -752,7 +826,9 @@ class CandidateStore:
             self._maybe_compact()
             return step  # type: ignore[return-value]
 
-    def bulk(self, ids: Iterable[str], action: str, *, reason: str | None = None, rule: str | None = None) -> Step | None:
+    def bulk(
+        self, ids: Iterable[str], action: str, *, reason: str | None = None, rule: str | None = None
+    ) -> Step | None:
         """One journal entry that sets the status of many candidates; one undo reverts it."""
         if action not in ("accept", "reject", "skip", "flag", "reset"):
             raise ValueError(f"bulk action must be accept, reject, skip, flag or reset, not {action!r}")
@@ -761,9 +837,17 @@ class CandidateStore:
         if not ids:
             return None
         status = ACTIONS[action]
-        entry = {"seq": self._seq + 1, "op": "bulk", "ids": ids, "status": status,
-                 "reason": (reason or DEFAULT_REASON) if status == "rejected" else None, "text": None,
-                 "reviewer": self.reviewer, "t": time.time(), "rule": rule}
+        entry = {
+            "seq": self._seq + 1,
+            "op": "bulk",
+            "ids": ids,
+            "status": status,
+            "reason": (reason or DEFAULT_REASON) if status == "rejected" else None,
+            "text": None,
+            "reviewer": self.reviewer,
+            "t": time.time(),
+            "rule": rule,
+        }
         with self._mutex:
             self._append(entry)
             step = self._apply(entry)
@@ -775,8 +859,13 @@ class CandidateStore:
         row = self.by_id.get(cid)
         if row is None or self._journal_fd is None:
             return
-        entry = {"seq": self._seq + 1, "op": "cursor", "at": [self._shards[row.shard].name, row.offset],
-                 "reviewer": self.reviewer, "t": time.time()}
+        entry = {
+            "seq": self._seq + 1,
+            "op": "cursor",
+            "at": [self._shards[row.shard].name, row.offset],
+            "reviewer": self.reviewer,
+            "t": time.time(),
+        }
         with self._mutex:
             self._append(entry)
             self._apply(entry)
@@ -897,7 +986,7 @@ class CandidateStore:
             out["video_uid"].add(r.video_uid)
         return {k: sorted(v) for k, v in out.items()}
 
-    def select(self, flt: "Filter", upto: int | None = None) -> list[Row]:
+    def select(self, flt: Filter, upto: int | None = None) -> list[Row]:
         """Rows matching the filter, in store order (of the first `upto` rows if given)."""
         self.load()
         pred = flt.predicate(self)
@@ -924,7 +1013,7 @@ class CandidateStore:
                 lock.release()
         self._review_lock = self._gen_lock = None
 
-    def __enter__(self) -> "CandidateStore":
+    def __enter__(self) -> CandidateStore:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -1017,7 +1106,12 @@ class Filter:
                 st = states.get(r.id)
                 if (st["status"] if st else "pending") not in statuses:
                     return False
-            if self.backend_model and f"{r.backend}/{r.model}" != self.backend_model and r.model != self.backend_model and r.backend != self.backend_model:
+            if (
+                self.backend_model
+                and f"{r.backend}/{r.model}" != self.backend_model
+                and r.model != self.backend_model
+                and r.backend != self.backend_model
+            ):
                 return False
             if self.prompt_version and r.prompt_version != self.prompt_version:
                 return False

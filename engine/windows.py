@@ -83,9 +83,9 @@ from __future__ import annotations
 
 import threading
 import time as _time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import cached_property
-from typing import Callable
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -132,7 +132,7 @@ class WindowParams:
     min_window: float = 1.0
     narration_pass: int | str = 1  # 1, 2 or "both"
 
-    def validated(self) -> "WindowParams":
+    def validated(self) -> WindowParams:
         """The same parameters in canonical form, or ConfigError naming the bad one."""
         try:
             k = int(self.k)
@@ -144,7 +144,9 @@ class WindowParams:
             alpha = float(self.alpha)
             min_window = float(self.min_window)
         except (TypeError, ValueError):
-            raise ConfigError(f"alpha and min_window must be numbers, got {self.alpha!r}, {self.min_window!r}") from None
+            raise ConfigError(
+                f"alpha and min_window must be numbers, got {self.alpha!r}, {self.min_window!r}"
+            ) from None
         if not np.isfinite(alpha) or alpha <= 0:
             raise ConfigError(f"alpha must be a number > 0, got {self.alpha!r}")
         if not np.isfinite(min_window) or min_window < 0:
@@ -248,7 +250,9 @@ class _Prepared:
         cover = np.bincount(a[live], minlength=N + 1) - np.bincount(b[live], minlength=N + 1)
         cnt = np.cumsum(cover[:N]).astype(np.int32)
         idsum = np.cumsum(
-            (np.bincount(a[live], weights=live, minlength=N + 1) - np.bincount(b[live], weights=live, minlength=N + 1))[:N]
+            (np.bincount(a[live], weights=live, minlength=N + 1) - np.bincount(b[live], weights=live, minlength=N + 1))[
+                :N
+            ]
         )
         firstclip = np.where(cnt == 1, np.rint(idsum), -1).astype(np.int32)
         self.cover = cnt
@@ -295,7 +299,9 @@ class _Prepared:
         _check(cancel)
 
         # Runs: rows left in the video from i on, and how many rows in no clip come before i.
-        self.video_room = ((voff[1:][rowvid] if N else np.zeros(0, np.int64)) - np.arange(N, dtype=np.int64)).astype(np.int32)
+        self.video_room = ((voff[1:][rowvid] if N else np.zeros(0, np.int64)) - np.arange(N, dtype=np.int64)).astype(
+            np.int32
+        )
         noclip = row_used & (cnt == 0)
         self.noclip_prefix = np.concatenate([[0], np.cumsum(noclip)]).astype(np.int32)
         self.narrations_no_clip = int(noclip.sum())
@@ -391,7 +397,6 @@ class _Groups:
         self.n_no_clip = self.runs - inside
         self.n_straddle = inside - len(self.row)
 
-
     @cached_property
     def clip(self) -> np.ndarray:
         """Parent clip of each group: its first row's first clip, unless that one ends before
@@ -421,7 +426,7 @@ class WindowEngine:
         self._lock = threading.Lock()
 
     @classmethod
-    def of(cls, index: Index) -> "WindowEngine":
+    def of(cls, index: Index) -> WindowEngine:
         eng = index.__dict__.get("_window_engine")
         if eng is None:
             eng = index.__dict__["_window_engine"] = cls(index)
@@ -431,8 +436,12 @@ class WindowEngine:
         # which videos are used can change on the same Index (e.g. a feature folder rescanned):
         # then nothing cached is valid any more
         idx = self.index
-        sig = (np.asarray(idx.excluded).tobytes(), np.asarray(idx.has_features).tobytes(), len(idx.clip_uids),
-               tuple(len(a) for a in idx.passes.values()))
+        sig = (
+            np.asarray(idx.excluded).tobytes(),
+            np.asarray(idx.has_features).tobytes(),
+            len(idx.clip_uids),
+            tuple(len(a) for a in idx.passes.values()),
+        )
         if sig != getattr(self, "_sig", None):
             self._prepared.clear()
             self._groups.clear()
@@ -456,7 +465,7 @@ class WindowEngine:
             self._groups[key] = grp
         return grp
 
-    def compute(self, params: WindowParams, cancel: Callable[[], bool] | None = None) -> "WindowResult":
+    def compute(self, params: WindowParams, cancel: Callable[[], bool] | None = None) -> WindowResult:
         params = params.validated()
         with self._lock:
             t0 = _time.perf_counter()
@@ -470,7 +479,7 @@ class WindowEngine:
             return res
 
 
-def compute(index: Index, params: WindowParams | None = None, cancel: Callable[[], bool] | None = None) -> "WindowResult":
+def compute(index: Index, params: WindowParams | None = None, cancel: Callable[[], bool] | None = None) -> WindowResult:
     """Groups, windows and reasons for `params` (defaults: the notebook's) over the whole index."""
     return WindowEngine.of(index).compute(params or WindowParams(), cancel)
 
@@ -505,7 +514,7 @@ def _explicit(table_time, row_bits, rows, half, cs, ce):
     return bits, start, end, cut
 
 
-def _windows(index: Index, prep: _Prepared, grp: _Groups, params: WindowParams, cancel) -> "WindowResult":
+def _windows(index: Index, prep: _Prepared, grp: _Groups, params: WindowParams, cancel) -> WindowResult:
     k, N, V = grp.k, prep.N, index.n_videos
     T = prep.table.time
     d_video = np.maximum(params.min_window, prep.beta / params.alpha)  # NaN where no beta
@@ -561,12 +570,16 @@ def _windows(index: Index, prep: _Prepared, grp: _Groups, params: WindowParams, 
         g, rows = grp.fix, grp.fix_rows
         fv = grp.video[g]
         approx = _variant_bits(rbx, grp.row[g], k)
-        fix_bits, fs, fe, fcut = _explicit(T, prep.row_bits, rows, half_video[fv], index.clip_start[grp.clip[g]], index.clip_end[grp.clip[g]])
+        fix_bits, fs, fe, fcut = _explicit(
+            T, prep.row_bits, rows, half_video[fv], index.clip_start[grp.clip[g]], index.clip_end[grp.clip[g]]
+        )
         hist += np.bincount(fix_bits.ravel(), minlength=256) - np.bincount(approx.ravel(), minlength=256)
         fnb = np.isnan(half_video[fv])[:, None]
         vids = np.broadcast_to(fv[:, None], rows.shape)
         old_cut, old_dur = cut[rows], (end - start)[rows]
-        uncut_per_video += np.bincount(vids[~fcut & ~fnb], minlength=V) - np.bincount(vids[~old_cut & ~fnb], minlength=V)
+        uncut_per_video += np.bincount(vids[~fcut & ~fnb], minlength=V) - np.bincount(
+            vids[~old_cut & ~fnb], minlength=V
+        )
         usable_per_video += np.bincount(vids[fix_bits == 0], minlength=V) - np.bincount(vids[approx == 0], minlength=V)
         new_cut = fcut & ~fnb
         old_cut = old_cut & ~fnb
@@ -767,7 +780,9 @@ class WindowResult:
         return t, start, end
 
     # -- selections for tables
-    def rows(self, reason: int | str | None = None, video: int | str | None = None, usable: bool | None = None) -> np.ndarray:
+    def rows(
+        self, reason: int | str | None = None, video: int | str | None = None, usable: bool | None = None
+    ) -> np.ndarray:
         """Window indices (int64, ascending) matching all given filters. Do not modify the array:
         the last few answers are kept, so the lab can ask again for free.
 

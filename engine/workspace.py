@@ -22,8 +22,9 @@ import fcntl
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from tinydb import TinyDB
 from tinydb.storages import Storage
@@ -112,7 +113,9 @@ class Workspace:
             try:
                 self.path.mkdir(parents=True)
             except OSError as exc:
-                raise WorkspaceError(f"{self.path}: cannot create the workspace ({exc.strerror}); check --workspace") from None
+                raise WorkspaceError(
+                    f"{self.path}: cannot create the workspace ({exc.strerror}); check --workspace"
+                ) from None
         for sub in ("candidates", "exports", "runs", "locks"):
             (self.path / sub).mkdir(exist_ok=True)
         self._db: TinyDB | None = None
@@ -177,7 +180,7 @@ class Workspace:
         finally:
             handle.release()
 
-    def acquire(self, name: str, purpose: str = "") -> "WriterLock":
+    def acquire(self, name: str, purpose: str = "") -> WriterLock:
         return WriterLock(self.path / "locks" / f"{name}.lock", name, purpose)
 
     def close(self) -> None:

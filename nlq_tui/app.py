@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import importlib
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from textual.app import App, SystemCommand
 from textual.command import DiscoveryHit, Hit, Hits, Provider
@@ -85,7 +85,9 @@ class ScreensProvider(Provider):
         for title, help_text, name in self._commands():
             score = matcher.match(title)
             if score > 0:
-                yield Hit(score, matcher.highlight(title), lambda name=name: app.action_show_screen(name), help=help_text)
+                yield Hit(
+                    score, matcher.highlight(title), lambda name=name: app.action_show_screen(name), help=help_text
+                )
 
 
 class NLQApp(App):
@@ -129,7 +131,9 @@ class NLQApp(App):
                 self.notify(f"the {SCREEN_TITLES[name]} screen is not installed in this build", severity="warning")
                 return
             except Exception as exc:  # a broken screen must not take the app down
-                self.notify(f"the {SCREEN_TITLES[name]} screen failed to load: {type(exc).__name__}: {exc}", severity="error")
+                self.notify(
+                    f"the {SCREEN_TITLES[name]} screen failed to load: {type(exc).__name__}: {exc}", severity="error"
+                )
                 return
             self.add_mode(name, screen_class)
         from nlq_tui.screens.help import HelpScreen

@@ -44,8 +44,21 @@ DATA_BINDINGS: list[Binding] = [
     Binding("ctrl+r", "reload", "Reload", id="data.reload", tooltip="Load the data root again"),
     Binding("f", "focus_features", "Features", id="data.focus_features", tooltip="Choose the feature folder"),
     Binding("i", "focus_issues", "Issues", id="data.focus_issues", tooltip="Go to the list of warnings and errors"),
-    Binding("escape", "leave_input", "Done", show=False, id="data.leave_input", tooltip="Leave the path input (keys 1-5 switch screens again)"),
-    Binding("c", "full_check", "Full check", id="data.full_check", tooltip="Check every file, opening a sample of feature files"),
+    Binding(
+        "escape",
+        "leave_input",
+        "Done",
+        show=False,
+        id="data.leave_input",
+        tooltip="Leave the path input (keys 1-5 switch screens again)",
+    ),
+    Binding(
+        "c",
+        "full_check",
+        "Full check",
+        id="data.full_check",
+        tooltip="Check every file, opening a sample of feature files",
+    ),
 ]
 
 LAB_BINDINGS: list[Binding] = [
@@ -55,7 +68,14 @@ LAB_BINDINGS: list[Binding] = [
     Binding("r", "focus_reason", "Reason", id="lab.reason", tooltip="Filter not-usable windows by reason"),
     Binding("v", "focus_video", "Video", id="lab.video", tooltip="Filter windows by video uid"),
     Binding("x", "defaults", "Defaults", id="lab.defaults", tooltip="Reset k, alpha, min window, pass"),
-    Binding("escape", "leave_input", "Done", show=False, id="lab.leave_input", tooltip="Leave the input (keys 1-5 switch screens again)"),
+    Binding(
+        "escape",
+        "leave_input",
+        "Done",
+        show=False,
+        id="lab.leave_input",
+        tooltip="Leave the input (keys 1-5 switch screens again)",
+    ),
 ]
 
 GROUP_BINDINGS: list[Binding] = [

@@ -21,8 +21,7 @@ SCREENS = ("data", "lab", "generate", "review", "train")
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nlq-tui",
-        description="Synthetic Ego4D NLQ data: generate, review, export, train. "
-        "With no command, opens the app.",
+        description="Synthetic Ego4D NLQ data: generate, review, export, train. With no command, opens the app.",
     )
     parser.add_argument("--data", metavar="ROOT", help="Ego4D root (default: the workspace's, else sample_data/)")
     parser.add_argument("--workspace", metavar="WS", default=None, help="workspace folder (default ./nlq-workspace)")

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from textual.message import Message
 
@@ -32,7 +33,7 @@ def sample_data_root() -> Path | None:
     return candidate if (candidate / "ego4d.json").is_file() else None
 
 
-def train_counts(index: "Index") -> tuple[dict, list]:
+def train_counts(index: Index) -> tuple[dict, list]:
     """The index's counts with the official train split's (nlq_train.json is not part of the
     index), and any problem with that file as an Issue."""
     from engine.ego4d import NLQ_FILES, load_nlq
@@ -55,7 +56,7 @@ def train_counts(index: "Index") -> tuple[dict, list]:
 class IndexChanged(Message):
     """The index was (re)loaded, or a load failed (then `error` is set and `index` is the old one)."""
 
-    def __init__(self, index: "Index | None", error: str | None = None) -> None:
+    def __init__(self, index: Index | None, error: str | None = None) -> None:
         super().__init__()
         self.index = index
         self.error = error
@@ -92,7 +93,7 @@ class AppContext:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_args(cls, args) -> "AppContext":
+    def from_args(cls, args) -> AppContext:
         """Resolve the settings: command line first, then the workspace, then defaults."""
         ws = Workspace(getattr(args, "workspace", None))
         data = getattr(args, "data", None)
@@ -117,7 +118,7 @@ class AppContext:
         root: Path | None = None,
         features: str | None = None,
         progress: Progress | None = None,
-    ) -> "Index":
+    ) -> Index:
         """Load (or reload) the index of `root` with `features`; blocking, call from a worker.
 
         On success the root and features become current and are saved to the workspace.

@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 NARRATION = "v1/annotations/narration.json"
 EGO4D = "ego4d.json"
@@ -75,7 +76,12 @@ def _nlq_file(vids: list[Video], annotated: bool) -> dict:
     for v in vids:
         clips = []
         for ci, (s, e) in enumerate(v.clips):
-            q = {"query": "where did I put the knife?", "template": "Objects: Where is object X?", "slot_x": "knife", "verb_x": "put"}
+            q = {
+                "query": "where did I put the knife?",
+                "template": "Objects: Where is object X?",
+                "slot_x": "knife",
+                "verb_x": "put",
+            }
             if annotated:
                 q.update(clip_start_sec=1.0, clip_end_sec=3.0, video_start_sec=s + 1.0, video_end_sec=s + 3.0,
                          video_start_frame=int((s + 1) * 30), video_end_frame=int((s + 3) * 30))  # fmt: skip
@@ -87,7 +93,13 @@ def _nlq_file(vids: list[Video], annotated: bool) -> dict:
                 "annotations": [{"language_queries": [q], "annotation_uid": _uid(v.uid, "ann", ci)}],
             })  # fmt: skip
         videos.append({"video_uid": v.uid, "clips": clips, "split": "train" if annotated else "test"})
-    return {"version": "v1", "date": "220101", "description": "NLQ annotations (tests)", "manifest": "manifest.csv", "videos": videos}
+    return {
+        "version": "v1",
+        "date": "220101",
+        "description": "NLQ annotations (tests)",
+        "manifest": "manifest.csv",
+        "videos": videos,
+    }
 
 
 def write_json(root: Path, rel: str, obj: Any) -> Path:
@@ -113,7 +125,9 @@ def write_tree(
     clips = []
     for v in vids:
         for ci, (s, e) in enumerate(v.clips):
-            clips.append({"clip_uid": _uid(v.uid, "clip", ci), "video_uid": v.uid, "video_start_sec": s, "video_end_sec": e})
+            clips.append(
+                {"clip_uid": _uid(v.uid, "clip", ci), "video_uid": v.uid, "video_start_sec": s, "video_end_sec": e}
+            )
     ego = {
         "version": "v1",
         "date": "220101",
@@ -182,8 +196,16 @@ def quirky_tree(root: str | Path) -> Path:
     root = write_tree(
         root,
         videos=[
-            video("q-main", pass1=[(5.0, "#C C opens the fridge\u2019s door"), (1.0, "#C C picks up a cup #unsure"), (3.0, "#O man X waves"),
-                                   (3.0, "#C C drinks"), (7.0, "#C C puts the cup down")]),  # fmt: skip
+            video(
+                "q-main",
+                pass1=[
+                    (5.0, "#C C opens the fridge\u2019s door"),
+                    (1.0, "#C C picks up a cup #unsure"),
+                    (3.0, "#O man X waves"),
+                    (3.0, "#C C drinks"),
+                    (7.0, "#C C puts the cup down"),
+                ],
+            ),  # fmt: skip
             video("q-noclip", clips=[], pass1=[(1.0, "#C C walks"), (2.0, "#C C sits")]),
             video("q-pass2", pass1=None, pass2=[(1.0, "#C C reads"), (2.0, "#C C writes")]),
             video("q-val", split="val"),

@@ -83,7 +83,7 @@ class FakeLLMServer:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
-    def start(self) -> "FakeLLMServer":
+    def start(self) -> FakeLLMServer:
         self._thread = threading.Thread(target=self._run, name="fake-llm", daemon=True)
         self._thread.start()
         if not self._ready.wait(10):
@@ -92,6 +92,7 @@ class FakeLLMServer:
 
     def stop(self) -> None:
         if self._loop is not None and self._loop.is_running():
+
             async def _shutdown() -> None:
                 self._server.close()
                 me = asyncio.current_task()
@@ -105,7 +106,7 @@ class FakeLLMServer:
         if self._thread is not None:
             self._thread.join(5)
 
-    def __enter__(self) -> "FakeLLMServer":
+    def __enter__(self) -> FakeLLMServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -172,7 +173,9 @@ class FakeLLMServer:
 
     async def _respond(self, method, path, headers, body, writer) -> bool:
         if method == "GET" and path.rstrip("/").endswith("/models"):
-            self._send(writer, 200, json.dumps({"object": "list", "data": [{"id": "fake", "object": "model"}]}).encode())
+            self._send(
+                writer, 200, json.dumps({"object": "list", "data": [{"id": "fake", "object": "model"}]}).encode()
+            )
             await writer.drain()
             return True
         if method != "POST" or not path.rstrip("/").endswith("/chat/completions"):
@@ -221,7 +224,9 @@ class FakeLLMServer:
         elif mode == "server_error":
             self._send(writer, 500, b'{"error": {"message": "boom", "type": "server_error"}}')
         elif mode == "unauthorized":
-            self._send(writer, 401, b'{"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}}')
+            self._send(
+                writer, 401, b'{"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}}'
+            )
         elif mode == "html_502":
             self._send(writer, 502, b"<html><body><h1>502 Bad Gateway</h1></body></html>", "text/html")
         elif mode == "html":
@@ -249,8 +254,11 @@ class FakeLLMServer:
                 "created": int(time.time()),
                 "model": req.get("model", "fake"),
                 "choices": choices,
-                "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                          "total_tokens": prompt_tokens + completion_tokens},  # fmt: skip
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion_tokens,
+                    "total_tokens": prompt_tokens + completion_tokens,
+                },  # fmt: skip
             }
             self._send(writer, 200, json.dumps(resp).encode())
         await writer.drain()

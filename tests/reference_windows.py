@@ -21,7 +21,9 @@ def narrations_of(content: dict, narration_pass) -> list[dict]:
     return sorted(out, key=lambda n: n["timestamp_sec"])
 
 
-def reference(ego4d: dict, narration: dict, excluded: set, features: set, k=5, alpha=4.9, min_window=1.0, narration_pass=1) -> dict:
+def reference(
+    ego4d: dict, narration: dict, excluded: set, features: set, k=5, alpha=4.9, min_window=1.0, narration_pass=1
+) -> dict:
     """Groups, windows and counts the way the notebook (plus the issue's reasons) defines them.
 
     Returns {"groups": [(video_uid, first_position, clip_number)], "windows": [dict per window in
@@ -59,7 +61,11 @@ def reference(ego4d: dict, narration: dict, excluded: set, features: set, k=5, a
             runs += 1
             run_times = times[i : i + k]
             parent = next(
-                ((num, c) for num, c in video_clips if float(c["video_start_sec"]) <= run_times[0] and float(c["video_end_sec"]) >= run_times[-1]),
+                (
+                    (num, c)
+                    for num, c in video_clips
+                    if float(c["video_start_sec"]) <= run_times[0] and float(c["video_end_sec"]) >= run_times[-1]
+                ),
                 None,
             )
             if parent is None:
@@ -126,7 +132,9 @@ def notebook_group_count(ego4d: dict, narration: dict, excluded: set, features: 
             current_group = narrations_list[i : i + k]
             t0 = current_group[0]["timestamp_sec"]
             t1 = current_group[-1]["timestamp_sec"]
-            parent = next((c for c in clips_for_this_video if c["video_start_sec"] <= t0 and c["video_end_sec"] >= t1), None)
+            parent = next(
+                (c for c in clips_for_this_video if c["video_start_sec"] <= t0 and c["video_end_sec"] >= t1), None
+            )
             if parent:
                 count += 1
     return count

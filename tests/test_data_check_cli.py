@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import torch
-
 from ego4d_fixtures import NARRATION, NLQ, edit_json, quirky_tree, video, write_tree
 
 
@@ -58,7 +57,11 @@ def test_broken_files_exit_2_with_one_line_per_error_and_no_traceback(tmp_path):
     assert r.returncode == 2
     assert "Traceback" not in r.stderr + r.stdout
     err_lines = [l for l in r.stderr.splitlines() if l.startswith("nlq-tui: error:")]
-    assert len(err_lines) == 1 and "narration.json" in err_lines[0] and "narrations[2].timestamp_sec is a string" in err_lines[0]
+    assert (
+        len(err_lines) == 1
+        and "narration.json" in err_lines[0]
+        and "narrations[2].timestamp_sec is a string" in err_lines[0]
+    )
 
     r = _run(str(root), "--json", tmp_path=tmp_path)
     assert r.returncode == 2
@@ -102,7 +105,13 @@ def test_every_quirk_in_sample_data_is_reported_by_data_check(tmp_path):
     assert set(reported) == expected
     # the counts are the files' own, not just "some"
     with open(repo / "sample_data" / NLQ["train"], encoding="utf-8") as f:
-        train = [q for v in json.load(f)["videos"] for c in v["clips"] for a in c["annotations"] for q in a["language_queries"]]
+        train = [
+            q
+            for v in json.load(f)["videos"]
+            for c in v["clips"]
+            for a in c["annotations"]
+            for q in a["language_queries"]
+        ]
     assert reported[(NLQ["train"], "query_missing")] == sum("query" not in q for q in train) > 0
     assert reported[(NLQ["train"], "template_null")] == sum(q["template"] is None for q in train) > 0
     with open(repo / "sample_data" / NARRATION, encoding="utf-8") as f:
@@ -121,7 +130,8 @@ def test_json_into_a_closed_pipe_is_not_a_traceback():
     # `nlq-tui data check ROOT --json | head -c 10`: the reader leaves before the end.
     proc = subprocess.Popen(
         [sys.executable, "-m", "nlq_tui", "data", "check", "sample_data", "--json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     proc.stdout.close()  # before it writes a byte
     err = proc.stderr.read().decode()

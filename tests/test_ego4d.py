@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from ego4d_fixtures import EGO4D, NARRATION, NLQ, QUIRKS, edit_json, quirky_tree, video, write_tree
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ego4d_fixtures import EGO4D, NARRATION, NLQ, QUIRKS, edit_json, quirky_tree, video, write_tree
 from engine import cache
 from engine.ego4d import check, load_index, load_nlq, text_flags
 from engine.errors import DataError
@@ -68,7 +68,11 @@ def test_unsorted_and_duplicate_timestamps_are_stably_sorted(tmp_path):
 
 def test_streaming_loader_builds_the_same_index_as_the_plain_builder(tmp_path):
     root = quirky_tree(tmp_path / "d")
-    edit_json(root, NARRATION, lambda d: d["q-main"]["narration_pass_1"]["narrations"][2].update(narration_text="#C C café’s door"))
+    edit_json(
+        root,
+        NARRATION,
+        lambda d: d["q-main"]["narration_pass_1"]["narrations"][2].update(narration_text="#C C café’s door"),
+    )
     fast, plain = load_index(root, use_cache=False), _plain(root)
     _assert_same(fast, plain)
     assert fast.clip_uids == plain.clip_uids
@@ -99,7 +103,13 @@ def test_reading_in_tiny_chunks_gives_the_same_index(tmp_path, monkeypatch):
     import engine.ego4d as ego4d
 
     root = quirky_tree(tmp_path / "d")
-    edit_json(root, NARRATION, lambda d: d["q-main"]["narration_pass_1"]["narrations"][1].update(narration_text="#C C holds the caf\u00e9\u2019s cup \U0001F600"))
+    edit_json(
+        root,
+        NARRATION,
+        lambda d: d["q-main"]["narration_pass_1"]["narrations"][1].update(
+            narration_text="#C C holds the caf\u00e9\u2019s cup \U0001f600"
+        ),
+    )
     text = (root / NARRATION).read_text()
     (root / NARRATION).write_text(text.replace(", ", " ,\n  "))  # whitespace and newlines everywhere
     monkeypatch.setattr(ego4d, "_CHUNK", 7)
@@ -108,9 +118,17 @@ def test_reading_in_tiny_chunks_gives_the_same_index(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("style", ["raw", "escaped", "mixed"])
 def test_non_ascii_text_reads_the_same_raw_escaped_or_mixed(tmp_path, style):
-    texts = ["#C C opens the fridge\u2019s door", "#C C caf\u00e9 \U0001F600 \u4e2d", "#C C plain"]
-    narration = {"v\u00e9": {"narration_pass_1": {"narrations": [
-        {"timestamp_sec": float(i), "narration_text": t, "annotation_uid": f"u{i}\u00df"} for i, t in enumerate(texts)]}}}
+    texts = ["#C C opens the fridge\u2019s door", "#C C caf\u00e9 \U0001f600 \u4e2d", "#C C plain"]
+    narration = {
+        "v\u00e9": {
+            "narration_pass_1": {
+                "narrations": [
+                    {"timestamp_sec": float(i), "narration_text": t, "annotation_uid": f"u{i}\u00df"}
+                    for i, t in enumerate(texts)
+                ]
+            }
+        }
+    }
     if style == "mixed":
         narration["v\u00e9"]["narration_pass_1"]["narrations"][2]["narration_text"] = "ctl\x01here \u00e9"
     root = write_tree(tmp_path / "d", videos=[video("other")], features="empty")
@@ -169,12 +187,21 @@ def test_narration_without_text_is_kept_as_empty_text_with_a_warning(tmp_path):
     "text, phrase",
     [
         (b'{"a": {"narration_pass_1": {"narrations": []}}} {"b": 1}', "extra data after the top-level object"),
-        (b'{"a": {"narration_pass_1": {"narrations": [{"timestamp_sec": 1.0, "narration_text": "caf\xe9"}]}}}', "not UTF-8"),
+        (
+            b'{"a": {"narration_pass_1": {"narrations": [{"timestamp_sec": 1.0, "narration_text": "caf\xe9"}]}}}',
+            "not UTF-8",
+        ),
         (b'{"a": {"narration_pass_1": {"narrations": []}},\n "b" {}}', "line 2 column 6"),
         (b'{"a": {"narration_pass_1": {"narrations": []}}, "b": [1]}', "video 'b' is a list"),
         (b'{"a": {"narration_pass_1": {"narrations": [[1.0, "text"]]}}}', "narrations[0] is a list"),
-        (b'{"a": {"narration_pass_1": {"narrations": [{"narration_text": "x"}]}}}', "narrations[0] has no timestamp_sec"),
-        (b'{"a": {"narration_pass_1": {"narrations": [{"timestamp_sec": 1.0, "narration_text": 5}]}}}', "narration_text is a number"),
+        (
+            b'{"a": {"narration_pass_1": {"narrations": [{"narration_text": "x"}]}}}',
+            "narrations[0] has no timestamp_sec",
+        ),
+        (
+            b'{"a": {"narration_pass_1": {"narrations": [{"timestamp_sec": 1.0, "narration_text": 5}]}}}',
+            "narration_text is a number",
+        ),
     ],
 )
 def test_malformed_narration_json_is_one_line_naming_the_video_or_position(tmp_path, text, phrase):
@@ -193,13 +220,27 @@ def _write_streaming_tree(root: Path, videos: dict, indent, ensure_ascii: bool) 
     """A minimal tree whose narration.json holds `videos` ({uid: (pass1, pass2 or None)}); returns it."""
     narration = {}
     for uid, (p1, p2) in videos.items():
-        entry = {"narration_pass_1": {"narrations": [{"timestamp_sec": t, "narration_text": x, "annotation_uid": f"{uid}-{i}"} for i, (t, x) in enumerate(p1)]}}
+        entry = {
+            "narration_pass_1": {
+                "narrations": [
+                    {"timestamp_sec": t, "narration_text": x, "annotation_uid": f"{uid}-{i}"}
+                    for i, (t, x) in enumerate(p1)
+                ]
+            }
+        }
         if p2 is not None:
             entry["narration_pass_2"] = {"narrations": [{"timestamp_sec": t, "narration_text": x} for t, x in p2]}
         narration[uid] = entry
     (root / NARRATION).parent.mkdir(parents=True)
     (root / NARRATION).write_text(json.dumps(narration, indent=indent, ensure_ascii=ensure_ascii), "utf-8")
-    (root / EGO4D).write_text(json.dumps({"videos": [], "clips": [{"clip_uid": "c", "video_uid": u, "video_start_sec": 0, "video_end_sec": 9} for u in videos]}))
+    (root / EGO4D).write_text(
+        json.dumps(
+            {
+                "videos": [],
+                "clips": [{"clip_uid": "c", "video_uid": u, "video_start_sec": 0, "video_end_sec": 9} for u in videos],
+            }
+        )
+    )
     for f in (NLQ["val"], NLQ["test"]):
         (root / f).write_text('{"videos": []}')
     (root / "v1/egovlp_fp16").mkdir()
@@ -208,7 +249,9 @@ def _write_streaming_tree(root: Path, videos: dict, indent, ensure_ascii: bool) 
 
 @settings(max_examples=25, deadline=None)
 @given(
-    videos=st.dictionaries(st.text("abcdef-0123", min_size=1, max_size=6), st.tuples(_narrations, st.none() | _narrations), max_size=5),
+    videos=st.dictionaries(
+        st.text("abcdef-0123", min_size=1, max_size=6), st.tuples(_narrations, st.none() | _narrations), max_size=5
+    ),
     chunk=st.integers(1, 64),
     indent=st.sampled_from([None, 0, 2]),
 )
@@ -219,7 +262,7 @@ def test_streamed_narrations_equal_json_load_for_any_content_and_chunking(videos
 
     with tempfile.TemporaryDirectory() as d:
         root = Path(d)
-        narration = _write_streaming_tree(root, videos, indent, ensure_ascii=chunk % 2 == 0)
+        _write_streaming_tree(root, videos, indent, ensure_ascii=chunk % 2 == 0)
         old = ego4d._CHUNK
         ego4d._CHUNK = chunk
         try:
@@ -277,26 +320,68 @@ def _timestamp(value):
 ERRORS = {
     "missing narration.json": (lambda r: (r / NARRATION).unlink(), "narration.json", "not found"),
     "empty ego4d.json": (lambda r: _raw(r, EGO4D, ""), "ego4d.json", "empty"),
-    "folder instead of nlq_val.json": (lambda r: ((r / NLQ["val"]).unlink(), (r / NLQ["val"]).mkdir()), "nlq_val.json", "folder"),
+    "folder instead of nlq_val.json": (
+        lambda r: ((r / NLQ["val"]).unlink(), (r / NLQ["val"]).mkdir()),
+        "nlq_val.json",
+        "folder",
+    ),
     "truncated narration.json": (
-        lambda r: (r / NARRATION).write_bytes((r / NARRATION).read_bytes()[:-40]), "narration.json", "truncated"),
-    "non-JSON ego4d.json": (lambda r: _raw(r, EGO4D, "<html>503 Service Unavailable</html>"), "ego4d.json", "not valid JSON"),
+        lambda r: (r / NARRATION).write_bytes((r / NARRATION).read_bytes()[:-40]),
+        "narration.json",
+        "truncated",
+    ),
+    "non-JSON ego4d.json": (
+        lambda r: _raw(r, EGO4D, "<html>503 Service Unavailable</html>"),
+        "ego4d.json",
+        "not valid JSON",
+    ),
     "narration.json is a list": (lambda r: _raw(r, NARRATION, "[1, 2]"), "narration.json", "top level is a list"),
-    "nlq_test is a string": (lambda r: _raw(r, NLQ["test"], '"videos"'), "nlq_test_unannotated.json", "top level is a string"),
-    "timestamp is a string": (lambda r: edit_json(r, NARRATION, _timestamp("7.0")), "narration.json", "narrations[3].timestamp_sec is a string"),
-    "timestamp is null": (lambda r: edit_json(r, NARRATION, _timestamp(None)), "narration.json", "narrations[3].timestamp_sec is null"),
-    "timestamp is NaN": (lambda r: edit_json(r, NARRATION, _timestamp(float("nan"))), "narration.json", "timestamp_sec is NaN"),
+    "nlq_test is a string": (
+        lambda r: _raw(r, NLQ["test"], '"videos"'),
+        "nlq_test_unannotated.json",
+        "top level is a string",
+    ),
+    "timestamp is a string": (
+        lambda r: edit_json(r, NARRATION, _timestamp("7.0")),
+        "narration.json",
+        "narrations[3].timestamp_sec is a string",
+    ),
+    "timestamp is null": (
+        lambda r: edit_json(r, NARRATION, _timestamp(None)),
+        "narration.json",
+        "narrations[3].timestamp_sec is null",
+    ),
+    "timestamp is NaN": (
+        lambda r: edit_json(r, NARRATION, _timestamp(float("nan"))),
+        "narration.json",
+        "timestamp_sec is NaN",
+    ),
     "clip time is a string": (
-        lambda r: edit_json(r, EGO4D, lambda d: d["clips"][1].update(video_end_sec="60")), "ego4d.json", "clips[1].video_end_sec is a string"),
+        lambda r: edit_json(r, EGO4D, lambda d: d["clips"][1].update(video_end_sec="60")),
+        "ego4d.json",
+        "clips[1].video_end_sec is a string",
+    ),
     "query time is null": (
-        lambda r: edit_json(r, NLQ["val"], lambda d: d["videos"][0]["clips"][0]["annotations"][0]["language_queries"][0].update(clip_end_sec=None)),
-        "nlq_val.json", "videos[0].clips[0].annotations[0].language_queries[0].clip_end_sec is null"),
-    "no feature folder": (lambda r: [p.unlink() for p in (r / "v1/egovlp_fp16").iterdir()] and (r / "v1/egovlp_fp16").rmdir(), "egovlp_fp16", "not found"),
+        lambda r: edit_json(
+            r,
+            NLQ["val"],
+            lambda d: d["videos"][0]["clips"][0]["annotations"][0]["language_queries"][0].update(clip_end_sec=None),
+        ),
+        "nlq_val.json",
+        "videos[0].clips[0].annotations[0].language_queries[0].clip_end_sec is null",
+    ),
+    "no feature folder": (
+        lambda r: [p.unlink() for p in (r / "v1/egovlp_fp16").iterdir()] and (r / "v1/egovlp_fp16").rmdir(),
+        "egovlp_fp16",
+        "not found",
+    ),
 }
 
 
 def _tree(tmp_path) -> Path:
-    return write_tree(tmp_path / "d", videos=[video("video-0"), video("video-1", split="val"), video("video-2", split="test")])
+    return write_tree(
+        tmp_path / "d", videos=[video("video-0"), video("video-1", split="val"), video("video-2", split="test")]
+    )
 
 
 @pytest.mark.parametrize("case", list(ERRORS))
@@ -365,8 +450,13 @@ def test_cache_miss_then_hit_then_invalidated_by_mtime_and_size(tmp_path):
     _, stages = _stages(root)
     assert stages == {"reading cache"}
 
-    edit_json(root, NARRATION, lambda d: d["q-main"]["narration_pass_1"]["narrations"].append(
-        {"timestamp_sec": 9.0, "narration_text": "#C C leaves", "annotation_uid": "new"}))
+    edit_json(
+        root,
+        NARRATION,
+        lambda d: d["q-main"]["narration_pass_1"]["narrations"].append(
+            {"timestamp_sec": 9.0, "narration_text": "#C C leaves", "annotation_uid": "new"}
+        ),
+    )
     fresh, stages = _stages(root)
     assert "narration.json" in stages and len(fresh.passes[1]) == len(cold.passes[1]) + 1
 
@@ -403,7 +493,12 @@ def test_load_nlq_reads_queries_and_allows_no_times_in_the_test_file(tmp_path):
     train = load_nlq(root / NLQ["train"])
     assert len(train.queries) == 7
     q = train.queries[0]
-    assert (q.video_uid, q.clip_start_sec, q.clip_end_sec, q.template) == ("q-main", 1.0, 3.0, "Objects: Where is object X?")
+    assert (q.video_uid, q.clip_start_sec, q.clip_end_sec, q.template) == (
+        "q-main",
+        1.0,
+        3.0,
+        "Objects: Where is object X?",
+    )
     assert q.where == "videos[0].clips[0].annotations[0].language_queries[0]"
     assert {i.code for i in train.issues} >= {"template_null", "query_missing", "zero_length_answer"}
     write_tree(tmp_path / "t", videos=[video("t1", split="test")])
@@ -418,7 +513,10 @@ def test_load_nlq_requires_answer_times_in_an_annotated_file(tmp_path):
         del d["videos"][0]["clips"][0]["annotations"][0]["language_queries"][0]["video_end_sec"]
 
     edit_json(root, NLQ["val"], drop)
-    with pytest.raises(DataError, match=r"nlq_val.json: videos\[0\].clips\[0\].annotations\[0\].language_queries\[0\] has no video_end_sec"):
+    with pytest.raises(
+        DataError,
+        match=r"nlq_val.json: videos\[0\].clips\[0\].annotations\[0\].language_queries\[0\] has no video_end_sec",
+    ):
         load_nlq(root / NLQ["val"])
 
 
@@ -515,10 +613,21 @@ def _busy_tree(path: Path) -> Path:
 
     def more(d):
         for i in range(12):
-            d[f"extra-{i}"] = {"narration_pass_1": {"narrations": [
-                {"timestamp_sec": float(j), "narration_text": f'#C C says }}, "v{j}": {{ caf\u00e9\u2019s', "annotation_uid": f"e{i}-{j}"}
-                for j in range(i % 4)]}}
-        d["q-main"]["narration_pass_1"]["narrations"][1]["narration_text"] = "#C C holds the caf\u00e9\u2019s cup \U0001F600"
+            d[f"extra-{i}"] = {
+                "narration_pass_1": {
+                    "narrations": [
+                        {
+                            "timestamp_sec": float(j),
+                            "narration_text": f'#C C says }}, "v{j}": {{ caf\u00e9\u2019s',
+                            "annotation_uid": f"e{i}-{j}",
+                        }
+                        for j in range(i % 4)
+                    ]
+                }
+            }
+        d["q-main"]["narration_pass_1"]["narrations"][1]["narration_text"] = (
+            "#C C holds the caf\u00e9\u2019s cup \U0001f600"
+        )
 
     edit_json(root, NARRATION, more)
     return root
@@ -539,7 +648,9 @@ def test_parallel_decoding_gives_the_serial_index_and_warnings(tmp_path, monkeyp
     slow = load_index(root, use_cache=False)
     _assert_same(fast, slow)
     _assert_same(fast, _plain(root))
-    assert [(i.code, i.message, i.count) for i in fast_report.issues] == [(i.code, i.message, i.count) for i in check(root, use_cache=False).issues]
+    assert [(i.code, i.message, i.count) for i in fast_report.issues] == [
+        (i.code, i.message, i.count) for i in check(root, use_cache=False).issues
+    ]
 
 
 def test_parallel_decoding_survives_chunks_cut_at_wrong_places(tmp_path, monkeypatch, parallel):
@@ -563,7 +674,11 @@ def test_parallel_decoding_survives_chunks_cut_at_wrong_places(tmp_path, monkeyp
 def test_a_broken_video_found_by_a_worker_is_the_serial_one_line_error(tmp_path, monkeypatch, parallel, where):
     root = _busy_tree(tmp_path / "d")
     uid = {"first": "q-main", "middle": "extra-5", "last": "extra-11"}[where]
-    edit_json(root, NARRATION, lambda d: d[uid]["narration_pass_1"].update(narrations=[{"timestamp_sec": "soon", "narration_text": "x"}]))
+    edit_json(
+        root,
+        NARRATION,
+        lambda d: d[uid]["narration_pass_1"].update(narrations=[{"timestamp_sec": "soon", "narration_text": "x"}]),
+    )
     text = (root / NARRATION).read_text()
     (root / NARRATION).write_text(text.replace('"extra-9"', '"extra-0"'))  # a later duplicate too
     with pytest.raises(DataError) as fast:
@@ -578,7 +693,12 @@ def test_a_broken_video_found_by_a_worker_is_the_serial_one_line_error(tmp_path,
 
 @settings(max_examples=12, deadline=None)
 @given(
-    videos=st.dictionaries(st.text("abcdef-0123", min_size=1, max_size=6), st.tuples(_narrations, st.none() | _narrations), min_size=2, max_size=8),
+    videos=st.dictionaries(
+        st.text("abcdef-0123", min_size=1, max_size=6),
+        st.tuples(_narrations, st.none() | _narrations),
+        min_size=2,
+        max_size=8,
+    ),
     chunk=st.integers(1, 64),
     indent=st.sampled_from([None, 0, 2]),
 )
@@ -587,10 +707,12 @@ def test_parallel_decoding_equals_json_load_for_any_content(videos, chunk, inden
 
     import engine.ego4d as ego4d
 
-    saved = {k: getattr(ego4d, k) for k in ("PARALLEL_MIN_BYTES", "PARALLEL_MIN_CHUNK", "_workers", "_fork_safe", "_CHUNK")}
+    saved = {
+        k: getattr(ego4d, k) for k in ("PARALLEL_MIN_BYTES", "PARALLEL_MIN_CHUNK", "_workers", "_fork_safe", "_CHUNK")
+    }
     with tempfile.TemporaryDirectory() as d:
         root = Path(d)
-        narration = _write_streaming_tree(root, videos, indent, ensure_ascii=chunk % 2 == 0)
+        _write_streaming_tree(root, videos, indent, ensure_ascii=chunk % 2 == 0)
         ego4d.PARALLEL_MIN_BYTES, ego4d.PARALLEL_MIN_CHUNK, ego4d._CHUNK = 0, 1, chunk
         ego4d._workers, ego4d._fork_safe = (lambda: 4), (lambda: True)
         try:

@@ -7,12 +7,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from review_fixtures import make_group, populate, write_data_root
 
 from engine.errors import ConfigError, DataError
 from engine.export import export, parse_statuses
 from engine.store import CandidateStore
 from engine.workspace import Workspace
-from review_fixtures import make_group, populate, write_data_root
 
 # --- the official reader, reduced to its reading loop -------------------------------------
 # EGO4D/episodic-memory NLQ/VSLNet/utils/prepare_ego4d_dataset.py: reformat_data() is how
@@ -44,8 +44,15 @@ def reformat_data(split_data, test_split=False):
             )
             clip_duration = clip_datum["video_end_sec"] - clip_datum["video_start_sec"]
             num_frames = get_nearest_frame(clip_duration, math.ceil)
-            new_dict = {"fps": FEATURES_PER_SEC, "num_frames": num_frames, "timestamps": [], "exact_times": [],
-                        "sentences": [], "annotation_uids": [], "query_idx": []}
+            new_dict = {
+                "fps": FEATURES_PER_SEC,
+                "num_frames": num_frames,
+                "timestamps": [],
+                "exact_times": [],
+                "sentences": [],
+                "annotation_uids": [],
+                "query_idx": [],
+            }
             for ann_datum in clip_datum["annotations"]:
                 for index, datum in enumerate(ann_datum["language_queries"]):
                     start_time = float(datum["clip_start_sec"])
@@ -56,10 +63,13 @@ def reformat_data(split_data, test_split=False):
                     new_dict["annotation_uids"].append(ann_datum["annotation_uid"])
                     new_dict["query_idx"].append(index)
                     new_dict["exact_times"].append([start_time, end_time])
-                    new_dict["timestamps"].append([get_nearest_frame(start_time, math.floor),
-                                                   get_nearest_frame(end_time, math.ceil)])
+                    new_dict["timestamps"].append(
+                        [get_nearest_frame(start_time, math.floor), get_nearest_frame(end_time, math.ceil)]
+                    )
             formatted_data[clip_uid] = new_dict
     return formatted_data, clip_video_map
+
+
 # --------------------------------------------------------------------------------------------
 
 
@@ -93,8 +103,9 @@ def test_export_reads_back_through_the_official_loop_unchanged(reviewed, tmp_pat
     seen = {}
     for clip_uid, d in formatted.items():
         assert d["fps"] == FEATURES_PER_SEC
-        for sentence, auid, qidx, exact, stamps in zip(d["sentences"], d["annotation_uids"], d["query_idx"],
-                                                       d["exact_times"], d["timestamps"]):
+        for sentence, auid, qidx, exact, stamps in zip(
+            d["sentences"], d["annotation_uids"], d["query_idx"], d["exact_times"], d["timestamps"]
+        ):
             seen[auid] = (clip_uid, sentence, qidx, exact, stamps)
     manifest = json.loads(result.manifest.read_text())
     by_cid = {q["candidate_id"]: q for q in manifest["queries"]}
@@ -106,8 +117,10 @@ def test_export_reads_back_through_the_official_loop_unchanged(reviewed, tmp_pat
         assert clip_uid == c["clip_uid"] and qidx == 0
         assert clip_map[clip_uid] == (c["video_uid"], w["clip_start"], w["clip_end"])
         assert exact == [w["clip_rel_start"], w["clip_rel_end"]]
-        assert stamps == [get_nearest_frame(w["clip_rel_start"], math.floor),
-                          get_nearest_frame(w["clip_rel_end"], math.ceil)]
+        assert stamps == [
+            get_nearest_frame(w["clip_rel_start"], math.floor),
+            get_nearest_frame(w["clip_rel_end"], math.ceil),
+        ]
         assert sentence == process_question(store.query_text(cid))
     assert seen[by_cid[ids[1]]["annotation_uid"]][1] == "when did i last hold the red cup?"
 
@@ -145,8 +158,14 @@ def test_manifest_names_sources_counts_and_the_file_hash(reviewed, tmp_path):
     m = json.loads((tmp_path / "aug.json.manifest.json").read_text())
     assert m["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest() == result.sha256
     assert m["exported"] == 4 and m["data_root"] == str(root)
-    assert m["counts_by_status"] == {"pending": 54, "accepted": 3, "edited": 1, "rejected": 1, "skipped": 1,
-                                     "flagged": 0}
+    assert m["counts_by_status"] == {
+        "pending": 54,
+        "accepted": 3,
+        "edited": 1,
+        "rejected": 1,
+        "skipped": 1,
+        "flagged": 0,
+    }
     assert m["rejected_by_reason"] == {"ambiguous": 1}
     assert m["prompt_versions"] == {"v1": 4}
     assert [p["user"] for p in m["prompts"]] == ["numbered narrations in, questions out"]
@@ -197,13 +216,31 @@ def test_export_without_a_data_root_is_a_clear_error(tmp_path):
 def test_cli_export_prints_json_and_exits_2_on_a_leak(reviewed, tmp_path):
     ws, root, ids = reviewed
     out = tmp_path / "cli.json"
-    run = subprocess.run([sys.executable, "-m", "nlq_tui", "export", "--workspace", str(ws.path), "--out", str(out),
-                          "--data", str(root), "--json"], capture_output=True, text=True)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nlq_tui",
+            "export",
+            "--workspace",
+            str(ws.path),
+            "--out",
+            str(out),
+            "--data",
+            str(root),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 0, run.stderr
     d = json.loads(run.stdout)
     assert d["exported"] == 4 and d["file"] == str(out) and out.exists()
-    bad = subprocess.run([sys.executable, "-m", "nlq_tui", "export", "--workspace", str(ws.path), "--out",
-                          str(out), "--status", "nope"], capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, "-m", "nlq_tui", "export", "--workspace", str(ws.path), "--out", str(out), "--status", "nope"],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 2 and bad.stderr.startswith("nlq-tui: error: --status 'nope'")
 
 
@@ -213,9 +250,28 @@ def test_generated_candidates_export_through_the_official_loop(tmp_path):
     if not (root / "ego4d.json").is_file():
         pytest.skip("sample_data/ is not in this checkout")
     ws_path = tmp_path / "ws"
-    gen = subprocess.run([sys.executable, "-m", "nlq_tui", "generate", "--data", str(root), "--workspace",
-                          str(ws_path), "--backend", "template", "--groups", "20", "--checks", "fast", "--json"],
-                         capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    gen = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nlq_tui",
+            "generate",
+            "--data",
+            str(root),
+            "--workspace",
+            str(ws_path),
+            "--backend",
+            "template",
+            "--groups",
+            "20",
+            "--checks",
+            "fast",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     assert gen.returncode == 0, gen.stderr
     s = CandidateStore(Workspace(ws_path), reviewer="ann")
     s.load()
@@ -226,8 +282,11 @@ def test_generated_candidates_export_through_the_official_loop(tmp_path):
     s.close()
     out = tmp_path / "aug.json"
     # No --data: generate remembered the data root in the workspace, as the app does.
-    run = subprocess.run([sys.executable, "-m", "nlq_tui", "export", "--workspace", str(ws_path),
-                          "--out", str(out), "--json"], capture_output=True, text=True)
+    run = subprocess.run(
+        [sys.executable, "-m", "nlq_tui", "export", "--workspace", str(ws_path), "--out", str(out), "--json"],
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["exported"] == len(clean)
     formatted, clip_map = reformat_data(json.loads(out.read_text()))

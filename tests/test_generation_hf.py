@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-
 from ego4d_fixtures import video, write_tree
 
 from engine.errors import ConfigError
@@ -35,7 +34,9 @@ def tiny_model(tmp_path_factory):
               "#C C picks up the knife from the table"] * 4  # fmt: skip
     bpe.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=300, special_tokens=["<unk>", "<s>", "</s>", "<pad>"],
                                                         initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))  # fmt: skip
-    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, unk_token="<unk>", bos_token="<s>", eos_token="</s>", pad_token="<pad>")
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=bpe, unk_token="<unk>", bos_token="<s>", eos_token="</s>", pad_token="<pad>"
+    )
     tok.chat_template = CHAT_TEMPLATE
     tok.save_pretrained(path)
     torch.manual_seed(0)
@@ -66,7 +67,9 @@ def test_tiny_model_run_stores_every_group_with_counted_rejections(tiny_model, t
     root = write_tree(tmp_path / "data", videos=[video("v1", pass1=[(1.0 + 2 * j, "#C C picks up the cup") for j in range(15)])],
                       features="empty")  # fmt: skip
     backend = make_backend("hf", model=str(tiny_model), batch_size=3, max_tokens=16, device="cpu", temperature=0.0)
-    stats = GenerationJob(load_index(root, use_cache=False), Workspace(tmp_path / "ws"), backend, checks="fast").run_sync()
+    stats = GenerationJob(
+        load_index(root, use_cache=False), Workspace(tmp_path / "ws"), backend, checks="fast"
+    ).run_sync()
     assert stats.state == "done" and stats.groups_done == 3 and stats.failed_requests == 0
     # garbage answers: every group rejected as a whole, with a reason
     assert sum(stats.rejected.values()) >= 3 and set(stats.rejected) <= {"not_json", "wrong_shape", "index_out_of_range",

@@ -6,7 +6,6 @@ import asyncio
 import time
 
 import pytest
-
 from ego4d_fixtures import video, write_tree
 from fake_llm_server import FakeLLMServer
 
@@ -52,7 +51,9 @@ def tree(tmp_path, videos_n: int = 2, narrations: int = 40):
               pass1=[(1.0 + 2 * j, f"#C C {VERBS[(i + j) % len(VERBS)]}") for j in range(narrations)])
         for i in range(videos_n)
     ]  # fmt: skip
-    vids.append(video("vid-val", split="val", clips=[(0.0, 100.0)], pass1=[(1.0 + 2 * j, NARRS[j % 5]) for j in range(20)]))
+    vids.append(
+        video("vid-val", split="val", clips=[(0.0, 100.0)], pass1=[(1.0 + 2 * j, NARRS[j % 5]) for j in range(20)])
+    )
     return write_tree(tmp_path / "data", videos=vids, features="empty")
 
 

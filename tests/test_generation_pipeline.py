@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from ego4d_fixtures import video, write_tree
 from fake_llm_server import FakeLLMServer
 
@@ -35,7 +34,14 @@ def tree(tmp_path, videos_n=3, narrations=40, clips=None):
               pass1=[(1.0 + 2 * j, f"#C C {VERBS[(i + 2 * j) % len(VERBS)]}") for j in range(narrations)])
         for i in range(videos_n)
     ]  # fmt: skip
-    vids.append(video("vid-test", split="test", clips=[(0.0, 100.0)], pass1=[(1.0 + 2 * j, "#C C opens the fridge") for j in range(20)]))
+    vids.append(
+        video(
+            "vid-test",
+            split="test",
+            clips=[(0.0, 100.0)],
+            pass1=[(1.0 + 2 * j, "#C C opens the fridge") for j in range(20)],
+        )
+    )
     return write_tree(tmp_path / "data", videos=vids, features="empty")
 
 
@@ -95,7 +101,15 @@ def test_generate_command_json_summary_and_second_run_skips_everything(tmp_path)
     out = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=120)
     assert out.returncode == 0, out.stderr
     first = json.loads(out.stdout.strip().splitlines()[-1])
-    for key in ("groups_done", "requests", "questions_valid", "questions_rejected", "failed_requests", "tokens", "seconds"):
+    for key in (
+        "groups_done",
+        "requests",
+        "questions_valid",
+        "questions_rejected",
+        "failed_requests",
+        "tokens",
+        "seconds",
+    ):
         assert key in first
     assert first["groups_done"] == 24 and first["failed_requests"] == 0 and first["backend"] == "template"
     out = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=120)

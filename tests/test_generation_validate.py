@@ -15,7 +15,7 @@ from engine.generation.prompt import (
     save_prompt,
     use_prompt,
 )
-from engine.generation.quality import OTHER_TEMPLATE, QualityChecker, Item, closest_template
+from engine.generation.quality import OTHER_TEMPLATE, Item, QualityChecker, closest_template
 from engine.generation.template import parse_narration, question_for_text, questions_for_group
 from engine.generation.validate import copies_narration, validate
 from engine.index import FLAG_UNSURE
@@ -68,7 +68,10 @@ def test_good_answer_gives_one_accepted_question_per_narration():
     "items, reason",
     [
         ([{"narration": 4, "query": "Where is the knife?"}], "index_out_of_range"),
-        ([{"narration": 1, "query": "Where is the knife?"}, {"narration": 1, "query": "Where is the pan?"}], "extra_question"),
+        (
+            [{"narration": 1, "query": "Where is the knife?"}, {"narration": 1, "query": "Where is the pan?"}],
+            "extra_question",
+        ),
         ([{"narration": 1, "query": "The knife is on the table."}], "not_a_question"),
         ([{"narration": 1, "query": "Knife?"}], "too_short"),
         ([{"narration": 1, "query": "Where " + "really " * 45 + "is it?"}], "too_long"),
@@ -111,7 +114,14 @@ def test_wh_question_is_not_a_copy_but_yes_no_restatement_is():
 
 def test_narration_is_parsed_into_actor_verb_object_place():
     p = parse_narration("#C C picks up the knife from the table")
-    assert (p.camera_wearer, p.base, p.particle, p.obj, p.prep, p.place) == (True, "pick", "up", "the knife", "from", "the table")
+    assert (p.camera_wearer, p.base, p.particle, p.obj, p.prep, p.place) == (
+        True,
+        "pick",
+        "up",
+        "the knife",
+        "from",
+        "the table",
+    )
     o = parse_narration("#O man X holds a phone")
     assert (o.camera_wearer, o.subject, o.base, o.obj) == (False, "the man", "hold", "a phone")
 
@@ -119,8 +129,14 @@ def test_narration_is_parsed_into_actor_verb_object_place():
 @pytest.mark.parametrize(
     "text, template",
     [
-        ("#C C puts the cup in the sink", ("Place: Where did I put X?", "Objects: What did I put in X?",
-                                           "Objects: Where is object X before / after event Y?")),
+        (
+            "#C C puts the cup in the sink",
+            (
+                "Place: Where did I put X?",
+                "Objects: What did I put in X?",
+                "Objects: Where is object X before / after event Y?",
+            ),
+        ),
         ("#C C washes the plates", ("How many", "In what location", "What X did I Y")),
         ("#C C looks at the phone", ("What X did I Y",)),
         ("#O a woman Y talks to C", ("People",)),
@@ -137,7 +153,9 @@ def test_template_questions_are_deterministic_and_one_relates_two_narrations():
     a = questions_for_group(texts, "k1")
     assert a == questions_for_group(texts, "k1")
     assert any(" after I " in q for q in a)
-    v = validate("k1", texts, [0, 0, 0], parsed={"questions": [{"narration": i, "query": q} for i, q in enumerate(a, 1)]})
+    v = validate(
+        "k1", texts, [0, 0, 0], parsed={"questions": [{"narration": i, "query": q} for i, q in enumerate(a, 1)]}
+    )
     assert len(v.accepted) == 3, v.rejected
 
 

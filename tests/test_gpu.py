@@ -51,10 +51,14 @@ def test_no_nvidia_smi_reads_no_gpu(tmp_path):
 
 
 def test_a_failing_nvidia_smi_says_why_and_is_not_asked_again_at_once(tmp_path):
-    smi = fake_smi(tmp_path, "echo 'NVIDIA-SMI has failed because it could not communicate with the NVIDIA driver.' >&2; exit 9")
+    smi = fake_smi(
+        tmp_path, "echo 'NVIDIA-SMI has failed because it could not communicate with the NVIDIA driver.' >&2; exit 9"
+    )
     mon = GpuMonitor(smi=smi, use_nvml=False)
     first = mon.read(now=100.0)
-    assert first.lines() == ["no GPU (nvidia-smi: NVIDIA-SMI has failed because it could not communicate with the NVIDIA driver.)"]
+    assert first.lines() == [
+        "no GPU (nvidia-smi: NVIDIA-SMI has failed because it could not communicate with the NVIDIA driver.)"
+    ]
     assert mon.read(now=101.0) is first
     assert calls(tmp_path) == 1
     mon.read(now=100.0 + RETRY_AFTER_S + 1)

@@ -34,7 +34,7 @@ def plain_official(ground_truth: dict, results: list[dict]) -> dict[str, float]:
         g = (q["clip_start_sec"], q["clip_end_sec"])
         overlaps = [plain_iou(p, g) for p in r["predicted_times"]]
         ious.append(overlaps[0])
-        for (k, t) in hits:
+        for k, t in hits:
             if any(o > t for o in overlaps[:k]):
                 hits[(k, t)] += 1
     out = {f"R{k}@{t}": 100.0 * n / len(results) for (k, t), n in hits.items()}
@@ -50,8 +50,14 @@ def random_case(rng: random.Random, n_clips=4, n_queries=3, k=5):
             s = rng.uniform(0, 400)
             e = s + rng.choice([0.0, rng.uniform(0, 30), rng.uniform(0, 200)])
             queries.append({"query": f"q{c}-{qi}?", "clip_start_sec": s, "clip_end_sec": e})
-        videos.append({"video_uid": f"v{c}", "clips": [
-            {"clip_uid": f"c{c}", "annotations": [{"annotation_uid": f"a{c}", "language_queries": queries}]}]})
+        videos.append(
+            {
+                "video_uid": f"v{c}",
+                "clips": [
+                    {"clip_uid": f"c{c}", "annotations": [{"annotation_uid": f"a{c}", "language_queries": queries}]}
+                ],
+            }
+        )
         for qi, q in enumerate(queries):
             preds = []
             for _ in range(rng.randint(1, k)):
@@ -77,16 +83,44 @@ def test_official_figures_match_a_plain_loop_reimplementation(seed):
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.floats(0, 100), st.floats(0, 50), st.lists(
-    st.tuples(st.floats(0, 120), st.floats(0, 60)), min_size=5, max_size=5)), min_size=1, max_size=12))
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(0, 100),
+            st.floats(0, 50),
+            st.lists(st.tuples(st.floats(0, 120), st.floats(0, 60)), min_size=5, max_size=5),
+        ),
+        min_size=1,
+        max_size=12,
+    )
+)
 def test_vectorised_figures_match_the_plain_loops(cases):
     gt = np.array([[s, s + w] for s, w, _ in cases])
     pred = np.array([[[s, s + w] for s, w in preds] for _, _, preds in cases])
     ours = nlq_metrics(pred, gt)
-    ground = {"videos": [{"clips": [{"clip_uid": "c", "annotations": [{"annotation_uid": "a", "language_queries": [
-        {"clip_start_sec": float(g[0]), "clip_end_sec": float(g[1])} for g in gt]}]}]}]}
-    results = [{"clip_uid": "c", "annotation_uid": "a", "query_idx": i, "predicted_times": pred[i].tolist()}
-               for i in range(len(gt))]
+    ground = {
+        "videos": [
+            {
+                "clips": [
+                    {
+                        "clip_uid": "c",
+                        "annotations": [
+                            {
+                                "annotation_uid": "a",
+                                "language_queries": [
+                                    {"clip_start_sec": float(g[0]), "clip_end_sec": float(g[1])} for g in gt
+                                ],
+                            }
+                        ],
+                    }
+                ]
+            }
+        ]
+    }
+    results = [
+        {"clip_uid": "c", "annotation_uid": "a", "query_idx": i, "predicted_times": pred[i].tolist()}
+        for i in range(len(gt))
+    ]
     expected = plain_official(ground, results)
     for key in METRIC_KEYS:
         assert ours[key] == pytest.approx(expected[key], abs=1e-9), key
@@ -118,11 +152,30 @@ def test_touching_windows_do_not_overlap_and_zero_length_pairs_score_zero():
 
 
 def test_fewer_predictions_than_k_count_what_is_there():
-    gt = {"videos": [{"clips": [{"clip_uid": "c", "annotations": [{"annotation_uid": "a", "language_queries": [
-        {"clip_start_sec": 0.0, "clip_end_sec": 10.0}, {"clip_start_sec": 0.0, "clip_end_sec": 10.0}]}]}]}]}
-    results = [{"clip_uid": "c", "annotation_uid": "a", "query_idx": 0, "predicted_times": [[50, 60], [0, 10]]},
-               {"clip_uid": "c", "annotation_uid": "a", "query_idx": 1,
-                "predicted_times": [[50, 60]] * 4 + [[0, 9]]}]
+    gt = {
+        "videos": [
+            {
+                "clips": [
+                    {
+                        "clip_uid": "c",
+                        "annotations": [
+                            {
+                                "annotation_uid": "a",
+                                "language_queries": [
+                                    {"clip_start_sec": 0.0, "clip_end_sec": 10.0},
+                                    {"clip_start_sec": 0.0, "clip_end_sec": 10.0},
+                                ],
+                            }
+                        ],
+                    }
+                ]
+            }
+        ]
+    }
+    results = [
+        {"clip_uid": "c", "annotation_uid": "a", "query_idx": 0, "predicted_times": [[50, 60], [0, 10]]},
+        {"clip_uid": "c", "annotation_uid": "a", "query_idx": 1, "predicted_times": [[50, 60]] * 4 + [[0, 9]]},
+    ]
     m = evaluate_predictions(gt, challenge_json(results))
     assert (m["R1@0.5"], m["R3@0.5"], m["R5@0.5"]) == (0.0, 50.0, 100.0)
 
@@ -132,7 +185,8 @@ def test_predictions_are_read_from_files_and_unknown_queries_are_named(tmp_path)
     (tmp_path / "gt.json").write_text(json.dumps(gt))
     (tmp_path / "pred.json").write_text(json.dumps(challenge_json(results)))
     assert evaluate_predictions(tmp_path / "gt.json", tmp_path / "pred.json") == evaluate_predictions(
-        gt, challenge_json(results))
+        gt, challenge_json(results)
+    )
     bad = dict(results[0], query_idx=99)
     with pytest.raises(DataError, match="query 99"):
         evaluate_predictions(gt, challenge_json([bad]))

@@ -13,6 +13,7 @@ from engine.training.config import ModelConfig, TrainConfig
 from engine.training.metrics import nlq_metrics
 from engine.training.model import VSLNet, decode_spans, highlight_loss, indices_to_seconds, param_groups
 
+
 @pytest.fixture(autouse=True)
 def one_thread():
     # Tiny tensors gain nothing from threads, and on a shared 2-core box a second OpenMP thread
@@ -53,8 +54,15 @@ def synthetic_batch(n=16, length=24, seed=0):
     video = video * mask[:, :, None]
     highlight = ((positions >= start[:, None]) & (positions <= end[:, None])).float()
     return types.SimpleNamespace(
-        video=video, video_mask=mask, query=query, query_mask=torch.ones(n, 5), start=start, end=end,
-        highlight=highlight, video_len=lens, duration=lens.double(),  # one second per position
+        video=video,
+        video_mask=mask,
+        query=query,
+        query_mask=torch.ones(n, 5),
+        start=start,
+        end=end,
+        highlight=highlight,
+        video_len=lens,
+        duration=lens.double(),  # one second per position
     )
 
 
@@ -100,8 +108,11 @@ def test_gradients_reach_every_parameter(kind, predictor):
     # The start/end heads' last biases shift every position's logit equally: softmax cross-entropy
     # is invariant to that, so their gradient is zero up to rounding (in the reference too).
     shift_invariant = {"predictor.start_head.2.bias", "predictor.end_head.2.bias"}
-    dead = [n for n, p in model.named_parameters()
-            if n not in shift_invariant and (p.grad is None or not p.grad.abs().sum() > 0)]
+    dead = [
+        n
+        for n, p in model.named_parameters()
+        if n not in shift_invariant and (p.grad is None or not p.grad.abs().sum() > 0)
+    ]
     assert dead == []
     assert all(model.get_parameter(n).grad is not None for n in shift_invariant)
     # the query-conditioned concatenation feeds the predictor (it is not computed and dropped)
@@ -218,5 +229,12 @@ def test_train_config_round_trips_through_json_and_rejects_unknown_keys():
 def test_reference_defaults():
     m, t = ModelConfig(), TrainConfig()
     assert (m.dim, m.num_heads, m.drop_rate, m.max_pos_len, m.highlight_lambda, m.extend, m.predictor) == (
-        128, 8, 0.2, 128, 5.0, 0.1, "rnn")
+        128,
+        8,
+        0.2,
+        128,
+        5.0,
+        0.1,
+        "rnn",
+    )
     assert (t.batch_size, t.lr, t.weight_decay, t.clip_norm, t.warmup_proportion) == (32, 1e-4, 0.01, 1.0, 0.0)

@@ -9,7 +9,6 @@ import pytest
 
 from engine.errors import WorkspaceError
 from engine.runs import (
-    Run,
     RunTail,
     StatusWriter,
     create_run,
@@ -159,18 +158,43 @@ def test_status_fields_of_the_wrong_type_read_as_missing(pid):
 
 def test_runs_json_lists_a_damaged_run_as_failed_instead_of_crashing(ws):
     run = create_run(ws, {"stage": "baseline", "train": {}})
-    atomic_write_json(run.status_path, {"state": "running", "pid": "4242", "pgid": [1], "heartbeat": "garbage",
-                                        "started": "noon", "ended": {}, "step": "7", "best": {"R1@0.3": "high"}})
+    atomic_write_json(
+        run.status_path,
+        {
+            "state": "running",
+            "pid": "4242",
+            "pgid": [1],
+            "heartbeat": "garbage",
+            "started": "noon",
+            "ended": {},
+            "step": "7",
+            "best": {"R1@0.3": "high"},
+        },
+    )
     other = create_run(ws, {"stage": ["baseline"], "created": "today", "train": {}})
     atomic_write_json(other.status_path, {"state": "done", "pid": [4242], "heartbeat": None, "best": {"R1@0.3": "x"}})
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     for extra in (["--json"], []):  # the text listing formats the same fields
-        p = subprocess.run([sys.executable, "-m", "nlq_tui", "runs", "--workspace", str(ws.path), *extra],
-                           capture_output=True, text=True, timeout=60, env=env)
+        p = subprocess.run(
+            [sys.executable, "-m", "nlq_tui", "runs", "--workspace", str(ws.path), *extra],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
         assert p.returncode == 0, p.stderr
-    listed = {r["id"]: r for r in json.loads(subprocess.run(
-        [sys.executable, "-m", "nlq_tui", "runs", "--workspace", str(ws.path), "--json"],
-        capture_output=True, text=True, timeout=60, env=env).stdout)}
+    listed = {
+        r["id"]: r
+        for r in json.loads(
+            subprocess.run(
+                [sys.executable, "-m", "nlq_tui", "runs", "--workspace", str(ws.path), "--json"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                env=env,
+            ).stdout
+        )
+    }
     assert set(listed) == {run.id, other.id}
     damaged = listed[run.id]
     assert damaged["state"] == "failed" and "no heartbeat" in damaged["error"]

@@ -24,8 +24,14 @@ from engine.sample import (
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "sample_data"
-ANN = ("ego4d.json", "v1/annotations/narration.json", "v1/annotations/nlq_train.json",
-       "v1/annotations/nlq_val.json", "v1/annotations/nlq_test_unannotated.json", "README.md")
+ANN = (
+    "ego4d.json",
+    "v1/annotations/narration.json",
+    "v1/annotations/nlq_train.json",
+    "v1/annotations/nlq_val.json",
+    "v1/annotations/nlq_test_unannotated.json",
+    "README.md",
+)
 NLQ = {"train": "nlq_train.json", "val": "nlq_val.json", "test": "nlq_test_unannotated.json"}
 
 
@@ -198,8 +204,13 @@ def test_object_signature_peaks_inside_answers_of_committed_sample():
 
 def test_cli_writes_tree_and_prints_summary(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    out = subprocess.run([sys.executable, "-m", "nlq_tui", "sample", str(tmp_path / "t"), "--videos", "4",
-                          "--no-features", "--json"], capture_output=True, text=True, env=env, cwd=REPO)
+    out = subprocess.run(
+        [sys.executable, "-m", "nlq_tui", "sample", str(tmp_path / "t"), "--videos", "4", "--no-features", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
     assert out.returncode == 0, out.stderr
     d = json.loads(out.stdout)
     assert d["videos"] == 4 and d["narrations_pass_1"] > 0
@@ -209,10 +220,16 @@ def test_cli_writes_tree_and_prints_summary(tmp_path):
 def test_cli_refuses_a_file_as_output_folder(tmp_path):
     target = tmp_path / "afile"
     target.write_text("x")
-    out = subprocess.run([sys.executable, "-m", "nlq_tui", "sample", str(target), "--no-features"],
-                         capture_output=True, text=True, cwd=REPO)
+    out = subprocess.run(
+        [sys.executable, "-m", "nlq_tui", "sample", str(target), "--no-features"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert out.returncode == 2
-    assert out.stderr.strip().splitlines() == [f"nlq-tui: error: {target} is a file; give a folder to write the sample tree into"]
+    assert out.stderr.strip().splitlines() == [
+        f"nlq-tui: error: {target} is a file; give a folder to write the sample tree into"
+    ]
 
 
 def test_refuses_to_write_into_a_folder_that_is_not_a_sample_tree(tmp_path):

@@ -9,14 +9,20 @@ Regenerate after an intended change: `pytest tests/test_snapshots.py --snapshot-
 from __future__ import annotations
 
 import pytest
-
 from ego4d_fixtures import video, write_tree
 from tui_helpers import make_app, settle
 
 ACTIONS = [
-    "picks up the knife from the counter", "cuts the onion on the board", "puts the knife in the sink",
-    "opens the tap", "washes the plate", "dries the plate with a towel", "opens the fridge",
-    "takes out a bottle of milk", "pours milk into the cup", "closes the fridge",
+    "picks up the knife from the counter",
+    "cuts the onion on the board",
+    "puts the knife in the sink",
+    "opens the tap",
+    "washes the plate",
+    "dries the plate with a towel",
+    "opens the fridge",
+    "takes out a bottle of milk",
+    "pours milk into the cup",
+    "closes the fridge",
 ]
 
 
@@ -39,7 +45,12 @@ def snap_tree(tmp_path, monkeypatch):
         tmp_path / "data",
         videos=[
             video("kitchen-01", clips=[(0.0, 90.0)], pass1=_narrations(28, 1.0, 3.0, unsure_every=7, dup_at=10)),
-            video("garage-02", clips=[(0.0, 40.0), (45.0, 120.0)], pass1=_narrations(30, 2.0, 3.9), pass2=_narrations(10, 5.0, 9.0)),
+            video(
+                "garage-02",
+                clips=[(0.0, 40.0), (45.0, 120.0)],
+                pass1=_narrations(30, 2.0, 3.9),
+                pass2=_narrations(10, 5.0, 9.0),
+            ),
             video("garden-03", clips=[(0.0, 60.0)], split="val"),
             video("office-04", clips=[], pass1=_narrations(6, 1.0, 2.0)),
         ],

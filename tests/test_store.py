@@ -1,12 +1,12 @@
 import json
 
 import pytest
+from review_fixtures import make_group, populate
 
 import engine.store as store_mod
 from engine.errors import WorkspaceError
 from engine.store import CandidateStore, Filter
 from engine.workspace import Workspace
-from review_fixtures import make_group, populate
 
 
 @pytest.fixture
@@ -92,7 +92,15 @@ def test_decisions_persist_with_reason_edit_text_and_reviewer(ws):
     s.decide(ids[5], "flag")
     s.close()
     r = CandidateStore(ws).load()
-    assert [r.status(i) for i in ids[:7]] == ["accepted", "rejected", "rejected", "edited", "skipped", "flagged", "pending"]
+    assert [r.status(i) for i in ids[:7]] == [
+        "accepted",
+        "rejected",
+        "rejected",
+        "edited",
+        "skipped",
+        "flagged",
+        "pending",
+    ]
     assert r.state(ids[1])["reason"] == "ambiguous"
     assert r.state(ids[2])["reason"] == store_mod.DEFAULT_REASON
     assert r.query_text(ids[3]) == "Where did I leave the knife?"
@@ -249,7 +257,7 @@ def test_a_sliced_scan_starts_at_the_last_decision_and_reads_the_whole_store(ws)
     writer.add_group_result(gk, cands, rej, meta)
     writer.close()
     assert sliced.scan() == len(cands)  # and a later scan tails the shards as before
-    assert [r.id for r in sliced.rows[-len(cands):]] == [c["id"] for c in cands]
+    assert [r.id for r in sliced.rows[-len(cands) :]] == [c["id"] for c in cands]
 
 
 def test_a_batch_of_groups_lands_with_one_write_and_skips_stored_ones(ws, monkeypatch):
@@ -344,8 +352,11 @@ def test_a_failed_group_write_leaves_the_shard_clean_for_the_next(ws, monkeypatc
     g1, g2, g3 = (make_group("v1", "c1", 0.0, 90.0, 5.0 + 20 * i, number0=5 * i) for i in range(3))
     assert s.add_group_result(*g1)
     real_write = store_mod.os.write
-    monkeypatch.setattr(store_mod.os, "write", lambda fd, data: (real_write(fd, bytes(data)[:50]),
-                                                                 (_ for _ in ()).throw(OSError(28, "No space left"))))
+    monkeypatch.setattr(
+        store_mod.os,
+        "write",
+        lambda fd, data: (real_write(fd, bytes(data)[:50]), (_ for _ in ()).throw(OSError(28, "No space left"))),
+    )
     with pytest.raises(WorkspaceError, match="could not write the generated group"):
         s.add_group_result(*g2)
     monkeypatch.undo()

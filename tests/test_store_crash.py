@@ -9,9 +9,10 @@ import sys
 import time
 from pathlib import Path
 
+from review_fixtures import make_group, populate
+
 from engine.store import CandidateStore
 from engine.workspace import Workspace
-from review_fixtures import make_group, populate
 
 HERE = Path(__file__).parent
 
@@ -61,8 +62,9 @@ for g in range(start, start + 100000):
 
 
 def _run_and_kill(args, rng):
-    proc = subprocess.Popen([sys.executable, "-c", *args], stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", *args], stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+    )
     assert proc.stdout.readline().strip() == "ready"
     time.sleep(rng.uniform(0.05, 0.6))
     os.kill(proc.pid, signal.SIGKILL)
@@ -112,8 +114,7 @@ def test_sigkill_during_review_loses_no_acknowledged_decision(tmp_path):
     model = Model()
     total_acked = 0
     for round_no in range(6):
-        acked = [json.loads(line) for line in _run_and_kill(
-            [REVIEWER, str(ws.path), str(round_no), "40"], rng)]
+        acked = [json.loads(line) for line in _run_and_kill([REVIEWER, str(ws.path), str(round_no), "40"], rng)]
         total_acked += len(acked)
         reopened = CandidateStore(ws).load()
         assert reopened.problems == []
@@ -162,6 +163,7 @@ def test_sigkill_during_generation_keeps_every_acknowledged_group(tmp_path):
     gk, c, r, meta = make_group("video-z", "clip-z", 0.0, 90.0, 1.0, number0=10**7)
     assert w.add_group_result(gk, c, r, meta)
     w.close()
-    assert all(p.read_bytes().endswith(b"\n") or p.stat().st_size == 0
-               for p in ws.candidates_dir.glob("groups-*.jsonl"))
+    assert all(
+        p.read_bytes().endswith(b"\n") or p.stat().st_size == 0 for p in ws.candidates_dir.glob("groups-*.jsonl")
+    )
     assert gk in CandidateStore(ws).done_groups()

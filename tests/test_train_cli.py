@@ -5,11 +5,10 @@ import sys
 import time
 
 import pytest
-
-from engine.runs import Run, find_run, wait_for_state
-from engine.workspace import Workspace, atomic_write_json
-
 from training_fixtures import THREADS_ENV, make_glove, make_sample, tiny_cli_args
+
+from engine.runs import find_run, wait_for_state
+from engine.workspace import Workspace, atomic_write_json
 
 
 @pytest.fixture(scope="module")
@@ -21,8 +20,9 @@ def data(tmp_path_factory):
 
 def nlq(*args, timeout=120):
     env = {**os.environ, **THREADS_ENV, "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "nlq_tui", *args], capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "nlq_tui", *args], capture_output=True, text=True, timeout=timeout, env=env
+    )
 
 
 def wait_for(pred, timeout=60.0):
@@ -91,7 +91,9 @@ def test_runs_shows_a_run_whose_process_died_as_failed(tmp_path):
     run = create_run(ws, {"stage": "pretrain", "train": {}})
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    atomic_write_json(run.status_path, {"state": "running", "pid": dead.pid, "heartbeat": time.time(), "started": time.time()})
+    atomic_write_json(
+        run.status_path, {"state": "running", "pid": dead.pid, "heartbeat": time.time(), "started": time.time()}
+    )
     p = nlq("runs", "--workspace", str(ws.path))
     assert p.returncode == 0
     line = next(l for l in p.stdout.splitlines() if l.startswith(run.id))
@@ -130,4 +132,4 @@ def test_torchrun_with_two_processes_trains_with_ddp_and_one_writer(tmp_path, da
     assert run.best_path.exists() and run.last_path.exists()
     # 2 ranks x batch 8 per step: half the steps of one process over the same queries
     n_train = int(log.split("nlq_train.json: ")[1].split()[0])
-    assert st["total_steps"] == -(-(-(-n_train // 2)) // 8)
+    assert st["total_steps"] == -(-(-(-n_train // 2)) // 8)  # noqa: B002 (ceil division twice)

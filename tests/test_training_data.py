@@ -29,12 +29,24 @@ def query(text, s=None, e=None):
 
 
 def nlq(videos):
-    return {"version": "1", "videos": [
-        {"video_uid": v, "clips": [
-            {"clip_uid": c, "video_start_sec": s, "video_end_sec": e,
-             "annotations": [{"annotation_uid": f"{c}-ann", "language_queries": qs}]}
-            for c, s, e, qs in clips]}
-        for v, clips in videos.items()]}
+    return {
+        "version": "1",
+        "videos": [
+            {
+                "video_uid": v,
+                "clips": [
+                    {
+                        "clip_uid": c,
+                        "video_start_sec": s,
+                        "video_end_sec": e,
+                        "annotations": [{"annotation_uid": f"{c}-ann", "language_queries": qs}],
+                    }
+                    for c, s, e, qs in clips
+                ],
+            }
+            for v, clips in videos.items()
+        ],
+    }
 
 
 @pytest.fixture
@@ -42,18 +54,27 @@ def tree(tmp_path):
     feats = tmp_path / "v1" / "egovlp_fp16"
     write_features(feats, "vidA", 40)  # 21.3 s of features
     write_features(feats, "vidB", 400)  # long: its clip is pooled
-    data = nlq({
-        "vidA": [("clipA", 2.0, 10.0, [
-            query("Where did I put the cup?", 1.0, 3.0),
-            query(None),  # no question text
-            query("What did I cut?"),  # no times
-            query("when?", 4.0, 4.0),  # zero-length answer
-            query("How many eggs", 6.0, 5.0),  # ends before it starts
-            query("Where was the knife\u2019s box?", 0.0, 8.0),
-        ])],
-        "vidB": [("clipB", 0.0, 200.0, [query("where is the dog?", 50.0, 80.0)])],
-        "vidC": [("clipC", 0.0, 30.0, [query("no features here?", 1.0, 2.0)])],
-    })
+    data = nlq(
+        {
+            "vidA": [
+                (
+                    "clipA",
+                    2.0,
+                    10.0,
+                    [
+                        query("Where did I put the cup?", 1.0, 3.0),
+                        query(None),  # no question text
+                        query("What did I cut?"),  # no times
+                        query("when?", 4.0, 4.0),  # zero-length answer
+                        query("How many eggs", 6.0, 5.0),  # ends before it starts
+                        query("Where was the knife\u2019s box?", 0.0, 8.0),
+                    ],
+                )
+            ],
+            "vidB": [("clipB", 0.0, 200.0, [query("where is the dog?", 50.0, 80.0)])],
+            "vidC": [("clipC", 0.0, 30.0, [query("no features here?", 1.0, 2.0)])],
+        }
+    )
     path = tmp_path / "nlq_train.json"
     path.write_text(json.dumps(data))
     return path, feats
@@ -180,9 +201,9 @@ def reference_highlight(s_inds, e_inds, lens, width, extend=0.1):
         st, et = s_inds[idx], e_inds[idx]
         extend_len = round(extend * float(et - st + 1))
         if extend_len > 0:
-            h[idx][max(0, st - extend_len): min(et + extend_len, lens[idx] - 1) + 1] = 1
+            h[idx][max(0, st - extend_len) : min(et + extend_len, lens[idx] - 1) + 1] = 1
         else:
-            h[idx][st: et + 1] = 1
+            h[idx][st : et + 1] = 1
     return h
 
 
@@ -229,8 +250,14 @@ def test_shuffle_is_a_function_of_seed_and_epoch_so_resume_is_exact(tree):
 def test_ranks_split_one_permutation_into_equal_shares(tree):
     path, feats = tree
     split = load_split(path, feats, max_pos_len=32)
-    shares = [[i for b in Loader(split, None, batch_size=1, shuffle=True, seed=1, rank=r, world_size=2).batches(0)
-               for i in b.index.tolist()] for r in range(2)]
+    shares = [
+        [
+            i
+            for b in Loader(split, None, batch_size=1, shuffle=True, seed=1, rank=r, world_size=2).batches(0)
+            for i in b.index.tolist()
+        ]
+        for r in range(2)
+    ]
     assert len(shares[0]) == len(shares[1]) == 2
     assert set(shares[0]) | set(shares[1]) == {0, 1, 2}
 

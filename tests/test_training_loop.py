@@ -4,6 +4,7 @@ import pickle
 
 import pytest
 import torch
+from training_fixtures import make_glove, make_sample, tiny_config
 
 from engine.errors import ConfigError, DataError
 from engine.runs import FIGURE_KEYS, create_run
@@ -11,8 +12,6 @@ from engine.training.__main__ import run_training
 from engine.training.loop import Trainer, evaluate_run, load_checkpoint
 from engine.training.metrics import evaluate_predictions
 from engine.workspace import Workspace
-
-from training_fixtures import make_glove, make_sample, tiny_config
 
 LOG = logging.getLogger("test.training")
 

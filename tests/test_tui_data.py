@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from textual.widgets import Input, OptionList
+from tui_helpers import make_app, settle, static_text, tree, tree_copy, tree_master  # noqa: F401 - fixtures
 
 from engine.workspace import Workspace
-from tui_helpers import make_app, settle, static_text, tree, tree_copy, tree_master  # noqa: F401 - fixtures
 
 
 async def _type_root(pilot, text: str, submit: bool = False) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 from textual.app import App, ComposeResult
 from textual.widgets import Input, Select
-
 from tui_helpers import make_app, settle, static_text, tree, tree_master  # noqa: F401 - fixtures
 
 

@@ -3,12 +3,12 @@
 import json
 
 import pytest
+from review_fixtures import make_group, populate, write_data_root
 
 from engine.store import CandidateStore
 from engine.workspace import Workspace
 from nlq_tui.app import NLQApp
 from nlq_tui.context import AppContext
-from review_fixtures import make_group, populate, write_data_root
 
 
 @pytest.fixture
@@ -148,8 +148,10 @@ async def test_bulk_declined_at_confirmation_changes_nothing(ws):
         app.screen.apply()
         await pilot.pause()
         await pilot.press("n")
-        assert not (ws.candidates_dir / "decisions.jsonl").exists() or \
-            (ws.candidates_dir / "decisions.jsonl").read_text() == ""
+        assert (
+            not (ws.candidates_dir / "decisions.jsonl").exists()
+            or (ws.candidates_dir / "decisions.jsonl").read_text() == ""
+        )
 
 
 async def test_filters_narrow_the_queue_by_text_flags_and_status(ws):
@@ -237,7 +239,7 @@ async def test_export_button_writes_the_nlq_file(ws, tmp_path):
     root = write_data_root(tmp_path / "ego4d")
     app = make_app(ws, root)
     async with app.run_test(size=(160, 50)) as pilot:
-        screen = await opened(pilot)
+        await opened(pilot)
         await pilot.press("a", "a")
         await pilot.press("ctrl+e")
         out = tmp_path / "from_tui.json"

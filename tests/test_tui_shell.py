@@ -76,7 +76,10 @@ async def test_a_screen_module_with_a_bug_is_reported_not_fatal(tree, tmp_path, 
         await pilot.press("5")
         await pilot.pause()
         assert isinstance(app.screen, DataScreen)
-        assert any("failed to load" in str(n.message) and "a_module_that_does_not_exist" in str(n.message) for n in app._notifications)
+        assert any(
+            "failed to load" in str(n.message) and "a_module_that_does_not_exist" in str(n.message)
+            for n in app._notifications
+        )
 
 
 async def test_help_lists_the_keys_of_every_installed_screen(tree, tmp_path):
@@ -171,7 +174,11 @@ def test_startup_and_the_lab_import_no_torch_transformers_or_openai(tree, tmp_pa
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO))
     out = subprocess.run(
         [sys.executable, "-c", STARTUP_PROBE, str(tree), str(tmp_path / "ws")],
-        capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        cwd=tmp_path,
     )
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
@@ -198,7 +205,9 @@ def test_a_data_flag_naming_no_folder_is_an_error_before_the_app_opens(tmp_path)
     from engine.errors import UserError
     from nlq_tui.app import run
 
-    args = argparse.Namespace(data=str(tmp_path / "nowhere"), workspace=str(tmp_path / "ws"), screen=None, reviewer=None)
+    args = argparse.Namespace(
+        data=str(tmp_path / "nowhere"), workspace=str(tmp_path / "ws"), screen=None, reviewer=None
+    )
     with pytest.raises(UserError, match="no such folder"):
         run(args)
 

@@ -11,14 +11,14 @@ import time
 
 import pytest
 from textual.widgets import Input, Select, SelectionList
+from training_fixtures import THREADS_ENV, make_glove, make_sample
+from tui_helpers import make_app, static_text
 
 from engine.runs import Run, create_run, wait_for_state
 from engine.workspace import Workspace, atomic_write_json
 from nlq_tui.widgets import VirtualTable
 from nlq_tui.widgets.plot import LinePlot, Series, render_plot
 from nlq_tui.widgets.train_view import RunView, compare_rows, ema
-from training_fixtures import THREADS_ENV, make_glove, make_sample
-from tui_helpers import make_app, static_text
 
 
 @pytest.fixture(scope="module")
@@ -76,12 +76,19 @@ async def test_a_run_launched_from_the_form_is_live_survives_a_reopen_stops_and_
         assert cfg["train"]["epochs"] == 500 and cfg["train"]["batch_size"] == 8 and cfg["train"]["model"]["dim"] == 16
         assert cfg["train"]["text_encoder"] == "glove" and cfg["train"]["features"] == "egovlp_fp16"
         try:
-            await wait_until(pilot, lambda: screen.view and screen.view.losses or _failed(run, screen), 120, "loss rows on the screen")
+            await wait_until(
+                pilot,
+                lambda: screen.view and screen.view.losses or _failed(run, screen),
+                120,
+                "loss rows on the screen",
+            )
             assert screen.view.losses, _failed(run, screen)
             view = screen.view
             assert view.steps == [r["step"] for r in run.metrics() if "loss" in r][: len(view.steps)]
             plot = screen.query_one("#loss-plot", LinePlot)
-            assert [s.name for s in plot.series] == ["raw", "smoothed 0.80"] and len(plot.series[0].xs) == len(view.losses)
+            assert [s.name for s in plot.series] == ["raw", "smoothed 0.80"] and len(plot.series[0].xs) == len(
+                view.losses
+            )
             head = static_text(screen.query_one("#run-head"))
             assert "running" in head and "step/s" in head and "ETA" in head and "no GPU" in head
             rows = table_rows(screen.query_one("#runs", VirtualTable))
@@ -99,7 +106,9 @@ async def test_a_run_launched_from_the_form_is_live_survives_a_reopen_stops_and_
             await wait_until(pilot, lambda: screen.view.evals, 120, "an evaluation row on the screen")
             evals = static_text(screen.query_one("#evals"))
             assert "R1@.3" in evals and "★" in evals
-            await wait_until(pilot, lambda: "eval step" in static_text(screen.query_one("#run-log")), 10, "the log tail")
+            await wait_until(
+                pilot, lambda: "eval step" in static_text(screen.query_one("#run-log")), 10, "the log tail"
+            )
             # stop: a confirmation first; "n" keeps the run going
             screen.query_one("#runs", VirtualTable).focus()
             await pilot.press("s")
@@ -112,11 +121,18 @@ async def test_a_run_launched_from_the_form_is_live_survives_a_reopen_stops_and_
             await pilot.press("y")
             await wait_until(pilot, lambda: screen.view.status.get("state") == "stopped", 60, "the run to show stopped")
             assert run.last_path.exists()
-            await wait_until(pilot, lambda: table_rows(screen.query_one("#runs", VirtualTable))[0][2] == "stopped", 5, "the list")
+            await wait_until(
+                pilot, lambda: table_rows(screen.query_one("#runs", VirtualTable))[0][2] == "stopped", 5, "the list"
+            )
             stopped_rows = len(screen.view.losses)
             # resume: the same run goes on from last.pt
             await pilot.press("r")
-            await wait_until(pilot, lambda: (run.raw_status() or {}).get("resume") and run.raw_status().get("pid"), 60, "the resumed process")
+            await wait_until(
+                pilot,
+                lambda: (run.raw_status() or {}).get("resume") and run.raw_status().get("pid"),
+                60,
+                "the resumed process",
+            )
             assert screen.query_one("#runs", VirtualTable).n_rows == 1
             await wait_until(pilot, lambda: screen.view.status.get("state") == "running", 5, "running again")
             assert len(screen.view.losses) >= stopped_rows
@@ -167,7 +183,9 @@ async def test_a_bad_form_value_names_the_field_and_starts_nothing(tiny, tmp_pat
         assert "from run: choose the pretrain run" in static_text(screen.query_one("#launch-msg"))
         screen.query_one("#f-stage", Select).value = "pretrain"
         await pilot.press("f5")
-        await wait_until(pilot, lambda: "has no export yet" in static_text(screen.query_one("#launch-msg")), 10, "the refusal")
+        await wait_until(
+            pilot, lambda: "has no export yet" in static_text(screen.query_one("#launch-msg")), 10, "the refusal"
+        )
         assert not any((tmp_path / "ws" / "runs").iterdir())
 
 
@@ -175,7 +193,9 @@ async def test_a_bad_form_value_names_the_field_and_starts_nothing(tiny, tmp_pat
 # damaged run folders
 
 
-def fake_run(ws: Workspace, stage: str, rows: list[dict], status: dict | None, tail: bytes = b"", run_id: str | None = None) -> Run:
+def fake_run(
+    ws: Workspace, stage: str, rows: list[dict], status: dict | None, tail: bytes = b"", run_id: str | None = None
+) -> Run:
     run = create_run(ws, {"stage": stage, "train": {"batch_size": 8}}, run_id=run_id)
     run.metrics_path.write_bytes(b"".join(json.dumps(r).encode() + b"\n" for r in rows) + tail)
     if status is not None:
@@ -184,24 +204,54 @@ def fake_run(ws: Workspace, stage: str, rows: list[dict], status: dict | None, t
 
 
 def train_rows(n: int, start: float = 3.0) -> list[dict]:
-    return [{"step": 10 * i, "epoch": i / 10, "loss": start / (1 + i), "lr": 1e-4, "samples_per_s": 80.0} for i in range(1, n + 1)]
+    return [
+        {"step": 10 * i, "epoch": i / 10, "loss": start / (1 + i), "lr": 1e-4, "samples_per_s": 80.0}
+        for i in range(1, n + 1)
+    ]
 
 
 def eval_row(step: int, r1: float) -> dict:
-    return {"split": "val", "step": step, "epoch": 1, "R1@0.3": r1, "R1@0.5": r1 / 2, "R5@0.3": r1 * 2, "R5@0.5": r1, "mIoU": r1 / 3}
+    return {
+        "split": "val",
+        "step": step,
+        "epoch": 1,
+        "R1@0.3": r1,
+        "R1@0.5": r1 / 2,
+        "R5@0.3": r1 * 2,
+        "R5@0.5": r1,
+        "mIoU": r1 / 3,
+    }
 
 
 async def test_fields_of_the_wrong_type_read_as_a_failed_run_not_a_crash(tmp_path):
     ws = Workspace(tmp_path / "ws")
-    odd_status = {"state": "running", "pid": "abc", "heartbeat": "soon", "step": "7", "total_steps": [1],
-                  "epoch": None, "epochs": "3", "best": 5, "started": "today"}
-    rows = [{"step": "10", "loss": "1.0"}, {"step": 20, "loss": 2.0, "lr": "x", "samples_per_s": "fast"},
-            {"split": "val", "step": 20, "R1@0.3": "high", "mIoU": None}, {"split": "val", "step": 30, "R1@0.3": 7.0}]
+    odd_status = {
+        "state": "running",
+        "pid": "abc",
+        "heartbeat": "soon",
+        "step": "7",
+        "total_steps": [1],
+        "epoch": None,
+        "epochs": "3",
+        "best": 5,
+        "started": "today",
+    }
+    rows = [
+        {"step": "10", "loss": "1.0"},
+        {"step": 20, "loss": 2.0, "lr": "x", "samples_per_s": "fast"},
+        {"split": "val", "step": 20, "R1@0.3": "high", "mIoU": None},
+        {"split": "val", "step": 30, "R1@0.3": 7.0},
+    ]
     run = fake_run(ws, "baseline", rows, odd_status)
     with open(run.metrics_path, "ab") as f:
         f.write(b'[1, 2]\n5\n"text"\n')
-    other = fake_run(ws, "baseline", [eval_row(10, 3.0)], {"state": "done", "pid": None, "heartbeat": time.time()},
-                     run_id="20200101-000000-baseline-0000")
+    other = fake_run(
+        ws,
+        "baseline",
+        [eval_row(10, 3.0)],
+        {"state": "done", "pid": None, "heartbeat": time.time()},
+        run_id="20200101-000000-baseline-0000",
+    )
     app = make_app(None, tmp_path / "ws", screen="train", load=False)
     async with app.run_test(size=(120, 35)) as pilot:
         screen = await open_train(pilot)
@@ -210,11 +260,15 @@ async def test_fields_of_the_wrong_type_read_as_a_failed_run_not_a_crash(tmp_pat
         head = static_text(screen.query_one("#run-head"))
         assert "failed" in head and "status.json" in head
         assert table_rows(screen.query_one("#runs", VirtualTable))[0][2] == "failed"
-        assert "high" not in static_text(screen.query_one("#evals")) and "7.00" in static_text(screen.query_one("#evals"))
+        assert "high" not in static_text(screen.query_one("#evals")) and "7.00" in static_text(
+            screen.query_one("#evals")
+        )
         await pilot.press("p", "down")
         await pilot.pause()
         await pilot.press("p", "c")
-        await wait_until(pilot, lambda: "differences against" in static_text(screen.query_one("#cmp-table")), 10, "the table")
+        await wait_until(
+            pilot, lambda: "differences against" in static_text(screen.query_one("#cmp-table")), 10, "the table"
+        )
         assert "+4.00" in static_text(screen.query_one("#cmp-table"))  # 7.00 against the other run's 3.00
         assert other.id in screen.picked
 
@@ -243,7 +297,9 @@ async def test_torn_line_garbage_status_and_a_deleted_folder_never_break_the_scr
         await wait_until(pilot, lambda: len(screen.view.losses) == 3, 5, "the curve to restart")
         # the folder goes away underneath the screen
         shutil.rmtree(run.path)
-        await wait_until(pilot, lambda: screen.query_one("#runs", VirtualTable).n_rows == 0, 5, "the list to drop the run")
+        await wait_until(
+            pilot, lambda: screen.query_one("#runs", VirtualTable).n_rows == 0, 5, "the list to drop the run"
+        )
         assert screen.selected is None
         assert "No run selected" in static_text(screen.query_one("#run-head"))
         assert "no GPU" in static_text(screen.query_one("#run-head"))
@@ -287,10 +343,20 @@ async def test_folder_shows_and_copies_the_path_and_delete_asks_first(tmp_path):
 async def test_compare_overlays_picked_runs_and_shows_the_difference_to_the_baseline(tmp_path):
     ws = Workspace(tmp_path / "ws")
     done = {"state": "done", "pid": None, "heartbeat": time.time()}
-    base = fake_run(ws, "baseline", train_rows(6) + [eval_row(30, 10.0), eval_row(60, 12.0)], done,
-                    run_id="20261128-100000-baseline-aaaa")
-    ft = fake_run(ws, "finetune", train_rows(6, start=2.0) + [eval_row(30, 14.5), eval_row(60, 13.0)], done,
-                  run_id="20261128-110000-finetune-bbbb")
+    base = fake_run(
+        ws,
+        "baseline",
+        train_rows(6) + [eval_row(30, 10.0), eval_row(60, 12.0)],
+        done,
+        run_id="20261128-100000-baseline-aaaa",
+    )
+    ft = fake_run(
+        ws,
+        "finetune",
+        train_rows(6, start=2.0) + [eval_row(30, 14.5), eval_row(60, 13.0)],
+        done,
+        run_id="20261128-110000-finetune-bbbb",
+    )
     app = make_app(None, tmp_path / "ws", screen="train", load=False)
     async with app.run_test(size=(120, 35)) as pilot:
         screen = await open_train(pilot)
@@ -311,7 +377,14 @@ async def test_compare_overlays_picked_runs_and_shows_the_difference_to_the_base
         assert set(pick.selected) == {base.id, ft.id}
         # every action can be found by name in the command palette
         titles = {c.title for c in app.get_system_commands(screen)}
-        assert {"Train: Stop", "Train: Resume", "Train: Delete", "Train: More smoothing", "Train: Compare", "Train: Launch"} <= titles
+        assert {
+            "Train: Stop",
+            "Train: Resume",
+            "Train: Delete",
+            "Train: More smoothing",
+            "Train: Compare",
+            "Train: Launch",
+        } <= titles
 
 
 async def test_the_screen_fits_an_80x24_terminal_and_a_crashed_run_shows_its_error_and_log(tmp_path, monkeypatch):
@@ -322,11 +395,21 @@ async def test_the_screen_fits_an_80x24_terminal_and_a_crashed_run_shows_its_err
     fake_smi(bin_dir, f"printf '{SMI_OUT}'")
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
     ws = Workspace(tmp_path / "ws")
-    run = fake_run(ws, "baseline", train_rows(20) + [eval_row(100, 11.0)],
-                   {"state": "failed", "pid": 123, "heartbeat": time.time(),
-                    "error": "FloatingPointError: loss is nan at step 201; lower --lr or check the features for NaN"})
-    run.log_path.write_text("".join(f"2026-11-28 10:00:{i:02d} INFO step {i}\n" for i in range(40))
-                            + "Traceback (most recent call last):\nFloatingPointError: loss is nan at step 201\n")
+    run = fake_run(
+        ws,
+        "baseline",
+        train_rows(20) + [eval_row(100, 11.0)],
+        {
+            "state": "failed",
+            "pid": 123,
+            "heartbeat": time.time(),
+            "error": "FloatingPointError: loss is nan at step 201; lower --lr or check the features for NaN",
+        },
+    )
+    run.log_path.write_text(
+        "".join(f"2026-11-28 10:00:{i:02d} INFO step {i}\n" for i in range(40))
+        + "Traceback (most recent call last):\nFloatingPointError: loss is nan at step 201\n"
+    )
     app = make_app(None, tmp_path / "ws", screen="train", load=False)
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_train(pilot)
@@ -339,7 +422,9 @@ async def test_the_screen_fits_an_80x24_terminal_and_a_crashed_run_shows_its_err
         assert screen.query_one("#loss-plot").region.height >= 4
         head = static_text(screen.query_one("#run-head"))
         assert "failed" in head and "FloatingPointError: loss is nan at step 201" in head
-        await wait_until(pilot, lambda: "GPU0 H200 87%" in static_text(screen.query_one("#run-head")), 5, "the GPU line")
+        await wait_until(
+            pilot, lambda: "GPU0 H200 87%" in static_text(screen.query_one("#run-head")), 5, "the GPU line"
+        )
         log = static_text(screen.query_one("#run-log")).strip().splitlines()
         assert log[-1] == "FloatingPointError: loss is nan at step 201" and len(log) <= 5
 
@@ -401,8 +486,9 @@ def test_plot_draws_braille_within_its_size_and_skips_nan():
 
 
 async def test_pretrain_and_finetune_presets_ask_for_what_the_train_command_would(tiny, tmp_path):
-    from engine.runs import new_run_config
     from training_fixtures import tiny_config
+
+    from engine.runs import new_run_config
 
     root, glove = tiny
     ws = Workspace(tmp_path / "ws")
@@ -410,8 +496,16 @@ async def test_pretrain_and_finetune_presets_ask_for_what_the_train_command_woul
     shutil.copy(root / "v1" / "annotations" / "nlq_train.json", export)
     done = {"state": "done", "pid": None, "heartbeat": time.time()}
     pre = fake_run(ws, "pretrain", train_rows(3) + [eval_row(30, 9.0)], done, run_id="20261128-090000-pretrain-cccc")
-    atomic_write_json(pre.config_path, {"stage": "pretrain", "from_run": None, "nproc": 1, "id": pre.id,
-                                        "train": tiny_config(root, glove, stage="pretrain", lr=2e-4, epochs=4).to_dict()})
+    atomic_write_json(
+        pre.config_path,
+        {
+            "stage": "pretrain",
+            "from_run": None,
+            "nproc": 1,
+            "id": pre.id,
+            "train": tiny_config(root, glove, stage="pretrain", lr=2e-4, epochs=4).to_dict(),
+        },
+    )
     pre.best_path.write_bytes(b"weights")  # the form needs a checkpoint to exist; nothing loads it here
     app = make_app(root, tmp_path / "ws", screen="train", load=False)
     async with app.run_test(size=(120, 35)) as pilot:
@@ -427,7 +521,9 @@ async def test_pretrain_and_finetune_presets_ask_for_what_the_train_command_woul
         screen.query_one("#f-stage", Select).value = "finetune"
         await pilot.pause()
         assert screen.query_one("#f-train-file", Input).disabled
-        options = await wait_until(pilot, lambda: screen.query_one("#f-from", Select)._options[1:], 5, "the pretrain run")
+        options = await wait_until(
+            pilot, lambda: screen.query_one("#f-from", Select)._options[1:], 5, "the pretrain run"
+        )
         assert options[0][1] == pre.id
         screen.query_one("#f-from", Select).value = pre.id
         form = screen.read_form()

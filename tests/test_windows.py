@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from reference_windows import notebook_group_count, reference
 
 from engine.errors import ConfigError
 from engine.index import build_index
 from engine.windows import REASONS, WINDOW_REASONS, Cancelled, WindowParams, compute
-from reference_windows import notebook_group_count, reference
 
 
 def make(clips, narrations, excluded=(), features=None):
@@ -27,7 +27,7 @@ def make(clips, narrations, excluded=(), features=None):
     narration = {}
     for v, spec in narrations.items():
         entry = {}
-        for p, items in (spec.items() if isinstance(spec, dict) else [(1, spec)]):
+        for p, items in spec.items() if isinstance(spec, dict) else [(1, spec)]:
             entry[f"narration_pass_{p}"] = {
                 "narrations": [
                     {"timestamp_sec": t, "narration_text": text, "annotation_uid": f"{v}-{p}-{j}"}
@@ -49,8 +49,7 @@ def engine_groups(res):
     idx = res.index
     voff = res._prep.table.video_offsets
     return [
-        (idx.video_uids[v], int(r - voff[v]), int(c))
-        for v, r, c in zip(res.group_video, res.group_row, res.group_clip)
+        (idx.video_uids[v], int(r - voff[v]), int(c)) for v, r, c in zip(res.group_video, res.group_row, res.group_clip)
     ]
 
 
@@ -109,7 +108,9 @@ params_st = st.builds(
 def test_groups_windows_and_reasons_equal_the_reference(data, params):
     index, raw = make(*data)
     res = compute(index, params)
-    ref = reference(*raw, k=params.k, alpha=params.alpha, min_window=params.min_window, narration_pass=params.narration_pass)
+    ref = reference(
+        *raw, k=params.k, alpha=params.alpha, min_window=params.min_window, narration_pass=params.narration_pass
+    )
 
     assert engine_groups(res) == ref["groups"]
     assert res.n_windows == len(ref["windows"]) == len(ref["groups"]) * params.k
@@ -130,7 +131,9 @@ def test_groups_windows_and_reasons_equal_the_reference(data, params):
     summary = res.summary()
     assert summary["groups"] == len(ref["groups"])
     assert summary["usable"] == sum(1 for w in ref["windows"] if not w["reasons"])
-    assert summary["notebook_valid"] == sum(1 for w in ref["windows"] if w["start"] is not None and w["start"] < w["end"])
+    assert summary["notebook_valid"] == sum(
+        1 for w in ref["windows"] if w["start"] is not None and w["start"] < w["end"]
+    )
     assert summary["runs"] == ref["runs"]
     assert summary["narrations_no_clip"] == ref["narrations_no_clip"]
     expected = {REASONS[c][0]: sum(1 for w in ref["windows"] if REASONS[c][0] in w["reasons"]) for c in WINDOW_REASONS}
@@ -151,7 +154,11 @@ def test_groups_windows_and_reasons_equal_the_reference(data, params):
 
 
 @settings(max_examples=60, deadline=None)
-@given(data=datasets(), ks=st.lists(st.integers(1, 6), min_size=2, max_size=4), alphas=st.lists(st.floats(0.5, 8.0), min_size=1, max_size=3))
+@given(
+    data=datasets(),
+    ks=st.lists(st.integers(1, 6), min_size=2, max_size=4),
+    alphas=st.lists(st.floats(0.5, 8.0), min_size=1, max_size=3),
+)
 def test_recomputing_with_new_parameters_on_a_warm_engine_equals_a_fresh_compute(data, ks, alphas):
     index, raw = make(*data)
     for k in ks:
@@ -251,7 +258,9 @@ def test_window_cut_by_the_clip_edge():
 
 
 def test_narration_tagged_unsure():
-    index, _ = make([("v", 0, 100)], {"v": [(10, "#C C opens the tap"), (20, "#C C holds #unsure"), (30, "#C C walks")]})
+    index, _ = make(
+        [("v", 0, 100)], {"v": [(10, "#C C opens the tap"), (20, "#C C holds #unsure"), (30, "#C C walks")]}
+    )
     res = compute(index, WindowParams(k=3))
     assert [reasons_of(res, i) for i in range(3)] == [[], ["unsure"], []]
 
@@ -329,7 +338,13 @@ def test_cancel_raises_cancelled_and_a_later_compute_still_works():
 
 @pytest.mark.parametrize(
     "params",
-    [WindowParams(k=0), WindowParams(k=2.5), WindowParams(alpha=0), WindowParams(min_window=-1), WindowParams(narration_pass=3)],
+    [
+        WindowParams(k=0),
+        WindowParams(k=2.5),
+        WindowParams(alpha=0),
+        WindowParams(min_window=-1),
+        WindowParams(narration_pass=3),
+    ],
 )
 def test_bad_parameters_are_a_config_error(params):
     index, _ = make([], {})
@@ -370,7 +385,11 @@ def _raw(root):
             return json.load(f)
 
     ann = "v1/annotations"
-    excluded = {v["video_uid"] for name in ("nlq_val.json", "nlq_test_unannotated.json") for v in load(f"{ann}/{name}")["videos"]}
+    excluded = {
+        v["video_uid"]
+        for name in ("nlq_val.json", "nlq_test_unannotated.json")
+        for v in load(f"{ann}/{name}")["videos"]
+    }
     features = {p.stem for p in (root / "v1/egovlp_fp16").glob("*.pt")}
     return load("ego4d.json"), load(f"{ann}/narration.json"), excluded, features
 
@@ -379,7 +398,9 @@ def _cli(*args):
     import subprocess
     import sys
 
-    return subprocess.run([sys.executable, "-m", "nlq_tui", "windows", *map(str, args)], capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "nlq_tui", "windows", *map(str, args)], capture_output=True, text=True, timeout=120
+    )
 
 
 @pytest.fixture(scope="module")
@@ -444,7 +465,9 @@ def test_bench_script_runs_and_matches_the_notebook_group_count(sample_tree):
     import sys
 
     bench = Path(__file__).resolve().parent.parent / "bench" / "bench_windows.py"
-    proc = subprocess.run([sys.executable, str(bench), str(sample_tree), "--json"], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(bench), str(sample_tree), "--json"], capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr
     fig = json.loads(proc.stdout)
     assert fig["baseline"]["groups"] == fig["cold"]["groups"] == fig["warm"]["groups"] > 0

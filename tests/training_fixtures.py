@@ -47,12 +47,32 @@ def tiny_config(root: Path, glove: Path, **kw):
     from engine.training.config import ModelConfig, TrainConfig
 
     model = ModelConfig(**{**TINY_MODEL, **kw.pop("model", {})})
-    base = dict(data_root=str(root), text_encoder="glove", text_path=str(glove), epochs=2, batch_size=8,
-                device="cpu", seed=7, model=model)
+    base = dict(
+        data_root=str(root),
+        text_encoder="glove",
+        text_path=str(glove),
+        epochs=2,
+        batch_size=8,
+        device="cpu",
+        seed=7,
+        model=model,
+    )
     base.update(kw)
     return TrainConfig(**base)
 
 
 def tiny_cli_args(root: Path, glove: Path) -> list[str]:
-    return ["--data", str(root), "--text-encoder", "glove", "--text-path", str(glove), "--dim", "16",
-            "--batch-size", "8", "--device", "cpu"]
+    return [
+        "--data",
+        str(root),
+        "--text-encoder",
+        "glove",
+        "--text-path",
+        str(glove),
+        "--dim",
+        "16",
+        "--batch-size",
+        "8",
+        "--device",
+        "cpu",
+    ]

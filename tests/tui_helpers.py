@@ -50,7 +50,9 @@ def make_app(root: Path | None, workspace: Path, screen: str | None = None, load
     from nlq_tui.app import NLQApp
     from nlq_tui.context import AppContext
 
-    args = argparse.Namespace(data=str(root) if root else None, workspace=str(workspace), screen=screen, reviewer="tester")
+    args = argparse.Namespace(
+        data=str(root) if root else None, workspace=str(workspace), screen=screen, reviewer="tester"
+    )
     return NLQApp(AppContext.from_args(args), screen, load_on_start=load)
 
 

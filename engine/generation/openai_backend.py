@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import json
 import ipaddress
+import json
 import os
 import random
 import time
@@ -31,7 +31,10 @@ RETRYABLE = frozenset(
 FATAL = frozenset({"auth", "not_found"})  # every further request would fail the same way
 DUMMY_KEY = "sk-local-no-key"
 DOWN_SECONDS = 10.0  # a server that failed gets no new requests for this long (when there are others)
-RESPONSE_FORMAT = {"type": "json_schema", "json_schema": {"name": "nlq_questions", "schema": ANSWER_SCHEMA, "strict": True}}
+RESPONSE_FORMAT = {
+    "type": "json_schema",
+    "json_schema": {"name": "nlq_questions", "schema": ANSWER_SCHEMA, "strict": True},
+}
 
 
 def _int(v) -> int:

@@ -21,8 +21,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -477,7 +477,9 @@ class GenerationJob:
         if self.result is None or self.result.params != self.params:
             self.result = compute(self.index, self.params)
         self.reader = GroupReader(self.result)
-        chosen = select_groups(self.result, stride=self.stride, n=self.n_groups, seed=self.seed, per_video=self.per_video)
+        chosen = select_groups(
+            self.result, stride=self.stride, n=self.n_groups, seed=self.seed, per_video=self.per_video
+        )
         store = self.store
         done = store.done_groups()
         keys = self.reader.keys(chosen)
@@ -537,7 +539,9 @@ class GenerationJob:
                 take = [pending.pop() for _ in range(min(bs, len(pending)))]
                 gds = self.reader.read(np.array(take, dtype=np.int64))
                 msgs = self.backend.needs_messages
-                reqs = [Request(gd.key, self.prompt.messages(gd.texts) if msgs else [], gd.texts, gd.flags) for gd in gds]
+                reqs = [
+                    Request(gd.key, self.prompt.messages(gd.texts) if msgs else [], gd.texts, gd.flags) for gd in gds
+                ]
                 replies = await self.backend.complete(reqs)
                 for gd, rep in zip(gds, replies):
                     self._account(gd, rep, fatal)
@@ -651,7 +655,9 @@ class GenerationJob:
                     nkey, texts, target = self.reader.clip_narrations(gd, pos)
                 else:
                     nkey, texts, target = None, None, -1
-                it = Item(cid=c["id"], clip_key=gd.clip_uid, query=c["query"], target=target, clip_texts=texts, narr_key=nkey)
+                it = Item(
+                    cid=c["id"], clip_key=gd.clip_uid, query=c["query"], target=target, clip_texts=texts, narr_key=nkey
+                )
                 it.checks = c["checks"]
                 items.append(it)
             staged.append((gd, rep, verdict, cands))
@@ -664,8 +670,13 @@ class GenerationJob:
                 "backend": self.backend.name,
                 "model": self.backend.model,
                 "prompt_version": self.prompt.version,
-                "params": {"k": self.params.k, "alpha": self.params.alpha, "min_window": self.params.min_window,
-                           "narration_pass": self.params.narration_pass, "stride": self.stride or self.params.k},  # fmt: skip
+                "params": {
+                    "k": self.params.k,
+                    "alpha": self.params.alpha,
+                    "min_window": self.params.min_window,
+                    "narration_pass": self.params.narration_pass,
+                    "stride": self.stride or self.params.k,
+                },  # fmt: skip
                 "attempts": rep.attempts,
                 "retry_reasons": rep.retry_reasons,
                 "prompt_tokens": rep.prompt_tokens,
@@ -679,7 +690,7 @@ class GenerationJob:
             stored_flags = store.add_group_results(rows)
         else:
             stored_flags = [store.add_group_result(*row) for row in rows]
-        for (gd, rep, verdict, cands), stored in zip(staged, stored_flags):
+        for (gd, _rep, verdict, cands), stored in zip(staged, stored_flags):
             if stored:
                 st.groups_done += 1
                 st.questions_valid += len(cands)

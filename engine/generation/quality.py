@@ -18,8 +18,8 @@ from __future__ import annotations
 import os
 import re
 from collections import OrderedDict
-from functools import lru_cache
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -41,7 +41,10 @@ TEMPLATES: tuple[tuple[str, re.Pattern], ...] = tuple(
         ("Objects: What did I put in X?", r"^what (did|have) i (put|place|keep|store|drop|pour) (in|into|inside)\b"),
         ("Place: Where did I put X?", r"^where (did|have) i (put|place|keep|leave|store|drop|set|hang|lay)\b"),
         ("Objects: How many X’s? (quantity question)", r"^how (many|much)\b"),
-        ("Objects: In what location did I see object X ?", r"^(in )?(what|which) (location|place|room|area)\b|^where did i see\b"),
+        (
+            "Objects: In what location did I see object X ?",
+            r"^(in )?(what|which) (location|place|room|area)\b|^where did i see\b",
+        ),
         ("Objects: Where is my object X?", r"^where (is|are|was|were) my\b"),
         ("Objects: Where is object X?", r"^where (is|are|was|were)\b(?!.*\bwhen i\b)"),
         ("People: Who did I talk to in location X?", r"^who did i (talk|speak|chat|converse)\b"),

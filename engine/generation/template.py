@@ -130,12 +130,7 @@ def _is_plural(np_: str) -> bool:
     head = words[-1].lower()
     if " of " in np_:
         head = np_.split(" of ")[0].split()[-1].lower()
-    return (
-        len(head) > 3
-        and head.endswith("s")
-        and not head.endswith(("ss", "us", "is", "ics"))
-        and head not in MASS
-    )
+    return len(head) > 3 and head.endswith("s") and not head.endswith(("ss", "us", "is", "ics")) and head not in MASS
 
 
 def _bare(np_: str) -> str:
@@ -208,10 +203,12 @@ def _other_subject(t: str) -> tuple[str, str]:
         if len(w) == 1 and w.isupper() and w not in ("C", "I") and i > 0:
             head = [x for x in words[:i] if x.lower() not in ("a", "an", "the")]
             return (_definite(" ".join(head), False) if head else "someone"), " ".join(words[i + 1 :])
-    if len(words) > 1 and words[0].lower() in ("a", "an", "the") :
+    if len(words) > 1 and words[0].lower() in ("a", "an", "the"):
         return _definite(words[1], False), " ".join(words[2:])
     if len(words) > 1 and words[0].lower() in ("someone", "somebody", "man", "woman", "person", "lady", "boy", "girl"):
-        return _definite(words[0], False) if words[0].lower() not in ("someone", "somebody") else "someone", " ".join(words[1:])
+        return _definite(words[0], False) if words[0].lower() not in ("someone", "somebody") else "someone", " ".join(
+            words[1:]
+        )
     return "someone", t
 
 
@@ -236,7 +233,9 @@ def _question_for(p: Parsed, text: str) -> str | None:
         if place in ("the C", "C", "me"):
             return f"Who {to_past(base)}{' ' + p.particle if p.particle else ''} {p.prep} me?"
         if obj == "me":
-            return f"Who did I interact with when {p.subject} {to_past(base)} {p.particle + ' ' if p.particle else ''}me?".replace("  ", " ")
+            return f"Who did I interact with when {p.subject} {to_past(base)} {p.particle + ' ' if p.particle else ''}me?".replace(
+                "  ", " "
+            )
         if obj:
             return f"Who {_vp(p, obj, past=True)}?"
         if place:
@@ -245,7 +244,7 @@ def _question_for(p: Parsed, text: str) -> str | None:
     if base in TALK:
         if place and p.prep in PLACE_PREPS:
             return f"Who did I talk to {p.prep} {place}?"
-        return f"Who did I {base} with?" if p.prep in ("", "with", "to") else f"Who did I talk to?"
+        return f"Who did I {base} with?" if p.prep in ("", "with", "to") else "Who did I talk to?"
     if not obj:
         if place:
             if base in SEE:

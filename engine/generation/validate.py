@@ -16,8 +16,8 @@ Every rejection carries a reason key (counted in reports, never silently dropped
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from engine.generation.parse import ParseFailure, parse_answer, questions_of
@@ -45,9 +45,7 @@ RAW_KEEP = 4000  # characters of a raw answer kept on a whole-answer rejection
 _MARKERS = re.compile(r"#\s*[A-Za-z]|(?:^|[\s,;:(])C\s+[a-z]|^\s*C\b")
 _WORD = re.compile(r"[a-z0-9']+")
 _NARR_MARK = re.compile(r"#\s*\w+")
-_STOP = frozenset(
-    "the a an c i me my mine his her their its of and to it them this that these those".split()
-)
+_STOP = frozenset("the a an c i me my mine his her their its of and to it them this that these those".split())
 _QWORDS = frozenset(
     "what where when who whom whose which how many much did do does was were is are have has had "
     "i my me before after ? in on at".split()
@@ -187,10 +185,14 @@ def validate_items(group_key: str, narrations: list[str], flags: list[int], item
     seen: set[int] = set()
     for number, query in items:
         if number is None or not 1 <= number <= k:
-            rejected.append(_reject(group_key, None, "index_out_of_range", f"narration {number!r} is not in 1..{k}", query))
+            rejected.append(
+                _reject(group_key, None, "index_out_of_range", f"narration {number!r} is not in 1..{k}", query)
+            )
             continue
         if number in seen:
-            rejected.append(_reject(group_key, number, "extra_question", f"a second question for narration {number}", query))
+            rejected.append(
+                _reject(group_key, number, "extra_question", f"a second question for narration {number}", query)
+            )
             continue
         seen.add(number)
         f = flags[number - 1] if flags else 0
@@ -205,7 +207,9 @@ def validate_items(group_key: str, narrations: list[str], flags: list[int], item
     if len(seen) < k:
         for number in range(1, k + 1):
             if number not in seen:
-                rejected.append(_reject(group_key, number, "missing_question", f"no question for narration {number}", None))
+                rejected.append(
+                    _reject(group_key, number, "missing_question", f"no question for narration {number}", None)
+                )
     return verdict
 
 

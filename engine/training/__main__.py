@@ -62,7 +62,7 @@ class StopFlag:
         self.signal_name: str | None = None
         self._old: dict[int, object] = {}
 
-    def install(self) -> "StopFlag":
+    def install(self) -> StopFlag:
         if threading.current_thread() is not threading.main_thread():
             return self  # signals reach the main thread only; an in-thread run is stopped via .event
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -134,7 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     run = Run(Path(args.run_dir).resolve())
     if not run.config_path.is_file():
-        print(f"engine.training: error: {run.config_path}: no such file; create the run with `nlq-tui train`", file=sys.stderr)
+        print(
+            f"engine.training: error: {run.config_path}: no such file; create the run with `nlq-tui train`",
+            file=sys.stderr,
+        )
         return 2
     state = run_training(run, resume=args.resume)
     return {"done": 0, "stopped": 0}.get(state, 1)

@@ -109,7 +109,7 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         data = dict(data)
         model = _build(ModelConfig, data.pop("model", None) or {}, "model.")
         cfg = _build(cls, data, "")

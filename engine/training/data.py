@@ -36,9 +36,10 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -81,8 +82,8 @@ class Split:
 
     path: str
     max_pos_len: int
-    video: "torch.Tensor"  # (n_clips, L, video_dim) float16, zero padded, L <= max_pos_len
-    video_len: "torch.Tensor"  # (n_clips,) long
+    video: torch.Tensor  # (n_clips, L, video_dim) float16, zero padded, L <= max_pos_len
+    video_len: torch.Tensor  # (n_clips,) long
     clip_uids: list[str]
     queries: list[str]
     clip_row: np.ndarray
@@ -114,11 +115,16 @@ class Split:
     def record(self, i: int) -> dict:
         """Query `i` as a plain dict (ids, text, ground truth and labels), for display and logs."""
         return {
-            "clip_uid": self.clip_uid[i], "annotation_uid": self.annotation_uid[i],
-            "query_idx": int(self.query_idx[i]), "query": self.queries[self.query_row[i]],
-            "clip_start_sec": float(self.gt_start[i]), "clip_end_sec": float(self.gt_end[i]),
-            "start": int(self.start[i]), "end": int(self.end[i]),
-            "num_positions": int(self.num_positions[i]), "duration": float(self.duration[i]),
+            "clip_uid": self.clip_uid[i],
+            "annotation_uid": self.annotation_uid[i],
+            "query_idx": int(self.query_idx[i]),
+            "query": self.queries[self.query_row[i]],
+            "clip_start_sec": float(self.gt_start[i]),
+            "clip_end_sec": float(self.gt_end[i]),
+            "start": int(self.start[i]),
+            "end": int(self.end[i]),
+            "num_positions": int(self.num_positions[i]),
+            "duration": float(self.duration[i]),
         }
 
     def summary(self) -> str:
@@ -175,15 +181,36 @@ def load_split(
                         continue
                     # times present but not numbers are a bad window, not missing times
                     has_times = q.get("clip_start_sec") is not None and q.get("clip_end_sec") is not None
-                    entry["queries"].append(_Query(ann_uid, qi, normalise_query(q["query"]),
-                                                   _num(q.get("clip_start_sec")), _num(q.get("clip_end_sec")),
-                                                   has_times))
+                    entry["queries"].append(
+                        _Query(
+                            ann_uid,
+                            qi,
+                            normalise_query(q["query"]),
+                            _num(q.get("clip_start_sec")),
+                            _num(q.get("clip_end_sec")),
+                            has_times,
+                        )
+                    )
 
     # Pass 2: features per clip, labels per query.
     rows: list[np.ndarray] = []
     clip_uids: list[str] = []
-    recs: dict[str, list] = {k: [] for k in ("clip_row", "query", "start", "end", "num_positions", "duration",
-                                                "gt_start", "gt_end", "query_idx", "clip_uid", "annotation_uid")}
+    recs: dict[str, list] = {
+        k: []
+        for k in (
+            "clip_row",
+            "query",
+            "start",
+            "end",
+            "num_positions",
+            "duration",
+            "gt_start",
+            "gt_end",
+            "query_idx",
+            "clip_uid",
+            "annotation_uid",
+        )
+    }
     video_dim = None
     for video_uid, uids in order.items():
         pending = [u for u in uids if clips[u]["queries"]]
@@ -202,7 +229,7 @@ def load_split(
             if s is None or e is None or not e > s or s < 0:
                 _skip_queries(clip["queries"], "bad_window", skipped, require_times)
                 continue
-            rows_clip = feats[math.floor(s * ROWS_PER_SECOND): math.ceil(e * ROWS_PER_SECOND) + 1]
+            rows_clip = feats[math.floor(s * ROWS_PER_SECOND) : math.ceil(e * ROWS_PER_SECOND) + 1]
             if rows_clip.shape[0] == 0:
                 _skip_queries(clip["queries"], "no_features", skipped, require_times)
                 continue
@@ -231,10 +258,19 @@ def load_split(
                     row = len(rows)
                     rows.append(pooled)
                     clip_uids.append(clip_uid)
-                for key, value in (("clip_row", row), ("query", text), ("start", start), ("end", end),
-                                   ("num_positions", n), ("duration", duration), ("gt_start", cs),
-                                   ("gt_end", ce), ("query_idx", qi), ("clip_uid", clip_uid),
-                                   ("annotation_uid", ann_uid)):
+                for key, value in (
+                    ("clip_row", row),
+                    ("query", text),
+                    ("start", start),
+                    ("end", end),
+                    ("num_positions", n),
+                    ("duration", duration),
+                    ("gt_start", cs),
+                    ("gt_end", ce),
+                    ("query_idx", qi),
+                    ("clip_uid", clip_uid),
+                    ("annotation_uid", ann_uid),
+                ):
                     recs[key].append(value)
 
     longest = max((r.shape[0] for r in rows), default=1)
@@ -248,14 +284,26 @@ def load_split(
     query_row = np.array([query_ids.setdefault(t, len(query_ids)) for t in recs["query"]], dtype=np.int64)
     queries = list(query_ids)
     return Split(
-        path=str(nlq_file), max_pos_len=max_pos_len, video=video, video_len=video_len, clip_uids=clip_uids,
-        queries=queries, clip_row=np.array(recs["clip_row"], dtype=np.int64), query_row=query_row,
-        start=np.array(recs["start"], dtype=np.int64), end=np.array(recs["end"], dtype=np.int64),
+        path=str(nlq_file),
+        max_pos_len=max_pos_len,
+        video=video,
+        video_len=video_len,
+        clip_uids=clip_uids,
+        queries=queries,
+        clip_row=np.array(recs["clip_row"], dtype=np.int64),
+        query_row=query_row,
+        start=np.array(recs["start"], dtype=np.int64),
+        end=np.array(recs["end"], dtype=np.int64),
         num_positions=np.array(recs["num_positions"], dtype=np.int64),
         duration=np.array(recs["duration"], dtype=np.float64),
-        gt_start=np.array(recs["gt_start"], dtype=np.float64), gt_end=np.array(recs["gt_end"], dtype=np.float64),
-        query_idx=np.array(recs["query_idx"], dtype=np.int64), clip_uid=recs["clip_uid"],
-        annotation_uid=recs["annotation_uid"], skipped=skipped, keep_empty=keep_empty, naq_jitter=naq_jitter,
+        gt_start=np.array(recs["gt_start"], dtype=np.float64),
+        gt_end=np.array(recs["gt_end"], dtype=np.float64),
+        query_idx=np.array(recs["query_idx"], dtype=np.int64),
+        clip_uid=recs["clip_uid"],
+        annotation_uid=recs["annotation_uid"],
+        skipped=skipped,
+        keep_empty=keep_empty,
+        naq_jitter=naq_jitter,
     )
 
 
@@ -290,8 +338,9 @@ def _read_json(path: Path):
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: cannot read ({exc})", path=str(path)) from None
     except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})",
-                        path=str(path)) from None
+        raise DataError(
+            f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})", path=str(path)
+        ) from None
 
 
 def _load(path: Path, dim: int | None):
@@ -308,8 +357,10 @@ def _load_features_fallback(path: Path, dim: int | None = None):
     try:
         obj = torch.load(path, weights_only=True, map_location="cpu")
     except Exception as exc:  # any failure to read untrusted input is the file's fault
-        raise DataError(f"{path}: not a tensor file torch can load safely ({type(exc).__name__}); "
-                        "re-extract this feature file", path=str(path)) from None
+        raise DataError(
+            f"{path}: not a tensor file torch can load safely ({type(exc).__name__}); re-extract this feature file",
+            path=str(path),
+        ) from None
     if not isinstance(obj, torch.Tensor) or obj.dim() != 2 or not obj.is_floating_point() or obj.shape[0] == 0:
         raise DataError(f"{path}: expected one non-empty 2-D float tensor (rows, dim)", path=str(path))
     if dim is not None and obj.shape[1] != dim:
@@ -351,8 +402,15 @@ def time_to_index(s_time: float, e_time: float, n: int, duration: float) -> tupl
     return best // n, best % n
 
 
-def window_labels(clip_start: float | None, clip_end: float | None, duration: float, n: int, *,
-                  keep_empty: bool = False, clip_seconds: float | None = None) -> tuple[int, int] | str:
+def window_labels(
+    clip_start: float | None,
+    clip_end: float | None,
+    duration: float,
+    n: int,
+    *,
+    keep_empty: bool = False,
+    clip_seconds: float | None = None,
+) -> tuple[int, int] | str:
     """(start, end) labels of an answer window in clip seconds, or the skip reason.
 
     `clip_seconds` (the clip's real length) rejects windows that start after the clip ends;
@@ -380,8 +438,14 @@ def highlight_bounds(start: np.ndarray, end: np.ndarray, num_positions: np.ndarr
     return np.where(ext > 0, lo, start), np.where(ext > 0, hi, end)
 
 
-def naq_jitter_window(rng: np.random.Generator, clip_start: float, clip_end: float, duration: float,
-                      widen: float = 0.5, shift: float = 0.25) -> tuple[float, float]:
+def naq_jitter_window(
+    rng: np.random.Generator,
+    clip_start: float,
+    clip_end: float,
+    duration: float,
+    widen: float = 0.5,
+    shift: float = 0.25,
+) -> tuple[float, float]:
     """NaQ-style temporal jitter: widen the window by U(1, 1+widen), move its centre by U(-shift, shift) x width."""
     width = max(clip_end - clip_start, 0.0) * rng.uniform(1.0, 1.0 + widen)
     centre = (clip_start + clip_end) / 2.0 + rng.uniform(-shift, shift) * width
@@ -394,16 +458,16 @@ def naq_jitter_window(rng: np.random.Generator, clip_start: float, clip_end: flo
 class Batch:
     """One batch, every tensor on the same device. Masks are float32 1 (real) / 0 (padding)."""
 
-    video: "torch.Tensor"  # (B, Lv, video_dim) float32
-    video_mask: "torch.Tensor"  # (B, Lv)
-    query: "torch.Tensor | None"  # (B, Lq, text_dim) float32; None when the loader has no text table
-    query_mask: "torch.Tensor | None"  # (B, Lq)
-    start: "torch.Tensor"  # (B,) long
-    end: "torch.Tensor"  # (B,) long
-    highlight: "torch.Tensor"  # (B, Lv) float32 0/1
-    video_len: "torch.Tensor"  # (B,) long: positions of each clip, the n of indices_to_seconds
-    duration: "torch.Tensor"  # (B,) float64: feature-grid clip seconds
-    index: "torch.Tensor"  # (B,) long: rows of the split
+    video: torch.Tensor  # (B, Lv, video_dim) float32
+    video_mask: torch.Tensor  # (B, Lv)
+    query: torch.Tensor | None  # (B, Lq, text_dim) float32; None when the loader has no text table
+    query_mask: torch.Tensor | None  # (B, Lq)
+    start: torch.Tensor  # (B,) long
+    end: torch.Tensor  # (B,) long
+    highlight: torch.Tensor  # (B, Lv) float32 0/1
+    video_len: torch.Tensor  # (B,) long: positions of each clip, the n of indices_to_seconds
+    duration: torch.Tensor  # (B,) float64: feature-grid clip seconds
+    index: torch.Tensor  # (B,) long: rows of the split
     query_text: list[str]
     clip_uid: list[str]
     annotation_uid: list[str]
@@ -412,21 +476,37 @@ class Batch:
     def __len__(self) -> int:
         return int(self.start.shape[0])
 
-    def to(self, device, non_blocking: bool = False) -> "Batch":
+    def to(self, device, non_blocking: bool = False) -> Batch:
         import torch
 
-        moved = {f.name: (getattr(self, f.name).to(device, non_blocking=non_blocking)
-                          if isinstance(getattr(self, f.name), torch.Tensor) else getattr(self, f.name))
-                 for f in fields(self)}
+        moved = {
+            f.name: (
+                getattr(self, f.name).to(device, non_blocking=non_blocking)
+                if isinstance(getattr(self, f.name), torch.Tensor)
+                else getattr(self, f.name)
+            )
+            for f in fields(self)
+        }
         return replace(self, **moved)
 
 
 class Loader:
     """Batches of a `Split` (+ a `TextTable` of its `queries`), gathered from pre-padded tables."""
 
-    def __init__(self, split: Split, text: "TextTable | None", *, batch_size: int = 32, extend: float = 0.1,
-                 shuffle: bool = False, seed: int = 0, drop_last: bool = False, rank: int = 0,
-                 world_size: int = 1, naq_jitter: bool | None = None) -> None:
+    def __init__(
+        self,
+        split: Split,
+        text: TextTable | None,
+        *,
+        batch_size: int = 32,
+        extend: float = 0.1,
+        shuffle: bool = False,
+        seed: int = 0,
+        drop_last: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
+        naq_jitter: bool | None = None,
+    ) -> None:
         import torch
 
         if text is not None and text.features.shape[0] != len(split.queries):
@@ -446,12 +526,22 @@ class Loader:
         hs, he = highlight_bounds(split.start, split.end, split.num_positions, extend)
         self._h_lo, self._h_hi = torch.from_numpy(hs), torch.from_numpy(he)
 
-    def to(self, device) -> "Loader":
+    def to(self, device) -> Loader:
         """Move the tables to `device` once; later batches are gathered there."""
         import torch
 
         self.device = torch.device(device)
-        for name in ("_video", "_video_len", "_clip_row", "_query_row", "_start", "_end", "_duration", "_h_lo", "_h_hi"):
+        for name in (
+            "_video",
+            "_video_len",
+            "_clip_row",
+            "_query_row",
+            "_start",
+            "_end",
+            "_duration",
+            "_h_lo",
+            "_h_hi",
+        ):
             setattr(self, name, getattr(self, name).to(self.device))
         if self.text is not None:
             self.text = self.text.to(self.device)
@@ -503,10 +593,20 @@ class Loader:
             query, query_mask = self.text.gather(self._query_row[idx])
         s = self.split
         return Batch(
-            video=video, video_mask=video_mask, query=query, query_mask=query_mask, start=start, end=end,
-            highlight=highlight, video_len=lens, duration=self._duration[idx], index=idx,
-            query_text=[s.queries[s.query_row[i]] for i in rows], clip_uid=[s.clip_uid[i] for i in rows],
-            annotation_uid=[s.annotation_uid[i] for i in rows], query_idx=[int(s.query_idx[i]) for i in rows],
+            video=video,
+            video_mask=video_mask,
+            query=query,
+            query_mask=query_mask,
+            start=start,
+            end=end,
+            highlight=highlight,
+            video_len=lens,
+            duration=self._duration[idx],
+            index=idx,
+            query_text=[s.queries[s.query_row[i]] for i in rows],
+            clip_uid=[s.clip_uid[i] for i in rows],
+            annotation_uid=[s.annotation_uid[i] for i in rows],
+            query_idx=[int(s.query_idx[i]) for i in rows],
         )
 
     def _jittered_labels(self, rows: np.ndarray, key: tuple[int, int]):

@@ -24,9 +24,9 @@ import math
 import os
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -34,7 +34,7 @@ import torch
 from engine.errors import ConfigError, DataError
 from engine.runs import BEST_KEY, FIGURE_KEYS, Run
 from engine.training.config import TrainConfig
-from engine.training.model import VSLNet, indices_to_seconds, param_groups
+from engine.training.model import VSLNet, param_groups
 from engine.workspace import atomic_write_json
 
 LOG_EVERY_STEPS = 10  # a training row every this many steps (and at every epoch end)
@@ -55,7 +55,7 @@ class DistInfo:
     initialised: bool = False
 
     @classmethod
-    def from_env(cls) -> "DistInfo":
+    def from_env(cls) -> DistInfo:
         world = int(os.environ.get("WORLD_SIZE", "1"))
         if world <= 1:
             return cls()
@@ -94,7 +94,7 @@ class DistInfo:
 
 
 def resolve_device(name: str, dist: DistInfo | None = None) -> torch.device:
-    """"auto" is the GPU when there is one; asking for CUDA without one is a ConfigError."""
+    """ "auto" is the GPU when there is one; asking for CUDA without one is a ConfigError."""
     name = (name or "auto").lower()
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
@@ -134,7 +134,9 @@ def rng_state(device: torch.device | None = None) -> dict:
 def set_rng_state(state: dict, device: torch.device | None = None) -> None:
     torch.set_rng_state(state["torch"].cpu())
     n = state["numpy"]
-    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
+    np.random.set_state(
+        ("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"])
+    )
     p = state["python"]
     random.setstate((p["version"], tuple(int(x) for x in p["internal"].tolist()), p["gauss"]))
     if "cuda" in state and device is not None and device.type == "cuda":
@@ -171,7 +173,9 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
-        raise DataError(f"{path}: not a checkpoint this program can read safely ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})") from None
+        raise DataError(
+            f"{path}: not a checkpoint this program can read safely ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})"
+        ) from None
     if not isinstance(ckpt, dict) or "model" not in ckpt:
         raise DataError(f"{path}: not an nlq-tui checkpoint (no model weights); pass a best.pt or last.pt of a run")
     return ckpt
@@ -231,12 +235,12 @@ class Trainer:
         self.window: dict = {"loss": 0.0, "n": 0, "parts": {}}
 
     @classmethod
-    def from_run(cls, run: Run, **kw) -> "Trainer":
+    def from_run(cls, run: Run, **kw) -> Trainer:
         cfg = run.config()
         try:
             train_cfg = TrainConfig.from_dict(cfg["train"])
         except KeyError:
-            raise ConfigError(f"{run.config_path}: no \"train\" section; recreate the run with `nlq-tui train`") from None
+            raise ConfigError(f'{run.config_path}: no "train" section; recreate the run with `nlq-tui train`') from None
         return cls(train_cfg, run=run, **kw)
 
     # data ------------------------------------------------------------------------------------
@@ -262,8 +266,11 @@ class Trainer:
         if not paths["features"].is_dir():
             raise DataError(f"{paths['features']}: no such feature folder; check --data and --features")
         split = load_split(
-            paths[which], paths["features"], max_pos_len=self.cfg.model.max_pos_len,
-            keep_empty=self.cfg.keep_empty_windows, naq_jitter=self.cfg.naq_jitter and which == "train",
+            paths[which],
+            paths["features"],
+            max_pos_len=self.cfg.model.max_pos_len,
+            keep_empty=self.cfg.keep_empty_windows,
+            naq_jitter=self.cfg.naq_jitter and which == "train",
             require_times=which != "test",
         )
         self.log.info("%s: %s", which, split.summary())
@@ -276,9 +283,14 @@ class Trainer:
 
         table = TextTable.build(self.text, split.queries) if self.text.trainable_module() is None else None
         return Loader(
-            split, table, batch_size=self.cfg.batch_size if train else max(self.cfg.batch_size, 64),
-            extend=self.cfg.model.extend, shuffle=train, seed=self.cfg.seed,
-            rank=self.dist.rank if train else 0, world_size=self.dist.world if train else 1,
+            split,
+            table,
+            batch_size=self.cfg.batch_size if train else max(self.cfg.batch_size, 64),
+            extend=self.cfg.model.extend,
+            shuffle=train,
+            seed=self.cfg.seed,
+            rank=self.dist.rank if train else 0,
+            world_size=self.dist.world if train else 1,
             naq_jitter=self.cfg.naq_jitter if train else False,
         ).to(self.device)
 
@@ -289,7 +301,10 @@ class Trainer:
         cfg = self.cfg
         t0 = time.time()
         self.text = build_text_encoder(
-            cfg.text_encoder, cfg.text_path, device=str(self.device), freeze=cfg.freeze_text,
+            cfg.text_encoder,
+            cfg.text_path,
+            device=str(self.device),
+            freeze=cfg.freeze_text,
             max_tokens=min(128, cfg.model.max_pos_len),
         )
         cfg.model.text_dim = int(self.text.dim)
@@ -335,9 +350,15 @@ class Trainer:
         )
         self.log.info(
             "model %s dim %d, %d parameters; %d steps (%d epochs x %d) on %s%s; setup %.1f s",
-            cfg.model.model, cfg.model.dim, sum(p.numel() for p in self.model.parameters()),
-            self.total_steps, cfg.epochs, self.steps_per_epoch, self.device,
-            " bf16" if self.amp else "", time.time() - t0,
+            cfg.model.model,
+            cfg.model.dim,
+            sum(p.numel() for p in self.model.parameters()),
+            self.total_steps,
+            cfg.epochs,
+            self.steps_per_epoch,
+            self.device,
+            " bf16" if self.amp else "",
+            time.time() - t0,
         )
 
     def _init_from(self, path: str) -> None:
@@ -353,7 +374,12 @@ class Trainer:
         self.model.load_state_dict(got)
         if ckpt.get("text") is not None and self.text.trainable_module() is not None:
             self.text.trainable_module().load_state_dict(ckpt["text"])
-        self.log.info("initialised from %s (step %s, val R1@0.3 %s)", path, ckpt.get("step"), (ckpt.get("figures") or {}).get(BEST_KEY))
+        self.log.info(
+            "initialised from %s (step %s, val R1@0.3 %s)",
+            path,
+            ckpt.get("step"),
+            (ckpt.get("figures") or {}).get(BEST_KEY),
+        )
 
     # checkpoints -----------------------------------------------------------------------------
     def _payload(self, full: bool) -> dict:
@@ -373,7 +399,11 @@ class Trainer:
             payload["scheduler"] = self.scheduler.state_dict()
             payload["rng"] = rng_state(self.device)
             payload["history"] = list(self.history)
-            payload["window"] = {"loss": self.window["loss"], "n": self.window["n"], "parts": dict(self.window["parts"])}
+            payload["window"] = {
+                "loss": self.window["loss"],
+                "n": self.window["n"],
+                "parts": dict(self.window["parts"]),
+            }
         return payload
 
     def save_last(self) -> None:
@@ -394,7 +424,9 @@ class Trainer:
         set_rng_state(ckpt["rng"], self.device)
         if self.run is not None and self.is_writer:
             self._truncate_metrics()
-        self.log.info("resumed from %s at epoch %d, batch %d (step %d)", path, self.epoch + 1, self.batch_in_epoch, self.step)
+        self.log.info(
+            "resumed from %s at epoch %d, batch %d (step %d)", path, self.epoch + 1, self.batch_in_epoch, self.step
+        )
 
     def _truncate_metrics(self) -> None:
         """Drop rows logged after last.pt was written (a crash between saves), so curves do not double back."""
@@ -440,7 +472,9 @@ class Trainer:
                         self.status.update(step=self.step, epoch=self.epoch)
                     self.log.info(
                         "stopped at epoch %d, batch %d (step %d); last.pt saved",
-                        self.epoch + 1, self.batch_in_epoch, self.step,
+                        self.epoch + 1,
+                        self.batch_in_epoch,
+                        self.step,
                     )
                     return "stopped"
                 loss, parts = self._train_step(batch)
@@ -494,7 +528,9 @@ class Trainer:
         self.scheduler.step()
         value = float(loss.detach())
         if not math.isfinite(value):
-            raise FloatingPointError(f"loss is {value} at step {self.step + 1}; lower --lr or check the features for NaN")
+            raise FloatingPointError(
+                f"loss is {value} at step {self.step + 1}; lower --lr or check the features for NaN"
+            )
         return value, {k: float(v) for k, v in parts.items()}
 
     def _query(self, batch):
@@ -515,7 +551,12 @@ class Trainer:
             improved = self.best is None or figs[BEST_KEY] > self.best[BEST_KEY]
             self.log.info(
                 "eval step %d: R1@0.3 %.2f R1@0.5 %.2f R5@0.3 %.2f mIoU %.2f%s",
-                self.step, figs["R1@0.3"], figs["R1@0.5"], figs["R5@0.3"], figs["mIoU"], " (best)" if improved else "",
+                self.step,
+                figs["R1@0.3"],
+                figs["R1@0.5"],
+                figs["R5@0.3"],
+                figs["mIoU"],
+                " (best)" if improved else "",
             )
             if improved:
                 self.best = {**figs, "step": self.step, "epoch": self.epoch}
@@ -532,7 +573,10 @@ class Trainer:
         from engine.training.metrics import evaluate_loader
 
         figs, results = evaluate_loader(
-            self.model, self.loaders[which], topk=5, device=self.device,
+            self.model,
+            self.loaders[which],
+            topk=5,
+            device=self.device,
             autocast_dtype=torch.bfloat16 if self.amp else None,
             text_encoder=self.text if self.text.trainable_module() is not None else None,
         )

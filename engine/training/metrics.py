@@ -98,15 +98,17 @@ def evaluate_predictions(ground_truth, predictions) -> dict[str, float]:
         queries = annotations.get(key)
         q = p.get("query_idx")
         if queries is None or not isinstance(q, int) or not 0 <= q < len(queries):
-            raise DataError(f"predictions: results[{i}] (clip {key[0]}, annotation {key[1]}, query {q}) "
-                            "is not in the ground-truth file")
+            raise DataError(
+                f"predictions: results[{i}] (clip {key[0]}, annotation {key[1]}, query {q}) "
+                "is not in the ground-truth file"
+            )
         times = p.get("predicted_times") or []
         if not times:
             raise DataError(f"predictions: results[{i}] has no predicted_times")
         rows = np.asarray(times, dtype=np.float64).reshape(-1, 2)
         # fewer than k_max predictions: repeat the last; R@k with k > its count then equals R@count
         pred[i, : len(rows)] = rows
-        pred[i, len(rows):] = rows[-1]
+        pred[i, len(rows) :] = rows[-1]
         gt_times[i] = (float(queries[q]["clip_start_sec"]), float(queries[q]["clip_end_sec"]))
     return nlq_metrics(pred, gt_times)
 
@@ -150,12 +152,14 @@ def evaluate_loader(model, loader, *, topk: int = 5, device=None, autocast_dtype
             pred_rows.append(secs)
             gt_rows.append(np.stack([split.gt_start[rows], split.gt_end[rows]], axis=1))
             for j in range(len(batch)):
-                results.append({
-                    "clip_uid": batch.clip_uid[j],
-                    "annotation_uid": batch.annotation_uid[j],
-                    "query_idx": batch.query_idx[j],
-                    "predicted_times": [[float(s), float(e)] for s, e in secs[j]],
-                })
+                results.append(
+                    {
+                        "clip_uid": batch.clip_uid[j],
+                        "annotation_uid": batch.annotation_uid[j],
+                        "query_idx": batch.query_idx[j],
+                        "predicted_times": [[float(s), float(e)] for s, e in secs[j]],
+                    }
+                )
     model.train(was_training)
     if text_module is not None:
         text_module.train(text_was_training)

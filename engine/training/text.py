@@ -32,11 +32,11 @@ if TYPE_CHECKING:  # heavy: imported on use
 class TextTable:
     """Padded features of a list of distinct texts: `features` (n, T, dim) float16, `lengths` (n,)."""
 
-    features: "torch.Tensor"
-    lengths: "torch.Tensor"
+    features: torch.Tensor
+    lengths: torch.Tensor
 
     @classmethod
-    def build(cls, encoder, texts: list[str]) -> "TextTable":
+    def build(cls, encoder, texts: list[str]) -> TextTable:
         import torch
 
         feats = encoder.encode(texts)
@@ -49,10 +49,10 @@ class TextTable:
             lengths[i] = f.shape[0]
         return cls(table, lengths)
 
-    def to(self, device) -> "TextTable":
+    def to(self, device) -> TextTable:
         return TextTable(self.features.to(device), self.lengths.to(device))
 
-    def gather(self, rows: "torch.Tensor") -> tuple["torch.Tensor", "torch.Tensor"]:
+    def gather(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(features float32 (B, T, dim), mask float32 (B, T)) for these rows, T = longest in the batch."""
         import torch
 
@@ -68,8 +68,16 @@ class _TransformerTextEncoder:
 
     name = "bert"
 
-    def __init__(self, tokenizer, model, *, device: str = "cpu", freeze: bool = True, max_tokens: int = 128,
-                 batch_size: int = 256) -> None:
+    def __init__(
+        self,
+        tokenizer,
+        model,
+        *,
+        device: str = "cpu",
+        freeze: bool = True,
+        max_tokens: int = 128,
+        batch_size: int = 256,
+    ) -> None:
         self.tokenizer = tokenizer
         self.model = model.to(device)
         self.device = device
@@ -89,7 +97,7 @@ class _TransformerTextEncoder:
                 for p in pooler.parameters():
                     p.requires_grad_(False)
 
-    def encode(self, texts: list[str]) -> list["torch.Tensor"]:
+    def encode(self, texts: list[str]) -> list[torch.Tensor]:
         """float16 (tokens, dim) per text, on the CPU; each distinct text is encoded once."""
         import torch
 
@@ -106,13 +114,14 @@ class _TransformerTextEncoder:
         self.model.train(was_training)
         return [self._cache[t] for t in texts]
 
-    def encode_batch(self, texts: list[str], device=None) -> tuple["torch.Tensor", "torch.Tensor"]:
+    def encode_batch(self, texts: list[str], device=None) -> tuple[torch.Tensor, torch.Tensor]:
         """Features with grad (for an unfrozen encoder): float32 (B, T, dim), mask (B, T)."""
         return self._run(texts, device or self.device)
 
-    def _run(self, texts: list[str], device) -> tuple["torch.Tensor", "torch.Tensor"]:
-        enc = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_tokens,
-                             return_tensors="pt")
+    def _run(self, texts: list[str], device) -> tuple[torch.Tensor, torch.Tensor]:
+        enc = self.tokenizer(
+            list(texts), padding=True, truncation=True, max_length=self.max_tokens, return_tensors="pt"
+        )
         enc = {k: v.to(device) for k, v in enc.items()}
         hidden = self.model(**enc).last_hidden_state
         return hidden.float(), enc["attention_mask"].float()
@@ -120,7 +129,7 @@ class _TransformerTextEncoder:
     def trainable_module(self):
         return None if self.frozen else self.model
 
-    def to(self, device) -> "_TransformerTextEncoder":
+    def to(self, device) -> _TransformerTextEncoder:
         self.model.to(device)
         self.device = device
         return self
@@ -178,7 +187,9 @@ class GloveTextEncoder:
     def __init__(self, path: str, *, max_tokens: int = 128) -> None:
         self.path = Path(path)
         if not self.path.is_file():
-            raise ConfigError(f"text_path {path}: no such GloVe file; download e.g. glove.840B.300d.txt and point at it")
+            raise ConfigError(
+                f"text_path {path}: no such GloVe file; download e.g. glove.840B.300d.txt and point at it"
+            )
         self.max_tokens = max_tokens
         self.frozen = True
         self._vectors: dict[str, list[float]] = {}
@@ -219,7 +230,7 @@ class GloveTextEncoder:
                     continue
         self._absent |= want - self._vectors.keys()
 
-    def encode(self, texts: list[str]) -> list["torch.Tensor"]:
+    def encode(self, texts: list[str]) -> list[torch.Tensor]:
         import torch
 
         todo = {t for t in texts if t not in self._cache}
@@ -239,12 +250,11 @@ class GloveTextEncoder:
     def trainable_module(self):
         return None
 
-    def to(self, device) -> "GloveTextEncoder":
+    def to(self, device) -> GloveTextEncoder:
         return self
 
 
-def build_text_encoder(kind: str, path: str = "", *, device: str = "cpu", freeze: bool = True,
-                       max_tokens: int = 128):
+def build_text_encoder(kind: str, path: str = "", *, device: str = "cpu", freeze: bool = True, max_tokens: int = 128):
     """The encoder `TrainConfig.text_encoder` / `text_path` / `freeze_text` name."""
     if kind == "minilm":
         return MiniLMTextEncoder(device=device, freeze=freeze, max_tokens=max_tokens)

@@ -18,7 +18,9 @@ def register(subparsers) -> None:
         "Prints counts, warnings (real-data quirks, counted) and errors. Exits 2 when there are errors.",
     )
     c.add_argument("root", metavar="ROOT", help="Ego4D root: the folder with ego4d.json and v1/")
-    c.add_argument("--features", default="egovlp_fp16", metavar="NAME", help="feature folder under ROOT/v1 (default egovlp_fp16)")
+    c.add_argument(
+        "--features", default="egovlp_fp16", metavar="NAME", help="feature folder under ROOT/v1 (default egovlp_fp16)"
+    )
     c.add_argument("--json", action="store_true", help="print one JSON object (counts, warnings, errors)")
     c.add_argument("--no-cache", action="store_true", help="ignore and do not write the index cache")
     c.set_defaults(func=run_check)

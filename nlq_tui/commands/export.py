@@ -17,12 +17,19 @@ def register(subparsers) -> None:
     # SUPPRESS: given here or before the command, either works (argparse would otherwise
     # overwrite the top-level value with this parser's default).
     p.add_argument("--workspace", metavar="WS", default=argparse.SUPPRESS, help="workspace folder")
-    p.add_argument("--data", metavar="ROOT", default=argparse.SUPPRESS,
-                   help="Ego4D root whose nlq_val/nlq_test files list the held-out videos (default: the workspace's)")
+    p.add_argument(
+        "--data",
+        metavar="ROOT",
+        default=argparse.SUPPRESS,
+        help="Ego4D root whose nlq_val/nlq_test files list the held-out videos (default: the workspace's)",
+    )
     p.add_argument("--out", metavar="FILE", required=True, help="NLQ JSON file to write")
-    p.add_argument("--status", default="accepted,edited",
-                   help="statuses to export: a comma list (accepted, edited, pending, skipped, flagged, rejected) "
-                   "or 'all' = every valid candidate not rejected (default accepted,edited)")
+    p.add_argument(
+        "--status",
+        default="accepted,edited",
+        help="statuses to export: a comma list (accepted, edited, pending, skipped, flagged, rejected) "
+        "or 'all' = every valid candidate not rejected (default accepted,edited)",
+    )
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     p.set_defaults(func=run)
 

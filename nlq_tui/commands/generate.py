@@ -17,18 +17,41 @@ def register(subparsers) -> None:
         "command again to finish an interrupted run: done groups are skipped, none is stored twice.",
     )
     # --data / --workspace also work before the subcommand; SUPPRESS keeps those values.
-    p.add_argument("--data", metavar="ROOT", default=argparse.SUPPRESS,
-                   help="Ego4D root (default: the workspace's, else sample_data/)")
-    p.add_argument("--workspace", metavar="WS", default=argparse.SUPPRESS, help="workspace folder (default ./nlq-workspace)")
-    p.add_argument("--features", metavar="NAME", default=None,
-                   help="feature folder under v1/ (default: the workspace's, else egovlp_fp16)")
-    p.add_argument("--backend", choices=["template", "openai", "hf"], default="template",
-                   help="template (default, offline), openai (any OpenAI-compatible server) or hf (a local model)")
+    p.add_argument(
+        "--data",
+        metavar="ROOT",
+        default=argparse.SUPPRESS,
+        help="Ego4D root (default: the workspace's, else sample_data/)",
+    )
+    p.add_argument(
+        "--workspace", metavar="WS", default=argparse.SUPPRESS, help="workspace folder (default ./nlq-workspace)"
+    )
+    p.add_argument(
+        "--features",
+        metavar="NAME",
+        default=None,
+        help="feature folder under v1/ (default: the workspace's, else egovlp_fp16)",
+    )
+    p.add_argument(
+        "--backend",
+        choices=["template", "openai", "hf"],
+        default="template",
+        help="template (default, offline), openai (any OpenAI-compatible server) or hf (a local model)",
+    )
     p.add_argument("--model", metavar="M", help="model name (openai) or local folder (hf)")
-    p.add_argument("--base-url", metavar="URL", action="append", dest="base_urls",
-                   help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1; repeat to share the load")
-    p.add_argument("--api-key-env", metavar="NAME", default="OPENAI_API_KEY",
-                   help="environment variable that holds the API key (default OPENAI_API_KEY); never stored")
+    p.add_argument(
+        "--base-url",
+        metavar="URL",
+        action="append",
+        dest="base_urls",
+        help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1; repeat to share the load",
+    )
+    p.add_argument(
+        "--api-key-env",
+        metavar="NAME",
+        default="OPENAI_API_KEY",
+        help="environment variable that holds the API key (default OPENAI_API_KEY); never stored",
+    )
     p.add_argument("--groups", type=int, metavar="N", help="sample N groups (default: all)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     p.add_argument("--per-video", type=int, metavar="N", help="at most N groups from one video")
@@ -38,21 +61,34 @@ def register(subparsers) -> None:
     p.add_argument("--k", type=int, default=5, help="narrations per group (default 5)")
     p.add_argument("--alpha", type=float, default=4.9, help="window = beta / alpha (default 4.9)")
     p.add_argument("--min-window", type=float, default=1.0, metavar="SEC", help="shortest window (default 1.0 s)")
-    p.add_argument("--pass", dest="narration_pass", default="1", choices=["1", "2", "both"], help="narration pass (default 1)")
-    p.add_argument("--checks", choices=["full", "fast"], default="full",
-                   help="full: also MiniLM near-duplicate and ambiguity checks (default); fast: text checks only")
+    p.add_argument(
+        "--pass", dest="narration_pass", default="1", choices=["1", "2", "both"], help="narration pass (default 1)"
+    )
+    p.add_argument(
+        "--checks",
+        choices=["full", "fast"],
+        default="full",
+        help="full: also MiniLM near-duplicate and ambiguity checks (default); fast: text checks only",
+    )
     p.add_argument("--timeout", type=float, default=120.0, metavar="SEC", help="per-request timeout (default 120)")
     p.add_argument("--max-retries", type=int, default=5, help="retries per request (default 5)")
     p.add_argument("--max-tokens", type=int, default=1024, help="answer length limit (default 1024)")
     p.add_argument("--temperature", type=float, default=0.7, help="sampling temperature (default 0.7)")
     p.add_argument("--no-structured", action="store_true", help="do not ask for JSON-schema structured output")
     p.add_argument("--price-per-1k", type=float, metavar="USD", help="price per 1000 tokens, for a running cost")
-    p.add_argument("--prompt-version", type=int, metavar="V", help="prompt version to use (default: the workspace's current)")
+    p.add_argument(
+        "--prompt-version", type=int, metavar="V", help="prompt version to use (default: the workspace's current)"
+    )
     p.add_argument("--device", help="hf: torch device (default cuda when available)")
-    p.add_argument("--dry-run", action="store_true",
-                   help="send one group (the first selected, or --group-index) and print the exact messages, "
-                   "the raw answer and its validation; stores nothing")
-    p.add_argument("--group-index", type=int, default=0, metavar="I", help="which selected group --dry-run sends (default 0)")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="send one group (the first selected, or --group-index) and print the exact messages, "
+        "the raw answer and its validation; stores nothing",
+    )
+    p.add_argument(
+        "--group-index", type=int, default=0, metavar="I", help="which selected group --dry-run sends (default 0)"
+    )
     p.add_argument("--no-cache", action="store_true", help="rebuild the index instead of reading the cache")
     p.add_argument("--json", action="store_true", help="end with one JSON object of figures on stdout")
     p.set_defaults(func=run)

@@ -75,5 +75,8 @@ def run_stop(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"run_id": run.id, "signalled": pid, "state": state}))
     else:
-        print(f"run {run.id}: SIGTERM sent to {pid}" + (f"; now {state}" if args.wait > 0 else "; it saves last.pt and stops"))
+        print(
+            f"run {run.id}: SIGTERM sent to {pid}"
+            + (f"; now {state}" if args.wait > 0 else "; it saves last.pt and stops")
+        )
     return 0

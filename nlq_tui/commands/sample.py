@@ -21,8 +21,11 @@ def register(subparsers) -> None:
     )
     p.add_argument("out", metavar="OUT", help="folder to write the tree into (created if missing)")
     p.add_argument("--videos", type=int, default=DEFAULT_VIDEOS, help=f"number of videos (default {DEFAULT_VIDEOS})")
-    p.add_argument("--no-features", action="store_true",
-                   help="write empty .pt files instead of features (for annotation-only benchmarks)")
+    p.add_argument(
+        "--no-features",
+        action="store_true",
+        help="write empty .pt files instead of features (for annotation-only benchmarks)",
+    )
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"random seed (default {DEFAULT_SEED})")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.set_defaults(func=run)
@@ -37,16 +40,17 @@ def run(args: argparse.Namespace) -> int:
         if not args.json and sys.stderr.isatty() and (done % step == 0 or done == total):
             print(f"\r  videos {done}/{total}", end="" if done < total else "\n", file=sys.stderr, flush=True)
 
-    s = write_sample(args.out, videos=args.videos, features=not args.no_features, seed=args.seed,
-                     progress=progress)
+    s = write_sample(args.out, videos=args.videos, features=not args.no_features, seed=args.seed, progress=progress)
     d = s.as_dict()
     if args.json:
         print(json.dumps(d))
         return 0
     q = d["queries"]
     sv = d["split_videos"]
-    print(f"wrote {d['root']} ({d['profile']} profile, seed {d['seed']}) in {d['seconds']:.1f} s, "
-          f"{d['bytes'] / 1e6:.1f} MB")
+    print(
+        f"wrote {d['root']} ({d['profile']} profile, seed {d['seed']}) in {d['seconds']:.1f} s, "
+        f"{d['bytes'] / 1e6:.1f} MB"
+    )
     print(f"  videos {d['videos']} (train {sv['train']}, val {sv['val']}, test {sv['test']}), clips {d['clips']}")
     print(f"  narrations: pass 1 {d['narrations_pass_1']:,}, pass 2 {d['narrations_pass_2']:,}")
     print(f"  NLQ queries: train {q['train']}, val {q['val']}, test {q['test']}")

@@ -14,7 +14,9 @@ STAGES = ("baseline", "pretrain", "finetune")
 
 def _common(p: argparse.ArgumentParser) -> None:
     # SUPPRESS: `nlq-tui --workspace WS train` and `nlq-tui train --workspace WS` both work
-    p.add_argument("--workspace", metavar="WS", default=argparse.SUPPRESS, help="workspace folder (default ./nlq-workspace)")
+    p.add_argument(
+        "--workspace", metavar="WS", default=argparse.SUPPRESS, help="workspace folder (default ./nlq-workspace)"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
 
 
@@ -27,10 +29,19 @@ def register(subparsers) -> None:
         "waits for the run and prints its best val figures; Ctrl-C (or SIGTERM) saves last.pt and stops it.",
     )
     _common(p)
-    p.add_argument("--data", metavar="ROOT", default=argparse.SUPPRESS, help="Ego4D root (default: the workspace's, else sample_data/)")
-    p.add_argument("--stage", choices=STAGES, default="baseline",
-                   help="baseline: the official train split; pretrain: an exported NLQ file (--train-file, "
-                   "default the newest in WS/exports); finetune: the official train split from --from RUN's best.pt")
+    p.add_argument(
+        "--data",
+        metavar="ROOT",
+        default=argparse.SUPPRESS,
+        help="Ego4D root (default: the workspace's, else sample_data/)",
+    )
+    p.add_argument(
+        "--stage",
+        choices=STAGES,
+        default="baseline",
+        help="baseline: the official train split; pretrain: an exported NLQ file (--train-file, "
+        "default the newest in WS/exports); finetune: the official train split from --from RUN's best.pt",
+    )
     p.add_argument("--train-file", metavar="FILE", help="an NLQ-format training file (pretrain)")
     p.add_argument("--from", dest="from_run", metavar="RUN", help="the run whose best.pt a finetune starts from")
     p.add_argument("--resume", metavar="RUN", help="continue a stopped or failed run from its last.pt")
@@ -39,15 +50,21 @@ def register(subparsers) -> None:
     p.add_argument("--batch-size", type=int, help="batch size (default 32)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where to train (default auto: the GPU if any)")
     p.add_argument("--seed", type=int, help="random seed (default 12345)")
-    p.add_argument("--text-encoder", choices=("minilm", "bert", "glove"), help="query features (default minilm, offline)")
+    p.add_argument(
+        "--text-encoder", choices=("minilm", "bert", "glove"), help="query features (default minilm, offline)"
+    )
     p.add_argument("--text-path", metavar="P", help="bert: a model folder or cached hub id; glove: the vectors .txt")
     p.add_argument("--unfreeze-text", action="store_true", help="train the text encoder too (bert/minilm)")
-    p.add_argument("--features", metavar="NAME", help="feature folder under ROOT/v1 (default: the workspace's, else egovlp_fp16)")
+    p.add_argument(
+        "--features", metavar="NAME", help="feature folder under ROOT/v1 (default: the workspace's, else egovlp_fp16)"
+    )
     p.add_argument("--model", choices=("vslnet", "vslbase"), help="VSLNet (default) or VSLBase (no highlighting)")
     p.add_argument("--dim", type=int, help="model width (default 128)")
     p.add_argument("--drop-rate", type=float, help="dropout (default 0.2)")
     p.add_argument("--eval-every", type=int, metavar="STEPS", help="evaluate every STEPS steps (default: every epoch)")
-    p.add_argument("--naq-jitter", action="store_true", help="NaQ-style random widening/shifting of answer windows (pretrain)")
+    p.add_argument(
+        "--naq-jitter", action="store_true", help="NaQ-style random widening/shifting of answer windows (pretrain)"
+    )
     p.add_argument("--nproc", type=int, default=1, help="GPUs to train on with torchrun/DDP (with --detach)")
     p.add_argument("--detach", action="store_true", help="start the run in the background and print its id")
     p.set_defaults(func=run_train)
@@ -106,11 +123,27 @@ def run_train(args: argparse.Namespace) -> int:
         resume = True
     else:
         run = start_run(
-            ws, detach=args.detach, stage=args.stage, data_root=_data_root(args, ws), train_file=args.train_file,
-            from_run=args.from_run, features=args.features, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
-            device=args.device, seed=args.seed, text_encoder=args.text_encoder, text_path=args.text_path,
-            unfreeze_text=args.unfreeze_text, eval_every=args.eval_every, naq_jitter=args.naq_jitter,
-            model=args.model, dim=args.dim, drop_rate=args.drop_rate, nproc=args.nproc,
+            ws,
+            detach=args.detach,
+            stage=args.stage,
+            data_root=_data_root(args, ws),
+            train_file=args.train_file,
+            from_run=args.from_run,
+            features=args.features,
+            epochs=args.epochs,
+            lr=args.lr,
+            batch_size=args.batch_size,
+            device=args.device,
+            seed=args.seed,
+            text_encoder=args.text_encoder,
+            text_path=args.text_path,
+            unfreeze_text=args.unfreeze_text,
+            eval_every=args.eval_every,
+            naq_jitter=args.naq_jitter,
+            model=args.model,
+            dim=args.dim,
+            drop_rate=args.drop_rate,
+            nproc=args.nproc,
         )
         resume = False
     if args.detach:
@@ -134,10 +167,18 @@ def run_train(args: argparse.Namespace) -> int:
     summary = run.summary()
     best = summary.get("best")
     if args.json:
-        print(json.dumps({
-            "run_id": run.id, "state": state, "run_dir": str(run.path), "error": summary.get("error"),
-            "best": best, **_figures(best),
-        }))
+        print(
+            json.dumps(
+                {
+                    "run_id": run.id,
+                    "state": state,
+                    "run_dir": str(run.path),
+                    "error": summary.get("error"),
+                    "best": best,
+                    **_figures(best),
+                }
+            )
+        )
     else:
         _print_result(run.id, state, summary)
     return 0 if state in ("done", "stopped") else 1

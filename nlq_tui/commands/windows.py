@@ -17,13 +17,24 @@ def register(subparsers) -> None:
         "timestamp and cut to the clip, and count the windows that are not usable, by reason.",
     )
     p.add_argument("root", metavar="ROOT", help="Ego4D root (ego4d.json, v1/annotations/, v1/<features>/)")
-    p.add_argument("--features", default="egovlp_fp16", metavar="NAME",
-                   help="feature folder under v1/ whose <video_uid>.pt files decide which videos are used (default egovlp_fp16)")
+    p.add_argument(
+        "--features",
+        default="egovlp_fp16",
+        metavar="NAME",
+        help="feature folder under v1/ whose <video_uid>.pt files decide which videos are used (default egovlp_fp16)",
+    )
     p.add_argument("--k", type=int, default=5, help="narrations per group (default 5)")
     p.add_argument("--alpha", type=float, default=4.9, help="window = beta / alpha (default 4.9, EgoVLP)")
-    p.add_argument("--min-window", type=float, default=1.0, metavar="SEC", help="shortest window in seconds (default 1.0)")
-    p.add_argument("--pass", dest="narration_pass", default="1", choices=["1", "2", "both"],
-                   help="narration pass to group (default 1; both = the two passes merged by time)")
+    p.add_argument(
+        "--min-window", type=float, default=1.0, metavar="SEC", help="shortest window in seconds (default 1.0)"
+    )
+    p.add_argument(
+        "--pass",
+        dest="narration_pass",
+        default="1",
+        choices=["1", "2", "both"],
+        help="narration pass to group (default 1; both = the two passes merged by time)",
+    )
     p.add_argument("--no-cache", action="store_true", help="rebuild the index instead of reading the cache")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     p.set_defaults(func=run)
@@ -34,7 +45,9 @@ def run(args: argparse.Namespace) -> int:
     from engine.windows import WindowParams, compute
 
     params = WindowParams(
-        k=args.k, alpha=args.alpha, min_window=args.min_window,
+        k=args.k,
+        alpha=args.alpha,
+        min_window=args.min_window,
         narration_pass=args.narration_pass if args.narration_pass == "both" else int(args.narration_pass),
     ).validated()  # a bad value fails before the (possibly long) load
     t0 = time.perf_counter()
@@ -93,7 +106,11 @@ def _print(s: dict, root: str) -> None:
     fig.add_row("runs of k narrations", f"{s['runs']:,}", "")
     fig.add_row("groups (run in one clip)", f"{s['groups']:,}", _share(s["groups"], s["runs"]))
     fig.add_row("windows (groups x k)", f"{s['windows']:,}", "")
-    fig.add_row("valid by the notebook's test (start < end)", f"{s['notebook_valid']:,}", _share(s["notebook_valid"], s["windows"]))
+    fig.add_row(
+        "valid by the notebook's test (start < end)",
+        f"{s['notebook_valid']:,}",
+        _share(s["notebook_valid"], s["windows"]),
+    )
     fig.add_row("usable windows (no reason below)", f"{s['usable']:,}", _share(s["usable"], s["windows"]))
     con.print(fig)
 

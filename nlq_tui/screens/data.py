@@ -16,8 +16,8 @@ from pathlib import Path
 from rich.markup import escape
 from rich.table import Table
 from textual import on, work
-from textual.binding import Binding
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.suggester import Suggester
@@ -127,7 +127,9 @@ def list_feature_folders(root: Path, index=None) -> list[FeatureFolder]:
                     dim = peek_feature_dim(e.path)
         if files == 0:
             continue
-        out.append(FeatureFolder(sub.name, dim or KNOWN_DIMS.get(sub.name), files, covered if uids is not None else None))
+        out.append(
+            FeatureFolder(sub.name, dim or KNOWN_DIMS.get(sub.name), files, covered if uids is not None else None)
+        )
     return out
 
 
@@ -143,7 +145,11 @@ class DirSuggester(Suggester):
         p = Path(value).expanduser()
         parent, prefix = (p, "") if value.endswith("/") else (p.parent, p.name)
         try:
-            names = sorted(e.name for e in os.scandir(parent) if e.is_dir() and e.name.startswith(prefix) and not e.name.startswith("."))
+            names = sorted(
+                e.name
+                for e in os.scandir(parent)
+                if e.is_dir() and e.name.startswith(prefix) and not e.name.startswith(".")
+            )
         except OSError:
             return None
         if not names or (names[0] == prefix):
@@ -169,7 +175,9 @@ class RootPicker(ModalScreen[Path | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="picker-box"):
-            yield Static(f"[b]Choose the data root[/]  [dim]enter: open a folder, or pick an Ego4D root · esc: cancel[/]")
+            yield Static(
+                "[b]Choose the data root[/]  [dim]enter: open a folder, or pick an Ego4D root · esc: cancel[/]"
+            )
             yield FolderTree(self.start, id="picker-tree")
             yield Static("", id="picker-check")
 
@@ -232,7 +240,11 @@ def counts_table(counts: dict) -> Table:
             shown.add(key)
             grid.add_row(label, _fmt_value(key, counts[key]))
     for key, v in counts.items():  # figures added to the engine later still show
-        if key not in shown and key not in ("videos_in_ego4d_json", "videos_without_features", "narrated_videos_with_features"):
+        if key not in shown and key not in (
+            "videos_in_ego4d_json",
+            "videos_without_features",
+            "narrated_videos_with_features",
+        ):
             grid.add_row(key.replace("_", " "), _fmt_value(key, v))
     return grid
 
@@ -266,7 +278,12 @@ class DataScreen(Screen):
         yield NavBar()
         with Horizontal(id="root-row"):
             yield Label("Data root", classes="field-label")
-            yield Input(id="root", compact=True, suggester=DirSuggester(), placeholder="path of the Ego4D folder (ego4d.json, v1/annotations/)")
+            yield Input(
+                id="root",
+                compact=True,
+                suggester=DirSuggester(),
+                placeholder="path of the Ego4D folder (ego4d.json, v1/annotations/)",
+            )
         yield Static("", id="root-check")
         yield Static("", id="load-error", classes="error-panel")
         with Horizontal(id="load-row"):
@@ -420,7 +437,10 @@ class DataScreen(Screen):
         issues = sorted(issues, key=lambda i: (i.level != "error", i.file))
         self.issues = issues
         table = self.query_one("#issues", VirtualTable)
-        table.set_source(len(issues), lambda i: (issues[i].level, _short_file(issues[i].file), _what(issues[i]), f"{issues[i].count:,}"))
+        table.set_source(
+            len(issues),
+            lambda i: (issues[i].level, _short_file(issues[i].file), _what(issues[i]), f"{issues[i].count:,}"),
+        )
         n_err = sum(1 for i in issues if i.level == "error")
         self.query_one("#issues-title", Label).update(
             f"[b]Warnings and errors[/] [dim]{n_err} errors · {len(issues) - n_err} warnings[/]"
@@ -454,7 +474,9 @@ class DataScreen(Screen):
                 self.query_one("#counts", Static).update(counts_table(report.counts))
                 self._set_issues(list(report.issues))
                 dims = {d["name"]: d.get("dim") for d in report.feature_dirs}  # read with torch: authoritative
-                self._show_folders([FeatureFolder(f.name, dims.get(f.name) or f.dim, f.files, f.covered) for f in self.folders])
+                self._show_folders(
+                    [FeatureFolder(f.name, dims.get(f.name) or f.dim, f.files, f.covered) for f in self.folders]
+                )
                 self.notify(
                     f"{len(report.errors)} errors, {len(report.warnings)} warnings",
                     title="Full check",
@@ -507,7 +529,12 @@ class DataScreen(Screen):
     @on(VirtualTable.RowSelected, "#issues")
     def _issue_selected(self, event: VirtualTable.RowSelected) -> None:
         issue = self.issues[event.row]
-        self.notify(escape(issue.message), title=f"{issue.level}: {issue.code}", severity="error" if issue.level == "error" else "warning", timeout=10)
+        self.notify(
+            escape(issue.message),
+            title=f"{issue.level}: {issue.code}",
+            severity="error" if issue.level == "error" else "warning",
+            timeout=10,
+        )
 
     def action_focus_issues(self) -> None:
         self.query_one("#issues", VirtualTable).focus()

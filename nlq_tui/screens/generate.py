@@ -38,13 +38,33 @@ FEED_LINES = 400
 DRAIN_S = 0.2
 
 GENERATE_BINDINGS: list[Binding] = [
-    Binding("f2", "dry_run", "Dry run", id="generate.dry_run", tooltip="Send one group; show the raw answer and its validation"),
-    Binding("f5", "start", "Start", id="generate.start", tooltip="Generate for the selected groups (resumes: done groups are skipped)"),
+    Binding(
+        "f2",
+        "dry_run",
+        "Dry run",
+        id="generate.dry_run",
+        tooltip="Send one group; show the raw answer and its validation",
+    ),
+    Binding(
+        "f5",
+        "start",
+        "Start",
+        id="generate.start",
+        tooltip="Generate for the selected groups (resumes: done groups are skipped)",
+    ),
     Binding("f6", "pause", "Pause/resume", id="generate.pause", tooltip="Pause or resume the running job"),
     Binding("f8", "cancel", "Cancel", id="generate.cancel", tooltip="Stop the running job; done groups stay stored"),
-    Binding("ctrl+s", "save_prompt", "Save prompt", id="generate.save_prompt", tooltip="Save the prompt as a new version"),
+    Binding(
+        "ctrl+s", "save_prompt", "Save prompt", id="generate.save_prompt", tooltip="Save the prompt as a new version"
+    ),
     Binding("ctrl+g", "focus_group", "Group", id="generate.group", tooltip="Choose the group to preview and dry-run"),
-    Binding("ctrl+o", "reset_prompt", "Default prompt", id="generate.reset_prompt", tooltip="Put the default prompt in the editor"),
+    Binding(
+        "ctrl+o",
+        "reset_prompt",
+        "Default prompt",
+        id="generate.reset_prompt",
+        tooltip="Put the default prompt in the editor",
+    ),
 ]
 
 
@@ -97,7 +117,9 @@ class GenerateScreen(Screen):
             yield Label("concurrency", classes="param-label")
             yield Input(str(saved.get("concurrency", 8)), id="concurrency", type="integer", compact=True)
             yield Label("groups", classes="param-label")
-            yield Input(str(saved.get("groups", "") or ""), placeholder="all", id="groups", type="integer", compact=True)
+            yield Input(
+                str(saved.get("groups", "") or ""), placeholder="all", id="groups", type="integer", compact=True
+            )
             yield Label("seed", classes="param-label")
             yield Input(str(saved.get("seed", 0)), id="seed", type="integer", compact=True)
             yield Label("checks", classes="param-label")
@@ -153,6 +175,7 @@ class GenerateScreen(Screen):
 
     def settings(self) -> dict:
         """The settings on screen (validated lightly; make_backend checks the rest)."""
+
         def text(id_: str) -> str:
             return self.query_one(f"#{id_}", Input).value.strip()
 
@@ -380,7 +403,10 @@ class GenerateScreen(Screen):
             lines += [f"[green]✓[/] {q['narration']}. {escape(q['query'])}" for q in out.get("accepted", [])]
             if out.get("rejected"):
                 lines.append("\n[b]rejected[/]")
-                lines += [f"[red]✗[/] {r['narration'] or '-'} [b]{r['reason']}[/]: {escape(r['detail'])}" for r in out["rejected"]]
+                lines += [
+                    f"[red]✗[/] {r['narration'] or '-'} [b]{r['reason']}[/]: {escape(r['detail'])}"
+                    for r in out["rejected"]
+                ]
         self.dry_text = "\n".join(lines)
         self.query_one("#gen-dry", Static).update(self.dry_text)
 
@@ -412,7 +438,9 @@ class GenerateScreen(Screen):
                             prompt=prompt, result=self.result, on_event=self._events.append)  # fmt: skip
         self.job = job
         self.query_one("#gen-tabs", TabbedContent).active = "feed"
-        self.query_one("#gen-feed", RichLog).write(f"[b]start[/] {escape(backend.describe())}, prompt v{prompt.version}")
+        self.query_one("#gen-feed", RichLog).write(
+            f"[b]start[/] {escape(backend.describe())}, prompt v{prompt.version}"
+        )
         self._set_stats_text("preparing …")
 
         def work():
@@ -455,7 +483,9 @@ class GenerateScreen(Screen):
             if kind == "progress":
                 last_progress = ev["stats"]
             elif kind == "failure":
-                feed.write(f"[b red]![/] {escape(ev['group_key'])}: request failed, [b]{ev['reason']}[/] {escape(ev['detail'])}")
+                feed.write(
+                    f"[b red]![/] {escape(ev['group_key'])}: request failed, [b]{ev['reason']}[/] {escape(ev['detail'])}"
+                )
             elif kind == "group" and shown < 40:  # at template speed, a sample is all a person reads
                 shown += 1
                 for c in ev["candidates"][:5]:

@@ -9,8 +9,8 @@ screen, so they stay fast at Ego4D scale (7.6M windows).
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
@@ -62,7 +62,7 @@ class Filters:
 class LabOutcome:
     """What a recompute worker hands back to the screen."""
 
-    result: "WindowResult | None"
+    result: WindowResult | None
     summary: dict | None
     bad: Any  # np.ndarray of window ids, or of run rows when `bad_runs`
     bad_runs: bool
@@ -72,7 +72,9 @@ class LabOutcome:
     reason: str | None = None  # the reason filter these rows were selected with
 
 
-def select_rows(result: "WindowResult", filters: Filters, want_good: bool = True) -> tuple["np.ndarray", bool, "np.ndarray | None", str]:
+def select_rows(
+    result: WindowResult, filters: Filters, want_good: bool = True
+) -> tuple[np.ndarray, bool, np.ndarray | None, str]:
     """(not-usable ids, whether they are run rows, usable ids, a note on the video filter).
 
     The usable ids are most of the windows (millions at Ego4D scale); without `want_good`
@@ -114,7 +116,7 @@ def select_rows(result: "WindowResult", filters: Filters, want_good: bool = True
     return bad, False, good, note
 
 
-def _collect(result: "WindowResult", videos: list[int] | None, **kw) -> "np.ndarray":
+def _collect(result: WindowResult, videos: list[int] | None, **kw) -> np.ndarray:
     import numpy as np
 
     if videos is None:
@@ -123,7 +125,7 @@ def _collect(result: "WindowResult", videos: list[int] | None, **kw) -> "np.ndar
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
 
-def window_cells(res: "WindowResult", ids, usable: bool) -> list[tuple[str, ...]]:
+def window_cells(res: WindowResult, ids, usable: bool) -> list[tuple[str, ...]]:
     """Table cells of the windows `ids`, computed for all of them at once."""
     import numpy as np
 
@@ -145,7 +147,13 @@ def window_cells(res: "WindowResult", ids, usable: bool) -> list[tuple[str, ...]
         cs = float(clip_start[j])
         s, e = float(start[j]), float(end[j])
         span = "—" if s != s else f"{s - cs:.1f}–{e - cs:.1f}"  # NaN: the video has no beta
-        head = (f"{g + 1:,}", _short(n["video_uid"]), _short(res.index.clip_uids[int(clips[j])]), f"{n['t'] - cs:.1f}", span)
+        head = (
+            f"{g + 1:,}",
+            _short(n["video_uid"]),
+            _short(res.index.clip_uids[int(clips[j])]),
+            f"{n['t'] - cs:.1f}",
+            span,
+        )
         if usable:
             out.append(head + (_sec(e - s), n["text"]))
         else:
@@ -155,7 +163,7 @@ def window_cells(res: "WindowResult", ids, usable: bool) -> list[tuple[str, ...]
     return out
 
 
-def run_cells(res: "WindowResult", row: int, reason: str) -> tuple[str, ...]:
+def run_cells(res: WindowResult, row: int, reason: str) -> tuple[str, ...]:
     """Table cells of a run that is not a group (it has no clip and no window)."""
     n = res.narration(row)
     return ("—", _short(n["video_uid"]), "—", f"{n['t']:.1f}", "—", reason, n["text"])
@@ -166,7 +174,7 @@ class GroupScreen(ModalScreen[None]):
 
     BINDINGS = GROUP_BINDINGS
 
-    def __init__(self, result: "WindowResult", group: int, focus_window: int | None = None) -> None:
+    def __init__(self, result: WindowResult, group: int, focus_window: int | None = None) -> None:
         super().__init__()
         self.result = result
         self.group = int(group)
@@ -209,7 +217,14 @@ class GroupScreen(ModalScreen[None]):
             table.add_row(str(n), f"{w['t'] - cs:.1f}", span, _sec(w["duration"]), status, w["text"], style=row_style)
             if w["start"] is not None:
                 marks.append(
-                    TimelineMark(w["start"], w["end"], w["t"], label=str(n), style="green" if ok else "red", flag="" if ok else "!")
+                    TimelineMark(
+                        w["start"],
+                        w["end"],
+                        w["t"],
+                        label=str(n),
+                        style="green" if ok else "red",
+                        flag="" if ok else "!",
+                    )
                 )
             else:
                 marks.append(TimelineMark(w["t"], w["t"], w["t"], label=str(n), style="red", flag="!"))
@@ -233,7 +248,7 @@ class LabScreen(Screen):
     class FiguresUpdated(Message):
         """The summary on screen now shows `params`; `latency` is seconds since the last edit."""
 
-        def __init__(self, params: "WindowParams", latency: float, compute_seconds: float) -> None:
+        def __init__(self, params: WindowParams, latency: float, compute_seconds: float) -> None:
             super().__init__()
             self.params = params
             self.latency = latency
@@ -258,13 +273,19 @@ class LabScreen(Screen):
         yield NavBar()
         with Horizontal(id="lab-params"):
             yield Label("k", classes="param-label")
-            yield Input(DEFAULTS["k"], id="k", type="integer", compact=True, validators=[Number(minimum=1, maximum=1000)])
+            yield Input(
+                DEFAULTS["k"], id="k", type="integer", compact=True, validators=[Number(minimum=1, maximum=1000)]
+            )
             yield Label("alpha", classes="param-label")
             yield Input(DEFAULTS["alpha"], id="alpha", type="number", compact=True, validators=[Number(minimum=1e-6)])
             yield Label("min win", classes="param-label")
-            yield Input(DEFAULTS["min_window"], id="min_window", type="number", compact=True, validators=[Number(minimum=0)])
+            yield Input(
+                DEFAULTS["min_window"], id="min_window", type="number", compact=True, validators=[Number(minimum=0)]
+            )
             yield Label("pass", classes="param-label")
-            yield Select([("1", "1"), ("2", "2"), ("both", "both")], value="1", id="pass", allow_blank=False, compact=True)
+            yield Select(
+                [("1", "1"), ("2", "2"), ("both", "both")], value="1", id="pass", allow_blank=False, compact=True
+            )
             yield Static("", id="lab-state")
         with Horizontal(id="lab-body"):
             with VerticalScroll(id="lab-summary"):
@@ -325,7 +346,7 @@ class LabScreen(Screen):
         self.set_class(event.size.width < NARROW, "-narrow")
 
     # parameters --------------------------------------------------------------------------
-    def read_params(self) -> "WindowParams | str":
+    def read_params(self) -> WindowParams | str:
         """The parameters in the inputs, or a one-line message about the first bad one."""
         from engine.errors import ConfigError
         from engine.windows import WindowParams
@@ -377,10 +398,12 @@ class LabScreen(Screen):
             return
         self._seq += 1
         self._set_state("[dim]computing…[/]")
-        self._recompute(index, params, Filters(self.filters.reason, self.filters.video), self._seq, self._usable_shown())
+        self._recompute(
+            index, params, Filters(self.filters.reason, self.filters.video), self._seq, self._usable_shown()
+        )
 
     @work(thread=True, exclusive=True, group="lab", exit_on_error=False, name="lab-recompute")
-    def _recompute(self, index, params: "WindowParams", filters: Filters, seq: int, want_good: bool) -> LabOutcome | None:
+    def _recompute(self, index, params: WindowParams, filters: Filters, seq: int, want_good: bool) -> LabOutcome | None:
         from engine.windows import compute
 
         worker = get_current_worker()
@@ -396,7 +419,7 @@ class LabScreen(Screen):
         return LabOutcome(result, summary, bad, bad_runs, good, note, seq, filters.reason)
 
     @work(thread=True, exclusive=True, group="lab-rows", exit_on_error=False, name="lab-rows")
-    def _refilter(self, result: "WindowResult", filters: Filters, seq: int, want_good: bool) -> LabOutcome:
+    def _refilter(self, result: WindowResult, filters: Filters, seq: int, want_good: bool) -> LabOutcome:
         bad, bad_runs, good, note = select_rows(result, filters, want_good)
         return LabOutcome(result, None, bad, bad_runs, good, note, seq, filters.reason)
 
@@ -437,7 +460,7 @@ class LabScreen(Screen):
             )
             self._set_state("")
 
-    def _apply_figures(self, res: "WindowResult", summary: dict, seq: int) -> None:
+    def _apply_figures(self, res: WindowResult, summary: dict, seq: int) -> None:
         if seq != self._seq:  # a newer edit is on its way
             return
         self.result = res
@@ -448,7 +471,9 @@ class LabScreen(Screen):
         latency_from = self._edited_at
         # Stamp after the next paint: that is when the user sees the new figures.
         self.call_after_refresh(
-            lambda: self.post_message(self.FiguresUpdated(res.params, time.perf_counter() - latency_from, res.compute_seconds))
+            lambda: self.post_message(
+                self.FiguresUpdated(res.params, time.perf_counter() - latency_from, res.compute_seconds)
+            )
         )
 
     def _render_figures(self, s: dict) -> None:
@@ -462,7 +487,11 @@ class LabScreen(Screen):
         grid.add_row("[b]groups[/]", _n(s["groups"]), "")
         grid.add_row("[b]windows[/]", _n(s["windows"]), "")
         grid.add_row("[b green]usable[/]", _n(s["usable"]), f"{100 * s['usable'] / windows:.1f}%")
-        grid.add_row("[b red]not usable[/]", _n(s["windows"] - s["usable"]), f"{100 * (s['windows'] - s['usable']) / windows:.1f}%")
+        grid.add_row(
+            "[b red]not usable[/]",
+            _n(s["windows"] - s["usable"]),
+            f"{100 * (s['windows'] - s['usable']) / windows:.1f}%",
+        )
         reasons = s["reasons"]
         for code, (key, _label) in sorted(REASONS.items()):
             if code in RUN_REASONS:
@@ -496,13 +525,21 @@ class LabScreen(Screen):
         bad, good = outcome.bad, outcome.good
         if outcome.bad_runs:
             reason = outcome.reason or ""
-            bad_table.set_source(len(bad), lambda i: run_cells(res, int(bad[i]), reason), empty_text="no runs with this reason")
+            bad_table.set_source(
+                len(bad), lambda i: run_cells(res, int(bad[i]), reason), empty_text="no runs with this reason"
+            )
         else:
-            bad_table.set_source(len(bad), fetch_block=lambda a, b: window_cells(res, bad[a:b], False), empty_text="no not-usable windows")
+            bad_table.set_source(
+                len(bad),
+                fetch_block=lambda a, b: window_cells(res, bad[a:b], False),
+                empty_text="no not-usable windows",
+            )
         if good is None:
             good_table.set_source(0, lambda i: (), empty_text="listing the usable windows…")
         else:
-            good_table.set_source(len(good), fetch_block=lambda a, b: window_cells(res, good[a:b], True), empty_text="no usable windows")
+            good_table.set_source(
+                len(good), fetch_block=lambda a, b: window_cells(res, good[a:b], True), empty_text="no usable windows"
+            )
         tabs = self.query_one(TabbedContent)
         tabs.get_tab("unusable").label = f"Not usable {_n(len(bad))}" + (" runs" if outcome.bad_runs else "")
         n_good = len(good) if good is not None else (res.n_usable if not self.filters.video.strip() else None)
@@ -529,7 +566,9 @@ class LabScreen(Screen):
 
     def _refilter_now(self) -> None:
         if self.result is not None:
-            self._refilter(self.result, Filters(self.filters.reason, self.filters.video), self._applied_seq, self._usable_shown())
+            self._refilter(
+                self.result, Filters(self.filters.reason, self.filters.video), self._applied_seq, self._usable_shown()
+            )
 
     def _usable_shown(self) -> bool:
         return self.query_one(TabbedContent).active == "usable"

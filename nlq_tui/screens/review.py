@@ -42,23 +42,62 @@ SLICE = 16 << 20  # then this much per step while the user already works
 REFRESH_S = 5.0  # how often new candidates from a running generation job are looked for
 REASON_TEXT = dict(REJECT_REASONS)
 STATUS_STYLE = {
-    "pending": "dim", "accepted": "bold green", "edited": "bold cyan", "rejected": "bold red",
-    "skipped": "yellow", "flagged": "bold magenta",
+    "pending": "dim",
+    "accepted": "bold green",
+    "edited": "bold cyan",
+    "rejected": "bold red",
+    "skipped": "yellow",
+    "flagged": "bold magenta",
 }
 
 REVIEW_BINDINGS: list[Binding] = [
     Binding("a", "accept", "Accept", id="review.accept", tooltip="Accept this question"),
-    Binding("x", "reject", "Reject", id="review.reject", tooltip="Reject it; then 1-9 picks the reason, Enter the default"),
+    Binding(
+        "x", "reject", "Reject", id="review.reject", tooltip="Reject it; then 1-9 picks the reason, Enter the default"
+    ),
     Binding("space", "skip", "Skip", id="review.skip", tooltip="Leave it for later and show the next"),
     Binding("e", "edit", "Edit", id="review.edit", tooltip="Edit the question in place; saving also accepts it"),
-    Binding("u,backspace", "undo", "Undo", id="review.undo", tooltip="Undo the last decision (many levels; one bulk step at a time)"),
+    Binding(
+        "u,backspace",
+        "undo",
+        "Undo",
+        id="review.undo",
+        tooltip="Undo the last decision (many levels; one bulk step at a time)",
+    ),
     Binding("f", "flag", "Flag", id="review.flag", tooltip="Flag it for a later look"),
     Binding("slash", "filter(True)", "Search", key_display="/", id="review.search", tooltip="Search the question text"),
-    Binding("ctrl+f", "filter(False)", "Filters", id="review.filters", tooltip="Filter by status, model, prompt, flags, template, video"),
-    Binding("b", "bulk", "Bulk", id="review.bulk", tooltip="Accept or reject every candidate matching a rule, after a preview"),
-    Binding("tab", "recent", "Recent", show=False, id="review.recent", tooltip="Go to the last ten decisions to change one"),
-    Binding("r", "refresh", "Refresh", show=False, id="review.refresh", tooltip="Pick up candidates generated since the queue was built"),
-    Binding("ctrl+e", "export", "Export", id="review.export", tooltip="Write the accepted and edited questions to an NLQ file"),
+    Binding(
+        "ctrl+f",
+        "filter(False)",
+        "Filters",
+        id="review.filters",
+        tooltip="Filter by status, model, prompt, flags, template, video",
+    ),
+    Binding(
+        "b",
+        "bulk",
+        "Bulk",
+        id="review.bulk",
+        tooltip="Accept or reject every candidate matching a rule, after a preview",
+    ),
+    Binding(
+        "tab", "recent", "Recent", show=False, id="review.recent", tooltip="Go to the last ten decisions to change one"
+    ),
+    Binding(
+        "r",
+        "refresh",
+        "Refresh",
+        show=False,
+        id="review.refresh",
+        tooltip="Pick up candidates generated since the queue was built",
+    ),
+    Binding(
+        "ctrl+e",
+        "export",
+        "Export",
+        id="review.export",
+        tooltip="Write the accepted and edited questions to an NLQ file",
+    ),
 ]
 
 
@@ -181,16 +220,22 @@ class ReviewScreen(Screen):
         worker = event.worker
         if worker.group == "review-open":
             if event.state == WorkerState.ERROR:
-                msg = str(worker.error) if isinstance(worker.error, UserError) else \
-                    f"unexpected {type(worker.error).__name__}: {worker.error}"
+                msg = (
+                    str(worker.error)
+                    if isinstance(worker.error, UserError)
+                    else f"unexpected {type(worker.error).__name__}: {worker.error}"
+                )
                 self.reading = False
                 self.query_one("#progress", Static).update(f"[b red]cannot open the candidates:[/] {escape(msg)}")
                 self.notify(msg, title="Review", severity="error", timeout=10)
         elif worker.group == "review-export":
             if event.state == WorkerState.SUCCESS:
                 r = worker.result
-                self.notify(f"exported {r.exported:,} queries to {r.file}\nmanifest: {r.manifest.name}",
-                            title="Export", timeout=10)
+                self.notify(
+                    f"exported {r.exported:,} queries to {r.file}\nmanifest: {r.manifest.name}",
+                    title="Export",
+                    timeout=10,
+                )
             elif event.state == WorkerState.ERROR:
                 exc = worker.error
                 msg = str(exc) if isinstance(exc, UserError) else f"unexpected {type(exc).__name__}: {exc}"
@@ -264,8 +309,11 @@ class ReviewScreen(Screen):
     def _render_empty(self) -> None:
         self._render_progress()
         self.query_one("#where", Static).update("")
-        done = "No candidates match the filter." if self.store and self.store.rows else \
-            "No candidates yet: generate some on the Generate screen (3)."
+        done = (
+            "No candidates match the filter."
+            if self.store and self.store.rows
+            else "No candidates yet: generate some on the Generate screen (3)."
+        )
         if self.store and self.store.rows and not self.queue:
             done += "  Ctrl+F changes it."
         elif self.store and self.queue:
@@ -286,11 +334,13 @@ class ReviewScreen(Screen):
         ro = "  [b yellow]READ-ONLY[/]" if self.read_only else ""
         if self.reading:
             ro += f"  [dim]reading candidates… {len(self.store.rows):,}[/dim]"
-        line = (f"reviewed [b]{p['reviewed']:,}[/b] / {p['total']:,}   "
-                f"[green]✓ {c['accepted']:,}[/] [cyan]✎ {c['edited']:,}[/] [red]✗ {c['rejected']:,}[/] "
-                f"[yellow]skipped {c['skipped']:,}[/] [magenta]flagged {c['flagged']:,}[/]   "
-                f"{p['per_hour']:,.0f}/h   ETA {_eta(p['eta_s'])}   "
-                f"reviewer [b]{escape(self.store.reviewer)}[/b]{ro}")
+        line = (
+            f"reviewed [b]{p['reviewed']:,}[/b] / {p['total']:,}   "
+            f"[green]✓ {c['accepted']:,}[/] [cyan]✎ {c['edited']:,}[/] [red]✗ {c['rejected']:,}[/] "
+            f"[yellow]skipped {c['skipped']:,}[/] [magenta]flagged {c['flagged']:,}[/]   "
+            f"{p['per_hour']:,.0f}/h   ETA {_eta(p['eta_s'])}   "
+            f"reviewer [b]{escape(self.store.reviewer)}[/b]{ro}"
+        )
         # One line high in the CSS: its size never changes, so no layout pass for it.
         self.query_one("#progress", Static).update(line, layout=False)
 
@@ -310,13 +360,22 @@ class ReviewScreen(Screen):
         if review.get("reviewer"):
             state.append(f" by {review['reviewer']}", style="dim")
         head = Text.assemble(
-            (where, "bold"), "   ", state, "   ",
-            (f"{c['id']}  ·  video {c['video_uid']}  ·  {c.get('backend')}/{c.get('model')}  ·  "
-             f"prompt {c.get('prompt_version')}", "dim"))
+            (where, "bold"),
+            "   ",
+            state,
+            "   ",
+            (
+                f"{c['id']}  ·  video {c['video_uid']}  ·  {c.get('backend')}/{c.get('model')}  ·  "
+                f"prompt {c.get('prompt_version')}",
+                "dim",
+            ),
+        )
         self._put("#where", head)
         text = store.query_text(row.id)
         self._put("#question", Text(text, style="bold"))
-        self._put("#original", Text.assemble(("original: ", "dim"), (c["query"], "dim italic")) if text != c["query"] else "")
+        self._put(
+            "#original", Text.assemble(("original: ", "dim"), (c["query"], "dim italic")) if text != c["query"] else ""
+        )
         self._put("#badges", self._badges(c))
         self._put("#narrations", self._narrations(c))
         w = c.get("window") or {}
@@ -327,9 +386,16 @@ class ReviewScreen(Screen):
             if n.get("uid") == target:
                 # A window with a problem may have no bounds: draw the narration time alone.
                 ws_, we_ = _num(w.get("start"), t), _num(w.get("end"), t)
-                marks.append(TimelineMark(ws_, we_, t, label=str(i),
-                                          style="bold yellow" if not row.flags & 8 else "bold red",
-                                          flag="!" if row.flags & 8 else "▶"))
+                marks.append(
+                    TimelineMark(
+                        ws_,
+                        we_,
+                        t,
+                        label=str(i),
+                        style="bold yellow" if not row.flags & 8 else "bold red",
+                        flag="!" if row.flags & 8 else "▶",
+                    )
+                )
             else:
                 marks.append(TimelineMark(t, t, t, label=str(i), style="dim"))
         try:
@@ -407,7 +473,7 @@ class ReviewScreen(Screen):
             self._filter_text = text
             self.query_one("#filter-text", Static).update(text)
 
-    def _step_option(self, step: "Step") -> Option:
+    def _step_option(self, step: Step) -> Option:
         when = datetime.fromtimestamp(step.t).strftime("%H:%M:%S")
         style = STATUS_STYLE.get(step.status, "")
         if step.op == "bulk":
@@ -574,8 +640,10 @@ class ReviewScreen(Screen):
             self.notify("no candidate matches that rule")
             return
         verb = "Accept" if action == "accept" else "Reject"
-        question = (f"{verb} [b]{n:,}[/b] candidates?\n[dim]{escape(rule.describe())}[/dim]\n"
-                    "One undo (u) reverts the whole step.")
+        question = (
+            f"{verb} [b]{n:,}[/b] candidates?\n[dim]{escape(rule.describe())}[/dim]\n"
+            "One undo (u) reverts the whole step."
+        )
 
         def confirmed(yes: bool | None) -> None:
             if yes:
@@ -619,7 +687,7 @@ class ReviewScreen(Screen):
         if store is None:
             return
         rows = store.rows
-        new = rows[self._seen_rows:]
+        new = rows[self._seen_rows :]
         self._seen_rows += len(new)
         if new:
             # The rows live as long as the store: out of the cyclic collector's reach, a full

@@ -36,8 +36,8 @@ from nlq_tui.widgets.train_view import (
     SMOOTHING_STEPS,
     RunView,
     compare_rows,
-    pick_baseline,
     fmt_duration,
+    pick_baseline,
     progress_text,
     short_id,
 )
@@ -56,19 +56,66 @@ COMPARE_COLORS = ("cyan", "magenta", "yellow", "green", "red", "bright_blue", "w
 
 TRAIN_BINDINGS: list[Binding] = [
     Binding("n", "show_tab('new')", "New run", id="train.new", tooltip="Presets and the short form for a new run"),
-    Binding("f5", "launch", "Launch", id="train.launch", tooltip="Start the run in the form, detached (as `nlq-tui train --detach`)"),
-    Binding("s", "stop", "Stop", id="train.stop", tooltip="SIGTERM the selected run: it saves last.pt and ends stopped"),
-    Binding("r", "resume", "Resume", id="train.resume", tooltip="Continue the selected stopped or failed run from its last.pt"),
-    Binding("o", "folder", "Folder", id="train.folder", tooltip="Show the selected run's folder path and copy it to the clipboard"),
+    Binding(
+        "f5",
+        "launch",
+        "Launch",
+        id="train.launch",
+        tooltip="Start the run in the form, detached (as `nlq-tui train --detach`)",
+    ),
+    Binding(
+        "s", "stop", "Stop", id="train.stop", tooltip="SIGTERM the selected run: it saves last.pt and ends stopped"
+    ),
+    Binding(
+        "r",
+        "resume",
+        "Resume",
+        id="train.resume",
+        tooltip="Continue the selected stopped or failed run from its last.pt",
+    ),
+    Binding(
+        "o",
+        "folder",
+        "Folder",
+        id="train.folder",
+        tooltip="Show the selected run's folder path and copy it to the clipboard",
+    ),
     Binding("x", "delete", "Delete", id="train.delete", tooltip="Delete the selected run's folder (not while it runs)"),
     Binding("p", "pick", "Pick", id="train.pick", tooltip="Add the selected run to the comparison, or take it out"),
-    Binding("c", "show_tab('compare')", "Compare", id="train.compare", tooltip="Overlay the picked runs' loss and val R1 and their best figures"),
-    Binding("v,escape", "show_tab('runs')", "Runs", id="train.runs", tooltip="The runs list and the selected run", show=False),
+    Binding(
+        "c",
+        "show_tab('compare')",
+        "Compare",
+        id="train.compare",
+        tooltip="Overlay the picked runs' loss and val R1 and their best figures",
+    ),
+    Binding(
+        "v,escape",
+        "show_tab('runs')",
+        "Runs",
+        id="train.runs",
+        tooltip="The runs list and the selected run",
+        show=False,
+    ),
     # shown in the run's header line instead of the footer, which is full at 80 columns
-    Binding("left_square_bracket", "smoothing(-1)", "Less smoothing", key_display="[", id="train.smooth_less", show=False,
-            tooltip="Less loss smoothing"),
-    Binding("right_square_bracket", "smoothing(1)", "More smoothing", key_display="]", id="train.smooth_more", show=False,
-            tooltip="More loss smoothing"),
+    Binding(
+        "left_square_bracket",
+        "smoothing(-1)",
+        "Less smoothing",
+        key_display="[",
+        id="train.smooth_less",
+        show=False,
+        tooltip="Less loss smoothing",
+    ),
+    Binding(
+        "right_square_bracket",
+        "smoothing(1)",
+        "More smoothing",
+        key_display="]",
+        id="train.smooth_more",
+        show=False,
+        tooltip="More loss smoothing",
+    ),
 ]
 
 PRESETS = [
@@ -82,7 +129,7 @@ PRESETS = [
 class PollResult:
     token: int
     run_id: str | None
-    update: "TailUpdate | None"
+    update: TailUpdate | None
     log: list[str] | None  # None: train.log did not change
     log_size: int
     config: dict | None
@@ -195,13 +242,25 @@ class TrainScreen(Screen):
                         yield Label("width (dim)")
                         yield Input(id="f-dim", compact=True, type="integer", placeholder="128")
                         yield Label("text encoder")
-                        yield Select([(n, n) for n in ("minilm", "bert", "glove")], prompt="default (minilm)", id="f-text", compact=True)
+                        yield Select(
+                            [(n, n) for n in ("minilm", "bert", "glove")],
+                            prompt="default (minilm)",
+                            id="f-text",
+                            compact=True,
+                        )
                         yield Label("text path")
-                        yield Input(id="f-text-path", compact=True, placeholder="glove: vectors .txt; bert: model folder")
+                        yield Input(
+                            id="f-text-path", compact=True, placeholder="glove: vectors .txt; bert: model folder"
+                        )
                         yield Label("features")
                         yield Input(id="f-features", compact=True)
                         yield Label("device")
-                        yield Select([(n, n) for n in ("auto", "cpu", "cuda")], prompt="default (auto; finetune: its run's)", id="f-device", compact=True)
+                        yield Select(
+                            [(n, n) for n in ("auto", "cpu", "cuda")],
+                            prompt="default (auto; finetune: its run's)",
+                            id="f-device",
+                            compact=True,
+                        )
                     with Horizontal(id="form-actions"):
                         yield Button("Launch (F5)", id="f-launch", variant="primary", compact=True)
                         yield Static("", id="launch-msg")
@@ -210,7 +269,9 @@ class TrainScreen(Screen):
                     yield SelectionList[str](id="cmp-pick")
                     with Vertical(id="cmp-right"):
                         yield Static("[b]loss[/] [dim](smoothed)[/]", classes="plot-title")
-                        yield LinePlot(id="cmp-loss", empty="pick runs on the left (or p on the Runs tab)", x_label="step")
+                        yield LinePlot(
+                            id="cmp-loss", empty="pick runs on the left (or p on the Runs tab)", x_label="step"
+                        )
                         yield Static("[b]val R1@0.3[/]", classes="plot-title")
                         yield LinePlot(id="cmp-r1", empty="no evaluations yet", y_min=0.0, x_label="step")
                         yield Static("", id="cmp-table")
@@ -262,11 +323,11 @@ class TrainScreen(Screen):
         self._read_gpu(self._gpu_monitor)
 
     @work(thread=True, exclusive=True, group="train-gpu", exit_on_error=False, name="train-gpu")
-    def _read_gpu(self, monitor) -> "GpuReading":
+    def _read_gpu(self, monitor) -> GpuReading:
         return monitor.read()
 
     @work(thread=True, exclusive=True, group="train-poll", exit_on_error=False, name="train-poll")
-    def _poll(self, tail: "RunTail | None", token: int, log_size: int, want_config: bool, want_list: bool) -> PollResult:
+    def _poll(self, tail: RunTail | None, token: int, log_size: int, want_config: bool, want_list: bool) -> PollResult:
         from engine.runs import list_runs, read_json
 
         summaries = None
@@ -309,8 +370,14 @@ class TrainScreen(Screen):
             except OSError:
                 continue  # deleted between the listing and the read
             except Exception as exc:  # a status.json with fields of the wrong type
-                summary = {"id": run.id, "path": str(run.path), "stage": "?", "state": "failed",
-                           "error": unreadable(run, exc), "elapsed_s": None}
+                summary = {
+                    "id": run.id,
+                    "path": str(run.path),
+                    "stage": "?",
+                    "state": "failed",
+                    "error": unreadable(run, exc),
+                    "elapsed_s": None,
+                }
             cache[run.id] = (stamp, summary)
             out.append(summary)
         for gone in set(cache) - seen:
@@ -367,7 +434,7 @@ class TrainScreen(Screen):
         self.notify(message, title="Train", severity="error", timeout=8)
 
     # applying a poll ---------------------------------------------------------------------------
-    def _apply_gpu(self, reading: "GpuReading") -> None:
+    def _apply_gpu(self, reading: GpuReading) -> None:
         changed = self.gpu is None or reading.lines() != self.gpu.lines()
         self.gpu = reading
         if changed:
@@ -404,8 +471,10 @@ class TrainScreen(Screen):
             self._render_evals()
 
     def _apply_summaries(self, summaries: list[dict]) -> None:
-        key = tuple((s["id"], s["state"], bool(s.get("pid")), s.get("step"), s.get("best_R1@0.3"), int(s.get("elapsed_s") or 0))
-                    for s in summaries)
+        key = tuple(
+            (s["id"], s["state"], bool(s.get("pid")), s.get("step"), s.get("best_R1@0.3"), int(s.get("elapsed_s") or 0))
+            for s in summaries
+        )
         ids = tuple(s["id"] for s in summaries)
         self.summaries = summaries
         if key != self._list_key:
@@ -431,7 +500,9 @@ class TrainScreen(Screen):
             self.picked = [p for p in self.picked if p in ids]
             pick = self.query_one("#cmp-pick", SelectionList)
             pick.clear_options()
-            pick.add_options([(f"{short_id(s['id'])[6:]} {s['stage']}", s["id"], s["id"] in self.picked) for s in summaries])
+            pick.add_options(
+                [(f"{short_id(s['id'])[6:]} {s['stage']}", s["id"], s["id"] in self.picked) for s in summaries]
+            )
             self._refresh_from_options(summaries)
 
     def _summary_cells(self, s: dict) -> tuple[str, ...]:
@@ -654,12 +725,18 @@ class TrainScreen(Screen):
         loss_series, r1_series = [], []
         for n, p in enumerate(res.picked):
             color = COMPARE_COLORS[n % len(COMPARE_COLORS)]
-            train = [r for r in p["rows"] if "loss" in r and "split" not in r and isinstance(r.get("loss"), (int, float))]
+            train = [
+                r for r in p["rows"] if "loss" in r and "split" not in r and isinstance(r.get("loss"), (int, float))
+            ]
             evals = [r for r in p["rows"] if r.get("split") == "val" and isinstance(r.get("R1@0.3"), (int, float))]
             label = f"{short_id(p['id'])[-4:]} {p['stage']}"
-            loss_series.append(Series(label, [r["step"] for r in train], ema([r["loss"] for r in train], weight)[0], style=color))
+            loss_series.append(
+                Series(label, [r["step"] for r in train], ema([r["loss"] for r in train], weight)[0], style=color)
+            )
             r1_series.append(Series(label, [r["step"] for r in evals], [r["R1@0.3"] for r in evals], style=color))
-        self.query_one("#cmp-loss", LinePlot).set_series(loss_series, empty="pick runs on the left (or p on the Runs tab)")
+        self.query_one("#cmp-loss", LinePlot).set_series(
+            loss_series, empty="pick runs on the left (or p on the Runs tab)"
+        )
         self.query_one("#cmp-r1", LinePlot).set_series(r1_series, empty="no evaluations yet")
         # one column per run, one row per figure: three runs fit the 80-column layout
         table = Table(box=None, pad_edge=False, padding=(0, 0, 0, 2), header_style="bold", expand=False)
@@ -704,20 +781,28 @@ class TrainScreen(Screen):
             from engine.runs import latest_export
 
             latest = latest_export(self.app.ctx.workspace)
-            train_file.placeholder = f"latest export: {latest.name}" if latest else "no export yet: give an NLQ-format file"
+            train_file.placeholder = (
+                f"latest export: {latest.name}" if latest else "no export yet: give an NLQ-format file"
+            )
         elif stage == "baseline":
             train_file.placeholder = "official nlq_train.json"
         else:
             train_file.placeholder = "the official train split"
-        for field_id, base, ft in (("#f-epochs", "10", "the pretrain run's"), ("#f-lr", "1e-4", "half the pretrain run's"),
-                                   ("#f-batch", "32", "the pretrain run's")):
+        for field_id, base, ft in (
+            ("#f-epochs", "10", "the pretrain run's"),
+            ("#f-lr", "1e-4", "half the pretrain run's"),
+            ("#f-batch", "32", "the pretrain run's"),
+        ):
             self.query_one(field_id, Input).placeholder = ft if stage == "finetune" else base
 
     def read_form(self) -> dict | str:
         """What the form asks for, as settings of `engine.runs.start_run` (blank: not set, as an
         absent `nlq-tui train` flag), or the first problem as one line naming the field."""
         stage = str(self.query_one("#f-stage", Select).value)
-        values = {k: self.query_one(f"#f-{f}", Input).value for k, f in (("epochs", "epochs"), ("lr", "lr"), ("batch_size", "batch"))}
+        values = {
+            k: self.query_one(f"#f-{f}", Input).value
+            for k, f in (("epochs", "epochs"), ("lr", "lr"), ("batch_size", "batch"))
+        }
         numbers = read_overrides(values)
         if isinstance(numbers, str):
             return numbers
@@ -737,7 +822,9 @@ class TrainScreen(Screen):
             settings["from_run"] = _select_value(self.query_one("#f-from", Select))
             if settings["from_run"] is None:
                 return "from run: choose the pretrain run to start from"
-        settings["train_file"] = (self.query_one("#f-train-file", Input).value.strip() or None) if stage != "finetune" else None
+        settings["train_file"] = (
+            (self.query_one("#f-train-file", Input).value.strip() or None) if stage != "finetune" else None
+        )
         return settings
 
     @on(Button.Pressed, "#f-launch")
@@ -804,7 +891,9 @@ class TrainScreen(Screen):
             if yes:
                 self._act(lambda: _stop(run), f"stopping {run.id}: it saves last.pt and ends stopped")
 
-        self.app.push_screen(TrainConfirm(f"Stop {run.id}?", "SIGTERM: the run saves last.pt and ends `stopped`; r resumes it."), answer)
+        self.app.push_screen(
+            TrainConfirm(f"Stop {run.id}?", "SIGTERM: the run saves last.pt and ends `stopped`; r resumes it."), answer
+        )
 
     def action_resume(self) -> None:
         run = self._selected_run()
@@ -812,7 +901,9 @@ class TrainScreen(Screen):
             return
         state = run.status()["state"]
         if state in ("running", "done"):
-            self.notify(f"{run.id} is {state}; resume continues a stopped or failed run", title="Train", severity="warning")
+            self.notify(
+                f"{run.id} is {state}; resume continues a stopped or failed run", title="Train", severity="warning"
+            )
             return
 
         def resume() -> None:
@@ -856,7 +947,9 @@ class TrainScreen(Screen):
                 self._act(lambda: _delete(workspace, run), f"deleted {run.id}")
 
         self.app.push_screen(
-            TrainConfirm(f"Delete {run.id}?", f"Removes {run.path} with its checkpoints and predictions. This cannot be undone."),
+            TrainConfirm(
+                f"Delete {run.id}?", f"Removes {run.path} with its checkpoints and predictions. This cannot be undone."
+            ),
             answer,
         )
 
@@ -922,7 +1015,7 @@ def unreadable(run, exc: BaseException) -> str:
     return f"{run.status_path}: unreadable ({type(exc).__name__}: {exc})"
 
 
-def safe_poll(tail: "RunTail") -> "TailUpdate":
+def safe_poll(tail: RunTail) -> TailUpdate:
     """`tail.poll()`, except that a status.json the engine cannot make sense of reads as a
     failed run instead of raising after the new rows were consumed."""
     from engine.runs import TailUpdate
@@ -968,4 +1061,3 @@ def _delete(workspace, run) -> None:
             workspace.table("runs").remove(Query().id == run.id)
     except Exception:
         pass  # the folder is the source of truth; the table is only an index
-

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from rich.text import Text
 from textual.widget import Widget
@@ -32,7 +32,9 @@ class Histogram(Widget):
     Histogram { height: 6; }
     """
 
-    def __init__(self, *, unit: str = "s", name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
+    def __init__(
+        self, *, unit: str = "s", name: str | None = None, id: str | None = None, classes: str | None = None
+    ) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self.counts: list[int] = []
         self.edges: list[float] = []

@@ -7,8 +7,8 @@ a column, joined to the next column by a line), so drawing costs the same for 10
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from rich.text import Text
 from textual.widget import Widget
@@ -169,8 +169,15 @@ def fmt_tick(v: float) -> str:
     return f"{v:.0e}"
 
 
-def render_plot(series: Sequence[Series], width: int, height: int, *, y_min: float | None = None,
-                empty: str = "no data yet", x_label: str = "") -> Text:
+def render_plot(
+    series: Sequence[Series],
+    width: int,
+    height: int,
+    *,
+    y_min: float | None = None,
+    empty: str = "no data yet",
+    x_label: str = "",
+) -> Text:
     """The plot as Text of `height` lines: y ticks on the left, x range and legend below."""
     width, height = max(width, 1), max(height, 1)
     rng = data_range(series, y_min)
@@ -225,8 +232,16 @@ class LinePlot(Widget):
     LinePlot { height: 8; }
     """
 
-    def __init__(self, *, empty: str = "no data yet", y_min: float | None = None, x_label: str = "",
-                 name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        empty: str = "no data yet",
+        y_min: float | None = None,
+        x_label: str = "",
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self.series: list[Series] = []
         self.empty = empty
@@ -241,4 +256,6 @@ class LinePlot(Widget):
 
     def render(self) -> Text:
         region = self.content_region
-        return render_plot(self.series, region.width, region.height, y_min=self.y_min, empty=self.empty, x_label=self.x_label)
+        return render_plot(
+            self.series, region.width, region.height, y_min=self.y_min, empty=self.empty, x_label=self.x_label
+        )

@@ -22,8 +22,10 @@ class RejectReasonScreen(ModalScreen[str | None]):
     """`1`-`9` picks a reason, Enter the default one, Escape goes back without rejecting."""
 
     BINDINGS = [
-        *(Binding(str(i + 1), f"pick({i})", key, show=False, id=f"review.reason.{key}")
-          for i, (key, _) in enumerate(REJECT_REASONS)),
+        *(
+            Binding(str(i + 1), f"pick({i})", key, show=False, id=f"review.reason.{key}")
+            for i, (key, _) in enumerate(REJECT_REASONS)
+        ),
         Binding("enter", "pick_default", "Default reason", id="review.reason.default"),
         Binding("escape", "dismiss_none", "Cancel", id="review.reason.cancel"),
     ]
@@ -46,8 +48,12 @@ class RejectReasonScreen(ModalScreen[str | None]):
         self.dismiss(None)
 
 
-STATUS_CHOICES = [("open (pending, skipped, flagged)", "open"), ("all", "all"),
-                  *((s, s) for s in STATUSES), ("reviewed (accepted, edited, rejected)", "accepted,edited,rejected")]
+STATUS_CHOICES = [
+    ("open (pending, skipped, flagged)", "open"),
+    ("all", "all"),
+    *((s, s) for s in STATUSES),
+    ("reviewed (accepted, edited, rejected)", "accepted,edited,rejected"),
+]
 FLAG_CHOICES = [("any", "any"), ("no flags", "none"), *((n, n) for n in FLAG_NAMES.values())]
 
 
@@ -78,22 +84,39 @@ class FilterScreen(ModalScreen[Filter | None]):
                 yield Label("text")
                 yield Input(f.text, placeholder="words in the question", id="f-text")
                 yield Label("status")
-                yield Select(STATUS_CHOICES, value=status if status in dict((v, k) for k, v in STATUS_CHOICES) else "open",
-                             allow_blank=False, id="f-status")
+                yield Select(
+                    STATUS_CHOICES,
+                    value=status if status in dict((v, k) for k, v in STATUS_CHOICES) else "open",
+                    allow_blank=False,
+                    id="f-status",
+                )
                 yield Label("backend/model")
-                yield Select(_choices(self.facets["backend_model"]), value=f.backend_model or Select.NULL,
-                             prompt="any", id="f-model")
+                yield Select(
+                    _choices(self.facets["backend_model"]),
+                    value=f.backend_model or Select.NULL,
+                    prompt="any",
+                    id="f-model",
+                )
                 yield Label("prompt version")
-                yield Select(_choices(self.facets["prompt_version"]), value=f.prompt_version or Select.NULL,
-                             prompt="any", id="f-prompt")
+                yield Select(
+                    _choices(self.facets["prompt_version"]),
+                    value=f.prompt_version or Select.NULL,
+                    prompt="any",
+                    id="f-prompt",
+                )
                 yield Label("flags")
                 yield Select(FLAG_CHOICES, value=f.flags, allow_blank=False, id="f-flags")
                 yield Label("max ambiguity")
-                yield Input("" if f.max_ambiguity is None else str(f.max_ambiguity), placeholder="any",
-                            type="integer", id="f-ambiguity")
+                yield Input(
+                    "" if f.max_ambiguity is None else str(f.max_ambiguity),
+                    placeholder="any",
+                    type="integer",
+                    id="f-ambiguity",
+                )
                 yield Label("template")
-                yield Select(_choices(self.facets["template"]), value=f.template or Select.NULL, prompt="any",
-                             id="f-template")
+                yield Select(
+                    _choices(self.facets["template"]), value=f.template or Select.NULL, prompt="any", id="f-template"
+                )
                 yield Label("video")
                 yield Input(f.video, placeholder="video uid or its start", id="f-video")
             with Horizontal(classes="buttons"):
@@ -159,7 +182,7 @@ class BulkScreen(ModalScreen[tuple[str, Filter, int] | None]):
 
     BINDINGS = [Binding("escape", "dismiss_none", "Cancel", id="review.bulk.cancel")]
 
-    def __init__(self, store: "CandidateStore", base: Filter) -> None:
+    def __init__(self, store: CandidateStore, base: Filter) -> None:
         super().__init__()
         self.store = store
         self.base = base
@@ -170,8 +193,9 @@ class BulkScreen(ModalScreen[tuple[str, Filter, int] | None]):
             yield Static(escape(self.base.describe()), classes="hint")
             with Grid(id="bulk-grid"):
                 yield Label("action")
-                yield Select([("accept", "accept"), ("reject", "reject")], value="accept", allow_blank=False,
-                             id="b-action")
+                yield Select(
+                    [("accept", "accept"), ("reject", "reject")], value="accept", allow_blank=False, id="b-action"
+                )
                 yield Label("flags")
                 yield Select(FLAG_CHOICES, value="none", allow_blank=False, id="b-flags")
                 yield Label("max ambiguity")
@@ -190,10 +214,16 @@ class BulkScreen(ModalScreen[tuple[str, Filter, int] | None]):
         flags = self.query_one("#b-flags", Select).value
         status = self.base.statuses()
         open_only = "open" if status is None else ",".join(sorted(status & {"pending", "skipped", "flagged"})) or "open"
-        return Filter(status=open_only, backend_model=self.base.backend_model,
-                      prompt_version=self.base.prompt_version, flags=str(flags), template=self.base.template,
-                      video=self.base.video, text=self.base.text,
-                      max_ambiguity=int(amb) if amb.lstrip("-").isdigit() else self.base.max_ambiguity)
+        return Filter(
+            status=open_only,
+            backend_model=self.base.backend_model,
+            prompt_version=self.base.prompt_version,
+            flags=str(flags),
+            template=self.base.template,
+            video=self.base.video,
+            text=self.base.text,
+            max_ambiguity=int(amb) if amb.lstrip("-").isdigit() else self.base.max_ambiguity,
+        )
 
     def count(self) -> int:
         return len(self.store.select(self.rule()))
@@ -205,7 +235,8 @@ class BulkScreen(ModalScreen[tuple[str, Filter, int] | None]):
         action = self.query_one("#b-action", Select).value
         self.query_one("#b-preview", Static).update(
             f"[b]{n:,}[/b] candidates would be {'accepted' if action == 'accept' else 'rejected'}  "
-            f"[dim]({escape(self.rule().describe())})[/dim]")
+            f"[dim]({escape(self.rule().describe())})[/dim]"
+        )
 
     @on(Input.Submitted)
     @on(Button.Pressed, "#b-apply")
@@ -233,9 +264,16 @@ class ExportScreen(ModalScreen[tuple[str, str] | None]):
                 yield Label("file")
                 yield Input(self.default_path, id="e-path")
                 yield Label("statuses")
-                yield Select([("accepted and edited", "accepted,edited"),
-                              ("all valid, not rejected", "all"), ("accepted only", "accepted")],
-                             value="accepted,edited", allow_blank=False, id="e-status")
+                yield Select(
+                    [
+                        ("accepted and edited", "accepted,edited"),
+                        ("all valid, not rejected", "all"),
+                        ("accepted only", "accepted"),
+                    ],
+                    value="accepted,edited",
+                    allow_blank=False,
+                    id="e-status",
+                )
             with Horizontal(classes="buttons"):
                 yield Button("Export", variant="primary", id="e-go")
                 yield Button("Cancel", id="e-cancel")
@@ -253,4 +291,3 @@ class ExportScreen(ModalScreen[tuple[str, str] | None]):
     @on(Button.Pressed, "#e-cancel")
     def action_dismiss_none(self) -> None:
         self.dismiss(None)
-

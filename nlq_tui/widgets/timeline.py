@@ -16,8 +16,8 @@ same unit as the clip bounds (seconds of the video); labels are shown relative t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from rich.text import Text
 from textual.widget import Widget

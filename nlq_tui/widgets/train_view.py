@@ -16,7 +16,9 @@ SMOOTHING_STEPS = (0.0, 0.3, 0.6, 0.8, 0.9, 0.95, 0.99)
 DEFAULT_SMOOTHING = 0.8
 
 
-def ema(values: list[float], weight: float, state: tuple[float, int] = (0.0, 0)) -> tuple[list[float], tuple[float, int]]:
+def ema(
+    values: list[float], weight: float, state: tuple[float, int] = (0.0, 0)
+) -> tuple[list[float], tuple[float, int]]:
     """Debiased exponential moving average (TensorBoard's smoothing) of `values`, continuing
     from `state` (running value, count) so new rows cost only their own number."""
     acc, n = state
@@ -173,7 +175,10 @@ def compare_rows(picked: list[dict]) -> list[tuple[dict, dict | None, dict | Non
         best = best_figures(p["rows"])
         diff = None
         if best is not None and base_best is not None and p is not base:
-            diff = {k: float(best[k]) - float(base_best[k]) for k in EVAL_KEYS
-                    if isinstance(best.get(k), (int, float)) and isinstance(base_best.get(k), (int, float))}
+            diff = {
+                k: float(best[k]) - float(base_best[k])
+                for k in EVAL_KEYS
+                if isinstance(best.get(k), (int, float)) and isinstance(base_best.get(k), (int, float))
+            }
         out.append((p, best, diff))
     return out

@@ -10,8 +10,8 @@ that describes one id.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
@@ -65,13 +65,13 @@ class VirtualTable(ScrollView, can_focus=True):
     cursor_row: reactive[int] = reactive(0, always_update=True, init=False)
 
     class _RowMessage(Message):
-        def __init__(self, table: "VirtualTable", row: int) -> None:
+        def __init__(self, table: VirtualTable, row: int) -> None:
             super().__init__()
             self.table = table
             self.row = row
 
         @property
-        def control(self) -> "VirtualTable":
+        def control(self) -> VirtualTable:
             return self.table
 
     class RowHighlighted(_RowMessage):
@@ -194,7 +194,11 @@ class VirtualTable(ScrollView, can_focus=True):
         if row >= self.n_rows:
             return Strip.blank(width, base)
         if row == self.cursor_row:
-            style = self.get_component_rich_style("vtable--cursor") if self.has_focus else base + Style(reverse=True, dim=True)
+            style = (
+                self.get_component_rich_style("vtable--cursor")
+                if self.has_focus
+                else base + Style(reverse=True, dim=True)
+            )
             segs = self._line(self.row_cells(row), widths, style, False)
             return Strip(segs).adjust_cell_length(width, style)
         segs = self._line(self.row_cells(row), widths, base, True)
