@@ -456,6 +456,10 @@ class Trainer:
             if self.run is None or not self.run.last_path.exists():
                 raise ConfigError("nothing to resume: the run has no checkpoints/last.pt")
             self.resume_from(self.run.last_path)
+        if self.run is not None and self.is_writer:
+            from engine.training.provenance import record
+
+            record(self.run, self.cfg, self.device, self.paths(), resume=resume, log=self.log)
         cfg = self.cfg
         if self.status is not None:
             self.status.update(total_steps=self.total_steps, epochs=cfg.epochs, step=self.step, epoch=self.epoch)
