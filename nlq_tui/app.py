@@ -7,7 +7,6 @@ it is built once and keeps its state while the user moves between screens.
 
 from __future__ import annotations
 
-import importlib
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -21,33 +20,11 @@ from textual.worker import Worker, WorkerState
 from engine.errors import UserError
 from nlq_tui.bindings import GLOBAL_BINDINGS, SCREEN_HELP, SCREEN_ORDER, SCREEN_TITLES
 from nlq_tui.context import AppContext, IndexChanged, LoadProgress
+from nlq_tui.registry import SCREENS, resolve_screen
+from nlq_tui.safe_text import notify
+from nlq_tui.workers import Failed, error_message, guarded, report_error, worker_error
 
-# name -> "module:Class"; a module that is not there yet means "not installed in this build".
-SCREENS: dict[str, str] = {
-    "data": "nlq_tui.screens.data:DataScreen",
-    "lab": "nlq_tui.screens.lab:LabScreen",
-    "generate": "nlq_tui.screens.generate:GenerateScreen",
-    "review": "nlq_tui.screens.review:ReviewScreen",
-    "train": "nlq_tui.screens.train:TrainScreen",
-}
-
-
-class ScreenNotInstalled(Exception):
-    pass
-
-
-def resolve_screen(name: str) -> type[Screen]:
-    """The screen class registered as `name`; ScreenNotInstalled if its module is absent."""
-    module_name, _, class_name = SCREENS[name].partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        # Only the screen's own module missing means "not installed"; a missing import
-        # inside it is a bug and must surface as one.
-        if exc.name == module_name:
-            raise ScreenNotInstalled(name) from None
-        raise
-    return getattr(module, class_name)
+__all__ = ["SCREENS", "NLQApp", "display_path", "resolve_screen", "run"]
 
 
 def display_path(path: Path | None) -> str:
@@ -122,18 +99,13 @@ class NLQApp(App):
     def action_show_screen(self, name: str) -> None:
         """Switch to the screen `name`, building it on first use."""
         if name not in SCREENS:
-            self.notify(f"no screen called {name!r}", severity="error")
+            notify(self, f"no screen called {name!r}", severity="error")
             return
         if name not in self._modes:
             try:
                 screen_class = resolve_screen(name)
-            except ScreenNotInstalled:
-                self.notify(f"the {SCREEN_TITLES[name]} screen is not installed in this build", severity="warning")
-                return
             except Exception as exc:  # a broken screen must not take the app down
-                self.notify(
-                    f"the {SCREEN_TITLES[name]} screen failed to load: {type(exc).__name__}: {exc}", severity="error"
-                )
+                notify(self, f"the {SCREEN_TITLES[name]} screen failed to load: {error_message(exc)}", severity="error")
                 return
             self.add_mode(name, screen_class)
         from nlq_tui.screens.help import HelpScreen
@@ -169,8 +141,9 @@ class NLQApp(App):
     def load_data(self, root: Path | None = None, features: str | None = None) -> Worker:
         """Load `root` with `features` in a thread worker; screens get LoadProgress and IndexChanged."""
         self._broadcast(lambda: LoadProgress("starting", 0, 0))
+        # guarded: a failed load is returned, not raised (a failed worker re-raises at app exit)
         return self.run_worker(
-            lambda: self._load(root, features),
+            guarded(lambda: self._load(root, features)),
             name="load-index",
             group="load",
             exclusive=True,
@@ -187,43 +160,28 @@ class NLQApp(App):
             self._last_progress = now
             self.call_from_thread(self._broadcast, lambda: LoadProgress(stage, done, total))
 
-        try:
-            return self.ctx.load_index(root, features, progress=progress)
-        except Exception as exc:  # returned, not raised: a failed worker would re-raise on app exit
-            return _LoadFailed(exc)
+        return self.ctx.load_index(root, features, progress=progress)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker
         if worker.group != "load":
             return
-        failed = worker.result if isinstance(worker.result, _LoadFailed) else None
-        if event.state == WorkerState.SUCCESS and failed is None:
-            self.ctx.load_error = None
-            self._broadcast(lambda: IndexChanged(self.ctx.index))
-            self.index_signal.publish(None)
-        elif event.state == WorkerState.ERROR or failed is not None:
-            exc = failed.error if failed is not None else worker.error
-            if isinstance(exc, UserError):
-                message = str(exc)
-            else:  # a bug in the reader; say so, keep running on the previous index
-                message = f"unexpected {type(exc).__name__} while loading: {exc}"
+        exc = worker_error(event)
+        if exc is not None:  # a bug in the reader is named as one; the previous index stays
+            message = report_error(self, exc, what="loading", title="Data not loaded")
             self.ctx.load_error = message
             self._broadcast(lambda: IndexChanged(self.ctx.index, error=message))
             self.index_signal.publish(message)
-            self.notify(message, title="Data not loaded", severity="error", timeout=8)
+        elif event.state == WorkerState.SUCCESS and not isinstance(worker.result, Failed):
+            self.ctx.load_error = None
+            self._broadcast(lambda: IndexChanged(self.ctx.index))
+            self.index_signal.publish(None)
 
     def _broadcast(self, make_message) -> None:
         """Post a fresh message to the base screen of every built mode."""
         for stack in self._screen_stacks.values():
             if stack:
                 stack[0].post_message(make_message())
-
-
-class _LoadFailed:
-    """What a load worker returns instead of raising."""
-
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
 
 
 def run(args) -> int:

@@ -14,6 +14,7 @@ import pkgutil
 import sys
 
 from engine.errors import UserError
+from engine.textsafe import one_line
 
 SCREENS = ("data", "lab", "generate", "review", "train")
 
@@ -53,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()  # here, so that a closed pipe is caught below, not at exit
         return code
     except UserError as exc:
-        print(f"nlq-tui: error: {exc}", file=sys.stderr)
+        print(f"nlq-tui: error: {one_line(exc, 2000)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("nlq-tui: interrupted", file=sys.stderr)

@@ -46,30 +46,15 @@ async def test_number_keys_switch_screens_and_keep_their_state(tree, tmp_path):
         assert app.screen is lab  # built once, state kept
 
 
-async def test_a_screen_that_is_not_installed_says_so_and_stays_put(tree, tmp_path, monkeypatch):
-    from nlq_tui import app as app_module
-    from nlq_tui.screens.data import DataScreen
-
-    # A build without the Train screen: its module is simply not there.
-    monkeypatch.setitem(app_module.SCREENS, "train", "nlq_tui.screens.not_in_this_build:TrainScreen")
-    app = make_app(tree, tmp_path / "ws")
-    async with app.run_test(size=(120, 35)) as pilot:
-        await settle(pilot)
-        await pilot.press("5")
-        await pilot.pause()
-        assert isinstance(app.screen, DataScreen)
-        assert any("Train screen is not installed in this build" in str(n.message) for n in app._notifications)
-
-
 async def test_a_screen_module_with_a_bug_is_reported_not_fatal(tree, tmp_path, monkeypatch):
-    from nlq_tui import app as app_module
+    from nlq_tui import registry
     from nlq_tui.screens.data import DataScreen
 
     broken = tmp_path / "pkg"
     broken.mkdir()
     (broken / "broken_screen.py").write_text("import a_module_that_does_not_exist\n")
     monkeypatch.syspath_prepend(str(broken))
-    monkeypatch.setitem(app_module.SCREENS, "train", "broken_screen:TrainScreen")
+    monkeypatch.setitem(registry.SCREENS, "train", "broken_screen:TrainScreen")
     app = make_app(tree, tmp_path / "ws")
     async with app.run_test(size=(120, 35)) as pilot:
         await settle(pilot)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from rich.console import Group
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -13,25 +12,16 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from nlq_tui.bindings import GLOBAL_BINDINGS, GROUP_BINDINGS, SCREEN_HELP, SCREEN_ORDER, SCREEN_TITLES, TABLE_BINDINGS
+from nlq_tui.registry import screen_bindings
+from nlq_tui.safe_text import plain_text
 
 
 def _bindings_of(name: str) -> list[Binding] | None:
-    """The BINDINGS of screen `name`, or None when it is not installed."""
-    from nlq_tui.app import ScreenNotInstalled, resolve_screen
-
+    """The BINDINGS of screen `name`, or None when its module fails to import."""
     try:
-        cls = resolve_screen(name)
-    except ScreenNotInstalled:
+        return screen_bindings(name)
+    except Exception:  # a broken screen module: the help must still open (the app reports it)
         return None
-    except Exception:  # a broken screen module: the help must still open
-        return None
-    out: list[Binding] = []
-    for b in getattr(cls, "BINDINGS", []):
-        if isinstance(b, Binding):
-            out.append(b)
-        elif isinstance(b, tuple) and len(b) >= 2:
-            out.append(Binding(*b))
-    return out
 
 
 class HelpScreen(ModalScreen[None]):
@@ -63,14 +53,14 @@ class HelpScreen(ModalScreen[None]):
     def _section(self, parts: list, title: str, bindings: list[Binding] | None) -> None:
         parts.append(Text(title, style="bold underline"))
         if bindings is None:
-            parts.append(Text("  not installed in this build", style="dim"))
+            parts.append(Text("  this screen failed to load", style="dim"))
         else:
             grid = Table.grid(padding=(0, 2), expand=True)
             grid.add_column(width=14, justify="right", style="bold", no_wrap=True)
             grid.add_column(ratio=1)
             for b in bindings:
                 if b.description:
-                    grid.add_row(escape(self._keys(b)), escape(b.tooltip or b.description))
+                    grid.add_row(plain_text(self._keys(b)), plain_text(b.tooltip or b.description))
             parts.append(grid)
         parts.append(Text(""))
 

@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-
-from rich.markup import escape
+from textual.content import Content
 from textual.widget import Widget
 
 from nlq_tui.bindings import SCREEN_ORDER, SCREEN_TITLES
-
-
-def _installed(name: str) -> bool:
-    from nlq_tui.app import SCREENS
-
-    module = SCREENS[name].partition(":")[0]
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:
-        return False
+from nlq_tui.safe_text import visible
 
 
 class NavBar(Widget):
@@ -34,7 +23,7 @@ class NavBar(Widget):
         if signal is not None:
             signal.subscribe(self, lambda _msg: self.refresh())
 
-    def render(self) -> str:
+    def render(self) -> Content:
         app = self.app
         current = getattr(app, "current_mode", "")
         parts = []
@@ -42,17 +31,18 @@ class NavBar(Widget):
             label = f" {n} {SCREEN_TITLES[name]} "
             if name == current:
                 parts.append(f"[reverse b]{label}[/]")
-            elif _installed(name):
-                parts.append(f"[@click=app.show_screen('{name}')]{label}[/]")
             else:
-                parts.append(f"[dim]{label}[/]")
+                parts.append(f"[@click=app.show_screen('{name}')]{label}[/]")
         ctx = getattr(app, "ctx", None)
         status = ""
         if ctx is not None:
             if ctx.index is not None and ctx.data_root is not None:
-                status = f"{escape(ctx.data_root.name)} · {escape(ctx.features)} · {ctx.index.n_videos:,} videos"
+                status = (
+                    f"{visible(ctx.data_root.name, 80)} · {visible(ctx.features, 80)} · {ctx.index.n_videos:,} videos"
+                )
             elif ctx.data_root is not None:
-                status = f"{escape(ctx.data_root.name)} · not loaded"
+                status = f"{visible(ctx.data_root.name, 80)} · not loaded"
             else:
                 status = "no data"
-        return "".join(parts) + f"  [dim]{status}[/]"
+        # The screens are markup of ours; the root name and feature folder are data, never parsed.
+        return Content.assemble(Content.from_markup("".join(parts)), "  ", Content.styled(status, "dim"))

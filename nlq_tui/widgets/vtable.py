@@ -23,6 +23,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from engine.textsafe import visible
 from nlq_tui.bindings import TABLE_BINDINGS
 
 Fetch = Callable[[int], Sequence[str]]
@@ -41,8 +42,9 @@ class Column:
 
 
 def _fit(text: str, width: int, align: str) -> str:
-    """`text` cut or padded to exactly `width` cells."""
-    text = text.replace("\n", " ")
+    """`text` cut or padded to exactly `width` cells, its control characters made visible (cells
+    are data: Segment text goes to the terminal as it is)."""
+    text = visible(text, 2 * width + 16)  # a few characters past the width, wide or zero-width ones
     if cell_len(text) > width:
         return set_cell_size(text, max(width - 1, 0)) + "…" if width > 0 else ""
     pad = width - cell_len(text)
