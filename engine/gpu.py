@@ -184,8 +184,3 @@ class GpuMonitor:
             return GpuReading((), "", "")
         gpus, note = _read_smi(binary, self.timeout)
         return GpuReading(tuple(gpus), "nvidia-smi" if gpus else "", note)
-
-
-def read_gpus() -> GpuReading:
-    """One reading, no caching (for scripts)."""
-    return GpuMonitor().read()

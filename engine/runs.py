@@ -19,28 +19,36 @@ survives a missing or corrupt `status.json` and a run folder deleted underneath 
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
 import secrets
+import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from engine.errors import ConfigError, WorkspaceError
-from engine.workspace import Workspace, atomic_write_json
+from engine.proc import boot_id, child_env, pid_alive, process_group, process_start_time, same_process, this_host
+from engine.workspace import DEFAULT_WORKSPACE, Workspace, atomic_write_json
 
 STATES = ("running", "done", "failed", "stopped")
 HEARTBEAT_S = 2.0
 # A live run rewrites its heartbeat every HEARTBEAT_S; this much silence means it is gone
 # (or wedged so badly that nobody can reach it), which is what `failed` tells the user.
 STALE_AFTER_S = 30.0
+# A heartbeat later than now is no sign of life (a forged file, or another host's clock far
+# ahead); a little slack lets a teammate's box whose clock runs slightly fast still count.
+FUTURE_SLACK_S = 5.0
+# status.json is a few hundred bytes; anything much bigger is damage, not a status
+STATUS_MAX_BYTES = 1 << 20
 FIGURE_KEYS = ("R1@0.3", "R1@0.5", "R3@0.3", "R3@0.5", "R5@0.3", "R5@0.5", "R1@0.01", "R5@0.01", "mIoU")
 BEST_KEY = "R1@0.3"
 
@@ -62,25 +70,6 @@ def as_number(x: Any) -> float | None:
     if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
         return None
     return x
-
-
-def pid_alive(pid: int | None) -> bool:
-    """True when a process with this pid exists on this machine and is not a zombie."""
-    pid = as_int(pid)
-    if not pid or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, OverflowError):
-        return False
-    except PermissionError:
-        return True
-    try:
-        # An exited child that its parent has not reaped yet still answers kill(0).
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 def effective_status(status: dict | None, now: float | None = None) -> dict:
@@ -107,31 +96,44 @@ def effective_status(status: dict | None, now: float | None = None) -> dict:
     if out.get("error") is not None and not isinstance(out["error"], str):
         out["error"] = None
     if not isinstance(out.get("state"), str) or out["state"] not in STATES:
+        state = status.get("state")
+        shown = repr(state)[:40] if isinstance(state, str) else f"of type {type(state).__name__}"
         out["state"] = "failed"
-        out["error"] = f"status.json has an unknown state {status.get('state')!r}"
+        out["error"] = f"status.json has an unknown state {shown}"
         return out
     if out["state"] != "running":
         return out
     pid = out.get("pid")
-    same_host = out.get("host") in (None, socket.gethostname())
+    same_host = out.get("host") in (None, this_host())
     heartbeat = out.get("heartbeat")
     age = now - heartbeat if heartbeat is not None else None
     note = f"; status.json has an unreadable {', '.join(damaged)}" if damaged else ""
     if pid and same_host and not pid_alive(pid):
         out["state"] = "failed"
         out["error"] = f"the run process (pid {pid}) ended without a final status{note}; see train.log"
+    elif pid and same_host and as_int(out.get("start_time")) is not None and not same_process(out)[0]:
+        out["state"] = "failed"
+        out["error"] = f"the run process (pid {pid}) ended without a final status; its pid is another process's now"
     elif age is None or age > STALE_AFTER_S:
         out["state"] = "failed"
         shown = "never" if age is None else f"{age:.0f} s ago"
         out["error"] = f"no heartbeat from the run process (last {shown}){note}; see train.log"
+    elif age < -FUTURE_SLACK_S:
+        out["state"] = "failed"
+        out["error"] = f"status.json has a heartbeat {-age:.0f} s in the future, so it proves no live process{note}"
     return out
 
 
 def read_json(path: Path) -> dict | None:
-    """A JSON object from `path`, or None when it is missing, empty, torn or not an object."""
+    """A JSON object from `path`, or None when it is missing, empty, torn, nested too deeply,
+    over STATUS_MAX_BYTES or not an object (a folder in its place included)."""
     try:
-        data = json.loads(Path(path).read_bytes())
-    except (OSError, ValueError):
+        with open(path, "rb") as f:
+            raw = f.read(STATUS_MAX_BYTES + 1)
+        if len(raw) > STATUS_MAX_BYTES:
+            return None
+        data = json.loads(raw)
+    except (OSError, ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None
 
@@ -145,7 +147,7 @@ def parse_metric_lines(data: bytes) -> tuple[list[dict], int]:
             continue
         try:
             row = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             bad += 1
             continue
         if isinstance(row, dict):
@@ -283,14 +285,41 @@ class Run:
 # creating, finding, launching and stopping runs
 
 
-def runs_dir(workspace: Workspace | str | Path) -> Path:
+def runs_dir(workspace: Workspace | str | Path | None) -> Path:
+    """WS/runs; a path is not opened as a workspace (reading must not create one)."""
     if isinstance(workspace, Workspace):
         return workspace.runs_dir
-    return Workspace(workspace).runs_dir
+    return Path(workspace or DEFAULT_WORKSPACE).expanduser().resolve() / "runs"
+
+
+DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS)
+
+
+def disk_error(path: Path, exc: OSError) -> WorkspaceError:
+    """One line for a write that the disk refused: full, out of inodes or failing."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return WorkspaceError(f"{path}: the disk holding {path.parent} is full; free some space and try again")
+    if exc.errno == errno.EIO:
+        return WorkspaceError(f"{path}: the disk holding {path.parent} reports an I/O error (EIO); check the disk")
+    if exc.errno == errno.EROFS:
+        return WorkspaceError(f"{path}: the disk holding {path.parent} is read-only; choose another --workspace")
+    return WorkspaceError(f"{path}: cannot write ({exc.strerror or exc}); check the folder and its permissions")
+
+
+def runs_problem(workspace: Workspace | str | Path | None) -> str | None:
+    """Why WS/runs cannot hold runs (a file where the folder should be), or None."""
+    root = runs_dir(workspace)
+    if root.exists() and not root.is_dir():
+        return f"{root}: is a file, not the runs folder; move it aside and runs can be listed and started again"
+    return None
 
 
 def create_run(workspace: Workspace, config: dict, *, run_id: str | None = None) -> Run:
-    """A new run folder with config.json; records the run in the workspace "runs" table."""
+    """A new run folder with config.json. A disk that refuses the write (full, EIO) leaves no
+    half-made folder behind and raises one WorkspaceError line."""
+    problem = runs_problem(workspace)
+    if problem:
+        raise WorkspaceError(problem)
     stage = str(config.get("stage", "run"))
     root = workspace.runs_dir
     for _ in range(10):
@@ -302,22 +331,23 @@ def create_run(workspace: Workspace, config: dict, *, run_id: str | None = None)
         except FileExistsError:
             if run_id:
                 raise WorkspaceError(f"{path}: a run with this id exists already; choose another id") from None
+        except OSError as exc:
+            raise disk_error(path, exc) from None
     else:  # pragma: no cover - 10 collisions of 16 random bits in the same second
         raise WorkspaceError(f"{root}: could not pick a free run id; try again")
     run = Run(path)
-    run.checkpoints_dir.mkdir()
-    run.predictions_dir.mkdir()
     config = dict(config, id=run.id, created=config.get("created") or time.time())
-    atomic_write_json(run.config_path, config)
     try:
-        with workspace.transaction():
-            workspace.table("runs").insert({"id": run.id, "stage": stage, "created": config["created"]})
-    except WorkspaceError:
-        pass  # the folder is the source of truth; the table is only an index
+        run.checkpoints_dir.mkdir()
+        run.predictions_dir.mkdir()
+        atomic_write_json(run.config_path, config)
+    except OSError as exc:
+        shutil.rmtree(path, ignore_errors=True)  # a run without its config.json is no run
+        raise disk_error(run.config_path, exc) from None
     return run
 
 
-def list_runs(workspace: Workspace | str | Path) -> list[Run]:
+def list_runs(workspace: Workspace | str | Path | None) -> list[Run]:
     """Every run folder of the workspace, oldest first (ids sort by creation time)."""
     root = runs_dir(workspace)
     try:
@@ -327,7 +357,7 @@ def list_runs(workspace: Workspace | str | Path) -> list[Run]:
     return [Run(p) for p in entries]
 
 
-def find_run(workspace: Workspace | str | Path, ref: str) -> Run:
+def find_run(workspace: Workspace | str | Path | None, ref: str) -> Run:
     """A run by id, a unique part of its id (e.g. "finetune", "5455") or its folder path;
     "latest" is the newest run."""
     path = Path(ref)
@@ -367,15 +397,33 @@ def entry_command(run: Run, *, resume: bool = False, nproc: int = 1) -> list[str
     return [sys.executable, "-m", "engine.training", *args]
 
 
-def launch(run: Run, *, resume: bool = False, nproc: int = 1, env: dict | None = None) -> subprocess.Popen:
-    """Start the run in its own process session (it survives the terminal closing).
+def check_resumable(run: Run) -> dict:
+    """The one resume check (the Train screen's `r`, `nlq-tui train --resume`, `launch`): a
+    stopped or failed run with a last.pt. Returns its status; raises one line otherwise."""
+    st = run.status()
+    if st["state"] == "running":
+        raise WorkspaceError(f"{run.path}: the run is running; resume continues a stopped or failed run")
+    if st["state"] == "done":
+        raise ConfigError(
+            f"{run.path}: the run is done; resume continues a stopped or failed run (start a new run, or a finetune from it)"
+        )
+    if not run.last_path.exists():
+        raise ConfigError(f"{run.last_path}: no checkpoint to resume from; start a new run instead")
+    return st
+
+
+def launch(
+    run: Run, *, resume: bool = False, nproc: int = 1, env: dict | None = None, secret_env: Iterable[str] = ()
+) -> subprocess.Popen:
+    """Start the training process detached from this session (it survives the terminal closing).
 
     stdout and stderr go to train.log, so a crash before logging is set up is still on record.
     status.json says "running" before the process starts; the process takes it over, and a
-    process that never starts shows as failed once the heartbeat goes stale.
+    process that never starts shows as failed once the heartbeat goes stale. The child gets no
+    LLM key variables (`engine.proc.child_env`; `secret_env` names more, e.g. --api-key-env's).
     """
-    if resume and not run.last_path.exists():
-        raise ConfigError(f"{run.last_path}: no checkpoint to resume from; start a new run instead")
+    if resume:
+        check_resumable(run)
     st = run.status()
     if st["state"] == "running" and not st.get("starting"):  # "starting": a new run, never launched yet
         raise WorkspaceError(f"{run.path}: the run is already running (pid {st.get('pid')}); stop it first")
@@ -384,12 +432,12 @@ def launch(run: Run, *, resume: bool = False, nproc: int = 1, env: dict | None =
     atomic_write_json(
         run.status_path,
         {k: v for k, v in raw.items() if k in ("best", "started") and resume}
-        | {"state": "running", "pid": None, "host": socket.gethostname(), "heartbeat": now, "launched": now},
+        | {"state": "running", "pid": None, "host": this_host(), "heartbeat": now, "launched": now},
     )
-    child_env = dict(os.environ if env is None else env)
-    child_env.setdefault("PYTHONUNBUFFERED", "1")
-    child_env.setdefault("HF_HUB_OFFLINE", "1")
-    child_env["NLQ_RUN_DETACHED"] = "1"
+    child = child_env(env, secret_env)
+    child.setdefault("PYTHONUNBUFFERED", "1")
+    child.setdefault("HF_HUB_OFFLINE", "1")
+    child["NLQ_RUN_DETACHED"] = "1"
     with open(run.log_path, "ab") as log:
         return subprocess.Popen(
             entry_command(run, resume=resume, nproc=nproc),
@@ -397,30 +445,66 @@ def launch(run: Run, *, resume: bool = False, nproc: int = 1, env: dict | None =
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            env=child_env,
+            env=child,
             close_fds=True,
         )
 
 
+def resume_run(run: Run, *, secret_env: Iterable[str] = ()) -> subprocess.Popen:
+    """Continue a stopped or failed run from its last.pt, detached, with its own nproc."""
+    nproc = as_int((read_json(run.config_path) or {}).get("nproc")) or 1
+    return launch(run, resume=True, nproc=max(1, nproc), secret_env=secret_env)
+
+
 def stop_run(run: Run, sig: int = signal.SIGTERM) -> int:
-    """SIGTERM the run's process group (the run saves last.pt and ends `stopped`); the pid signalled."""
+    """SIGTERM the run's process group (the run saves last.pt and ends `stopped`); the pid signalled.
+
+    Only the very process status.json names is signalled: on this host, alive, with the start
+    time recorded at launch (`engine.proc.same_process`). Anything else raises one line and
+    signals nothing: a run on another host, a reused pid, a status without an identity.
+    """
     st = run.status()
-    if st["state"] != "running":
-        raise WorkspaceError(f"{run.path}: the run is not running (state {st['state']}); nothing to stop")
     raw = run.raw_status() or {}
+    host = raw.get("host")
+    if st["state"] == "running" and isinstance(host, str) and host and host != this_host():
+        raise WorkspaceError(f"{run.path}: the run runs on {host}; stop it there")
+    if st["state"] != "running":
+        why = f": {st['error']}" if st.get("error") else ""
+        raise WorkspaceError(f"{run.path}: the run is not running (state {st['state']}{why}); nothing to stop")
     pid, pgid = as_int(raw.get("pid")), as_int(raw.get("pgid"))
     if not pid:
         raise WorkspaceError(f"{run.path}: the run is still starting (no pid yet); try again in a few seconds")
+    ok, why = same_process(raw)
+    if not ok:
+        raise WorkspaceError(f"{run.path}: {why}; nothing was signalled")
+    # the group is the run's only if the verified process is in it
+    group = pgid if pgid and pgid != os.getpgrp() and process_group(pid) == pgid else None
     try:
-        if pgid and pgid != os.getpgrp():
-            os.killpg(pgid, sig)
+        if group:
+            os.killpg(group, sig)
         else:
             os.kill(pid, sig)
     except ProcessLookupError:
         raise WorkspaceError(f"{run.path}: the run process (pid {pid}) is gone already") from None
     except PermissionError:
         raise WorkspaceError(f"{run.path}: not allowed to signal pid {pid} (another user's run?)") from None
-    return pgid or pid
+    return group or pid
+
+
+def delete_run(run: Run) -> None:
+    """Remove a run folder that no live process writes to; one line when it cannot."""
+    st = run.status()
+    if st["state"] == "running":
+        host = (run.raw_status() or {}).get("host")
+        if isinstance(host, str) and host and host != this_host():
+            raise WorkspaceError(f"{run.path}: the run runs on {host}; stop it there before deleting it")
+        raise WorkspaceError(f"{run.path}: the run is running; stop it before deleting it")
+    try:
+        shutil.rmtree(run.path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise WorkspaceError(f"{run.path}: could not delete ({exc.strerror or exc})") from None
 
 
 def wait_for_state(run: Run, states: tuple[str, ...] = ("done", "failed", "stopped"), timeout: float = 60.0) -> dict:
@@ -461,9 +545,10 @@ class StatusWriter:
         # Only a detached run owns its process group; a foreground run shares the shell's job
         # group (a pipe into `tee`, say), which `stop` must not signal.
         pgid = os.getpgrp() if os.environ.get("NLQ_RUN_DETACHED") == "1" else None
-        self.update(
-            state="running", pid=os.getpid(), pgid=pgid, host=socket.gethostname(), error=None, ended=None, **fields
-        )
+        pid = os.getpid()
+        # the identity `stop_run` checks before it signals (engine/proc.py)
+        ident = {"host": this_host(), "start_time": process_start_time(pid), "boot_id": boot_id()}
+        self.update(state="running", pid=pid, pgid=pgid, error=None, ended=None, **ident, **fields)
         self._thread = threading.Thread(target=self._beat, name="run-heartbeat", daemon=True)
         self._thread.start()
 
@@ -483,7 +568,71 @@ class StatusWriter:
 
 
 # ---------------------------------------------------------------------------------------------
-# the reader side: used by the TUI and `nlq-tui runs`
+# the reader side: used by the TUI and `nlq-tui runs`; nothing here raises on a damaged folder
+
+
+def _unreadable(run: Run, exc: BaseException) -> str:
+    return f"{run.status_path}: unreadable ({type(exc).__name__})"
+
+
+def status_or_failed(run: Run) -> dict:
+    """`run.status()`, or a failed status naming the problem (the folder went away, a bug in
+    reading a damaged file): a reader's poll never raises."""
+    try:
+        return run.status()
+    except OSError:
+        return {"state": "failed", "error": "the run folder was deleted"}
+    except Exception as exc:  # a damaged file we did not foresee must not stop the poll
+        return {"state": "failed", "error": _unreadable(run, exc)}
+
+
+def summary_or_failed(run: Run) -> dict | None:
+    """`run.summary()`, a failed summary naming the problem, or None when the folder is gone."""
+    try:
+        return run.summary()
+    except OSError:
+        return None
+    except Exception as exc:  # as status_or_failed
+        return {
+            "id": run.id,
+            "path": str(run.path),
+            "stage": "?",
+            "state": "failed",
+            "error": _unreadable(run, exc),
+            "elapsed_s": None,
+        }
+
+
+class RunIndex:
+    """The runs list, newest first, re-read cheaply: a run that has ended is summarised again
+    only when its status.json changes, so a long list costs one stat per ended run."""
+
+    def __init__(self, workspace: Workspace | str | Path | None) -> None:
+        self.workspace = workspace
+        self._cache: dict[str, tuple[Any, dict]] = {}
+
+    def summaries(self) -> list[dict]:
+        out = []
+        seen = set()
+        for run in reversed(list_runs(self.workspace)):
+            seen.add(run.id)
+            try:
+                st = os.stat(run.status_path)
+                stamp = (st.st_mtime_ns, st.st_size)
+            except OSError:
+                stamp = None
+            hit = self._cache.get(run.id)
+            if hit is not None and hit[0] == stamp and stamp is not None and hit[1]["state"] != "running":
+                out.append(hit[1])
+                continue
+            summary = summary_or_failed(run)
+            if summary is None:
+                continue  # deleted between the listing and the read
+            self._cache[run.id] = (stamp, summary)
+            out.append(summary)
+        for gone in set(self._cache) - seen:
+            del self._cache[gone]
+        return out
 
 
 @dataclass
@@ -531,188 +680,14 @@ class RunTail:
         return rows, reset
 
     def poll(self) -> TailUpdate:
+        """New rows and the effective status. Never raises: a screen polls this every half
+        second, and whatever a damaged folder holds reads as a failed run with its reason."""
         if not self.run.path.is_dir():
             reset = self._offset > 0
             self._offset, self._partial, self._ident = 0, b"", None
             return TailUpdate(reset=reset, gone=True, status={"state": "failed", "error": "the run folder was deleted"})
         rows, reset = self.read_new()
-        return TailUpdate(rows=rows, reset=reset, status=self.run.status())
+        return TailUpdate(rows=rows, reset=reset, status=status_or_failed(self.run))
 
     def log_tail(self, max_bytes: int = 16384) -> list[str]:
         return self.run.log_tail(max_bytes)
-
-
-# ---------------------------------------------------------------------------------------------
-# what a new training run trains (shared by `nlq-tui train` and the Train screen; no torch here)
-
-FINETUNE_LR_FACTOR = 0.5  # a finetune starts from trained weights: half the lr unless told otherwise
-TRAIN_STAGES = ("baseline", "pretrain", "finetune")
-
-
-def latest_export(workspace: Workspace) -> Path | None:
-    """The newest NLQ-format JSON in WS/exports (manifests aside), for a pretrain run."""
-    try:
-        files = [
-            p for p in workspace.exports_dir.rglob("*.json") if "manifest" not in p.name and not p.name.startswith(".")
-        ]
-    except OSError:
-        return None
-    return max(files, key=lambda p: p.stat().st_mtime) if files else None
-
-
-def training_config(
-    workspace: Workspace,
-    *,
-    stage: str,
-    data_root: str | Path,
-    train_file: str | Path | None = None,
-    from_run: str | None = None,
-    overrides: dict | None = None,
-    model_overrides: dict | None = None,
-    nproc: int = 1,
-) -> dict:
-    """config.json of a new run: checked paths, stage defaults, a finetune's inherited settings.
-
-    `overrides` are TrainConfig fields the user set (epochs, lr, batch_size, device, seed,
-    text_encoder, text_path, features, ...); None values are ignored.
-    """
-    from engine.training.config import ModelConfig, TrainConfig
-
-    if stage not in TRAIN_STAGES:
-        raise ConfigError(f"stage {stage!r}: use one of {', '.join(TRAIN_STAGES)} (--stage / the preset)")
-    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
-    model_overrides = {k: v for k, v in (model_overrides or {}).items() if v is not None}
-    root = Path(data_root).expanduser().resolve()
-    if not (root / "v1" / "annotations").is_dir():
-        raise ConfigError(
-            f"{root}: not an Ego4D root (no v1/annotations); give --data ROOT or choose the folder on the Data screen"
-        )
-    cfg = TrainConfig(stage=stage, data_root=str(root))
-    source = None
-    if stage == "finetune":
-        if not from_run:
-            raise ConfigError(
-                "finetune needs a run to start from: give --from RUN / the from run field (a pretrain run with a checkpoint)"
-            )
-        source = find_run(workspace, from_run)
-        ckpt = source.best_path if source.best_path.exists() else source.last_path
-        if not ckpt.exists():
-            raise ConfigError(
-                f"{source.path}: has no checkpoints/best.pt yet; let the run evaluate once, or pick another run (--from / the from run field)"
-            )
-        try:
-            src = TrainConfig.from_dict(source.config()["train"])
-        except KeyError:
-            raise ConfigError(
-                f'{source.config_path}: no "train" section; pick another run (--from / the from run field)'
-            ) from None
-        # the weights only fit the same features, text encoder and model shape
-        for name in ("features", "text_encoder", "text_path", "freeze_text", "batch_size", "seed", "device"):
-            setattr(cfg, name, getattr(src, name))
-        cfg.model = src.model
-        cfg.lr = src.lr * FINETUNE_LR_FACTOR
-        cfg.epochs = src.epochs
-        cfg.init_from = str(ckpt)
-    elif from_run:
-        raise ConfigError(f"a run to start from (--from / the from run field) is for finetune only (this is {stage})")
-    if stage == "pretrain":
-        chosen = Path(train_file).expanduser() if train_file else latest_export(workspace)
-        if chosen is None:
-            raise ConfigError(
-                f"pretrain needs a training file: export the reviewed questions first or give --train-file FILE / "
-                f"the train file field (an NLQ-format file); {workspace.exports_dir} has no export yet"
-            )
-        train_file = chosen
-    if train_file:
-        path = Path(train_file).expanduser().resolve()
-        if not path.is_file():
-            raise ConfigError(f"{path}: no such training file (--train-file / the train file field)")
-        cfg.train_file = str(path)
-    for key, value in overrides.items():
-        if not hasattr(cfg, key) or key == "model":
-            raise ConfigError(f"unknown training setting {key!r}")
-        setattr(cfg, key, value)
-    if model_overrides:
-        cfg.model = ModelConfig(**{**cfg.model.__dict__, **model_overrides})
-    cfg.validate()
-    features = root / "v1" / cfg.features
-    if not features.is_dir():
-        raise ConfigError(
-            f"{features}: no such feature folder; give --features NAME / the features field (a folder under {root / 'v1'})"
-        )
-    return {
-        "stage": stage,
-        "from_run": source.id if source else None,
-        "nproc": int(nproc),
-        "train": cfg.to_dict(),
-    }
-
-
-def new_run_config(
-    workspace: Workspace,
-    *,
-    stage: str,
-    data_root: str | Path | None,
-    train_file: str | Path | None = None,
-    from_run: str | None = None,
-    features: str | None = None,
-    epochs: int | None = None,
-    lr: float | None = None,
-    batch_size: int | None = None,
-    device: str | None = None,
-    seed: int | None = None,
-    text_encoder: str | None = None,
-    text_path: str | None = None,
-    unfreeze_text: bool = False,
-    eval_every: int | None = None,
-    naq_jitter: bool = False,
-    model: str | None = None,
-    dim: int | None = None,
-    drop_rate: float | None = None,
-    nproc: int = 1,
-) -> dict:
-    """config.json of a new run from the settings a user gave (`nlq-tui train` flags, the Train
-    screen's form); None or False means "not set": the stage's default, or for a finetune its
-    pretrain run's value. The one place where user settings become a run's configuration."""
-    if data_root is None:
-        raise ConfigError("no data root: give --data ROOT or choose an Ego4D folder on the Data screen (1)")
-    features = features or None  # a blank field or flag is not a setting
-    if features is None and stage != "finetune":
-        # a finetune keeps its pretrain run's features (the weights only fit those) unless told
-        features = workspace.get("features")
-    overrides = {
-        "epochs": epochs,
-        "lr": lr,
-        "batch_size": batch_size,
-        "device": device,
-        "seed": seed,
-        "text_encoder": text_encoder,
-        "text_path": text_path,
-        "features": features,
-        "eval_every_steps": eval_every,
-        "naq_jitter": True if naq_jitter else None,
-        "freeze_text": False if unfreeze_text else None,
-    }
-    return training_config(
-        workspace,
-        stage=stage,
-        data_root=data_root,
-        train_file=train_file or None,
-        from_run=from_run or None,
-        overrides=overrides,
-        model_overrides={"model": model, "dim": dim, "drop_rate": drop_rate},
-        nproc=nproc,
-    )
-
-
-def start_run(workspace: Workspace, *, detach: bool = True, **settings: Any) -> Run:
-    """A new run from user settings (the keyword arguments of `new_run_config`): checked, its
-    folder created and, with `detach`, launched in the background (`run.process`). Both
-    `nlq-tui train` and the Train screen start runs here, so they start the same run.
-    A setting that does not check out raises ConfigError before any folder exists."""
-    nproc = max(1, int(settings.get("nproc") or 1))
-    config = new_run_config(workspace, **settings)
-    run = create_run(workspace, config)
-    if detach:
-        run.process = launch(run, resume=False, nproc=nproc)
-    return run

@@ -337,7 +337,6 @@ async def test_folder_shows_and_copies_the_path_and_delete_asks_first(tmp_path):
         await pilot.press("y")
         await wait_until(pilot, lambda: not run.path.exists(), 5, "the folder to go")
         await wait_until(pilot, lambda: screen.query_one("#runs", VirtualTable).n_rows == 0, 5, "the list")
-        assert ws.table("runs").all() == []
 
 
 async def test_compare_overlays_picked_runs_and_shows_the_difference_to_the_baseline(tmp_path):
@@ -488,7 +487,7 @@ def test_plot_draws_braille_within_its_size_and_skips_nan():
 async def test_pretrain_and_finetune_presets_ask_for_what_the_train_command_would(tiny, tmp_path):
     from training_fixtures import tiny_config
 
-    from engine.runs import new_run_config
+    from engine.run_config import new_run_config
 
     root, glove = tiny
     ws = Workspace(tmp_path / "ws")

@@ -40,34 +40,39 @@ def _elapsed(seconds: float | None) -> str:
 
 
 def run_runs(args: argparse.Namespace) -> int:
-    from engine.runs import list_runs
-    from engine.workspace import Workspace
+    from engine.errors import WorkspaceError
+    from engine.runs import list_runs, runs_dir, runs_problem, summary_or_failed
+    from engine.textsafe import one_line
 
-    ws = Workspace(getattr(args, "workspace", None))
-    rows = [r.summary() for r in list_runs(ws)]
+    # a read-only command: it opens the folder as it is and creates no workspace
+    where = getattr(args, "workspace", None)
+    problem = runs_problem(where)
+    if problem:
+        raise WorkspaceError(problem)
+    rows = [s for s in (summary_or_failed(r) for r in list_runs(where)) if s is not None]
     if args.json:
         print(json.dumps(rows))
         return 0
     if not rows:
-        print(f"no runs in {ws.runs_dir}; start one with `nlq-tui train`")
+        print(one_line(f"no runs in {runs_dir(where)}; start one with `nlq-tui train`", None))
         return 0
     head = f"{'RUN':<34} {'STAGE':<9} {'STATE':<8} {'PROGRESS':>11} {'R1@0.3':>7} {'ELAPSED':>8}"
     print(head)
     for r in rows:
-        progress = f"{r['step'] or 0}/{r['total_steps']}" if r.get("total_steps") else "-"
+        progress = f"{r.get('step') or 0}/{r['total_steps']}" if r.get("total_steps") else "-"
         best = f"{r['best_R1@0.3']:.2f}" if r.get("best_R1@0.3") is not None else "-"
-        print(f"{r['id']:<34} {r['stage']:<9} {r['state']:<8} {progress:>11} {best:>7} {_elapsed(r['elapsed_s']):>8}")
+        rid, stage = one_line(r["id"], 60), one_line(r["stage"], 20)
+        print(f"{rid:<34} {stage:<9} {r['state']:<8} {progress:>11} {best:>7} {_elapsed(r.get('elapsed_s')):>8}")
         if r["state"] == "failed" and r.get("error"):
-            print(f"    {r['error']}")
+            print(f"    {one_line(r['error'])}")
     return 0
 
 
 def run_stop(args: argparse.Namespace) -> int:
     from engine.runs import find_run, stop_run, wait_for_state
-    from engine.workspace import Workspace
+    from engine.textsafe import one_line
 
-    ws = Workspace(getattr(args, "workspace", None))
-    run = find_run(ws, args.run)
+    run = find_run(getattr(args, "workspace", None), args.run)
     pid = stop_run(run)
     state = "stopping"
     if args.wait > 0:
@@ -76,7 +81,7 @@ def run_stop(args: argparse.Namespace) -> int:
         print(json.dumps({"run_id": run.id, "signalled": pid, "state": state}))
     else:
         print(
-            f"run {run.id}: SIGTERM sent to {pid}"
+            one_line(f"run {run.id}: SIGTERM sent to {pid}", None)
             + (f"; now {state}" if args.wait > 0 else "; it saves last.pt and stops")
         )
     return 0

@@ -110,7 +110,8 @@ def _figures(best: dict | None) -> dict:
 
 def run_train(args: argparse.Namespace) -> int:
     from engine.errors import ConfigError
-    from engine.runs import find_run, launch, start_run
+    from engine.run_config import secret_env_names, start_run
+    from engine.runs import check_resumable, find_run, launch
 
     ws = _workspace(args)
     nproc = max(1, int(getattr(args, "nproc", 1) or 1))
@@ -118,8 +119,7 @@ def run_train(args: argparse.Namespace) -> int:
         raise ConfigError("--nproc > 1 runs under torchrun: add --detach (and follow it with `nlq-tui runs`)")
     if args.resume:
         run = find_run(ws, args.resume)
-        if not run.last_path.exists():
-            raise ConfigError(f"{run.last_path}: no checkpoint to resume from; start a new run instead")
+        check_resumable(run)  # the Train screen's check too: not running, not done, has last.pt
         resume = True
     else:
         run = start_run(
@@ -147,7 +147,7 @@ def run_train(args: argparse.Namespace) -> int:
         )
         resume = False
     if args.detach:
-        proc = launch(run, resume=True, nproc=nproc) if resume else run.process
+        proc = launch(run, resume=True, nproc=nproc, secret_env=secret_env_names(ws)) if resume else run.process
         if args.json:
             print(json.dumps({"run_id": run.id, "state": "running", "pid": proc.pid, "run_dir": str(run.path)}))
         else:

@@ -11,7 +11,6 @@ rows; a worker never touches what the screen draws.
 from __future__ import annotations
 
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -778,7 +777,7 @@ class TrainScreen(Screen):
             self._refresh_from_options(self.summaries)
         self.query_one("#f-from", Select).disabled = stage != "finetune"
         if stage == "pretrain":
-            from engine.runs import latest_export
+            from engine.run_config import latest_export
 
             latest = latest_export(self.app.ctx.workspace)
             train_file.placeholder = (
@@ -853,7 +852,7 @@ class TrainScreen(Screen):
 
     @work(thread=True, exclusive=False, group="train-action", exit_on_error=False, name="train-launch")
     def _launch(self, workspace, data_root, form: dict):
-        from engine.runs import start_run
+        from engine.run_config import start_run
 
         # the same call `nlq-tui train --detach` makes, so both start the same run
         run = start_run(workspace, data_root=data_root, detach=True, **form)
@@ -899,21 +898,22 @@ class TrainScreen(Screen):
         run = self._selected_run()
         if run is None:
             return
-        state = run.status()["state"]
-        if state in ("running", "done"):
-            self.notify(
-                f"{run.id} is {state}; resume continues a stopped or failed run", title="Train", severity="warning"
-            )
+        from engine.errors import UserError
+        from engine.runs import check_resumable
+
+        try:
+            check_resumable(run)
+        except UserError as exc:
+            self.notify(str(exc), title="Train", severity="warning", markup=False)
             return
 
-        def resume() -> None:
-            from engine.errors import ConfigError
-            from engine.runs import launch, read_json
+        workspace = self.app.ctx.workspace
 
-            if not run.last_path.exists():
-                raise ConfigError(f"{run.last_path}: no checkpoint to resume from; start a new run instead")
-            nproc = (read_json(run.config_path) or {}).get("nproc") or 1
-            launch(run, resume=True, nproc=max(1, int(nproc)))
+        def resume() -> None:
+            from engine.run_config import secret_env_names
+            from engine.runs import resume_run
+
+            resume_run(run, secret_env=secret_env_names(workspace))
 
         self._act(resume, f"resuming {run.id}")
 
@@ -940,11 +940,10 @@ class TrainScreen(Screen):
         if st["state"] == "running":
             self.notify(f"{run.id} is running: stop it (s) before deleting it", title="Train", severity="warning")
             return
-        workspace = self.app.ctx.workspace
 
         def answer(yes: bool | None) -> None:
             if yes:
-                self._act(lambda: _delete(workspace, run), f"deleted {run.id}")
+                self._act(lambda: _delete(run), f"deleted {run.id}")
 
         self.app.push_screen(
             TrainConfirm(
@@ -1042,22 +1041,7 @@ def _stop(run) -> None:
     stop_run(run)
 
 
-def _delete(workspace, run) -> None:
-    from engine.errors import WorkspaceError
+def _delete(run) -> None:
+    from engine.runs import delete_run
 
-    st = run.status()
-    if st["state"] == "running":
-        raise WorkspaceError(f"{run.path}: the run is running again; stop it before deleting it")
-    try:
-        shutil.rmtree(run.path)
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        raise WorkspaceError(f"{run.path}: could not delete ({exc.strerror or exc})") from None
-    try:
-        from tinydb import Query
-
-        with workspace.transaction():
-            workspace.table("runs").remove(Query().id == run.id)
-    except Exception:
-        pass  # the folder is the source of truth; the table is only an index
+    delete_run(run)
