@@ -26,9 +26,9 @@ import subprocess
 import sys
 import threading
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 ROOT = Path(__file__).resolve().parent
 VENV = Path(os.environ.get("NLQ_VENV", ROOT / ".venv"))
