@@ -119,9 +119,9 @@ async def first_card(ws: Workspace, label: str) -> None:
 def add_journal(ws: Workspace, n: int) -> None:
     """Append n decisions to the journal directly (as n keypresses would, minus the fsyncs)."""
     s = CandidateStore(ws).load()
-    seq = s._seq
+    seq = s.journal.seq
     rows = list(s.rows)
-    shard_names = [p.name for p in s._shards]
+    shard_names = [p.name for p in s.log._shards]
     s.close()
     with open(ws.candidates_dir / "decisions.jsonl", "a") as f:
         for i in range(n):

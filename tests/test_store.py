@@ -4,6 +4,7 @@ import pytest
 from review_fixtures import make_group, populate
 
 import engine.store as store_mod
+import engine.store.journal as journal_mod
 from engine.errors import WorkspaceError
 from engine.store import CandidateStore, Filter
 from engine.workspace import Workspace
@@ -46,7 +47,7 @@ def test_a_torn_last_group_line_is_ignored_then_cut_by_the_next_writer(ws):
     s = CandidateStore(ws)
     gk, cands, rej, meta = make_group("v1", "c1", 0.0, 90.0, 5.0)
     s.add_group_result(gk, cands, rej, meta)
-    shard = s._gen_path
+    shard = s.log._gen_path
     s.close()
     with open(shard, "ab") as f:
         f.write(b'{"group_key": "v1:c1:99", "index": [["v1:c1:99#1", "v1"')  # a kill mid-write
@@ -149,7 +150,7 @@ def test_compaction_keeps_states_and_undo(ws, monkeypatch):
     for cid in ids[:12]:
         s.decide(cid, "accept")
     s.close()
-    monkeypatch.setattr(store_mod, "COMPACT_EVERY", 10)
+    monkeypatch.setattr(journal_mod, "COMPACT_EVERY", 10)
     r = CandidateStore(ws)
     r.begin_review()  # folds 12 entries into the snapshot
     assert (ws.candidates_dir / "decisions.jsonl").read_bytes() == b""
@@ -170,7 +171,7 @@ def test_a_kill_between_snapshot_and_journal_restart_double_counts_nothing(ws, m
     for cid in ids[:4]:
         s.decide(cid, "accept")
     s.undo()
-    real = store_mod.atomic_write_bytes
+    real = journal_mod.atomic_write_bytes
 
     class Killed(BaseException):
         pass
@@ -180,12 +181,12 @@ def test_a_kill_between_snapshot_and_journal_restart_double_counts_nothing(ws, m
             raise Killed
         real(path, data)
 
-    monkeypatch.setattr(store_mod, "atomic_write_bytes", dies_before_the_journal_restarts)
+    monkeypatch.setattr(journal_mod, "atomic_write_bytes", dies_before_the_journal_restarts)
     with pytest.raises(Killed):
         s.compact()
     monkeypatch.undo()
-    s._review_lock.release()  # the dead process's locks go with it
-    s._gen_lock.release()
+    s.journal._lock.release()  # the dead process's locks go with it
+    s.log._gen_lock.release()
     assert len((ws.candidates_dir / "decisions.jsonl").read_text().splitlines()) == 5  # the old journal
     r = CandidateStore(ws).load()
     assert r.counts()["accepted"] == 3
@@ -226,7 +227,7 @@ def test_progress_counts_reviewed_and_rate(ws):
     ids = populate(s, 20)
     for cid in ids[:4]:
         s.decide(cid, "accept")
-    s.session_decisions = [1000.0, 1900.0, 2800.0, 3600.0]
+    s.journal.session = dict(zip((st.seq for st in s.recent(4)[::-1]), [1000.0, 1900.0, 2800.0, 3600.0]))
     p = s.progress(now=3600.0)
     assert p["reviewed"] == 4 and p["total"] == 20
     assert p["per_hour"] == pytest.approx(4 / 2600 * 3600)
@@ -314,7 +315,7 @@ def test_the_next_open_reads_first_where_the_reviewer_left_off(ws):
 
 
 def test_a_long_session_folds_its_journal_as_it_goes(ws, monkeypatch):
-    monkeypatch.setattr(store_mod, "COMPACT_EVERY", 8)
+    monkeypatch.setattr(journal_mod, "COMPACT_EVERY", 8)
     s = CandidateStore(ws)
     ids = populate(s, 40)
     for cid in ids[:20]:

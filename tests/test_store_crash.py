@@ -21,7 +21,8 @@ HERE = Path(__file__).parent
 REVIEWER = r"""
 import json, random, sys
 import engine.store as m
-m.COMPACT_EVERY = int(sys.argv[3])
+import engine.store.journal as j
+j.COMPACT_EVERY = int(sys.argv[3])
 s = m.CandidateStore(sys.argv[1], reviewer="crash").load()
 s.begin_review()
 ids = [r.id for r in s.rows]
@@ -157,7 +158,7 @@ def test_sigkill_during_generation_keeps_every_acknowledged_group(tmp_path):
         acked = set(done)  # an extra one was stored but killed before its print
         assert reopened.problems == []
         for gk in list(done)[:5]:
-            assert reopened.candidate(reopened.groups[gk][0].id)["group_key"] == gk
+            assert reopened.get(reopened.groups[("openai-gpt-4o-mini-v1", gk)][0].id).group_key == gk
     # a fresh writer repairs any torn tail and appends cleanly after it
     w = CandidateStore(ws)
     gk, c, r, meta = make_group("video-z", "clip-z", 0.0, 90.0, 1.0, number0=10**7)

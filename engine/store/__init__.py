@@ -1,0 +1,445 @@
+"""The candidate store: generated questions and the review decisions on them, crash-safe (docs/ARCHITECTURE.md, "Store").
+
+Three parts behind the `CandidateStore` facade:
+
+- `shards.ShardLog`: the generated groups, one line each (the only add path), per variant;
+- `journal.DecisionJournal`: the review decisions (replay, undo, compaction, second opinions);
+- `filters.Filter`: what a queue, a bulk rule or an export selects.
+
+Why not TinyDB: its JSONStorage rewrites the whole file on every write (about 0.5 s per
+keypress at 100k candidates) and a kill during the rewrite tears the only copy. Here every
+write is one `write()` of one line followed by a data sync, so a write costs the same at 10 or
+100k candidates, and a kill can only tear the last line, which readers ignore and the next
+writer cuts off.
+
+Two writers, two locks: the generation job holds the "candidates" lock while it appends group
+lines; a review session holds the "decisions" lock while it appends decisions. So one person can
+review while a generation job runs (`refresh()` picks up the new groups), and a second review
+session gets a WorkspaceError naming the holder instead of interleaving.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from engine.candidate import (
+    FLAG_AMBIGUOUS,
+    FLAG_DUPLICATE,
+    FLAG_NAMES,
+    FLAG_NEAR_DUPLICATE,
+    FLAG_POLICY,
+    FLAG_WINDOW,
+    Candidate,
+)
+from engine.errors import ConfigError
+from engine.store.filters import OPEN, REVIEWED, STATUSES, Filter
+from engine.store.journal import JOURNAL, REVIEW_LOCK, SNAPSHOT, DecisionJournal, Step, count_statuses
+from engine.store.shards import GENERATION_LOCK, SHARD_PREFIX, GroupResult, Row, ShardLog, encode_group_line
+from engine.variants import Variant
+from engine.workspace import Workspace
+
+__all__ = [
+    "ACTIONS",
+    "DEFAULT_REASON",
+    "FLAG_AMBIGUOUS",
+    "FLAG_DUPLICATE",
+    "FLAG_NAMES",
+    "FLAG_NEAR_DUPLICATE",
+    "FLAG_POLICY",
+    "FLAG_WINDOW",
+    "GENERATION_LOCK",
+    "JOURNAL",
+    "OPEN",
+    "REJECT_REASONS",
+    "REVIEWED",
+    "REVIEW_LOCK",
+    "SHARD_PREFIX",
+    "SNAPSHOT",
+    "STATUSES",
+    "CandidateStore",
+    "Filter",
+    "GroupResult",
+    "Row",
+    "Step",
+    "encode_group_line",
+]
+
+ACTIONS = {
+    "accept": "accepted",
+    "reject": "rejected",
+    "edit": "edited",
+    "skip": "skipped",
+    "flag": "flagged",
+    "reset": "pending",
+}
+
+# Reject reasons in key order: `x` then 1-9 picks one; Enter takes DEFAULT_REASON.
+REJECT_REASONS: tuple[tuple[str, str], ...] = (
+    ("wrong_window", "window does not fit the question"),
+    ("ambiguous", "several moments would answer it"),
+    ("unanswerable", "cannot be answered from the video"),
+    ("wrong_target", "asks about another narration"),
+    ("hallucinated", "mentions things the narration does not"),
+    ("duplicate", "duplicate of another question"),
+    ("trivial", "too generic or trivial"),
+    ("bad_language", "ungrammatical or unclear"),
+    ("other", "other"),
+)
+DEFAULT_REASON = "other"
+BULK_ACTIONS = ("accept", "reject", "skip", "flag", "reset")
+
+
+class CandidateStore:
+    """Candidates and review decisions of one workspace.
+
+    Generation: `register_variant(v)`, `done_groups(name)`, `failed_groups(name)`,
+    `add_group_results(results, variant=v)`, `add_failure(...)`.
+    Review: `load()`, `rows`, `status(id)`, `get(id)`, `decide(...)`, `bulk(...)`, `undo()`,
+    `recent()`, `counts()`, `progress()`, `refresh()`, `second_opinion_queue(...)`.
+    """
+
+    def __init__(self, workspace: Workspace | str | Path, reviewer: str | None = None) -> None:
+        self.workspace = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+        self.dir = self.workspace.candidates_dir
+        self.reviewer = reviewer or os.environ.get("USER") or "reviewer"
+        self.problems: list[str] = []  # lines that could not be read, for the UI to show
+        self.log = ShardLog(self.dir, self.workspace, self.problems)
+        self.journal = DecisionJournal(self.dir, self.workspace, self.reviewer, self.log.problem)
+        self.status_counts: Counter[str] = Counter()
+        self._counting = False
+        self.log.on_rows = self._rows_added
+        self.journal.on_change = self._state_changed
+
+    # the parts' state, as the rooms read it ---------------------------------------------------
+    rows = property(lambda self: self.log.rows)
+    by_id = property(lambda self: self.log.by_id)
+    groups = property(lambda self: self.log.groups)
+    states = property(lambda self: self.journal.states)
+    opinions = property(lambda self: self.journal.opinions)
+    undo_stack = property(lambda self: self.journal.undo_stack)
+    cursor = property(lambda self: self.journal.cursor)
+    scan_done = property(lambda self: self.log.scan_done)
+    _seq = property(lambda self: self.journal.seq)
+
+    @property
+    def session_decisions(self) -> list[float]:
+        """Times of this session's decisions still in effect (undone ones drop out), for the rate."""
+        return sorted(self.journal.session.values())
+
+    def _rows_added(self, rows: list[Row]) -> None:
+        if self._counting:
+            states = self.journal.states
+            for row in rows:
+                st = states.get(row.id)
+                self.status_counts[st["status"] if st else "pending"] += 1
+
+    def _state_changed(self, cid: str, prev: dict | None, new: dict | None) -> None:
+        if self._counting and cid in self.log.by_id:
+            self.status_counts[prev["status"] if prev else "pending"] -= 1
+            self.status_counts[new["status"] if new else "pending"] += 1
+
+    # reading ----------------------------------------------------------------------------------
+    def scan(self, budget: int | None = None) -> int:
+        """Read new group lines (see ShardLog.scan); safe from a worker thread while deciding."""
+        return self.log.scan(budget, hint=self.journal.cursor if self.journal.loaded else None)
+
+    def load(self) -> CandidateStore:
+        """Read every candidate and replay the decisions. Returns self."""
+        if not self.log.scanned and not self.log.scan_started:
+            self.scan()
+        self.load_decisions()
+        return self
+
+    def load_decisions(self) -> None:
+        """Replay the decisions without reading the candidates (before a progressive `scan`)."""
+        if self._counting:
+            return
+        with self.log.mutex:
+            self.journal.load()
+            self.status_counts = count_statuses(self.journal.states, self.log.by_id)
+            self._counting = True
+
+    def refresh(self) -> int:
+        """Pick up candidates a running generation job stored since the last look."""
+        return self.scan()
+
+    def get(self, cid: str) -> Candidate:
+        """The typed candidate as generated (KeyError if unknown)."""
+        self.log.ensure_scanned()
+        return self.log.read(self.log.by_id[cid])[0]
+
+    def candidate(self, cid: str) -> dict:
+        """The candidate as JSON, plus the group's raw answer, its status and review state."""
+        self.log.ensure_scanned()
+        c, raw = self.log.read(self.log.by_id[cid])
+        d = c.to_json()
+        d["raw"] = raw.get("text") if raw else None
+        st = self.journal.states.get(cid)
+        d["status"] = st["status"] if st else "pending"
+        d["review"] = dict(st) if st else None
+        return d
+
+    def group_result(self, group_key: str, variant: str | None = None) -> dict:
+        for (v, gk), rows in self.log.groups.items():
+            if gk == group_key and (variant is None or v == variant) and rows:
+                return self.log.group_line(rows[0])
+        raise KeyError(group_key)
+
+    def group_rejections(self) -> Iterator[dict]:
+        """What generation threw out (a narration without a usable question), every group."""
+        for _, r in self.log.rejections():
+            yield r
+
+    # generation -------------------------------------------------------------------------------
+    def register_variant(self, variant: Variant) -> Variant:
+        """Record the variant a job writes (takes the generation lock); the stored one if it exists."""
+        return self.log.register_variant(variant)
+
+    def done_groups(self, variant: str | None = None) -> set[str]:
+        """Group keys already stored, of one variant (a job resumes within it) or of all."""
+        return self.log.done_groups(variant)
+
+    def failed_groups(self, variant: str) -> dict[str, str]:
+        """group_key -> reason of the variant's groups that failed and were not stored since."""
+        return self.log.failures().get(variant, {})
+
+    def failed_groups_by_variant(self) -> dict[str, dict[str, str]]:
+        return self.log.failures()
+
+    def add_failure(self, variant: str, group_key: str, reason: str, detail: str = "") -> None:
+        self.log.add_failure(variant, group_key, reason, detail)
+
+    def add_group_results(self, results: list, variant: Variant | str | None = None) -> list[bool]:
+        """Store many groups with one write and one data sync; per group, False when already stored."""
+        return self.log.add(results, variant)
+
+    def add_group_result(
+        self,
+        group_key: str,
+        candidates: list,
+        rejected: list[dict],
+        meta: dict,
+        raw: str | None = None,
+        variant: Variant | str | None = None,
+    ) -> bool:
+        """Store one generated group durably, all of it or nothing. False if it was already stored."""
+        return self.log.add([GroupResult(group_key, candidates, rejected, meta, raw)], variant)[0]
+
+    def variants(self) -> list[Variant]:
+        return list(self.log.variants().values())
+
+    def group_figures(self) -> dict[str, dict]:
+        """Per variant: groups stored, tokens, seconds, cost and generation rejects by reason."""
+        out: dict[str, dict] = {}
+        for (v, _), _rows in self.log.groups.items():
+            f = out.setdefault(v, {"groups": 0, "tokens": 0, "seconds": 0.0, "cost": None, "rejected": Counter()})
+            f["groups"] += 1
+        for (v, _), stats in self.log.group_stats.items():
+            f = out[v]
+            f["tokens"] += int(stats.get("tokens") or 0)
+            f["seconds"] += float(stats.get("seconds") or 0.0)
+            if isinstance(stats.get("cost"), (int, float)):
+                f["cost"] = (f["cost"] or 0.0) + stats["cost"]
+        for v, r in self.log.rejections():
+            out[v]["rejected"][str(r.get("reason") or "unspecified")] += 1
+        return out
+
+    def delete_variant(self, name: str) -> int:
+        """Remove a variant's candidates and the decisions on them; needs both writer locks."""
+        self.load()
+        if name not in self.log.variants():
+            raise ConfigError(f"no variant named {name!r}; `nlq-tui variants` lists them")
+        self.begin_review("deleting a variant")
+        ids = self.log.delete_variant(name)
+        self.journal.forget(ids)
+        self.close()
+        return len(ids)
+
+    # review -----------------------------------------------------------------------------------
+    def begin_review(self, purpose: str = "review") -> None:
+        """Take the review lock now (the screen calls this on open to fail early and clearly)."""
+        self.load_decisions()
+        with self.log.mutex:
+            self.journal.begin(purpose)
+
+    def _at(self, row: Row) -> list:
+        return [self.log.shard_name(row), row.offset]
+
+    def decide(
+        self, cid: str, action: str, *, reason: str | None = None, text: str | None = None, second: bool = False
+    ) -> Step:
+        """Record a decision on one candidate; durable (fsynced) when this returns.
+
+        `second`: a second reviewer's blind opinion, kept beside the first decision.
+        """
+        _check_action(action, reason, text)
+        self.load()
+        if cid not in self.log.by_id:
+            raise KeyError(cid)
+        status = ACTIONS[action]
+        if status == "rejected":
+            reason = reason or DEFAULT_REASON
+        elif status != "flagged":
+            reason = None
+        fields: dict[str, Any] = {"ids": [cid], "status": status, "reason": reason}
+        fields["text"] = text if status == "edited" else None
+        fields["at"] = self._at(self.log.by_id[cid])
+        if second:
+            fields["second"] = True
+        with self.log.mutex:
+            return self.journal.append(self.journal.entry("decide", **fields))  # type: ignore[return-value]
+
+    def bulk(
+        self, ids: Iterable[str], action: str, *, reason: str | None = None, rule: str | None = None
+    ) -> Step | None:
+        """One journal entry that sets the status of exactly these candidates; one undo reverts it."""
+        if action not in BULK_ACTIONS:
+            raise ValueError(f"bulk action must be {', '.join(BULK_ACTIONS)}, not {action!r}")
+        self.load()
+        ids = [cid for cid in ids if cid in self.log.by_id]
+        if not ids:
+            return None
+        status = ACTIONS[action]
+        fields = {"ids": ids, "status": status, "reason": (reason or DEFAULT_REASON) if status == "rejected" else None}
+        with self.log.mutex:
+            return self.journal.append(self.journal.entry("bulk", **fields, text=None, rule=rule))
+
+    def bulk_preview(self, rule: Filter, sample: int = 5, seed: int | None = None) -> tuple[list[str], list[Row]]:
+        """The ids a bulk step with this rule changes now, and a random sample of their rows."""
+        rows = self.select(rule)
+        rng = random.Random(seed)
+        return [r.id for r in rows], rng.sample(rows, min(sample, len(rows)))
+
+    def remember_position(self, cid: str) -> None:
+        """Note where the reviewer left off, so the next open reads that part of the store first."""
+        row = self.log.by_id.get(cid)
+        if row is None or not self.journal.writing:
+            return
+        with self.log.mutex:
+            self.journal.append(self.journal.entry("cursor", at=self._at(row)))
+
+    def undo(self) -> Step | None:
+        """Revert the newest decision or bulk step not yet undone; None if there is none."""
+        self.load()
+        if not self.journal.undo_stack:
+            return None
+        target = self.journal.undo_stack[-1]
+        with self.log.mutex:
+            return self.journal.append(self.journal.entry("undo", target=target.seq))
+
+    def compact(self) -> None:
+        """Fold the journal into the snapshot and start an empty journal. Needs the review lock."""
+        self.journal.compact()
+
+    # queries ------------------------------------------------------------------------------------
+    def status(self, cid: str) -> str:
+        st = self.journal.states.get(cid)
+        return st["status"] if st else "pending"
+
+    def state(self, cid: str) -> dict | None:
+        return self.journal.states.get(cid)
+
+    def decision_of(self, cid: str, reviewer: str | None = None) -> dict | None:
+        """The first reviewer's decision, or `reviewer`'s (their opinion, or the first if theirs)."""
+        st = self.journal.states.get(cid)
+        if reviewer is None or (st and st.get("reviewer") == reviewer):
+            return st
+        return self.journal.opinions.get(cid, {}).get(reviewer, st)
+
+    def query_text(self, cid: str) -> str:
+        """The question as it stands: the edited text where edited."""
+        st = self.journal.states.get(cid)
+        if st and st.get("status") == "edited" and st.get("text"):
+            return st["text"]
+        return self.log.by_id[cid].query
+
+    def recent(self, n: int = 10) -> list[Step]:
+        """The newest `n` decision steps that are still in effect, newest first."""
+        return list(reversed(self.journal.undo_stack[-n:]))
+
+    def counts(self) -> dict[str, int]:
+        self.load()
+        out = {s: 0 for s in STATUSES}
+        with self.log.mutex:
+            items = list(self.status_counts.items())
+        for k, v in items:
+            if k in out:
+                out[k] = v
+        return out
+
+    def progress(self, now: float | None = None) -> dict:
+        """Reviewed/total, this session's decisions per hour (net of undo) and the ETA for the open ones."""
+        c = self.counts()
+        total = len(self.log.rows)
+        reviewed = sum(c[s] for s in REVIEWED)
+        now = now or time.time()
+        times = self.session_decisions
+        rate = 0.0
+        if len(times) >= 2:
+            span = max(now - times[0], 1e-6)
+            rate = len(times) / span * 3600.0
+        remaining = total - reviewed
+        eta = remaining / rate * 3600.0 if rate > 0 else None
+        return {"reviewed": reviewed, "total": total, "per_hour": rate, "eta_s": eta, "counts": c}
+
+    def facets(self) -> dict[str, list[str]]:
+        """Distinct values of the filterable columns (for filter pickers)."""
+        out: dict[str, set] = {
+            "backend_model": set(),
+            "prompt_version": set(),
+            "template": set(),
+            "video_uid": set(),
+            "variant": set(),
+        }
+        for r in self.log.rows:
+            out["backend_model"].add(f"{r.backend}/{r.model}")
+            out["prompt_version"].add(r.prompt_version)
+            out["template"].add(r.template)
+            out["video_uid"].add(r.video_uid)
+            out["variant"].add(r.variant)
+        return {k: sorted(v) for k, v in out.items()}
+
+    def select(self, flt: Filter, upto: int | None = None) -> list[Row]:
+        """Rows matching the filter, in store order (of the first `upto` rows if given)."""
+        self.load()
+        rows = self.log.rows if upto is None else self.log.rows[:upto]
+        return flt.select(rows, self.journal.states)
+
+    def second_opinion_queue(self, reviewer: str, flt: Filter | None = None, seed: int | None = None) -> list[Row]:
+        """A random, blind sample order of candidates another reviewer decided and `reviewer` has not."""
+        self.load()
+        flt = flt or Filter(status="all")
+        states, opinions = self.journal.states, self.journal.opinions
+        rows = [
+            r
+            for r in flt.select(self.log.rows, states)
+            if (st := states.get(r.id)) is not None
+            and st["status"] in REVIEWED
+            and st.get("reviewer") != reviewer
+            and reviewer not in opinions.get(r.id, {})
+        ]
+        random.Random(seed).shuffle(rows)
+        return rows
+
+    def close(self) -> None:
+        self.journal.close()
+        self.log.close()
+
+    def __enter__(self) -> CandidateStore:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def _check_action(action: str, reason: str | None, text: str | None) -> None:
+    if action not in ACTIONS:
+        raise ValueError(f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
+    if action == "edit" and not (isinstance(text, str) and text.strip()):
+        raise ValueError("an edit needs the new text")

@@ -1,0 +1,119 @@
+"""Append-only line files: complete-line reads, torn-tail cuts and durable appends (docs/ARCHITECTURE.md, "Store").
+
+Every store write is one `write()` of whole lines followed by a data sync, so a kill can only
+tear the last line; readers ignore a last line without its newline and the next writer cuts it.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+from engine.errors import WorkspaceError
+
+
+def datasync(fd: int) -> None:
+    """fdatasync where the platform has it (not macOS), fsync otherwise."""
+    sync = getattr(os, "fdatasync", None) or os.fsync
+    sync(fd)
+
+
+def read_complete_lines(path: Path, start: int = 0) -> tuple[list[tuple[int, bytes]], int]:
+    """Lines (offset, bytes without newline) from `start` up to the last newline; and the end.
+
+    A last line without its newline is a write in progress or one torn by a kill: not ours.
+    """
+    try:
+        with open(path, "rb") as f:
+            f.seek(start)
+            data = f.read()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return [], start
+    end = data.rfind(b"\n")
+    if end < 0:
+        return [], start
+    out = []
+    pos = 0
+    for line in data[: end + 1].split(b"\n")[:-1]:
+        out.append((start + pos, line))
+        pos += len(line) + 1
+    return out, start + end + 1
+
+
+def cut_torn_tail(path: Path) -> None:
+    """Drop a last line without its newline (a write a kill interrupted). Writer-lock holders only."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return
+    if size == 0:
+        return
+    with open(path, "rb+") as f:
+        # Look back far enough to find the previous newline, then cut after it.
+        block = 1 << 16
+        pos = size
+        while pos > 0:
+            read_from = max(0, pos - block)
+            f.seek(read_from)
+            chunk = f.read(pos - read_from)
+            if pos == size and chunk.endswith(b"\n"):
+                return
+            nl = chunk.rfind(b"\n")
+            if nl >= 0:
+                f.truncate(read_from + nl + 1)
+                f.flush()
+                os.fsync(f.fileno())
+                return
+            pos = read_from
+        f.truncate(0)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def disk_error(path: Path | None, what: str, exc: OSError) -> WorkspaceError:
+    """One line for a failed write; a full disk or an I/O error names the disk."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return WorkspaceError(
+            f"the disk holding {path} is full: could not write {what}; nothing was recorded, free some space and retry"
+        )
+    if exc.errno == errno.EIO:
+        return WorkspaceError(
+            f"the disk holding {path} reports an I/O error: could not write {what}; nothing was recorded"
+        )
+    return WorkspaceError(
+        f"{path}: could not write {what} ({exc.strerror or exc}); nothing was recorded, "
+        "free some disk space and try again"
+    )
+
+
+def append_durably(fd: int, data: bytes, path: Path | None, what: str) -> None:
+    """Append `data` and sync; on failure take the partial line back and raise WorkspaceError.
+
+    Without the take-back, the next append after a full disk would land behind a torn line
+    and the two would read as one corrupt line.
+    """
+    size = os.fstat(fd).st_size
+    try:
+        write_all(fd, data)
+        datasync(fd)
+    except OSError as exc:
+        try:
+            os.ftruncate(fd, size)
+        except OSError:
+            pass
+        raise disk_error(path, what, exc) from None
+
+
+def write_all(fd: int, data: bytes) -> None:
+    # One write() for a line this size is one syscall in practice; the loop only guards the
+    # rare short write (a full disk raises instead).
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def open_append(path: Path) -> int:
+    """An append-only fd; created with the user's umask (mode 0o666 before it)."""
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)

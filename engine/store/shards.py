@@ -1,0 +1,645 @@
+"""The shard log: generated groups, one line each, appended by generation (docs/ARCHITECTURE.md, "Store").
+
+    groups-<ms>-<pid>.jsonl    one line per generated group of one variant
+    variants.jsonl             one line per variant record (what its output depends on)
+    failures.jsonl             one line per group a variant tried and failed
+
+A group line is atomic: all of a group's candidates land, or none. Its first keys (group key,
+variant, stats, a compact index row per candidate, the generation rejects) come before the
+candidates, so opening the store decodes only that head and reads a full candidate from disk
+when someone looks at it. The group's raw LLM answer is stored once, truncated, after them.
+Lines written before variants existed have no variant: their rows read as the default variant
+of their backend, model and prompt version.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.candidate import Candidate, CandidateError, Window, as_candidate, default_variant_name, truncate_raw
+from engine.errors import ConfigError, WorkspaceError
+from engine.store.lines import append_durably, cut_torn_tail, open_append, read_complete_lines
+from engine.variants import Variant
+from engine.workspace import atomic_write_bytes, fsync_dir
+
+SHARD_PREFIX = "groups-"
+SHARD_LIMIT = 256 * 1024 * 1024  # roll over to a new shard past this many bytes
+VARIANTS = "variants.jsonl"
+FAILURES = "failures.jsonl"
+GENERATION_LOCK = "candidates"
+MAX_PROBLEMS = 50  # lines kept for the UI; the count goes on
+
+_CANDIDATES_MARK = b', "candidates": '
+
+
+def index_row(c: Candidate) -> list:
+    """The compact row the head of a group line carries per candidate."""
+    return [
+        c.id,
+        c.video_uid,
+        c.clip_uid,
+        c.backend,
+        c.model,
+        "" if c.prompt_version is None else str(c.prompt_version),
+        c.checks.template,
+        c.flags(),
+        c.checks.ambiguity,
+        c.query,
+        1 if c.valid() else 0,
+        c.created,
+    ]
+
+
+_ROW_TYPES = (str, str, str, str, str, str, str, int, int, str, int, (int, float))
+
+
+def _row_ok(r: Any) -> bool:
+    if not isinstance(r, list) or len(r) < 12 or not r[0]:
+        return False
+    return all(isinstance(v, t) and not (t is int and isinstance(v, float)) for v, t in zip(r, _ROW_TYPES))
+
+
+class Row:
+    """What the store keeps in memory per candidate: enough to filter, count and find it."""
+
+    __slots__ = (
+        "id",
+        "group_key",
+        "variant",
+        "video_uid",
+        "clip_uid",
+        "backend",
+        "model",
+        "prompt_version",
+        "template",
+        "flags",
+        "ambiguity",
+        "query",
+        "valid",
+        "created",
+        "shard",
+        "offset",
+        "length",
+        "pos",
+        "n",
+    )
+
+    def __init__(self, r: list, group_key: str, variant: str, shard: int, offset: int, length: int, pos: int, n: int):
+        (
+            self.id,
+            self.video_uid,
+            self.clip_uid,
+            self.backend,
+            self.model,
+            self.prompt_version,
+            self.template,
+            self.flags,
+            self.ambiguity,
+            self.query,
+            valid,
+            self.created,
+        ) = r[:12]
+        self.valid = bool(valid)
+        self.group_key = group_key
+        self.variant = variant or default_variant_name(self.backend, self.model, self.prompt_version)
+        self.shard, self.offset, self.length, self.pos = shard, offset, length, pos
+        self.n = n  # position in store order
+
+    def flag_names(self) -> list[str]:
+        from engine.candidate import flag_names
+
+        return flag_names(self.flags)
+
+
+@dataclass
+class GroupResult:
+    """One generated group as handed to the store."""
+
+    group_key: str
+    candidates: list[Candidate]
+    rejected: list[dict] = field(default_factory=list)
+    meta: dict = field(default_factory=dict)
+    raw: str | None = None
+
+
+def _as_result(item: Any) -> GroupResult:
+    if isinstance(item, GroupResult):
+        return item
+    return GroupResult(*item)
+
+
+def _stats(meta: dict) -> dict:
+    def num(x: Any) -> float:
+        return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) and x >= 0 else 0.0
+
+    out = {
+        "tokens": int(num(meta.get("prompt_tokens")) + num(meta.get("completion_tokens"))),
+        "seconds": round(num(meta.get("seconds")), 3),
+    }
+    if isinstance(meta.get("cost"), (int, float)):
+        out["cost"] = float(meta["cost"])
+    return out
+
+
+def encode_group_line(
+    group_key: str, candidates: list, rejected: list[dict], meta: dict, *, variant: str = "", raw: str | None = None
+) -> bytes:
+    """One shard line. The head (key, variant, stats, index, rejects) comes first so `scan` can stop there."""
+    typed = [as_candidate(c, group_key) for c in candidates]
+    if raw is None:
+        raw = next((c.get("raw") for c in candidates if isinstance(c, dict) and isinstance(c.get("raw"), str)), None)
+    for c in typed:
+        if variant:
+            c.variant = variant
+    record = {
+        "group_key": group_key,
+        "variant": variant or (typed[0].variant_name() if typed else default_variant_name(
+            meta.get("backend", ""), meta.get("model", ""), meta.get("prompt_version"))),
+        "stats": _stats(meta),
+        "index": [index_row(c) for c in typed],
+        "rejected": rejected,
+        "candidates": [c.to_json() for c in typed],
+        "meta": meta,
+        "raw": truncate_raw(raw),
+        "stored": time.time(),
+    }  # fmt: skip
+    return (json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
+
+
+def _check_candidates(group_key: str, candidates: list, known: dict) -> None:
+    """A bug in the caller, not a user error: every candidate needs its keys, this group and a new id."""
+    for c in candidates:
+        d = c.to_json() if isinstance(c, Candidate) else c
+        for k in ("id", "video_uid", "clip_uid", "window", "query"):
+            if k not in d:
+                raise ValueError(f"candidate of group {group_key!r} lacks {k!r}")
+        if d.get("group_key", group_key) != group_key:
+            raise ValueError(f"candidate {d['id']!r} belongs to group {d.get('group_key')!r}, not {group_key!r}")
+        if d["id"] in known:
+            raise ValueError(
+                f"candidate id {d['id']!r} is already stored: build ids with engine.candidate.candidate_id(..., variant)"
+            )
+
+
+class ShardLog:
+    """The generated groups of one workspace: scanning, reading candidates, and the one add path."""
+
+    def __init__(self, directory: Path, workspace, problems: list[str]) -> None:
+        self.dir = directory
+        self.workspace = workspace
+        self.problems = problems
+        self.problem_count = 0
+        self.rows: list[Row] = []
+        self.by_id: dict[str, Row] = {}
+        self.groups: dict[tuple[str, str], list[Row]] = {}  # (variant, group_key) -> rows
+        self.group_rejected: dict[tuple[str, str], list[dict]] = {}
+        self.group_stats: dict[tuple[str, str], dict] = {}
+        self._shards: list[Path] = []
+        self._shard_ends: dict[str, int] = {}
+        self._shard_idx: dict[str, int] = {}
+        self._plan: list[list] | None = None
+        self.scanned = False
+        self.scan_started = False
+        self.scan_done = False
+        self._scan_lock = threading.Lock()
+        self.mutex = threading.RLock()  # rows change under it (scan may be in a thread)
+        self._fds: dict[int, int] = {}
+        self._cache: OrderedDict[tuple[int, int], dict] = OrderedDict()
+        self.on_rows = None  # called with the rows each scan step added (under the mutex)
+        self._gen_lock = None
+        self._gen_fd: int | None = None
+        self._gen_path: Path | None = None
+        self._variants: dict[str, Variant] | None = None
+
+    def problem(self, line: str) -> None:
+        self.problem_count += 1
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append(line)
+
+    def _check_dir(self) -> None:
+        if self.dir.exists() and not self.dir.is_dir():
+            raise WorkspaceError(f"{self.dir}: is a file where the candidates folder should be; move it aside")
+
+    # scanning --------------------------------------------------------------------------------
+    def shard_paths(self) -> list[Path]:
+        self._check_dir()
+        return sorted(p for p in self.dir.glob(f"{SHARD_PREFIX}*.jsonl") if p.is_file())
+
+    def shard_name(self, row: Row) -> str:
+        return self._shards[row.shard].name
+
+    def scan(self, budget: int | None = None, hint: tuple[str, int] | None = None) -> int:
+        """Read new group lines (all of the store the first time); returns how many candidates came in.
+
+        Only bytes written since the last call are read. With `budget`, stops after about that many
+        bytes (`scan_done` says whether all was read). The first pass starts at `hint` (where the
+        last decision was) and wraps round, so a resumed review finds its next card in the first slice.
+        """
+        with self._scan_lock:
+            self.scan_started = True
+            if self._plan is None:
+                self._plan = self._make_plan(None if self.scanned else hint)
+            added = 0
+            remaining = budget
+            while self._plan:
+                seg = self._plan[0]
+                path, pos, stop = seg
+                want = -1 if stop is None else stop - pos
+                if remaining is not None:
+                    want = remaining if want < 0 else min(want, remaining)
+                try:
+                    with open(path, "rb") as f:
+                        f.seek(pos)
+                        data = f.read(want)
+                        short = want < 0 or len(data) < want
+                        if not short and b"\n" not in data:
+                            data += f.readline()  # one line longer than the budget
+                except FileNotFoundError:
+                    self._plan.pop(0)
+                    continue
+                end = data.rfind(b"\n") + 1  # a last line without its newline is not complete yet
+                parsed = self._parse(data, end, pos, self._shard_idx[path.name], path)
+                with self.mutex:
+                    added += self._ingest(parsed, path)
+                    seg[1] = pos + end
+                    if stop is None:
+                        self._shard_ends[path.name] = pos + end
+                if short or (stop is not None and seg[1] >= stop):
+                    self._plan.pop(0)
+                if remaining is not None:
+                    remaining -= len(data)
+                    if remaining <= 0 and self._plan:
+                        self.scan_done = False
+                        return added
+            self._plan = None
+            self.scan_done = True
+            self.scanned = True
+            return added
+
+    def _make_plan(self, hint: tuple[str, int] | None) -> list[list]:
+        """Segments [path, from, to-or-None(to the end)] to read, in order."""
+        paths = self.shard_paths()
+        for path in paths:
+            if path.name not in self._shard_ends:
+                self._shard_idx[path.name] = len(self._shards)
+                self._shards.append(path)
+                self._shard_ends[path.name] = 0
+        if hint is None:
+            return [[p, self._shard_ends[p.name], None] for p in paths]
+        names = [p.name for p in paths]
+        if hint[0] in names:
+            i = names.index(hint[0])
+            try:
+                ok = 0 < int(hint[1]) < paths[i].stat().st_size
+            except (OSError, ValueError, TypeError):
+                ok = False
+            if ok:
+                off = int(hint[1])
+                return (
+                    [[paths[i], off, None]]
+                    + [[p, 0, None] for p in paths[i + 1 :]]
+                    + [[p, 0, None] for p in paths[:i]]
+                    + [[paths[i], 0, off]]
+                )
+        return [[p, 0, None] for p in paths]
+
+    def _parse(self, data: bytes, end: int, start: int, shard: int, path: Path) -> list[tuple]:
+        """(key, variant, stats, index rows, rejects, shard, offset, length) of every complete line."""
+        out = []
+        pos = 0
+        find = data.find
+        while pos < end:
+            nl = find(b"\n", pos, end)
+            # Only the head of each line is decoded: the candidates after it are most of the
+            # bytes and are read one group at a time when shown.
+            cut = find(_CANDIDATES_MARK, pos, nl)
+            item = self._parse_line(data, pos, nl, cut, start, shard, path)
+            if item is not None:
+                out.append(item)
+            pos = nl + 1
+        return out
+
+    def _parse_line(self, data: bytes, pos: int, nl: int, cut: int, start: int, shard: int, path: Path):
+        offset, length = start + pos, nl - pos
+        try:
+            head = None
+            if cut >= 0:
+                try:
+                    head = json.loads(data[pos:cut] + b"}")
+                except ValueError:
+                    head = None  # the marker met inside a reject: read the whole line
+            if not isinstance(head, dict) or "index" not in head:
+                head = json.loads(data[pos:nl])
+                if isinstance(head, dict) and "index" not in head:
+                    cands = head.get("candidates")
+                    head["index"] = [
+                        index_row(as_candidate(c)) for c in (cands if isinstance(cands, list) else [])
+                    ]  # fmt: skip
+            gk, index, rejected = head["group_key"], head["index"], head.get("rejected") or []
+            if not isinstance(gk, str) or not isinstance(index, list) or not isinstance(rejected, list):
+                raise TypeError("wrong types in the group line")
+        except (UnicodeDecodeError, ValueError, KeyError, TypeError, CandidateError) as exc:
+            if data[pos:nl].strip():
+                self.problem(f"{path.name} at byte {offset}: unreadable group line skipped ({exc})")
+            return None
+        variant = head.get("variant") if isinstance(head.get("variant"), str) else ""
+        stats = head.get("stats") if isinstance(head.get("stats"), dict) else {}
+        if not variant and not index:
+            variant = self._legacy_variant_of_empty(path, offset, length)
+        return gk, variant, stats, index, [r for r in rejected if isinstance(r, dict)], shard, offset, length
+
+    def _legacy_variant_of_empty(self, path: Path, offset: int, length: int) -> str:
+        # An old line whose every narration was rejected has no rows to name its variant: its meta does.
+        try:
+            with open(path, "rb") as f:
+                f.seek(offset)
+                meta = json.loads(f.read(length)).get("meta") or {}
+            return default_variant_name(meta.get("backend", ""), meta.get("model", ""), meta.get("prompt_version"))
+        except (OSError, ValueError, AttributeError):
+            return "unknown"
+
+    def _ingest(self, parsed: list[tuple], path: Path) -> int:
+        new: list[Row] = []
+        for gk, variant, stats, index, rejected, shard, offset, length in parsed:
+            if not variant:
+                first = next((r for r in index if _row_ok(r)), None)
+                variant = default_variant_name(first[3], first[4], first[5]) if first else "unknown"
+            key = (variant, gk)
+            if key in self.groups:
+                # The first stored result of a group wins: a decision made on its questions
+                # must never silently attach to different text.
+                continue
+            rows = []
+            for pos, r in enumerate(index):
+                if not _row_ok(r):
+                    self.problem(f"{path.name} at byte {offset}: a candidate row with wrong types skipped")
+                    continue
+                if r[0] in self.by_id:
+                    self.problem(f"{path.name} at byte {offset}: candidate id {r[0]!r} repeated; kept the first")
+                    continue
+                row = Row(r, gk, variant, shard, offset, length, pos, len(self.rows))
+                self.rows.append(row)
+                self.by_id[row.id] = row
+                rows.append(row)
+            self.groups[key] = rows
+            if rejected:
+                self.group_rejected[key] = rejected
+            if stats:
+                self.group_stats[key] = stats
+            new.extend(rows)
+        if new and self.on_rows is not None:
+            self.on_rows(new)
+        return len(new)
+
+    def ensure_scanned(self) -> None:
+        # A progressive scan in a worker (the review screen) is not repeated here.
+        if not self.scanned and not self.scan_started:
+            self.scan()
+
+    # reading candidates ----------------------------------------------------------------------
+    def group_line(self, row: Row) -> dict:
+        key = (row.shard, row.offset)
+        obj = self._cache.get(key)
+        if obj is not None:
+            self._cache.move_to_end(key)
+            return obj
+        fd = self._fds.get(row.shard)
+        if fd is None:
+            fd = self._fds[row.shard] = os.open(self._shards[row.shard], os.O_RDONLY)
+        obj = json.loads(os.pread(fd, row.length, row.offset))
+        if not isinstance(obj, dict):
+            raise ValueError("not an object")
+        self._cache[key] = obj
+        if len(self._cache) > 256:
+            self._cache.popitem(last=False)
+        return obj
+
+    def read(self, row: Row) -> tuple[Candidate, dict | None]:
+        """The full candidate of a row and its group's raw answer; from the index row if the line is damaged."""
+        try:
+            obj = self.group_line(row)
+            c = Candidate.from_json(obj["candidates"][row.pos], row.group_key)
+            raw = obj.get("raw") if isinstance(obj.get("raw"), dict) else None
+            if raw is None and isinstance(obj["candidates"][row.pos].get("raw"), str):
+                raw = truncate_raw(obj["candidates"][row.pos]["raw"])
+        except (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+            self.problem(f"{self._shards[row.shard].name} at byte {row.offset}: candidate {row.id} unreadable ({exc})")
+            c = Candidate(row.id, row.group_key, row.video_uid, row.clip_uid, row.query, Window.from_json(None))
+            c.backend, c.model, c.prompt_version = row.backend, row.model, row.prompt_version
+            raw = None
+        c.variant = row.variant
+        return c, raw
+
+    def rejections(self) -> Iterator[tuple[str, dict]]:
+        """(variant, reject) for what generation threw out, every group."""
+        self.ensure_scanned()
+        for (variant, _), rejected in self.group_rejected.items():
+            for r in rejected:
+                yield variant, r
+
+    def done_groups(self, variant: str | None = None) -> set[str]:
+        self.ensure_scanned()
+        if variant is None:
+            return {gk for _, gk in self.groups}
+        return {gk for v, gk in self.groups if v == variant}
+
+    # variants and failures -------------------------------------------------------------------
+    def variants(self) -> dict[str, Variant]:
+        """Registered variants, then the legacy ones only their candidates name; in first-seen order."""
+        self.ensure_scanned()
+        out = dict(self._registered())
+        for (variant, _), rows in self.groups.items():
+            if variant in out:
+                continue
+            r = rows[0] if rows else None
+            try:
+                out[variant] = Variant(
+                    variant, r.backend if r else "", r.model if r else "", (r.prompt_version or None) if r else None,
+                    legacy=True,
+                )  # fmt: skip
+            except ConfigError:  # a hand-edited name: its rows still show, under no record
+                continue
+        return out
+
+    def _registered(self) -> dict[str, Variant]:
+        if self._variants is None:
+            self._variants = {}
+            lines, _ = read_complete_lines(self.dir / VARIANTS)
+            for offset, raw in lines:
+                try:
+                    v = Variant.from_json(json.loads(raw))
+                except (ValueError, KeyError, TypeError, AttributeError, ConfigError):
+                    self.problem(f"{VARIANTS} at byte {offset}: unreadable variant record skipped")
+                    continue
+                self._variants[v.name] = v
+        return self._variants
+
+    def register_variant(self, variant: Variant) -> Variant:
+        self.open_generation()
+        self._variants = None
+        known = self._registered().get(variant.name)
+        if known is None:
+            rows = next((rows for (v, _), rows in self.groups.items() if v == variant.name and rows), None)
+            if rows and (rows[0].backend, rows[0].model) != (variant.backend, variant.model):
+                raise ConfigError(
+                    f"variant {variant.name!r} already holds {rows[0].backend}/{rows[0].model} candidates; "
+                    "give the job another --name"
+                )
+            data = (json.dumps(variant.to_json(), ensure_ascii=False) + "\n").encode("utf-8")
+            fd = open_append(self.dir / VARIANTS)
+            try:
+                append_durably(fd, data, self.dir / VARIANTS, "the variant record")
+            finally:
+                os.close(fd)
+            self._variants[variant.name] = variant
+            return variant
+        diff = known.differs_from(variant)
+        if diff:
+            raise ConfigError(
+                f"variant {variant.name!r} exists with other settings ({'; '.join(diff[:3])}); "
+                "give the job another --name to compare them side by side"
+            )
+        return known
+
+    def failures(self) -> dict[str, dict[str, str]]:
+        """variant -> {group_key: reason} of groups that failed and were not stored since."""
+        out: dict[str, dict[str, str]] = {}
+        lines, _ = read_complete_lines(self.dir / FAILURES)
+        for offset, raw in lines:
+            try:
+                d = json.loads(raw)
+                v, gk, reason = d["variant"], d["group_key"], d.get("reason") or "failed"
+                if not isinstance(v, str) or not isinstance(gk, str):
+                    raise TypeError
+            except (ValueError, KeyError, TypeError, AttributeError):
+                self.problem(f"{FAILURES} at byte {offset}: unreadable failure record skipped")
+                continue
+            out.setdefault(v, {})[gk] = str(reason)
+        self.ensure_scanned()
+        for v, failed in out.items():
+            for gk in [gk for gk in failed if (v, gk) in self.groups]:
+                del failed[gk]
+        return out
+
+    def add_failure(self, variant: str, group_key: str, reason: str, detail: str = "") -> None:
+        self.open_generation()
+        entry = {"variant": variant, "group_key": group_key, "reason": reason, "detail": str(detail)[:500]}
+        entry["t"] = time.time()
+        fd = open_append(self.dir / FAILURES)
+        try:
+            append_durably(
+                fd, (json.dumps(entry, ensure_ascii=False) + "\n").encode(), self.dir / FAILURES, "a failure"
+            )
+        finally:
+            os.close(fd)
+
+    # the add path ----------------------------------------------------------------------------
+    def add(self, results: list, variant: Variant | str | None = None) -> list[bool]:
+        """Store groups with one write and one data sync; per group, False when already stored.
+
+        Each group is one line, so each is all or nothing; a kill can tear only the last line.
+        """
+        self.ensure_scanned()
+        self.open_generation()
+        self.scan()  # a group another (earlier) writer stored since we opened
+        name = variant.name if isinstance(variant, Variant) else (variant or "")
+        out: list[bool] = []
+        lines: list[bytes] = []
+        batch: set[tuple[str, str]] = set()
+        for item in results:
+            res = _as_result(item)
+            typed = [as_candidate(c, res.group_key) for c in res.candidates]
+            vname = name or (typed[0].variant_name() if typed else "")
+            key = (vname, res.group_key)
+            if key in self.groups or key in batch:
+                out.append(False)
+                continue
+            _check_candidates(res.group_key, res.candidates, self.by_id)
+            raw = res.raw
+            if raw is None:
+                raw = next((c.get("raw") for c in res.candidates if isinstance(c, dict)), None)
+            lines.append(encode_group_line(res.group_key, typed, res.rejected, res.meta, variant=vname, raw=raw))
+            batch.add(key)
+            out.append(True)
+        if lines:
+            data = b"".join(lines)
+            assert self._gen_fd is not None
+            size = os.fstat(self._gen_fd).st_size
+            if size + len(data) > SHARD_LIMIT and size > 0:
+                self._new_shard()
+            append_durably(self._gen_fd, data, self._gen_path, "the generated group" + ("s" if len(lines) > 1 else ""))
+            self.scan()
+        return out
+
+    def open_generation(self) -> None:
+        if self._gen_fd is not None:
+            return
+        self._check_dir()
+        self._gen_lock = self.workspace.acquire(GENERATION_LOCK, "generation")
+        for path in self.shard_paths():
+            cut_torn_tail(path)
+        self._new_shard()
+
+    def _new_shard(self) -> None:
+        if self._gen_fd is not None:
+            os.close(self._gen_fd)
+        name = f"{SHARD_PREFIX}{int(time.time() * 1000):013d}-{os.getpid()}.jsonl"
+        self._gen_path = self.dir / name
+        self._gen_fd = open_append(self._gen_path)
+        fsync_dir(self.dir)
+
+    # deleting a variant ----------------------------------------------------------------------
+    def delete_variant(self, name: str) -> set[str]:
+        """Rewrite every shard without the variant's lines; returns the ids of its candidates."""
+        self.ensure_scanned()
+        self.open_generation()
+        ids = {r.id for (v, _), rows in self.groups.items() if v == name for r in rows}
+        for path in self.shard_paths():
+            lines, _ = read_complete_lines(path)
+            kept = [raw for _, raw in lines if not _line_of(raw, name)]
+            if len(kept) != len(lines):
+                atomic_write_bytes(path, b"".join(line + b"\n" for line in kept))
+        registered = [v for v in self._registered().values() if v.name != name]
+        atomic_write_bytes(self.dir / VARIANTS, b"".join((json.dumps(v.to_json()) + "\n").encode() for v in registered))
+        self._variants = None
+        return ids
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+        if self._gen_fd is not None:
+            os.close(self._gen_fd)
+            self._gen_fd = None
+        if self._gen_lock is not None:
+            self._gen_lock.release()
+            self._gen_lock = None
+
+
+def _line_of(raw: bytes, variant: str) -> bool:
+    """Whether a shard line belongs to the variant (read as the scanner reads it)."""
+    try:
+        obj = json.loads(raw)
+    except ValueError:
+        return False
+    if not isinstance(obj, dict):
+        return False
+    v = obj.get("variant")
+    if isinstance(v, str) and v:
+        return v == variant
+    cands = obj.get("candidates")
+    if isinstance(cands, list) and cands:
+        try:
+            return as_candidate(cands[0]).variant_name() == variant
+        except CandidateError:
+            return False
+    meta = obj.get("meta") if isinstance(obj.get("meta"), dict) else {}
+    return default_variant_name(meta.get("backend", ""), meta.get("model", ""), meta.get("prompt_version")) == variant

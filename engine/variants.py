@@ -1,0 +1,238 @@
+"""Variants: what changes a generation's output, side by side in one workspace (docs/ARCHITECTURE.md, "Store").
+
+A `Variant` names a backend, model, prompt version and the parameters that change the output.
+Every candidate records its variant's name; a job resumes within its own variant only. The
+store keeps each variant's record in `candidates/variants.jsonl`; candidates written before
+variants existed read as the default variant of their backend, model and prompt version.
+
+`variant_table(store)` gives the figures per variant that `nlq-tui variants` prints and the
+Generate screen shows: groups done and failed, validation rejects and flags, review outcomes,
+the accept rate with its 95% Wilson interval, and two reviewers' agreement (Cohen's kappa).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from engine.candidate import FLAG_NAMES, default_variant_name, safe_name
+from engine.errors import ConfigError
+
+if TYPE_CHECKING:
+    from engine.store import CandidateStore
+
+POLICY_ACTIONS = ("reject", "flag")
+OUTPUT_PARAMS = ("temperature", "max_tokens", "k", "stride", "min_window")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """What a job's output depends on. `legacy`: read from candidates older than variants."""
+
+    name: str
+    backend: str
+    model: str
+    prompt_version: Any = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    k: int | None = None
+    stride: int | None = None
+    min_window: float | None = None
+    policy: dict[str, str] = field(default_factory=dict)  # validation reason -> "reject" | "flag"
+    legacy: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.name or safe_name(self.name) != self.name:
+            raise ConfigError(
+                f"variant name {self.name!r}: use letters, digits, '.', '_' or '-' (e.g. {safe_name(self.name) or 'v2'})"
+            )
+        for reason, action in self.policy.items():
+            if action not in POLICY_ACTIONS:
+                raise ConfigError(f"validation policy for {reason!r}: {action!r} is not one of reject, flag")
+
+    @classmethod
+    def default(cls, backend: str, model: str, prompt_version: Any, **params: Any) -> Variant:
+        """The variant a job gets without a name: named after backend, model and prompt version."""
+        return cls(default_variant_name(backend, model, prompt_version), backend, model, prompt_version, **params)
+
+    @classmethod
+    def from_json(cls, d: dict) -> Variant:
+        def num(x: Any) -> Any:
+            return x if isinstance(x, (int, float)) and not isinstance(x, bool) else None
+
+        policy = d.get("policy")
+        policy = {str(k): str(v) for k, v in policy.items()} if isinstance(policy, dict) else {}
+        return cls(
+            name=str(d["name"]),
+            backend=str(d.get("backend") or ""),
+            model=str(d.get("model") or ""),
+            prompt_version=d.get("prompt_version"),
+            temperature=num(d.get("temperature")),
+            max_tokens=num(d.get("max_tokens")),
+            k=num(d.get("k")),
+            stride=num(d.get("stride")),
+            min_window=num(d.get("min_window")),
+            policy={k: v for k, v in policy.items() if v in POLICY_ACTIONS},
+            legacy=bool(d.get("legacy")),
+        )
+
+    def to_json(self) -> dict:
+        return {
+            "name": self.name,
+            "backend": self.backend,
+            "model": self.model,
+            "prompt_version": self.prompt_version,
+            **{p: getattr(self, p) for p in OUTPUT_PARAMS},
+            "policy": dict(self.policy),
+            **({"legacy": True} if self.legacy else {}),
+        }
+
+    def output_key(self) -> tuple:
+        """What must match for two jobs to be the same variant."""
+        return (
+            self.backend,
+            self.model,
+            "" if self.prompt_version is None else str(self.prompt_version),
+            *(getattr(self, p) for p in OUTPUT_PARAMS),
+            tuple(sorted(self.policy.items())),
+        )
+
+    def differs_from(self, other: Variant) -> list[str]:
+        """The settings in which `other` differs (empty: the same variant)."""
+        out = []
+        for name in ("backend", "model", "prompt_version", *OUTPUT_PARAMS, "policy"):
+            a, b = getattr(self, name), getattr(other, name)
+            if name == "prompt_version":
+                a, b = (None if a is None else str(a)), (None if b is None else str(b))
+            if a != b:
+                out.append(f"{name} {b!r} (stored: {a!r})")
+        return out
+
+
+# ---------------------------------------------------------------------------------------------
+# figures
+
+
+def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float] | None:
+    """The 95% Wilson score interval of a proportion k/n; None when n is 0."""
+    if n <= 0:
+        return None
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def cohen_kappa(pairs: list[tuple[bool, bool]]) -> tuple[float | None, float | None]:
+    """(raw agreement, Cohen's kappa) of two raters' accept (True) / reject (False) decisions.
+
+    Kappa is None when it is undefined (no pairs, or both raters gave one answer to everything,
+    so chance agreement is 1).
+    """
+    n = len(pairs)
+    if not n:
+        return None, None
+    agree = sum(1 for a, b in pairs if a == b) / n
+    pa = sum(1 for a, _ in pairs if a) / n
+    pb = sum(1 for _, b in pairs if b) / n
+    pe = pa * pb + (1 - pa) * (1 - pb)
+    if pe >= 1.0:
+        return agree, None
+    return agree, (agree - pe) / (1 - pe)
+
+
+def _empty_row(v: Variant) -> dict:
+    return {
+        "name": v.name,
+        "backend": v.backend,
+        "model": v.model,
+        "prompt_version": v.prompt_version,
+        "params": {p: getattr(v, p) for p in OUTPUT_PARAMS},
+        "policy": dict(v.policy),
+        "groups_done": 0,
+        "groups_failed": 0,
+        "candidates": 0,
+        "questions_valid": 0,
+        "rejected": Counter(),
+        "flagged": Counter(),
+        "accepted": 0,
+        "edited": 0,
+        "rejected_in_review": Counter(),
+        "pending": 0,
+        "tokens": 0,
+        "cost": None,
+        "seconds": 0.0,
+        "_pairs": [],
+    }
+
+
+def variant_table(store: CandidateStore) -> list[dict]:
+    """One dict per variant (in the order they were first stored), JSON-ready.
+
+    accept_rate is (accepted + edited) / reviewed (accepted, edited, rejected), with its 95%
+    Wilson interval; agreement compares the first decision with another reviewer's second
+    opinion on the same candidate (edited counts as accept).
+    """
+    store.load()
+    rows: dict[str, dict] = {}
+    for v in store.variants():
+        rows[v.name] = _empty_row(v)
+    for name, figures in store.group_figures().items():
+        row = rows.get(name)
+        if row is None:
+            continue
+        row["groups_done"] = figures["groups"]
+        row["tokens"] = figures["tokens"]
+        row["seconds"] = round(figures["seconds"], 3)
+        row["cost"] = figures["cost"]
+        row["rejected"].update(figures["rejected"])
+    for name, failed in store.failed_groups_by_variant().items():
+        if name in rows:
+            rows[name]["groups_failed"] = len(failed)
+    for r in store.rows:
+        row = rows.get(r.variant)
+        if row is None:
+            continue
+        row["candidates"] += 1
+        if r.valid:
+            row["questions_valid"] += 1
+        for bit, flag in FLAG_NAMES.items():
+            if r.flags & bit:
+                row["flagged"][flag] += 1
+        st = store.states.get(r.id)
+        status = st["status"] if st else "pending"
+        if status == "accepted":
+            row["accepted"] += 1
+        elif status == "edited":
+            row["edited"] += 1
+        elif status == "rejected":
+            row["rejected_in_review"][st.get("reason") or "unspecified"] += 1
+        else:
+            row["pending"] += 1
+        if st and status in ("accepted", "edited", "rejected"):
+            for reviewer, op in store.opinions.get(r.id, {}).items():
+                if reviewer != st.get("reviewer") and op["status"] in ("accepted", "edited", "rejected"):
+                    row["_pairs"].append((status != "rejected", op["status"] != "rejected"))
+                    break
+    out = []
+    for row in rows.values():
+        reviewed = row["accepted"] + row["edited"] + sum(row["rejected_in_review"].values())
+        ok = row["accepted"] + row["edited"]
+        interval = wilson(ok, reviewed)
+        pairs = row.pop("_pairs")
+        agree, kappa = cohen_kappa(pairs)
+        row["reviewed"] = reviewed
+        row["accept_rate"] = None if not reviewed else round(ok / reviewed, 4)
+        row["accept_rate_ci95"] = None if interval is None else [round(interval[0], 4), round(interval[1], 4)]
+        row["agreement"] = {
+            "doubly_reviewed": len(pairs),
+            "raw": None if agree is None else round(agree, 4),
+            "kappa": None if kappa is None else round(kappa, 4),
+        }
+        for key in ("rejected", "flagged", "rejected_in_review"):
+            row[key] = dict(sorted(row[key].items()))
+        out.append(row)
+    return out
