@@ -1,9 +1,8 @@
-"""Keys as data: every key binding of the shell, the Data screen and the Lab screen.
+"""Keys as data: every key binding of the app, its screens and their modals.
 
-Each binding has a stable `id` so that a user can remap it: the workspace setting "keymap"
-({binding id: "key[,key...]"}) is applied with `App.set_keymap` at start-up.
-Other screens keep their bindings next to their code but follow the same `id` scheme
-("<screen>.<action>").
+Each binding has a stable `id` ("<screen>.<action>") so that a user can remap it: the "keymap"
+table of the user config or the workspace setting ({binding id: "key[,key...]"}) is applied
+with `App.set_keymap` at start-up. Every screen and modal takes its BINDINGS from here.
 """
 
 from __future__ import annotations
@@ -91,3 +90,118 @@ TABLE_BINDINGS: list[Binding] = [
     Binding("home,g", "first", "First", show=False, id="table.first"),
     Binding("end,G", "last", "Last", show=False, id="table.last"),
 ]
+
+HELP_BINDINGS: list[Binding] = [
+    Binding("escape,q,question_mark", "dismiss", "Close", id="help.close"),
+    # A modal screen hides the app's keys; the screen keys go on working from here.
+    *(Binding(str(n), f"app.show_screen('{name}')", show=False) for n, name in enumerate(SCREEN_ORDER, start=1)),
+]
+
+# Review screen
+REVIEW_BINDINGS: list[Binding] = [
+    Binding("a", "accept", "Accept", id="review.accept", tooltip="Accept this question"),
+    Binding(
+        "x", "reject", "Reject", id="review.reject", tooltip="Reject it; then 1-9 picks the reason, Enter the default"
+    ),
+    Binding("space", "skip", "Skip", id="review.skip", tooltip="Leave it for later and show the next"),
+    Binding("e", "edit", "Edit", id="review.edit", tooltip="Edit the question in place; saving also accepts it"),
+    Binding(
+        "u,backspace",
+        "undo",
+        "Undo",
+        id="review.undo",
+        tooltip="Undo the last decision (many levels; one bulk step at a time)",
+    ),
+    Binding("f", "flag", "Flag", id="review.flag", tooltip="Flag it for a later look"),
+    Binding("slash", "filter(True)", "Search", key_display="/", id="review.search", tooltip="Search the question text"),
+    Binding(
+        "ctrl+f",
+        "filter(False)",
+        "Filters",
+        id="review.filters",
+        tooltip="Filter by status, model, prompt, flags, template, video",
+    ),
+    Binding(
+        "b",
+        "bulk",
+        "Bulk",
+        id="review.bulk",
+        tooltip="Accept or reject every candidate matching a rule, after a preview",
+    ),
+    Binding(
+        "tab", "recent", "Recent", show=False, id="review.recent", tooltip="Go to the last ten decisions to change one"
+    ),
+    Binding(
+        "r",
+        "refresh",
+        "Refresh",
+        show=False,
+        id="review.refresh",
+        tooltip="Pick up candidates generated since the queue was built",
+    ),
+    Binding(
+        "ctrl+e",
+        "export",
+        "Export",
+        id="review.export",
+        tooltip="Write the accepted and edited questions to an NLQ file",
+    ),
+]
+
+
+def reject_reason_bindings(reasons) -> list[Binding]:
+    """The reject-reason modal's keys: `1`-`9` for the reasons (key, text) in order, Enter, Escape."""
+    return [
+        *(
+            Binding(str(i + 1), f"pick({i})", key, show=False, id=f"review.reason.{key}")
+            for i, (key, _) in enumerate(reasons)
+        ),
+        Binding("enter", "pick_default", "Default reason", id="review.reason.default"),
+        Binding("escape", "dismiss_none", "Cancel", id="review.reason.cancel"),
+    ]
+
+
+REVIEW_CONFIRM_BINDINGS: list[Binding] = [
+    Binding("y,enter", "answer(True)", "Yes", id="review.confirm.yes"),
+    Binding("n,escape", "answer(False)", "No", id="review.confirm.no"),
+]
+
+REVIEW_BULK_BINDINGS: list[Binding] = [Binding("escape", "dismiss_none", "Cancel", id="review.bulk.cancel")]
+
+REVIEW_EXPORT_BINDINGS: list[Binding] = [Binding("escape", "dismiss_none", "Cancel", id="review.export.cancel")]
+
+
+# Generate screen
+GENERATE_BINDINGS: list[Binding] = [
+    Binding(
+        "f2",
+        "dry_run",
+        "Dry run",
+        id="generate.dry_run",
+        tooltip="Send one group; show the raw answer and its validation",
+    ),
+    Binding(
+        "f5",
+        "start",
+        "Start",
+        id="generate.start",
+        tooltip="Generate for the selected groups (resumes: done groups are skipped)",
+    ),
+    Binding("f6", "pause", "Pause/resume", id="generate.pause", tooltip="Pause or resume the running job"),
+    Binding("f8", "cancel", "Cancel", id="generate.cancel", tooltip="Stop the running job; done groups stay stored"),
+    Binding(
+        "ctrl+s", "save_prompt", "Save prompt", id="generate.save_prompt", tooltip="Save the prompt as a new version"
+    ),
+    Binding("ctrl+g", "focus_group", "Group", id="generate.group", tooltip="Choose the group to preview and dry-run"),
+    Binding(
+        "ctrl+o",
+        "reset_prompt",
+        "Default prompt",
+        id="generate.reset_prompt",
+        tooltip="Put the default prompt in the editor",
+    ),
+]
+
+
+# Data screen's folder picker
+DATA_PICKER_BINDINGS: list[Binding] = [Binding("escape", "dismiss_none", "Cancel", id="data.picker.cancel")]

@@ -17,7 +17,6 @@ from rich.markup import escape
 from rich.table import Table
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.suggester import Suggester
@@ -25,7 +24,7 @@ from textual.widgets import DirectoryTree, Footer, Input, Label, OptionList, Pro
 from textual.widgets.option_list import Option
 from textual.worker import Worker, WorkerState
 
-from nlq_tui.bindings import DATA_BINDINGS
+from nlq_tui.bindings import DATA_BINDINGS, DATA_PICKER_BINDINGS
 from nlq_tui.context import IndexChanged, LoadProgress
 from nlq_tui.widgets import Column, NavBar, VirtualTable
 
@@ -167,7 +166,7 @@ class FolderTree(DirectoryTree):
 class RootPicker(ModalScreen[Path | None]):
     """Browse folders; enter on an Ego4D root picks it, on any other folder opens it."""
 
-    BINDINGS = [Binding("escape", "dismiss_none", "Cancel", id="data.picker.cancel")]
+    BINDINGS = DATA_PICKER_BINDINGS
 
     def __init__(self, start: Path) -> None:
         super().__init__()

@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING
 from rich.markup import escape
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Label, ProgressBar, RichLog, Select, Static, TabbedContent, TabPane, TextArea
 from textual.worker import Worker, WorkerState
 
 from engine.errors import UserError
+from nlq_tui.bindings import GENERATE_BINDINGS
 from nlq_tui.context import IndexChanged
 from nlq_tui.widgets import NavBar
 
@@ -36,36 +36,6 @@ if TYPE_CHECKING:
 SETTING = "generation"  # workspace setting: the screen's last settings (never the API key)
 FEED_LINES = 400
 DRAIN_S = 0.2
-
-GENERATE_BINDINGS: list[Binding] = [
-    Binding(
-        "f2",
-        "dry_run",
-        "Dry run",
-        id="generate.dry_run",
-        tooltip="Send one group; show the raw answer and its validation",
-    ),
-    Binding(
-        "f5",
-        "start",
-        "Start",
-        id="generate.start",
-        tooltip="Generate for the selected groups (resumes: done groups are skipped)",
-    ),
-    Binding("f6", "pause", "Pause/resume", id="generate.pause", tooltip="Pause or resume the running job"),
-    Binding("f8", "cancel", "Cancel", id="generate.cancel", tooltip="Stop the running job; done groups stay stored"),
-    Binding(
-        "ctrl+s", "save_prompt", "Save prompt", id="generate.save_prompt", tooltip="Save the prompt as a new version"
-    ),
-    Binding("ctrl+g", "focus_group", "Group", id="generate.group", tooltip="Choose the group to preview and dry-run"),
-    Binding(
-        "ctrl+o",
-        "reset_prompt",
-        "Default prompt",
-        id="generate.reset_prompt",
-        tooltip="Put the default prompt in the editor",
-    ),
-]
 
 
 def _fmt_eta(s: float | None) -> str:

@@ -11,7 +11,15 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from nlq_tui.bindings import GLOBAL_BINDINGS, GROUP_BINDINGS, SCREEN_HELP, SCREEN_ORDER, SCREEN_TITLES, TABLE_BINDINGS
+from nlq_tui.bindings import (
+    GLOBAL_BINDINGS,
+    GROUP_BINDINGS,
+    HELP_BINDINGS,
+    SCREEN_HELP,
+    SCREEN_ORDER,
+    SCREEN_TITLES,
+    TABLE_BINDINGS,
+)
 from nlq_tui.registry import screen_bindings
 from nlq_tui.safe_text import plain_text
 
@@ -27,11 +35,7 @@ def _bindings_of(name: str) -> list[Binding] | None:
 class HelpScreen(ModalScreen[None]):
     """All keys, grouped by where they work."""
 
-    BINDINGS = [
-        Binding("escape,q,question_mark", "dismiss", "Close", id="help.close"),
-        # A modal screen hides the app's keys; the screen keys go on working from here.
-        *(Binding(str(n), f"app.show_screen('{name}')", show=False) for n, name in enumerate(SCREEN_ORDER, start=1)),
-    ]
+    BINDINGS = HELP_BINDINGS
 
     def compose(self) -> ComposeResult:
         with Vertical(id="help-box"):

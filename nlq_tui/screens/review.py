@@ -22,7 +22,6 @@ from rich.markup import escape
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label, OptionList, Static
@@ -31,6 +30,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from engine.errors import UserError
 from engine.store import REJECT_REASONS, CandidateStore, Filter, Row
+from nlq_tui.bindings import REVIEW_BINDINGS
 from nlq_tui.widgets import ClipTimeline, NavBar, TimelineMark
 from nlq_tui.widgets.review_modals import BulkScreen, ConfirmScreen, ExportScreen, FilterScreen, RejectReasonScreen
 
@@ -49,56 +49,6 @@ STATUS_STYLE = {
     "skipped": "yellow",
     "flagged": "bold magenta",
 }
-
-REVIEW_BINDINGS: list[Binding] = [
-    Binding("a", "accept", "Accept", id="review.accept", tooltip="Accept this question"),
-    Binding(
-        "x", "reject", "Reject", id="review.reject", tooltip="Reject it; then 1-9 picks the reason, Enter the default"
-    ),
-    Binding("space", "skip", "Skip", id="review.skip", tooltip="Leave it for later and show the next"),
-    Binding("e", "edit", "Edit", id="review.edit", tooltip="Edit the question in place; saving also accepts it"),
-    Binding(
-        "u,backspace",
-        "undo",
-        "Undo",
-        id="review.undo",
-        tooltip="Undo the last decision (many levels; one bulk step at a time)",
-    ),
-    Binding("f", "flag", "Flag", id="review.flag", tooltip="Flag it for a later look"),
-    Binding("slash", "filter(True)", "Search", key_display="/", id="review.search", tooltip="Search the question text"),
-    Binding(
-        "ctrl+f",
-        "filter(False)",
-        "Filters",
-        id="review.filters",
-        tooltip="Filter by status, model, prompt, flags, template, video",
-    ),
-    Binding(
-        "b",
-        "bulk",
-        "Bulk",
-        id="review.bulk",
-        tooltip="Accept or reject every candidate matching a rule, after a preview",
-    ),
-    Binding(
-        "tab", "recent", "Recent", show=False, id="review.recent", tooltip="Go to the last ten decisions to change one"
-    ),
-    Binding(
-        "r",
-        "refresh",
-        "Refresh",
-        show=False,
-        id="review.refresh",
-        tooltip="Pick up candidates generated since the queue was built",
-    ),
-    Binding(
-        "ctrl+e",
-        "export",
-        "Export",
-        id="review.export",
-        tooltip="Write the accepted and edited questions to an NLQ file",
-    ),
-]
 
 
 def _num(x, default: float | None = None) -> float | None:

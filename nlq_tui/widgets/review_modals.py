@@ -13,6 +13,12 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
 from engine.store import DEFAULT_REASON, FLAG_NAMES, REJECT_REASONS, STATUSES, Filter
+from nlq_tui.bindings import (
+    REVIEW_BULK_BINDINGS,
+    REVIEW_CONFIRM_BINDINGS,
+    REVIEW_EXPORT_BINDINGS,
+    reject_reason_bindings,
+)
 
 if TYPE_CHECKING:
     from engine.store import CandidateStore
@@ -21,14 +27,7 @@ if TYPE_CHECKING:
 class RejectReasonScreen(ModalScreen[str | None]):
     """`1`-`9` picks a reason, Enter the default one, Escape goes back without rejecting."""
 
-    BINDINGS = [
-        *(
-            Binding(str(i + 1), f"pick({i})", key, show=False, id=f"review.reason.{key}")
-            for i, (key, _) in enumerate(REJECT_REASONS)
-        ),
-        Binding("enter", "pick_default", "Default reason", id="review.reason.default"),
-        Binding("escape", "dismiss_none", "Cancel", id="review.reason.cancel"),
-    ]
+    BINDINGS = reject_reason_bindings(REJECT_REASONS)
 
     def compose(self) -> ComposeResult:
         lines = ["[b]Reject: why?[/b]", ""]
@@ -159,10 +158,7 @@ class FilterScreen(ModalScreen[Filter | None]):
 class ConfirmScreen(ModalScreen[bool]):
     """A yes/no question; `y` or Enter confirms, `n` or Escape declines."""
 
-    BINDINGS = [
-        Binding("y,enter", "answer(True)", "Yes", id="review.confirm.yes"),
-        Binding("n,escape", "answer(False)", "No", id="review.confirm.no"),
-    ]
+    BINDINGS = REVIEW_CONFIRM_BINDINGS
 
     def __init__(self, question: str) -> None:
         super().__init__()
@@ -180,7 +176,7 @@ class ConfirmScreen(ModalScreen[bool]):
 class BulkScreen(ModalScreen[tuple[str, Filter, int] | None]):
     """Accept or reject every open candidate that matches a rule, with a live count first."""
 
-    BINDINGS = [Binding("escape", "dismiss_none", "Cancel", id="review.bulk.cancel")]
+    BINDINGS = REVIEW_BULK_BINDINGS
 
     def __init__(self, store: CandidateStore, base: Filter) -> None:
         super().__init__()
@@ -251,7 +247,7 @@ class BulkScreen(ModalScreen[tuple[str, Filter, int] | None]):
 class ExportScreen(ModalScreen[tuple[str, str] | None]):
     """Where to write the NLQ file and which statuses go in it."""
 
-    BINDINGS = [Binding("escape", "dismiss_none", "Cancel", id="review.export.cancel")]
+    BINDINGS = REVIEW_EXPORT_BINDINGS
 
     def __init__(self, default_path: str) -> None:
         super().__init__()
