@@ -6,11 +6,10 @@ tear the last line; readers ignore a last line without its newline and the next 
 
 from __future__ import annotations
 
-import errno
 import os
 from pathlib import Path
 
-from engine.errors import WorkspaceError
+from engine.workspace import disk_error
 
 
 def datasync(fd: int) -> None:
@@ -69,22 +68,6 @@ def cut_torn_tail(path: Path) -> None:
         f.truncate(0)
         f.flush()
         os.fsync(f.fileno())
-
-
-def disk_error(path: Path | None, what: str, exc: OSError) -> WorkspaceError:
-    """One line for a failed write; a full disk or an I/O error names the disk."""
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return WorkspaceError(
-            f"the disk holding {path} is full: could not write {what}; nothing was recorded, free some space and retry"
-        )
-    if exc.errno == errno.EIO:
-        return WorkspaceError(
-            f"the disk holding {path} reports an I/O error: could not write {what}; nothing was recorded"
-        )
-    return WorkspaceError(
-        f"{path}: could not write {what} ({exc.strerror or exc}); nothing was recorded, "
-        "free some disk space and try again"
-    )
 
 
 def append_durably(fd: int, data: bytes, path: Path | None, what: str) -> None:
