@@ -89,7 +89,7 @@ def parse_smi(text: str) -> list[GpuStat]:
 
 def _read_nvml() -> list[GpuStat] | None:
     try:
-        import pynvml  # type: ignore[import-not-found]
+        import pynvml
     except ImportError:
         return None
     try:

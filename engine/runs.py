@@ -251,7 +251,8 @@ class Run:
         return lines[1:] if size > max_bytes and lines else lines
 
     def summary(self, now: float | None = None) -> dict:
-        """What a runs list shows: id, stage, state, progress, best R1@0.3, elapsed, error."""
+        """What a runs list shows: id, stage, state, progress, best R1@0.3, elapsed, error, and
+        whether a checkpoint exists (a finetune can start from it)."""
         now = time.time() if now is None else now
         cfg = read_json(self.config_path) or {}
         st = self.status(now)
@@ -278,6 +279,7 @@ class Run:
             "best_R1@0.3": as_number(best.get(BEST_KEY)) if best else None,
             "elapsed_s": elapsed,
             "created": as_number(cfg.get("created")),
+            "has_checkpoint": self.best_path.is_file() or self.last_path.is_file(),
         }
 
 
