@@ -205,3 +205,77 @@ GENERATE_BINDINGS: list[Binding] = [
 
 # Data screen's folder picker
 DATA_PICKER_BINDINGS: list[Binding] = [Binding("escape", "dismiss_none", "Cancel", id="data.picker.cancel")]
+
+
+# Train screen
+TRAIN_BINDINGS: list[Binding] = [
+    Binding("n", "show_tab('new')", "New run", id="train.new", tooltip="Presets and the short form for a new run"),
+    Binding(
+        "f5",
+        "launch",
+        "Launch",
+        id="train.launch",
+        tooltip="Start the run in the form, detached (as `nlq-tui train --detach`)",
+    ),
+    Binding(
+        "s", "stop", "Stop", id="train.stop", tooltip="SIGTERM the selected run: it saves last.pt and ends stopped"
+    ),
+    Binding(
+        "r",
+        "resume",
+        "Resume",
+        id="train.resume",
+        tooltip="Continue the selected stopped or failed run from its last.pt",
+    ),
+    Binding(
+        "o",
+        "folder",
+        "Folder",
+        id="train.folder",
+        tooltip="Show the selected run's folder path and copy it to the clipboard",
+    ),
+    Binding("x", "delete", "Delete", id="train.delete", tooltip="Delete the selected run's folder (not while it runs)"),
+    Binding("p", "pick", "Pick", id="train.pick", tooltip="Add the selected run to the comparison, or take it out"),
+    Binding(
+        "c",
+        "show_tab('compare')",
+        "Compare",
+        id="train.compare",
+        tooltip="Overlay the picked runs' loss and val R1 and their best figures",
+    ),
+    Binding(
+        "v,escape",
+        "show_tab('runs')",
+        "Runs",
+        id="train.runs",
+        tooltip="The runs list and the selected run",
+        show=False,
+    ),
+    # shown in the run's header line instead of the footer, which is full at 80 columns
+    Binding(
+        "left_square_bracket",
+        "smoothing(-1)",
+        "Less smoothing",
+        key_display="[",
+        id="train.smooth_less",
+        show=False,
+        tooltip="Less loss smoothing",
+    ),
+    Binding(
+        "right_square_bracket",
+        "smoothing(1)",
+        "More smoothing",
+        key_display="]",
+        id="train.smooth_more",
+        show=False,
+        tooltip="More loss smoothing",
+    ),
+]
+
+
+# Train screen's dialogs
+TRAIN_CONFIRM_BINDINGS: list[Binding] = [
+    Binding("y", "answer(True)", "Yes", id="train.confirm.yes"),
+    Binding("n,escape", "answer(False)", "No", id="train.confirm.no"),
+]
+TRAIN_FOLDER_BINDINGS: list[Binding] = [Binding("escape,enter,q,o", "close", "Close", id="train.folder.close")]

@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING, Any
 
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Select, SelectionList, TabbedContent
 from textual.worker import Worker, WorkerState
 
+from nlq_tui.bindings import TRAIN_BINDINGS
 from nlq_tui.safe_text import notify
 from nlq_tui.widgets import NavBar, VirtualTable
 from nlq_tui.widgets.train_compare import ComparePane
@@ -47,70 +47,6 @@ GPU_EVERY = 4  # ticks: the GPUs every two seconds
 COMPARE_EVERY = 6  # ticks: compared runs every three seconds while the Compare tab shows
 LOG_BYTES = 8192
 WORKER_GROUPS = ("train-poll", "train-compare", "train-action", "train-gpu")
-
-TRAIN_BINDINGS: list[Binding] = [
-    Binding("n", "show_tab('new')", "New run", id="train.new", tooltip="Presets and the short form for a new run"),
-    Binding(
-        "f5",
-        "launch",
-        "Launch",
-        id="train.launch",
-        tooltip="Start the run in the form, detached (as `nlq-tui train --detach`)",
-    ),
-    Binding(
-        "s", "stop", "Stop", id="train.stop", tooltip="SIGTERM the selected run: it saves last.pt and ends stopped"
-    ),
-    Binding(
-        "r",
-        "resume",
-        "Resume",
-        id="train.resume",
-        tooltip="Continue the selected stopped or failed run from its last.pt",
-    ),
-    Binding(
-        "o",
-        "folder",
-        "Folder",
-        id="train.folder",
-        tooltip="Show the selected run's folder path and copy it to the clipboard",
-    ),
-    Binding("x", "delete", "Delete", id="train.delete", tooltip="Delete the selected run's folder (not while it runs)"),
-    Binding("p", "pick", "Pick", id="train.pick", tooltip="Add the selected run to the comparison, or take it out"),
-    Binding(
-        "c",
-        "show_tab('compare')",
-        "Compare",
-        id="train.compare",
-        tooltip="Overlay the picked runs' loss and val R1 and their best figures",
-    ),
-    Binding(
-        "v,escape",
-        "show_tab('runs')",
-        "Runs",
-        id="train.runs",
-        tooltip="The runs list and the selected run",
-        show=False,
-    ),
-    # shown in the run's header line instead of the footer, which is full at 80 columns
-    Binding(
-        "left_square_bracket",
-        "smoothing(-1)",
-        "Less smoothing",
-        key_display="[",
-        id="train.smooth_less",
-        show=False,
-        tooltip="Less loss smoothing",
-    ),
-    Binding(
-        "right_square_bracket",
-        "smoothing(1)",
-        "More smoothing",
-        key_display="]",
-        id="train.smooth_more",
-        show=False,
-        tooltip="More loss smoothing",
-    ),
-]
 
 
 @dataclass

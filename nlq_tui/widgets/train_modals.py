@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-from rich.markup import escape
+from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Static
+
+from engine.textsafe import one_line, visible
+from nlq_tui.bindings import TRAIN_CONFIRM_BINDINGS, TRAIN_FOLDER_BINDINGS
 
 
 class TrainConfirm(ModalScreen[bool]):
     """`y` confirms, `n` or Escape goes back without doing anything."""
 
-    BINDINGS = [
-        Binding("y", "answer(True)", "Yes", id="train.confirm.yes"),
-        Binding("n,escape", "answer(False)", "No", id="train.confirm.no"),
-    ]
+    BINDINGS = TRAIN_CONFIRM_BINDINGS
 
     def __init__(self, question: str, detail: str = "") -> None:
         super().__init__()
@@ -25,10 +24,11 @@ class TrainConfirm(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="train-confirm-box"):
-            yield Static(f"[b]{escape(self.question)}[/b]", id="train-confirm-question")
+            # the question names a run and the detail its path: plain text, never markup
+            yield Static(Text(one_line(self.question, 300), style="bold"), id="train-confirm-question")
             if self.detail:
-                yield Static(f"[dim]{escape(self.detail)}[/dim]", id="train-confirm-detail")
-            yield Static("[b]y[/b] yes    [b]n[/b] / Esc no", id="train-confirm-keys")
+                yield Static(Text(visible(self.detail, 2000), style="dim"), id="train-confirm-detail")
+            yield Static(Text.assemble(("y", "bold"), " yes    ", ("n", "bold"), " / Esc no"), id="train-confirm-keys")
 
     def action_answer(self, yes: bool) -> None:
         self.dismiss(yes)
@@ -37,7 +37,7 @@ class TrainConfirm(ModalScreen[bool]):
 class RunFolderScreen(ModalScreen[None]):
     """The run folder's path, selectable, with what is in it (it was also put on the clipboard)."""
 
-    BINDINGS = [Binding("escape,enter,q,o", "close", "Close", id="train.folder.close")]
+    BINDINGS = TRAIN_FOLDER_BINDINGS
 
     def __init__(self, path: str, entries: list[str]) -> None:
         super().__init__()
@@ -46,11 +46,11 @@ class RunFolderScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="train-folder-box"):
-            yield Static("[b]Run folder[/b] [dim](copied to the clipboard)[/dim]")
-            yield Static(escape(self.path), id="train-folder-path")
-            listing = "  ".join(escape(e) for e in self.entries) or "(empty)"
-            yield Static(f"[dim]{listing}[/dim]", id="train-folder-list")
-            yield Static("[dim]Esc: close[/dim]")
+            yield Static(Text.assemble(("Run folder", "bold"), " ", ("(copied to the clipboard)", "dim")))
+            yield Static(Text(visible(self.path, 2000)), id="train-folder-path")
+            listing = "  ".join(one_line(e, 200) for e in self.entries[:200]) or "(empty)"
+            yield Static(Text(listing, style="dim"), id="train-folder-list")
+            yield Static(Text("Esc: close", style="dim"))
 
     def action_close(self) -> None:
         self.dismiss(None)
