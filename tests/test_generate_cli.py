@@ -78,6 +78,7 @@ def test_dry_run_prints_the_estimate_and_no_control_characters(tree, tmp_path, c
     out = capsys.readouterr().out
     assert code == 0 and "--- raw answer" in out and "estimate for the whole job:" in out and "$" in out
     assert not any(ord(c) < 32 and c not in "\n\t" for c in out)
+    assert not list((tmp_path / "ws" / "candidates").glob("groups-*"))  # a dry run stores nothing
 
 
 def test_detached_job_is_shown_by_status_and_stopped_by_stop(tree, tmp_path):

@@ -110,13 +110,11 @@ def register(subparsers) -> None:
 
 
 def _estimate(job) -> dict | None:
-    """The whole job's cost estimate (needs the selection, hence a prepared job); None if unavailable."""
+    """The whole job's cost estimate, or {"error": ...} when it cannot be made."""
     from engine.generation.estimate import estimate_job
 
     try:
-        if job.reader is None:
-            job.prepare()
-        return estimate_job(job)
+        return estimate_job(job)  # selects the groups without taking the writer lock
     except WorkspaceError as exc:  # another job writes candidates now: the dry run still shows its group
         return {"error": one_line(exc)}
     finally:
