@@ -18,6 +18,15 @@ request after `delay` seconds with one question per numbered narration, or misbe
     drop           closes the connection without an answer
     no_schema      HTTP 400 when the request asks for response_format (then answers normally
                    to requests that do not)
+    reasoning      HTTP 400 as OpenAI's reasoning models give it for max_tokens ("use
+                   'max_completion_tokens' instead") and for a temperature other than 1
+    echo_key       HTTP 400 whose error message echoes the Authorization header
+    key_in_question  a good answer whose questions contain the Authorization header's key
+    endless        HTTP 200 whose body streams without end (chunked), `chunk` bytes at a time
+    huge           HTTP 200 with a valid answer `huge_bytes` long (the content padded)
+    deep           HTTP 200 whose message content is JSON nested `depth` levels deep
+    deep_envelope  HTTP 200 whose whole body is JSON nested `depth` levels deep
+    negative_tokens  a good answer whose usage says -5 prompt and 10**15 completion tokens
 
 `script` is a list of modes used by successive requests (then `default`); `modes_by_group`
 makes a mode follow the group (keyed by the first narration's text) on its FIRST request only,
@@ -57,7 +66,14 @@ class FakeLLMServer:
         stall: float = 30.0,
         modes_by_group: dict[str, str] | None = None,
         port: int = 0,
+        depth: int = 100_000,
+        huge_bytes: int = 32 << 20,
+        chunk: int = 64 * 1024,
     ) -> None:
+        self.depth = depth
+        self.huge_bytes = huge_bytes
+        self.chunk = chunk
+        self.endless_bytes = 0  # bytes of endless bodies sent (to show the client stopped reading)
         self.delay = delay
         self.script = list(script or [])
         self.default = default
@@ -195,6 +211,7 @@ class FakeLLMServer:
             if self.keep_bodies:
                 self.bodies.append(req)
             self.auth_headers.append(headers.get("authorization", ""))
+            req["_auth"] = headers.get("authorization", "")
             self.in_flight += 1
             self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
         try:
@@ -208,9 +225,79 @@ class FakeLLMServer:
             with self._lock:
                 self.in_flight -= 1
 
+    async def _endless(self, writer) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+        piece = b'{"choices": [{"message": {"content": "' + b"x" * self.chunk
+        head = f"{len(piece):x}\r\n".encode()
+        try:
+            while True:
+                writer.write(head + piece + b"\r\n")
+                self.endless_bytes += len(piece)
+                await writer.drain()
+                piece = b"x" * self.chunk
+                head = f"{len(piece):x}\r\n".encode()
+        except (ConnectionError, OSError):
+            return False
+
+    async def _misbehave(self, mode, req, numbered, writer) -> bool | None:
+        """The modes of the hostile-input tests; None: not one of them."""
+        key = req.get("_auth", "").removeprefix("Bearer ").strip()
+        if mode == "endless":
+            return await self._endless(writer)
+        if mode == "echo_key":
+            msg = f"invalid request; you sent Authorization: Bearer {key} from {req.get('model')}"
+            self._send(writer, 400, json.dumps({"error": {"message": msg, "type": "invalid_request_error"}}).encode())
+        elif mode == "reasoning":
+            if "max_tokens" in req:
+                msg = "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead."
+                err = {
+                    "message": msg,
+                    "type": "invalid_request_error",
+                    "param": "max_tokens",
+                    "code": "unsupported_parameter",
+                }
+            elif req.get("temperature", 1) != 1:
+                msg = (f"Unsupported value: 'temperature' does not support {req['temperature']} with this model. "
+                       "Only the default (1) value is supported.")  # fmt: skip
+                err = {
+                    "message": msg,
+                    "type": "invalid_request_error",
+                    "param": "temperature",
+                    "code": "unsupported_value",
+                }
+            else:
+                return None
+            self._send(writer, 400, json.dumps({"error": err}).encode())
+        elif mode == "deep_envelope":
+            self._send(writer, 200, b"[" * self.depth + b"]" * self.depth)
+        else:
+            return None
+        await writer.drain()
+        return True
+
+    def _content(self, mode: str, qs: list[dict], req: dict) -> str:
+        answer = json.dumps({"questions": qs})
+        if mode == "key_in_question":
+            key = req.get("_auth", "").removeprefix("Bearer ").strip()
+            return json.dumps(
+                {"questions": [dict(q, query=f"Where did I put the key {key} after step 1?") for q in qs]}
+            )
+        if mode == "deep":
+            return "[" * self.depth + "]" * self.depth
+        if mode == "huge":
+            return answer + " " * max(0, self.huge_bytes - len(answer))
+        return {
+            "fenced": f"```json\n{answer}\n```",
+            "prose": f"Sure! Here are the questions you asked for:\n{answer}\nLet me know if you need more.",
+            "not_json": "I am sorry, but I cannot write questions about these narrations.",
+        }.get(mode, answer)
+
     async def _answer(self, mode, req, numbered, writer) -> bool:
         if mode == "drop":
             return False
+        done = await self._misbehave(mode, req, numbered, writer)
+        if done is not None:
+            return done
         if mode == "no_schema":
             if "response_format" in req:
                 self._send(writer, 400, json.dumps({"error": {"message": "response_format is not supported",
@@ -235,19 +322,14 @@ class FakeLLMServer:
             qs = good_questions(numbered)
             if mode == "wrong_indices":
                 qs = [{"narration": q["narration"] + 1, "query": q["query"]} for q in qs]
-            answer = json.dumps({"questions": qs})
-            content = {
-                "ok": answer,
-                "wrong_indices": answer,
-                "fenced": f"```json\n{answer}\n```",
-                "prose": f"Sure! Here are the questions you asked for:\n{answer}\nLet me know if you need more.",
-                "not_json": "I am sorry, but I cannot write questions about these narrations.",
-            }.get(mode, answer)
+            content = self._content(mode, qs, req)
             choices = [] if mode == "empty_choices" else [
                 {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
             ]  # fmt: skip
             prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in req.get("messages", []))
             completion_tokens = len(content.split())
+            if mode == "negative_tokens":
+                prompt_tokens, completion_tokens = -5, 10**15
             resp = {
                 "id": f"chatcmpl-{self.requests}",
                 "object": "chat.completion",

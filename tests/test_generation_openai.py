@@ -205,3 +205,185 @@ def test_misbehaving_server_run_finishes_and_counts_every_failure(tmp_path, monk
     for path in ws.path.rglob("*"):
         if path.is_file():
             assert b"sk-test-secret-123" not in path.read_bytes(), path
+
+
+# --------------------------------------------------------------------------------- hostile servers
+
+SECRET = "sk-hostile-test-key-0123456789"
+
+
+def _hostile_job(tmp_path, monkeypatch, srv, **kw):
+    monkeypatch.setenv("NLQ_TEST_KEY", SECRET)
+    index = load_index(tree(tmp_path), use_cache=False)
+    backend = OpenAIBackend("fake-model", [srv.base_url], api_key_env="NLQ_TEST_KEY", concurrency=4,
+                            timeout=kw.pop("timeout", 3.0), max_retries=0, **kw)  # fmt: skip
+    events: list = []
+    job = GenerationJob(index, Workspace(tmp_path / "ws"), backend, checks="fast", on_event=events.append)
+    return job, events
+
+
+def _no_secret_in(ws_path, *texts):
+    for t in texts:
+        assert SECRET not in str(t)
+    for path in ws_path.rglob("*"):
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes(), path
+
+
+def test_a_key_echoed_in_errors_and_questions_is_masked_everywhere(tmp_path, monkeypatch):
+    with FakeLLMServer(script=["echo_key", "key_in_question"], default="ok") as srv:
+        job, events = _hostile_job(tmp_path, monkeypatch, srv)
+        stats = job.run_sync()
+        assert SECRET in srv.auth_headers[0]  # the server did get the key
+    assert stats.failures == {"bad_request": 1} and stats.groups_done == 15
+    store = CandidateStore(job.workspace).load()
+    masked = [r.query for r in store.rows if "***" in r.query]
+    assert len(masked) == 5  # the key_in_question group, its key replaced
+    failure = next(e for e in events if e["type"] == "failure")
+    assert "***" in failure["detail"]
+    _no_secret_in(job.workspace.path, events, stats.as_json())
+
+
+def test_an_endless_body_is_cut_at_the_cap_and_the_job_goes_on(tmp_path, monkeypatch):
+    with FakeLLMServer(script=["endless", "endless"], default="ok") as srv:
+        job, _ = _hostile_job(tmp_path, monkeypatch, srv, max_response_bytes=256 * 1024)
+        t0 = time.monotonic()
+        stats = job.run_sync()
+        took = time.monotonic() - t0
+    assert stats.failures == {"too_large": 2} and stats.groups_done == 14 and stats.state == "done"
+    assert took < 3.0
+
+
+def test_deeply_nested_answers_are_counted_not_fatal_and_a_rerun_goes_on(tmp_path, monkeypatch):
+    with FakeLLMServer(script=["deep", "deep_envelope"], default="ok", depth=200_000) as srv:
+        job, _ = _hostile_job(tmp_path, monkeypatch, srv)
+        stats = job.run_sync()
+    assert stats.state == "done"
+    assert stats.failures == {"not_json": 1}  # the envelope: not stored, asked again next run
+    assert stats.rejected["not_json"] == 1  # the content: the model answered, stored rejected
+    assert stats.groups_done == 15
+    with FakeLLMServer(default="ok") as srv:
+        job2, _ = _hostile_job(tmp_path, monkeypatch, srv)
+        assert job2.run_sync().groups_done == 1
+
+
+def test_a_huge_answer_is_refused_by_its_length_without_reading_it():
+    with FakeLLMServer(script=["huge"], huge_bytes=32 << 20) as srv:
+        t0 = time.monotonic()
+        rep = _one(_backend(srv, max_retries=0))
+        assert time.monotonic() - t0 < 2.0
+    assert rep.error == "too_large" and "max-response-bytes" in rep.error_detail
+
+
+def test_reasoning_model_gets_max_completion_tokens_and_keeps_structured_output():
+    with FakeLLMServer(default="reasoning") as srv:
+        b = _backend(srv)
+
+        async def go():
+            try:
+                return [await b.one(_req()) for _ in range(3)]
+            finally:
+                await b.aclose()
+
+        reps = asyncio.run(go())
+        bodies = srv.bodies
+    assert all(not r.failed for r in reps)
+    assert reps[0].retry_reasons == ["max_completion_tokens", "no_temperature"]
+    last = bodies[-1]
+    assert "max_completion_tokens" in last and "max_tokens" not in last and "temperature" not in last
+    assert "response_format" in last and len(bodies) == 5  # two refused, then three answered
+
+
+def test_a_400_that_is_not_about_structured_output_keeps_it_on():
+    with FakeLLMServer(script=["echo_key"]) as srv:
+        b = _backend(srv, max_retries=0)
+        rep = _one(b)
+    assert rep.error == "bad_request" and b._structured[b.base_urls[0]] is True
+
+
+def test_negative_or_absurd_token_counts_are_not_added():
+    with FakeLLMServer(default="negative_tokens") as srv:
+        rep = _one(_backend(srv))
+    assert not rep.failed and rep.prompt_tokens == 0 and rep.completion_tokens == 0
+
+
+@pytest.mark.parametrize(
+    ("kw", "flag"),
+    [({"timeout": 0}, "--timeout"), ({"timeout": float("nan")}, "--timeout"), ({"temperature": float("nan")},
+     "--temperature"), ({"temperature": -1}, "--temperature"), ({"concurrency": 0}, "--concurrency"),
+     ({"max_tokens": -3}, "--max-tokens"), ({"max_retries": -1}, "--max-retries"),
+     ({"max_response_bytes": 0}, "--max-response-bytes"), ({"price_in": float("inf")}, "--price-in"),
+     ({"base_urls": ["http://[::1"]}, "--base-url"), ({"base_urls": ["ftp://x/v1"]}, "--base-url")],
+)  # fmt: skip
+def test_out_of_range_settings_are_one_line_naming_the_flag(kw, flag):
+    from engine.generation.factory import make_backend
+
+    kw.setdefault("base_urls", ["http://127.0.0.1:9/v1"])
+    with pytest.raises(ConfigError) as err:
+        make_backend("openai", model="m", **kw)
+    assert str(err.value).startswith(flag) and "\n" not in str(err.value)
+
+
+ENDLESS_JOB = """
+import json, sys, time
+from engine.ego4d import load_index
+from engine.generation.openai_backend import OpenAIBackend
+from engine.generation.pipeline import GenerationJob
+from engine.workspace import Workspace
+root, ws, url = sys.argv[1:4]
+
+
+def vm_hwm_mb():  # this process's peak RSS (ru_maxrss would include the forking parent's)
+    line = next(x for x in open("/proc/self/status") if x.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
+
+index = load_index(root, use_cache=False)
+backend = OpenAIBackend("m", [url], concurrency=4, timeout=2.0, max_retries=1, backoff_base=0.01)
+t0 = time.monotonic()
+st = GenerationJob(index, Workspace(ws), backend, checks="fast").run_sync()
+print(json.dumps({"seconds": time.monotonic() - t0, "failures": dict(st.failures), "done": st.groups_done,
+                  "max_rss_mb": vm_hwm_mb()}))
+"""
+
+
+def test_a_job_against_an_endless_body_stays_small_and_ends_within_the_timeout(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    root = tree(tmp_path)
+    with FakeLLMServer(default="endless") as srv:
+        out = subprocess.run([sys.executable, "-c", ENDLESS_JOB, str(root), str(tmp_path / "ws"), srv.base_url],
+                             capture_output=True, text=True, timeout=120)  # fmt: skip
+        sent = srv.endless_bytes
+    assert out.returncode == 0, out.stderr
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    print(f"endless body: job peak RSS {res['max_rss_mb']:.0f} MB, {res['seconds']:.2f} s, server sent {sent >> 20} MB")
+    assert res["failures"] == {"too_large": 16} and res["done"] == 0
+    assert res["max_rss_mb"] < 300 and res["seconds"] < 2.0 * 2  # 16 groups x 2 attempts, 4 at once, each cut at 1 MB
+
+
+def test_the_cli_never_prints_a_key_a_server_echoes(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    root = tree(tmp_path)
+    env = dict(os.environ, HF_HUB_OFFLINE="1", NLQ_TEST_KEY=SECRET)
+    env.pop("OPENAI_API_KEY", None)
+    base = [sys.executable, "-m", "nlq_tui", "generate", "--data", str(root), "--workspace", str(tmp_path / "ws"),
+            "--backend", "openai", "--model", "m", "--api-key-env", "NLQ_TEST_KEY", "--max-retries", "0"]  # fmt: skip
+    outs = []
+    with FakeLLMServer(default="echo_key") as srv:
+        for extra in (["--dry-run"], ["--dry-run", "--json"]):
+            outs.append(subprocess.run(base + ["--base-url", srv.base_url] + extra, capture_output=True, text=True,
+                                       env=env, timeout=120))  # fmt: skip
+    with FakeLLMServer(script=["echo_key"], default="key_in_question") as srv:
+        outs.append(subprocess.run(base + ["--base-url", srv.base_url, "--checks", "fast", "--json"],
+                                   capture_output=True, text=True, env=env, timeout=120))  # fmt: skip
+    for out in outs:
+        assert SECRET not in out.stdout and SECRET not in out.stderr
+    assert "***" in outs[0].stdout and json.loads(outs[1].stdout)["error"] == "bad_request"
+    assert json.loads(outs[2].stdout.strip().splitlines()[-1])["groups_done"] == 15
+    _no_secret_in(tmp_path / "ws")

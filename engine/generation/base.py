@@ -33,6 +33,7 @@ class Reply:
     error: str | None = None  # failure reason key ("rate_limited", "timeout", ...) when failed for good
     error_detail: str = ""
     retry_reasons: list[str] = field(default_factory=list)  # one key per retried attempt
+    raw_length: int | None = None  # characters of the answer before anything was cut
 
     @property
     def failed(self) -> bool:
@@ -50,8 +51,20 @@ class Backend:
     model = ""
     batch_size = 1  # requests per `complete` call
     concurrency = 1  # `complete` calls in flight at once
-    price_per_1k: float | None = None  # optional, gives a running cost
+    price_in: float | None = None  # USD per 1M prompt tokens (optional, gives a running cost)
+    price_out: float | None = None  # USD per 1M completion tokens
     needs_messages = True  # False: the backend reads only the narrations (template)
+
+    def set_prices(self, price_in=None, price_out=None, price_per_1k=None) -> None:
+        """Prices per 1M tokens; the older single `price_per_1k` counts for both directions."""
+        if price_per_1k is not None:
+            price_in = price_per_1k * 1000 if price_in is None else price_in
+            price_out = price_per_1k * 1000 if price_out is None else price_out
+        self.price_in, self.price_out = price_in, price_out
+
+    def paid(self) -> bool:
+        """Whether requests cost money (a remote endpoint): the app asks before a large job."""
+        return False
 
     async def complete(self, requests: list[Request]) -> list[Reply]:
         raise NotImplementedError
@@ -62,7 +75,7 @@ class Backend:
     def describe(self) -> str:
         return f"{self.name}:{self.model}" if self.model else self.name
 
-    def cost(self, tokens: int) -> float | None:
-        if self.price_per_1k is None:
+    def cost(self, prompt_tokens: int, completion_tokens: int = 0) -> float | None:
+        if self.price_in is None and self.price_out is None:
             return None
-        return tokens / 1000.0 * self.price_per_1k
+        return (prompt_tokens * (self.price_in or 0.0) + completion_tokens * (self.price_out or 0.0)) / 1e6

@@ -3,6 +3,10 @@
 Models wrap JSON in code fences, put prose around it, answer with a bare list, or use
 "question" for "query". We accept all of those; what is still unusable raises `ParseFailure`
 with the reason key the validator counts ("not_json" or "wrong_shape").
+
+The answer comes from outside, so the work is bounded: at most MAX_TEXT characters are looked
+at, at most MAX_STARTS embedded starts are tried, and JSON nested too deeply is "not_json"
+(never a RecursionError), so a hostile answer costs milliseconds, not the job.
 """
 
 from __future__ import annotations
@@ -15,6 +19,9 @@ _FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.S)
 _DECODER = json.JSONDecoder()
 _QUERY_KEYS = ("query", "question", "q")
 _INDEX_KEYS = ("narration", "index", "n", "id", "number")
+MAX_TEXT = 1 << 20  # characters of an answer that are parsed at all
+MAX_STARTS = 32  # embedded '{' / '[' positions tried when the answer has prose around its JSON
+MAX_FENCES = 8
 
 
 class ParseFailure(Exception):
@@ -26,9 +33,18 @@ class ParseFailure(Exception):
 
 def _json_candidates(text: str):
     """JSON values found in text: fenced blocks first, then the whole text, then embedded ones."""
-    for m in _FENCE.finditer(text):
+    for i, m in enumerate(_FENCE.finditer(text)):
+        if i >= MAX_FENCES:
+            break
         yield m.group(1).strip()
     yield text.strip()
+
+
+def _loads(chunk: str):
+    try:
+        return json.loads(chunk)
+    except RecursionError:
+        raise ParseFailure("not_json", "the answer's JSON is nested too deeply") from None
 
 
 def extract_json(text: str) -> Any:
@@ -36,16 +52,22 @@ def extract_json(text: str) -> Any:
     if text is None or not str(text).strip():
         raise ParseFailure("not_json", "empty answer")
     text = str(text)
+    if len(text) > MAX_TEXT:
+        raise ParseFailure("not_json", f"the answer has {len(text):,} characters (at most {MAX_TEXT:,} are parsed)")
     for chunk in _json_candidates(text):
         try:
-            return json.loads(chunk)
+            return _loads(chunk)
         except ValueError:
             pass
     # Prose around the JSON: try each '{' / '[' as a start and keep the first full value.
     best = None
-    for m in re.finditer(r"[\[{]", text):
+    for i, m in enumerate(re.finditer(r"[\[{]", text)):
+        if i >= MAX_STARTS:
+            break
         try:
             value, _end = _DECODER.raw_decode(text, m.start())
+        except RecursionError:
+            raise ParseFailure("not_json", "the answer's JSON is nested too deeply") from None
         except ValueError:
             continue
         if isinstance(value, dict) and ("questions" in value or best is None):
@@ -67,8 +89,11 @@ def _as_int(v: Any) -> int | None:
         return int(v)
     if isinstance(v, str):
         s = v.strip().rstrip(".").lstrip("#")
-        if s.isdigit():
-            return int(s)
+        if s.isdigit() and len(s) < 12:
+            try:
+                return int(s)
+            except ValueError:  # a non-ASCII digit such as '²'
+                return None
     return None
 
 

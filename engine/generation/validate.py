@@ -15,6 +15,7 @@ Every rejection carries a reason key (counted in reports, never silently dropped
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -118,7 +119,25 @@ class Verdict:
         return out
 
 
-def _reject(group_key: str, number: int | None, reason: str, detail: str, raw: Any) -> dict:
+RAW_ITEM_KEEP = 500  # characters of a rejected question (or of the JSON of a non-text one) kept
+
+
+def bounded_raw(raw: Any, limit: int = RAW_ITEM_KEEP) -> Any:
+    """A rejected value as stored: text cut to `limit`, numbers as they are, anything else as
+    its JSON text cut to `limit` (a nested answer must not nest the store's files)."""
+    if raw is None or isinstance(raw, (bool, int, float)):
+        return raw if not isinstance(raw, float) or raw == raw and abs(raw) != float("inf") else str(raw)
+    if isinstance(raw, str):
+        return raw[:limit]
+    try:
+        text = json.dumps(raw, ensure_ascii=False)
+    except (RecursionError, TypeError, ValueError):
+        text = f"<{type(raw).__name__} nested too deeply>"
+    return text[:limit]
+
+
+def _reject(group_key: str, number: int | None, reason: str, detail: str, raw: Any, keep: int = RAW_ITEM_KEEP) -> dict:
+    raw = bounded_raw(raw, keep)
     return {"group_key": group_key, "narration": number, "reason": reason, "detail": detail, "raw": raw}
 
 
@@ -170,10 +189,11 @@ def validate(
     """
     if items is None:
         try:
-            items = questions_of(parsed) if parsed is not None else parse_answer(text)
+            items = questions_of(parsed) if parsed is not None else parse_answer(text or "")
         except ParseFailure as exc:
             verdict = Verdict()
-            verdict.rejected.append(_reject(group_key, None, exc.reason, exc.detail, (text or "")[:RAW_KEEP]))
+            raw = (text or "")[:RAW_KEEP]
+            verdict.rejected.append(_reject(group_key, None, exc.reason, exc.detail, raw, RAW_KEEP))
             return verdict
     return validate_items(group_key, narrations, flags, items)
 

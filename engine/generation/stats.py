@@ -1,0 +1,76 @@
+"""A generation job's figures: groups, requests, failures by reason, tokens, cost, rate."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Stats:
+    groups_total: int = 0  # groups selected
+    groups_skipped: int = 0  # already done before this run
+    groups_done: int = 0  # stored by this run
+    groups_failed: int = 0  # not stored: request failed for good (retried next run)
+    requests: int = 0  # backend requests that completed (answered or failed for good)
+    failed_requests: int = 0
+    failures: Counter = field(default_factory=Counter)  # reason -> failed requests
+    retries: Counter = field(default_factory=Counter)  # reason -> retried attempts
+    questions_valid: int = 0
+    rejected: Counter = field(default_factory=Counter)  # validation reason -> questions
+    flagged: Counter = field(default_factory=Counter)  # quality flag -> candidates
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float | None = None
+    started: float = field(default_factory=time.monotonic)
+    finished: float | None = None
+    state: str = "idle"  # idle | running | paused | cancelled | done | failed
+    error: str | None = None
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    @property
+    def seconds(self) -> float:
+        return (self.finished or time.monotonic()) - self.started
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.groups_total - self.groups_skipped - self.groups_done - self.groups_failed)
+
+    @property
+    def rate(self) -> float:
+        """Groups finished per second in this run."""
+        s = self.seconds
+        return (self.groups_done + self.groups_failed) / s if s > 0 else 0.0
+
+    @property
+    def eta(self) -> float | None:
+        r = self.rate
+        return self.remaining / r if r > 0 else None
+
+    def as_json(self) -> dict:
+        return {
+            "state": self.state,
+            "groups_total": self.groups_total,
+            "groups_skipped": self.groups_skipped,
+            "groups_done": self.groups_done,
+            "groups_failed": self.groups_failed,
+            "requests": self.requests,
+            "failed_requests": self.failed_requests,
+            "failures": dict(self.failures),
+            "retries": dict(self.retries),
+            "questions_valid": self.questions_valid,
+            "questions_rejected": dict(self.rejected),
+            "flagged": dict(self.flagged),
+            "tokens": self.tokens,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "cost": None if self.cost is None else round(self.cost, 6),
+            "seconds": round(self.seconds, 3),
+            "groups_per_second": round(self.rate, 3),
+            "requests_per_second": round(self.requests / self.seconds, 3) if self.seconds > 0 else 0.0,
+            "error": self.error,
+        }
