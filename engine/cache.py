@@ -29,15 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.ego4d.layout import INDEX_SOURCES
 from engine.index import Index, Issue, NarrationArrays, TextColumn
 
 CACHE_VERSION = 2  # bump when the reader changes what an index or its warnings hold
-_SOURCES = (
-    "ego4d.json",
-    "v1/annotations/narration.json",
-    "v1/annotations/nlq_val.json",
-    "v1/annotations/nlq_test_unannotated.json",
-)
+_SOURCES = INDEX_SOURCES
 _META = "index.json"
 
 

@@ -11,66 +11,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from engine.ego4d.layout import KNOWN_DIMS, ROWS_PER_SECOND, feature_root  # noqa: F401  (re-exported)
 from engine.errors import DataError
-
-FEATURES_SUBDIR = "v1"  # feature folders live in ROOT/v1/<name>/, next to annotations/
-KNOWN_DIMS = {"egovlp_fp16": 256, "omnivore_video_swinl_fp16": 1536, "slowfast8x8_r101_k400": 2304}
-ROWS_PER_SECOND = 1.875
-
-
-def feature_root(root: str | os.PathLike) -> Path:
-    return Path(root) / FEATURES_SUBDIR
-
-
-def scan_feature_dir(path: str | os.PathLike) -> set[str]:
-    """Video uids with a `.pt` file in the folder, from file names only (no stat, no open).
-
-    The uid is the name up to the first dot, as the original notebook took it.
-    """
-    uids: set[str] = set()
-    with os.scandir(path) as it:
-        for entry in it:
-            name = entry.name
-            if name.endswith(".pt") and entry.is_file():
-                uids.add(name.split(".")[0])
-    return uids
-
-
-def _pt_files(path: Path) -> list[os.DirEntry]:
-    with os.scandir(path) as it:
-        return sorted((e for e in it if e.name.endswith(".pt") and e.is_file()), key=lambda e: e.name)
-
-
-def list_feature_dirs(root: str | os.PathLike) -> list[tuple[str, int | None, int]]:
-    """Every feature folder under ROOT/v1 as (name, dim, n_files), sorted by name.
-
-    `dim` is read from the first non-empty `.pt` file (None when every file is empty, as in a
-    `--no-features` benchmark tree). A folder whose sample file is not a usable tensor raises
-    DataError naming that file.
-    """
-    base = feature_root(root)
-    out: list[tuple[str, int | None, int]] = []
-    if not base.is_dir():
-        return out
-    for sub in sorted(p for p in base.iterdir() if p.is_dir() and p.name != "annotations"):
-        files = _pt_files(sub)
-        if not files:
-            continue
-        dim = None
-        for e in files:
-            if e.stat().st_size > 0:
-                dim = int(load_features(e.path).shape[1])
-                break
-        out.append((sub.name, dim, len(files)))
-    return out
 
 
 def load_features(path: str | os.PathLike, dim: int | None = None):
     """The (rows, dim) feature tensor of one video, on the CPU, as stored (e.g. float16).
 
     Raises DataError naming the file when it is missing, empty, not a tensor (a pickle of
-    anything else is refused without building it), not 2-D, not floating point, has no rows,
-    or has a dimension other than `dim`.
+    anything else is refused without building it), sparse or without data (a meta tensor),
+    not 2-D, not floating point, has no rows, or has a dimension other than `dim`. Training's
+    loader and the data check both open feature files through here.
     """
     import torch
 
@@ -99,6 +50,11 @@ def load_features(path: str | os.PathLike, dim: int | None = None):
         raise DataError(
             f"{p}: holds a {type(obj).__name__}, expected one (rows, dim) tensor; re-extract this feature file",
             path=str(p),
+        )
+    if obj.layout != torch.strided or obj.is_meta:
+        kind = "a meta tensor (shape only, no data)" if obj.is_meta else f"a {obj.layout} (sparse) tensor"
+        raise DataError(
+            f"{p}: holds {kind}, expected a dense (rows, dim) tensor; re-extract this feature file", path=str(p)
         )
     shape = tuple(obj.shape)
     if obj.dim() != 2:

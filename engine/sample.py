@@ -31,11 +31,12 @@ from pathlib import Path
 import numpy as np
 
 from engine import sample_vocab as vocab
+from engine.ego4d import layout
 from engine.errors import UserError
 
 DEFAULT_SEED = 20211013  # the day Ego4D was announced
 DEFAULT_VIDEOS = 48
-FEATURE_DIR = "egovlp_fp16"
+FEATURE_DIR = layout.DEFAULT_FEATURES
 FEATURE_DIM = 256
 FEATURES_PER_SEC = 30.0 / 16.0
 FPS = 30.0
@@ -776,8 +777,8 @@ def write_sample(
     if out.exists() and not out.is_dir():
         raise UserError(f"{out} is a file; give a folder to write the sample tree into")
     _clear_previous(out)
-    ann_dir = out / "v1" / "annotations"
-    feat_dir = out / "v1" / FEATURE_DIR
+    ann_dir = layout.annotations_dir(out)
+    feat_dir = layout.feature_dir(out, FEATURE_DIR)
     try:
         ann_dir.mkdir(parents=True, exist_ok=True)
         feat_dir.mkdir(parents=True, exist_ok=True)
@@ -797,7 +798,7 @@ def write_sample(
 
     ego_videos, ego_clips = [], []
     nlq: dict[str, list] = {"train": [], "val": [], "test": []}
-    narr_path = ann_dir / "narration.json"
+    narr_path = out / layout.NARRATION_JSON
     with open(narr_path, "w", encoding="utf-8") as nf:
         nf.write("{")
         for vi in range(videos):
@@ -890,10 +891,9 @@ def write_sample(
 
     summary.videos = videos
     meta = {"version": "v1", "date": "211013", "description": f"nlq-tui synthetic sample (seed {seed})"}
-    _write_json(out / "ego4d.json", {**meta, "videos": ego_videos, "clips": ego_clips})
-    names = {"train": "nlq_train.json", "val": "nlq_val.json", "test": "nlq_test_unannotated.json"}
-    for split, name in names.items():
-        _write_json(ann_dir / name, {**meta, "manifest": f"sample://nlq/{split}", "videos": nlq[split]})
+    _write_json(out / layout.EGO4D_JSON, {**meta, "videos": ego_videos, "clips": ego_clips})
+    for split, rel in layout.NLQ_FILES.items():
+        _write_json(out / rel, {**meta, "manifest": f"sample://nlq/{split}", "videos": nlq[split]})
     _write_readme(out, summary, features)
     summary.bytes = sum(p.stat().st_size for p in _own_files(out))
     summary.seconds = time.perf_counter() - t_start
@@ -901,13 +901,13 @@ def write_sample(
 
 
 _README_TITLE = "# Synthetic Ego4D sample"
-_ANNOTATIONS = ("narration.json", "nlq_train.json", "nlq_val.json", "nlq_test_unannotated.json")
+_TREE_FILES = (layout.EGO4D_JSON, "README.md", layout.NARRATION_JSON, *layout.NLQ_FILES.values())
 
 
 def _own_files(out: Path) -> list[Path]:
     """The files a sample tree consists of (a reader's cache folder beside them is not ours)."""
-    files = [out / "ego4d.json", out / "README.md"] + [out / "v1" / "annotations" / n for n in _ANNOTATIONS]
-    feat = out / "v1" / FEATURE_DIR
+    files = [out / rel for rel in _TREE_FILES]
+    feat = layout.feature_dir(out, FEATURE_DIR)
     if feat.is_dir():
         files += sorted(feat.glob("*.pt"))
     return [p for p in files if p.is_file()]
@@ -935,6 +935,8 @@ def _write_readme(out: Path, s: SampleSummary, features: bool) -> None:
     args += "" if s.seed == DEFAULT_SEED else f" --seed {s.seed}"
     q = s.queries
     feats = "fp16 tensors (rows, 256), 1.875 rows per second" if features else "empty files"
+    ann = layout.ANNOTATIONS
+    name = {k: Path(v).name for k, v in layout.NLQ_FILES.items()}
     text = f"""{_README_TITLE}
 
 Made by `nlq-tui sample OUT{args}` (seed {s.seed}, "{s.profile}" profile); the same command
@@ -945,12 +947,12 @@ to localise them. Real-file quirks are included on purpose (null `template`, a q
 duplicate timestamps, a video without clips, a video with only `narration_pass_2`, extra fields).
 
 - {s.videos} videos (train {s.split_videos["train"]}, val {s.split_videos["val"]}, \
-test {s.split_videos["test"]}), {s.clips} clips in `ego4d.json`
-- `v1/annotations/narration.json`: {s.narrations[1]} narrations in pass 1, {s.narrations[2]} in pass 2 \
+test {s.split_videos["test"]}), {s.clips} clips in `{layout.EGO4D_JSON}`
+- `{layout.NARRATION_JSON}`: {s.narrations[1]} narrations in pass 1, {s.narrations[2]} in pass 2 \
 (val and test videos are narrated too; leave them out when generating training data)
-- `v1/annotations/nlq_train.json` {q["train"]} queries, `nlq_val.json` {q["val"]}, \
-`nlq_test_unannotated.json` {q["test"]} (no answer times)
-- `v1/{FEATURE_DIR}/<video_uid>.pt`: {feats}
+- `{ann}/{name["train"]}` {q["train"]} queries, `{name["val"]}` {q["val"]}, \
+`{name["test"]}` {q["test"]} (no answer times)
+- `{layout.feature_rel(FEATURE_DIR)}/<video_uid>.pt`: {feats}
 """
     (out / "README.md").write_text(text, encoding="utf-8")
 

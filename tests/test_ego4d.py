@@ -15,9 +15,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine import cache
-from engine.ego4d import check, load_index, load_nlq, text_flags
+from engine.ego4d import ReadPolicy, check, load_index, load_nlq, text_flags
+from engine.ego4d.layout import list_feature_folders
 from engine.errors import DataError
-from engine.features import list_feature_dirs, load_features
+from engine.features import load_features
 from engine.index import TextColumn, build_index, flags_of
 
 
@@ -99,9 +100,7 @@ def _assert_same(fast, plain):
         assert [a.uid[i] for i in range(len(a))] == [b.uid[i] for i in range(len(b))]
 
 
-def test_reading_in_tiny_chunks_gives_the_same_index(tmp_path, monkeypatch):
-    import engine.ego4d as ego4d
-
+def test_reading_in_tiny_chunks_gives_the_same_index(tmp_path):
     root = quirky_tree(tmp_path / "d")
     edit_json(
         root,
@@ -112,8 +111,7 @@ def test_reading_in_tiny_chunks_gives_the_same_index(tmp_path, monkeypatch):
     )
     text = (root / NARRATION).read_text()
     (root / NARRATION).write_text(text.replace(", ", " ,\n  "))  # whitespace and newlines everywhere
-    monkeypatch.setattr(ego4d, "_CHUNK", 7)
-    _assert_same(load_index(root, use_cache=False), _plain(root))
+    _assert_same(load_index(root, use_cache=False, policy=ReadPolicy(chunk=7)), _plain(root))
 
 
 @pytest.mark.parametrize("style", ["raw", "escaped", "mixed"])
@@ -258,17 +256,10 @@ def _write_streaming_tree(root: Path, videos: dict, indent, ensure_ascii: bool) 
 def test_streamed_narrations_equal_json_load_for_any_content_and_chunking(videos, chunk, indent):
     import tempfile
 
-    import engine.ego4d as ego4d
-
     with tempfile.TemporaryDirectory() as d:
         root = Path(d)
         _write_streaming_tree(root, videos, indent, ensure_ascii=chunk % 2 == 0)
-        old = ego4d._CHUNK
-        ego4d._CHUNK = chunk
-        try:
-            fast = load_index(root, use_cache=False)
-        finally:
-            ego4d._CHUNK = old
+        fast = load_index(root, use_cache=False, policy=ReadPolicy(chunk=chunk))
         _assert_same(fast, _plain(root))
 
 
@@ -534,7 +525,9 @@ def test_feature_files_are_loaded_as_tensors_of_the_folder_dimension(tmp_path):
     assert tuple(x.shape) == (16, 256) and x.dtype == torch.float16
     (root / "v1/omnivore_video_swinl_fp16").mkdir()
     torch.save(torch.zeros(3, 1536), root / "v1/omnivore_video_swinl_fp16/video-0.pt")
-    assert list_feature_dirs(root) == [("egovlp_fp16", 256, 2), ("omnivore_video_swinl_fp16", 1536, 1)]
+    # The listing peeks at the shape without torch; it agrees with the loaded tensors.
+    listed = [(f.name, f.peek_dim(), len(f.files)) for f in list_feature_folders(root)]
+    assert listed == [("egovlp_fp16", 256, 2), ("omnivore_video_swinl_fp16", 1536, 1)]
 
 
 @pytest.mark.parametrize(
@@ -581,31 +574,25 @@ def test_check_rejects_a_non_tensor_feature_file(tmp_path):
 # --------------------------------------------------------------------------- parallel decoding
 
 
+# narration.json decoded by worker processes even when tiny, or never.
+PARALLEL = ReadPolicy(parallel_min_bytes=0, parallel_min_chunk=1, workers=5, fork_ok=True)
+SERIAL = ReadPolicy(parallel_min_bytes=1 << 62)
+
+
 @pytest.fixture
 def parallel(monkeypatch):
-    """narration.json decoded by worker processes even when tiny; returns what each parallel
-    read gave (None: it fell back to the serial reader)."""
-    import engine.ego4d as ego4d
+    """What each parallel read gave (None: it fell back to the serial reader)."""
+    from engine.ego4d import parallel as par
 
-    monkeypatch.setattr(ego4d, "PARALLEL_MIN_BYTES", 0)
-    monkeypatch.setattr(ego4d, "PARALLEL_MIN_CHUNK", 1)
-    monkeypatch.setattr(ego4d, "_workers", lambda: 5)
-    monkeypatch.setattr(ego4d, "_fork_safe", lambda: True)
     outcomes: list = []
-    real = ego4d._read_parallel
+    real = par.read_parallel
 
     def spy(*a, **kw):
         outcomes.append(real(*a, **kw))
         return outcomes[-1]
 
-    monkeypatch.setattr(ego4d, "_read_parallel", spy)
+    monkeypatch.setattr(par, "read_parallel", spy)
     return outcomes
-
-
-def _serial(monkeypatch):
-    import engine.ego4d as ego4d
-
-    monkeypatch.setattr(ego4d, "PARALLEL_MIN_BYTES", 1 << 62)
 
 
 def _busy_tree(path: Path) -> Path:
@@ -633,40 +620,41 @@ def _busy_tree(path: Path) -> Path:
     return root
 
 
-def test_parallel_decoding_gives_the_serial_index_and_warnings(tmp_path, monkeypatch, parallel):
-    import engine.ego4d as ego4d
+def test_parallel_decoding_gives_the_serial_index_and_warnings(tmp_path, parallel):
+    import dataclasses
 
     root = _busy_tree(tmp_path / "d")
-    monkeypatch.setattr(ego4d, "_CHUNK", 11)
+    policy = dataclasses.replace(PARALLEL, chunk=11)
     seen = []
-    fast = load_index(root, use_cache=False, progress=lambda stage, done, total: seen.append((stage, done, total)))
-    fast_report = check(root, use_cache=False)
+    fast = load_index(
+        root, use_cache=False, progress=lambda stage, done, total: seen.append((stage, done, total)), policy=policy
+    )
+    fast_report = check(root, use_cache=False, policy=policy)
     assert len(parallel) == 2 and all(p is not None for p in parallel)  # really decoded in workers
     narr = [d for s, d, t in seen if s == "narration.json"]
     assert narr and narr == sorted(narr) and narr[-1] == (root / NARRATION).stat().st_size
-    _serial(monkeypatch)
-    slow = load_index(root, use_cache=False)
+    slow = load_index(root, use_cache=False, policy=SERIAL)
     _assert_same(fast, slow)
     _assert_same(fast, _plain(root))
     assert [(i.code, i.message, i.count) for i in fast_report.issues] == [
-        (i.code, i.message, i.count) for i in check(root, use_cache=False).issues
+        (i.code, i.message, i.count) for i in check(root, use_cache=False, policy=SERIAL).issues
     ]
 
 
 def test_parallel_decoding_survives_chunks_cut_at_wrong_places(tmp_path, monkeypatch, parallel):
     """Cuts inside strings or one level down are caught: the file is then read serially."""
-    import engine.ego4d as ego4d
+    from engine.ego4d import parallel as par
 
     root = _busy_tree(tmp_path / "d")
     size = (root / NARRATION).stat().st_size
-    monkeypatch.setattr(ego4d, "_chunk_starts", lambda path, size, n: list(range(40, size, size // 7)))
-    fast = load_index(root, use_cache=False)
+    monkeypatch.setattr(par, "chunk_starts", lambda path, size, n: list(range(40, size, size // 7)))
+    fast = load_index(root, use_cache=False, policy=PARALLEL)
     assert parallel == [None]
     _assert_same(fast, _plain(root))
     # The first cut right, then wrong ones: still the same index.
     good = (root / NARRATION).read_bytes().index(b'"extra-3"')
-    monkeypatch.setattr(ego4d, "_chunk_starts", lambda path, size_, n: [good, good + 9, size - 30])
-    _assert_same(load_index(root, use_cache=False), _plain(root))
+    monkeypatch.setattr(par, "chunk_starts", lambda path, size_, n: [good, good + 9, size - 30])
+    _assert_same(load_index(root, use_cache=False, policy=PARALLEL), _plain(root))
     assert size > 0
 
 
@@ -682,11 +670,10 @@ def test_a_broken_video_found_by_a_worker_is_the_serial_one_line_error(tmp_path,
     text = (root / NARRATION).read_text()
     (root / NARRATION).write_text(text.replace('"extra-9"', '"extra-0"'))  # a later duplicate too
     with pytest.raises(DataError) as fast:
-        load_index(root, use_cache=False)
+        load_index(root, use_cache=False, policy=PARALLEL)
     assert parallel == [None]  # the worker's error sent it to the serial reader, which names it
-    _serial(monkeypatch)
     with pytest.raises(DataError) as slow:
-        load_index(root, use_cache=False)
+        load_index(root, use_cache=False, policy=SERIAL)
     assert str(fast.value) == str(slow.value) and f"video {uid!r}" in str(fast.value)
     assert "\n" not in str(fast.value)
 
@@ -703,21 +690,12 @@ def test_a_broken_video_found_by_a_worker_is_the_serial_one_line_error(tmp_path,
     indent=st.sampled_from([None, 0, 2]),
 )
 def test_parallel_decoding_equals_json_load_for_any_content(videos, chunk, indent):
+    import dataclasses
     import tempfile
 
-    import engine.ego4d as ego4d
-
-    saved = {
-        k: getattr(ego4d, k) for k in ("PARALLEL_MIN_BYTES", "PARALLEL_MIN_CHUNK", "_workers", "_fork_safe", "_CHUNK")
-    }
     with tempfile.TemporaryDirectory() as d:
         root = Path(d)
         _write_streaming_tree(root, videos, indent, ensure_ascii=chunk % 2 == 0)
-        ego4d.PARALLEL_MIN_BYTES, ego4d.PARALLEL_MIN_CHUNK, ego4d._CHUNK = 0, 1, chunk
-        ego4d._workers, ego4d._fork_safe = (lambda: 4), (lambda: True)
-        try:
-            fast = load_index(root, use_cache=False)
-        finally:
-            for k, v in saved.items():
-                setattr(ego4d, k, v)
+        policy = dataclasses.replace(PARALLEL, workers=4, chunk=chunk)
+        fast = load_index(root, use_cache=False, policy=policy)
         _assert_same(fast, _plain(root))

@@ -7,6 +7,8 @@ import json
 import sys
 import time
 
+from engine.ego4d.layout import ANNOTATIONS, DEFAULT_FEATURES, EGO4D_JSON, FEATURES_SUBDIR
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("data", help="inspect and validate an Ego4D data root")
@@ -14,12 +16,15 @@ def register(subparsers) -> None:
     c = sub.add_parser(
         "check",
         help="validate every file and count videos, clips, narrations, queries, features",
-        description="Validate an Ego4D tree (ego4d.json, v1/annotations/*.json, a feature folder). "
+        description=f"Validate an Ego4D tree ({EGO4D_JSON}, {ANNOTATIONS}/*.json, a feature folder). "
         "Prints counts, warnings (real-data quirks, counted) and errors. Exits 2 when there are errors.",
     )
-    c.add_argument("root", metavar="ROOT", help="Ego4D root: the folder with ego4d.json and v1/")
+    c.add_argument("root", metavar="ROOT", help=f"Ego4D root: the folder with {EGO4D_JSON} and {FEATURES_SUBDIR}/")
     c.add_argument(
-        "--features", default="egovlp_fp16", metavar="NAME", help="feature folder under ROOT/v1 (default egovlp_fp16)"
+        "--features",
+        default=DEFAULT_FEATURES,
+        metavar="NAME",
+        help=f"feature folder under ROOT/{FEATURES_SUBDIR} (default {DEFAULT_FEATURES})",
     )
     c.add_argument("--json", action="store_true", help="print one JSON object (counts, warnings, errors)")
     c.add_argument("--no-cache", action="store_true", help="ignore and do not write the index cache")

@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from engine.ego4d.layout import DEFAULT_FEATURES, KNOWN_DIMS
+
 DEFAULT_SEED = 20211013  # engine.sample.DEFAULT_SEED; repeated so that --help needs no numpy
 DEFAULT_VIDEOS = 48
 
@@ -54,5 +56,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"  videos {d['videos']} (train {sv['train']}, val {sv['val']}, test {sv['test']}), clips {d['clips']}")
     print(f"  narrations: pass 1 {d['narrations_pass_1']:,}, pass 2 {d['narrations_pass_2']:,}")
     print(f"  NLQ queries: train {q['train']}, val {q['val']}, test {q['test']}")
-    print(f"  feature files: {d['feature_files']}" + (" (empty)" if args.no_features else " (egovlp_fp16, 256-d)"))
+    print(
+        f"  feature files: {d['feature_files']}"
+        + (" (empty)" if args.no_features else f" ({DEFAULT_FEATURES}, {KNOWN_DIMS[DEFAULT_FEATURES]}-d)")
+    )
     return 0

@@ -7,6 +7,8 @@ import json
 import sys
 import time
 
+from engine.ego4d.layout import ANNOTATIONS, DEFAULT_FEATURES, EGO4D_JSON, FEATURES_SUBDIR
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -16,12 +18,15 @@ def register(subparsers) -> None:
         "notebook's rules), give each narration its window max(min_window, beta/alpha) centred on its "
         "timestamp and cut to the clip, and count the windows that are not usable, by reason.",
     )
-    p.add_argument("root", metavar="ROOT", help="Ego4D root (ego4d.json, v1/annotations/, v1/<features>/)")
+    p.add_argument(
+        "root", metavar="ROOT", help=f"Ego4D root ({EGO4D_JSON}, {ANNOTATIONS}/, {FEATURES_SUBDIR}/<features>/)"
+    )
     p.add_argument(
         "--features",
-        default="egovlp_fp16",
+        default=DEFAULT_FEATURES,
         metavar="NAME",
-        help="feature folder under v1/ whose <video_uid>.pt files decide which videos are used (default egovlp_fp16)",
+        help=f"feature folder under {FEATURES_SUBDIR}/ whose <video_uid>.pt files decide which videos are used "
+        f"(default {DEFAULT_FEATURES})",
     )
     p.add_argument("--k", type=int, default=5, help="narrations per group (default 5)")
     p.add_argument("--alpha", type=float, default=4.9, help="window = beta / alpha (default 4.9, EgoVLP)")

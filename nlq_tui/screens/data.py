@@ -8,8 +8,6 @@ nothing else: the previous index, root and feature folder stay in use.
 from __future__ import annotations
 
 import os
-import pickletools
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,12 +22,11 @@ from textual.widgets import DirectoryTree, Footer, Input, Label, OptionList, Pro
 from textual.widgets.option_list import Option
 from textual.worker import Worker, WorkerState
 
+from engine.ego4d import layout
+from engine.ego4d.layout import peek_feature_dim  # noqa: F401  (the screen's shape peek, kept importable)
 from nlq_tui.bindings import DATA_BINDINGS, DATA_PICKER_BINDINGS
 from nlq_tui.context import IndexChanged, LoadProgress
 from nlq_tui.widgets import Column, NavBar, VirtualTable
-
-ANNOTATIONS = Path("v1") / "annotations"
-
 
 # ---------------------------------------------------------------------------------------------
 # Cheap checks (run on every keystroke; file-system metadata only)
@@ -38,60 +35,17 @@ ANNOTATIONS = Path("v1") / "annotations"
 def quick_check(text: str) -> tuple[bool, str]:
     """Whether `text` names an Ego4D root, and a one-line message saying why not / what next."""
     if not text.strip():
-        return False, "type the path of an Ego4D root: the folder with ego4d.json and v1/annotations/"
+        return False, f"type the path of an Ego4D root: the folder with {layout.EGO4D_JSON} and {layout.ANNOTATIONS}/"
     p = Path(text.strip()).expanduser()
     if not p.exists():
         return False, f"{text.strip()}: no such folder"
     if not p.is_dir():
         return False, f"{text.strip()}: is a file; an Ego4D root is a folder"
-    if not (p / "ego4d.json").is_file():
-        return False, f"{text.strip()}: no ego4d.json here, so this is not an Ego4D root"
-    if not (p / ANNOTATIONS / "narration.json").is_file():
-        return False, f"{text.strip()}: no v1/annotations/narration.json here"
+    if not (p / layout.EGO4D_JSON).is_file():
+        return False, f"{text.strip()}: no {layout.EGO4D_JSON} here, so this is not an Ego4D root"
+    if not (p / layout.NARRATION_JSON).is_file():
+        return False, f"{text.strip()}: no {layout.NARRATION_JSON} here"
     return True, "an Ego4D root: press enter to load it"
-
-
-def peek_feature_dim(path: str | os.PathLike) -> int | None:
-    """The last dimension of the tensor in a torch `.pt` file, read without torch.
-
-    The file is a zip with a pickle that calls `_rebuild_tensor_v2(storage, offset, shape,
-    ...)`; walking its opcodes (nothing is unpickled, so it is safe on untrusted files) finds
-    the shape. None when the file is empty or not laid out that way (then the dimension is
-    only known after a full check, which opens files with torch).
-    """
-    try:
-        with zipfile.ZipFile(path) as z:
-            name = next((n for n in z.namelist() if n.endswith("/data.pkl") or n == "data.pkl"), None)
-            if name is None:
-                return None
-            data = z.read(name)
-    except (OSError, zipfile.BadZipFile):
-        return None
-    strings: list[str] = []
-    seen_rebuild = False
-    after_persid = False
-    ints: list[int] = []
-    try:
-        for op, arg, _pos in pickletools.genops(data):
-            if op.name in ("GLOBAL",) and isinstance(arg, str) and "_rebuild_tensor" in arg:
-                seen_rebuild = True
-            elif op.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE"):
-                strings.append(arg)
-            elif op.name == "STACK_GLOBAL" and strings and "_rebuild_tensor" in strings[-1]:
-                seen_rebuild = True
-            elif seen_rebuild and op.name == "BINPERSID":
-                after_persid = True
-                ints = []
-            elif after_persid and op.name in ("BININT", "BININT1", "BININT2", "LONG1", "INT"):
-                ints.append(int(arg))
-            elif after_persid and op.name in ("TUPLE1", "TUPLE2", "TUPLE3", "TUPLE"):
-                shape = ints[1:]  # the first int is the storage offset
-                return int(shape[-1]) if len(shape) == 2 else None
-            elif after_persid and op.name not in ("BINPUT", "LONG_BINPUT", "MEMOIZE", "MARK"):
-                return None
-    except Exception:  # a damaged pickle: the full check will name the file
-        return None
-    return None
 
 
 @dataclass
@@ -104,31 +58,13 @@ class FeatureFolder:
 
 def list_feature_folders(root: Path, index=None) -> list[FeatureFolder]:
     """Feature folders under ROOT/v1 with their dimension and coverage, without torch."""
-    from engine.features import KNOWN_DIMS, feature_root
-
-    base = feature_root(root)
-    out: list[FeatureFolder] = []
-    if not base.is_dir():
-        return out
     uids = set(index.video_uids) if index is not None and Path(index.root).resolve() == root.resolve() else None
-    for sub in sorted(p for p in base.iterdir() if p.is_dir() and p.name != "annotations"):
-        files = 0
-        dim = None
-        covered = 0
-        with os.scandir(sub) as it:
-            for e in it:
-                if not e.name.endswith(".pt"):
-                    continue
-                files += 1
-                if uids is not None and e.name.split(".")[0] in uids:
-                    covered += 1
-                if dim is None and e.stat().st_size > 0:
-                    dim = peek_feature_dim(e.path)
-        if files == 0:
+    out: list[FeatureFolder] = []
+    for f in layout.list_feature_folders(root):
+        if not f.files:
             continue
-        out.append(
-            FeatureFolder(sub.name, dim or KNOWN_DIMS.get(sub.name), files, covered if uids is not None else None)
-        )
+        covered = len(f.uids() & uids) if uids is not None else None
+        out.append(FeatureFolder(f.name, f.peek_dim() or layout.KNOWN_DIMS.get(f.name), len(f.files), covered))
     return out
 
 
@@ -249,7 +185,8 @@ def counts_table(counts: dict) -> Table:
 
 
 def _short_file(rel: str) -> str:
-    return rel[len("v1/annotations/") :] if rel.startswith("v1/annotations/") else rel
+    prefix = f"{layout.ANNOTATIONS}/"
+    return rel[len(prefix) :] if rel.startswith(prefix) else rel
 
 
 def _what(issue) -> str:
@@ -281,7 +218,7 @@ class DataScreen(Screen):
                 id="root",
                 compact=True,
                 suggester=DirSuggester(),
-                placeholder="path of the Ego4D folder (ego4d.json, v1/annotations/)",
+                placeholder=f"path of the Ego4D folder ({layout.EGO4D_JSON}, {layout.ANNOTATIONS}/)",
             )
         yield Static("", id="root-check")
         yield Static("", id="load-error", classes="error-panel")

@@ -1,0 +1,309 @@
+"""The parallel narration reader: one forked worker per idle CPU, the same result as the serial one.
+
+A big file (>= ReadPolicy.parallel_min_bytes) is decoded by workers, each taking a contiguous
+run of videos and returning flat arrays plus its own text files, joined in file order; the
+result and any error line are exactly the serial reader's. This buys wall time only where
+cores are free (the CPU time is ~10-15% more), so the number of workers follows the CPUs idle
+at the moment (`workers`); on a busy machine the serial reader runs (docs/ARCHITECTURE.md,
+"Scale").
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+
+from engine.ego4d.layout import NARRATION_JSON
+from engine.ego4d.narration import BlobFile, blob_files, videos
+from engine.ego4d.problems import Problems, disp
+from engine.ego4d.stream import _WS, DEFAULT_POLICY, Progress, ReadPolicy, Stream
+
+# A candidate boundary between two videos: `}, "<uid>": {` (checked by the workers, see below).
+_BOUNDARY = re.compile(rb'\}\s*,\s*("(?:[^"\\]|\\.)*")\s*:\s*\{')
+_NOT_VIDEO_KEYS = {b'"narration_pass_1"', b'"narration_pass_2"', b'"status"'}
+
+
+def workers() -> int:
+    """Worker processes worth starting: one per CPU that is idle now, counting our own.
+
+    Workers cost ~10-15% more CPU in all than the serial reader (fresh heaps, faults), so they
+    only pay where cores are free: on a busy shared machine the serial reader is as fast in
+    wall time and cheaper.
+    """
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        n = os.cpu_count() or 1
+    return max(1, min(n, int(idle_cpus(n) + 0.5), 8))
+
+
+def idle_cpus(n: int, sample_s: float = 0.05) -> float:
+    """CPUs idle right now, from two /proc/stat samples `sample_s` apart.
+
+    Not the 1-minute load average: it lags, so right after a busy minute (the previous step
+    of a script, a benchmark's baseline) it reports cores busy that are idle again.
+    """
+
+    def snap() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+        return fields[3] + (fields[4] if len(fields) > 4 else 0), sum(fields)  # idle + iowait
+
+    try:
+        idle0, total0 = snap()
+        time.sleep(sample_s)
+        idle1, total1 = snap()
+        return (idle1 - idle0) / max(1, total1 - total0) * (os.cpu_count() or n)
+    except (OSError, ValueError, IndexError):
+        try:
+            return n - os.getloadavg()[0] + 1  # + 1: this process is part of the load
+        except OSError:
+            return float(n)
+
+
+def fork_safe() -> bool:
+    import threading
+
+    return threading.active_count() == 1
+
+
+def chunk_starts(path: Path, size: int, n: int) -> list[int]:
+    """Up to n - 1 byte positions, roughly size/n apart, each likely the key of a top-level member.
+
+    Likely, not certain: the pattern can occur one level down. Workers check it (see
+    read_parallel), so a wrong guess costs time, never correctness.
+    """
+    starts: list[int] = []
+    with open(path, "rb") as f:
+        for k in range(1, n):
+            at = max(size * k // n, starts[-1] + 1 if starts else 0)
+            f.seek(at)
+            window = f.read(1 << 20)
+            for m in _BOUNDARY.finditer(window):
+                if m.group(1) not in _NOT_VIDEO_KEYS:
+                    starts.append(at + m.start(1))
+                    break
+    return sorted(set(starts))
+
+
+_progress_counter = None  # a worker's shared byte counter (set in the pool's initializer)
+
+
+def _init_worker(counter) -> None:
+    global _progress_counter
+    _progress_counter = counter
+
+
+def _decode_chunk(path: str, root: str, start: int, stop: int | None, workdir: str, k: int, policy: ReadPolicy) -> dict:
+    """A worker: the videos whose keys lie in [start, stop), decoded as the serial reader does.
+
+    Text goes to `<workdir>/p<pass>.<col>.<k>.bin`; the result is a few flat arrays (pickled
+    to the parent), not Python objects per narration. Any error makes the result
+    {"error": ...}: the parent then redoes the file serially, which names the problem exactly.
+    """
+    rel = NARRATION_JSON
+    problems = Problems(Path(root), strict=True)
+    counted = 0
+    limit = (stop if stop is not None else os.path.getsize(path)) - start
+
+    def progress(_label: str, done: int, _total: int) -> None:
+        nonlocal counted
+        done = min(done, limit)
+        if _progress_counter is not None and done > counted:
+            with _progress_counter.get_lock():
+                _progress_counter.value += done - counted
+            counted = done
+
+    files = blob_files(Path(workdir), f".{k}")
+    gc.disable()
+    try:
+        stream = Stream(Path(path), progress, "narration.json", start, policy)
+        stream.quick_errors = True
+        try:
+            pieces = list(videos(stream, disp(Path(root), rel), rel, problems, files, stop))
+        finally:
+            stream.close()
+            for f in files.values():
+                f.f.close()
+    except Exception as exc:  # DataError, or anything a chunk that starts mid-string may raise
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    progress("", limit, 0)
+    out: dict = {
+        "start": start,
+        "stopped_at": stream.stopped_at,
+        "uids": [u for u, _ in pieces],
+        "warn": problems._warn,
+        "sizes": {key: f.size for key, f in files.items()},
+    }
+    for pn in (1, 2):
+        mine = [got[pn] for _, got in pieces if pn in got]
+        out[pn] = {
+            "has": np.array([pn in got for _, got in pieces], dtype=bool),
+            "n": np.array([len(x[0]) for x in mine], dtype=np.int64),
+            "time": np.concatenate([x[0] for x in mine]) if mine else np.zeros(0),
+            "text_start": np.array([x[1] for x in mine], dtype=np.int64),
+            "text_len": np.concatenate([x[2] for x in mine]) if mine else np.zeros(0, dtype=np.int32),
+            "uid_start": np.array([x[3] for x in mine], dtype=np.int64),
+            "uid_len": np.concatenate([x[4] for x in mine]) if mine else np.zeros(0, dtype=np.int32),
+        }
+    return out
+
+
+def _cuts(path: Path, policy: ReadPolicy) -> list[int] | None:
+    """Where the workers start, or None when the file is better read serially."""
+    import multiprocessing
+
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return None
+    n = min(policy.workers or workers(), size // max(policy.parallel_min_chunk, 1))
+    fork_ok = policy.fork_ok if policy.fork_ok is not None else fork_safe()
+    # fork: workers start in milliseconds and inherit the loaded modules. Forking a process
+    # that runs other threads (the TUI loads in a worker thread) is unsafe: read serially.
+    if size < policy.parallel_min_bytes or n < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    if not fork_ok:
+        return None
+    with open(path, "rb") as f:
+        head = f.read(1 << 16)
+    first = _WS.match(head.decode("latin-1")).end()
+    if head[first : first + 1] != b"{":
+        return None  # not an object (or a byte-order mark): the serial reader says so
+    cuts = [first + 1] + [c for c in chunk_starts(path, size, n) if c > first + 1]
+    return cuts if len(cuts) >= 2 else None
+
+
+def read_parallel(
+    path: Path,
+    root: Path,
+    problems: Problems,
+    progress: Progress | None,
+    workdir: Path,
+    files: dict,
+    policy: ReadPolicy = DEFAULT_POLICY,
+) -> list | None:
+    """The (uid, pieces) of every video as `videos` gives them, decoded by worker processes,
+    with the text appended to `files`; None when the file is read serially instead.
+
+    The file is cut at guessed member boundaries (chunk_starts). Chunk 0 starts right after
+    "{"; a worker decoding chunk i from a true boundary stops at the first key at or after
+    chunk i+1's start, and reports where: when that is exactly the start of chunk i+1, that
+    chunk began at a true boundary too. So all chunks are checked in file order, and one
+    mismatch, error or failure anywhere means the whole file is read serially (which reports
+    the file's first problem with its line and column, exactly as before).
+    """
+    cuts = _cuts(path, policy)
+    if cuts is None:
+        return None
+    try:
+        results = _run_workers(path, root, progress, workdir, cuts, policy)
+        ok = all("error" not in r for r in results)
+        ok = ok and all(r["stopped_at"] == cuts[k + 1] for k, r in enumerate(results[:-1]))
+        ok = ok and results[-1]["stopped_at"] is None
+        return _join(results, problems, workdir, files) if ok else None
+    finally:
+        for k in range(len(cuts)):
+            for pn in (1, 2):
+                for col in ("text", "uid"):
+                    try:
+                        os.unlink(workdir / f"p{pn}.{col}.{k}.bin")
+                    except OSError:
+                        pass
+
+
+def _run_workers(path: Path, root: Path, progress, workdir: Path, cuts: list[int], policy: ReadPolicy) -> list[dict]:
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    size = path.stat().st_size
+    ctx = multiprocessing.get_context("fork")
+    counter = ctx.Value("q", cuts[0])  # the bytes before chunk 0 ("{") count as read
+    results: list[dict] = [{"error": "not run"}] * len(cuts)
+    with ProcessPoolExecutor(
+        max_workers=len(cuts), mp_context=ctx, initializer=_init_worker, initargs=(counter,)
+    ) as pool:
+        futures = {
+            pool.submit(
+                _decode_chunk,
+                str(path),
+                str(root),
+                cut,
+                cuts[k + 1] if k + 1 < len(cuts) else None,
+                str(workdir),
+                k,
+                policy,
+            ): k
+            for k, cut in enumerate(cuts)
+        }
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            for fut in done:
+                try:
+                    results[futures[fut]] = fut.result()
+                except Exception as exc:  # a worker that died (killed, out of memory)
+                    results[futures[fut]] = {"error": repr(exc)}
+            if progress is not None:
+                progress("narration.json", min(counter.value, size), size)
+    return results
+
+
+def _join(results: list, problems: Problems, workdir: Path, files: dict) -> list[tuple[str, dict]]:
+    pieces: list[tuple[str, dict]] = []
+    for k, r in enumerate(results):
+        base = {key: f.size for key, f in files.items()}
+        for key, f in files.items():
+            _append_file(f, workdir / f"p{key[0]}.{key[1]}.{k}.bin", r["sizes"][key])
+        for code_file, (count, what, where) in r["warn"].items():
+            problems.warn(code_file[0], code_file[1], what, where, count)
+        per_pass = {}
+        for pn in (1, 2):
+            a = r[pn]
+            ends = np.cumsum(a["n"])
+            starts = ends - a["n"]
+            per_pass[pn] = iter(
+                [
+                    (a["time"][s:e], ts, a["text_len"][s:e], us, a["uid_len"][s:e])
+                    for s, e, ts, us in zip(
+                        starts.tolist(),
+                        ends.tolist(),
+                        (a["text_start"] + base[pn, "text"]).tolist(),
+                        (a["uid_start"] + base[pn, "uid"]).tolist(),
+                    )
+                ]
+            )
+        for uid, h1, h2 in zip(r["uids"], r[1]["has"].tolist(), r[2]["has"].tolist()):
+            got = {}
+            if h1:
+                got[1] = next(per_pass[1])
+            if h2:
+                got[2] = next(per_pass[2])
+            pieces.append((uid, got))
+        results[k] = None
+    return pieces
+
+
+def _append_file(dst: BlobFile, src: Path, size: int) -> None:
+    """Append a worker's blob file to `dst`, in the kernel where it can (no copy through Python)."""
+    dst.f.flush()
+    with open(src, "rb") as f:
+        left = size
+        out = dst.f.fileno()
+        os.lseek(out, 0, os.SEEK_END)
+        while left > 0:
+            try:
+                n = os.copy_file_range(f.fileno(), out, left)
+            except (AttributeError, OSError):
+                data = f.read(min(left, 1 << 24))
+                os.write(out, data)
+                n = len(data)
+            if n <= 0:
+                raise OSError(f"{src}: shorter than its worker said")
+            left -= n
+    dst.size += size
