@@ -34,7 +34,15 @@ def load_minilm(device: str = "cpu"):
     """(tokenizer, model) of the packaged MiniLM, loaded offline, in eval mode."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # no tqdm bars in a run's train.log
     from transformers import AutoModel, AutoTokenizer  # heavy: imported on use
+
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except (ImportError, AttributeError):  # a transformers without it
+        pass
 
     path = minilm_path()
     tok = AutoTokenizer.from_pretrained(path, local_files_only=True)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pytest
 import torch
 
 from engine.errors import DataError
-from engine.training.data import Loader, load_split, pool_features, time_to_index
+from engine.training.data import Loader, clip_rows, load_split, pool_features, time_to_index
 from engine.training.text import TextTable
 
 
@@ -110,7 +109,7 @@ def reference_sampling(feature, max_num_clips):
 
 def test_unusable_queries_are_skipped_and_counted(tree):
     path, feats = tree
-    split = load_split(path, feats, max_pos_len=32)
+    split = load_split(path, feats, max_pos_len=32, keep_empty=False)  # --drop-empty-windows
     assert split.skipped == {"no_query": 1, "no_times": 1, "no_features": 1, "bad_window": 1, "empty_window": 1}
     assert len(split) == 3
     assert split.queries == ["where did i put the cup?", "where was the knife's box?", "where is the dog?"]
@@ -118,16 +117,26 @@ def test_unusable_queries_are_skipped_and_counted(tree):
     assert "no_features 1" in split.summary()
 
 
+def test_by_default_every_query_with_numeric_times_is_kept_as_the_reference(tree):
+    path, feats = tree
+    split = load_split(path, feats, max_pos_len=32)
+    assert split.skipped == {"no_query": 1, "no_times": 1, "no_features": 1, "bad_window": 0, "empty_window": 0}
+    assert split.query_idx.tolist() == [0, 3, 4, 5, 0]
+    for text in ("when?", "how many eggs?"):  # zero-length, and ending before it starts
+        i = split.query_text.index(text)
+        assert (split.start[i], split.end[i]) == (0, 0)  # the reference's label: no position overlaps it
+
+
 def test_clip_features_are_the_issue_slice_and_long_clips_are_pooled_as_the_reference(tree):
     path, feats = tree
     split = load_split(path, feats, max_pos_len=32)
     a = split.clip_uids.index("clipA")
     n = int(split.video_len[a])
-    # features[floor(2.0 * 1.875) : ceil(10.0 * 1.875) + 1] = rows 3 .. 19
-    assert n == 17 and split.video[a, :n, 0].tolist() == list(range(3, 20))
+    # features[int(2.0 * 1.875) : int(10.0 * 1.875) + 1] = rows 3 .. 18, the reference's slice
+    assert n == 16 and split.video[a, :n, 0].tolist() == list(range(3, 19))
     b = split.clip_uids.index("clipB")
     assert int(split.video_len[b]) == 32
-    raw = torch.arange(400, dtype=torch.float32)[: math.ceil(200 * 1.875) + 1, None].repeat(1, 4).numpy()
+    raw = torch.arange(400, dtype=torch.float32)[: int(200 * 1.875) + 1, None].repeat(1, 4).numpy()
     expected = reference_sampling(raw, 32)
     assert np.allclose(split.video[b, :32].float().numpy(), expected.astype(np.float16).astype(np.float32))
     assert np.allclose(pool_features(raw, 32).astype(np.float32), expected.astype(np.float16).astype(np.float32))
@@ -135,7 +144,7 @@ def test_clip_features_are_the_issue_slice_and_long_clips_are_pooled_as_the_refe
 
 def test_labels_are_the_reference_best_iou_positions(tree):
     path, feats = tree
-    split = load_split(path, feats, max_pos_len=32)
+    split = load_split(path, feats, max_pos_len=32, keep_empty=False)
     for i in range(len(split)):
         n, d = int(split.num_positions[i]), float(split.duration[i])
         s = max(0.0, int(split.gt_start[i] * 1.875) / 1.875)
@@ -143,6 +152,28 @@ def test_labels_are_the_reference_best_iou_positions(tree):
         assert (split.start[i], split.end[i]) == reference_time_to_index(s, e, n, d)
     # clip A lasts 8 s: int(8 * 1.875) = 15 grid rows -> 8.0 s
     assert split.duration[0] == pytest.approx(15 / 1.875)
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        (2.0, 10.0),  # 3.75 .. 18.75: both ends truncated (floor / ceil would take row 19 too)
+        (0.0, 8.0),  # 15.0 exactly: the row that starts at the clip's end is in, as the reference
+        (1 / 1.875, 16 / 1.875),  # float products a hair under / at a whole row
+        (0.53, 17.07),  # 0.99375 -> 0; 32.00625 -> 32
+        (3.2, 4.4),  # 6.0 .. 8.25: three rows
+    ],
+)
+def test_clip_slice_is_the_reference_formula_on_edge_cases(tmp_path, start, end):
+    feats = tmp_path / "v1" / "egovlp_fp16"
+    write_features(feats, "vid", 60)
+    data = nlq({"vid": [("clip", start, end, [query("where?", 0.0, end - start)])]})
+    path = tmp_path / "nlq.json"
+    path.write_text(json.dumps(data))
+    split = load_split(path, feats, max_pos_len=128)
+    lo, hi = int(start * 1.875), int(end * 1.875) + 1  # utils/prepare_ego4d_dataset.py
+    assert split.video[0, : int(split.video_len[0]), 0].tolist() == list(range(lo, min(hi, 60)))
+    assert clip_rows(start, end) == slice(lo, hi)
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -156,13 +187,8 @@ def test_time_to_index_matches_the_reference_loops_on_random_windows(seed):
         assert time_to_index(s, e, n, d) == reference_time_to_index(s, e, n, d)
 
 
-def test_empty_windows_can_be_kept_and_unannotated_queries_kept_for_test(tree):
+def test_unannotated_queries_are_kept_for_test(tree):
     path, feats = tree
-    kept = load_split(path, feats, max_pos_len=32, keep_empty=True)
-    assert kept.skipped["empty_window"] == 0 and len(kept) == 4
-    i = kept.query_text.index("when?")
-    grid_instant = int(4.0 * 1.875) / 1.875  # the answer instant on the feature grid, as the reference
-    assert kept.start[i] == kept.end[i] == int(grid_instant / kept.duration[i] * kept.num_positions[i])
     test = load_split(path, feats, max_pos_len=32, require_times=False)
     assert test.skipped["no_times"] == 0 and "what did i cut?" in test.query_text
     assert np.isnan(test.gt_start[test.query_text.index("what did i cut?")])
@@ -209,18 +235,18 @@ def reference_highlight(s_inds, e_inds, lens, width, extend=0.1):
 
 def test_batches_are_padded_masked_and_labelled_as_the_reference(tree):
     path, feats = tree
-    split = load_split(path, feats, max_pos_len=32)
+    split = load_split(path, feats, max_pos_len=32, keep_empty=False)
     loader = Loader(split, fake_text(split), batch_size=2, extend=0.3)
     batches = list(loader.batches(0))
     assert len(batches) == len(loader) == 2
     b = batches[0]
-    assert b.video.shape == (2, 17, 4) and b.video.dtype == torch.float32
-    assert b.video_mask.sum(1).tolist() == [17, 17]
+    assert b.video.shape == (2, 16, 4) and b.video.dtype == torch.float32
+    assert b.video_mask.sum(1).tolist() == [16, 16]
     assert b.query.shape[0] == 2 and b.query_mask.sum(1).tolist() == [8, 7]
     assert b.query_text == ["where did i put the cup?", "where was the knife's box?"]
     assert b.clip_uid == ["clipA", "clipA"] and b.query_idx == [0, 5]
     assert torch.equal(b.start, torch.from_numpy(split.start[:2]))
-    expected = reference_highlight(split.start[:2].tolist(), split.end[:2].tolist(), [17, 17], 17, extend=0.3)
+    expected = reference_highlight(split.start[:2].tolist(), split.end[:2].tolist(), [16, 16], 16, extend=0.3)
     assert np.array_equal(b.highlight.numpy(), expected)
     last = batches[1]
     assert last.video.shape == (1, 32, 4) and len(last) == 1
@@ -228,7 +254,7 @@ def test_batches_are_padded_masked_and_labelled_as_the_reference(tree):
 
 def test_loader_moves_its_tables_once_and_batches_follow(tree):
     path, feats = tree
-    split = load_split(path, feats, max_pos_len=32)
+    split = load_split(path, feats, max_pos_len=32, keep_empty=False)
     loader = Loader(split, fake_text(split), batch_size=3).to("cpu")
     b = next(loader.batches(0))
     assert all(t.device.type == "cpu" for t in (b.video, b.query, b.start, b.highlight, b.duration))
@@ -237,7 +263,7 @@ def test_loader_moves_its_tables_once_and_batches_follow(tree):
 
 def test_shuffle_is_a_function_of_seed_and_epoch_so_resume_is_exact(tree):
     path, feats = tree
-    split = load_split(path, feats, max_pos_len=32)
+    split = load_split(path, feats, max_pos_len=32, keep_empty=False)
     loader = Loader(split, fake_text(split), batch_size=1, shuffle=True, seed=3)
     epoch1 = [b.index.tolist() for b in loader.batches(1)]
     assert epoch1 == [b.index.tolist() for b in loader.batches(1)]
@@ -249,7 +275,7 @@ def test_shuffle_is_a_function_of_seed_and_epoch_so_resume_is_exact(tree):
 
 def test_ranks_split_one_permutation_into_equal_shares(tree):
     path, feats = tree
-    split = load_split(path, feats, max_pos_len=32)
+    split = load_split(path, feats, max_pos_len=32, keep_empty=False)
     shares = [
         [
             i
@@ -293,7 +319,14 @@ def test_evaluating_a_loader_gives_challenge_results_the_official_evaluator_scor
     model = VSLNet(ModelConfig(dim=8, num_heads=2, max_pos_len=32, video_dim=4, text_dim=3))
     figs, results = evaluate_loader(model, loader)
     assert model.training  # restored
-    assert [(r["clip_uid"], r["query_idx"]) for r in results] == [("clipA", 0), ("clipA", 5), ("clipB", 0)]
+    # every query with times is predicted, the zero-length and the reversed window too
+    assert [(r["clip_uid"], r["query_idx"]) for r in results] == [
+        ("clipA", 0),
+        ("clipA", 3),
+        ("clipA", 4),
+        ("clipA", 5),
+        ("clipB", 0),
+    ]
     for r, n, d in zip(results, split.num_positions, split.duration):
         assert len(r["predicted_times"]) == 5
         for s, e in r["predicted_times"]:

@@ -4,23 +4,27 @@
 split or an export) and the `<video_uid>.pt` feature files, the way the Ego4D VSLNet reference
 prepares them (`utils/prepare_ego4d_dataset.py`, `data_gen.py`, `data_util.py`):
 
-- clip features: `video[floor(s * 1.875) : ceil(e * 1.875) + 1]`, s, e the clip's
-  `video_start_sec` / `video_end_sec` (the reference truncates the end instead of ceil-ing it;
-  the issue's slice keeps the last, partial row); longer than `max_pos_len` rows is mean-pooled
-  to `max_pos_len` exactly as the reference's `visual_feature_sampling`;
+- clip features: `video[int(s * 1.875) : int(e * 1.875) + 1]`, s, e the clip's
+  `video_start_sec` / `video_end_sec`, exactly the reference's slice (its `get_nearest_frame`
+  truncates with int() before its floor / ceil, so both ends are truncated); longer than
+  `max_pos_len` rows is mean-pooled to `max_pos_len` exactly as the reference's
+  `visual_feature_sampling`;
 - the clip's feature-grid duration `int(clip_seconds * 1.875) / 1.875` and the answer window
   quantised to the grid, `int(t * 1.875) / 1.875`, clamped to [0, duration], as the reference;
 - labels: the (start, end) position pair whose span [i/n*d, (j+1)/n*d] has the highest IoU with
-  the answer window (the reference's `time_to_index`, ties to the first pair);
+  the answer window (the reference's `time_to_index`, ties to the first pair); a window that
+  overlaps no position (zero length on the grid, or outside the clip) gets (0, 0), as there;
 - highlight labels: [start, end] extended by round(extend * (end - start + 1)) each side.
 
 Queries that cannot be used are skipped and counted in `Split.skipped`, never fatal:
 `no_query` (no question text), `no_times` (no clip_start_sec/clip_end_sec; kept with placeholder
 labels when `require_times=False`, for the unannotated test split), `no_features` (no feature
-file, or the clip lies past the end of its features), `bad_window` (times not numbers, end
-before start, start past the clip, clip shorter than one feature row) and `empty_window` (the
-answer is zero-length on the feature grid: the reference trains those towards position (0, 0);
-`keep_empty=True` keeps them with the position that contains the instant instead).
+file, or the clip lies past the end of its features), `bad_window` (times not numbers, a clip
+shorter than one feature row; with `keep_empty=False` also an end before the start or a start
+past the clip) and `empty_window` (with `keep_empty=False`: the answer is zero-length on the
+feature grid). `keep_empty=True` (the default, the reference's and the official protocol's)
+keeps every query with numeric times, labelled (0, 0) when its window overlaps no position, so
+a val split predicts and counts every query the official evaluator counts.
 
 A feature file that exists but is not a usable tensor is a `DataError` naming the file.
 
@@ -51,6 +55,7 @@ if TYPE_CHECKING:
     from engine.training.text import TextTable
 
 ROWS_PER_SECOND = 30.0 / 16.0  # features: 16-frame windows of 30 fps video, 1.875 rows per second
+FLOAT32_CACHE = 256 * 1024 * 1024  # elements: a CPU loader keeps its clip table in float32 below 1 GiB
 SKIP_REASONS = ("no_query", "no_times", "no_features", "bad_window", "empty_window")
 
 
@@ -98,7 +103,7 @@ class Split:
     clip_uid: list[str]
     annotation_uid: list[str]
     skipped: dict[str, int] = field(default_factory=dict)
-    keep_empty: bool = False
+    keep_empty: bool = True
     naq_jitter: bool = False
 
     def __len__(self) -> int:
@@ -137,7 +142,7 @@ def load_split(
     feature_dir: str | os.PathLike,
     *,
     max_pos_len: int = 128,
-    keep_empty: bool = False,
+    keep_empty: bool = True,
     naq_jitter: bool = False,
     require_times: bool = True,
 ) -> Split:
@@ -229,7 +234,7 @@ def load_split(
             if s is None or e is None or not e > s or s < 0:
                 _skip_queries(clip["queries"], "bad_window", skipped, require_times)
                 continue
-            rows_clip = feats[math.floor(s * ROWS_PER_SECOND) : math.ceil(e * ROWS_PER_SECOND) + 1]
+            rows_clip = feats[clip_rows(s, e)]
             if rows_clip.shape[0] == 0:
                 _skip_queries(clip["queries"], "no_features", skipped, require_times)
                 continue
@@ -384,6 +389,11 @@ def pool_features(features: np.ndarray, max_len: int) -> np.ndarray:
     return out.astype(np.float16)
 
 
+def clip_rows(video_start: float, video_end: float) -> slice:
+    """The feature rows of a clip, as the reference: `[int(s * 1.875) : int(e * 1.875) + 1]`."""
+    return slice(int(video_start * ROWS_PER_SECOND), int(video_end * ROWS_PER_SECOND) + 1)
+
+
 def grid_window(clip_start: float, clip_end: float, duration: float) -> tuple[float, float]:
     """The answer window on the feature grid, as the reference: int(t * 1.875) / 1.875, clamped."""
     s = max(0.0, int(clip_start * ROWS_PER_SECOND) / ROWS_PER_SECOND)
@@ -413,19 +423,20 @@ def window_labels(
 ) -> tuple[int, int] | str:
     """(start, end) labels of an answer window in clip seconds, or the skip reason.
 
-    `clip_seconds` (the clip's real length) rejects windows that start after the clip ends;
-    a window inside the clip but past the feature grid's last row is empty, as in the reference.
+    `keep_empty` (the reference): every window with numeric times gets labels, (0, 0) when it
+    overlaps no position. Otherwise an end before the start, or a start past `clip_seconds` (the
+    clip's real length), is a bad window and a zero-length one on the grid an empty window.
     """
-    if clip_start is None or clip_end is None or clip_end < clip_start or clip_end < 0:
+    if clip_start is None or clip_end is None:
         return "bad_window"
-    if clip_seconds is not None and clip_start > clip_seconds:
+    if keep_empty:  # the reference: every window, (0, 0) when it overlaps no position
+        s, e = grid_window(clip_start, clip_end, duration)
+        return time_to_index(s, e, n, duration)
+    if clip_end < clip_start or clip_end < 0 or (clip_seconds is not None and clip_start > clip_seconds):
         return "bad_window"
     s, e = grid_window(clip_start, clip_end, duration)
     if e <= s:
-        if not keep_empty:
-            return "empty_window"
-        i = min(n - 1, int(s / duration * n))
-        return i, i
+        return "empty_window"
     return time_to_index(s, e, n, duration)
 
 
@@ -531,6 +542,9 @@ class Loader:
         import torch
 
         self.device = torch.device(device)
+        if self.device.type == "cpu" and self._video.dtype != torch.float32 and self._video.numel() < FLOAT32_CACHE:
+            # float32 once instead of a float16 -> float32 copy of every batch (half the step's data work)
+            self._video = self._video.float()
         for name in (
             "_video",
             "_video_len",

@@ -25,7 +25,6 @@ import os
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,80 +32,14 @@ import torch
 
 from engine.errors import ConfigError, DataError
 from engine.runs import BEST_KEY, FIGURE_KEYS, Run
-from engine.training.config import TrainConfig
+from engine.training.config import TrainConfig, describe_schedule, resolve_schedule
+from engine.training.device import DistInfo, pick_threads, resolve_device
 from engine.training.model import VSLNet, param_groups
 from engine.workspace import atomic_write_json
 
 LOG_EVERY_STEPS = 10  # a training row every this many steps (and at every epoch end)
+PROGRESS_EVERY_S = 10.0  # a plain progress line in train.log (and a foreground run's stderr)
 CHECKPOINT_VERSION = 1
-
-
-# ---------------------------------------------------------------------------------------------
-# devices, distributed
-
-
-@dataclass
-class DistInfo:
-    """Where this process sits under torchrun (rank 0 of 1 when run alone)."""
-
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-    initialised: bool = False
-
-    @classmethod
-    def from_env(cls) -> DistInfo:
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-        if world <= 1:
-            return cls()
-        import torch.distributed as dist
-
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        if backend == "nccl":
-            torch.cuda.set_device(local)
-        dist.init_process_group(backend)
-        return cls(rank=dist.get_rank(), world=dist.get_world_size(), local_rank=local, initialised=True)
-
-    def any(self, flag: bool, device: torch.device) -> bool:
-        """True on every rank when `flag` is True on any (so all ranks stop at the same step)."""
-        if not self.initialised:
-            return flag
-        import torch.distributed as dist
-
-        t = torch.tensor([1.0 if flag else 0.0], device=device)
-        dist.all_reduce(t, op=dist.ReduceOp.MAX)
-        return bool(t.item() > 0)
-
-    def barrier(self) -> None:
-        if self.initialised:
-            import torch.distributed as dist
-
-            dist.barrier()
-
-    def shutdown(self) -> None:
-        if self.initialised:
-            import torch.distributed as dist
-
-            with contextlib.suppress(Exception):
-                dist.destroy_process_group()
-            self.initialised = False
-
-
-def resolve_device(name: str, dist: DistInfo | None = None) -> torch.device:
-    """ "auto" is the GPU when there is one; asking for CUDA without one is a ConfigError."""
-    name = (name or "auto").lower()
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device {name}: no CUDA GPU is visible here; use --device cpu or auto")
-        if dist is not None and dist.world > 1:
-            return torch.device("cuda", dist.local_rank)
-        return torch.device(name)
-    if name != "cpu":
-        raise ConfigError(f"device {name!r}: use auto, cpu, cuda or cuda:N")
-    return torch.device("cpu")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -194,7 +127,9 @@ def linear_schedule(total_steps: int, warmup_proportion: float) -> Callable[[int
 
 
 def _figures(figs: dict) -> dict:
-    return {k: round(float(figs[k]), 4) for k in FIGURE_KEYS if k in figs}
+    from engine.training.metrics import METRIC_KEYS
+
+    return {k: round(float(figs[k]), 4) for k in (*FIGURE_KEYS, *METRIC_KEYS) if k in figs}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -221,11 +156,8 @@ class Trainer:
         self.status = status
         self.is_writer = self.dist.rank == 0
         self.device = resolve_device(cfg.device, self.dist)
-        threads = os.environ.get("NLQ_TORCH_THREADS")
-        if threads:
-            # On a shared CPU box torch's one-thread-per-core default can run 10x slower than one
-            # thread (threads wait on each other); the user (or a test) can pin it.
-            torch.set_num_threads(max(1, int(threads)))
+        if self.device.type == "cpu":
+            torch.set_num_threads(pick_threads(cfg.threads))
         self.amp = cfg.bf16 and self.device.type == "cuda"
         self.step = 0
         self.epoch = 0
@@ -269,7 +201,7 @@ class Trainer:
             paths[which],
             paths["features"],
             max_pos_len=self.cfg.model.max_pos_len,
-            keep_empty=self.cfg.keep_empty_windows,
+            keep_empty=which != "train" or not self.cfg.drop_empty_windows,  # val: every query counts
             naq_jitter=self.cfg.naq_jitter and which == "train",
             require_times=which != "test",
         )
@@ -281,7 +213,8 @@ class Trainer:
         from engine.training.data import Loader
         from engine.training.text import TextTable
 
-        table = TextTable.build(self.text, split.queries) if self.text.trainable_module() is None else None
+        per_step = self.text.trainable_module() is not None or (train and self.cfg.text_mode == "live")
+        table = None if per_step else TextTable.build(self.text, split.queries)
         return Loader(
             split,
             table,
@@ -322,6 +255,8 @@ class Trainer:
         ref = next((s for s in self.splits.values() if len(s)), None)
         if ref is not None:
             cfg.model.video_dim = ref.video_dim
+        if "train" in self.splits and cfg.auto:
+            self._resolve_schedule(len(self.splits["train"]))
         self.loaders = {w: self.loader(s, train=(w == "train")) for w, s in self.splits.items()}
 
         torch.manual_seed(cfg.seed)
@@ -342,12 +277,15 @@ class Trainer:
                 groups.append(g)
         for g in groups:
             g.setdefault("lr", cfg.lr)
-        self.optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay, eps=cfg.adam_eps)
+        self._params = [p for g in groups for p in g["params"]]
         self.steps_per_epoch = len(self.loaders["train"]) if "train" in self.loaders else 0
         self.total_steps = self.steps_per_epoch * cfg.epochs
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, linear_schedule(max(1, self.total_steps), cfg.warmup_proportion)
         )
+        if "train" in self.loaders:
+            self.log.info("%s", describe_schedule(cfg, self.steps_per_epoch))
         self.log.info(
             "model %s dim %d, %d parameters; %d steps (%d epochs x %d) on %s%s; setup %.1f s",
             cfg.model.model,
@@ -360,6 +298,15 @@ class Trainer:
             " bf16" if self.amp else "",
             time.time() - t0,
         )
+
+    def _resolve_schedule(self, n: int) -> None:
+        """The schedule rule for the settings the user left unset, recorded in config.json."""
+        record = resolve_schedule(self.cfg, n)
+        self.log.info("%s", record["rule"])
+        if self.run is not None and self.is_writer:
+            config = self.run.config()
+            config["train"] = self.cfg.to_dict()
+            atomic_write_json(self.run.config_path, config)
 
     def _init_from(self, path: str) -> None:
         ckpt = load_checkpoint(path)
@@ -464,9 +411,9 @@ class Trainer:
         if self.status is not None:
             self.status.update(total_steps=self.total_steps, epochs=cfg.epochs, step=self.step, epoch=self.epoch)
         loader = self.loaders["train"]
-        w = self.window  # the running sums of the next training row (in last.pt, so a resume logs the same rows)
-        window_t = time.perf_counter()
-        window_samples = 0
+        self._window_t = self._progress_t = time.perf_counter()
+        self._window_samples = 0
+        self._progress = {"step": self.step, "samples": 0, "loss": 0.0, "n": 0}
         while self.epoch < cfg.epochs:
             self.model.train()
             for batch in loader.batches(self.epoch, start=self.batch_in_epoch):
@@ -481,32 +428,8 @@ class Trainer:
                         self.step,
                     )
                     return "stopped"
-                loss, parts = self._train_step(batch)
-                self.step += 1
-                self.batch_in_epoch += 1
-                w["loss"] += loss
-                w["n"] += 1
-                window_samples += len(batch) * self.dist.world
-                for k, v in parts.items():
-                    w["parts"][k] = w["parts"].get(k, 0.0) + v
-                last_of_epoch = self.batch_in_epoch == self.steps_per_epoch
-                if self.step % LOG_EVERY_STEPS == 0 or last_of_epoch:
-                    dt = max(1e-9, time.perf_counter() - window_t)
-                    row = {
-                        "step": self.step,
-                        "epoch": round(self.epoch + self.batch_in_epoch / max(1, self.steps_per_epoch), 4),
-                        "loss": round(w["loss"] / w["n"], 6),
-                        "lr": self.scheduler.get_last_lr()[0],
-                        "samples_per_s": round(window_samples / dt, 2),
-                        **{k: round(v / w["n"], 6) for k, v in w["parts"].items()},
-                    }
-                    self._emit(row)
-                    if self.status is not None:
-                        self.status.update(step=self.step, epoch=self.epoch)
-                    w["loss"], w["n"], w["parts"] = 0.0, 0, {}
-                    window_samples = 0
-                    window_t = time.perf_counter()
-                if cfg.eval_every_steps and self.step % cfg.eval_every_steps == 0 and not last_of_epoch:
+                self._step(batch)
+                if self._eval_inside_epoch():
                     self._evaluate_and_keep()
             self.epoch += 1
             self.batch_in_epoch = 0
@@ -517,6 +440,70 @@ class Trainer:
                 self.status.update(step=self.step, epoch=self.epoch)
         return "done"
 
+    def _eval_inside_epoch(self) -> bool:
+        """An evaluation before the epoch's end: every `eval_every_steps`, or every 1/k epoch as the
+        reference (its global step modulo steps_per_epoch // k); the epoch's end is evaluated anyway."""
+        cfg = self.cfg
+        if self.batch_in_epoch == self.steps_per_epoch:
+            return False
+        if cfg.eval_every_steps:
+            return self.step % cfg.eval_every_steps == 0
+        period = self.steps_per_epoch // cfg.evals_per_epoch if cfg.evals_per_epoch > 1 else 0
+        return period > 0 and self.step % period == 0
+
+    def _step(self, batch) -> None:
+        """One optimisation step, its share of the next metrics row and of the progress line."""
+        loss, parts = self._train_step(batch)
+        self.step += 1
+        self.batch_in_epoch += 1
+        w, p = self.window, self._progress  # w is in last.pt, so a resume logs the same rows
+        w["loss"] += loss
+        w["n"] += 1
+        p["loss"] += loss
+        p["n"] += 1
+        samples = len(batch) * self.dist.world
+        self._window_samples += samples
+        p["samples"] += samples
+        for k, v in parts.items():
+            w["parts"][k] = w["parts"].get(k, 0.0) + v
+        if self.step % LOG_EVERY_STEPS == 0 or self.batch_in_epoch == self.steps_per_epoch:
+            now = time.perf_counter()
+            row = {
+                "step": self.step,
+                "epoch": round(self.epoch + self.batch_in_epoch / max(1, self.steps_per_epoch), 4),
+                "loss": round(w["loss"] / w["n"], 6),
+                "lr": self.scheduler.get_last_lr()[0],
+                "samples_per_s": round(self._window_samples / max(1e-9, now - self._window_t), 2),
+                **{k: round(v / w["n"], 6) for k, v in w["parts"].items()},
+            }
+            self._emit(row)
+            if self.status is not None:
+                self.status.update(step=self.step, epoch=self.epoch)
+            w["loss"], w["n"], w["parts"] = 0.0, 0, {}
+            self._window_samples, self._window_t = 0, now
+        if time.perf_counter() - self._progress_t >= PROGRESS_EVERY_S:
+            self._log_progress()
+
+    def _log_progress(self) -> None:
+        """One plain line (train.log, and stderr of a foreground run): step, epoch, loss, rate, ETA."""
+        p, now = self._progress, time.perf_counter()
+        dt = max(1e-9, now - self._progress_t)
+        steps = max(1, self.step - p["step"])
+        eta = (self.total_steps - self.step) * dt / steps
+        self.log.info(
+            "step %d/%d (%d%%), epoch %d/%d, loss %.4f, %.1f samples/s, ETA %s",
+            self.step,
+            self.total_steps,
+            100 * self.step // max(1, self.total_steps),
+            self.epoch + 1,
+            self.cfg.epochs,
+            p["loss"] / max(1, p["n"]),
+            p["samples"] / dt,
+            _duration(eta),
+        )
+        self._progress = {"step": self.step, "samples": 0, "loss": 0.0, "n": 0}
+        self._progress_t = now
+
     def _train_step(self, batch) -> tuple[float, dict]:
         cfg = self.cfg
         query, query_mask = self._query(batch)
@@ -526,21 +513,24 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.clip_norm > 0:
-            params = [p for g in self.optimizer.param_groups for p in g["params"]]
-            torch.nn.utils.clip_grad_norm_(params, cfg.clip_norm)
+            torch.nn.utils.clip_grad_norm_(self._params, cfg.clip_norm, foreach=True)
         self.optimizer.step()
         self.scheduler.step()
-        value = float(loss.detach())
+        # one sync for the loss and its parts together
+        values = torch.stack([loss.detach().float(), *(v.float() for v in parts.values())]).tolist()
+        value = values[0]
         if not math.isfinite(value):
             raise FloatingPointError(
                 f"loss is {value} at step {self.step + 1}; lower --lr or check the features for NaN"
             )
-        return value, {k: float(v) for k, v in parts.items()}
+        return value, dict(zip(parts, values[1:]))
 
     def _query(self, batch):
-        if batch.query is None:  # an unfrozen text encoder: features with grad, every step
+        if batch.query is not None:
+            return batch.query, batch.query_mask
+        if self.text.trainable_module() is not None:  # an unfrozen text encoder: features with grad
             return self.text.encode_batch(batch.query_text, self.device)
-        return batch.query, batch.query_mask
+        return self.text.encode_live(batch.query_text, self.device)  # frozen, train mode: the reference's BERT
 
     # evaluation ------------------------------------------------------------------------------
     def _evaluate_and_keep(self) -> dict | None:
@@ -549,21 +539,37 @@ class Trainer:
         if self.is_writer and "val" in self.loaders and len(self.splits["val"]):
             t0 = time.time()
             figs, results = self.evaluate("val")
-            row = {"split": "val", "step": self.step, "epoch": self.epoch, **figs, "eval_s": round(time.time() - t0, 2)}
+            split = self.splits["val"]
+            total = len(split) + sum(split.skipped.values())
+            row = {
+                "split": "val",
+                "step": self.step,
+                "epoch": self.epoch,
+                **figs,
+                "queries": len(results),
+                "queries_total": total,
+                "eval_s": round(time.time() - t0, 2),
+            }
             self.history.append(row)
             self._emit(row)
-            improved = self.best is None or figs[BEST_KEY] > self.best[BEST_KEY]
+            best = self.best[BEST_KEY] if self.best else None
+            improved = (
+                best is None or figs[BEST_KEY] > best or (self.cfg.best_ties == "last" and figs[BEST_KEY] == best)
+            )
             self.log.info(
-                "eval step %d: R1@0.3 %.2f R1@0.5 %.2f R5@0.3 %.2f mIoU %.2f%s",
+                "eval step %d: R1@0.3 %.2f R1@0.5 %.2f R3@0.01 %.2f R5@0.3 %.2f mIoU %.2f over %d of %d queries%s",
                 self.step,
                 figs["R1@0.3"],
                 figs["R1@0.5"],
+                figs["R3@0.01"],
                 figs["R5@0.3"],
                 figs["mIoU"],
+                len(results),
+                total,
                 " (best)" if improved else "",
             )
             if improved:
-                self.best = {**figs, "step": self.step, "epoch": self.epoch}
+                self.best = {**figs, "step": self.step, "epoch": self.epoch, "queries": len(results)}
                 if self.run is not None:
                     save_checkpoint(self.run.best_path, self._payload(full=False))
                     write_predictions(self.run.predictions_dir / "val-best.json", results)
@@ -585,6 +591,13 @@ class Trainer:
             text_encoder=self.text if self.text.trainable_module() is not None else None,
         )
         return (_figures(figs) if figs is not None else None), results
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
 
 
 def write_predictions(path: Path, results: list[dict]) -> None:

@@ -5,6 +5,10 @@ Frozen (the default), an encoder runs once per DISTINCT query and caches the res
 them into one tensor the data loader gathers batches from. The reference re-runs BERT on every
 step; with a frozen encoder that is the same function computed again and again.
 
+Live (`TrainConfig.text_mode == "live"`, the reference's BERT): the frozen encoder runs on each
+training batch in train mode, dropout on, without grad (`encode_live`); evaluation uses the
+cached eval-mode features, which is what the reference computes in eval mode.
+
 Unfrozen (`freeze=False`), the loop adds `trainable_module().parameters()` to its optimizer
 (with its own lr multiplier) and calls `encode_batch(batch.query_text, device)` inside the
 forward pass, which returns `(features float32 (B, T, dim), mask float32 (B, T))` with grad.
@@ -118,6 +122,18 @@ class _TransformerTextEncoder:
         """Features with grad (for an unfrozen encoder): float32 (B, T, dim), mask (B, T)."""
         return self._run(texts, device or self.device)
 
+    def encode_live(self, texts: list[str], device=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The reference's BERT path: the frozen encoder in train mode (dropout on), no grad, every step."""
+        import torch
+
+        was_training = self.model.training
+        self.model.train()
+        try:
+            with torch.no_grad():
+                return self._run(texts, device or self.device)
+        finally:
+            self.model.train(was_training)
+
     def _run(self, texts: list[str], device) -> tuple[torch.Tensor, torch.Tensor]:
         enc = self.tokenizer(
             list(texts), padding=True, truncation=True, max_length=self.max_tokens, return_tensors="pt"
@@ -154,7 +170,10 @@ class HFTextEncoder(_TransformerTextEncoder):
 
     def __init__(self, path: str, *, device: str = "cpu", freeze: bool = True, max_tokens: int = 128) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # no tqdm bars in train.log
         from transformers import AutoModel, AutoTokenizer
+
+        _quiet_transformers()
 
         try:
             tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
@@ -165,6 +184,15 @@ class HFTextEncoder(_TransformerTextEncoder):
                 f"({str(exc).splitlines()[0]}); point --text-path at a folder with config.json and a tokenizer"
             ) from exc
         super().__init__(tok, model, device=device, freeze=freeze, max_tokens=max_tokens)
+
+
+def _quiet_transformers() -> None:
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except (ImportError, AttributeError):  # an older or newer transformers without it
+        pass
 
 
 _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[^\sa-z0-9]")
