@@ -236,3 +236,34 @@ def variant_table(store: CandidateStore) -> list[dict]:
             row[key] = dict(sorted(row[key].items()))
         out.append(row)
     return out
+
+
+def compare_variants(store: CandidateStore, a: str, b: str, limit: int = 200) -> list[dict]:
+    """The narrations of groups both variants covered, with each variant's question side by side.
+
+    One dict per (group, narration number), groups in store order: {"group_key", "number",
+    "narration", "a", "b"}; "a"/"b" is None where that variant produced no question for it.
+    """
+    store.load()
+    groups = store.groups
+    out: list[dict] = []
+    for variant, gk in list(groups):
+        if variant != a or (b, gk) not in groups:
+            continue
+        by_number: dict[int, dict] = {}
+        for side, name in (("a", a), ("b", b)):
+            for r in groups[(name, gk)]:
+                c = store.get(r.id)
+                n = c.narration_number
+                slot = by_number.setdefault(n, {"group_key": gk, "number": n, "narration": "", "a": None, "b": None})
+                slot["narration"] = slot["narration"] or str(c.narration.get("text") or "")
+                slot[side] = store.query_text(r.id)
+        out.extend(by_number[n] for n in sorted(by_number))
+        if len(out) >= limit:
+            return out[:limit]
+    return out
+
+
+def delete_variant(store: CandidateStore, name: str) -> int:
+    """Remove a variant's candidates and the decisions on them; returns how many candidates went."""
+    return store.delete_variant(name)

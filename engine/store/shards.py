@@ -550,6 +550,8 @@ class ShardLog:
         self.ensure_scanned()
         self.open_generation()
         self.scan()  # a group another (earlier) writer stored since we opened
+        if isinstance(variant, Variant) and variant.name not in self._registered():
+            self.register_variant(variant)
         name = variant.name if isinstance(variant, Variant) else (variant or "")
         out: list[bool] = []
         lines: list[bytes] = []
