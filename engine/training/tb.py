@@ -243,3 +243,15 @@ def export_run(run, out_dir: str | Path) -> Path:
         if "step" in row:
             writer.row(row, wall_time=row.get("t") if isinstance(row.get("t"), (int, float)) else created)
     return target
+
+
+def export_runs(workspace, ref: str, out_dir: str | Path) -> list[Path]:
+    """`nlq-tui runs export-tb RUN|all DIR`: event files for one run (any unique part of its id) or all."""
+    from engine.errors import ConfigError
+    from engine.runs import find_run, list_runs
+
+    out = Path(out_dir).expanduser()
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out}: is a file; give a folder for the event files (DIR)")
+    runs = list_runs(workspace) if ref == "all" else [find_run(workspace, ref)]
+    return [export_run(run, out) for run in runs]

@@ -16,6 +16,18 @@ def register(subparsers) -> None:
     p.add_argument("--workspace", metavar="WS", default=argparse.SUPPRESS, help="workspace folder")
     p.add_argument("--json", action="store_true", help="print a JSON list")
     p.set_defaults(func=run_runs)
+    sub = p.add_subparsers(dest="runs_command", metavar="SUBCOMMAND")
+    tb = sub.add_parser(
+        "export-tb",
+        help="write TensorBoard event files from runs' metrics.jsonl",
+        description="Convert metrics.jsonl (and config.json as hparams) of one run, or all, into event files "
+        "in DIR/<run id>/; then `tensorboard --logdir DIR`. Runs also write their own as they train.",
+    )
+    tb.add_argument("run", metavar="RUN|all", help="run id (a unique part is enough), folder, or all")
+    tb.add_argument("out", metavar="DIR", help="folder for the event files")
+    tb.add_argument("--workspace", metavar="WS", default=argparse.SUPPRESS, help="workspace folder")
+    tb.add_argument("--json", action="store_true")
+    tb.set_defaults(func=run_export_tb)
 
     s = subparsers.add_parser(
         "stop",
@@ -84,4 +96,16 @@ def run_stop(args: argparse.Namespace) -> int:
             one_line(f"run {run.id}: SIGTERM sent to {pid}", None)
             + (f"; now {state}" if args.wait > 0 else "; it saves last.pt and stops")
         )
+    return 0
+
+
+def run_export_tb(args: argparse.Namespace) -> int:
+    from engine.training.tb import export_runs
+    from engine.workspace import Workspace
+
+    folders = export_runs(Workspace.existing(getattr(args, "workspace", None)), args.run, args.out)
+    if args.json:
+        print(json.dumps({"exported": [str(f) for f in folders]}))
+    else:
+        print(f"{len(folders)} runs exported to {args.out}; view them with `tensorboard --logdir {args.out}`")
     return 0
