@@ -532,3 +532,55 @@ async def test_pretrain_and_finetune_presets_ask_for_what_the_train_command_woul
         assert config["train"]["init_from"] == str(pre.best_path)
         assert config["train"]["lr"] == pytest.approx(1e-4) and config["train"]["epochs"] == 4
         assert config["train"]["text_encoder"] == "glove" and config["train"]["device"] == "cpu"
+
+
+# ------------------------------------------------------------------------------------------------
+# text from run folders is data
+
+
+HOSTILE = "[/]x [bold red]y[/] [link=file:///etc/passwd]z[/link] [@click=app.quit]q[/] [$accent] [ $x] \x1b]52;c;AAAA\x07 \x1b[2J \x1b]2;title\x1b\\ \ud800"
+
+
+def screen_text(app) -> str:
+    """Every character the screen's compositor would send to the terminal, as text."""
+    update = app.screen._compositor.render_update(full=True)
+    return "".join(seg.text for strip in update.strips for seg in strip)
+
+
+async def test_hostile_run_text_shows_as_data_and_no_escape_reaches_the_terminal(tmp_path):
+    ws = Workspace(tmp_path / "ws")
+    run = fake_run(
+        ws,
+        HOSTILE.replace("\ud800", "?"),  # the stage (config.json must stay valid UTF-8 JSON)
+        train_rows(3) + [eval_row(30, 5.0)],
+        {"state": "failed", "pid": None, "heartbeat": time.time(), "error": HOSTILE.replace("\ud800", "?")},
+        run_id="20261128-100000-[\x1b]2;t\x07]-dddd",
+    )
+    run.best_path.write_bytes(b"weights")  # listed among the finetune's choices
+    run.log_path.write_bytes(
+        ("line one " + HOSTILE.replace("\ud800", "") + "\n").encode() * 3 + b"\xff\xfe bad utf-8\n"
+    )
+    app = make_app(None, tmp_path / "ws", screen="train", load=False)
+    async with app.run_test(size=(120, 35)) as pilot:
+        screen = await open_train(pilot)
+        await wait_until(pilot, lambda: screen.view and screen.view.losses, 10, "the run")
+        await wait_until(pilot, lambda: "line one" in static_text(screen.query_one("#run-log")), 10, "the log")
+        await pilot.pause(0.2)
+        shown = screen_text(app)
+        assert "\x1b" not in shown and "\x07" not in shown
+        assert "[/]x [bold red]y[/]" in static_text(screen.query_one("#run-head"))  # shown, not parsed
+        assert "␛]52;c;AAAA␇" in static_text(screen.query_one("#run-log"))
+        await pilot.press("p", "c")
+        await wait_until(pilot, lambda: screen.query_one("#cmp-r1", LinePlot).series, 10, "the comparison")
+        assert "\x1b" not in screen_text(app)
+        await pilot.press("v", "x")  # the delete dialog names the run and its path
+        await pilot.pause(0.3)
+        assert "\x1b" not in screen_text(app) and "Delete" in screen_text(app)
+        await pilot.press("n")
+        await pilot.pause(0.2)
+        await pilot.press("n")  # the form, with the run among the finetune's choices
+        screen.query_one("#f-stage", Select).value = "finetune"
+        await wait_until(pilot, lambda: screen.query_one("#f-from", Select)._options[1:], 5, "the choices")
+        await pilot.pause(0.2)
+        assert "\x1b" not in screen_text(app)
+        assert app.is_running

@@ -54,7 +54,11 @@ class ComparePane(TabPane):
         self._ids = ids
         self.pick.clear_options()
         self.pick.add_options(
-            [(one_line(f"{short_id(s['id'])[6:]} {s['stage']}", 60), s["id"], s["id"] in picked) for s in summaries]
+            # a Text prompt: a str one would be parsed as markup
+            [
+                (Text(one_line(f"{short_id(s['id'])[6:]} {s['stage']}", 60)), s["id"], s["id"] in picked)
+                for s in summaries
+            ]
         )
         return True
 

@@ -141,7 +141,8 @@ class NewRunPane(TabPane):
             if s.get("has_checkpoint"):
                 best = s.get("best_R1@0.3")
                 shown = f"{best:.2f}" if isinstance(best, (int, float)) else "—"
-                options.append((one_line(f"{short_id(s['id'])} {s['stage']} R1@0.3 {shown}", 80), s["id"]))
+                # a Text prompt: a str one would be parsed as markup
+                options.append((Text(one_line(f"{short_id(s['id'])} {s['stage']} R1@0.3 {shown}", 80)), s["id"]))
         current = self.from_run.value
         self.from_run.set_options(options)
         if current in {v for _, v in options}:
