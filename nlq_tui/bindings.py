@@ -200,6 +200,26 @@ GENERATE_BINDINGS: list[Binding] = [
         id="generate.reset_prompt",
         tooltip="Put the default prompt in the editor",
     ),
+    Binding("f3", "show_variants", "Variants", id="generate.variants", tooltip="Variants side by side; compare two"),
+    Binding(
+        "escape",
+        "leave_input",
+        "Done",
+        show=False,
+        id="generate.leave_input",
+        tooltip="Leave the text field (keys 1-5 switch screens again)",
+    ),
+]
+
+GENERATE_START_BINDINGS: list[Binding] = [
+    Binding("enter,s", "choose('here')", "Start here", id="generate.start.here"),
+    Binding("d", "choose('detach')", "Detach", id="generate.start.detach"),
+    Binding("escape,n", "choose(None)", "Cancel", id="generate.start.cancel"),
+]
+
+GENERATE_QUIT_BINDINGS: list[Binding] = [
+    Binding("y,enter", "answer(True)", "Quit", id="generate.quit.yes"),
+    Binding("n,escape", "answer(False)", "Stay", id="generate.quit.no"),
 ]
 
 

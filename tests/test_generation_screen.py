@@ -25,6 +25,23 @@ async def _open(pilot):
     return app.screen
 
 
+async def _start_here(pilot, screen):
+    """F5, then "start here" in the dialog that also offers to detach."""
+    from nlq_tui.widgets.generate_modals import StartJobModal
+
+    await pilot.press("f5")
+    for _ in range(200):
+        if isinstance(pilot.app.screen, StartJobModal):
+            break
+        await pilot.pause(0.05)
+    assert isinstance(pilot.app.screen, StartJobModal), "F5 shows the start dialog"
+    await pilot.press("enter")
+    for _ in range(100):
+        if screen.job is not None:
+            break
+        await pilot.pause(0.05)
+
+
 async def _wait_job(pilot, screen, timeout=60.0):
     for _ in range(int(timeout / 0.05)):
         if screen.job is None:
@@ -78,7 +95,7 @@ async def test_template_job_runs_in_a_worker_and_fills_the_feed(tree, tmp_path):
     async with app.run_test(size=(140, 45)) as pilot:
         screen = await _open(pilot)
         screen.query_one("#checks").value = "fast"
-        await pilot.press("f5")
+        await _start_here(pilot, screen)
         await _wait_job(pilot, screen)
         st = screen.last_stats
         assert st["state"] == "done" and st["groups_done"] == len(screen.groups)
@@ -100,9 +117,10 @@ async def test_openai_job_pauses_resumes_and_cancels_keeping_done_groups(tree, t
             screen.query_one("#base_urls").value = srv.base_url
             screen.query_one("#concurrency").value = "2"
             screen.query_one("#checks").value = "fast"
-            screen.query_one("#price").value = "0.5"
+            screen.query_one("#price_in").value = "500"  # $ per 1M tokens: 0.5 per 1k
+            screen.query_one("#price_out").value = "500"
             await pilot.pause()
-            await pilot.press("f5")
+            await _start_here(pilot, screen)
             for _ in range(200):
                 if screen.job is not None and screen.job.stats.groups_done >= 2:
                     break

@@ -1,57 +1,100 @@
-"""The Generate screen: backend settings, the prompt with a live preview, dry run, and the job.
+"""The Generate screen: backend settings, the prompt with a live preview, dry run, the job, variants.
 
 - Settings: backend, model, base URL(s), the name of the environment variable with the API key
-  (the key itself is never asked for or stored), concurrency, groups, seed, checks.
+  (the key itself is never asked for or stored), concurrency, groups, seed, checks, prices, the
+  variant's name.
 - The prompt (system and user message) in TextAreas; the preview under "Messages" shows the
   exact messages for the chosen group and follows every edit. Ctrl+S saves a new version.
 - Dry run (F2): one group, the raw answer and what validation made of it; nothing is stored.
-- Start (F5), pause / resume (F6), cancel (F8): the job runs in a thread worker with its own
-  event loop, so the app stays usable; its events are queued and drawn a few times a second.
+- Start (F5) prepares the job (selection, lock, estimate) and asks: run it here, in a thread
+  worker with its own event loop, or detached as its own process (engine.generation.jobs), which
+  outlives the app. A detached job of the workspace is shown live whichever session opens the
+  screen; pause / resume (F6) and cancel (F8) act on either kind.
+- Variants (F3): every variant of the workspace side by side, and two compared narration by
+  narration for the groups both covered.
+
+Everything from outside (narrations, answers, server errors, names) is drawn as plain text
+(nlq_tui.safe_text). Work runs in thread workers that return typed results (nlq_tui.workers).
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from rich.markup import escape
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Label, ProgressBar, RichLog, Select, Static, TabbedContent, TabPane, TextArea
+from textual.widgets import Footer, Input, Label, Select, Static, TabbedContent, TabPane, TextArea
 from textual.worker import Worker, WorkerState
 
-from engine.errors import UserError
+from engine.errors import ConfigError, UserError
+from engine.textsafe import one_line, visible
 from nlq_tui.bindings import GENERATE_BINDINGS
 from nlq_tui.context import IndexChanged
+from nlq_tui.safe_text import content, notify, plain_content
 from nlq_tui.widgets import NavBar
+from nlq_tui.widgets.generate_modals import QuitWhileRunningModal, StartJobModal
+from nlq_tui.widgets.generate_status import JobFeed, JobStatus
+from nlq_tui.widgets.variants_view import VariantsView
+from nlq_tui.workers import WorkerResult, guarded, report_error, worker_error
 
 if TYPE_CHECKING:
+    from engine.generation.jobs import JobSpec
     from engine.generation.pipeline import GenerationJob
     from engine.windows import WindowResult
 
 SETTING = "generation"  # workspace setting: the screen's last settings (never the API key)
-FEED_LINES = 400
 DRAIN_S = 0.2
+POLL_S = 1.0  # how often the status of a detached job is read
+QUIT_WAIT_S = 30.0  # longest wait for the requests in flight when quitting during a job
+NL = Content("\n")
 
 
-def _fmt_eta(s: float | None) -> str:
-    if s is None:
-        return "--:--"
-    s = int(s)
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60:02d}:{s % 60:02d}"
+class GroupsReady(WorkerResult):
+    def __init__(self, result, groups) -> None:
+        super().__init__()
+        self.result = result
+        self.groups = groups
 
 
-def _int_or_none(text: str) -> int | None:
+class DryRunDone(WorkerResult):
+    def __init__(self, out: dict) -> None:
+        super().__init__()
+        self.out = out
+
+
+class JobPrepared(WorkerResult):
+    def __init__(self, job, spec, estimate: dict | None) -> None:
+        super().__init__()
+        self.job = job
+        self.spec = spec
+        self.estimate = estimate
+
+
+class JobEnded(WorkerResult):
+    def __init__(self, stats) -> None:
+        super().__init__()
+        self.stats = stats
+
+
+def _number(text: str, what: str, cast, default=None):
     text = text.strip()
-    return int(text) if text else None
+    if not text:
+        return default
+    try:
+        return cast(text)
+    except ValueError:
+        raise ConfigError(f"{what} must be a number, got {text[:40]!r}") from None
 
 
 class GenerateScreen(Screen):
-    """Settings, prompt and preview on top; progress and the live feed of the job below."""
+    """Settings, prompt and preview on top; the job's progress and its live feed below."""
 
     CSS_PATH = Path(__file__).with_name("generate.tcss")
     BINDINGS = GENERATE_BINDINGS
@@ -62,45 +105,54 @@ class GenerateScreen(Screen):
         self.result: WindowResult | None = None
         self.groups = None  # np.ndarray: the tiled groups the preview and dry run choose from
         self.job: GenerationJob | None = None
+        self.job_worker: Worker | None = None
+        self.attached: dict | None = None  # status of the detached job shown, while it is live
         self._events: collections.deque = collections.deque()
         self._preview_due = False
+        self._setting_versions = False
         self.last_dry_run: dict | None = None
         self.preview_text = ""
         self.dry_text = ""
         self.last_stats: dict | None = None
+        self.step: str | None = None
 
     # layout ---------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         saved = self._saved()
+
+        def value(key: str, default: str = "") -> str:
+            v = saved.get(key)
+            return visible(v, 500) if isinstance(v, (str, int, float)) and not isinstance(v, bool) else default
+
+        def field(label: str, id_: str, default: str = "", **kw) -> ComposeResult:
+            yield Label(label, classes="param-label")
+            yield Input(value(id_, default), id=id_, compact=True, **kw)
+
         yield NavBar()
         with Horizontal(id="gen-settings"):
             yield Label("backend", classes="param-label")
-            yield Select([("template", "template"), ("openai", "openai"), ("hf", "hf")], value=saved.get("backend", "template"),
-                         id="backend", allow_blank=False, compact=True)  # fmt: skip
-            yield Label("model", classes="param-label")
-            yield Input(saved.get("model", ""), placeholder="name or folder", id="model", compact=True)
-            yield Label("url", classes="param-label")
-            yield Input(saved.get("base_urls", ""), placeholder="http://host:8000/v1 …", id="base_urls", compact=True)
-            yield Label("key env", classes="param-label")
-            yield Input(saved.get("api_key_env", "OPENAI_API_KEY"), id="api_key_env", compact=True)
-        with Horizontal(id="gen-settings2"):
-            yield Label("concurrency", classes="param-label")
-            yield Input(str(saved.get("concurrency", 8)), id="concurrency", type="integer", compact=True)
-            yield Label("groups", classes="param-label")
-            yield Input(
-                str(saved.get("groups", "") or ""), placeholder="all", id="groups", type="integer", compact=True
-            )
-            yield Label("seed", classes="param-label")
-            yield Input(str(saved.get("seed", 0)), id="seed", type="integer", compact=True)
-            yield Label("checks", classes="param-label")
-            yield Select([("full", "full"), ("fast", "fast")], value=saved.get("checks", "full"), id="checks",
+            backend = saved.get("backend") if saved.get("backend") in ("template", "openai", "hf") else "template"
+            yield Select([(b, b) for b in ("template", "openai", "hf")], value=backend, id="backend",
                          allow_blank=False, compact=True)  # fmt: skip
-            yield Label("$/1k tok", classes="param-label")
-            yield Input(str(saved.get("price_per_1k") or ""), placeholder="-", id="price", type="number", compact=True)
+            yield from field("model", "model", placeholder="name or folder")
+            yield from field("url", "base_urls", placeholder="http://host:8000/v1 …")
+            yield from field("key env", "api_key_env", "OPENAI_API_KEY")
+        with Horizontal(id="gen-settings2"):
+            yield from field("concurrency", "concurrency", "8", type="integer")
+            yield from field("groups", "groups", placeholder="all", type="integer")
+            yield from field("seed", "seed", "0", type="integer")
+            yield Label("checks", classes="param-label")
+            checks = saved.get("checks") if saved.get("checks") in ("full", "fast") else "full"
+            yield Select([("full", "full"), ("fast", "fast")], value=checks, id="checks", allow_blank=False,
+                         compact=True)  # fmt: skip
             yield Label("group", classes="param-label")
             yield Input("0", id="group", type="integer", compact=True)
             yield Static("", id="gen-prompt-version")
             yield Select([], prompt="version", id="prompt-versions", compact=True, allow_blank=True)
+        with Horizontal(id="gen-settings3"):
+            yield from field("$/1M in", "price_in", placeholder="-", type="number")
+            yield from field("$/1M out", "price_out", placeholder="-", type="number")
+            yield from field("variant", "name", placeholder="default: backend-model-prompt")
         with Horizontal(id="gen-body"):
             with Vertical(id="gen-prompt"):
                 yield Label("system message", classes="section")
@@ -109,16 +161,16 @@ class GenerateScreen(Screen):
                 yield TextArea("", id="user", soft_wrap=True, show_line_numbers=False)
             with TabbedContent(id="gen-tabs", initial="feed"):
                 with TabPane("Feed", id="feed"):
-                    yield RichLog(id="gen-feed", max_lines=FEED_LINES, wrap=True, markup=True)
+                    yield JobFeed(id="gen-feed")
                 with TabPane("Messages", id="preview"):
                     with VerticalScroll():
                         yield Static("", id="gen-preview")
                 with TabPane("Dry run", id="dry"):
                     with VerticalScroll():
                         yield Static("", id="gen-dry")
-        with Horizontal(id="gen-progress"):
-            yield ProgressBar(id="gen-bar", show_eta=False)
-            yield Static("idle", id="gen-stats")
+                with TabPane("Variants", id="variants"):
+                    yield VariantsView(id="gen-variants")
+        yield JobStatus(id="gen-progress")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -130,10 +182,34 @@ class GenerateScreen(Screen):
         self._show_version(p.version, saved=True)
         self._refresh_versions(p.version)
         self.set_interval(DRAIN_S, self._drain)
+        self.set_interval(POLL_S, self._poll_detached)
+        self._poll_detached()
+        self._load_variants()
         if self.app.ctx.index is not None:
             self._compute_groups()
         else:
-            self.query_one("#gen-preview", Static).update("[dim]load data on the Data screen (1) first[/]")
+            self.query_one("#gen-preview", Static).update("load data on the Data screen (1) first")
+
+    def on_unmount(self) -> None:
+        if self.job is not None:  # never leave a thread generating after the screen is gone
+            self.job.cancel()
+
+    # workers ---------------------------------------------------------------------------------
+    def _work(self, fn, name: str, group: str) -> Worker:
+        return self.run_worker(guarded(fn), name=name, group=group, exclusive=True, thread=True, exit_on_error=False)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        error = worker_error(event)
+        w = event.worker
+        if error is not None:
+            message = report_error(self, error, title=f"{w.name} failed")
+            if w.group == "gen-job":
+                self._job_finished(None, message)
+            elif w.group == "gen-prepare":
+                self._set_stats_text(f"not started: {message}")
+            return
+        if event.state == WorkerState.SUCCESS and isinstance(w.result, WorkerResult):
+            self.post_message(w.result)
 
     # state helpers -----------------------------------------------------------------------
     def _saved(self) -> dict:
@@ -143,47 +219,42 @@ class GenerateScreen(Screen):
             value = {}
         return value if isinstance(value, dict) else {}
 
+    def _text(self, id_: str) -> str:
+        return self.query_one(f"#{id_}", Input).value.strip()
+
     def settings(self) -> dict:
-        """The settings on screen (validated lightly; make_backend checks the rest)."""
-
-        def text(id_: str) -> str:
-            return self.query_one(f"#{id_}", Input).value.strip()
-
-        from engine.errors import ConfigError
-
-        try:
-            concurrency = int(text("concurrency") or 8)
-            groups = _int_or_none(text("groups"))
-            seed = int(text("seed") or 0)
-        except ValueError:
-            raise ConfigError("concurrency, groups and seed must be whole numbers") from None
-        try:
-            price = float(text("price")) if text("price") else None
-        except ValueError:
-            raise ConfigError("the price per 1000 tokens must be a number (or empty)") from None
+        """The settings on screen, as the workspace remembers them (never the key itself)."""
         return {
             "backend": self.query_one("#backend", Select).value,
-            "model": text("model"),
-            "base_urls": text("base_urls"),
-            "api_key_env": text("api_key_env") or "OPENAI_API_KEY",
-            "concurrency": concurrency,
-            "groups": groups,
-            "seed": seed,
+            "model": self._text("model"),
+            "base_urls": self._text("base_urls"),
+            "api_key_env": self._text("api_key_env") or "OPENAI_API_KEY",
+            "concurrency": _number(self._text("concurrency"), "concurrency", int, 8),
+            "groups": _number(self._text("groups"), "groups", int),
+            "seed": _number(self._text("seed"), "seed", int, 0),
             "checks": self.query_one("#checks", Select).value,
-            "price_per_1k": price,
+            "price_in": _number(self._text("price_in"), "the price per 1M prompt tokens", float),
+            "price_out": _number(self._text("price_out"), "the price per 1M completion tokens", float),
+            "name": self._text("name"),
         }
 
-    def _backend(self, s: dict):
-        from engine.generation.pipeline import make_backend
+    def job_spec(self, s: dict, prompt_version: int | None = None) -> JobSpec:
+        """The screen's settings as the JobSpec that `nlq-tui generate` builds from its flags."""
+        from engine.generation.jobs import JobSpec, check_spec
 
-        return make_backend(
-            s["backend"],
-            model=s["model"] or None,
-            base_urls=s["base_urls"].replace(",", " ").split() or None,
-            api_key_env=s["api_key_env"],
-            concurrency=s["concurrency"],
-            price_per_1k=s["price_per_1k"],
-        )
+        ctx = self.app.ctx
+        spec = JobSpec(
+            data=str(ctx.data_root or ""), features=ctx.features, backend=s["backend"], model=s["model"] or None,
+            base_urls=s["base_urls"].replace(",", " ").split() or None, api_key_env=s["api_key_env"],
+            concurrency=s["concurrency"], groups=s["groups"], seed=s["seed"], checks=s["checks"],
+            price_in=s["price_in"], price_out=s["price_out"], name=s["name"] or None, prompt_version=prompt_version,
+        )  # fmt: skip
+        return check_spec(spec)
+
+    def _backend(self):
+        from engine.generation.jobs import make_spec_backend
+
+        return make_spec_backend(self.job_spec(self.settings()))
 
     def _prompt_on_screen(self):
         """The Prompt in the editor: the saved version if unchanged, else version 0 (unsaved)."""
@@ -211,7 +282,7 @@ class GenerateScreen(Screen):
 
     @on(Select.Changed, "#prompt-versions")
     def _version_chosen(self, event: Select.Changed) -> None:
-        if getattr(self, "_setting_versions", False) or not isinstance(event.value, int):
+        if self._setting_versions or not isinstance(event.value, int):
             return
         from engine.generation.prompt import current_prompt, use_prompt
 
@@ -238,51 +309,25 @@ class GenerateScreen(Screen):
 
     # groups --------------------------------------------------------------------------------
     def _compute_groups(self) -> None:
-        self.run_worker(self._groups_worker, name="gen-groups", group="gen-groups", exclusive=True, thread=True,
-                        exit_on_error=False)  # fmt: skip
-
-    def _groups_worker(self):
-        from engine.generation.pipeline import select_groups
-        from engine.windows import WindowParams, compute
-
         index = self.app.ctx.index
-        result = compute(index, WindowParams())
-        return result, select_groups(result)
+
+        def work() -> GroupsReady:
+            from engine.generation.pipeline import select_groups
+            from engine.windows import WindowParams, compute
+
+            result = compute(index, WindowParams())
+            return GroupsReady(result, select_groups(result))
+
+        self._work(work, "groups", "gen-groups")
 
     def on_index_changed(self, event: IndexChanged) -> None:
         if event.error is None and event.index is not None:
             self._compute_groups()
 
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        w = event.worker
-        if event.state == WorkerState.ERROR:
-            exc = w.error
-            msg = str(exc) if isinstance(exc, UserError) else f"unexpected {type(exc).__name__}: {exc}"
-            self.notify(msg, title=f"{w.name} failed", severity="error", timeout=8)
-            if w.group == "gen-job":
-                self._drain()
-                self._set_stats_text(f"failed: {msg}")
-                if self.job is not None:
-                    self.job.close()
-                self.job = None
-            return
-        if event.state != WorkerState.SUCCESS:
-            return
-        if w.group == "gen-groups":
-            self.result, self.groups = w.result
-            self.query_one("#group", Input).placeholder = f"0..{max(0, len(self.groups) - 1)}"
-            self._update_preview()
-        elif w.group == "gen-dry":
-            self._show_dry_run(w.result)
-        elif w.group == "gen-job":
-            self._drain()
-            st = w.result
-            self.last_stats = st.as_json() if st is not None else None
-            if st is not None:
-                self._render_stats(self.last_stats, st.eta)
-                self.notify(f"generation {st.state}: {st.groups_done:,} groups, {st.questions_valid:,} questions",
-                            severity="error" if st.error else "information")  # fmt: skip
-            self.job = None
+    def on_groups_ready(self, message: GroupsReady) -> None:
+        self.result, self.groups = message.result, message.groups
+        self.query_one("#group", Input).placeholder = f"0..{max(0, len(self.groups) - 1)}"
+        self._update_preview()
 
     # preview -----------------------------------------------------------------------------------
     @on(TextArea.Changed)
@@ -305,16 +350,25 @@ class GenerateScreen(Screen):
         from engine.generation.pipeline import preview_messages
 
         gd, messages = preview_messages(self.result, g, self._prompt_on_screen())
-        lines = [f"[b]group[/] {escape(gd.key)}  [dim]({len(self.groups):,} groups)[/]"]
+        lines = [content(("group ", "bold"), gd.key, (f"  ({len(self.groups):,} groups)", "dim"))]
         for m in messages:
-            lines.append(f"\n[b reverse] {m['role']} [/]")
-            lines.append(escape(m["content"]))
-        self.preview_text = "\n".join(lines)
-        self.query_one("#gen-preview", Static).update(self.preview_text)
+            lines += [Content(""), content((f" {m['role']} ", "bold reverse")), plain_content(m["content"])]
+        shown = NL.join(lines)
+        self.preview_text = shown.plain
+        self.query_one("#gen-preview", Static).update(shown)
 
     # actions -----------------------------------------------------------------------------------
     def action_focus_group(self) -> None:
         self.query_one("#group", Input).focus()
+
+    def action_leave_input(self) -> None:
+        """Escape: leave the text field, so that number keys switch screens again."""
+        if isinstance(self.focused, (Input, TextArea)):
+            self.query_one("#gen-feed", JobFeed).focus()
+
+    def action_show_variants(self) -> None:
+        self.query_one("#gen-tabs", TabbedContent).active = "variants"
+        self._load_variants()
 
     def action_reset_prompt(self) -> None:
         from engine.generation.prompt import DEFAULT_PROMPT
@@ -329,7 +383,7 @@ class GenerateScreen(Screen):
             p = save_prompt(self.app.ctx.workspace, self.query_one("#system", TextArea).text,
                             self.query_one("#user", TextArea).text)  # fmt: skip
         except UserError as exc:
-            self.notify(str(exc), severity="error")
+            report_error(self, exc)
             return
         self._show_version(p.version, saved=True)
         self._refresh_versions(p.version)
@@ -341,48 +395,53 @@ class GenerateScreen(Screen):
             self.notify("no groups yet: load data on the Data screen first", severity="warning")
             return
         try:
-            backend = self._backend(self.settings())
+            backend = self._backend()
         except UserError as exc:
-            self.notify(str(exc), severity="error")
+            report_error(self, exc)
             return
-        prompt = self._prompt_on_screen()
-        result = self.result
+        prompt, result = self._prompt_on_screen(), self.result
         self.query_one("#gen-tabs", TabbedContent).active = "dry"
-        self.query_one("#gen-dry", Static).update(f"[dim]asking {escape(backend.describe())} …[/]")
+        self.query_one("#gen-dry", Static).update(content(("asking ", "dim"), (backend.describe(), "dim"), " …"))
 
-        def work():
-            import asyncio
-
+        def work() -> DryRunDone:
             from engine.generation.pipeline import dry_run
 
-            return asyncio.run(dry_run(result, g, backend, prompt))
+            return DryRunDone(asyncio.run(dry_run(result, g, backend, prompt)))
 
-        self.run_worker(work, name="dry run", group="gen-dry", exclusive=True, thread=True, exit_on_error=False)
+        self._work(work, "dry run", "gen-dry")
 
-    def _show_dry_run(self, out: dict) -> None:
-        self.last_dry_run = out
-        lines = [f"[b]group[/] {escape(out['group_key'])}  tokens {out['tokens']:,}  {out['seconds']:.2f} s"]
-        lines += [f"[dim]{i}.[/] {escape(t)}" for i, t in enumerate(out["narrations"], 1)]
+    def on_dry_run_done(self, message: DryRunDone) -> None:
+        out = self.last_dry_run = message.out
+        lines = [content(("group ", "bold"), out["group_key"], f"  tokens {out['tokens']:,}  {out['seconds']:.2f} s")]
+        lines += [content((f"{i}. ", "dim"), t) for i, t in enumerate(out["narrations"], 1)]
         if out.get("error"):
-            lines.append(f"\n[b red]request failed[/]: {escape(out['error'])} {escape(out.get('error_detail') or '')}")
+            lines += [Content(""), content(("request failed", "bold red"), ": ", one_line(out["error"]), " ",
+                                           one_line(out.get("error_detail") or ""))]  # fmt: skip
         else:
-            lines.append("\n[b]raw answer[/]")
             raw = out["raw"] if out["raw"] is not None else json.dumps(out["parsed"], ensure_ascii=False, indent=1)
-            lines.append(escape(raw))
-            lines.append("\n[b]accepted[/]")
-            lines += [f"[green]✓[/] {q['narration']}. {escape(q['query'])}" for q in out.get("accepted", [])]
+            lines += [Content(""), content(("raw answer", "bold")), plain_content(raw, limit=200_000), Content(""),
+                      content(("accepted", "bold"))]  # fmt: skip
+            lines += [content(("✓ ", "green"), f"{q['narration']}. ", q["query"]) for q in out.get("accepted", [])]
             if out.get("rejected"):
-                lines.append("\n[b]rejected[/]")
-                lines += [
-                    f"[red]✗[/] {r['narration'] or '-'} [b]{r['reason']}[/]: {escape(r['detail'])}"
-                    for r in out["rejected"]
-                ]
-        self.dry_text = "\n".join(lines)
-        self.query_one("#gen-dry", Static).update(self.dry_text)
+                lines += [Content(""), content(("rejected", "bold"))]
+            lines += [content(("✗ ", "red"), f"{r['narration'] or '-'} ", (one_line(r["reason"], 60), "bold"), ": ",
+                              one_line(r["detail"])) for r in out.get("rejected", [])]  # fmt: skip
+        shown = NL.join(lines)
+        self.dry_text = shown.plain
+        self.query_one("#gen-dry", Static).update(shown)
+
+    # starting a job ----------------------------------------------------------------------------
+    def _busy(self) -> str | None:
+        if self.job is not None or (self.job_worker is not None and not self.job_worker.is_finished):
+            return "a job is running; pause (F6) or cancel (F8) it first"
+        if self.attached is not None:
+            return f"a detached job (pid {self.attached.get('pid')}) is running; F8 stops it"
+        return None
 
     def action_start(self) -> None:
-        if self.job is not None:
-            self.notify("a job is running; pause (F6) or cancel (F8) it first", severity="warning")
+        busy = self._busy()
+        if busy:
+            self.notify(busy, severity="warning")
             return
         index = self.app.ctx.index
         if index is None:
@@ -390,102 +449,222 @@ class GenerateScreen(Screen):
             return
         try:
             s = self.settings()
-            backend = self._backend(s)
+            self.job_spec(s)  # every setting checked before the prompt is saved
         except UserError as exc:
-            self.notify(str(exc), severity="error")
+            report_error(self, exc)
             return
         prompt = self._prompt_on_screen()
         ws = self.app.ctx.workspace
         if prompt.version == 0:  # candidates must name a real prompt version
             self.action_save_prompt()
-            from engine.generation.prompt import current_prompt
+            prompt = self._prompt_on_screen()
+        spec = self.job_spec(s, prompt.version)
+        ws.set(SETTING, s)  # the key itself is never among them
+        result, events = self.result, self._events
+        self._set_stats_text("preparing: selecting groups …")
 
-            prompt = current_prompt(ws)
-        ws.set(SETTING, {k: v for k, v in s.items()})  # the key itself is never among them
-        from engine.generation.pipeline import GenerationJob
+        def work() -> JobPrepared:
+            from engine.generation.estimate import estimate_job
+            from engine.generation.jobs import build_job
 
-        job = GenerationJob(index, ws, backend, groups=s["groups"], seed=s["seed"], checks=s["checks"],
-                            prompt=prompt, result=self.result, on_event=self._events.append)  # fmt: skip
+            job = build_job(spec, ws, index=index, result=result, on_event=events.append)
+            try:
+                job.prepare()  # takes the candidates lock: a second writer is refused here
+                return JobPrepared(job, spec, estimate_job(job))
+            except BaseException:
+                job.close()
+                raise
+
+        self._work(work, "preparing the job", "gen-prepare")
+
+    def on_job_prepared(self, message: JobPrepared) -> None:
+        job = message.job
+        st = job.stats
+        summary = (f"{job.backend.describe()}, prompt v{job.prompt.version}: {st.groups_total:,} groups selected, "
+                   f"{st.groups_skipped:,} done before, {len(job.todo):,} to do")  # fmt: skip
+        self._set_stats_text(f"ready: {summary}")
+
+        def chosen(choice: str | None) -> None:
+            if choice == "here":
+                self._run_here(job)
+            elif choice == "detach":
+                job.close()  # the detached process takes the lock itself
+                self._start_detached(message.spec)
+            else:
+                job.close()
+                self._set_stats_text("not started")
+
+        self.app.push_screen(StartJobModal(summary, message.estimate, len(job.todo)), chosen)
+
+    def _run_here(self, job: GenerationJob) -> None:
         self.job = job
         self.query_one("#gen-tabs", TabbedContent).active = "feed"
-        self.query_one("#gen-feed", RichLog).write(
-            f"[b]start[/] {escape(backend.describe())}, prompt v{prompt.version}"
-        )
-        self._set_stats_text("preparing …")
+        self._feed(content(("start ", "bold"), job.backend.describe(), f", prompt v{job.prompt.version}"))
+        self._set_stats_text("starting …")
+        self.job_worker = self._work(lambda: JobEnded(job.run_sync()), "generation", "gen-job")
 
-        def work():
-            return job.run_sync()
+    def _start_detached(self, spec: JobSpec) -> None:
+        from engine.generation.jobs import start_job
 
-        self.run_worker(work, name="generation", group="gen-job", exclusive=True, thread=True, exit_on_error=False)
-
-    def action_pause(self) -> None:
-        job = self.job
-        if job is None:
-            self.notify("no job running", severity="warning")
+        try:
+            p = start_job(self.app.ctx.workspace, spec)
+        except UserError as exc:
+            report_error(self, exc)
             return
-        if job.paused:
-            job.resume()
-            self.notify("resumed")
+        self._feed(content(("detached ", "bold"), f"pid {p.pid}: the job goes on when the app closes"))
+        self.query_one("#gen-tabs", TabbedContent).active = "feed"
+        self._poll_detached()
+
+    def on_job_ended(self, message: JobEnded) -> None:
+        self._job_finished(message.stats, None)
+
+    def _job_finished(self, stats, error: str | None) -> None:
+        self._drain()
+        job, self.job = self.job, None
+        if job is not None:
+            job.close()
+        if stats is None:
+            self._set_stats_text(f"failed: {error}")
         else:
-            job.pause()
-            self.notify("paused: requests in flight finish, no new ones start")
+            self.last_stats = stats.as_json()
+            self._render_stats(self.last_stats, stats.eta)
+            notify(self, f"generation {stats.state}: {stats.groups_done:,} groups, {stats.questions_valid:,} questions",
+                   severity="error" if stats.error else "information")  # fmt: skip
+        self._load_variants()
+
+    # controlling a job -------------------------------------------------------------------------
+    def action_pause(self) -> None:
+        from engine.generation.jobs import job_dir, set_paused
+
+        job, ws = self.job, self.app.ctx.workspace
+        if job is not None:
+            job.resume() if job.paused else job.pause()
+            self.notify("resumed" if not job.paused else "paused: requests in flight finish, no new ones start")
+        elif self.attached is not None:
+            pause = not (job_dir(ws) / "pause").exists()
+            set_paused(ws, pause)
+            self.notify("asked the detached job to " + ("pause" if pause else "resume"))
+        else:
+            self.notify("no job running", severity="warning")
 
     def action_cancel(self) -> None:
+        from engine.generation.jobs import stop_job
+
+        if self.job is not None:
+            self.job.cancel()
+            self.notify("cancelling: requests in flight finish and are stored")
+        elif self.attached is not None:
+            try:
+                pid = stop_job(self.app.ctx.workspace)
+            except UserError as exc:
+                report_error(self, exc)
+                return
+            self.notify(f"asked the detached job (pid {pid}) to stop; requests in flight finish and are stored")
+        else:
+            self.notify("no job running", severity="warning")
+
+    def quit_guard(self) -> str | None:
+        """Why quitting now needs a question (an in-app job would die with the app), or None."""
         job = self.job
         if job is None:
-            self.notify("no job running", severity="warning")
+            return None
+        st = job.stats
+        done = st.groups_done + st.groups_failed
+        return f"A generation job runs in the app ({done:,}/{max(0, st.groups_total - st.groups_skipped):,} groups)."
+
+    async def before_quit(self) -> None:
+        """Stop the in-app job cleanly before the app exits: the requests in flight finish and are
+        stored, the store closes and the candidates lock is released."""
+        job, worker = self.job, self.job_worker
+        if job is None:
             return
         job.cancel()
-        self.notify("cancelling: requests in flight finish and are stored")
+        self._set_stats_text("stopping: the requests in flight finish and are stored …")
+        if worker is not None:
+            try:
+                await asyncio.wait_for(worker.wait(), QUIT_WAIT_S)
+            except Exception:  # noqa: BLE001 - a failed or slow job must not keep the app from closing
+                pass
+        job.close()
+
+    def confirm_quit(self, then) -> None:
+        """Ask before quitting during a job; `then()` runs after a clean stop when the user says yes."""
+        reason = self.quit_guard()
+        if reason is None:
+            then()
+            return
+
+        async def answered(yes: bool | None) -> None:
+            if yes:
+                await self.before_quit()
+                then()
+
+        self.app.push_screen(QuitWhileRunningModal(reason), answered)
+
+    # a detached job ------------------------------------------------------------------------------
+    def _poll_detached(self) -> None:
+        """Show the workspace's detached job, live, whichever session started it."""
+        from engine.generation.jobs import LIVE_STATES, read_status
+
+        if self.job is not None:
+            return
+        try:
+            st = read_status(self.app.ctx.workspace)
+        except (OSError, UserError):
+            st = None
+        was = self.attached
+        if st is not None and st["state"] in LIVE_STATES:
+            if was is None:
+                self._feed(content(("attached ", "bold"), f"to the detached job (pid {st.get('pid')}) ",
+                                   (one_line(st.get("backend") or ""), "dim")))  # fmt: skip
+            self.attached = st
+            self._render_detached(st)
+        elif was is not None:
+            self.attached = None
+            if st is not None:
+                self._render_detached(st)
+                self._feed(content(("detached job ", "bold"), st["state"], "  ", one_line(st.get("error") or "")))
+            self._load_variants()
+
+    def _render_detached(self, st: dict) -> None:
+        self.step = st.get("step") if isinstance(st.get("step"), str) else None
+        stats = st.get("stats")
+        prefix = f"detached pid {st.get('pid')}"
+        if isinstance(stats, dict) and "groups_total" in stats:
+            stats = {**stats, "state": st["state"]}
+            self.last_stats = stats
+            eta = st.get("eta") if isinstance(st.get("eta"), (int, float)) else None
+            try:
+                self._render_stats(stats, eta, prefix=prefix)
+                return
+            except (KeyError, TypeError, ValueError, AttributeError):
+                pass  # a status written by another version: show its state alone
+        self._set_stats_text(f"{prefix}  {st['state']}  {self.step or ''}  {one_line(st.get('error') or '')}")
 
     # the live feed -------------------------------------------------------------------------------
+    def _feed(self, line: Any) -> None:
+        self.query_one("#gen-feed", JobFeed).write(line)
+
     def _drain(self) -> None:
         events = []
         while self._events:
             events.append(self._events.popleft())
         if not events:
             return
-        feed = self.query_one("#gen-feed", RichLog)
-        last_progress = None
-        shown = 0
-        for ev in events:
-            kind = ev["type"]
-            if kind == "progress":
-                last_progress = ev["stats"]
-            elif kind == "failure":
-                feed.write(
-                    f"[b red]![/] {escape(ev['group_key'])}: request failed, [b]{ev['reason']}[/] {escape(ev['detail'])}"
-                )
-            elif kind == "group" and shown < 40:  # at template speed, a sample is all a person reads
-                shown += 1
-                for c in ev["candidates"][:5]:
-                    ch = c["checks"]
-                    flags = [n for n, on_ in (("dup", ch.get("duplicate_of")), ("near-dup", ch.get("near_duplicate_of")),
-                                               ("ambiguous", (ch.get("ambiguity") or 0) > 0),
-                                               ("window", ch.get("window_problems"))) if on_]  # fmt: skip
-                    extra = f" [yellow]{' '.join(flags)}[/]" if flags else ""
-                    feed.write(f"[green]+[/] {escape(c['query'])} [dim]{escape(ch.get('template') or '')}[/]{extra}")
-                for r in ev["rejected"][:5]:
-                    raw = r.get("raw")
-                    raw = escape(str(raw)[:80]) if raw else ""
-                    feed.write(f"[red]✗[/] [b]{r['reason']}[/] {escape(r['detail'])} [dim]{raw}[/]")
+        last_progress, step, stepped = self.query_one("#gen-feed", JobFeed).show_events(events)
+        if stepped:
+            self.step = step
         if last_progress is not None:
             self.last_stats = last_progress
             job = self.job
             self._render_stats(last_progress, job.stats.eta if job is not None else None)
 
-    def _render_stats(self, st: dict, eta: float | None) -> None:
-        todo = max(0, st["groups_total"] - st["groups_skipped"])
-        done = st["groups_done"] + st["groups_failed"]
-        bar = self.query_one("#gen-bar", ProgressBar)
-        bar.update(total=max(1, todo), progress=done)
-        cost = f"  ${st['cost']:.4f}" if st.get("cost") is not None else ""
-        rej = sum(st["questions_rejected"].values())
-        self._set_stats_text(
-            f"{st['state']}  {done:,}/{todo:,} groups ({st['groups_skipped']:,} done before)  "
-            f"{st['groups_per_second']:.1f}/s  ETA {_fmt_eta(eta)}  valid {st['questions_valid']:,}  "
-            f"rejected {rej:,}  failed {st['failed_requests']:,}  tokens {st['tokens']:,}{cost}"
-        )
+    def _render_stats(self, st: dict, eta: float | None, prefix: str = "") -> None:
+        self.query_one("#gen-progress", JobStatus).show(st, eta, prefix, self.step)
 
     def _set_stats_text(self, text: str) -> None:
-        self.query_one("#gen-stats", Static).update(text)
+        self.query_one("#gen-progress", JobStatus).set_text(text)
+
+    # variants ------------------------------------------------------------------------------------
+    def _load_variants(self) -> None:
+        self.query_one("#gen-variants", VariantsView).load(self.app.ctx.workspace)
