@@ -584,3 +584,26 @@ async def test_hostile_run_text_shows_as_data_and_no_escape_reaches_the_terminal
         await pilot.pause(0.2)
         assert "\x1b" not in screen_text(app)
         assert app.is_running
+
+
+async def test_a_file_where_runs_should_be_is_one_line_on_the_screen_and_launch_says_it(tiny, tmp_path):
+    root, _glove = tiny
+    ws = Workspace(tmp_path / "ws")
+    shutil.rmtree(ws.runs_dir)
+    ws.runs_dir.write_text("a file, not a folder")
+    app = make_app(root, tmp_path / "ws", screen="train", load=False)
+    async with app.run_test(size=(120, 35)) as pilot:
+        screen = await open_train(pilot)
+        await wait_until(
+            pilot, lambda: "is a file, not the runs folder" in static_text(screen.query_one("#run-head")), 5, "the line"
+        )
+        assert screen.query_one("#runs", VirtualTable).n_rows == 0
+        await pilot.press("n")
+        await pilot.press("f5")
+        await wait_until(
+            pilot,
+            lambda: "is a file, not the runs folder" in static_text(screen.query_one("#launch-msg")),
+            10,
+            "refusal",
+        )
+        assert ws.runs_dir.read_text() == "a file, not a folder"

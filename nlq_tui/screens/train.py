@@ -58,6 +58,7 @@ class PollResult:
     log_size: int
     config: dict | None
     summaries: list[dict] | None
+    problem: str | None = None  # why WS/runs cannot hold runs (a file in its place)
 
 
 @dataclass
@@ -102,6 +103,7 @@ class TrainScreen(Screen):
         self._gpu_monitor = None
         self._launching = False
         self._last_error: str | None = None
+        self._problem: str | None = None  # WS/runs is unusable: said on the empty panel
         self.polls = 0  # applied poll results (tests wait on it)
 
     def compose(self) -> ComposeResult:
@@ -166,9 +168,12 @@ class TrainScreen(Screen):
 
     @work(thread=True, exclusive=True, group="train-poll", exit_on_error=False, name="train-poll")
     def _poll(self, tail: RunTail | None, token: int, log_size: int, want_config: bool, want_list: bool) -> PollResult:
-        from engine.runs import read_json
+        from engine.runs import read_json, runs_problem
 
-        summaries = self._index.summaries() if want_list and self._index is not None else None
+        summaries = problem = None
+        if want_list and self._index is not None:
+            summaries = self._index.summaries()
+            problem = runs_problem(self._index.workspace)
         update = config = log = None
         size = log_size
         if tail is not None:
@@ -181,7 +186,7 @@ class TrainScreen(Screen):
                 size = -1
             if size != log_size:
                 log = tail.log_tail(LOG_BYTES) if size >= 0 else []
-        return PollResult(token, tail.run.id if tail else None, update, log, size, config, summaries)
+        return PollResult(token, tail.run.id if tail else None, update, log, size, config, summaries, problem)
 
     def _start_compare(self) -> None:
         if "train-compare" in self._busy:
@@ -281,8 +286,13 @@ class TrainScreen(Screen):
 
     def _apply_poll(self, res: PollResult) -> None:
         self.polls += 1
-        self._last_error = None
         if res.summaries is not None:
+            if res.problem and res.problem != self._last_error:
+                notify(self, res.problem, title="Train", severity="error", timeout=8)
+            self._last_error = res.problem
+            if res.problem != self._problem:
+                self._problem = res.problem
+                self._show_nothing()
             self._apply_summaries(res.summaries)
         view = self.view
         if view is None or res.token != self._token or res.update is None:
@@ -375,7 +385,8 @@ class TrainScreen(Screen):
         return self.summaries[row] if 0 <= row < len(self.summaries) else None
 
     def _show_nothing(self) -> None:
-        self.runs.show_nothing(self._gpu_line())
+        if self.view is None:
+            self.runs.show_nothing(self._gpu_line(), self._problem)
 
     def _show_head(self) -> None:
         if self.view is not None:

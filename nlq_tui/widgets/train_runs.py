@@ -114,11 +114,13 @@ class RunsPane(TabPane):
         return True
 
     # the selected run ----------------------------------------------------------------------------
-    def show_nothing(self, gpu: Text) -> None:
+    def show_nothing(self, gpu: Text, problem: str | None = None) -> None:
         head = Text("No run selected. Press ", style="dim")
         head.append("n", style="bold")
         head.append(" for a new run: presets Baseline, Pretrain, Finetune.\n")
         head.append_text(gpu)
+        if problem:
+            head.append("\n" + one_line(problem, 400), style="red")
         self.head.update(head)
         self.plot.set_series([], empty="no run selected")
         self.evals.update("")
