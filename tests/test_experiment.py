@@ -50,6 +50,8 @@ def _finished_run(ws, stage, seed, r1, exp_job):
                 "step": step,
                 "epoch": step // 20,
                 **{k: v * step / 20 for k, v in best.items() if k != "step"},
+                "queries": 40,
+                "queries_total": 40,
             }
         )
     return run
@@ -87,6 +89,7 @@ def test_report_tables_gain_interval_and_csv_from_finished_runs(tmp_path):
     assert out["arms"]["baseline"]["R1@0.3"] == pytest.approx(11.0)
     report = Path(out["report"]).read_text()
     assert "| baseline | 3 | 11.00 ± 1.00 |" in report
+    assert "on val over 40 of 40 queries" in report
     assert f"[{expected['lo']:+.2f}, {expected['hi']:+.2f}]" in report
     assert "| aug | tmpl-p1 | template | rule | 1 | 50.0% of 8 | 3 |" in report
     assert plan.sources[0].sha256 in report

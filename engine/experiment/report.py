@@ -25,7 +25,7 @@ from pathlib import Path
 from engine.experiment.plan import Plan, Source, experiment_dir
 from engine.experiment.runner import load_state
 from engine.experiment.stats import mean_sd, paired_interval
-from engine.runs import Run, is_eval_row, read_json
+from engine.runs import Run, best_eval, is_eval_row, read_json
 from engine.workspace import Workspace, atomic_write_bytes
 
 REPORT_KEYS = ("R1@0.3", "R1@0.5", "R5@0.3", "R5@0.5", "mIoU")
@@ -66,6 +66,16 @@ def experiment_table(ws: Workspace, plan: Plan) -> list[dict]:
             }
         )
     return rows
+
+
+def add_query_counts(ws: Workspace, rows: list[dict]) -> None:
+    """Each done row's best gets "queries" / "queries_total" from its best val evaluation row."""
+    for r in rows:
+        if r["state"] != "done" or not r["best"] or not r["run_id"]:
+            continue
+        row = best_eval(Run(ws.runs_dir / r["run_id"]).metrics())
+        if row:
+            r["best"].update({k: row[k] for k in ("queries", "queries_total") if k in row})
 
 
 def arm_summary(rows: list[dict], plan: Plan) -> dict[str, dict]:
@@ -133,14 +143,14 @@ def _pm(stat: tuple[float | None, float | None]) -> str:
 
 def report_markdown(plan: Plan, rows: list[dict], arms: dict, gain: dict, provenance: list[dict]) -> str:
     done = sum(1 for r in rows if r["state"] == "done")
-    queries = {r["best"].get("queries") for r in rows if r["best"] and r["best"].get("queries")}
+    counts = {(b.get("queries"), b.get("queries_total")) for r in rows if (b := r["best"]) and b.get("queries")}
     lines = [
         f"# Experiment {plan.id}",
         "",
         f"Data `{plan.data_root}`; seeds {', '.join(map(str, plan.seeds))}; {done} of {len(rows)} runs done; "
         f"written {time.strftime('%Y-%m-%d %H:%M:%S')}.",
         "Figures: percent on val"
-        + (f" over {', '.join(map(str, sorted(queries)))} queries" if queries else "")
+        + "".join(f" over {n} of {total or '?'} queries" for n, total in sorted(counts, key=str))
         + ", at each run's best val evaluation by R1@0.3 (the checkpoint training keeps as best.pt).",
         "Settings: " + (", ".join(f"{k}={v}" for k, v in sorted(plan.settings.items())) or "the stages' defaults"),
         "",
@@ -200,6 +210,7 @@ def write_report(ws: Workspace, plan: Plan) -> dict:
     """report.md, results.csv and (with matplotlib) the plots; returns paths and the figures."""
     folder = experiment_dir(ws, plan.id)
     rows = experiment_table(ws, plan)
+    add_query_counts(ws, rows)
     arms = arm_summary(rows, plan)
     gain = gains(arms, plan)
     provenance = [source_provenance(s) for s in plan.sources]

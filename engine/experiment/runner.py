@@ -26,6 +26,7 @@ from engine.runs import STALE_AFTER_S, Run, read_json
 from engine.workspace import Workspace, atomic_write_json
 
 FINAL = ("done", "failed")
+PROGRESS_EVERY_S = 60.0  # a progress line for the log or terminal between job events
 # settings a finetune inherits from its pretrain run (the weights only fit those)
 INHERITED = ("features", "text_encoder", "text_path", "batch_size", "device", "model", "dim")
 
@@ -195,7 +196,7 @@ class Runner:
         self.reap()
         states = {j.key: self.job_state(j.key) for j in self.jobs}
         active = sum(1 for s in states.values() if s == "running")
-        for job in self.jobs:
+        for job in sorted(self.jobs, key=self.priority):
             st = states[job.key]
             self.note(job, st)
             if st in ("done", "running") or job.key in self.final_failed:
@@ -224,6 +225,11 @@ class Runner:
             counts[s] = counts.get(s, 0) + 1
         return counts
 
+    def priority(self, job: Job) -> tuple[int, int]:
+        """Longest chain first: a finetune whose pretrain is done, then pretrains, then baselines,
+        so the pretrain -> finetune chains (the critical path) never wait behind a baseline."""
+        return ({"finetune": 0, "pretrain": 1}.get(job.stage, 2), self.plan.seeds.index(job.seed))
+
     def note(self, job: Job, st: str) -> None:
         if self.seen.get(job.key) == st:
             return
@@ -233,6 +239,17 @@ class Runner:
             best = run.summary().get("best") or {}
             r1 = best.get("R1@0.3")
             self.on_event(f"{job.key}: done" + (f", best val R1@0.3 {r1:.2f}" if r1 is not None else ""))
+
+    def progress_line(self, counts: dict[str, int]) -> str:
+        """`4/9 done, 2 running: pretrain/x/s1 120/782, baseline/s2 40/300`."""
+        parts = []
+        for job in self.jobs:
+            run = self.run_of(job.key)
+            if run is not None and self.job_state(job.key) == "running":
+                s = run.summary()
+                parts.append(f"{job.key} {s.get('step') or 0}/{s.get('total_steps') or '?'}")
+        head = f"{counts.get('done', 0)}/{len(self.jobs)} done, {len(parts)} running"
+        return head + (": " + ", ".join(parts) if parts else "")
 
     def finished(self) -> bool:
         return all(self.job_state(j.key) in FINAL for j in self.jobs)
@@ -256,11 +273,15 @@ class Runner:
                 f"{self.folder}: this experiment is being run already (pid {other.get('pid')}); "
                 "follow it with `nlq-tui experiment --status` or wait for it"
             )
+        last_line = time.monotonic()
         try:
             while True:
-                self.step()
+                counts = self.step()
                 if self.finished():
                     break
+                if time.monotonic() - last_line >= PROGRESS_EVERY_S:
+                    last_line = time.monotonic()
+                    self.on_event(self.progress_line(counts))
                 if should_stop():
                     self.stop_all()
                     self.save("stopped")

@@ -149,7 +149,14 @@ def run(args: argparse.Namespace) -> int:
     say(f"experiment {plan.id} in {Path(ws.path) / 'experiments' / plan.id}")
     runner = Runner(ws, plan, slots=args.parallel, on_event=say)
     say(f"{len(runner.jobs)} runs, up to {runner.slots} at once")
-    state = runner.run()
+    try:
+        state = runner.run()
+    except KeyboardInterrupt:
+        print(
+            f"nlq-tui: experiment {plan.id} stopped; its runs saved last.pt: run the same command to go on",
+            file=sys.stderr,
+        )
+        return 130
     out = write_report(ws, plan)
     out.update(state=state, wall_s=round(time.time() - t0, 1))
     if args.json:
