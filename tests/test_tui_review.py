@@ -326,3 +326,119 @@ async def test_a_taller_card_after_a_short_one_is_laid_out_in_full(tmp_path):
         await pilot.pause()
         assert screen.current.id == cands[1]["id"]
         assert screen.query_one("#narrations").size.height == 6 + 1
+
+
+async def test_a_bulk_step_changes_exactly_the_previewed_set_and_flagged_only_when_included(ws):
+    app = make_app(ws)
+    async with app.run_test(size=(160, 50)) as pilot:
+        screen = await opened(pilot)
+        held = screen.current.id
+        await pilot.press("f")  # set aside for a later look
+        screen.set_filter(screen.filter.__class__(status="all"))
+        await pilot.pause()
+        await pilot.press("b")
+        bulk = app.screen
+        bulk.query_one("#b-flags").value = "any"
+        bulk.query_one("#b-ambiguity").value = ""
+        await pilot.pause()
+        preview = list(bulk.ids)
+        assert held not in preview and len(preview) == 39  # "all" less the flagged one
+        assert "status=pending,accepted,edited,rejected,skipped" in str(bulk.query_one("#b-preview").render())
+        bulk.apply()
+        await pilot.pause()
+        await pilot.press("y")
+        s = on_disk(ws)
+        assert {cid for cid, st in s.states.items() if st["status"] == "accepted"} == set(preview)
+        assert s.status(held) == "flagged" and s.counts()["flagged"] == 1
+        assert f"{len(screen.queue):,} match" in str(screen.query_one("#filter-text").render())
+        await pilot.press("u")
+        await pilot.press("b")
+        bulk = app.screen
+        bulk.query_one("#b-flags").value = "any"
+        bulk.query_one("#b-ambiguity").value = ""
+        bulk.query_one("#b-held").value = "include"
+        await pilot.pause()
+        assert held in bulk.ids and len(bulk.ids) == 40
+        bulk.apply()
+        await pilot.pause()
+        await pilot.press("y")
+        assert on_disk(ws).status(held) == "accepted"
+
+
+async def test_a_bulk_rule_on_accepted_candidates_never_widens_to_the_open_ones(ws):
+    app = make_app(ws)
+    async with app.run_test(size=(160, 50)) as pilot:
+        screen = await opened(pilot)
+        await pilot.press("a", "a", "f")
+        screen.set_filter(screen.filter.__class__(status="accepted"))
+        await pilot.pause()
+        await pilot.press("b")
+        bulk = app.screen
+        bulk.query_one("#b-action").value = "reject"
+        bulk.query_one("#b-flags").value = "any"
+        bulk.query_one("#b-ambiguity").value = ""
+        await pilot.pause()
+        assert len(bulk.ids) == 2 and "status=accepted" in str(bulk.query_one("#b-preview").render())
+        bulk.apply()
+        await pilot.pause()
+        await pilot.press("y")
+        c = on_disk(ws).counts()
+        assert c["rejected"] == 2 and c["accepted"] == 0 and c["flagged"] == 1 and c["pending"] == 37
+
+
+async def test_a_second_opinion_is_blind_random_and_kept_beside_the_first(ws):
+    s = CandidateStore(ws, reviewer="ann")
+    ids = [r.id for r in s.load().rows]
+    for cid in ids[:6]:
+        s.decide(cid, "reject", reason="ambiguous")
+    s.decide(ids[6], "edit", text="Where did ann leave the cup?")
+    s.close()
+    ctx = AppContext(ws, None, "egovlp_fp16", "bob")
+    ctx.second_opinion = True
+    app = NLQApp(ctx, "review", load_on_start=False)
+    async with app.run_test(size=(160, 50)) as pilot:
+        screen = await opened(pilot)
+        assert sorted(r.id for r in screen.queue) == sorted(ids[:7])
+        for _ in range(7):
+            head = str(screen.query_one("#where").render())
+            assert "SECOND OPINION" in head and "REJECTED" not in head and "by ann" not in head
+            assert "ann leave" not in str(screen.query_one("#question").render())
+            await pilot.press("a")
+        assert screen.current is None
+    s = on_disk(ws)
+    assert s.counts()["rejected"] == 6 and s.counts()["edited"] == 1  # the first decisions stand
+    assert {cid for cid, by in s.opinions.items() if by["bob"]["status"] == "accepted"} == set(ids[:7])
+
+
+async def test_recent_decisions_show_the_reject_reason_and_the_rate_is_net_of_undo(ws):
+    app = make_app(ws)
+    async with app.run_test(size=(160, 50)) as pilot:
+        screen = await opened(pilot)
+        await pilot.press("x", "2", "a", "a")
+        recent = screen.query_one("#recent")
+        assert "several moments would answer it" in str(recent.get_option_at_index(2).prompt)
+        assert len(screen.store.session_decisions) == 3
+        await pilot.press("u")
+        assert len(screen.store.session_decisions) == 2
+
+
+async def test_hostile_text_in_a_candidate_is_shown_as_text(tmp_path):
+    ws = Workspace(tmp_path / "ws")
+    s = CandidateStore(ws)
+    gk, cands, rej, meta = make_group("video-[/]evil\x1b]2;title\x07", "clip-\x1b[2J", 0.0, 90.0, 5.0)
+    cands[0]["query"] = "[bold red]x[/] \x1b]52;c;Zm9v\x07 [@click=app.quit] [$accent] where?"
+    for n in cands[0]["group_narrations"]:
+        n["text"] = "#C C [/] \x1b[?1049l opens \x1b]8;;file:///etc/passwd\x1b\\link\x1b]8;;\x1b\\"
+    cands[0]["checks"]["window_problems"] = ["[/]\x1b[31m"]
+    s.add_group_result(gk, cands, rej, meta)
+    s.close()
+    app = make_app(ws)
+    async with app.run_test(size=(160, 50)) as pilot:
+        screen = await opened(pilot)
+        shown = "".join(
+            str(screen.query_one(sel).render()) for sel in ("#where", "#question", "#badges", "#narrations")
+        )
+        assert "\x1b" not in shown and "[/]" in shown and "[bold red]x[/]" in shown
+        await pilot.press("x", "1", "tab")
+        assert "\x1b" not in str(screen.query_one("#recent").get_option_at_index(0).prompt)
+        assert app.is_running

@@ -9,6 +9,11 @@ queue at 100k candidates does not wait for 100k candidates to be parsed.
 The store opens in a thread worker; a second nlq-tui on the same workspace finds the review
 lock taken and the screen says so and stays read-only. New candidates from a running
 generation job are picked up every few seconds (and on `r`).
+
+With `--second-opinion` the queue is a random, blind sample of candidates another reviewer
+decided: the first decision stays hidden, and this reviewer's decisions are kept beside it.
+Every text from the candidates (questions, uids, narrations, reasons) is shown as plain `Text`
+made visible by `engine.textsafe.visible` (nlq_tui/widgets/review_card.py), never as markup.
 """
 
 from __future__ import annotations
@@ -18,7 +23,6 @@ import time
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from rich.markup import escape
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -29,10 +33,21 @@ from textual.widgets.option_list import Option
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from engine.errors import UserError
-from engine.store import REJECT_REASONS, CandidateStore, Filter, Row
+from engine.store import CandidateStore, Filter, Row
+from engine.textsafe import visible
 from nlq_tui.bindings import REVIEW_BINDINGS
-from nlq_tui.widgets import ClipTimeline, NavBar, TimelineMark
-from nlq_tui.widgets.review_modals import BulkScreen, ConfirmScreen, ExportScreen, FilterScreen, RejectReasonScreen
+from nlq_tui.safe_text import notify
+from nlq_tui.widgets import ClipTimeline, NavBar
+from nlq_tui.widgets import review_card as card
+from nlq_tui.widgets.review_modals import (
+    BulkChoice,
+    BulkScreen,
+    ConfirmScreen,
+    ExportScreen,
+    FilterScreen,
+    RejectReasonScreen,
+)
+from nlq_tui.workers import report_error
 
 if TYPE_CHECKING:
     from engine.store import Step
@@ -40,27 +55,6 @@ if TYPE_CHECKING:
 FIRST_SLICE = 1 << 20  # bytes of shards read before the first card shows (~700 candidates)
 SLICE = 16 << 20  # then this much per step while the user already works
 REFRESH_S = 5.0  # how often new candidates from a running generation job are looked for
-REASON_TEXT = dict(REJECT_REASONS)
-STATUS_STYLE = {
-    "pending": "dim",
-    "accepted": "bold green",
-    "edited": "bold cyan",
-    "rejected": "bold red",
-    "skipped": "yellow",
-    "flagged": "bold magenta",
-}
-
-
-def _num(x, default: float | None = None) -> float | None:
-    try:
-        return float(x)
-    except (TypeError, ValueError):
-        return default
-
-
-def _clock(seconds: float) -> str:
-    m, s = divmod(max(seconds, 0.0), 60)
-    return f"{int(m)}:{s:04.1f}"
 
 
 def _eta(seconds: float | None) -> str:
@@ -92,7 +86,8 @@ class ReviewScreen(Screen):
         self.reading = True
         self._seen_rows = 0
         self._recent_key: tuple = ()
-        self._filter_text = ""
+        self._filter_text: object = ""
+        self.second_opinion = False  # a blind second look at what another reviewer decided
 
     # layout ---------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -119,6 +114,7 @@ class ReviewScreen(Screen):
 
     def on_mount(self) -> None:
         self.opened_at = time.perf_counter()
+        self.second_opinion = bool(getattr(self.app.ctx, "second_opinion", False))
         self.query_one("#edit").display = False
         self.query_one("#card").focus()
         self.open_store()
@@ -138,7 +134,8 @@ class ReviewScreen(Screen):
             store.begin_review()
         except UserError as exc:
             read_only = str(exc)
-        store.scan(budget=FIRST_SLICE)
+        # A blind sample is drawn from every candidate, so a second opinion reads them all first.
+        store.scan(budget=None if self.second_opinion else FIRST_SLICE)
         self.app.call_from_thread(self._opened, store, read_only)
         while not store.scan_done and not worker.is_cancelled:
             store.scan(budget=SLICE)
@@ -148,11 +145,15 @@ class ReviewScreen(Screen):
     def _opened(self, store: CandidateStore, read_only: str | None) -> None:
         self.store, self.read_only = store, read_only
         self.reading = True
-        self._set_queue(store.select(self.filter))
+        if self.second_opinion:
+            self.filter = Filter(status="all")
+            self._set_queue(store.second_opinion_queue(store.reviewer))
+        else:
+            self._set_queue(store.select(self.filter))
         self._seen_rows = len(store.rows)
         self._show_next(0)
         if read_only:
-            self.notify(read_only + " — this screen is read-only", title="Review", severity="warning", timeout=10)
+            notify(self, read_only + " — this screen is read-only", title="Review", severity="warning", timeout=10)
 
     def _loaded(self) -> None:
         self.reading = False
@@ -160,7 +161,7 @@ class ReviewScreen(Screen):
         problems = self.store.problems if self.store else []
         if problems:
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-            self.notify(problems[0] + more, title="Some stored lines were skipped", severity="warning", timeout=12)
+            notify(self, problems[0] + more, title="Some stored lines were skipped", severity="warning", timeout=12)
         if self.current is None:
             self._show_next(self.pos)
         else:
@@ -170,26 +171,18 @@ class ReviewScreen(Screen):
         worker = event.worker
         if worker.group == "review-open":
             if event.state == WorkerState.ERROR:
-                msg = (
-                    str(worker.error)
-                    if isinstance(worker.error, UserError)
-                    else f"unexpected {type(worker.error).__name__}: {worker.error}"
-                )
                 self.reading = False
-                self.query_one("#progress", Static).update(f"[b red]cannot open the candidates:[/] {escape(msg)}")
-                self.notify(msg, title="Review", severity="error", timeout=10)
+                msg = report_error(self, worker.error, title="Review", timeout=10)
+                line = Text.assemble(("cannot open the candidates: ", "bold red"), visible(msg, 500))
+                self.query_one("#progress", Static).update(line)
         elif worker.group == "review-export":
             if event.state == WorkerState.SUCCESS:
                 r = worker.result
-                self.notify(
-                    f"exported {r.exported:,} queries to {r.file}\nmanifest: {r.manifest.name}",
-                    title="Export",
-                    timeout=10,
+                notify(
+                    self, f"exported {r.exported:,} queries to {r.file}\nmanifest: {r.manifest.name}", title="Export"
                 )
             elif event.state == WorkerState.ERROR:
-                exc = worker.error
-                msg = str(exc) if isinstance(exc, UserError) else f"unexpected {type(exc).__name__}: {exc}"
-                self.notify(msg, title="Export failed", severity="error", timeout=12)
+                report_error(self, worker.error, title="Export failed", timeout=12)
 
     def on_unmount(self) -> None:
         if self.store is not None:
@@ -203,12 +196,19 @@ class ReviewScreen(Screen):
         self.queue = queue
         self.queue_pos = {r.id: i for i, r in enumerate(queue)}
 
+    def _predicate(self):
+        pred = self.filter.predicate(self.store)
+        if not self.second_opinion:
+            return pred
+        opinions, me = self.store.opinions, self.store.reviewer
+        return lambda r: pred(r) and me not in opinions.get(r.id, ())
+
     def _matches(self, row: Row) -> bool:
-        return self.filter.predicate(self.store)(row)
+        return self._predicate()(row)
 
     def _show_next(self, start: int) -> None:
         """Show the first candidate at or after `start` that still matches the filter."""
-        pred = self.filter.predicate(self.store)
+        pred = self._predicate()
         for i in range(start, len(self.queue)):
             if pred(self.queue[i]):
                 self.pos = i
@@ -270,7 +270,9 @@ class ReviewScreen(Screen):
             done = "The queue is done: nothing open matches the filter.  Ctrl+F for other statuses, r to refresh."
         if self.reading:
             done = "Reading the candidates…"
-        self.query_one("#question", Static).update(f"[dim]{done}[/dim]")
+        if self.second_opinion and not self.reading:
+            done = "No candidate another reviewer decided is left for your second opinion."
+        self.query_one("#question", Static).update(Text(done, style="dim"))
         for sel in ("#original", "#badges", "#narrations"):
             self.query_one(sel, Static).update("")
         self.query_one("#timeline", ClipTimeline).set_clip(0, 0, [])
@@ -281,16 +283,29 @@ class ReviewScreen(Screen):
             return
         p = self.store.progress()
         c = p["counts"]
-        ro = "  [b yellow]READ-ONLY[/]" if self.read_only else ""
-        if self.reading:
-            ro += f"  [dim]reading candidates… {len(self.store.rows):,}[/dim]"
-        line = (
-            f"reviewed [b]{p['reviewed']:,}[/b] / {p['total']:,}   "
-            f"[green]✓ {c['accepted']:,}[/] [cyan]✎ {c['edited']:,}[/] [red]✗ {c['rejected']:,}[/] "
-            f"[yellow]skipped {c['skipped']:,}[/] [magenta]flagged {c['flagged']:,}[/]   "
-            f"{p['per_hour']:,.0f}/h   ETA {_eta(p['eta_s'])}   "
-            f"reviewer [b]{escape(self.store.reviewer)}[/b]{ro}"
+        line = Text.assemble(
+            "reviewed ",
+            (f"{p['reviewed']:,}", "bold"),
+            f" / {p['total']:,}   ",
+            (f"✓ {c['accepted']:,}", "green"),
+            " ",
+            (f"✎ {c['edited']:,}", "cyan"),
+            " ",
+            (f"✗ {c['rejected']:,}", "red"),
+            " ",
+            (f"skipped {c['skipped']:,}", "yellow"),
+            " ",
+            (f"flagged {c['flagged']:,}", "magenta"),
+            f"   {p['per_hour']:,.0f}/h   ETA {_eta(p['eta_s'])}   reviewer ",
+            (visible(self.store.reviewer, 80), "bold"),
         )
+        if self.second_opinion:
+            left = sum(1 for r in self.queue if self.store.reviewer not in self.store.opinions.get(r.id, ()))
+            line.append(f"  second opinion: {len(self.queue) - left:,}/{len(self.queue):,}", style="bold magenta")
+        if self.read_only:
+            line.append("  READ-ONLY", style="bold yellow")
+        if self.reading:
+            line.append(f"  reading candidates… {len(self.store.rows):,}", style="dim")
         # One line high in the CSS: its size never changes, so no layout pass for it.
         self.query_one("#progress", Static).update(line, layout=False)
 
@@ -298,115 +313,34 @@ class ReviewScreen(Screen):
         row = self.current
         store = self.store
         assert row is not None and store is not None
-        c = store.candidate(row.id)
-        status = c["status"]
-        review = c.get("review") or {}
+        c = store.get(row.id)
+        status = store.status(row.id)
         self._render_progress()
         in_queue = self.queue_pos.get(row.id)
         where = f"{in_queue + 1:,} of {len(self.queue):,} in queue" if in_queue is not None else "not in the queue"
-        state = Text.assemble((status.upper(), STATUS_STYLE.get(status, "")))
-        if status == "rejected" and review.get("reason"):
-            state.append(f" ({REASON_TEXT.get(review['reason'], review['reason'])})", style="red")
-        if review.get("reviewer"):
-            state.append(f" by {review['reviewer']}", style="dim")
-        head = Text.assemble(
-            (where, "bold"),
-            "   ",
-            state,
-            "   ",
-            (
-                f"{c['id']}  ·  video {c['video_uid']}  ·  {c.get('backend')}/{c.get('model')}  ·  "
-                f"prompt {c.get('prompt_version')}",
-                "dim",
-            ),
-        )
-        self._put("#where", head)
-        text = store.query_text(row.id)
-        self._put("#question", Text(text, style="bold"))
-        self._put(
-            "#original", Text.assemble(("original: ", "dim"), (c["query"], "dim italic")) if text != c["query"] else ""
-        )
-        self._put("#badges", self._badges(c))
-        self._put("#narrations", self._narrations(c))
-        w = c.get("window") or {}
-        marks = []
-        target = (c.get("narration") or {}).get("uid")
-        for i, n in enumerate(c.get("group_narrations") or [], start=1):
-            t = float(n.get("t") or 0.0)
-            if n.get("uid") == target:
-                # A window with a problem may have no bounds: draw the narration time alone.
-                ws_, we_ = _num(w.get("start"), t), _num(w.get("end"), t)
-                marks.append(
-                    TimelineMark(
-                        ws_,
-                        we_,
-                        t,
-                        label=str(i),
-                        style="bold yellow" if not row.flags & 8 else "bold red",
-                        flag="!" if row.flags & 8 else "▶",
-                    )
-                )
-            else:
-                marks.append(TimelineMark(t, t, t, label=str(i), style="dim"))
-        try:
-            self.query_one("#timeline", ClipTimeline).set_clip(float(w["clip_start"]), float(w["clip_end"]), marks)
-        except (KeyError, TypeError, ValueError):
-            self.query_one("#timeline", ClipTimeline).set_clip(0, 0, [])
-
-    @staticmethod
-    def _badges(c: dict) -> Text:
-        checks = c.get("checks") or {}
-        out = Text()
-
-        def badge(label: str, style: str) -> None:
-            out.append(f" {label} ", style=style)
-            out.append(" ")
-
-        amb = checks.get("ambiguity")
-        if amb is None or (isinstance(amb, int) and amb < 0):
-            badge("ambiguity ?", "black on grey70")  # not computed (no sentence encoder in that run)
+        blind = self.second_opinion and store.reviewer not in store.opinions.get(row.id, ())
+        self._put("#where", card.card_head(where, c, status, store.state(row.id), blind=blind))
+        # Blind: the question as generated, since an edit would show the first decision.
+        text = c.query if blind else store.query_text(row.id)
+        self._put("#question", card.question(text))
+        self._put("#original", card.original(text, c.query))
+        self._put("#badges", card.badges(c))
+        self._put("#narrations", card.narrations(c))
+        w = c.window
+        timeline = self.query_one("#timeline", ClipTimeline)
+        if w.clip_start is None or w.clip_end is None:
+            timeline.set_clip(0, 0, [])
         else:
-            badge(f"ambiguity {amb}", "black on green" if not amb else "black on yellow")
-        if checks.get("duplicate_of"):
-            badge(f"duplicate of {checks['duplicate_of']}", "white on red")
-        if checks.get("near_duplicate_of"):
-            badge(f"near-duplicate of {checks['near_duplicate_of']}", "black on yellow")
-        for problem in checks.get("window_problems") or []:
-            badge(f"window: {problem}", "white on red")
-        if checks.get("template"):
-            badge(f"template: {checks['template']}", "white on blue")
-        return out
-
-    @staticmethod
-    def _narrations(c: dict) -> Text:
-        w = c.get("window") or {}
-        origin = float(w.get("clip_start") or 0.0)
-        target = c.get("narration") or {}
-        out = Text()
-        for i, n in enumerate(c.get("group_narrations") or [], start=1):
-            is_target = n.get("uid") == target.get("uid")
-            t = float(n.get("t") or 0.0)
-            line = Text.assemble(
-                ("▶ " if is_target else "  ", "bold yellow"),
-                (f"{i}. ", "bold" if is_target else "dim"),
-                (f"{_clock(t - origin):>7} ", "cyan" if is_target else "dim"),
-                (n.get("text") or "", "bold reverse" if is_target else ""),
-            )
-            if out:
-                out.append("\n")
-            out.append(line)
-        if target and w:
-            rs, re_ = _num(w.get("clip_rel_start")), _num(w.get("clip_rel_end"))
-            if rs is None or re_ is None:
-                out.append("\n  no usable window", style="bold red")
-            else:
-                out.append(f"\n  window {_clock(rs)}–{_clock(re_)} of the clip ({re_ - rs:.1f} s)", style="dim")
-        return out
+            timeline.set_clip(w.clip_start, w.clip_end, card.timeline_marks(c, row.flags))
 
     def _render_side(self) -> None:
         if self.store is None:
             return
-        steps = self.store.recent(10)
+        if self.second_opinion:  # only this reviewer's opinions: the first decisions stay hidden
+            me = self.store.reviewer
+            steps = [st for st in self.store.recent(200) if st.second and st.reviewer == me][:10]
+        else:
+            steps = self.store.recent(10)
         # An edit changes the text shown for a step without changing its seq.
         key = tuple((st.seq, st.text) for st in steps)
         if key != self._recent_key:
@@ -417,23 +351,19 @@ class ReviewScreen(Screen):
         self._render_filter()
 
     def _render_filter(self) -> None:
-        more = "  [dim](still reading…)[/dim]" if self.reading else ""
-        text = escape(self.filter.describe()) + f"\n[dim]{len(self.queue):,} match[/dim]{more}"
+        more = "  (still reading…)" if self.reading else ""
+        text = Text.assemble(visible(self.filter.describe(), 500), (f"\n{len(self.queue):,} match{more}", "dim"))
         if text != self._filter_text:  # unchanged by a decision: no update, no layout pass
             self._filter_text = text
             self.query_one("#filter-text", Static).update(text)
 
     def _step_option(self, step: Step) -> Option:
-        when = datetime.fromtimestamp(step.t).strftime("%H:%M:%S")
-        style = STATUS_STYLE.get(step.status, "")
         if step.op == "bulk":
-            label = Text.assemble((f"{when} ", "dim"), (f"bulk {step.status} ", style), f"{len(step.ids):,} candidates")
-            return Option(label, id=f"bulk:{step.seq}")
+            return Option(card.step_label(step, None), id=f"bulk:{step.seq}")
         cid = step.ids[0]
         row = self.store.by_id.get(cid) if self.store else None
-        q = (self.store.query_text(cid) if row else cid)[:60]
-        label = Text.assemble((f"{when} ", "dim"), (f"{step.status:<8} ", style), q)
-        return Option(label, id=f"one:{step.seq}:{cid}")
+        text = self.store.query_text(cid) if row and self.store and not step.second else row.query if row else cid
+        return Option(card.step_label(step, text), id=f"one:{step.seq}:{cid}")
 
     # actions ---------------------------------------------------------------------------------
     def _ready(self) -> bool:
@@ -449,9 +379,9 @@ class ReviewScreen(Screen):
         if not self._ready() or self.current is None:
             return
         try:
-            self.store.decide(self.current.id, action, **kw)
+            self.store.decide(self.current.id, action, second=self.second_opinion, **kw)
         except UserError as exc:
-            self.notify(str(exc), severity="error")
+            report_error(self, exc)
             return
         self._after_decision()
 
@@ -479,7 +409,8 @@ class ReviewScreen(Screen):
         if not self._ready() or self.current is None:
             return
         box = self.query_one("#edit", Input)
-        box.value = self.store.query_text(self.current.id)
+        blind = self.second_opinion
+        box.value = self.current.query if blind else self.store.query_text(self.current.id)
         box.display = True
         self.query_one("#question").display = False
         self.editing = True
@@ -512,10 +443,14 @@ class ReviewScreen(Screen):
     def action_undo(self) -> None:
         if not self._ready():
             return
+        newest = self.store.undo_stack[-1] if self.store.undo_stack else None
+        if self.second_opinion and (newest is None or not newest.second or newest.reviewer != self.store.reviewer):
+            self.notify("nothing of this second look to undo")  # never another reviewer's decision
+            return
         try:
             step = self.store.undo()
         except UserError as exc:
-            self.notify(str(exc), severity="error")
+            report_error(self, exc)
             return
         if step is None:
             self.notify("nothing to undo")
@@ -567,7 +502,7 @@ class ReviewScreen(Screen):
         try:
             queue = self.store.select(flt, upto=seen)
         except ValueError as exc:
-            self.notify(str(exc), severity="error")
+            report_error(self, exc)
             return
         self.filter = flt
         self._set_queue(queue)
@@ -582,38 +517,47 @@ class ReviewScreen(Screen):
             return
         self.app.push_screen(BulkScreen(self.store, self.filter), self._bulk_chosen)
 
-    def _bulk_chosen(self, choice: tuple[str, Filter, int] | None) -> None:
+    def _bulk_chosen(self, choice: BulkChoice | None) -> None:
         if not choice:
             return
-        action, rule, n = choice
-        if n == 0:
+        if not choice.ids:
             self.notify("no candidate matches that rule")
             return
-        verb = "Accept" if action == "accept" else "Reject"
-        question = (
-            f"{verb} [b]{n:,}[/b] candidates?\n[dim]{escape(rule.describe())}[/dim]\n"
-            "One undo (u) reverts the whole step."
+        verb = "Accept" if choice.action == "accept" else "Reject"
+        question = Text.assemble(
+            f"{verb} ",
+            (f"{len(choice.ids):,}", "bold"),
+            " candidates?\n",
+            (visible(choice.rule.describe(), 500), "dim"),
         )
+        for q in choice.sample:
+            question.append("\n  · " + visible(q, 90), style="dim")
+        question.append("\nOne undo (u) reverts the whole step.")
 
         def confirmed(yes: bool | None) -> None:
             if yes:
-                self.apply_bulk(action, rule)
+                self.apply_bulk(choice)
 
         self.app.push_screen(ConfirmScreen(question), confirmed)
 
-    def apply_bulk(self, action: str, rule: Filter) -> None:
-        ids = [r.id for r in self.store.select(rule)]
+    def apply_bulk(self, choice: BulkChoice) -> None:
+        """Apply the step to exactly the previewed ids, then rebuild the queue so its count is current."""
         try:
-            step = self.store.bulk(ids, action, rule=rule.describe())
+            step = self.store.bulk(choice.ids, choice.action, rule=choice.rule.describe())
         except UserError as exc:
-            self.notify(str(exc), severity="error")
+            report_error(self, exc)
             return
         if step is not None:
-            self.notify(f"{action}ed {len(step.ids):,} candidates (u undoes it)")
-        if self.current is not None and self._matches(self.current):
-            self._show(self.current, self.revisit)
+            self.notify(f"{choice.action}ed {len(step.ids):,} candidates (u undoes it)")
+        current = self.current
+        seen = len(self.store.rows)
+        self._set_queue(self.store.select(self.filter, upto=seen))
+        self._seen_rows = seen
+        if current is not None and self._matches(current) and current.id in self.queue_pos:
+            self.pos = self.queue_pos[current.id]
+            self._show(current, self.revisit)
         else:
-            self._show_next(self.pos)
+            self._show_next(0)
 
     def action_refresh(self) -> None:
         added = self._pick_up_new()
@@ -639,6 +583,8 @@ class ReviewScreen(Screen):
         rows = store.rows
         new = rows[self._seen_rows :]
         self._seen_rows += len(new)
+        if self.second_opinion:
+            new = []  # the blind sample was drawn once, from everything stored at opening
         if new:
             # The rows live as long as the store: out of the cyclic collector's reach, a full
             # collection no longer walks 100k of them on some keypress (~100 ms pauses, the p99).

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from rich.markup import escape
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -13,12 +15,14 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
 from engine.store import DEFAULT_REASON, FLAG_NAMES, REJECT_REASONS, STATUSES, Filter
+from engine.textsafe import visible
 from nlq_tui.bindings import (
     REVIEW_BULK_BINDINGS,
     REVIEW_CONFIRM_BINDINGS,
     REVIEW_EXPORT_BINDINGS,
     reject_reason_bindings,
 )
+from nlq_tui.safe_text import plain_text
 
 if TYPE_CHECKING:
     from engine.store import CandidateStore
@@ -56,8 +60,9 @@ STATUS_CHOICES = [
 FLAG_CHOICES = [("any", "any"), ("no flags", "none"), *((n, n) for n in FLAG_NAMES.values())]
 
 
-def _choices(values: list[str]) -> list[tuple[str, str]]:
-    return [(v or "(none)", v) for v in values]
+def _choices(values: list[str]) -> list[tuple[Text, str]]:
+    # Labels from the data (models, templates, variants) are plain text, never markup.
+    return [(plain_text(v, limit=80, newlines=False) if v else Text("(none)"), v) for v in values]
 
 
 class FilterScreen(ModalScreen[Filter | None]):
@@ -95,6 +100,13 @@ class FilterScreen(ModalScreen[Filter | None]):
                     value=f.backend_model or Select.NULL,
                     prompt="any",
                     id="f-model",
+                )
+                yield Label("variant")
+                yield Select(
+                    _choices(self.facets.get("variant", [])),
+                    value=next(iter(f.variants)) if len(f.variants) == 1 else Select.NULL,
+                    prompt="any",
+                    id="f-variant",
                 )
                 yield Label("prompt version")
                 yield Select(
@@ -140,6 +152,7 @@ class FilterScreen(ModalScreen[Filter | None]):
             template=self._value("#f-template"),
             video=self.query_one("#f-video", Input).value.strip(),
             text=self.query_one("#f-text", Input).value.strip(),
+            variants=frozenset({self._value("#f-variant")}) - {""},
         )
 
     @on(Input.Submitted)
@@ -173,8 +186,23 @@ class ConfirmScreen(ModalScreen[bool]):
         self.dismiss(yes)
 
 
-class BulkScreen(ModalScreen[tuple[str, Filter, int] | None]):
-    """Accept or reject every open candidate that matches a rule, with a live count first."""
+@dataclass
+class BulkChoice:
+    """What a bulk step will do: the action, the rule shown, and exactly the ids it previewed."""
+
+    action: str
+    rule: Filter
+    ids: list[str]
+    sample: list[str] = field(default_factory=list)
+
+
+class BulkScreen(ModalScreen[BulkChoice | None]):
+    """Accept or reject every candidate that matches a rule, with its count and a sample first.
+
+    The rule keeps the current filter's statuses, less "flagged" (a candidate set aside for a
+    later look) unless the flagged field says to include them; what Apply hands back is the
+    very set the preview counted.
+    """
 
     BINDINGS = REVIEW_BULK_BINDINGS
 
@@ -182,11 +210,15 @@ class BulkScreen(ModalScreen[tuple[str, Filter, int] | None]):
         super().__init__()
         self.store = store
         self.base = base
+        self.ids: list[str] = []
+        self.sample: list[str] = []
 
     def compose(self) -> ComposeResult:
         with Vertical(id="bulk-box"):
-            yield Label("[b]Bulk decision[/b]  [dim]open candidates of the current filter that also match:[/dim]")
-            yield Static(escape(self.base.describe()), classes="hint")
+            yield Label(
+                Text.assemble(("Bulk decision", "bold"), ("  candidates of the current filter that also match:", "dim"))
+            )
+            yield Static(plain_text(self.base.describe(), limit=500), classes="hint")
             with Grid(id="bulk-grid"):
                 yield Label("action")
                 yield Select(
@@ -196,6 +228,13 @@ class BulkScreen(ModalScreen[tuple[str, Filter, int] | None]):
                 yield Select(FLAG_CHOICES, value="none", allow_blank=False, id="b-flags")
                 yield Label("max ambiguity")
                 yield Input("0", placeholder="any", type="integer", id="b-ambiguity")
+                yield Label("flagged for later")
+                yield Select(
+                    [("leave them", "leave"), ("include them", "include")],
+                    value="leave",
+                    allow_blank=False,
+                    id="b-held",
+                )
             yield Static("", id="b-preview")
             with Horizontal(classes="buttons"):
                 yield Button("Apply…", variant="warning", id="b-apply")
@@ -208,10 +247,12 @@ class BulkScreen(ModalScreen[tuple[str, Filter, int] | None]):
     def rule(self) -> Filter:
         amb = self.query_one("#b-ambiguity", Input).value.strip()
         flags = self.query_one("#b-flags", Select).value
-        status = self.base.statuses()
-        open_only = "open" if status is None else ",".join(sorted(status & {"pending", "skipped", "flagged"})) or "open"
+        statuses = self.base.statuses()
+        statuses = frozenset(STATUSES) if statuses is None else statuses
+        if self.query_one("#b-held", Select).value != "include":
+            statuses = statuses - {"flagged"}
         return Filter(
-            status=open_only,
+            status=",".join(s for s in STATUSES if s in statuses),
             backend_model=self.base.backend_model,
             prompt_version=self.base.prompt_version,
             flags=str(flags),
@@ -219,25 +260,33 @@ class BulkScreen(ModalScreen[tuple[str, Filter, int] | None]):
             video=self.base.video,
             text=self.base.text,
             max_ambiguity=int(amb) if amb.lstrip("-").isdigit() else self.base.max_ambiguity,
+            variants=self.base.variants,
         )
 
     def count(self) -> int:
-        return len(self.store.select(self.rule()))
+        return len(self.ids)
 
     @on(Select.Changed)
     @on(Input.Changed)
     def update_preview(self) -> None:
-        n = self.count()
+        rule = self.rule()
+        self.ids, rows = self.store.bulk_preview(rule, sample=5, seed=0)
+        self.sample = [self.store.query_text(r.id) for r in rows]
         action = self.query_one("#b-action", Select).value
-        self.query_one("#b-preview", Static).update(
-            f"[b]{n:,}[/b] candidates would be {'accepted' if action == 'accept' else 'rejected'}  "
-            f"[dim]({escape(self.rule().describe())})[/dim]"
+        text = Text.assemble(
+            (f"{len(self.ids):,}", "bold"),
+            f" candidates would be {'accepted' if action == 'accept' else 'rejected'}  ",
+            (f"({visible(rule.describe(), 500)})", "dim"),
         )
+        for q in self.sample:
+            text.append("\n  · " + visible(q, 90), style="dim")
+        self.query_one("#b-preview", Static).update(text)
 
     @on(Input.Submitted)
     @on(Button.Pressed, "#b-apply")
     def apply(self) -> None:
-        self.dismiss((str(self.query_one("#b-action", Select).value), self.rule(), self.count()))
+        action = str(self.query_one("#b-action", Select).value)
+        self.dismiss(BulkChoice(action, self.rule(), list(self.ids), list(self.sample)))
 
     @on(Button.Pressed, "#b-cancel")
     def action_dismiss_none(self) -> None:
