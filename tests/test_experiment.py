@@ -164,3 +164,34 @@ def test_a_small_experiment_runs_detached_runs_writes_its_report_and_reuses_them
 
 def _settings(glove):
     return {"epochs": 1, "dim": 16, "batch_size": 8, "device": "cpu", "text_encoder": "glove", "text_path": str(glove)}
+
+
+def test_a_variant_is_exported_once_into_the_experiment_and_cited_with_its_accept_rate(tmp_path):
+    from review_fixtures import populate, write_data_root
+
+    from engine.store import CandidateStore
+
+    root = write_data_root(tmp_path / "ego4d", videos=4)
+    ws = Workspace(tmp_path / "ws")
+    store = CandidateStore(ws, reviewer="ann")
+    ids = populate(store, 20, videos=4)
+    for cid in ids[:3]:
+        store.decide(cid, "accept")
+    store.decide(ids[3], "reject", reason="ambiguous")
+    name = store.variants()[0].name
+    store.close()
+
+    plan = make_plan(ws, data_root=root, pretrain=[name], seeds=[1, 2])
+    source = plan.sources[0]
+    assert source.variant == name and Path(source.file).parent == experiment_dir(ws, plan.id) / "pretrain"
+    exported = json.loads(Path(source.file).read_text())
+    assert sum(len(c["annotations"]) for v in exported["videos"] for c in v["clips"]) == 3
+    # a rerun plans nothing new: same file, same sha256, even after more reviewing
+    store = CandidateStore(ws, reviewer="ann")
+    store.decide(ids[4], "accept")
+    store.close()
+    again = make_plan(ws, data_root=root, pretrain=[name], seeds=[1, 2])
+    assert again.sources[0].sha256 == source.sha256
+    report = Path(write_report(ws, again)["report"]).read_text()
+    assert f"| {source.label} | {name} |" in report
+    assert "80.0% of 5" in report  # the variant's accept rate now: 4 accepted of 5 reviewed

@@ -15,13 +15,13 @@ seeds later add runs to the same experiment.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.ego4d.layout import ANNOTATIONS, annotations_dir
 from engine.errors import ConfigError
 from engine.workspace import Workspace, atomic_write_json
 
@@ -155,11 +155,8 @@ def export_variant(ws: Workspace, data_root: str, name: str, out: Path) -> str:
     """Export `name`'s accepted and edited candidates to `out`; its sha256."""
     from engine.export import DEFAULT_STATUSES, export
 
-    if "variants" not in inspect.signature(export).parameters:
-        raise ConfigError(f"--pretrain {name}: this export cannot select one variant; export it and pass the file")
     out.parent.mkdir(parents=True, exist_ok=True)
-    select: dict = {"variants": frozenset({name})}  # a keyword of the variant-aware export only
-    result = export(ws, out, statuses=DEFAULT_STATUSES, data_root=data_root, **select)
+    result = export(ws, out, statuses=DEFAULT_STATUSES, data_root=data_root, variants=frozenset({name}))
     if not result.exported:
         raise ConfigError(
             f"--pretrain {name}: the variant has no accepted or edited candidates yet; review some on the Review screen"
@@ -205,8 +202,8 @@ def make_plan(
     """The experiment's plan: read back when the folder exists (its runs are reused), else made
     and written; a variant is exported once, on first making, so a rerun trains on the same file."""
     root = Path(data_root).expanduser().resolve()
-    if not (root / "v1" / "annotations").is_dir():
-        raise ConfigError(f"{root}: not an Ego4D root (no v1/annotations); give --data ROOT")
+    if not annotations_dir(root).is_dir():
+        raise ConfigError(f"{root}: not an Ego4D root (no {ANNOTATIONS}); give --data ROOT")
     if not seeds or len(set(seeds)) != len(seeds):
         raise ConfigError(f"--seeds {' '.join(map(str, seeds))}: give one or more distinct seeds, e.g. --seeds 1 2 3")
     settings = clean_settings(settings)

@@ -111,10 +111,14 @@ def source_provenance(source: Source) -> dict:
         counts = Counter(str(q.get(key)) for q in queries if isinstance(q, dict) and q.get(key) is not None)
         return ", ".join(f"{k} ({n})" if len(counts) > 1 else k for k, n in counts.most_common(3)) or "-"
 
-    counts: dict = manifest["counts_by_status"] if isinstance(manifest.get("counts_by_status"), dict) else {}
-    ok = int(counts.get("accepted") or 0) + int(counts.get("edited") or 0)
-    reviewed = ok + int(counts.get("rejected") or 0)
     variant = source.variant or manifest.get("variant") or most("variant")
+    figures = variant_figures(manifest.get("workspace"), variant)
+    if figures is not None:
+        ok, reviewed = figures
+    else:  # no variant to look up: the workspace's decisions as the manifest counted them
+        counts: dict = manifest["counts_by_status"] if isinstance(manifest.get("counts_by_status"), dict) else {}
+        ok = int(counts.get("accepted") or 0) + int(counts.get("edited") or 0)
+        reviewed = ok + int(counts.get("rejected") or 0)
     return {
         "label": source.label,
         "file": source.file,
@@ -128,6 +132,26 @@ def source_provenance(source: Source) -> dict:
         "queries": manifest.get("exported", len(queries) if queries else None),
         "manifest": bool(manifest),
     }
+
+
+def variant_figures(workspace: object, variant: object) -> tuple[int, int] | None:
+    """(accepted + edited, reviewed) of one variant in the workspace the file was exported from."""
+    if not isinstance(workspace, str) or not isinstance(variant, str) or "," in variant:
+        return None
+    try:
+        from engine.store import CandidateStore
+        from engine.variants import variant_table
+
+        store = CandidateStore(Workspace.existing(workspace))
+        try:
+            row = next((r for r in variant_table(store) if r["name"] == variant), None)
+        finally:
+            store.close()
+    except Exception:  # noqa: BLE001 - a moved or older workspace: the report falls back to the manifest
+        return None
+    if row is None:
+        return None
+    return int(row["accepted"]) + int(row["edited"]), int(row["reviewed"])
 
 
 def _fmt(x: float | None, sign: bool = False) -> str:
