@@ -343,8 +343,10 @@ def create_run(workspace: Workspace, config: dict, *, run_id: str | None = None)
         run.checkpoints_dir.mkdir()
         run.predictions_dir.mkdir()
         atomic_write_json(run.config_path, config)
-    except OSError as exc:
+    except (OSError, WorkspaceError) as exc:  # atomic writes name a full disk themselves
         shutil.rmtree(path, ignore_errors=True)  # a run without its config.json is no run
+        if isinstance(exc, WorkspaceError):
+            raise
         raise disk_error(run.config_path, exc) from None
     return run
 
