@@ -7,6 +7,7 @@ settings. No torch here: TrainConfig is a plain dataclass.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,6 @@ from engine.errors import ConfigError
 from engine.runs import DISK_ERRNOS, Run, create_run, disk_error, find_run, launch
 from engine.workspace import Workspace
 
-FINETUNE_LR_FACTOR = 0.5  # a finetune starts from trained weights: half the lr unless told otherwise
 TRAIN_STAGES = ("baseline", "pretrain", "finetune")
 
 
@@ -29,41 +29,34 @@ def latest_export(workspace: Workspace) -> Path | None:
     return max(files, key=lambda p: p.stat().st_mtime) if files else None
 
 
-def training_config(
-    workspace: Workspace,
-    *,
-    stage: str,
-    data_root: str | Path,
-    train_file: str | Path | None = None,
-    from_run: str | None = None,
-    overrides: dict | None = None,
-    model_overrides: dict | None = None,
-    nproc: int = 1,
-) -> dict:
-    """config.json of a new run: checked paths, stage defaults, a finetune's inherited settings.
+def training_config(workspace: Workspace, values: Mapping[str, Any], *, nproc: int = 1) -> dict:
+    """config.json of a new run from user values ({setting name: value or None}, plus "from_run"):
+    checked paths, the pretrain export, a finetune's source run; every setting goes through
+    `TrainConfig.from_user` (ranges, choices, the finetune's inherited settings, what the
+    schedule rule is left to pick)."""
+    from engine.ego4d.layout import ANNOTATIONS, annotations_dir, feature_dir
+    from engine.training.config import TrainConfig
 
-    `overrides` are TrainConfig fields the user set (epochs, lr, batch_size, device, seed,
-    text_encoder, text_path, features, ...); None values are ignored.
-    """
-    from engine.training.config import ModelConfig, TrainConfig
-
+    values = {k: v for k, v in values.items() if v is not None and not (isinstance(v, str) and not v.strip())}
+    from_run = values.pop("from_run", None)
+    stage = values.setdefault("stage", "baseline")
     if stage not in TRAIN_STAGES:
         raise ConfigError(f"stage {stage!r}: use one of {', '.join(TRAIN_STAGES)} (--stage / the preset)")
-    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
-    model_overrides = {k: v for k, v in (model_overrides or {}).items() if v is not None}
-    root = Path(data_root).expanduser().resolve()
-    if not (root / "v1" / "annotations").is_dir():
+    if not values.get("data_root"):
+        raise ConfigError("no data root: give --data ROOT or choose an Ego4D folder on the Data screen (1)")
+    root = Path(values["data_root"]).expanduser().resolve()
+    if not annotations_dir(root).is_dir():
         raise ConfigError(
-            f"{root}: not an Ego4D root (no v1/annotations); give --data ROOT or choose the folder on the Data screen"
+            f"{root}: not an Ego4D root (no {ANNOTATIONS}); give --data ROOT or choose the folder on the Data screen"
         )
-    cfg = TrainConfig(stage=stage, data_root=str(root))
-    source = None
+    values["data_root"] = str(root)
+    source, src, ckpt = None, None, None
     if stage == "finetune":
         if not from_run:
             raise ConfigError(
                 "finetune needs a run to start from: give --from RUN / the from run field (a pretrain run with a checkpoint)"
             )
-        source = find_run(workspace, from_run)
+        source = find_run(workspace, str(from_run))
         ckpt = source.best_path if source.best_path.exists() else source.last_path
         if not ckpt.exists():
             raise ConfigError(
@@ -75,39 +68,30 @@ def training_config(
             raise ConfigError(
                 f'{source.config_path}: no "train" section; pick another run (--from / the from run field)'
             ) from None
-        # the weights only fit the same features, text encoder and model shape
-        for name in ("features", "text_encoder", "text_path", "freeze_text", "batch_size", "seed", "device"):
-            setattr(cfg, name, getattr(src, name))
-        cfg.model = src.model
-        cfg.lr = src.lr * FINETUNE_LR_FACTOR
-        cfg.epochs = src.epochs
-        cfg.init_from = str(ckpt)
     elif from_run:
         raise ConfigError(f"a run to start from (--from / the from run field) is for finetune only (this is {stage})")
-    if stage == "pretrain":
-        chosen = Path(train_file).expanduser() if train_file else latest_export(workspace)
+    elif not values.get("features") and workspace.get("features"):
+        values["features"] = workspace.get("features")  # a finetune keeps its pretrain run's features instead
+    if stage == "pretrain" and not values.get("train_file"):
+        chosen = latest_export(workspace)
         if chosen is None:
             raise ConfigError(
                 f"pretrain needs a training file: export the reviewed questions first or give --train-file FILE / "
                 f"the train file field (an NLQ-format file); {workspace.exports_dir} has no export yet"
             )
-        train_file = chosen
-    if train_file:
-        path = Path(train_file).expanduser().resolve()
+        values["train_file"] = str(chosen)
+    if values.get("train_file"):
+        path = Path(values["train_file"]).expanduser().resolve()
         if not path.is_file():
             raise ConfigError(f"{path}: no such training file (--train-file / the train file field)")
-        cfg.train_file = str(path)
-    for key, value in overrides.items():
-        if not hasattr(cfg, key) or key == "model":
-            raise ConfigError(f"unknown training setting {key!r}")
-        setattr(cfg, key, value)
-    if model_overrides:
-        cfg.model = ModelConfig(**{**cfg.model.__dict__, **model_overrides})
-    cfg.validate()
-    features = root / "v1" / cfg.features
+        values["train_file"] = str(path)
+    cfg = TrainConfig.from_user(values, source=src)
+    if ckpt is not None:
+        cfg.init_from = str(ckpt)
+    features = feature_dir(root, cfg.features)
     if not features.is_dir():
         raise ConfigError(
-            f"{features}: no such feature folder; give --features NAME / the features field (a folder under {root / 'v1'})"
+            f"{features}: no such feature folder; give --features NAME / the features field (a folder under {features.parent})"
         )
     return {
         "stage": stage,
@@ -117,70 +101,49 @@ def training_config(
     }
 
 
+# the keyword names `new_run_config` took before settings were declared once, and their setting
+_LEGACY = {"eval_every": "eval_every_steps", "unfreeze_text": "freeze_text"}
+
+
+def user_values(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """{setting name: value} from keyword settings; the older names still work (unfreeze_text=True,
+    eval_every=N), and False for a switch means "not set" as a flag left out does."""
+    out: dict[str, Any] = {}
+    for key, value in settings.items():
+        if key == "unfreeze_text":
+            out["freeze_text"] = False if value else None
+        elif key == "naq_jitter":
+            out["naq_jitter"] = True if value else None
+        else:
+            out[_LEGACY.get(key, key)] = value
+    return out
+
+
 def new_run_config(
+    workspace: Workspace, values: Mapping[str, Any] | None = None, *, nproc: int = 1, **settings: Any
+) -> dict:
+    """config.json of a new run from what a user set (`nlq-tui train` flags, the Train screen's
+    form): `values` {setting name: value or None} and/or keyword settings; None, "" or a False
+    switch means "not set": the stage's default, the schedule rule's choice, or for a finetune its
+    pretrain run's value. The one place where user settings become a run's configuration."""
+    merged = {**user_values(settings), **dict(values or {})}
+    return training_config(workspace, merged, nproc=nproc)
+
+
+def start_run(
     workspace: Workspace,
     *,
-    stage: str,
-    data_root: str | Path | None,
-    train_file: str | Path | None = None,
-    from_run: str | None = None,
-    features: str | None = None,
-    epochs: int | None = None,
-    lr: float | None = None,
-    batch_size: int | None = None,
-    device: str | None = None,
-    seed: int | None = None,
-    text_encoder: str | None = None,
-    text_path: str | None = None,
-    unfreeze_text: bool = False,
-    eval_every: int | None = None,
-    naq_jitter: bool = False,
-    model: str | None = None,
-    dim: int | None = None,
-    drop_rate: float | None = None,
-    nproc: int = 1,
-) -> dict:
-    """config.json of a new run from the settings a user gave (`nlq-tui train` flags, the Train
-    screen's form); None or False means "not set": the stage's default, or for a finetune its
-    pretrain run's value. The one place where user settings become a run's configuration."""
-    if data_root is None:
-        raise ConfigError("no data root: give --data ROOT or choose an Ego4D folder on the Data screen (1)")
-    features = features or None  # a blank field or flag is not a setting
-    if features is None and stage != "finetune":
-        # a finetune keeps its pretrain run's features (the weights only fit those) unless told
-        features = workspace.get("features")
-    overrides = {
-        "epochs": epochs,
-        "lr": lr,
-        "batch_size": batch_size,
-        "device": device,
-        "seed": seed,
-        "text_encoder": text_encoder,
-        "text_path": text_path,
-        "features": features,
-        "eval_every_steps": eval_every,
-        "naq_jitter": True if naq_jitter else None,
-        "freeze_text": False if unfreeze_text else None,
-    }
-    return training_config(
-        workspace,
-        stage=stage,
-        data_root=data_root,
-        train_file=train_file or None,
-        from_run=from_run or None,
-        overrides=overrides,
-        model_overrides={"model": model, "dim": dim, "drop_rate": drop_rate},
-        nproc=nproc,
-    )
-
-
-def start_run(workspace: Workspace, *, detach: bool = True, **settings: Any) -> Run:
-    """A new run from user settings (the keyword arguments of `new_run_config`): checked, its
-    folder created and, with `detach`, launched in the background (`run.process`). Both
-    `nlq-tui train` and the Train screen start runs here, so they start the same run.
+    detach: bool = True,
+    values: Mapping[str, Any] | None = None,
+    nproc: int | None = None,
+    **settings: Any,
+) -> Run:
+    """A new run from user settings (as `new_run_config`): checked, its folder created and, with
+    `detach`, launched in the background (`run.process`). Both `nlq-tui train` and the Train
+    screen start runs here, so they start the same run.
     A setting that does not check out raises ConfigError before any folder exists."""
-    nproc = max(1, int(settings.get("nproc") or 1))
-    config = new_run_config(workspace, **settings)
+    nproc = max(1, int(nproc or 1))
+    config = new_run_config(workspace, values, nproc=nproc, **settings)
     run = create_run(workspace, config)
     if detach:
         try:

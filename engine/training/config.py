@@ -46,6 +46,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.ego4d.layout import DEFAULT_FEATURES
 from engine.errors import ConfigError
 
 MODELS = ("vslnet", "vslbase")
@@ -144,7 +145,7 @@ class TrainConfig:
         "", help="Ego4D root (default: the workspace's, else sample_data/)", flag="--data", metavar="ROOT", group="data"
     )
     features: str = setting(
-        "egovlp_fp16", help="feature folder under ROOT/v1 (default: the workspace's)", metavar="NAME", group="data"
+        DEFAULT_FEATURES, help="feature folder under ROOT/v1 (default: the workspace's)", metavar="NAME", group="data"
     )
     train_file: str = setting(
         "", help="an NLQ-format training file (default: the root's nlq_train.json)", metavar="FILE", group="data"

@@ -9,7 +9,14 @@ import sys
 import time
 from pathlib import Path
 
-STAGES = ("baseline", "pretrain", "finetune")
+GROUP_TITLES = {
+    "run": "run",
+    "data": "data",
+    "text": "query features",
+    "model": "model",
+    "schedule": "optimisation",
+    "eval": "evaluation",
+}
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -20,55 +27,57 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
 
 
+def add_setting_flags(p: argparse.ArgumentParser) -> list[str]:
+    """One flag per training setting, generated from its declaration (engine/training/config.py);
+    the setting names, so `run_train` passes them on as they are. Values stay text here: the
+    engine parses and checks them, with errors naming the flag and the Train form's field."""
+    from engine.training.config import settings
+
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    names = []
+    for info in settings():
+        s = info.setting
+        group = groups.get(s.group)
+        if group is None:
+            group = groups[s.group] = p.add_argument_group(GROUP_TITLES.get(s.group, s.group))
+        if s.auto:
+            default = "chosen from the train set size, see --settings"
+        elif info.type is bool:
+            default = None
+        else:
+            default = f"{info.default!r}" if info.default not in ("", None) else None
+        text = s.help + (f" (default: {default})" if default else "")
+        text = text.replace("%", "%%")
+        if info.type is bool:
+            group.add_argument(info.flag, dest=info.name, action="store_const", const=not s.invert, help=text)
+        else:
+            metavar = s.metavar or ("{" + ",".join(map(str, s.choices)) + "}" if s.choices else info.name.upper())
+            group.add_argument(info.flag, dest=info.name, metavar=metavar, help=text)
+        names.append(info.name)
+    return names
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "train",
         help="train VSLNet: baseline, pretrain on an export, finetune from a pretrain run",
         description="Train VSLNet on pre-extracted features. A run lives in WS/runs/<id>/ (config.json, "
         "status.json, metrics.jsonl, train.log, checkpoints/, predictions/). Without --detach the command "
-        "waits for the run and prints its best val figures; Ctrl-C (or SIGTERM) saves last.pt and stops it.",
+        "waits for the run and prints its best val figures; Ctrl-C (or SIGTERM) saves last.pt and stops it. "
+        "Settings left unset that the schedule rule picks (width, lr, dropout, epochs, evaluations per epoch) "
+        "follow the training set's size; --settings lists every setting.",
     )
     _common(p)
-    p.add_argument(
-        "--data",
-        metavar="ROOT",
-        default=argparse.SUPPRESS,
-        help="Ego4D root (default: the workspace's, else sample_data/)",
-    )
-    p.add_argument(
-        "--stage",
-        choices=STAGES,
-        default="baseline",
-        help="baseline: the official train split; pretrain: an exported NLQ file (--train-file, "
-        "default the newest in WS/exports); finetune: the official train split from --from RUN's best.pt",
-    )
-    p.add_argument("--train-file", metavar="FILE", help="an NLQ-format training file (pretrain)")
     p.add_argument("--from", dest="from_run", metavar="RUN", help="the run whose best.pt a finetune starts from")
     p.add_argument("--resume", metavar="RUN", help="continue a stopped or failed run from its last.pt")
-    p.add_argument("--epochs", type=int, help="epochs (default 10; finetune: the pretrain run's)")
-    p.add_argument("--lr", type=float, help="learning rate (default 1e-4; finetune: half the pretrain run's)")
-    p.add_argument("--batch-size", type=int, help="batch size (default 32)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where to train (default auto: the GPU if any)")
-    p.add_argument("--seed", type=int, help="random seed (default 12345)")
-    p.add_argument(
-        "--text-encoder", choices=("minilm", "bert", "glove"), help="query features (default minilm, offline)"
-    )
-    p.add_argument("--text-path", metavar="P", help="bert: a model folder or cached hub id; glove: the vectors .txt")
-    p.add_argument("--unfreeze-text", action="store_true", help="train the text encoder too (bert/minilm)")
-    p.add_argument(
-        "--features", metavar="NAME", help="feature folder under ROOT/v1 (default: the workspace's, else egovlp_fp16)"
-    )
-    p.add_argument("--model", choices=("vslnet", "vslbase"), help="VSLNet (default) or VSLBase (no highlighting)")
-    p.add_argument("--dim", type=int, help="model width (default 128)")
-    p.add_argument("--drop-rate", type=float, help="dropout (default 0.2)")
-    p.add_argument("--eval-every", type=int, metavar="STEPS", help="evaluate every STEPS steps (default: every epoch)")
-    p.add_argument(
-        "--naq-jitter", action="store_true", help="NaQ-style random widening/shifting of answer windows (pretrain)"
-    )
     p.add_argument("--nproc", type=int, default=1, help="GPUs to train on with torchrun/DDP (with --detach)")
     p.add_argument("--detach", action="store_true", help="start the run in the background and print its id")
-    p.set_defaults(func=run_train)
+    p.add_argument("--settings", action="store_true", help="print the table of settings and the schedule rule")
+    p.set_defaults(func=run_train, setting_names=add_setting_flags(p))
+    _register_eval(subparsers)
 
+
+def _register_eval(subparsers) -> None:
     e = subparsers.add_parser(
         "eval",
         help="evaluate a run's checkpoint on val, or write test predictions",
@@ -91,7 +100,7 @@ def _workspace(args):
 def _data_root(args, ws) -> Path:
     from engine.errors import ConfigError
 
-    data = getattr(args, "data", None)
+    data = getattr(args, "data_root", None) or getattr(args, "data", None)  # `nlq-tui --data ROOT train` too
     if data:
         return Path(data).expanduser().resolve()
     if ws.get("data_root"):
@@ -113,6 +122,11 @@ def run_train(args: argparse.Namespace) -> int:
     from engine.run_config import secret_env_names, start_run
     from engine.runs import check_resumable, find_run, launch
 
+    if args.settings:
+        from engine.training.config import settings_markdown
+
+        print(settings_markdown(), end="")
+        return 0
     ws = _workspace(args)
     nproc = max(1, int(getattr(args, "nproc", 1) or 1))
     if nproc > 1 and not args.detach:  # checked before a run folder exists
@@ -122,29 +136,10 @@ def run_train(args: argparse.Namespace) -> int:
         check_resumable(run)  # the Train screen's check too: not running, not done, has last.pt
         resume = True
     else:
-        run = start_run(
-            ws,
-            detach=args.detach,
-            stage=args.stage,
-            data_root=_data_root(args, ws),
-            train_file=args.train_file,
-            from_run=args.from_run,
-            features=args.features,
-            epochs=args.epochs,
-            lr=args.lr,
-            batch_size=args.batch_size,
-            device=args.device,
-            seed=args.seed,
-            text_encoder=args.text_encoder,
-            text_path=args.text_path,
-            unfreeze_text=args.unfreeze_text,
-            eval_every=args.eval_every,
-            naq_jitter=args.naq_jitter,
-            model=args.model,
-            dim=args.dim,
-            drop_rate=args.drop_rate,
-            nproc=args.nproc,
-        )
+        values = {name: getattr(args, name, None) for name in args.setting_names}
+        values["data_root"] = str(_data_root(args, ws))
+        values["from_run"] = args.from_run
+        run = start_run(ws, detach=args.detach, values=values, nproc=nproc)
         resume = False
     if args.detach:
         proc = launch(run, resume=True, nproc=nproc, secret_env=secret_env_names(ws)) if resume else run.process
@@ -163,7 +158,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     if not args.json:
         print(f"run {run.id} ({run.path})", file=sys.stderr)
-    state = run_training(run, resume=resume, echo=not args.json)
+    state = run_training(run, resume=resume, echo=True)  # stderr: the schedule, progress lines, evaluations
     summary = run.summary()
     best = summary.get("best")
     if args.json:
