@@ -22,6 +22,7 @@ refused, naming the candidates, before anything is written.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
@@ -31,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.candidate import Candidate
+from engine.ego4d import layout
+from engine.ego4d.nlq import nlq_video_uids
 from engine.errors import ConfigError, DataError, WorkspaceError
 from engine.store import STATUSES, CandidateStore, Filter, Row
 from engine.workspace import Workspace, atomic_write_bytes
@@ -65,35 +68,20 @@ def annotation_uid(candidate_id: str) -> str:
 
 def heldout_videos(data_root: Path) -> dict[str, str]:
     """video_uid -> "val" / "test" for every video of the root's NLQ val and test files."""
-    ann = Path(data_root) / "v1" / "annotations"
-    files = {"val": ann / "nlq_val.json", "test": ann / "nlq_test_unannotated.json"}
+    ann = layout.annotations_dir(data_root)
+    files = {split: layout.nlq_file(data_root, split) for split in ("val", "test")}
     if not files["val"].is_file() and not files["test"].is_file():
         raise DataError(
-            f"{ann}: neither nlq_val.json nor nlq_test_unannotated.json is there, so the export "
+            f"{ann}: neither {files['val'].name} nor {files['test'].name} is there, so the export "
             "cannot make sure no val/test video leaks into it; pass --data with the Ego4D root"
         )
     out: dict[str, str] = {}
     for split, path in files.items():
         if not path.is_file():
             continue
-        for uid in _video_uids(path):
+        for uid in nlq_video_uids(path):  # the one NLQ walker
             out.setdefault(uid, split)
     return out
-
-
-def _video_uids(path: Path) -> list[str]:
-    try:
-        from engine.ego4d import load_nlq
-    except ImportError:  # the reader is optional here; a plain read gives the same uids
-        load_nlq = None
-    if load_nlq is not None:
-        split = load_nlq(path)
-        return list(split.video_uids) if split is not None else []
-    try:
-        data = json.loads(path.read_bytes())
-        return [v["video_uid"] for v in data["videos"]]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise DataError(f"{path}: cannot read its videos ({exc}); fix or re-download the file") from None
 
 
 def official_template(text: str) -> str | None:
@@ -291,7 +279,15 @@ def write_together(out: Path, data: bytes, manifest: dict, card: str | None) -> 
     atomic_write_bytes(manifest_path, mdata, "the export's manifest")
     if card_path is not None and card is not None:
         atomic_write_bytes(card_path, card.encode("utf-8"), "the export's data card")
-    atomic_write_bytes(out, data, "the export")
+    try:
+        atomic_write_bytes(out, data, "the export")
+    except BaseException:
+        # Neither, then: a manifest must never describe a file that is not there.
+        for p in (manifest_path, card_path):
+            if p is not None:
+                with contextlib.suppress(OSError):
+                    p.unlink()
+        raise
     return manifest_path, card_path
 
 

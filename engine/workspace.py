@@ -50,24 +50,19 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-_UMASK: list[int] = []
-
-
 def file_mode() -> int:
     """The mode a plain `open()` would give a new file: 0o666 less the user's umask."""
-    if not _UMASK:
-        mask = None
-        try:  # Linux: read it without changing it (os.umask would, for every thread, for a moment)
-            for line in Path("/proc/self/status").read_text().splitlines():
-                if line.startswith("Umask:"):
-                    mask = int(line.split()[1], 8)
-        except (OSError, ValueError):
-            pass
-        if mask is None:
-            mask = os.umask(0o022)
-            os.umask(mask)
-        _UMASK.append(mask)
-    return 0o666 & ~_UMASK[0]
+    mask = None
+    try:  # Linux: read it without changing it (os.umask would, for every thread, for a moment)
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                mask = int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    if mask is None:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return 0o666 & ~mask
 
 
 def disk_error(path: Path | None, what: str, exc: OSError) -> WorkspaceError:

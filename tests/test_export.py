@@ -305,3 +305,52 @@ def test_generated_candidates_export_through_the_official_loop(tmp_path):
         assert (video_uid, start, end) == (row.video_uid, w["clip_start"], w["clip_end"])
         for s_, e_ in formatted[clip_uid]["exact_times"]:
             assert 0.0 <= s_ < e_ <= end - start + 1e-6
+
+
+def test_a_killed_exports_leftovers_are_cleaned_and_files_get_the_umask(reviewed, tmp_path):
+    ws, root, ids = reviewed
+    out = tmp_path / "aug.json"
+    # what a kill leaves: a temp file of a process that is gone, and a manifest renamed before its file
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f".aug.json.pid{dead.stdout.strip()}.abc123.tmp"
+    stale.write_text("half")
+    orphan = tmp_path / "old.json.manifest.json"
+    orphan.write_text(json.dumps({"file": "old.json"}))
+    old = os.umask(0o022)
+    try:
+        result = export(ws, out)
+    finally:
+        os.umask(old)
+    assert not stale.exists() and not orphan.exists()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(("aug", ".aug"))) == [
+        "aug.json",
+        "aug.json.README.md",
+        "aug.json.manifest.json",
+    ]
+    assert all((tmp_path / n).stat().st_mode & 0o777 == 0o644 for n in ("aug.json", "aug.json.manifest.json"))
+    assert json.loads(result.manifest.read_text())["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+
+
+def test_a_full_disk_is_one_line_naming_it_and_leaves_no_file(reviewed, tmp_path, monkeypatch):
+    import errno
+
+    import engine.workspace as wsmod
+
+    ws, root, ids = reviewed
+    out = tmp_path / "full.json"
+    real = wsmod.os.replace
+
+    def full(src, dst):
+        if str(dst).endswith("full.json"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(src, dst)
+
+    monkeypatch.setattr(wsmod.os, "replace", full)
+    from engine.errors import WorkspaceError
+
+    with pytest.raises(WorkspaceError, match=r"^the disk holding .*full\.json is full"):
+        export(ws, out)
+    monkeypatch.undo()
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith((".full", "full"))]
+    export(ws, out)
+    assert out.exists() and (tmp_path / "full.json.manifest.json").exists()

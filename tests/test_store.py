@@ -1,4 +1,5 @@
 import json
+import os
 
 import pytest
 from review_fixtures import make_group, populate
@@ -366,3 +367,90 @@ def test_a_failed_group_write_leaves_the_shard_clean_for_the_next(ws, monkeypatc
     s.close()
     r = CandidateStore(ws).load()
     assert r.problems == [] and r.done_groups() == {g1[0], g2[0], g3[0]}
+
+
+def test_wrong_typed_lines_are_skipped_and_counted_and_the_rest_stays_reviewable(ws):
+    s = CandidateStore(ws, reviewer="ann")
+    ids = populate(s, 10)
+    s.decide(ids[0], "accept")
+    s.decide(ids[1], "reject", reason="ambiguous")
+    s.close()
+    d = ws.candidates_dir
+    with open(d / "decisions.jsonl", "a") as f:
+        for bad in (
+            {"seq": "9", "op": "decide", "ids": [ids[2]], "status": "accepted"},
+            {"seq": 10, "op": "decide", "ids": ids[2], "status": "accepted"},
+            {"seq": 11, "op": "decide", "ids": [ids[2]], "status": 5},
+            {"seq": 12, "op": "undo", "target": "x"},
+            [1, 2, 3],
+        ):
+            f.write(json.dumps(bad) + "\n")
+    shard = next(d.glob("groups-*.jsonl"))
+    with open(shard, "a") as f:
+        f.write(json.dumps({"group_key": 7, "index": [], "rejected": [], "candidates": []}) + "\n")
+        f.write(json.dumps({"group_key": "g-bad", "index": [[1, 2, 3]], "rejected": [], "candidates": [{}]}) + "\n")
+    r = CandidateStore(ws).load()
+    assert len(r.problems) == 7 and len(r.rows) == 10
+    assert r.status(ids[0]) == "accepted" and r.status(ids[1]) == "rejected" and r.status(ids[2]) == "pending"
+    r.begin_review()
+    r.decide(ids[3], "accept")  # still reviewable
+    r.compact()
+    r.close()
+    snap = json.loads((d / "decisions.snapshot.json").read_text())
+    snap["states"]["status"][0] = ["not", "a", "status"]
+    (d / "decisions.snapshot.json").write_text(json.dumps(snap))
+    again = CandidateStore(ws).load()
+    assert any("wrong types skipped" in p for p in again.problems)
+    assert again.counts()["accepted"] + again.counts()["rejected"] == 2  # the damaged one reads as pending
+
+
+def test_an_unreadable_snapshot_is_named_kept_aside_and_review_goes_on(ws):
+    s = CandidateStore(ws, reviewer="ann")
+    ids = populate(s, 5)
+    s.decide(ids[0], "accept")
+    s.compact()
+    s.close()
+    snap = ws.candidates_dir / "decisions.snapshot.json"
+    snap.write_text("[" * 100_000)  # deep nesting
+    r = CandidateStore(ws)
+    r.begin_review()
+    assert any("decisions.snapshot.json: unreadable" in p for p in r.problems)
+    r.decide(ids[1], "reject")
+    r.compact()
+    r.close()
+    assert (ws.candidates_dir / "decisions.snapshot.json.damaged").read_text().startswith("[[[")
+    assert CandidateStore(ws).load().status(ids[1]) == "rejected"
+
+
+def test_a_file_where_the_candidates_folder_should_be_is_one_line(tmp_path):
+    from engine.errors import WorkspaceError
+
+    (tmp_path / "ws").mkdir()
+    (tmp_path / "ws" / "candidates").write_text("x")
+    ws = Workspace(tmp_path / "ws")  # opens; the problem is listed
+    assert any("is a file where the candidates folder should be" in p for p in ws.problems)
+    with pytest.raises(WorkspaceError, match="candidates folder should be; move it aside"):
+        CandidateStore(ws).load()
+
+
+def test_store_files_get_the_users_umask(ws):
+    old = os.umask(0o022)
+    try:
+        s = CandidateStore(ws, reviewer="ann")
+        ids = populate(s, 5)
+        s.decide(ids[0], "accept")
+        s.compact()
+        s.close()
+    finally:
+        os.umask(old)
+    modes = {p.name.split("-")[0]: p.stat().st_mode & 0o777 for p in ws.candidates_dir.iterdir()}
+    assert set(modes.values()) == {0o644}, modes
+
+
+def test_without_fdatasync_the_store_falls_back_to_fsync(ws, monkeypatch):
+    monkeypatch.delattr(store_mod.os, "fdatasync")
+    s = CandidateStore(ws)
+    ids = populate(s, 5)
+    s.decide(ids[0], "accept")
+    s.close()
+    assert CandidateStore(ws).load().status(ids[0]) == "accepted"

@@ -67,3 +67,64 @@ def test_concurrent_setters_lose_no_update(tmp_path):
     assert all(p.wait() == 0 for p in procs)
     settings = Workspace(ws.path).settings()
     assert len(settings) == 30
+
+
+def test_existing_opens_without_creating_anything(tmp_path):
+    with pytest.raises(WorkspaceError, match="no such workspace"):
+        Workspace.existing(tmp_path / "none")
+    assert not (tmp_path / "none").exists()
+    (tmp_path / "bare").mkdir()
+    ws = Workspace.existing(tmp_path / "bare")
+    assert ws.get("data_root") is None and list((tmp_path / "bare").iterdir()) == []
+
+
+def test_wrong_types_in_workspace_json_read_as_unset_with_one_line_each(tmp_path):
+    ws = Workspace(tmp_path / "ws")
+    (ws.path / "workspace.json").write_text(
+        json.dumps(
+            {"settings": {"1": {"data_root": 5, "features": "egovlp_fp16"}}, "prompts": [1, 2], "jobs": {"1": 3}}
+        )
+    )
+    again = Workspace(ws.path)
+    assert again.get("data_root") is None and again.get("features") == "egovlp_fp16"
+    assert again.table("prompts").all() == [] and again.table("jobs").all() == []
+    problems = again.all_problems()
+    assert any("setting 'data_root' is not a str" in p for p in problems)
+    assert any("table 'prompts' is not an object" in p for p in problems)
+    assert any("records of 'jobs' with wrong types" in p for p in problems)
+    (ws.path / "workspace.json").write_text("[" * 100_000)
+    with pytest.raises(WorkspaceError, match="nested too deeply"):
+        Workspace(ws.path).get("x")
+
+
+def test_a_file_where_a_subfolder_should_be_is_named_not_a_crash(tmp_path):
+    (tmp_path / "ws").mkdir()
+    for sub in ("locks", "exports"):
+        (tmp_path / "ws" / sub).write_text("x")
+    ws = Workspace(tmp_path / "ws")
+    assert len(ws.problems) == 2 and all("should be; move it aside" in p for p in ws.problems)
+    with pytest.raises(WorkspaceError, match="locks: is not a folder"):
+        ws.acquire("candidates")
+    with pytest.raises(WorkspaceError, match="locks: is not a folder"):
+        ws.set("x", 1)
+
+
+def test_atomic_writes_take_the_umask_and_a_full_disk_is_one_line(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    import engine.workspace as wsmod
+
+    old = os.umask(0o027)
+    try:
+        atomic_write_json(tmp_path / "a.json", {"x": 1})
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o640
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(wsmod.tempfile, "mkstemp", full)
+    with pytest.raises(WorkspaceError, match=r"^the disk holding .*b\.json is full"):
+        atomic_write_json(tmp_path / "b.json", {"x": 1})
