@@ -118,6 +118,7 @@ def test_plan_is_found_again_and_refuses_other_settings_under_the_same_id(tmp_pa
         make_plan(ws, data_root=root, pretrain=[str(aug)], seeds=[1], settings={"epochs": 4}, exp_id=a.id)
     with pytest.raises(ConfigError, match="neither a file nor a variant"):
         make_plan(ws, data_root=root, pretrain=["no-such-variant"], seeds=[1])
+    assert [p.name for p in (ws.path / "experiments").iterdir()] == [a.id]  # the refused plan left nothing
     with pytest.raises(ConfigError, match="distinct seeds"):
         make_plan(ws, data_root=root, pretrain=[str(aug)], seeds=[1, 1])
 

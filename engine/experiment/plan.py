@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -221,8 +222,17 @@ def make_plan(
         existing.seeds = list(seeds)
         atomic_write_json(folder / "plan.json", existing.to_json())
         return existing
+    if not specs:
+        raise ConfigError("give at least one --pretrain FILE_OR_VARIANT (an exported NLQ file or a variant name)")
+    new = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
-    plan = Plan(exp_id, str(root), list(seeds), resolve_sources(ws, str(root), specs, folder), settings, time.time())
+    try:
+        sources = resolve_sources(ws, str(root), specs, folder)
+    except BaseException:
+        if new:  # a refused plan leaves no half-made experiment behind
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+    plan = Plan(exp_id, str(root), list(seeds), sources, settings, time.time())
     atomic_write_json(folder / "plan.json", plan.to_json())
     return plan
 

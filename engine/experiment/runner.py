@@ -196,9 +196,10 @@ class Runner:
         self.reap()
         states = {j.key: self.job_state(j.key) for j in self.jobs}
         active = sum(1 for s in states.values() if s == "running")
+        for job in self.jobs:
+            self.note(job, states[job.key])
         for job in sorted(self.jobs, key=self.priority):
             st = states[job.key]
-            self.note(job, st)
             if st in ("done", "running") or job.key in self.final_failed:
                 continue
             if st in ("stopped", "failed"):
