@@ -163,7 +163,8 @@ def test_template_run_stores_candidates_with_full_provenance(tmp_path):
     c = store.candidate(store.rows[0].id)
     assert set(c) >= {"id", "video_uid", "clip_uid", "group_key", "narration", "group_narrations", "window", "query",
                       "backend", "model", "prompt_version", "raw", "checks", "status", "created"}  # fmt: skip
-    assert c["id"] == f"{c['group_key']}#{c['narration']['number']}" and c["status"] == "pending"
+    assert c["variant"] == "template-nlq-templates-v1-p1"  # backend, model, prompt version
+    assert c["id"] == f"{c['group_key']}#{c['narration']['number']}@{c['variant']}" and c["status"] == "pending"
     assert set(c["checks"]) == {"duplicate_of", "near_duplicate_of", "ambiguity", "template", "window_problems"}
     assert c["checks"]["template"] and len(c["group_narrations"]) == 5
     # full checks measured ambiguity (>= 0) against the narrations of the clip
@@ -192,7 +193,7 @@ def test_a_store_failure_ends_the_job_with_its_message_instead_of_hanging(tmp_pa
     class FullDisk:
         rows: list = []
 
-        def done_groups(self):
+        def done_groups(self, variant=None):
             return set()
 
         def add_group_result(self, *a):
@@ -245,3 +246,110 @@ def test_sigkill_mid_run_then_rerun_finishes_without_duplicates(tmp_path):
     assert len(store.done_groups()) == 32
     ids = [r.id for r in store.rows]
     assert len(ids) == len(set(ids)) == 32 * 5
+
+
+# ------------------------------------------------------------------------------ variants
+
+
+def _openai(srv, **kw):
+    from engine.generation.openai_backend import OpenAIBackend
+
+    kw.setdefault("timeout", 5.0)
+    return OpenAIBackend("fake", [srv.base_url], concurrency=4, max_retries=0, **kw)
+
+
+def test_a_second_variant_over_done_groups_makes_new_candidates_beside_the_first(tmp_path):
+    index = load_index(tree(tmp_path, videos_n=1), use_cache=False)
+    ws = Workspace(tmp_path / "ws")
+    first = GenerationJob(index, ws, TemplateBackend(), checks="fast").run_sync()
+    before = {r.id: r.query for r in CandidateStore(ws).load().rows}
+    second = GenerationJob(index, ws, TemplateBackend(), checks="fast", variant="again").run_sync()
+    assert first.groups_done == second.groups_done == 8 and second.groups_skipped == 0
+    store = CandidateStore(ws).load()
+    rows = store.rows
+    assert {r.id: r.query for r in rows if r.variant == first.variant} == before
+    assert len([r for r in rows if r.variant == "again"]) == len(before)
+    assert len(store.done_groups("again")) == len(store.done_groups(first.variant)) == 8
+    # the same variant again has nothing to do
+    third = GenerationJob(index, ws, TemplateBackend(), checks="fast", variant="again").run_sync()
+    assert third.groups_done == 0 and third.groups_skipped == 8
+
+
+def test_resume_stays_within_the_variant_and_failed_groups_are_recorded(tmp_path):
+    index = load_index(tree(tmp_path, videos_n=2), use_cache=False)  # 16 groups
+    ws = Workspace(tmp_path / "ws")
+    with FakeLLMServer(script=["server_error"] * 3) as srv:
+        a = GenerationJob(index, ws, _openai(srv), checks="fast", variant="a").run_sync()
+    assert a.groups_done == 13 and a.groups_failed == 3
+    store = CandidateStore(ws).load()
+    assert len(store.failed_groups("a")) == 3
+    store.close()
+    with FakeLLMServer() as srv:
+        b = GenerationJob(index, ws, _openai(srv), checks="fast", variant="b").run_sync()
+        assert srv.requests == 16  # another variant asks for every group
+        a2 = GenerationJob(index, ws, _openai(srv), checks="fast", variant="a").run_sync()
+        assert srv.requests == 16 + 3  # variant a asks only for its three failed groups
+    assert b.groups_done == 16 and a2.groups_done == 3 and a2.groups_skipped == 13
+    store = CandidateStore(ws).load()
+    assert store.failed_groups("a") == {} and len(store.done_groups("a")) == 16
+
+
+def test_a_name_already_used_for_other_settings_is_refused_in_one_line(tmp_path):
+    from engine.errors import ConfigError
+
+    index = load_index(tree(tmp_path, videos_n=1), use_cache=False)
+    ws = Workspace(tmp_path / "ws")
+    with FakeLLMServer() as srv:
+        GenerationJob(index, ws, _openai(srv, temperature=0.2), checks="fast", variant="v", groups=2).run_sync()
+        job = GenerationJob(index, ws, _openai(srv, temperature=0.9), checks="fast", variant="v")
+        with pytest.raises(ConfigError, match="another --name"):
+            job.prepare()
+        job.close()
+
+
+def test_validation_policy_keeps_copies_of_the_narration_as_flagged_candidates(tmp_path):
+    from engine.generation.base import Backend, Reply
+
+    class Restating(Backend):
+        """Answers every narration by restating it: 'Did I opens the fridge?'."""
+
+        name, model = "restating", "r1"
+
+        async def complete(self, requests):
+            return [Reply(items=[(i, f"Did I {' '.join(t.split()[2:])}?") for i, t in enumerate(r.narrations, 1)])
+                    for r in requests]  # fmt: skip
+
+    index = load_index(tree(tmp_path, videos_n=1), use_cache=False)
+    ws = Workspace(tmp_path / "ws")
+    strict = GenerationJob(index, ws, Restating(), checks="fast", variant="strict").run_sync()
+    kept = GenerationJob(index, ws, Restating(), checks="fast", variant="kept",
+                         policy={"copies_narration": "flag"}).run_sync()  # fmt: skip
+    assert strict.questions_valid == 0 and strict.rejected["copies_narration"] == 40
+    assert kept.questions_valid == 40 and kept.rejected["copies_narration"] == 0 and kept.flagged["validation"] == 40
+    store = CandidateStore(ws).load()
+    c = store.get(next(r.id for r in store.rows if r.variant == "kept"))
+    assert c.checks.flagged == ["copies_narration"] and "validation" in c.flag_names()
+    assert {v.name: v.policy for v in store.variants()}["kept"] == {"copies_narration": "flag"}
+
+
+def test_cost_estimate_counts_the_messages_the_requests_send_and_learns_the_servers_counts(tmp_path):
+    from engine.generation.estimate import count_message_tokens, estimate_job
+
+    index = load_index(tree(tmp_path, videos_n=2), use_cache=False)
+    ws = Workspace(tmp_path / "ws")
+    with FakeLLMServer() as srv:
+        job = GenerationJob(index, ws, _openai(srv, price_in=2.0, price_out=8.0), checks="fast", variant="e")
+        est = estimate_job(job)
+        assert not (ws.path / "candidates").exists() or not list((ws.path / "candidates").glob("groups-*"))
+        texts, _ = job.reader.texts(np.array(job.todo))
+        counted = sum(count_message_tokens(job.prompt.messages(t)) for t in texts)
+        assert est["requests"] == 16 and est["prompt_tokens"] == pytest.approx(counted, rel=0.02)
+        assert est["cost"] == pytest.approx((est["prompt_tokens"] * 2.0 + est["completion_tokens"] * 8.0) / 1e6)
+        assert est["paid"] is False  # a loopback server
+        job.close()
+        done = GenerationJob(index, ws, _openai(srv, price_in=2.0, price_out=8.0), checks="fast", variant="e",
+                             groups=8, seed=1).run_sync()  # fmt: skip
+        # the next variant's estimate is scaled to what this server counted for the same prompt
+        again = estimate_job(GenerationJob(index, ws, _openai(srv), checks="fast", variant="f"))
+    per_group = done.prompt_tokens / done.requests
+    assert again["prompt_tokens"] == pytest.approx(per_group * 16, rel=0.1) and "server" in again["token_method"]

@@ -192,8 +192,9 @@ class GroupReader:
         if not len(groups):
             return []
         pos = [self._pre.get(g, -1) for g in groups.tolist()]
-        if all(i >= 0 for i in pos):
-            t, start, end, bits = self._pre_t[pos], self._pre_s[pos], self._pre_e[pos], self._pre_b[pos]
+        pre = (self._pre_t, self._pre_s, self._pre_e, self._pre_b)
+        if all(i >= 0 for i in pos) and all(a is not None for a in pre):
+            t, start, end, bits = (a[pos] for a in pre)  # type: ignore[index]  # all set by prefetch
         else:
             t, start, end, bits = self._windows(groups)
         rows = (r.group_row[groups][:, None] + np.arange(k)).reshape(-1)

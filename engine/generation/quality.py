@@ -147,10 +147,13 @@ class QualityChecker:
         for r in rows:
             self._exact.setdefault(r.clip_uid, {}).setdefault(normalise(r.query), r.id)
 
-    def check_batch(self, items: list[Item]) -> None:
-        """Fill `item.checks` (duplicate_of, near_duplicate_of, ambiguity, template) in place."""
+    def check_batch(self, items: list[Item], embeddings: bool | None = None) -> None:
+        """Fill `item.checks` (duplicate_of, near_duplicate_of, ambiguity, template) in place.
+
+        `embeddings=False`: the text checks only (the embedding ones run later, `check_embeddings`).
+        """
         qvecs = None
-        if self.embeddings and items:
+        if (self.embeddings if embeddings is None else embeddings) and items:
             qvecs = self.embed([it.query for it in items])
             self._encode_clips(items)
         for i, it in enumerate(items):

@@ -27,6 +27,11 @@ class Stats:
     finished: float | None = None
     state: str = "idle"  # idle | running | paused | cancelled | done | failed
     error: str | None = None
+    variant: str = ""
+    step: str = ""  # what the job is doing besides requests ("loading the sentence encoder")
+    checks_pending: int = 0  # candidates stored whose embedding checks have not been filled in yet
+    questions_checked: int = 0  # candidates whose embedding checks ran (for the checks' own rate)
+    check_seconds: float = 0.0  # time spent in the embedding checks
 
     @property
     def tokens(self) -> int:
@@ -54,6 +59,10 @@ class Stats:
     def as_json(self) -> dict:
         return {
             "state": self.state,
+            "variant": self.variant,
+            "step": self.step,
+            "checks_pending": self.checks_pending,
+            "checks_per_second": round(self.questions_checked / self.check_seconds, 1) if self.check_seconds else None,
             "groups_total": self.groups_total,
             "groups_skipped": self.groups_skipped,
             "groups_done": self.groups_done,

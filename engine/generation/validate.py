@@ -111,6 +111,7 @@ def copies_narration(query: str, narration: str) -> bool:
 class Verdict:
     accepted: list[tuple[int, str]] = field(default_factory=list)  # (narration number 1..k, query)
     rejected: list[dict] = field(default_factory=list)
+    flagged: dict[int, list[str]] = field(default_factory=dict)  # narration number -> reasons kept as flags
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -141,37 +142,51 @@ def _reject(group_key: str, number: int | None, reason: str, detail: str, raw: A
     return {"group_key": group_key, "narration": number, "reason": reason, "detail": detail, "raw": raw}
 
 
-def check_query(query: Any, narration: str, flags: int) -> tuple[str, str] | None:
-    """(reason, detail) when a single question must be rejected, else None."""
-    if isinstance(query, str):
-        return _check_text(query, narration, flags & FLAG_UNSURE)
-    return _check_any(query, narration, flags)
-
-
 @lru_cache(maxsize=1 << 18)
-def _check_text(query: str, narration: str, flags: int) -> tuple[str, str] | None:
+def _check_text(query: str, narration: str, flags: int, keep: frozenset = frozenset()) -> tuple[str, str] | None:
     # Cached: the template backend asks the same question of the same narration text often.
-    return _check_any(query, narration, flags)
+    return _check_any(query, narration, flags, keep)
 
 
-def _check_any(query: Any, narration: str, flags: int) -> tuple[str, str] | None:
+def _check_any(query: Any, narration: str, flags: int, keep: frozenset = frozenset()) -> tuple[str, str] | None:
+    """The first reason to reject; reasons in `keep` (the policy's flags) are passed over and
+    reported as ("flag:<reason>", detail) when nothing else rejects the question."""
+    flagged = None
+    for reason, detail in _problems(query, narration, flags):
+        if reason not in keep or not isinstance(query, str):
+            return reason, detail
+        flagged = flagged or (f"flag:{reason}", detail)
+    return flagged
+
+
+def _problems(query: Any, narration: str, flags: int):
+    """Every (reason, detail) that applies, in the order a reviewer would name them."""
     if flags & FLAG_UNSURE:
-        return "unsure_narration", "the narration is tagged #unsure"
+        yield "unsure_narration", "the narration is tagged #unsure"
     if not isinstance(query, str):
-        return "not_a_question", f"the query is {type(query).__name__}, not text"
+        yield "not_a_question", f"the query is {type(query).__name__}, not text"
+        return
     q = " ".join(query.split())
     if _MARKERS.search(q):
-        return "narration_markers", "contains #C/#O/#unsure or 'C' for the camera wearer"
+        yield "narration_markers", "contains #C/#O/#unsure or 'C' for the camera wearer"
     if not q.endswith("?"):
-        return "not_a_question", "does not end with '?'"
+        yield "not_a_question", "does not end with '?'"
     words = len(q.split())
     if words < MIN_WORDS:
-        return "too_short", f"{words} words (minimum {MIN_WORDS})"
+        yield "too_short", f"{words} words (minimum {MIN_WORDS})"
     if words > MAX_WORDS or len(q) > MAX_CHARS:
-        return "too_long", f"{words} words, {len(q)} characters (maximum {MAX_WORDS} / {MAX_CHARS})"
+        yield "too_long", f"{words} words, {len(q)} characters (maximum {MAX_WORDS} / {MAX_CHARS})"
+        return  # a long text is not compared word by word
     if copies_narration(q, narration):
-        return "copies_narration", "restates the narration"
-    return None
+        yield "copies_narration", "restates the narration"
+
+
+FLAGGABLE = ("not_a_question", "too_short", "too_long", "narration_markers", "copies_narration", "unsure_narration")
+
+
+def policy_keep(policy: dict[str, str] | None) -> frozenset:
+    """The reasons a variant's validation policy keeps as flags (the rest reject)."""
+    return frozenset(r for r, action in (policy or {}).items() if action == "flag" and r in FLAGGABLE)
 
 
 def validate(
@@ -180,12 +195,15 @@ def validate(
     flags: list[int],
     text: str | None = None,
     parsed: Any = None,
-    items: list[tuple[int | None, Any]] | None = None,
+    items: list | None = None,
+    keep: frozenset = frozenset(),
 ) -> Verdict:
     """Split an answer for a group of k narrations into accepted questions and rejections.
 
     Give the raw answer `text`, an already-structured `parsed` answer, or `items`
     [(narration number, query)] (the template backend, which skips parsing altogether).
+    `keep`: reasons the variant's policy keeps as flags (`policy_keep`); such a question is
+    accepted with the reason in `Verdict.flagged`.
     """
     if items is None:
         try:
@@ -195,10 +213,12 @@ def validate(
             raw = (text or "")[:RAW_KEEP]
             verdict.rejected.append(_reject(group_key, None, exc.reason, exc.detail, raw, RAW_KEEP))
             return verdict
-    return validate_items(group_key, narrations, flags, items)
+    return validate_items(group_key, narrations, flags, items, keep)
 
 
-def validate_items(group_key: str, narrations: list[str], flags: list[int], items) -> Verdict:
+def validate_items(
+    group_key: str, narrations: list[str], flags: list[int], items, keep: frozenset = frozenset()
+) -> Verdict:
     verdict = Verdict()
     accepted, rejected = verdict.accepted, verdict.rejected
     k = len(narrations)
@@ -217,12 +237,14 @@ def validate_items(group_key: str, narrations: list[str], flags: list[int], item
         seen.add(number)
         f = flags[number - 1] if flags else 0
         if isinstance(query, str):
-            bad = _check_text(query, narrations[number - 1], f & FLAG_UNSURE)
+            bad = _check_text(query, narrations[number - 1], f & FLAG_UNSURE, keep)
         else:
-            bad = _check_any(query, narrations[number - 1], f)
+            bad = _check_any(query, narrations[number - 1], f, keep)
         if bad is not None:
-            rejected.append(_reject(group_key, number, bad[0], bad[1], query))
-            continue
+            if not bad[0].startswith("flag:"):
+                rejected.append(_reject(group_key, number, bad[0], bad[1], query))
+                continue
+            verdict.flagged[number] = [bad[0][5:]]
         accepted.append((number, _squash(query)))
     if len(seen) < k:
         for number in range(1, k + 1):
