@@ -16,13 +16,14 @@ from typing import TYPE_CHECKING
 
 from textual.message import Message
 
+from engine.ego4d import layout
 from engine.errors import DataError
 from engine.workspace import Workspace
 
 if TYPE_CHECKING:  # numpy-backed engine modules load with the first index
     from engine.index import Index
 
-DEFAULT_FEATURES = "egovlp_fp16"
+DEFAULT_FEATURES = layout.DEFAULT_FEATURES
 
 Progress = Callable[[str, int, int], None]
 
@@ -30,7 +31,7 @@ Progress = Callable[[str, int, int], None]
 def sample_data_root() -> Path | None:
     """The repository's `sample_data/` next to the package, when this is a checkout."""
     candidate = Path(__file__).resolve().parent.parent / "sample_data"
-    return candidate if (candidate / "ego4d.json").is_file() else None
+    return candidate if layout.is_root(candidate) else None
 
 
 def train_counts(index: Index) -> tuple[dict, list]:

@@ -29,6 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from engine.index import Index, Issue, NarrationArrays, TextColumn, flags_of
+
 NARRATION = "v1/annotations/narration.json"
 EGO4D = "ego4d.json"
 NLQ = {
@@ -228,3 +232,80 @@ def quirky_tree(root: str | Path) -> Path:
 
     edit_json(root, NARRATION, quirk_narr)
     return root
+
+
+# The plain builder: the streaming reader of engine.ego4d must give the same index as this.
+def build_index(
+    root: Path,
+    feature_dir: str,
+    ego4d: dict,
+    narration: dict,
+    excluded_uids: set[str],
+    feature_uids: set[str],
+    issues: list[Issue] | None = None,
+) -> Index:
+    """Build an Index from already-parsed, already-validated JSON objects.
+
+    `ego4d` is ego4d.json (only `clips` is read here), `narration` is narration.json.
+    Video numbering: videos of narration.json first (file order), then videos that only
+    appear in ego4d.json clips.
+    """
+    video_uids: list[str] = list(narration.keys())
+    seen = set(video_uids)
+    clips = ego4d.get("clips") or []
+    for c in clips:
+        vu = c.get("video_uid")
+        if vu is not None and vu not in seen:
+            seen.add(vu)
+            video_uids.append(vu)
+    row = {u: i for i, u in enumerate(video_uids)}
+    V = len(video_uids)
+
+    clip_uids = [str(c.get("clip_uid")) for c in clips]
+    clip_video = np.array([row[c["video_uid"]] for c in clips], dtype=np.int32)
+    clip_start = np.array([float(c["video_start_sec"]) for c in clips], dtype=np.float64)
+    clip_end = np.array([float(c["video_end_sec"]) for c in clips], dtype=np.float64)
+    clip_order = np.argsort(clip_video, kind="stable").astype(np.int32)
+    clip_offsets = np.zeros(V + 1, dtype=np.int64)
+    np.cumsum(np.bincount(clip_video, minlength=V), out=clip_offsets[1:])
+
+    passes: dict[int, NarrationArrays] = {}
+    for p in (1, 2):
+        key = f"narration_pass_{p}"
+        times: list[float] = []
+        texts: list[str] = []
+        uids: list[str] = []
+        offsets = np.zeros(V + 1, dtype=np.int64)
+        for v, vu in enumerate(video_uids):
+            entry = narration.get(vu) or {}
+            narrs = ((entry.get(key) or {}).get("narrations")) or []
+            order = sorted(range(len(narrs)), key=lambda i: narrs[i]["timestamp_sec"])  # stable
+            for i in order:
+                n = narrs[i]
+                times.append(float(n["timestamp_sec"]))
+                texts.append(str(n.get("narration_text") or ""))
+                uids.append(str(n.get("annotation_uid") or ""))
+            offsets[v + 1] = len(times)
+        passes[p] = NarrationArrays(
+            video_offsets=offsets,
+            time=np.array(times, dtype=np.float64),
+            flags=np.array([flags_of(t) for t in texts], dtype=np.uint8),
+            text=TextColumn.from_strings(texts),
+            uid=TextColumn.from_strings(uids),
+        )
+
+    return Index(
+        root=Path(root),
+        feature_dir=feature_dir,
+        video_uids=video_uids,
+        clip_uids=clip_uids,
+        clip_video=clip_video,
+        clip_start=clip_start,
+        clip_end=clip_end,
+        clip_order=clip_order,
+        clip_offsets=clip_offsets,
+        passes=passes,
+        excluded=np.array([u in excluded_uids for u in video_uids], dtype=bool),
+        has_features=np.array([u in feature_uids for u in video_uids], dtype=bool),
+        issues=list(issues or []),
+    )

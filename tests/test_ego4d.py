@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from ego4d_fixtures import EGO4D, NARRATION, NLQ, QUIRKS, edit_json, quirky_tree, video, write_tree
+from ego4d_fixtures import EGO4D, NARRATION, NLQ, QUIRKS, build_index, edit_json, quirky_tree, video, write_tree
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -19,7 +19,7 @@ from engine.ego4d import ReadPolicy, check, load_index, load_nlq, text_flags
 from engine.ego4d.layout import list_feature_folders
 from engine.errors import DataError
 from engine.features import load_features
-from engine.index import TextColumn, build_index, flags_of
+from engine.index import TextColumn, flags_of
 
 
 @pytest.fixture(autouse=True)

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from ego4d_fixtures import build_index
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from reference_windows import notebook_group_count, reference
 
 from engine.errors import ConfigError
-from engine.index import build_index
 from engine.windows import REASONS, WINDOW_REASONS, Cancelled, WindowParams, compute
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.ego4d.layout import (
+    ANNOTATIONS,
     DEFAULT_FEATURES,
     EGO4D_JSON,
     NARRATION_JSON,
@@ -329,11 +330,13 @@ def check_root(root: Path, problems: Problems) -> None:
         problems.error(
             "root_missing",
             ".",
-            f"{root}: data root not found; pass the folder that holds ego4d.json and v1/annotations/",
+            f"{root}: data root not found; pass the folder that holds {EGO4D_JSON} and {ANNOTATIONS}/",
         )
     elif not root.is_dir():
         problems.error(
-            "root_missing", ".", f"{root}: is a file, expected the Ego4D data root folder (ego4d.json, v1/annotations/)"
+            "root_missing",
+            ".",
+            f"{root}: is a file, expected the Ego4D data root folder ({EGO4D_JSON}, {ANNOTATIONS}/)",
         )
 
 

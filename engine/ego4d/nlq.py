@@ -26,6 +26,7 @@ from engine.ego4d.problems import (
     read_json,
     warn_surrogates,
 )
+from engine.errors import DataError
 from engine.index import Issue
 
 _QUERY_KEYS = {
@@ -312,3 +313,25 @@ def nlq_video_uids(path: str | os.PathLike) -> list[str]:
     """The video uids of an NLQ file, in file order; DataError (one line) when it is unusable."""
     split = load_nlq(path, annotated=False)
     return list(split.video_uids) if split is not None else []
+
+
+def iter_nlq(path: str | os.PathLike, *, missing: str = "") -> Iterator[NLQClip | NLQQuery]:
+    """Every clip and query of an NLQ-format file (an official split or an export), for a lenient
+    reader that counts unusable queries by its own reasons instead of refusing the file.
+
+    Raises DataError (one line) when the file cannot be read or parsed, has no `videos` list, or
+    holds a video or clip that is not an object; everything else comes out, with `problem` set
+    where the strict reader would refuse it. `missing`: what to do when the file is not there.
+    """
+    path = Path(path)
+    if missing and not path.is_file() and not path.is_dir():
+        raise DataError(f"{path}: no such NLQ file; {missing}", path=str(path))
+    problems = Problems(path.parent, strict=False)
+    data, shown, rel = read_nlq_json(path, problems)
+    if data is None:
+        raise DataError(problems.errors[0].message, path=str(path))
+    walker = Walker(shown, rel, problems, annotated=False)
+    yield from walker.walk(data)
+    fatal = [i.message for i in problems.errors if i.code in ("wrong_top_type", "no_videos")] + walker.not_objects
+    if fatal:
+        raise DataError(fatal[0], path=str(path))

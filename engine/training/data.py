@@ -37,8 +37,6 @@ function of (seed, epoch), so `loader.batches(epoch, start=k)` resumes an epoch 
 
 from __future__ import annotations
 
-import json
-import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields, replace
@@ -47,6 +45,9 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
+from engine.ego4d import layout
+from engine.ego4d.layout import ROWS_PER_SECOND
+from engine.ego4d.nlq import NLQClip, iter_nlq
 from engine.errors import DataError
 
 if TYPE_CHECKING:
@@ -54,19 +55,17 @@ if TYPE_CHECKING:
 
     from engine.training.text import TextTable
 
-ROWS_PER_SECOND = 30.0 / 16.0  # features: 16-frame windows of 30 fps video, 1.875 rows per second
 FLOAT32_CACHE = 256 * 1024 * 1024  # elements: a CPU loader keeps its clip table in float32 below 1 GiB
 SKIP_REASONS = ("no_query", "no_times", "no_features", "bad_window", "empty_window")
 
 
 def annotation_file(root: str | os.PathLike, split: str) -> Path:
-    """ROOT/v1/annotations/nlq_<split>.json (`test` -> nlq_test_unannotated.json)."""
-    name = "nlq_test_unannotated.json" if split == "test" else f"nlq_{split}.json"
-    return Path(root) / "v1" / "annotations" / name
+    """The split's NLQ file under the root (`test` -> nlq_test_unannotated.json), see layout."""
+    return layout.nlq_file(root, split)
 
 
 def feature_folder(root: str | os.PathLike, features: str) -> Path:
-    return Path(root) / "v1" / features
+    return layout.feature_dir(root, features)
 
 
 def normalise_query(text: str) -> str:
@@ -150,52 +149,31 @@ def load_split(
     import torch
 
     nlq_file, feature_dir = Path(nlq_file), Path(feature_dir)
-    data = _read_json(nlq_file)
-    videos = data.get("videos") if isinstance(data, dict) else None
-    if not isinstance(videos, list):
-        raise DataError(f"{nlq_file}: expected an NLQ file with a top-level `videos` list")
-
     skipped = {k: 0 for k in SKIP_REASONS}
     # Pass 1: the queries, grouped by video so each feature file is read once.
     clips: dict[str, dict] = {}  # clip_uid -> {video_uid, start, end, queries: [...]}
     order: dict[str, list[str]] = {}  # video_uid -> clip uids
-    for vi, video in enumerate(videos):
-        if not isinstance(video, dict):
-            raise DataError(f"{nlq_file}: videos[{vi}] is not an object")
-        video_uid = str(video.get("video_uid", ""))
-        for ci, clip in enumerate(video.get("clips") or []):
-            if not isinstance(clip, dict):
-                raise DataError(f"{nlq_file}: videos[{vi}].clips[{ci}] is not an object")
-            clip_uid = str(clip.get("clip_uid", f"{video_uid}#{ci}"))
-            entry = clips.get(clip_uid)
-            if entry is None:
-                entry = clips[clip_uid] = {
-                    "video_uid": video_uid,
-                    "start": _num(clip.get("video_start_sec")),
-                    "end": _num(clip.get("video_end_sec")),
-                    "queries": [],
-                }
-                order.setdefault(video_uid, []).append(clip_uid)
-            for ann in clip.get("annotations") or []:
-                if not isinstance(ann, dict):
-                    continue
-                ann_uid = str(ann.get("annotation_uid", ""))
-                for qi, q in enumerate(ann.get("language_queries") or []):
-                    if not isinstance(q, dict) or not isinstance(q.get("query"), str) or not q["query"].strip(" ?"):
-                        skipped["no_query"] += 1
-                        continue
-                    # times present but not numbers are a bad window, not missing times
-                    has_times = q.get("clip_start_sec") is not None and q.get("clip_end_sec") is not None
-                    entry["queries"].append(
-                        _Query(
-                            ann_uid,
-                            qi,
-                            normalise_query(q["query"]),
-                            _num(q.get("clip_start_sec")),
-                            _num(q.get("clip_end_sec")),
-                            has_times,
-                        )
-                    )
+    entry: dict = {}
+    for item in iter_nlq(nlq_file, missing="check --data / --train-file"):  # the one NLQ walker
+        if isinstance(item, NLQClip):
+            clip_uid = item.clip_uid or f"{item.video_uid}#{item.index}"
+            if clip_uid not in clips:
+                start, end = item.video_start_sec, item.video_end_sec
+                clips[clip_uid] = {"video_uid": item.video_uid, "start": start, "end": end, "queries": []}
+                order.setdefault(item.video_uid, []).append(clip_uid)
+            entry = clips[clip_uid]
+        elif item.query is None or not item.query.strip(" ?"):
+            skipped["no_query"] += 1
+        else:  # times present but not numbers are a bad window (has_times), not missing times
+            q = _Query(
+                item.annotation_uid,
+                item.query_index,
+                normalise_query(item.query),
+                item.clip_start_sec,
+                item.clip_end_sec,
+                item.has_times,
+            )
+            entry["queries"].append(q)
 
     # Pass 2: features per clip, labels per query.
     rows: list[np.ndarray] = []
@@ -325,27 +303,6 @@ def _skip_queries(queries: list[_Query], reason: str, skipped: dict, require_tim
     # a query without times is unusable whatever else is wrong with it: count it as that
     for q in queries:
         skipped["no_times" if require_times and not q.has_times else reason] += 1
-
-
-def _num(value) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
-def _read_json(path: Path):
-    try:
-        with path.open(encoding="utf-8") as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such NLQ file; check --data / --train-file", path=str(path)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read ({exc})", path=str(path)) from None
-    except json.JSONDecodeError as exc:
-        raise DataError(
-            f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})", path=str(path)
-        ) from None
 
 
 def _load(path: Path, dim: int | None):
