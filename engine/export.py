@@ -193,7 +193,7 @@ def nlq_document(picked: list[Picked], description: str, manifest_name: str) -> 
                 "annotations": [],
             }
         vs, ve = clip_start + rel_s, clip_start + rel_e
-        query = {
+        query: dict[str, object] = {
             "clip_start_sec": rel_s,
             "clip_end_sec": rel_e,
             "video_start_sec": vs,

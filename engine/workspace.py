@@ -264,7 +264,8 @@ class Workspace:
     def db(self) -> TinyDB:
         if self._db is None:
             self._db = TinyDB(self.path / "workspace.json", storage=AtomicJSONStorage)
-            self._storage_problems = self._db.storage.problems
+            storage = self._db.storage
+            self._storage_problems = storage.problems if isinstance(storage, AtomicJSONStorage) else []
         return self._db
 
     def all_problems(self) -> list[str]:

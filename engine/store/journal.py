@@ -222,7 +222,7 @@ class DecisionJournal:
                 if isinstance(by, dict):
                     self.opinions[cid] = {r: st for r, st in by.items() if _state_ok(st)}
         cursor = snap.get("cursor")
-        self.cursor = (cursor[0], cursor[1]) if _at_ok(cursor) else None
+        self.cursor = (cursor[0], cursor[1]) if cursor is not None and _at_ok(cursor) else None
         self.seq = upto
         return upto
 

@@ -19,7 +19,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,7 +58,7 @@ def index_row(c: Candidate) -> list:
     ]
 
 
-_ROW_TYPES = (str, str, str, str, str, str, str, int, int, str, int, (int, float))
+_ROW_TYPES: tuple[type | tuple[type, ...], ...] = (str, str, str, str, str, str, str, int, int, str, int, (int, float))
 
 
 def _row_ok(r: Any) -> bool:
@@ -213,7 +213,7 @@ class ShardLog:
         self.mutex = threading.RLock()  # rows change under it (scan may be in a thread)
         self._fds: dict[int, int] = {}
         self._cache: OrderedDict[tuple[int, int], dict] = OrderedDict()
-        self.on_rows = None  # called with the rows each scan step added (under the mutex)
+        self.on_rows: Callable[[list[Row]], None] | None = None  # the rows each scan step added (under the mutex)
         self._gen_lock = None
         self._gen_fd: int | None = None
         self._gen_path: Path | None = None
@@ -499,7 +499,7 @@ class ShardLog:
                 append_durably(fd, data, self.dir / VARIANTS, "the variant record")
             finally:
                 os.close(fd)
-            self._variants[variant.name] = variant
+            self._registered()[variant.name] = variant
             return variant
         diff = known.differs_from(variant)
         if diff:
@@ -531,8 +531,8 @@ class ShardLog:
 
     def add_failure(self, variant: str, group_key: str, reason: str, detail: str = "") -> None:
         self.open_generation()
-        entry = {"variant": variant, "group_key": group_key, "reason": reason, "detail": str(detail)[:500]}
-        entry["t"] = time.time()
+        entry: dict[str, Any] = {"variant": variant, "group_key": group_key, "reason": reason}
+        entry.update(detail=str(detail)[:500], t=time.time())
         fd = open_append(self.dir / FAILURES)
         try:
             append_durably(
@@ -643,5 +643,6 @@ def _line_of(raw: bytes, variant: str) -> bool:
             return as_candidate(cands[0]).variant_name() == variant
         except CandidateError:
             return False
-    meta = obj.get("meta") if isinstance(obj.get("meta"), dict) else {}
+    meta = obj.get("meta")
+    meta = meta if isinstance(meta, dict) else {}
     return default_variant_name(meta.get("backend", ""), meta.get("model", ""), meta.get("prompt_version")) == variant
