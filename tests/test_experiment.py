@@ -196,3 +196,39 @@ def test_a_variant_is_exported_once_into_the_experiment_and_cited_with_its_accep
     report = Path(write_report(ws, again)["report"]).read_text()
     assert f"| {source.label} | {name} |" in report
     assert "80.0% of 5" in report  # the variant's accept rate now: 4 accepted of 5 reviewed
+
+
+@pytest.mark.slow
+def test_a_stopped_experiment_resumes_its_runs_from_last_pt_when_rerun(tmp_path, monkeypatch):
+    from engine.experiment.runner import Runner
+
+    monkeypatch.setenv("NLQ_TORCH_THREADS", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    root = make_sample(tmp_path / "root", videos=8)
+    glove = make_glove(root, tmp_path / "glove.txt")
+    aug = tmp_path / "aug.json"
+    aug.write_bytes((root / "v1" / "annotations" / "nlq_train.json").read_bytes())
+    ws = Workspace(tmp_path / "ws")
+    settings = {**_settings(glove), "epochs": 6}
+    plan = make_plan(ws, data_root=root, pretrain=[str(aug)], seeds=[1], settings=settings)
+    first = Runner(ws, plan, slots=2)
+
+    def training() -> bool:  # both first runs past their first logged step: SIGTERM now saves last.pt
+        runs = [first.run_of(k) for k in ("baseline/s1", "pretrain/aug/s1")]
+        return all(r is not None and (r.summary().get("step") or 0) >= 10 for r in runs)
+
+    assert first.run(poll=0.2, should_stop=training) == "stopped"
+    stopped = {k: v["run_id"] for k, v in first.state["jobs"].items()}
+    for key in stopped:
+        run = first.run_of(key)
+        deadline = time.time() + 60
+        while run.status()["state"] == "running" and time.time() < deadline:
+            time.sleep(0.2)
+        assert run.status()["state"] == "stopped" and run.last_path.exists()
+
+    events: list[str] = []
+    assert Runner(ws, plan, slots=2, on_event=events.append).run(poll=0.5) == "done"
+    assert any("resuming run" in e for e in events)
+    again = {k: v["run_id"] for k, v in first.__class__(ws, plan).state["jobs"].items()}
+    assert all(again[k] == rid for k, rid in stopped.items())  # the same runs, resumed, not new ones
+    assert len(list_runs(ws)) == 3
