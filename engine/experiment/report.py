@@ -154,6 +154,13 @@ def variant_figures(workspace: object, variant: object) -> tuple[int, int] | Non
     return int(row["accepted"]) + int(row["edited"]), int(row["reviewed"])
 
 
+def _cell(x: object) -> str:
+    """Text from outside (model names, paths, errors) as one visible markdown table cell."""
+    from engine.textsafe import one_line
+
+    return one_line("-" if x is None else x, 200).replace("|", "\\|")
+
+
 def _fmt(x: float | None, sign: bool = False) -> str:
     if x is None:
         return "-"
@@ -171,12 +178,17 @@ def report_markdown(plan: Plan, rows: list[dict], arms: dict, gain: dict, proven
     lines = [
         f"# Experiment {plan.id}",
         "",
-        f"Data `{plan.data_root}`; seeds {', '.join(map(str, plan.seeds))}; {done} of {len(rows)} runs done; "
+        f"Data {_cell(plan.data_root)}; seeds {', '.join(map(str, plan.seeds))}; {done} of {len(rows)} runs done; "
         f"written {time.strftime('%Y-%m-%d %H:%M:%S')}.",
         "Figures: percent on val"
         + "".join(f" over {n} of {total or '?'} queries" for n, total in sorted(counts, key=str))
         + ", at each run's best val evaluation by R1@0.3 (the checkpoint training keeps as best.pt).",
-        "Settings: " + (", ".join(f"{k}={v}" for k, v in sorted(plan.settings.items())) or "the stages' defaults"),
+        "Settings: "
+        + (
+            _cell(", ".join(f"{k}={v}" for k, v in sorted(plan.settings.items())))
+            if plan.settings
+            else "the stages' defaults"
+        ),
         "",
         "## Arms (mean ± sd over seeds)",
         "",
@@ -208,10 +220,10 @@ def report_markdown(plan: Plan, rows: list[dict], arms: dict, gain: dict, proven
     for p in provenance:
         rate = f"{100 * p['accept_rate']:.1f}% of {p['reviewed']}" if p["accept_rate"] is not None else "-"
         lines.append(
-            f"| {p['label']} | {p['variant'] or '-'} | {p['backend']} | {p['model']} | {p['prompt_version']} | "
-            f"{rate} | {p['queries'] if p['queries'] is not None else '-'} | `{p['sha256']}` |"
+            f"| {p['label']} | {_cell(p['variant'])} | {_cell(p['backend'])} | {_cell(p['model'])} | "
+            f"{_cell(p['prompt_version'])} | {rate} | {_cell(p['queries'])} | `{p['sha256']}` |"
         )
-    lines += ["", "Files: " + "; ".join(f"{p['label']}: `{p['file']}`" for p in provenance)]
+    lines += ["", "Files: " + "; ".join(f"{p['label']}: {_cell(p['file'])}" for p in provenance)]
     lines += ["Every run's config.json records its files' sha256, versions, device and resolved config."]
     return "\n".join(lines) + "\n"
 

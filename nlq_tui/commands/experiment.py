@@ -113,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
     from engine.experiment.plan import make_plan
     from engine.experiment.report import experiment_table, write_report
     from engine.experiment.runner import Runner, launch_runner
+    from engine.textsafe import one_line
     from engine.workspace import Workspace
 
     ws = Workspace(getattr(args, "workspace", None))
@@ -144,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
 
     def say(text: str) -> None:
         if not args.json:
-            print(f"[{time.time() - t0:6.0f} s] {text}", file=sys.stderr, flush=True)
+            print(f"[{time.time() - t0:6.0f} s] {one_line(text, 1000)}", file=sys.stderr, flush=True)
 
     say(f"experiment {plan.id} in {Path(ws.path) / 'experiments' / plan.id}")
     runner = Runner(ws, plan, slots=args.parallel, on_event=say)
