@@ -114,6 +114,16 @@ class NLQApp(App):
             self.pop_screen()
         self.switch_mode(name)
 
+    async def action_quit(self) -> None:
+        """Quit; a screen whose work would die with the app (an in-app generation job) asks first
+        through its `quit_guard()` / `confirm_quit(then)`, and stops that work cleanly."""
+        for stack in self._screen_stacks.values():
+            base = stack[0] if stack else None
+            if base is not None and callable(getattr(base, "quit_guard", None)) and base.quit_guard():
+                base.confirm_quit(self.exit)
+                return
+        self.exit()
+
     def action_help(self) -> None:
         from nlq_tui.screens.help import HelpScreen
 

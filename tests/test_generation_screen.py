@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fake_llm_server import FakeLLMServer
 from tui_helpers import make_app, settle, tree, tree_master  # noqa: F401 - fixtures
 
@@ -145,3 +147,183 @@ async def test_openai_job_pauses_resumes_and_cancels_keeping_done_groups(tree, t
             assert st["tokens"] > 0 and abs(st["cost"] - st["tokens"] / 1000 * 0.5) < 1e-6
             assert "$" in str(screen.query_one("#gen-stats").content)
     assert len(CandidateStore(Workspace(tmp_path / "ws")).done_groups()) == st["groups_done"]
+
+
+def _stats_lines(screen) -> list[str]:
+    return str(screen.query_one("#gen-stats").content).split("\n")
+
+
+async def test_escape_leaves_every_text_field_so_number_keys_switch_screens(tree, tmp_path):
+    app = make_app(tree, tmp_path / "ws", screen="generate")
+    async with app.run_test(size=(140, 45)) as pilot:
+        screen = await _open(pilot)
+        system = screen.query_one("#system").text
+        for field in ("#base_urls", "#model", "#name", "#system"):
+            screen.query_one(field).focus()
+            await pilot.pause()
+            await pilot.press("escape")
+            await pilot.press("4")
+            await pilot.pause()
+            assert app.current_mode == "review", field
+            await pilot.press("3")
+            await pilot.pause()
+            assert app.current_mode == "generate"
+        assert screen.query_one("#base_urls").value == "" and screen.query_one("#system").text == system
+
+
+async def test_status_shows_tokens_cost_and_failures_at_80_and_120_columns(tree, tmp_path):
+    with FakeLLMServer(delay=0.0, modes_by_group={}, script=["server_error"] * 30) as srv:
+        for width in (80, 120):
+            app = make_app(tree, tmp_path / f"ws{width}", screen="generate")
+            async with app.run_test(size=(width, 40)) as pilot:
+                screen = await _open(pilot)
+                for id_, value in (
+                    ("#backend", "openai"),
+                    ("#model", "fake"),
+                    ("#base_urls", srv.base_url),
+                    ("#checks", "fast"),
+                    ("#groups", "6"),
+                    ("#price_in", "1"),
+                    ("#price_out", "2"),
+                ):
+                    screen.query_one(id_).value = value  # fmt: skip
+                await pilot.pause()
+                await _start_here(pilot, screen)
+                await _wait_job(pilot, screen)
+                lines = _stats_lines(screen)
+                text = " ".join(lines)
+                width_shown = screen.query_one("#gen-stats").size.width
+                assert "tokens" in text and "$" in text and "failed" in text, text
+                assert all(len(ln) <= width_shown for ln in lines[1:]), (lines, width_shown)
+                assert screen.query_one("#gen-stats").size.height >= len(lines)
+                assert screen.last_stats["state"] == "done" and "100%" in text
+                assert screen.query_one("#gen-bar").percentage == 1.0
+
+
+async def test_quitting_during_a_job_asks_then_stops_it_and_releases_the_lock(tree, tmp_path):
+    import subprocess
+    import sys
+
+    from nlq_tui.widgets.generate_modals import QuitWhileRunningModal
+
+    with FakeLLMServer(delay=0.2) as srv:
+        app = make_app(tree, tmp_path / "ws", screen="generate")
+        async with app.run_test(size=(140, 45)) as pilot:
+            screen = await _open(pilot)
+            for id_, value in (
+                ("#backend", "openai"),
+                ("#model", "fake"),
+                ("#base_urls", srv.base_url),
+                ("#concurrency", "2"),
+                ("#checks", "fast"),
+            ):
+                screen.query_one(id_).value = value  # fmt: skip
+            await pilot.pause()
+            await _start_here(pilot, screen)
+            for _ in range(200):
+                if screen.job is not None and screen.job.stats.groups_done >= 2:
+                    break
+                await pilot.pause(0.05)
+            await pilot.press("1")  # quitting from another screen asks too
+            await pilot.press("ctrl+q")
+            await pilot.pause(0.2)
+            assert isinstance(app.screen, QuitWhileRunningModal)
+            await pilot.press("n")  # stay: the job goes on
+            await pilot.pause(0.3)
+            assert screen.job is not None and not screen.job._cancelled
+            await pilot.press("ctrl+q")
+            await pilot.pause(0.2)
+            await pilot.press("y")
+            for _ in range(400):
+                if not app.is_running:
+                    break
+                await pilot.pause(0.05)
+            assert not app.is_running
+        n = srv.requests
+        await asyncio.sleep(0.5)
+        assert srv.requests == n  # nothing asks the server any more
+    # another process takes the candidates lock at once: the app released it
+    code = ("import sys; from engine.workspace import Workspace; "
+            "Workspace(sys.argv[1]).acquire('candidates', 'after').release(); print('took the lock')")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "ws")], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "took the lock" in out.stdout, out.stderr
+    done = CandidateStore(Workspace(tmp_path / "ws")).done_groups()
+    assert 2 <= len(done) < len(screen.groups)
+
+
+async def test_a_detached_job_goes_on_after_the_app_and_a_second_app_shows_and_stops_it(tree, tmp_path):
+    from engine.generation import jobs
+
+    with FakeLLMServer(delay=0.2) as srv:
+        app = make_app(tree, tmp_path / "ws", screen="generate")
+        async with app.run_test(size=(140, 45)) as pilot:
+            screen = await _open(pilot)
+            for id_, value in (
+                ("#backend", "openai"),
+                ("#model", "fake"),
+                ("#base_urls", srv.base_url),
+                ("#concurrency", "1"),
+                ("#checks", "fast"),
+            ):
+                screen.query_one(id_).value = value  # fmt: skip
+            await pilot.pause()
+            await pilot.press("f5")
+            for _ in range(200):
+                if type(app.screen).__name__ == "StartJobModal":
+                    break
+                await pilot.pause(0.05)
+            await pilot.press("d")
+            for _ in range(100):
+                if screen.attached is not None:
+                    break
+                await pilot.pause(0.1)
+            assert screen.job is None and screen.attached is not None
+        st = jobs.read_status(tmp_path / "ws")
+        assert st["state"] in ("starting", "running")  # the job outlived the app
+        app2 = make_app(tree, tmp_path / "ws", screen="generate")
+        async with app2.run_test(size=(100, 40)) as pilot:
+            screen2 = await _open(pilot)
+            for _ in range(300):
+                if screen2.last_stats and screen2.last_stats.get("groups_done", 0) >= 2:
+                    break
+                await pilot.pause(0.1)
+            text = " ".join(_stats_lines(screen2))
+            assert screen2.attached is not None and "detached pid" in text and " groups " in text
+            await pilot.press("f6")  # pause the detached job
+            await pilot.pause(0.2)
+            assert (tmp_path / "ws" / "generation" / "pause").exists()
+            await pilot.press("f6")
+            await pilot.pause(0.2)
+            assert not (tmp_path / "ws" / "generation" / "pause").exists()
+            await pilot.press("f8")  # stop it: the groups in flight are stored
+            for _ in range(300):
+                if screen2.attached is None:
+                    break
+                await pilot.pause(0.1)
+            assert "cancelled" in " ".join(_stats_lines(screen2))
+    st = jobs.read_status(tmp_path / "ws")
+    assert st["state"] == "cancelled"
+    assert len(CandidateStore(Workspace(tmp_path / "ws")).done_groups()) == st["stats"]["groups_done"]
+
+
+async def test_variants_side_by_side_and_compared_on_the_same_narrations(tree, tmp_path):
+    from nlq_tui.cli import main
+
+    for name in ("tplA", "tplB"):
+        argv = ["generate", "--workspace", str(tmp_path / "ws"), "--data", str(tree), "--checks", "fast",
+                "--groups", "6", "--name", name, "--json"]  # fmt: skip
+        code = await asyncio.to_thread(main, argv)  # the CLI runs its own event loop
+        assert code == 0
+    app = make_app(tree, tmp_path / "ws", screen="generate")
+    async with app.run_test(size=(140, 45)) as pilot:
+        screen = await _open(pilot)
+        await pilot.press("f3")
+        await settle(pilot)
+        view = screen.query_one("#gen-variants")
+        assert [r["name"] for r in view.rows] == ["tplA", "tplB"]
+        assert {r["groups_done"] for r in view.rows} == {6}
+        await settle(pilot)
+        from tui_helpers import static_text
+
+        compared = static_text(view.compare)
+        assert "tplA" in compared and "tplB" in compared and "?" in compared

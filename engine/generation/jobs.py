@@ -80,7 +80,8 @@ class JobSpec:
     per_video: int | None = None
     checks: str = "full"
     prompt_version: int | None = None
-    name: str | None = None
+    name: str | None = None  # the variant's name (default: from backend, model and prompt version)
+    flag_reasons: list[str] | None = None  # validation reasons this variant keeps as flags, not rejections
     no_cache: bool = False
     extra: dict = field(default_factory=dict)  # settings a newer version wrote; kept, not used
 
@@ -150,6 +151,23 @@ def generation_settings(spec: JobSpec):
     return GenerationSettings(**kw).validated()
 
 
+def _check_variant(spec: JobSpec) -> None:
+    from engine.candidate import safe_name
+    from engine.generation.validate import REASONS
+
+    if spec.name is not None and safe_name(spec.name) != spec.name:
+        hint = safe_name(spec.name) or "v2"
+        raise ConfigError(f"--name {spec.name[:60]!r}: use letters, digits, '.', '_' or '-' (e.g. {hint})")
+    if spec.flag_reasons is not None:
+        if not isinstance(spec.flag_reasons, list):
+            raise ConfigError("--flag-reason must be a list of validation reasons")
+        for reason in spec.flag_reasons:
+            if reason not in REASONS:
+                raise ConfigError(
+                    f"--flag-reason {str(reason)[:40]!r} is not a validation reason: {', '.join(REASONS)}"
+                )
+
+
 def check_spec(spec: JobSpec) -> JobSpec:
     """Every number in range and every choice known, or a one-line ConfigError naming the flag."""
     for flag, attr, whole, low, high, open_low in _RANGES:
@@ -168,6 +186,7 @@ def check_spec(spec: JobSpec) -> JobSpec:
         raise ConfigError(f"--api-key-env must name an environment variable, got {str(spec.api_key_env)[:40]!r}")
     if not isinstance(spec.data, str) or not spec.data:
         raise ConfigError("--data must name a folder")
+    _check_variant(spec)
     settings = generation_settings(spec)
     spec.base_urls = list(settings.base_urls) or None
     return spec
@@ -204,7 +223,7 @@ def build_job(spec: JobSpec, ws: Workspace, *, index=None, result=None, on_event
     return GenerationJob(
         index, ws, backend, params=params, stride=spec.stride, groups=spec.groups, seed=spec.seed,
         per_video=spec.per_video, checks=spec.checks, prompt=prompt, result=result, on_event=on_event,
-        progress_every=progress_every,
+        progress_every=progress_every, variant=spec.name, policy=dict.fromkeys(spec.flag_reasons or (), "flag"),
     )  # fmt: skip
 
 

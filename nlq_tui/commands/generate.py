@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from engine.ego4d.layout import ANNOTATIONS, DEFAULT_FEATURES, EGO4D_JSON, FEATURES_SUBDIR
 from engine.errors import ConfigError, WorkspaceError
 from engine.textsafe import one_line, visible
 
@@ -34,7 +35,7 @@ def register(subparsers) -> None:
         "--features",
         metavar="NAME",
         default=None,
-        help="feature folder under v1/ (default: the workspace's, else egovlp_fp16)",
+        help=f"feature folder under {FEATURES_SUBDIR}/ (default: the workspace's, else {DEFAULT_FEATURES})",
     )
     p.add_argument(
         "--backend",
@@ -84,6 +85,14 @@ def register(subparsers) -> None:
     p.add_argument("--price-per-1k", type=float, metavar="USD", help=argparse.SUPPRESS)  # old name: both prices
     p.add_argument("--max-response-bytes", type=int, metavar="N", help="cut an answer longer than this (default 1 MB)")
     p.add_argument("--name", metavar="NAME", help="name of the variant (default: from backend, model and prompt)")
+    p.add_argument(
+        "--flag-reason",
+        metavar="REASON",
+        action="append",
+        dest="flag_reasons",
+        help="keep questions failing this validation check (e.g. copies_narration) as flagged, not rejected; "
+        "repeatable; part of the variant",
+    )
     p.add_argument(
         "--prompt-version", type=int, metavar="V", help="prompt version to use (default: the workspace's current)"
     )
@@ -190,7 +199,7 @@ def _spec(args: argparse.Namespace):
         max_response_bytes=args.max_response_bytes, device=args.device, k=args.k, alpha=args.alpha,
         min_window=args.min_window, narration_pass=args.narration_pass, stride=args.stride, groups=args.groups,
         seed=args.seed, per_video=args.per_video, checks=args.checks, prompt_version=args.prompt_version,
-        name=args.name, no_cache=args.no_cache,
+        name=args.name, flag_reasons=args.flag_reasons, no_cache=args.no_cache,
     )  # fmt: skip
     check_spec(spec)
     if args.group_index < 0:
@@ -199,13 +208,11 @@ def _spec(args: argparse.Namespace):
 
 
 def _fill_data(spec, args: argparse.Namespace, ws) -> None:
-    from engine.ego4d import DEFAULT_FEATURES
-
     data = getattr(args, "data", None) or ws.get("data_root")
     if not isinstance(data, str) or not data:
         data = "sample_data"
         if not Path(data).is_dir():
-            raise ConfigError("no data root: pass --data ROOT (the folder with ego4d.json and v1/annotations/)")
+            raise ConfigError(f"no data root: pass --data ROOT (the folder with {EGO4D_JSON} and {ANNOTATIONS}/)")
     features = spec.features or ws.get("features")
     spec.data = str(Path(data).resolve())  # the detached process may start elsewhere
     spec.features = features if isinstance(features, str) and features else DEFAULT_FEATURES
