@@ -160,3 +160,52 @@ def test_a_crash_marks_the_run_failed_with_the_error_line_and_logs_the_traceback
     assert st["state"] == "failed" and "bad.json" in st["error"] and "not valid JSON" in st["error"]
     log = run.log_path.read_text()
     assert "Traceback" in log and "DataError" in log
+
+
+def _val_with_empty_windows(root, out):
+    """The tree's val file with three answers made zero-length (raw) and one empty only on the feature grid."""
+    data = json.loads((root / "v1/annotations/nlq_val.json").read_text())
+    queries = [q for v in data["videos"] for c in v["clips"] for a in c["annotations"] for q in a["language_queries"]]
+    for q in queries[:3]:
+        q["clip_end_sec"] = q["clip_start_sec"]
+    start = int(queries[3]["clip_start_sec"] * 1.875) / 1.875
+    queries[3]["clip_start_sec"], queries[3]["clip_end_sec"] = start + 0.1, start + 0.4  # inside one grid row
+    out.write_text(json.dumps(data))
+    return out, len(queries)
+
+
+def test_every_val_query_is_predicted_and_zero_length_answers_count_as_misses(tmp_path, data):
+    import reference_nlq_eval
+
+    root, glove = data
+    val, total = _val_with_empty_windows(root, tmp_path / "val.json")
+    cfg = tiny_config(root, glove, epochs=1, val_file=str(val))
+    run = _run(tmp_path, cfg)
+    trainer, _ = _train(run, cfg)
+    row = next(r for r in run.metrics() if "split" in r)
+    assert row["queries"] == row["queries_total"] == total  # "over N of N queries"
+    preds = json.loads((run.predictions_dir / "val-best.json").read_text())["results"]
+    ground_truth = json.loads(val.read_text())
+    official, evaluated, gt_queries = reference_nlq_eval.evaluate(preds, ground_truth)
+    assert evaluated == gt_queries == total  # "Evaluated: N / N instances"
+    for key in FIGURE_KEYS + ("R3@0.01",):
+        assert row[key] == pytest.approx(official[key], abs=1e-4), key
+    assert evaluate_predictions(val, run.predictions_dir / "val-best.json")["mIoU"] == pytest.approx(official["mIoU"])
+    # each zero-length answer is predicted and scores a miss at every threshold, alone
+    empty = [
+        p
+        for p in preds
+        if (q := _query_of(ground_truth, p)) and q["clip_start_sec"] == q["clip_end_sec"]  # noqa: RUF018
+    ]
+    assert len(empty) == 3
+    alone, n, _ = reference_nlq_eval.evaluate(empty, ground_truth)
+    assert n == 3 and all(v == 0.0 for v in alone.values())
+
+
+def _query_of(ground_truth, pred):
+    for v in ground_truth["videos"]:
+        for c in v["clips"]:
+            for a in c["annotations"]:
+                if (c["clip_uid"], a["annotation_uid"]) == (pred["clip_uid"], pred["annotation_uid"]):
+                    return a["language_queries"][pred["query_idx"]]
+    return None
