@@ -32,9 +32,11 @@ import numpy as np
 from engine.ego4d.layout import INDEX_SOURCES
 from engine.index import Index, Issue, NarrationArrays, TextColumn
 
-CACHE_VERSION = 2  # bump when the reader changes what an index or its warnings hold
+CACHE_VERSION = 3  # bump when the reader changes what an index or its warnings hold
 _SOURCES = INDEX_SOURCES
 _META = "index.json"
+# Warnings about one open, not about the source files: never kept in the cache.
+_PER_OPEN = frozenset({"cache_rebuilt", "broken_feature_files"})
 
 
 def cache_dir(root: str | os.PathLike) -> Path:
@@ -53,7 +55,7 @@ def cache_dir(root: str | os.PathLike) -> Path:
 def source_key(root: str | os.PathLike) -> dict:
     """What the cached index was built from: each source file's size and mtime."""
     root = Path(root)
-    files = {}
+    files: dict[str, list[int] | None] = {}
     for rel in _SOURCES:
         try:
             st = (root / rel).stat()
@@ -71,59 +73,119 @@ def map_bytes(path: Path):
         return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
 
 
+class CacheDamaged(Exception):
+    """A cache that its key matches but whose content is not what the build wrote."""
+
+
 def load(root: str | os.PathLike, progress: Callable[[str, int, int], None] | None = None) -> Index | None:
     """The cached Index of `root` when it matches the source files now, else None.
 
-    A cache that is missing, stale, from another version or damaged is a miss, never an error.
-    `feature_dir` and `has_features` are left for the caller to fill in.
+    A cache that is missing, stale, from another version or damaged is a miss, never an error
+    (`load_checked` also says why a damaged one was not used). `feature_dir` and `has_features`
+    are left for the caller to fill in.
+    """
+    return load_checked(root, progress)[0]
+
+
+def load_checked(
+    root: str | os.PathLike, progress: Callable[[str, int, int], None] | None = None
+) -> tuple[Index | None, str | None]:
+    """(the cached Index or None, why a cache that should have been usable was not).
+
+    The reason is None for a plain miss (no cache, stale, another version); it names the
+    damage when `index.json` was edited by hand (its checksum no longer matches), a data file
+    changed size, or the arrays do not fit together.
     """
     d = cache_dir(root)
     try:
-        meta = json.loads((d / _META).read_text("utf-8"))
-        if meta.get("key") != source_key(root):
-            return None
+        text = (d / _META).read_text("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None, None
+    try:
+        meta = json.loads(text)
+        if not isinstance(meta, dict) or meta.get("key") != source_key(root):
+            return None, None
         if progress is not None:
             progress("reading cache", 0, 1)
-        data = d / meta["data"]
+        index = _read(root, d, meta)
+    except CacheDamaged as exc:
+        return None, f"{d / _META}: {exc}"
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError) as exc:
+        return None, f"{d / _META}: unreadable ({type(exc).__name__})"
+    if progress is not None:
+        progress("reading cache", 1, 1)
+    return index, None
 
-        def arr(name: str, mmap: bool = False) -> np.ndarray:
-            # Numeric columns are read in full (writable, like a fresh build's); only the
-            # text columns' offsets and blobs, which are big and read sparsely, stay mapped.
-            return np.load(data / f"{name}.npy", mmap_mode="r" if mmap else None, allow_pickle=False)
 
-        def text(name: str) -> TextColumn:
-            return TextColumn(map_bytes(data / f"{name}.bin"), arr(f"{name}.offsets", mmap=True))
+def _read(root: str | os.PathLike, d: Path, meta: dict) -> Index:
+    if meta.get("checksum") != _checksum(meta):
+        raise CacheDamaged("changed since it was written (checksum mismatch)")
+    data = d / meta["data"]
+    for name, size in meta["sizes"].items():
+        if (data / name).stat().st_size != size:
+            raise CacheDamaged(f"{meta['data']}/{name} changed size")
 
-        passes = {}
-        for p in (1, 2):
-            passes[p] = NarrationArrays(
-                video_offsets=arr(f"p{p}.video_offsets"),
-                time=arr(f"p{p}.time"),
-                flags=arr(f"p{p}.flags"),
-                text=text(f"p{p}.text"),
-                uid=text(f"p{p}.uid"),
-            )
-        index = Index(
-            root=Path(root),
-            feature_dir="",
-            video_uids=meta["video_uids"],
-            clip_uids=meta["clip_uids"],
-            clip_video=arr("clip_video"),
-            clip_start=arr("clip_start"),
-            clip_end=arr("clip_end"),
-            clip_order=arr("clip_order"),
-            clip_offsets=arr("clip_offsets"),
-            passes=passes,
-            excluded=arr("excluded"),
-            has_features=np.zeros(len(meta["video_uids"]), dtype=bool),
-            issues=[Issue(**i) for i in meta["issues"]],
-            counts=meta["counts"],
+    def arr(name: str, mmap: bool = False) -> np.ndarray:
+        # Numeric columns are read in full (writable, like a fresh build's); only the
+        # text columns' offsets and blobs, which are big and read sparsely, stay mapped.
+        return np.load(data / f"{name}.npy", mmap_mode="r" if mmap else None, allow_pickle=False)
+
+    def text(name: str) -> TextColumn:
+        return TextColumn(map_bytes(data / f"{name}.bin"), arr(f"{name}.offsets", mmap=True))
+
+    passes = {}
+    for p in (1, 2):
+        passes[p] = NarrationArrays(
+            video_offsets=arr(f"p{p}.video_offsets"),
+            time=arr(f"p{p}.time"),
+            flags=arr(f"p{p}.flags"),
+            text=text(f"p{p}.text"),
+            uid=text(f"p{p}.uid"),
         )
-        if progress is not None:
-            progress("reading cache", 1, 1)
-        return index
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    index = Index(
+        root=Path(root),
+        feature_dir="",
+        video_uids=meta["video_uids"],
+        clip_uids=meta["clip_uids"],
+        clip_video=arr("clip_video"),
+        clip_start=arr("clip_start"),
+        clip_end=arr("clip_end"),
+        clip_order=arr("clip_order"),
+        clip_offsets=arr("clip_offsets"),
+        passes=passes,
+        excluded=arr("excluded"),
+        has_features=np.zeros(len(meta["video_uids"]), dtype=bool),
+        issues=[Issue(**i) for i in meta["issues"]],
+        counts=meta["counts"],
+    )
+    _check_shapes(index)
+    return index
+
+
+def _check_shapes(index: Index) -> None:
+    """The arrays fit together (cheap: lengths and ends, no pass over the data)."""
+    V, C = index.n_videos, len(index.clip_uids)
+    if not all(isinstance(u, str) for u in index.video_uids) or not all(isinstance(u, str) for u in index.clip_uids):
+        raise CacheDamaged("uids that are not strings")
+    for name in ("clip_video", "clip_start", "clip_end", "clip_order"):
+        if len(getattr(index, name)) != C:
+            raise CacheDamaged(f"{name} does not have one entry per clip")
+    if len(index.clip_offsets) != V + 1 or len(index.excluded) != V or int(index.clip_offsets[-1]) != C:
+        raise CacheDamaged("the video arrays do not match the video list")
+    if C and (int(index.clip_video.min()) < 0 or int(index.clip_video.max()) >= V):
+        raise CacheDamaged("clips that name no video")
+    for p, a in index.passes.items():
+        n = len(a.time)
+        if len(a.video_offsets) != V + 1 or int(a.video_offsets[-1]) != n or len(a.flags) != n:
+            raise CacheDamaged(f"pass {p} arrays do not match the video list")
+        for col in (a.text, a.uid):
+            if len(col.offsets) != n + 1 or int(col.offsets[-1]) != len(col.blob) or int(col.offsets[0]) != 0:
+                raise CacheDamaged(f"pass {p} text offsets do not match the text")
+
+
+def _checksum(meta: dict) -> str:
+    body = {k: v for k, v in meta.items() if k != "checksum"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode("utf-8")).hexdigest()
 
 
 def new_data_dir(root: str | os.PathLike) -> Path | None:
@@ -169,16 +231,18 @@ def save(index: Index, data: Path | None = None) -> Path | None:
                 if not path.exists():
                     with open(path, "wb") as f:
                         f.write(getattr(a, col).blob)
-        for name, a in arrays.items():
-            np.save(data / f"{name}.npy", np.ascontiguousarray(a), allow_pickle=False)
+        for name, column in arrays.items():
+            np.save(data / f"{name}.npy", np.ascontiguousarray(column), allow_pickle=False)
         meta = {
             "key": source_key(index.root),
             "data": data.name,
             "video_uids": index.video_uids,
             "clip_uids": index.clip_uids,
             "counts": {k: v for k, v in index.counts.items() if not _feature_count(k)},
-            "issues": [asdict(i) for i in index.issues if i.level == "warning"],
+            "issues": [asdict(i) for i in index.issues if i.level == "warning" and i.code not in _PER_OPEN],
+            "sizes": {f.name: f.stat().st_size for f in sorted(data.iterdir())},
         }
+        meta["checksum"] = _checksum(meta)
         tmp = d / f"{_META}.{token}.tmp"
         tmp.write_text(json.dumps(meta), "utf-8")
         os.replace(tmp, d / _META)

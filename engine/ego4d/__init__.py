@@ -88,7 +88,7 @@ class _Package(types.ModuleType):
     """
 
     @property
-    def check(self):  # type: ignore[override]
+    def check(self):
         from engine.ego4d.check import check
 
         return check

@@ -20,7 +20,7 @@ from engine.ego4d.layout import (
     feature_rel,
     list_feature_folders,
 )
-from engine.ego4d.load import apply_features, build_and_cache, check_root, feature_state
+from engine.ego4d.load import apply_features, build_and_cache, cached, check_root, feature_state
 from engine.ego4d.nlq import load_nlq
 from engine.ego4d.problems import Problems
 from engine.ego4d.stream import DEFAULT_POLICY, Progress, ReadPolicy
@@ -70,15 +70,13 @@ def check(
     policy: ReadPolicy = DEFAULT_POLICY,
 ) -> CheckReport:
     """Validate every file of an Ego4D tree, collecting all problems instead of stopping."""
-    from engine import cache
-
     root = Path(root)
     problems = Problems(root, strict=False)
     check_root(root, problems)
     counts: dict = {}
     if problems.errors:
         return CheckReport(str(root), features, counts, problems.issues(), [])
-    index = cache.load(root, progress) if use_cache else None
+    index = cached(root, problems, progress) if use_cache else None
     cached_issues: list[Issue] = []
     if index is not None:
         cached_issues = list(index.issues)  # warnings of the build that made the cache

@@ -113,7 +113,8 @@ def scan_feature_folder(path: str | os.PathLike, name: str | None = None) -> Fea
     Raises OSError when the folder cannot be listed.
     """
     path = Path(path)
-    files, broken = [], []
+    files: list[str] = []
+    broken: list[str] = []
     with os.scandir(path) as it:
         for e in it:
             if not e.name.endswith(FEATURE_SUFFIX):
@@ -192,14 +193,14 @@ def _rebuild_shape(data: bytes) -> list[int] | None:
         if op.name == "GLOBAL" and isinstance(arg, str) and "_rebuild_tensor" in arg:
             seen_rebuild = True
         elif op.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE"):
-            strings.append(arg)
+            strings.append(str(arg))
         elif op.name == "STACK_GLOBAL" and strings and "_rebuild_tensor" in strings[-1]:
             seen_rebuild = True
         elif seen_rebuild and op.name == "BINPERSID":
             after_persid = True
             ints = []
         elif after_persid and op.name in ("BININT", "BININT1", "BININT2", "LONG1", "INT"):
-            ints.append(int(arg))
+            ints.append(int(arg))  # type: ignore[arg-type]  # these opcodes carry an int
         elif after_persid and op.name in ("TUPLE1", "TUPLE2", "TUPLE3", "TUPLE"):
             return ints[1:]  # the first int is the storage offset
         elif after_persid and op.name not in ("BINPUT", "LONG_BINPUT", "MEMOIZE", "MARK"):

@@ -190,12 +190,13 @@ def build(
         rel = NLQ_FILES[split]
         splits[split] = load_nlq(root / rel, annotated=split != "test", problems=problems, rel=rel)
     nar = read_narrations(root, problems, progress, workdir, policy)
-    if got is None or nar is None or splits["val"] is None or splits["test"] is None:
+    val, test = splits["val"], splits["test"]
+    if got is None or nar is None or val is None or test is None:
         return None
     clips, n_ego_videos = got
     video_uids, passes = nar
     n_narrated = len(video_uids)
-    val_uids, test_uids = set(splits["val"].video_uids), set(splits["test"].video_uids)
+    val_uids, test_uids = set(val.video_uids), set(test.video_uids)
     index = Index(root=root, feature_dir=features, **_index_arrays(clips, video_uids, passes, val_uids | test_uids))
     V = index.n_videos
     n_clips_per_video = np.diff(index.clip_offsets)
@@ -214,7 +215,7 @@ def build(
         "other_person_narrations": {
             f"pass_{pn}": int(np.count_nonzero(passes[pn].flags & FLAG_OTHER)) for pn in (1, 2)
         },
-        "queries": {s: len(splits[s].queries) for s in ("val", "test")},
+        "queries": {"val": len(val.queries), "test": len(test.queries)},
         "val_videos": len(val_uids),
         "test_videos": len(test_uids),
         "excluded_videos": int(index.excluded.sum()),
@@ -273,12 +274,11 @@ def load_index(
     `progress(stage, done, total)` is called as loading goes on. Feature files are never
     opened here: only whether `<video_uid>.pt` exists counts.
     """
-    from engine import cache
 
     root = Path(root)
     problems = Problems(root, strict=True)
     check_root(root, problems)
-    index = cache.load(root, progress) if use_cache else None
+    index = cached(root, problems, progress) if use_cache else None
     if index is None:
         index = build_and_cache(root, features, problems, progress, use_cache, policy)
         assert index is not None  # strict mode raised otherwise
@@ -287,10 +287,21 @@ def load_index(
     return index
 
 
+def cached(root: Path, problems: Problems, progress: Progress | None) -> Index | None:
+    """The cached index, or None; a damaged cache (edited by hand) is a counted warning."""
+    from engine import cache
+
+    index, damage = cache.load_checked(root, progress)
+    if damage is not None:
+        problems.warn("cache_rebuilt", ".nlq-cache", "index cache damaged or edited by hand (rebuilt)", damage)
+    return index
+
+
 def _add_feature_warnings(index: Index, problems: Problems) -> None:
     # Feature warnings are per open (the folder is rescanned each time), never cached.
-    extra = [i for i in problems.issues() if i.level == "warning" and i.code == "broken_feature_files"]
-    index.issues = [i for i in index.issues if i.code != "broken_feature_files"] + extra
+    per_open = ("broken_feature_files", "cache_rebuilt")
+    extra = [i for i in problems.issues() if i.level == "warning" and i.code in per_open]
+    index.issues = [i for i in index.issues if i.code not in per_open] + extra
 
 
 def build_and_cache(

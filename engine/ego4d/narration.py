@@ -126,9 +126,11 @@ class _Pass:
         except (KeyError, TypeError):
             for i, x in enumerate(narrs):
                 if type(x) is not dict:
-                    return self.fail("bad_narration", i, f" is {json_type(x)}, expected an object")
+                    self.fail("bad_narration", i, f" is {json_type(x)}, expected an object")
+                    return None
                 if "timestamp_sec" not in x:
-                    return self.fail("missing_timestamp", i, " has no timestamp_sec; every narration needs one")
+                    self.fail("missing_timestamp", i, " has no timestamp_sec; every narration needs one")
+                    return None
             raise
         bad = None
         if literal:  # array("d") takes True as 1.0: look for booleans only when the text has any
@@ -141,7 +143,8 @@ class _Pass:
             bad = next(i for i, v in enumerate(ts) if type(v) is bool or as_seconds(v) is None)
         if bad is not None:
             what = describe_bad_number(ts[bad])
-            return self.fail("bad_timestamp", bad, f".timestamp_sec is {what}, expected a number of seconds")
+            self.fail("bad_timestamp", bad, f".timestamp_sec is {what}, expected a number of seconds")
+            return None
         return t
 
     def texts(self) -> tuple[list[str], str] | None:
@@ -156,7 +159,8 @@ class _Pass:
             pass
         for i, v in enumerate(texts):
             if v is not None and type(v) is not str:
-                return self.fail("bad_text", i, f".narration_text is {json_type(v)}, expected a string")
+                self.fail("bad_text", i, f".narration_text is {json_type(v)}, expected a string")
+                return None
         missing = [i for i, v in enumerate(texts) if v is None]
         self.problems.warn(
             "narration_without_text",
@@ -452,7 +456,8 @@ def assemble(
     """The CSR arrays of one pass from the per-video pieces (which are dropped as used)."""
     V = len(video_uids)
     counts = np.zeros(V, dtype=np.int64)
-    times, starts = [], {"text": [], "uid": []}
+    times: list[np.ndarray] = []
+    starts: dict[str, list[int]] = {"text": [], "uid": []}
     lens: dict[str, list] = {"text": [], "uid": []}
     for v, uid in enumerate(video_uids):
         got = per_video[uid].pop(pn, None)

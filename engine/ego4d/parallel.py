@@ -21,7 +21,7 @@ import numpy as np
 from engine.ego4d.layout import NARRATION_JSON
 from engine.ego4d.narration import BlobFile, blob_files, videos
 from engine.ego4d.problems import Problems, disp
-from engine.ego4d.stream import _WS, DEFAULT_POLICY, Progress, ReadPolicy, Stream
+from engine.ego4d.stream import DEFAULT_POLICY, Progress, ReadPolicy, Stream, ws_end
 
 # A candidate boundary between two videos: `}, "<uid>": {` (checked by the workers, see below).
 _BOUNDARY = re.compile(rb'\}\s*,\s*("(?:[^"\\]|\\.)*")\s*:\s*\{')
@@ -172,7 +172,7 @@ def _cuts(path: Path, policy: ReadPolicy) -> list[int] | None:
         return None
     with open(path, "rb") as f:
         head = f.read(1 << 16)
-    first = _WS.match(head.decode("latin-1")).end()
+    first = ws_end(head.decode("latin-1"), 0)
     if head[first : first + 1] != b"{":
         return None  # not an object (or a byte-order mark): the serial reader says so
     cuts = [first + 1] + [c for c in chunk_starts(path, size, n) if c > first + 1]

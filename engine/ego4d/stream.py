@@ -30,7 +30,13 @@ from engine.ego4d.problems import (
 
 Progress = Callable[[str, int, int], None]
 
-_WS = re.compile(r"[ \t\n\r]*")
+_WS = re.compile(r"[ \t\n\r]*")  # matches anywhere (possibly empty)
+
+
+def ws_end(text: str, pos: int) -> int:
+    """The position after the JSON whitespace that starts at `pos`."""
+    m = _WS.match(text, pos)
+    return m.end() if m is not None else pos
 
 
 @dataclass(frozen=True)
@@ -115,7 +121,7 @@ class Stream:
     def skip_ws(self) -> str:
         """The next non-whitespace character ("" at the end of the file), not consumed."""
         while True:
-            self.pos = _WS.match(self.buf, self.pos).end()
+            self.pos = ws_end(self.buf, self.pos)
             if self.pos < len(self.buf):
                 return self.buf[self.pos]
             if not self.more():
