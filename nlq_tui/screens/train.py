@@ -34,6 +34,7 @@ from nlq_tui.widgets.train_form import NewRunPane
 from nlq_tui.widgets.train_modals import RunFolderScreen, TrainConfirm
 from nlq_tui.widgets.train_runs import RunsPane, gpu_text
 from nlq_tui.widgets.train_view import SMOOTHING_STEPS, RunView
+from nlq_tui.workers import WorkerResult, error_message, report_error, worker_error
 
 if TYPE_CHECKING:
     from rich.text import Text
@@ -49,8 +50,10 @@ LOG_BYTES = 8192
 WORKER_GROUPS = ("train-poll", "train-compare", "train-action", "train-gpu")
 
 
-@dataclass
-class PollResult:
+@dataclass(eq=False)
+class PollResult(WorkerResult, bubble=False):
+    """What one poll read: the selected run's new rows, status, log tail; the runs list."""
+
     token: int
     run_id: str | None
     update: TailUpdate | None
@@ -61,13 +64,20 @@ class PollResult:
     problem: str | None = None  # why WS/runs cannot hold runs (a file in its place)
 
 
-@dataclass
-class CompareResult:
+@dataclass(eq=False)
+class GpuRead(WorkerResult, bubble=False):
+    reading: GpuReading
+
+
+@dataclass(eq=False)
+class CompareResult(WorkerResult, bubble=False):
     picked: list[dict]  # {"id", "stage", "rows"}
 
 
-@dataclass
-class ActionDone:
+@dataclass(eq=False)
+class ActionDone(WorkerResult, bubble=False):
+    """An action on a run (launch, stop, resume, delete) went through."""
+
     message: str
     select: str | None = None  # a run to select (a new run)
 
@@ -163,8 +173,8 @@ class TrainScreen(Screen):
         self._read_gpu(self._gpu_monitor)
 
     @work(thread=True, exclusive=True, group="train-gpu", exit_on_error=False, name="train-gpu")
-    def _read_gpu(self, monitor) -> GpuReading:
-        return monitor.read()
+    def _read_gpu(self, monitor) -> GpuRead:
+        return GpuRead(monitor.read())
 
     @work(thread=True, exclusive=True, group="train-poll", exit_on_error=False, name="train-poll")
     def _poll(self, tail: RunTail | None, token: int, log_size: int, want_config: bool, want_list: bool) -> PollResult:
@@ -235,39 +245,27 @@ class TrainScreen(Screen):
         self._busy.discard(worker.group)
         if worker.name == "train-launch":
             self._launching = False
-        if event.state == WorkerState.SUCCESS:
-            self._apply(worker.result)
-        elif event.state == WorkerState.ERROR:
-            self._report(worker.error, worker.name)
+        if event.state == WorkerState.SUCCESS and isinstance(worker.result, WorkerResult):
+            self.post_message(worker.result)  # handled in order by on_poll_result & co.
+        error = worker_error(event)
+        if error is not None:
+            self._report(error, worker.name)
         if worker.group == "train-poll" and self._poll_again:
             self._start_poll(full=False)
 
-    def _apply(self, result: object) -> None:
-        from engine.gpu import GpuReading
-
-        if isinstance(result, PollResult):
-            self._apply_poll(result)
-        elif isinstance(result, GpuReading):
-            self._apply_gpu(result)
-        elif isinstance(result, CompareResult):
-            self.compare.show(result.picked, SMOOTHING_STEPS[self.smoothing_i])
-        elif isinstance(result, ActionDone):
-            self._action_done(result)
-
-    def _report(self, exc: BaseException | None, what: str) -> None:
-        from engine.textsafe import error_line
-
-        message = error_line(exc) if exc is not None else f"{what} failed"
-        if exc is not None and not _is_user_error(exc):  # a bug: say so, keep the screen alive
-            message = f"unexpected {message} in {what}"
-        if what == "train-launch":
-            self.form.say(message, "red")
-        elif what in ("train-poll", "train-gpu", "train-compare"):
+    def _report(self, error: BaseException, what: str) -> None:
+        message = error_message(error, what)
+        if what in ("train-poll", "train-gpu", "train-compare"):
             # these run every second or so: say a repeating failure once
             if self._last_error == message:
                 return
             self._last_error = message
-        notify(self, message, title="Train", severity="error", timeout=8)
+        report_error(self, error, title="Train", what=what)
+        if what == "train-launch":
+            self.form.say(message, "red")
+
+    def on_compare_result(self, result: CompareResult) -> None:
+        self.compare.show(result.picked, SMOOTHING_STEPS[self.smoothing_i])
 
     # applying results --------------------------------------------------------------------------------
     def _gpu_line(self) -> Text:
@@ -275,7 +273,8 @@ class TrainScreen(Screen):
             return gpu_text(None, False)
         return gpu_text(self.gpu.lines(), self.gpu.available)
 
-    def _apply_gpu(self, reading: GpuReading) -> None:
+    def on_gpu_read(self, result: GpuRead) -> None:
+        reading = result.reading
         changed = self.gpu is None or reading.lines() != self.gpu.lines()
         self.gpu = reading
         if changed:
@@ -284,7 +283,7 @@ class TrainScreen(Screen):
             else:
                 self._show_head()
 
-    def _apply_poll(self, res: PollResult) -> None:
+    def on_poll_result(self, res: PollResult) -> None:
         self.polls += 1
         if res.summaries is not None:
             if res.problem and res.problem != self._last_error:
@@ -333,7 +332,7 @@ class TrainScreen(Screen):
         if self.compare.set_runs(summaries, self.picked):
             self.form.set_from_options(summaries)
 
-    def _action_done(self, done: ActionDone) -> None:
+    def on_action_done(self, done: ActionDone) -> None:
         notify(self, done.message, title="Train")
         if done.select is not None:
             self.form.say(f"started {done.select}", "green")
@@ -552,9 +551,3 @@ class TrainScreen(Screen):
 
     def on_screen_resume(self) -> None:
         self._start_poll(full=True)
-
-
-def _is_user_error(exc: BaseException) -> bool:
-    from engine.errors import UserError
-
-    return isinstance(exc, UserError)
