@@ -43,7 +43,7 @@ def register(subparsers) -> None:
         default=[],
         help="an exported NLQ file or a variant name; repeat for several",
     )
-    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="seeds (default 1 2 3)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], metavar="SEED", help="seeds (default 1 2 3)")
     p.add_argument(
         "--id", dest="exp_id", metavar="ID", help="experiment id (default: derived from data, files, settings)"
     )
