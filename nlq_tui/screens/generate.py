@@ -54,6 +54,7 @@ DRAIN_S = 0.2
 POLL_S = 1.0  # how often the status of a detached job is read
 QUIT_WAIT_S = 30.0  # longest wait for the requests in flight when quitting during a job
 NL = Content("\n")
+NARRATION_SHOWN = 300  # characters of each narration in the dry run (the Messages tab has them whole)
 
 
 class GroupsReady(WorkerResult):
@@ -413,7 +414,7 @@ class GenerateScreen(Screen):
     def on_dry_run_done(self, message: DryRunDone) -> None:
         out = self.last_dry_run = message.out
         lines = [content(("group ", "bold"), out["group_key"], f"  tokens {out['tokens']:,}  {out['seconds']:.2f} s")]
-        lines += [content((f"{i}. ", "dim"), t) for i, t in enumerate(out["narrations"], 1)]
+        lines += [content((f"{i}. ", "dim"), t, limit=NARRATION_SHOWN) for i, t in enumerate(out["narrations"], 1)]
         if out.get("error"):
             lines += [Content(""), content(("request failed", "bold red"), ": ", one_line(out["error"]), " ",
                                            one_line(out.get("error_detail") or ""))]  # fmt: skip
