@@ -1,23 +1,25 @@
-"""Training samples/s of VSLNet at the reference config: our loop vs a straightforward one.
+"""Training samples/s on CPU: the trainer at today's defaults and code vs now, in one run.
 
-Ours: each distinct query encoded ONCE by the frozen MiniLM (a TextTable), clips pre-padded
-into one tensor, batches made by index gathers (`engine.training.data.Loader`).
-Straightforward (what the Ego4D reference does): every step tokenises the batch's queries and
-runs MiniLM on them, pads the clips from a Python list of numpy arrays and builds the highlight
-labels in a Python loop.
+"Today" is the loop as it was before this round (commit 129539a): torch's default thread count
+(one per core), the explicit softmax attention, a float16 clip table converted per batch, and
+the defaults of then (width 128, dropout 0.2). "Now" is `engine.training.loop.Trainer` as it is:
+threads from the idle cores (`engine.training.device.pick_threads`), fused attention, a float32
+clip table, and the schedule rule's defaults for the train set (sample_data: width 64, no
+dropout). Both train the same split with the same cached MiniLM query features, batch 32,
+AdamW + schedule + clipping; blocks of steps alternate so that load from other processes hits
+both alike. Also printed: the same width (128, dropout 0.2) with today's and with today's code,
+so the code's share of the gain is visible apart from the defaults'.
 
-Both run the same model (dim 128, 8 heads, dropout 0.2, max_pos_len 128, LSTM predictor),
-batch 32, AdamW + linear schedule + clipping, same steps, in alternating blocks so that load
-from other processes on the machine hits both alike. Data: sample_data/ train when it exists,
-else synthetic clips. With CUDA: one epoch over 11.3K queries of 256-d features (the official
-train size, synthetic) in bf16, time and samples/s.
+With CUDA: one epoch over 11.3K queries of 256-d features (the official train size, synthetic)
+in bf16, time and samples/s.
 
-    .venv/bin/python bench/bench_train_throughput.py [--steps 8] [--threads 1] [--data sample_data] [--cpu-bf16]
+    .venv/bin/python bench/bench_train_throughput.py [--steps 12] [--data sample_data] [--no-gpu]
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -29,10 +31,30 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from engine.training.config import ModelConfig  # noqa: E402
+from engine.training import model as model_module  # noqa: E402
+from engine.training.config import ModelConfig, auto_schedule  # noqa: E402
 from engine.training.data import Loader, Split, load_split  # noqa: E402
+from engine.training.device import pick_threads  # noqa: E402
 from engine.training.model import VSLNet, param_groups  # noqa: E402
 from engine.training.text import MiniLMTextEncoder, TextTable  # noqa: E402
+
+GOAL = 2.0
+TODAY_THREADS = torch.get_num_threads()  # torch's default, what a run got before
+
+
+def today_attention(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """MultiHeadAttention.forward as it was: explicit scores, additive mask, softmax, dropout."""
+    h = self.drop(self.norm1(x))
+    q, k, v = self._heads(self.query(h)), self._heads(self.key(h)), self._heads(self.value(h))
+    scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_size)
+    scores = model_module.mask_logits(scores, mask[:, None, None, :])
+    probs = self.drop(torch.softmax(scores, dim=-1))
+    attended = (probs @ v).transpose(1, 2).reshape(x.shape)
+    residual = self.drop(attended) + x
+    return self.drop(self.out(self.drop(self.norm2(residual)))) + residual
+
+
+NOW_ATTENTION = model_module.MultiHeadAttention.forward
 
 
 def synthetic_split(n_queries: int, n_clips: int, dim: int = 256, positions: int = 128, seed: int = 0) -> Split:
@@ -63,33 +85,24 @@ def synthetic_split(n_queries: int, n_clips: int, dim: int = 256, positions: int
     )
 
 
-def make_model(video_dim: int, text_dim: int = 384, seed: int = 0):
-    torch.manual_seed(seed)
-    model = VSLNet(ModelConfig(video_dim=video_dim, text_dim=text_dim))
-    opt = torch.optim.AdamW(param_groups(model, 0.01), lr=1e-4)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, 1.0 - s / 10_000))
-    return model, opt, sched
+class Runner:
+    """One training loop (model, AdamW, schedule, clipping) over a split's cached features."""
 
-
-def train_step(model, opt, sched, video, video_mask, query, query_mask, batch) -> float:
-    out = model(video, video_mask, query, query_mask)
-    loss, _ = model.compute_loss(out, batch)
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-    opt.step()
-    sched.step()
-    return loss.item()
-
-
-class Ours:
-    def __init__(self, split: Split, encoder, batch_size: int) -> None:
-        t0 = time.perf_counter()
-        self.table = TextTable.build(encoder, split.queries)
-        self.encode_s = time.perf_counter() - t0
-        self.loader = Loader(split, self.table, batch_size=batch_size, shuffle=True, seed=0)
-        self.model, self.opt, self.sched = make_model(split.video_dim)
+    def __init__(self, name: str, split: Split, table: TextTable, *, dim: int, drop: float, today: bool) -> None:
+        self.name, self.today = name, today
+        self.loader = Loader(split, table, batch_size=32, shuffle=True, seed=0)
+        if not today:
+            self.loader.to("cpu")  # the trainer's loader: float32 clip table on a CPU
+        torch.manual_seed(0)
+        self.model = VSLNet(
+            ModelConfig(dim=dim, drop_rate=drop, video_dim=split.video_dim, text_dim=table.features.shape[2])
+        )
+        groups = param_groups(self.model, 0.01)
+        self.params = [p for g in groups for p in g["params"]]
+        self.opt = torch.optim.AdamW(groups, lr=1e-4, eps=1e-8 if today else 1e-6)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: max(0.0, 1.0 - s / 10_000))
         self.model.train()
+        self.threads = TODAY_THREADS if today else pick_threads(0)
         self._it = self._forever()
 
     def _forever(self):
@@ -99,104 +112,38 @@ class Ours:
             epoch += 1
 
     def step(self) -> int:
+        torch.set_num_threads(self.threads)
+        model_module.MultiHeadAttention.forward = today_attention if self.today else NOW_ATTENTION
         b = next(self._it)
-        train_step(self.model, self.opt, self.sched, b.video, b.video_mask, b.query, b.query_mask, b)
-        return len(b)
-
-
-class OursBf16(Ours):
-    """Ours under CPU bf16 autocast (for CPUs with bf16 instructions; the run config uses bf16 on GPUs only)."""
-
-    def step(self) -> int:
-        b = next(self._it)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            out = self.model(b.video, b.video_mask, b.query, b.query_mask)
-        loss, _ = self.model.compute_loss(out, b)
+        out = self.model(b.video, b.video_mask, b.query, b.query_mask)
+        loss, parts = self.model.compute_loss(out, b)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(self.params, 1.0)
         self.opt.step()
         self.sched.step()
+        if self.today:  # one host sync per value, as the loop did
+            float(loss.detach())
+            {k: float(v) for k, v in parts.items()}
+        else:
+            torch.stack([loss.detach(), *parts.values()]).tolist()
         return len(b)
 
 
-class Straightforward:
-    """The reference's way: Python records, numpy clip features, text encoder every step."""
-
-    def __init__(self, split: Split, encoder, batch_size: int, extend: float = 0.1, text_model=None) -> None:
-        self.tok, self.bert = encoder.tokenizer, text_model if text_model is not None else encoder.model
-        self.batch_size, self.extend = batch_size, extend
-        feats = split.video.float().numpy()
-        self.features = {uid: feats[i, : int(split.video_len[i])] for i, uid in enumerate(split.clip_uids)}
-        self.records = [
-            {
-                "vid": split.clip_uids[split.clip_row[i]],
-                "query": split.queries[split.query_row[i]],
-                "s_ind": int(split.start[i]),
-                "e_ind": int(split.end[i]),
-            }
-            for i in range(len(split))
-        ]
-        self.model, self.opt, self.sched = make_model(split.video_dim, int(self.bert.config.hidden_size))
-        self.model.train()
-        self.bert.train()  # the reference's BERT sits inside the model: train mode, frozen weights
-        self.rng = np.random.default_rng(0)
-        self.order, self.pos = self.rng.permutation(len(self.records)), 0
-
-    def collate(self, records):
-        feats = [self.features[r["vid"]] for r in records]
-        max_len = max(f.shape[0] for f in feats)
-        padded, lens = [], []
-        for f in feats:
-            lens.append(f.shape[0])
-            extra = max_len - f.shape[0]
-            padded.append(np.concatenate([f, np.zeros((extra, f.shape[1]), np.float32)]) if extra else f)
-        vfeats = torch.tensor(np.asarray(padded, dtype=np.float32))
-        vlens = torch.tensor(lens)
-        s = [r["s_ind"] for r in records]
-        e = [r["e_ind"] for r in records]
-        h = np.zeros((len(records), max_len), dtype=np.int32)
-        for i in range(len(records)):
-            ext = round(self.extend * float(e[i] - s[i] + 1))
-            if ext > 0:
-                h[i][max(0, s[i] - ext) : min(e[i] + ext, lens[i] - 1) + 1] = 1
-            else:
-                h[i][s[i] : e[i] + 1] = 1
-        mask = (torch.arange(max_len)[None, :] < vlens[:, None]).float()
-        return vfeats, mask, torch.tensor(s), torch.tensor(e), torch.tensor(h, dtype=torch.float32)
-
-    def step(self) -> int:
-        if self.pos + self.batch_size > len(self.order):
-            self.order, self.pos = self.rng.permutation(len(self.records)), 0
-        records = [self.records[i] for i in self.order[self.pos : self.pos + self.batch_size]]
-        self.pos += self.batch_size
-        video, video_mask, start, end, highlight = self.collate(records)
-        enc = self.tok([r["query"] for r in records], padding=True, return_tensors="pt")
-        query = self.bert(**enc).last_hidden_state.detach()
-        query_mask = enc["attention_mask"].float()
-
-        class B:  # what compute_loss reads
-            pass
-
-        b = B()
-        b.start, b.end, b.highlight, b.video_mask = start, end, highlight, video_mask
-        train_step(self.model, self.opt, self.sched, video, video_mask, query, query_mask, b)
-        return len(records)
-
-
-def measure(runners: dict, steps: int, block: int = 3, warmup: int = 2) -> dict[str, float]:
-    for r in runners.values():
+def measure(runners: list[Runner], steps: int, block: int = 2, warmup: int = 2) -> dict[str, float]:
+    for r in runners:
         for _ in range(warmup):
             r.step()
-    done = {k: 0 for k in runners}
-    spent = {k: 0.0 for k in runners}
+    done = {r.name: 0 for r in runners}
+    spent = {r.name: 0.0 for r in runners}
     while min(done.values()) < steps * 32:
-        for name, r in runners.items():  # alternate blocks: machine load hits both alike
+        for r in runners:  # alternate blocks: machine load hits every loop alike
             t0 = time.perf_counter()
             for _ in range(block):
-                done[name] += r.step()
-            spent[name] += time.perf_counter() - t0
-    return {k: done[k] / spent[k] for k in runners}
+                done[r.name] += r.step()
+            spent[r.name] += time.perf_counter() - t0
+    model_module.MultiHeadAttention.forward = NOW_ATTENTION
+    return {k: done[k] / spent[k] for k in done}
 
 
 def epoch_figure(device: str = "cuda", n_queries: int = 11_300, n_clips: int = 1_300) -> str:
@@ -208,8 +155,10 @@ def epoch_figure(device: str = "cuda", n_queries: int = 11_300, n_clips: int = 1
     table = TextTable.build(enc, split.queries)
     encode_s = time.perf_counter() - t0
     loader = Loader(split, table, batch_size=32, shuffle=True, seed=0).to(dev)
-    model, opt, sched = make_model(split.video_dim)
-    model.to(dev).train()
+    rule = auto_schedule(n_queries)
+    torch.manual_seed(0)
+    model = VSLNet(ModelConfig(dim=rule["dim"], drop_rate=rule["drop_rate"], video_dim=256)).to(dev).train()
+    opt = torch.optim.AdamW(param_groups(model, 0.01), lr=rule["lr"], eps=1e-6)
 
     def epoch(e):
         for b in loader.batches(e):
@@ -220,35 +169,26 @@ def epoch_figure(device: str = "cuda", n_queries: int = 11_300, n_clips: int = 1
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
-            sched.step()
-
-    def sync():
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
 
     epoch(0)  # warm-up epoch: kernels, allocator
-    sync()
+    torch.cuda.synchronize()
     t0 = time.perf_counter()
     epoch(1)
-    sync()
+    torch.cuda.synchronize()
     dt = time.perf_counter() - t0
-    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else device
     return (
-        f"GPU ({name}): one epoch over {n_queries} queries of 256-d features, bf16, batch 32: "
-        f"{dt:.2f} s, {n_queries / dt:,.0f} samples/s (MiniLM features of {n_queries} queries, once: {encode_s:.1f} s)"
+        f"GPU ({torch.cuda.get_device_name(dev)}): one epoch over {n_queries} queries of 256-d features, bf16, "
+        f"batch 32, width {rule['dim']}: {dt:.2f} s, {n_queries / dt:,.0f} samples/s "
+        f"(MiniLM features of {n_queries} queries, once: {encode_s:.1f} s)"
     )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=8, help="measured steps per loop")
-    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (the dev box's 2 cores are shared)")
+    ap.add_argument("--steps", type=int, default=12, help="measured steps per loop")
     ap.add_argument("--data", default="sample_data")
     ap.add_argument("--no-gpu", action="store_true")
-    ap.add_argument("--no-bert-base", action="store_true", help="skip the BERT-base straightforward loop")
-    ap.add_argument("--cpu-bf16", action="store_true", help="also time ours under CPU bf16 autocast")
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
 
     train_file = Path(args.data) / "v1" / "annotations" / "nlq_train.json"
     if train_file.is_file():
@@ -257,38 +197,32 @@ def main() -> None:
     else:
         split = synthetic_split(512, 64)
         source = "synthetic: 512 queries, 64 clips of 128 x 256"
-    encoder = MiniLMTextEncoder()
+    load0 = os.getloadavg()
+    t0 = time.perf_counter()
+    table = TextTable.build(MiniLMTextEncoder(), split.queries)
+    rule = auto_schedule(len(split))
     print(f"data: {source}")
-    print(f"CPU threads: {torch.get_num_threads()}; model dim 128, 8 heads, batch 32, LSTM predictor")
-    ours = Ours(split, encoder, 32)
-    print(f"ours: MiniLM features of {len(split.queries)} distinct queries, once: {ours.encode_s:.2f} s")
-    runners = {"ours": ours, "minilm": Straightforward(split, encoder, 32)}
-    if not args.no_bert_base:
-        from transformers import BertConfig, BertModel
-
-        # The reference's encoder is bert-base-uncased; its `text_agnostic` mode builds exactly this
-        # BertModel(BertConfig()) with random weights: the same compute, no download. MiniLM's
-        # tokenizer is bert-base-uncased's WordPiece vocabulary.
-        torch.manual_seed(0)
-        runners["bert_base"] = Straightforward(split, encoder, 32, text_model=BertModel(BertConfig()))
-    if args.cpu_bf16:
-        runners["ours_bf16"] = OursBf16(split, encoder, 32)
+    print(f"MiniLM features of {len(split.queries)} distinct queries, once: {time.perf_counter() - t0:.2f} s")
+    print(f"threads: today {TODAY_THREADS} (torch default), now {pick_threads(0)} (idle cores)")
+    print(f"defaults: today width 128 dropout 0.2; now (schedule rule, n={len(split)}) width {rule['dim']}"
+          f" dropout {rule['drop_rate']}")  # fmt: skip
+    runners = [
+        Runner("today", split, table, dim=128, drop=0.2, today=True),
+        Runner("now", split, table, dim=rule["dim"], drop=rule["drop_rate"], today=False),
+        Runner("now_128", split, table, dim=128, drop=0.2, today=False),
+    ]
     rates = measure(runners, args.steps)
-    print(f"ours (cached frozen text, pre-padded tensors): {rates['ours']:.1f} samples/s")
+    load1 = os.getloadavg()
+    print(f"load average (1 min) before / after: {load0[0]:.2f} / {load1[0]:.2f} on {os.cpu_count()} CPUs")
+    print(f"today (defaults and code of then): {rates['today']:.1f} samples/s")
+    ratio = rates["now"] / rates["today"]
     print(
-        f"straightforward, MiniLM every step, padding from Python lists: {rates['minilm']:.1f} samples/s"
-        f" -> ours is {rates['ours'] / rates['minilm']:.2f}x"
+        f"now (defaults and code):           {rates['now']:.1f} samples/s -> {ratio:.2f}x today (goal >= {GOAL:.1f}x)"
     )
-    if "bert_base" in rates:
-        print(
-            f"straightforward, BERT-base (the reference's encoder) every step: {rates['bert_base']:.1f} samples/s"
-            f" -> ours is {rates['ours'] / rates['bert_base']:.2f}x"
-        )
-    if "ours_bf16" in rates:
-        print(
-            f"ours under CPU bf16 autocast: {rates['ours_bf16']:.1f} samples/s"
-            f" ({rates['ours_bf16'] / rates['minilm']:.2f}x the MiniLM loop)"
-        )
+    print(
+        f"now, today's width 128 / dropout 0.2: {rates['now_128']:.1f} samples/s -> "
+        f"{rates['now_128'] / rates['today']:.2f}x today (the code's share)"
+    )
     if args.no_gpu:
         pass
     elif torch.cuda.is_available():

@@ -133,3 +133,21 @@ def test_minilm_is_the_offline_default_with_384_d_tokens():
     assert isinstance(enc, MiniLMTextEncoder) and enc.dim == 384
     feats = enc.encode(["where did i put the cup?"])
     assert feats[0].shape[1] == 384 and feats[0].shape[0] >= 8
+
+
+def test_live_mode_runs_the_frozen_encoder_in_train_mode_with_dropout_and_no_grad(tiny_bert):
+    enc = HFTextEncoder(str(tiny_bert))
+    enc.model.config.hidden_dropout_prob = 0.5
+    for m in enc.model.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.5
+    texts = ["where did i put the cup?", "what did i cut?"]
+    torch.manual_seed(1)
+    a, mask = enc.encode_live(texts)
+    b, _ = enc.encode_live(texts)
+    assert not torch.equal(a, b)  # dropout on: each step sees other features, as the reference's BERT
+    assert not a.requires_grad and not enc.model.training  # frozen, and back in eval mode after
+    assert mask.sum(1).tolist() == [9, 7]
+    with torch.no_grad():  # the model is back in eval mode: dropout off, the cached features' function
+        fresh = enc._run(texts[:1], "cpu")[0][0]
+    assert torch.allclose(enc.encode(texts[:1])[0].float(), fresh, atol=1e-2)

@@ -113,8 +113,10 @@ def _data_root(args, ws) -> Path:
 
 def _figures(best: dict | None) -> dict:
     from engine.runs import FIGURE_KEYS
+    from engine.training.metrics import METRIC_KEYS
 
-    return {k: best[k] for k in FIGURE_KEYS if best and k in best}
+    keys = dict.fromkeys((*FIGURE_KEYS, *METRIC_KEYS))  # the official table's nine recalls and mIoU
+    return {k: best[k] for k in keys if best and k in best}
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -184,7 +186,8 @@ def _print_result(run_id: str, state: str, summary: dict) -> None:
     print(f"run {run_id}: {state}" + (f" ({summary['error']})" if summary.get("error") else ""))
     if best:
         figs = _figures(best)
-        print(f"best val (step {best.get('step')}): " + "  ".join(f"{k} {v:.2f}" for k, v in figs.items()))
+        over = f", over {best['queries']} of {best['queries_total']} queries" if "queries_total" in best else ""
+        print(f"best val (step {best.get('step')}{over}): " + "  ".join(f"{k} {v:.2f}" for k, v in figs.items()))
 
 
 def run_eval(args: argparse.Namespace) -> int:
@@ -198,7 +201,10 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"run_id": run.id, **result, **(figs or {})}))
         return 0
-    print(f"run {run.id}, {result['checkpoint']} on {args.split}: {result['queries']} queries")
+    print(
+        f"run {run.id}, {result['checkpoint']} on {args.split}: over {result['queries']} of "
+        f"{result.get('queries_total', result['queries'])} queries"
+    )
     if figs:
         print("  " + "  ".join(f"{k} {v:.2f}" for k, v in figs.items()))
     else:
