@@ -1,6 +1,10 @@
 """Review at scale: open the queue and decide, with N candidates in the store (default 100k).
 
-    .venv/bin/python bench/bench_review.py [--n 100000] [--decisions 300] [--keep DIR]
+    .venv/bin/python bench/bench_review.py [--n 100000] [--decisions 300] [--variants 1] [--keep DIR]
+
+With `--variants N` the candidates come from N variants (one model each) and the screen's queue
+is filtered to the first variant before the keypresses are timed. Each figure is printed beside
+its goal, with the load average of the machine at that moment.
 
 Prints:
   - store open: scanning the shards + replaying the journal, and reading the first candidate;
@@ -38,8 +42,16 @@ from review_fixtures import make_group  # noqa: E402
 from engine.store import CandidateStore, encode_group_line  # noqa: E402
 from engine.workspace import Workspace  # noqa: E402
 
+GOAL_FIRST_CARD = "goal < 1 s"
+GOAL_DURABLE = "goals 10 ms median, 50 ms p99"
 
-def build(ws: Workspace, n: int, k: int = 5) -> float:
+
+def load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"[load average {one:.2f} (5 min {five:.2f}) on {os.cpu_count()} CPUs]"
+
+
+def build(ws: Workspace, n: int, k: int = 5, variants: int = 1) -> float:
     """Write n candidates as one generation shard (one fsync at the end, not one per group)."""
     rng = random.Random(0)
     t = time.perf_counter()
@@ -58,6 +70,7 @@ def build(ws: Workspace, n: int, k: int = 5) -> float:
                 rng=rng,
                 flagged_every=7,
                 number0=g * k,
+                model=f"model-{g % variants}" if variants > 1 else "gpt-4o-mini",
             )
             f.write(encode_group_line(gk, c, r, m))
         f.flush()
@@ -81,7 +94,7 @@ def bench_store(ws: Workspace, decisions: int) -> None:
     t3 = time.perf_counter()
     print(
         f"store open: scan {len(s.rows):,} candidates {t1 - t0:.3f} s, decisions {t2 - t1:.3f} s, "
-        f"first candidate read {1e3 * (t3 - t2):.2f} ms"
+        f"first candidate read {1e3 * (t3 - t2):.2f} ms {load()}"
     )
     s.begin_review()
     lat = []
@@ -95,7 +108,7 @@ def bench_store(ws: Workspace, decisions: int) -> None:
     s.close()
     print(
         f"store decide (append + fdatasync), {len(lat)} decisions: median {1e3 * statistics.median(lat):.2f} ms, "
-        f"p99 {1e3 * pct(lat, 0.99):.2f} ms, max {1e3 * max(lat):.2f} ms"
+        f"p99 {1e3 * pct(lat, 0.99):.2f} ms, max {1e3 * max(lat):.2f} ms ({GOAL_DURABLE}) {load()}"
     )
 
 
@@ -111,7 +124,10 @@ async def first_card(ws: Workspace, label: str) -> None:
         while getattr(screen, "first_shown_at", None) is None:
             await asyncio.sleep(0.002)
             screen = app.screen
-        print(f"screen open -> first candidate shown, {label}: {screen.first_shown_at - t0:.3f} s")
+        print(
+            f"screen open -> first candidate shown, {label}: {screen.first_shown_at - t0:.3f} s "
+            f"({GOAL_FIRST_CARD}) {load()}"
+        )
         while screen.reading:
             await asyncio.sleep(0.01)
 
@@ -146,7 +162,7 @@ def add_journal(ws: Workspace, n: int) -> None:
             )
 
 
-async def bench_screen(ws: Workspace, decisions: int) -> None:
+async def bench_screen(ws: Workspace, decisions: int, variant: str | None = None) -> None:
     from nlq_tui.app import NLQApp
     from nlq_tui.context import AppContext
 
@@ -160,8 +176,8 @@ async def bench_screen(ws: Workspace, decisions: int) -> None:
         await pilot.pause()
         first = screen.first_shown_at - t0
         print(
-            f"screen open -> first candidate shown: {first:.3f} s  "
-            f"({len(screen.store.rows):,} candidates, queue {len(screen.queue):,})"
+            f"screen open -> first candidate shown: {first:.3f} s ({GOAL_FIRST_CARD}) "
+            f"({len(screen.store.rows):,} candidates, queue {len(screen.queue):,}) {load()}"
         )
 
         while screen.reading:
@@ -171,6 +187,12 @@ async def bench_screen(ws: Workspace, decisions: int) -> None:
             f"(the first card is usable meanwhile)"
         )
         store = screen.store
+        if variant:
+            from engine.store import Filter
+
+            screen.set_filter(Filter(variants=frozenset({variant})))
+            await pilot.pause()
+            print(f"queue filtered to variant {variant}: {len(screen.queue):,} of {len(store.rows):,} candidates")
         real = store.decide
         done: list[float] = []
         painted: list[float] = []
@@ -211,7 +233,7 @@ async def bench_screen(ws: Workspace, decisions: int) -> None:
             shown.append(painted[-1] - t)
         print(
             f"keypress -> durable decision, {len(durable)} presses: median {1e3 * statistics.median(durable):.2f} ms, "
-            f"p99 {1e3 * pct(durable, 0.99):.2f} ms"
+            f"p99 {1e3 * pct(durable, 0.99):.2f} ms ({GOAL_DURABLE}) {load()}"
         )
         print(
             f"keypress -> next candidate painted (first frame after the decision): "
@@ -263,7 +285,10 @@ def first_card_in_a_terminal(ws: Workspace, runs: int = 3) -> None:
         os.close(fd)
         times.append(seen)
     shown = ", ".join("—" if t is None else f"{t:.2f}" for t in times)
-    print(f"process start -> first card drawn in a terminal (nlq-tui --screen review), {runs} runs: {shown} s")
+    print(
+        f"process start -> first card drawn in a terminal (nlq-tui --screen review), {runs} runs: {shown} s "
+        f"(no goal: Python start and imports included) {load()}"
+    )
 
 
 def main() -> None:
@@ -276,18 +301,20 @@ def main() -> None:
         default=60_000,
         help="then add this many decisions to the journal and time the first card again (0: skip)",
     )
+    ap.add_argument("--variants", type=int, default=1, help="candidates from this many variants (one model each)")
     ap.add_argument("--keep", help="build the workspace here and keep it")
     args = ap.parse_args()
     tmp = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench-review-"))
     try:
         ws = Workspace(tmp / "ws")
         if not any(ws.candidates_dir.glob("groups-*.jsonl")):
-            secs = build(ws, args.n)
+            secs = build(ws, args.n, variants=args.variants)
             size = sum(p.stat().st_size for p in ws.candidates_dir.glob("groups-*.jsonl"))
             print(f"built {args.n:,} candidates ({size / 1e6:.0f} MB of shards) in {secs:.1f} s")
         bench_store(ws, args.decisions)
         first_card_in_a_terminal(ws)
-        asyncio.run(bench_screen(ws, args.decisions))
+        first_variant = "openai-model-0-v1" if args.variants > 1 else None
+        asyncio.run(bench_screen(ws, args.decisions, first_variant))
         if args.journal:
             add_journal(ws, args.journal)
             asyncio.run(first_card(ws, f"{args.journal:,} decisions in the journal (replayed, then compacted)"))
