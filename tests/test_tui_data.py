@@ -143,3 +143,29 @@ async def test_the_folder_picker_fills_in_an_ego4d_root(tree_copy, tmp_path):
         await pilot.pause(0.2)
         assert not isinstance(app.screen, RootPicker)
         assert app.screen.query_one("#root", Input).value == "data"
+
+
+async def test_markup_and_escapes_in_paths_and_uids_are_shown_as_text(tmp_path, tree_master, monkeypatch):
+    """A root path or a video uid with `[/]` once crashed the Data screen's notices."""
+    import json
+    import shutil
+
+    from tui_helpers import static_text
+
+    root = tmp_path / "da[/]ta [b]x\x1b]2;t\x07"
+    shutil.copytree(tree_master, root)
+    narr_path = root / "v1/annotations/narration.json"
+    narr = json.loads(narr_path.read_text("utf-8"))
+    narr["[/]evil\x1b[2J"] = {"narration_pass_1": {"narrations": [{"timestamp_sec": "soon", "narration_text": "x"}]}}
+    narr_path.write_text(json.dumps(narr), "utf-8")
+    monkeypatch.chdir(tmp_path)
+    app = make_app(root, tmp_path / "ws")
+    async with app.run_test(size=(120, 35)) as pilot:
+        await settle(pilot)
+        panel = static_text(app.screen.query_one("#load-error"))
+        assert "Not loaded:" in panel and "[/]evil" in panel and "\x1b" not in panel and "␛" in panel
+        await _type_root(pilot, str(root))
+        assert "\x1b" not in static_text(app.screen.query_one("#root-check"))
+        app.screen.action_full_check()
+        await settle(pilot)
+        assert app.is_running

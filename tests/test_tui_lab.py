@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from textual.app import App, ComposeResult
 from textual.widgets import Input, Select
-from tui_helpers import make_app, settle, static_text, tree, tree_master  # noqa: F401 - fixtures
+from tui_helpers import make_app, settle, static_text, tree, tree_copy, tree_master  # noqa: F401 - fixtures
 
 
 async def _open_lab(pilot):
@@ -182,3 +182,49 @@ async def test_virtual_table_draws_only_the_rows_on_screen():
         assert table.cursor_row == 9_999_999
         assert max(app.fetched) == 9_999_999
         assert len(set(app.fetched)) <= 40
+
+
+HOSTILE = [
+    "[/]",
+    "[bold red]x[/]",
+    "[link=file:///etc/passwd]pw[/link]",
+    "[@click=app.quit]quit[/]",
+    "[$accent]",
+    "[ $x]",
+    "\x1b]52;c;Zm9vCg==\x07",
+    "\x1b]2;pwned\x1b\\",
+    "\x1b[2J\x1b[?1049l",
+]
+
+
+async def test_hostile_narrations_render_as_text_in_the_lab_and_its_group(tree_copy, tmp_path):
+    """`[/]` in a narration once crashed the group view (a Rich table read it as markup)."""
+    import json
+
+    from nlq_tui.screens.lab import GroupScreen
+
+    path = tree_copy / "v1/annotations/narration.json"
+    narr = json.loads(path.read_text("utf-8"))
+    for entry in narr.values():
+        for n, x in enumerate((entry.get("narration_pass_1") or {}).get("narrations", [])):
+            x["narration_text"] = f"#C C {HOSTILE[n % len(HOSTILE)]} {n}"
+    path.write_text(json.dumps(narr), "utf-8")
+    app = make_app(tree_copy, tmp_path / "ws")
+    async with app.run_test(size=(120, 35)) as pilot:
+        lab = await _open_lab(pilot)
+        assert lab.result is not None
+        for table_id in ("#bad-table", "#good-table"):
+            lab.query_one(table_id).focus()
+            await pilot.press("enter")
+            await settle(pilot)
+            group = app.screen
+            assert isinstance(group, GroupScreen)
+            listing = static_text(group.query_one("#group-table"))
+            assert "\x1b" not in listing and "#C C" in listing
+            assert any(h in listing for h in ("[/]", "[$accent]", "[ $x]", "␛"))
+            await pilot.press("escape")
+            await settle(pilot)
+            assert app.screen is lab
+            lab.action_show_tab("usable")
+            await settle(pilot)
+        assert app.is_running

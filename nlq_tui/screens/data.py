@@ -11,11 +11,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from rich.markup import escape
 from rich.table import Table
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
 from textual.screen import ModalScreen, Screen
 from textual.suggester import Suggester
 from textual.widgets import DirectoryTree, Footer, Input, Label, OptionList, ProgressBar, Static
@@ -26,7 +26,11 @@ from engine.ego4d import layout
 from engine.ego4d.layout import peek_feature_dim  # noqa: F401  (the screen's shape peek, kept importable)
 from nlq_tui.bindings import DATA_BINDINGS, DATA_PICKER_BINDINGS
 from nlq_tui.context import IndexChanged, LoadProgress
+from nlq_tui.safe_text import content, notify, plain_text
 from nlq_tui.widgets import Column, NavBar, VirtualTable
+from nlq_tui.workers import error_message
+
+NEWLINE = Content("\n")  # content() shows a str's newline as a space: line breaks are Content
 
 # ---------------------------------------------------------------------------------------------
 # Cheap checks (run on every keystroke; file-system metadata only)
@@ -120,7 +124,7 @@ class RootPicker(ModalScreen[Path | None]):
         data = getattr(event.node, "data", None)
         if data is not None:
             ok, message = quick_check(str(data.path))
-            self.query_one("#picker-check", Static).update(f"[{'green' if ok else 'dim'}]{escape(message)}[/]")
+            self.query_one("#picker-check", Static).update(content((message, "green" if ok else "dim")))
 
     @on(DirectoryTree.DirectorySelected)
     def _selected(self, event: DirectoryTree.DirectorySelected) -> None:
@@ -162,7 +166,7 @@ def _fmt_value(key: str, v) -> str:
         return f"{100 * v:.1f}%"
     if isinstance(v, int):
         return f"{v:,}"
-    return escape(str(v))
+    return str(v)
 
 
 def counts_table(counts: dict) -> Table:
@@ -173,14 +177,14 @@ def counts_table(counts: dict) -> Table:
     for key, label in COUNT_LABELS:
         if key in counts:
             shown.add(key)
-            grid.add_row(label, _fmt_value(key, counts[key]))
+            grid.add_row(label, plain_text(_fmt_value(key, counts[key]), newlines=False))
     for key, v in counts.items():  # figures added to the engine later still show
         if key not in shown and key not in (
             "videos_in_ego4d_json",
             "videos_without_features",
             "narrated_videos_with_features",
         ):
-            grid.add_row(key.replace("_", " "), _fmt_value(key, v))
+            grid.add_row(plain_text(key.replace("_", " ")), plain_text(_fmt_value(key, v), newlines=False))
     return grid
 
 
@@ -263,7 +267,7 @@ class DataScreen(Screen):
     # the root path -----------------------------------------------------------------------
     def _validate(self, text: str) -> bool:
         ok, message = quick_check(text)
-        self.query_one("#root-check", Static).update(f"[{'green' if ok else 'yellow'}]{escape(message)}[/]")
+        self.query_one("#root-check", Static).update(content((message, "green" if ok else "yellow")))
         return ok
 
     @on(Input.Changed, "#root")
@@ -282,7 +286,7 @@ class DataScreen(Screen):
         names = [f.name for f in self.folders]
         if names and features not in names:
             features = max(self.folders, key=lambda f: f.files).name
-            self.notify(f"no {self.app.ctx.features} folder here; using {features}", title="Features")
+            notify(self, f"no {self.app.ctx.features} folder here; using {features}", title="Features")
         self.app.load_data(root, features)
 
     @work(thread=True, exclusive=True, group="data-folders", exit_on_error=False)
@@ -308,7 +312,8 @@ class DataScreen(Screen):
             mark = "●" if f.name == ctx.features and ctx.index is not None else " "
             dim = f"{f.dim}-d" if f.dim else "?-d"
             cover = f"{f.covered:,}/{n_videos:,} videos" if f.covered is not None and n_videos else f"{f.files:,} files"
-            ol.add_option(Option(f"{mark} {escape(f.name)}\n    [dim]{dim} · {cover}[/]", id=f.name))
+            prompt = content(f"{mark} {f.name}", NEWLINE, "    ", (f"{dim} · {cover}", "dim"))
+            ol.add_option(Option(prompt, id=f.name))
         if highlighted is not None and highlighted < len(folders):
             ol.highlighted = highlighted
 
@@ -332,7 +337,7 @@ class DataScreen(Screen):
             bar.update(total=event.total, progress=event.done)
         else:
             bar.update(total=None)
-        self.query_one("#load-stage", Static).update(f"[dim]{escape(event.stage)}[/]")
+        self.query_one("#load-stage", Static).update(content((event.stage, "dim")))
 
     def on_index_changed(self, event: IndexChanged) -> None:
         self.query_one("#load-row").display = False
@@ -354,12 +359,10 @@ class DataScreen(Screen):
 
         ctx = self.app.ctx
         kept = (
-            f"still using {escape(display_path(ctx.data_root))} ({escape(ctx.features)})"
-            if ctx.index is not None
-            else "no data loaded"
+            f"still using {display_path(ctx.data_root)} ({ctx.features})" if ctx.index is not None else "no data loaded"
         )
         panel = self.query_one("#load-error", Static)
-        panel.update(f"[b]Not loaded:[/] {escape(message)}\n[dim]{kept}[/]")
+        panel.update(content(("Not loaded:", "bold"), " ", message, NEWLINE, (kept, "dim")))
         panel.display = True
 
     def _show_index(self) -> None:
@@ -419,14 +422,11 @@ class DataScreen(Screen):
                     severity="error" if report.errors else "information",
                 )
         elif event.state == WorkerState.ERROR and group.startswith("data-"):
-            from engine.errors import UserError
-
-            exc = worker.error
-            message = str(exc) if isinstance(exc, UserError) else f"unexpected {type(exc).__name__}: {exc}"
+            message = error_message(worker.error)
             if group == "data-check":
                 self._show_error(message)
             else:
-                self.notify(message, severity="warning")
+                notify(self, message, severity="warning")
 
     # actions ---------------------------------------------------------------------------------
     def action_leave_input(self) -> None:
@@ -457,7 +457,7 @@ class DataScreen(Screen):
         root_input = self.query_one("#root", Input)
         root_input.value = display_path(path)
         root_input.focus()
-        self.notify("press enter to load it", title=display_path(path))
+        notify(self, "press enter to load it", title=display_path(path))
 
     def action_focus_features(self) -> None:
         self.query_one("#features", OptionList).focus()
@@ -465,8 +465,9 @@ class DataScreen(Screen):
     @on(VirtualTable.RowSelected, "#issues")
     def _issue_selected(self, event: VirtualTable.RowSelected) -> None:
         issue = self.issues[event.row]
-        self.notify(
-            escape(issue.message),
+        notify(
+            self,
+            issue.message,
             title=f"{issue.level}: {issue.code}",
             severity="error" if issue.level == "error" else "warning",
             timeout=10,

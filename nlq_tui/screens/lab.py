@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 from textual import events, on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.validation import Number
@@ -27,13 +27,16 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from nlq_tui.bindings import GROUP_BINDINGS, LAB_BINDINGS
 from nlq_tui.context import IndexChanged
+from nlq_tui.safe_text import content, notify, plain_text
 from nlq_tui.widgets import ClipTimeline, Column, Histogram, NavBar, TimelineMark, VirtualTable
+from nlq_tui.workers import report_error
 
 if TYPE_CHECKING:
     import numpy as np
 
     from engine.windows import WindowParams, WindowResult
 
+NEWLINE = Content("\n")  # content() shows a str's newline as a space: line breaks are Content
 NARROW = 100  # below this many columns (an 80x24 terminal) the layout tightens (`.-narrow`)
 DEBOUNCE_S = 0.05  # folds a burst of keystrokes; a running compute is cancelled anyway
 MAX_VIDEO_MATCHES = 5000
@@ -194,9 +197,19 @@ class GroupScreen(ModalScreen[None]):
         first = windows[0]
         cs, ce = first["clip_start"], first["clip_end"]
         self.query_one("#group-title", Static).update(
-            f"[b]Group {self.group + 1:,}[/] of {res.n_groups:,}  ·  beta {_sec(first['beta'])} s  ·  d {_sec(first['d'])} s\n"
-            f"[dim]video[/] {escape(first['video_uid'])}\n"
-            f"[dim]clip[/]  {escape(first['clip_uid'])} ({cs:.1f}–{ce:.1f} s of the video)"
+            content(
+                (f"Group {self.group + 1:,}", "bold"),
+                f" of {res.n_groups:,}  ·  beta {_sec(first['beta'])} s  ·  d {_sec(first['d'])} s",
+                NEWLINE,
+                ("video", "dim"),
+                " ",
+                first["video_uid"],
+                NEWLINE,
+                ("clip", "dim"),
+                "  ",
+                first["clip_uid"],
+                f" ({cs:.1f}–{ce:.1f} s of the video)",
+            )
         )
         table = Table(box=None, expand=True, pad_edge=False, header_style="bold")
         table.add_column("#", justify="right", width=3)
@@ -214,7 +227,8 @@ class GroupScreen(ModalScreen[None]):
             else:
                 span = f"{w['start'] - cs:.1f}–{w['end'] - cs:.1f}"
             row_style = "reverse" if self.focus_window is not None and w["window"] == self.focus_window else ""
-            table.add_row(str(n), f"{w['t'] - cs:.1f}", span, _sec(w["duration"]), status, w["text"], style=row_style)
+            text = plain_text(w["text"], newlines=False)  # data: never markup, controls visible
+            table.add_row(str(n), f"{w['t'] - cs:.1f}", span, _sec(w["duration"]), status, text, style=row_style)
             if w["start"] is not None:
                 marks.append(
                     TimelineMark(
@@ -394,10 +408,10 @@ class LabScreen(Screen):
             return
         params = self.read_params()
         if isinstance(params, str):
-            self._set_state(f"[red]{escape(params)}[/]")
+            self._set_state(content((params, "red")))
             return
         self._seq += 1
-        self._set_state("[dim]computing…[/]")
+        self._set_state(content(("computing…", "dim")))
         self._recompute(
             index, params, Filters(self.filters.reason, self.filters.video), self._seq, self._usable_shown()
         )
@@ -437,26 +451,29 @@ class LabScreen(Screen):
             elif self.result is not None and outcome.result is self.result:
                 self._apply_rows(outcome)
         elif event.state == WorkerState.ERROR:
-            from engine.errors import UserError
             from engine.windows import Cancelled
 
             exc = worker.error
             if isinstance(exc, Cancelled):
                 return
-            message = str(exc) if isinstance(exc, UserError) else f"unexpected {type(exc).__name__}: {exc}"
-            self._set_state(f"[red]{escape(message)}[/]")
-            self.notify(message, title="Lab", severity="error")
+            message = report_error(self, exc, title="Lab")
+            self._set_state(content((message, "red")))
 
     # rendering ----------------------------------------------------------------------------
-    def _set_state(self, markup: str) -> None:
-        self.query_one("#lab-state", Static).update(markup)
+    def _set_state(self, state) -> None:
+        self.query_one("#lab-state", Static).update(state)
 
     def _render_empty(self) -> None:
         ctx = self.app.ctx
         if ctx.index is None:
             msg = ctx.load_error or ("loading…" if ctx.data_root is not None else "no data root")
             self.query_one("#figures", Static).update(
-                f"[b]No data loaded[/]\n[dim]{escape(msg)}[/]\n\nChoose an Ego4D root on the Data screen (press 1)."
+                content(
+                    ("No data loaded", "bold"),
+                    NEWLINE,
+                    (msg, "dim"),
+                    Content("\n\nChoose an Ego4D root on the Data screen (press 1)."),
+                )
             )
             self._set_state("")
 
@@ -467,7 +484,7 @@ class LabScreen(Screen):
         self.summary = summary
         self._applied_seq = seq
         self._render_figures(summary)
-        self._set_state(f"[dim]{res.compute_seconds:.2f} s[/]")
+        self._set_state(content((f"{res.compute_seconds:.2f} s", "dim")))
         latency_from = self._edited_at
         # Stamp after the next paint: that is when the user sees the new figures.
         self.call_after_refresh(
@@ -545,13 +562,12 @@ class LabScreen(Screen):
         n_good = len(good) if good is not None else (res.n_usable if not self.filters.video.strip() else None)
         tabs.get_tab("usable").label = "Usable" + (f" {_n(n_good)}" if n_good is not None else "")
         note = outcome.video_note
+        counted = _n(n_good) if n_good is not None else "counting"
         self.query_one("#usable-note", Static).update(
-            f"[dim]{_n(n_good) if n_good is not None else 'counting'} usable windows"
-            + (f" · video filter: {escape(note)}" if note else "")
-            + "[/]"
+            content((f"{counted} usable windows" + (f" · video filter: {note}" if note else ""), "dim"))
         )
         if note:
-            self.notify(note, title="video filter", timeout=3)
+            notify(self, note, title="video filter", timeout=3)
 
     # filters ---------------------------------------------------------------------------------
     @on(Select.Changed, "#reason")
