@@ -172,7 +172,7 @@ async def test_escape_leaves_every_text_field_so_number_keys_switch_screens(tree
 
 
 async def test_status_shows_tokens_cost_and_failures_at_80_and_120_columns(tree, tmp_path):
-    with FakeLLMServer(delay=0.0, modes_by_group={}, script=["server_error"] * 30) as srv:
+    with FakeLLMServer(delay=0.0) as srv:
         for width in (80, 120):
             app = make_app(tree, tmp_path / f"ws{width}", screen="generate")
             async with app.run_test(size=(width, 40)) as pilot:
@@ -327,3 +327,48 @@ async def test_variants_side_by_side_and_compared_on_the_same_narrations(tree, t
 
         compared = static_text(view.compare)
         assert "tplA" in compared and "tplB" in compared and "?" in compared
+
+
+async def test_a_large_paid_job_names_its_cost_before_it_starts(tree, tmp_path):
+    from nlq_tui.widgets.generate_modals import StartJobModal
+
+    estimate = {"requests": 1500, "prompt_tokens": 900_000, "completion_tokens": 120_000, "cost": 12.5, "paid": True}
+    choices = []
+    app = make_app(tree, tmp_path / "ws", screen="generate", load=False)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await settle(pilot)
+        for todo, key in ((1500, "d"), (150, "escape")):
+            app.push_screen(StartJobModal("openai:fake, prompt v1", estimate, todo), choices.append)
+            await pilot.pause(0.2)
+            warn = app.screen.query("#start-warn")
+            if todo > 200:
+                assert "1,500 groups on a paid endpoint" in str(warn.first().content)
+                assert "$12.50" in str(warn.first().content)
+            else:
+                assert not warn  # small jobs are not held up by a cost question
+            assert "900,000 prompt" in str(app.screen.query_one("#start-estimate").content)
+            await pilot.press(key)
+            await pilot.pause(0.2)
+    assert choices == ["detach", None]
+
+
+async def test_steps_show_in_the_status_line_and_the_feed_wraps_without_cutting(tree, tmp_path):
+    app = make_app(tree, tmp_path / "ws", screen="generate")
+    async with app.run_test(size=(80, 40)) as pilot:
+        screen = await _open(pilot)
+        stats = {"state": "running", "groups_total": 10, "groups_skipped": 0, "groups_done": 3, "groups_failed": 0,
+                 "questions_valid": 15, "questions_rejected": {}, "failed_requests": 0, "tokens": 0, "cost": None,
+                 "groups_per_second": 1.0}  # fmt: skip
+        long_detail = "a server error body " * 20 + "END-OF-DETAIL"
+        screen._events.extend([
+            {"type": "step", "text": "loading the sentence encoder"},
+            {"type": "progress", "stats": stats},
+            {"type": "failure", "group_key": "v/c/p1/k5/0", "reason": "server_error", "detail": long_detail},
+        ])  # fmt: skip
+        await pilot.pause(0.5)
+        assert "loading the sentence encoder" in _stats_lines(screen)[0]
+        feed = screen.query_one("#gen-feed")
+        text = _rich_log_text(feed)
+        assert "loading the sentence encoder" in text
+        assert "END-OF-DETAIL" in text.replace("\n", "")  # wrapped onto more lines, not cut at the edge
+        assert max(strip.cell_length for strip in feed.lines) <= feed.scrollable_content_region.width

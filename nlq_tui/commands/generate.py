@@ -21,6 +21,14 @@ def register(subparsers) -> None:
         "checked for quality and stored in the workspace as candidates for review. Run the same "
         "command again to finish an interrupted run: done groups are skipped, none is stored twice.",
     )
+    _source_args(p)
+    _selection_args(p)
+    _request_args(p)
+    _variant_and_mode_args(p)
+    p.set_defaults(func=run)
+
+
+def _source_args(p: argparse.ArgumentParser) -> None:
     # --data / --workspace also work before the subcommand; SUPPRESS keeps those values.
     p.add_argument(
         "--data",
@@ -57,6 +65,9 @@ def register(subparsers) -> None:
         default="OPENAI_API_KEY",
         help="environment variable that holds the API key (default OPENAI_API_KEY); never stored",
     )
+
+
+def _selection_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--groups", type=int, metavar="N", help="sample N groups (default: all)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     p.add_argument("--per-video", type=int, metavar="N", help="at most N groups from one video")
@@ -75,6 +86,9 @@ def register(subparsers) -> None:
         default="full",
         help="full: also MiniLM near-duplicate and ambiguity checks (default); fast: text checks only",
     )
+
+
+def _request_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=float, default=120.0, metavar="SEC", help="per-request timeout (default 120)")
     p.add_argument("--max-retries", type=int, default=5, help="retries per request (default 5)")
     p.add_argument("--max-tokens", type=int, default=1024, help="answer length limit (default 1024)")
@@ -84,6 +98,9 @@ def register(subparsers) -> None:
     p.add_argument("--price-out", type=float, metavar="USD", help="price per 1M completion tokens, for the cost")
     p.add_argument("--price-per-1k", type=float, metavar="USD", help=argparse.SUPPRESS)  # old name: both prices
     p.add_argument("--max-response-bytes", type=int, metavar="N", help="cut an answer longer than this (default 1 MB)")
+
+
+def _variant_and_mode_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", metavar="NAME", help="name of the variant (default: from backend, model and prompt)")
     p.add_argument(
         "--flag-reason",
@@ -115,7 +132,6 @@ def register(subparsers) -> None:
     p.add_argument("--stop", action="store_true", help="stop the workspace's detached job (done groups stay)")
     p.add_argument("--no-cache", action="store_true", help="rebuild the index instead of reading the cache")
     p.add_argument("--json", action="store_true", help="end with one JSON object of figures on stdout")
-    p.set_defaults(func=run)
 
 
 def _estimate(job) -> dict | None:

@@ -23,7 +23,7 @@ import asyncio
 import collections
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from textual import on
 from textual.app import ComposeResult
@@ -500,7 +500,7 @@ class GenerateScreen(Screen):
     def _run_here(self, job: GenerationJob) -> None:
         self.job = job
         self.query_one("#gen-tabs", TabbedContent).active = "feed"
-        self._feed(content(("start ", "bold"), job.backend.describe(), f", prompt v{job.prompt.version}"))
+        self._feed(("start ", "bold"), job.backend.describe(), f", prompt v{job.prompt.version}")
         self._set_stats_text("starting …")
         self.job_worker = self._work(lambda: JobEnded(job.run_sync()), "generation", "gen-job")
 
@@ -512,7 +512,7 @@ class GenerateScreen(Screen):
         except UserError as exc:
             report_error(self, exc)
             return
-        self._feed(content(("detached ", "bold"), f"pid {p.pid}: the job goes on when the app closes"))
+        self._feed(("detached ", "bold"), f"pid {p.pid}: the job goes on when the app closes")
         self.query_one("#gen-tabs", TabbedContent).active = "feed"
         self._poll_detached()
 
@@ -616,15 +616,15 @@ class GenerateScreen(Screen):
         was = self.attached
         if st is not None and st["state"] in LIVE_STATES:
             if was is None:
-                self._feed(content(("attached ", "bold"), f"to the detached job (pid {st.get('pid')}) ",
-                                   (one_line(st.get("backend") or ""), "dim")))  # fmt: skip
+                self._feed(("attached ", "bold"), f"to the detached job (pid {st.get('pid')}) ",
+                           (one_line(st.get("backend") or ""), "dim"))  # fmt: skip
             self.attached = st
             self._render_detached(st)
         elif was is not None:
             self.attached = None
             if st is not None:
                 self._render_detached(st)
-                self._feed(content(("detached job ", "bold"), st["state"], "  ", one_line(st.get("error") or "")))
+                self._feed(("detached job ", "bold"), st["state"], "  ", one_line(st.get("error") or ""))
             self._load_variants()
 
     def _render_detached(self, st: dict) -> None:
@@ -643,8 +643,8 @@ class GenerateScreen(Screen):
         self._set_stats_text(f"{prefix}  {st['state']}  {self.step or ''}  {one_line(st.get('error') or '')}")
 
     # the live feed -------------------------------------------------------------------------------
-    def _feed(self, line: Any) -> None:
-        self.query_one("#gen-feed", JobFeed).write(line)
+    def _feed(self, *parts: str | tuple[str, str]) -> None:
+        self.query_one("#gen-feed", JobFeed).say(*parts)
 
     def _drain(self) -> None:
         events = []

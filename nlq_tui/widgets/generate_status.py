@@ -11,16 +11,27 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import ProgressBar, RichLog, Static
 
-from engine.textsafe import one_line
-from nlq_tui.safe_text import content, plain_content
+from engine.textsafe import one_line, visible
+from nlq_tui.safe_text import plain_content
 
 FEED_LINES = 400
 FEED_GROUPS = 40  # groups shown per batch of events: at template speed a sample is all a person reads
 RAW_SHOWN = 2000  # characters of a rejected raw answer in the feed
+
+
+def feed_line(*parts: str | tuple[str, str], limit: int | None = None) -> Text:
+    """A Rich Text line from plain parts (str, or (str, style)), every part made visible: RichLog
+    wraps Rich Text at its width (a Textual Content it would not)."""
+    line = Text()
+    for part in parts:
+        text, style = part if isinstance(part, tuple) else (part, "")
+        line.append(visible(text, limit), style=style)
+    return line
 
 
 class JobFeed(RichLog):
@@ -29,6 +40,9 @@ class JobFeed(RichLog):
     def __init__(self, **kw: Any) -> None:
         # min_width 1: lines wrap at the pane's width (the default 78 cut them in a narrow pane)
         super().__init__(max_lines=FEED_LINES, wrap=True, markup=False, min_width=1, **kw)
+
+    def say(self, *parts: str | tuple[str, str], limit: int | None = None) -> None:
+        self.write(feed_line(*parts, limit=limit))
 
     def show_events(self, events: list[dict]) -> tuple[dict | None, str | None, bool]:
         """Draw a batch of job events; (the last progress stats, the last step, whether a step came)."""
@@ -40,10 +54,10 @@ class JobFeed(RichLog):
             elif kind == "step":
                 step, stepped = (ev.get("text") or None), True
                 if step:
-                    self.write(content(("… ", "dim"), step))
+                    self.say(("… ", "dim"), step)
             elif kind == "failure":
-                self.write(content(("! ", "bold red"), ev["group_key"], ": request failed, ",
-                                   (one_line(ev["reason"], 60), "bold"), " ", one_line(ev.get("detail") or "")))  # fmt: skip
+                self.say(("! ", "bold red"), ev["group_key"], ": request failed, ",
+                         (one_line(ev["reason"], 60), "bold"), " ", one_line(ev.get("detail") or ""))  # fmt: skip
             elif kind == "group" and shown < FEED_GROUPS:
                 shown += 1
                 self.show_group(ev)
@@ -55,13 +69,13 @@ class JobFeed(RichLog):
         for c in ev["candidates"][:5]:
             cand = Candidate.from_json(c) if isinstance(c, dict) else c
             flags = cand.flag_names()
-            self.write(content(("+ ", "green"), cand.query, " ", (cand.checks.template or "", "dim"),
-                               (" " + " ".join(flags) if flags else "", "yellow")))  # fmt: skip
+            self.say(("+ ", "green"), cand.query, " ", (cand.checks.template or "", "dim"),
+                     (" " + " ".join(flags) if flags else "", "yellow"))  # fmt: skip
         for r in ev["rejected"][:5]:
             raw = r.get("raw")
             raw = raw if isinstance(raw, str) else json.dumps(raw, ensure_ascii=False) if raw is not None else ""
-            self.write(content(("✗ ", "red"), (one_line(r["reason"], 60), "bold"), " ", one_line(r.get("detail") or ""),
-                               " ", (raw, "dim"), limit=RAW_SHOWN))  # fmt: skip
+            self.say(("✗ ", "red"), (one_line(r["reason"], 60), "bold"), " ", one_line(r.get("detail") or ""),
+                     " ", (raw, "dim"), limit=RAW_SHOWN)  # fmt: skip
 
 
 def stats_lines(st: dict, eta: float | None, prefix: str = "", step: str | None = None) -> str:
