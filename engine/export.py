@@ -302,7 +302,7 @@ def _remove_orphans(folder: Path) -> None:
                     card = target.with_name(target.name + ".README.md")
                     if card.exists():
                         card.unlink()
-            except (OSError, ValueError, AttributeError):
+            except (OSError, ValueError, RecursionError, AttributeError):
                 continue
 
 

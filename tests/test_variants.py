@@ -241,3 +241,49 @@ def test_variants_cli_lists_and_deletes_and_never_creates_a_workspace(ws, tmp_pa
     missing = tmp_path / "nothing-here"
     out = cli("variants", "--workspace", str(missing))
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and not missing.exists()
+
+
+DAMAGES = {
+    "truncated": lambda p: p.write_bytes(p.read_bytes()[: max(1, p.stat().st_size // 2)]),
+    "garbage": lambda p: p.write_bytes(p.read_bytes() + b"\x00\xff{{not json\n"),
+    "wrong_types": lambda p: p.write_bytes(p.read_bytes() + b'{"seq": [], "group_key": 5, "name": 7, "index": {}}\n'),
+    "deep": lambda p: p.write_bytes(b"[" * 50_000 + b"\n"),
+    "folder": lambda p: (p.unlink(), p.mkdir()),
+}
+FILES = (
+    "workspace.json",
+    "candidates/decisions.jsonl",
+    "candidates/decisions.snapshot.json",
+    "candidates/variants.jsonl",
+    "candidates/failures.jsonl",
+    "SHARD",
+)
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGES))
+def test_damaged_workspace_files_give_one_line_or_a_counted_skip_never_a_traceback(tmp_path, damage, capsys):
+    from nlq_tui.cli import main
+
+    root = write_data_root(tmp_path / "ego4d")
+    for name in FILES:
+        ws = Workspace(tmp_path / name.replace("/", "_") / "ws")
+        ws.set("data_root", str(root))
+        s = CandidateStore(ws, reviewer="ann")
+        g = make_group("video-0000", "clip-0000-0", 0.0, 90.0, 5.0)
+        s.add_group_results([as_variant(g, A)], variant=A)
+        s.add_failure("base", "other-group", "timeout")
+        s.decide(s.rows[0].id, "accept")
+        s.compact()
+        s.decide(s.rows[1].id, "accept")
+        s.close()
+        path = next(ws.candidates_dir.glob("groups-*.jsonl")) if name == "SHARD" else ws.path / name
+        DAMAGES[damage](path)
+        for argv in (
+            ["variants", "--workspace", str(ws.path), "--json"],
+            ["export", "--workspace", str(ws.path), "--out", str(ws.path / "x.json"), "--data", str(root)],
+        ):
+            code = main(argv)
+            err = capsys.readouterr().err
+            assert code in (0, 2), (name, argv[0], err)
+            if code == 2:
+                assert err.count("\n") == 1 and err.startswith("nlq-tui: error: "), (name, err)

@@ -170,7 +170,7 @@ class DecisionJournal:
         for offset, raw in lines:
             try:
                 entry = json.loads(raw)
-            except ValueError:
+            except (ValueError, RecursionError):
                 entry = None
             if not entry_ok(entry):
                 self.problem(f"{JOURNAL} at byte {offset}: unreadable decision skipped")
@@ -313,7 +313,7 @@ class DecisionJournal:
         for _, raw in lines:
             try:
                 entry = json.loads(raw)
-            except ValueError:
+            except (ValueError, RecursionError):
                 continue
             if not entry_ok(entry):
                 continue

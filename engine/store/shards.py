@@ -334,7 +334,7 @@ class ShardLog:
             if cut >= 0:
                 try:
                     head = json.loads(data[pos:cut] + b"}")
-                except ValueError:
+                except (ValueError, RecursionError):
                     head = None  # the marker met inside a reject: read the whole line
             if not isinstance(head, dict) or "index" not in head:
                 head = json.loads(data[pos:nl])
@@ -346,7 +346,7 @@ class ShardLog:
             gk, index, rejected = head["group_key"], head["index"], head.get("rejected") or []
             if not isinstance(gk, str) or not isinstance(index, list) or not isinstance(rejected, list):
                 raise TypeError("wrong types in the group line")
-        except (UnicodeDecodeError, ValueError, KeyError, TypeError, CandidateError) as exc:
+        except (UnicodeDecodeError, ValueError, RecursionError, KeyError, TypeError, CandidateError) as exc:
             if data[pos:nl].strip():
                 self.problem(f"{path.name} at byte {offset}: unreadable group line skipped ({exc})")
             return None
@@ -363,7 +363,7 @@ class ShardLog:
                 f.seek(offset)
                 meta = json.loads(f.read(length)).get("meta") or {}
             return default_variant_name(meta.get("backend", ""), meta.get("model", ""), meta.get("prompt_version"))
-        except (OSError, ValueError, AttributeError):
+        except (OSError, ValueError, RecursionError, AttributeError):
             return "unknown"
 
     def _ingest(self, parsed: list[tuple], path: Path) -> int:
@@ -430,7 +430,7 @@ class ShardLog:
             raw = obj.get("raw") if isinstance(obj.get("raw"), dict) else None
             if raw is None and isinstance(obj["candidates"][row.pos].get("raw"), str):
                 raw = truncate_raw(obj["candidates"][row.pos]["raw"])
-        except (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+        except (OSError, ValueError, RecursionError, KeyError, IndexError, TypeError, AttributeError) as exc:
             self.problem(f"{self._shards[row.shard].name} at byte {row.offset}: candidate {row.id} unreadable ({exc})")
             c = Candidate(row.id, row.group_key, row.video_uid, row.clip_uid, row.query, Window.from_json(None))
             c.backend, c.model, c.prompt_version = row.backend, row.model, row.prompt_version
@@ -476,7 +476,7 @@ class ShardLog:
             for offset, raw in lines:
                 try:
                     v = Variant.from_json(json.loads(raw))
-                except (ValueError, KeyError, TypeError, AttributeError, ConfigError):
+                except (ValueError, RecursionError, KeyError, TypeError, AttributeError, ConfigError):
                     self.problem(f"{VARIANTS} at byte {offset}: unreadable variant record skipped")
                     continue
                 self._variants[v.name] = v
@@ -519,7 +519,7 @@ class ShardLog:
                 v, gk, reason = d["variant"], d["group_key"], d.get("reason") or "failed"
                 if not isinstance(v, str) or not isinstance(gk, str):
                     raise TypeError
-            except (ValueError, KeyError, TypeError, AttributeError):
+            except (ValueError, RecursionError, KeyError, TypeError, AttributeError):
                 self.problem(f"{FAILURES} at byte {offset}: unreadable failure record skipped")
                 continue
             out.setdefault(v, {})[gk] = str(reason)
@@ -630,7 +630,7 @@ def _line_of(raw: bytes, variant: str) -> bool:
     """Whether a shard line belongs to the variant (read as the scanner reads it)."""
     try:
         obj = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
     if not isinstance(obj, dict):
         return False
