@@ -165,6 +165,7 @@ class Trainer:
         self.best: dict | None = None
         self.history: list[dict] = []  # evaluation rows of this process (for callers and tests)
         self.window: dict = {"loss": 0.0, "n": 0, "parts": {}}
+        self.tb = None  # the run's TensorBoard event writer (engine/training/tb.py), rank 0 only
 
     @classmethod
     def from_run(cls, run: Run, **kw) -> Trainer:
@@ -388,6 +389,8 @@ class Trainer:
     def _emit(self, row: dict) -> None:
         if self.is_writer and self.run is not None:
             self.run.append_metrics(row)
+            if self.tb is not None:
+                self.tb.row(row)
 
     def _autocast(self):
         if self.amp:
@@ -407,6 +410,9 @@ class Trainer:
             from engine.training.provenance import record
 
             record(self.run, self.cfg, self.device, self.paths(), resume=resume, log=self.log)
+            from engine.training.tb import open_run_writer
+
+            self.tb = open_run_writer(self.run.path, self.cfg.to_dict(), purge_step=self.step if resume else None)
         cfg = self.cfg
         if self.status is not None:
             self.status.update(total_steps=self.total_steps, epochs=cfg.epochs, step=self.step, epoch=self.epoch)
@@ -569,7 +575,13 @@ class Trainer:
                 " (best)" if improved else "",
             )
             if improved:
-                self.best = {**figs, "step": self.step, "epoch": self.epoch, "queries": len(results)}
+                self.best = {
+                    **figs,
+                    "step": self.step,
+                    "epoch": self.epoch,
+                    "queries": len(results),
+                    "queries_total": total,
+                }
                 if self.run is not None:
                     save_checkpoint(self.run.best_path, self._payload(full=False))
                     write_predictions(self.run.predictions_dir / "val-best.json", results)
@@ -609,7 +621,8 @@ def write_predictions(path: Path, results: list[dict]) -> None:
 def evaluate_run(run: Run, *, split: str = "val", checkpoint: str = "best", log: logging.Logger | None = None) -> dict:
     """Evaluate a run's checkpoint on val (figures) or test (predictions only); writes the predictions.
 
-    Returns {"split", "checkpoint", "predictions" (path), "figures" (None for test), "queries"}.
+    Returns {"split", "checkpoint", "predictions" (path), "figures" (None for test), "queries" (predicted),
+    "queries_total" (in the file; the official evaluator's denominator)}.
     """
     if split not in ("val", "test"):
         raise ConfigError(f"split {split!r}: use val or test")
@@ -626,8 +639,16 @@ def evaluate_run(run: Run, *, split: str = "val", checkpoint: str = "best", log:
     if ckpt.get("text") is not None and trainer.text.trainable_module() is not None:
         trainer.text.trainable_module().load_state_dict(ckpt["text"])
     figs, results = trainer.evaluate(split)
+    loaded = trainer.splits[split]
     tag = path.stem if path.parent == run.checkpoints_dir else "checkpoint"
     out = run.predictions_dir / f"{split}-{tag}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     write_predictions(out, results)
-    return {"split": split, "checkpoint": str(path), "predictions": str(out), "figures": figs, "queries": len(results)}
+    return {
+        "split": split,
+        "checkpoint": str(path),
+        "predictions": str(out),
+        "figures": figs,
+        "queries": len(results),
+        "queries_total": len(loaded) + sum(loaded.skipped.values()),
+    }
