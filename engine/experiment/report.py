@@ -62,7 +62,9 @@ def experiment_table(ws: Workspace, plan: Plan) -> list[dict]:
                 "step": summary.get("step"),
                 "total_steps": summary.get("total_steps"),
                 "elapsed_s": summary.get("elapsed_s"),
-                "best": {k: best[k] for k in (*REPORT_KEYS, "step", "queries") if k in best} if best else None,
+                "best": {k: best[k] for k in (*REPORT_KEYS, "step", "queries", "queries_total") if k in best}
+                if best
+                else None,
             }
         )
     return rows
