@@ -137,3 +137,22 @@ def test_json_into_a_closed_pipe_is_not_a_traceback():
     err = proc.stderr.read().decode()
     proc.wait(timeout=120)
     assert "Traceback" not in err and "BrokenPipeError" not in err
+
+
+def test_escapes_in_uids_and_paths_never_reach_the_terminal_raw(tmp_path):
+    root = write_tree(tmp_path / "d\x1b]2;title\x07", videos=[video("a"), video("b", split="val")])
+    evil = "x\x1b]52;c;Zm9v\x07\x1b[2J"
+    edit_json(
+        root, NARRATION, lambda d: d.update({evil: {"narration_pass_1": {"narrations": [{"timestamp_sec": True}]}}})
+    )
+    r = _run(str(root), tmp_path=tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr + r.stdout
+    assert "\x1b" not in r.stdout and "\x1b" not in r.stderr.replace("\r\x1b[2K", "")
+    assert "timestamp_sec is a boolean" in r.stderr and "␛" in r.stderr
+    env = dict(os.environ, NLQ_TUI_CACHE=str(tmp_path / "cache"), HF_HUB_OFFLINE="1")
+    edit_json(root, NARRATION, lambda d: d.pop(evil))
+    w = subprocess.run(
+        [sys.executable, "-m", "nlq_tui", "windows", str(root)], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert w.returncode == 0, w.stderr
+    assert "\x1b]2;" not in w.stdout and "␛]2;title" in w.stdout

@@ -77,9 +77,11 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def _print_report(report) -> None:
+    from engine.textsafe import one_line  # text from the data: controls shown, never sent raw
+
     c = report.counts
     out = sys.stdout
-    print(f"Ego4D root: {report.root}", file=out)
+    print(f"Ego4D root: {one_line(report.root)}", file=out)
     if c:
         nar = c.get("narrations", {})
         q = c.get("queries", {})
@@ -96,7 +98,7 @@ def _print_report(report) -> None:
             ("val videos", c.get("val_videos")),
             ("test videos", c.get("test_videos")),
             ("videos excluded (val/test)", c.get("excluded_videos")),
-            (f"videos with features ({report.feature_dir})", c.get("videos_with_features")),
+            (f"videos with features ({one_line(report.feature_dir, 60)})", c.get("videos_with_features")),
             ("videos without features", c.get("videos_without_features")),
             ("feature coverage (narrated)", f"{100 * c['feature_coverage']:.1f}%" if "feature_coverage" in c else None),
         ]
@@ -109,16 +111,16 @@ def _print_report(report) -> None:
         for d in report.feature_dirs:
             mark = "*" if d.get("selected") else " "
             dim = d["dim"] if d["dim"] is not None else "?"
-            print(f" {mark} {d['name']:<28} dim {dim!s:>5}  files {d['files']}", file=out)
+            print(f" {mark} {one_line(d['name'], 60):<28} dim {dim!s:>5}  files {d['files']}", file=out)
     warnings, errors = report.warnings, report.errors
     if warnings:
         print(f"Warnings ({len(warnings)}):", file=out)
         for w in warnings:
-            print(f"  {w.message}", file=out)
+            print(f"  {one_line(w.message)}", file=out)
     if errors:
         print(f"Errors ({len(errors)}):", file=out)
         for e in errors:
-            print(f"  {e.message}", file=out)
-        print(f"nlq-tui: error: {errors[0].message}", file=sys.stderr)
+            print(f"  {one_line(e.message)}", file=out)
+        print(f"nlq-tui: error: {one_line(errors[0].message)}", file=sys.stderr)
     else:
         print("OK: no errors.", file=out)

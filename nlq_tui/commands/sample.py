@@ -49,8 +49,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     q = d["queries"]
     sv = d["split_videos"]
+    from engine.textsafe import one_line
+
     print(
-        f"wrote {d['root']} ({d['profile']} profile, seed {d['seed']}) in {d['seconds']:.1f} s, "
+        f"wrote {one_line(d['root'])} ({d['profile']} profile, seed {d['seed']}) in {d['seconds']:.1f} s, "
         f"{d['bytes'] / 1e6:.1f} MB"
     )
     print(f"  videos {d['videos']} (train {sv['train']}, val {sv['val']}, test {sv['test']}), clips {d['clips']}")

@@ -89,15 +89,17 @@ def _progress():
 def _print(s: dict, root: str) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
+    from engine.textsafe import visible
     from engine.windows import REASONS, WINDOW_REASONS
 
     con = Console()
     p = s["params"]
     v = s["videos"]
-    con.print(
-        f"[bold]{root}[/]  k={p['k']}  alpha={p['alpha']:g}  min_window={p['min_window']:g}s  pass={p['narration_pass']}"
-    )
+    head = Text(visible(root), style="bold")  # a path the user typed: never markup
+    head.append(f"  k={p['k']}  alpha={p['alpha']:g}  min_window={p['min_window']:g}s  pass={p['narration_pass']}")
+    con.print(head)
     con.print(
         f"videos {v['total']:,}: used {v['used']:,}; skipped: excluded (val/test) {v['excluded']:,}, "
         f"no features {v['no_features']:,}, no clips {v['no_clips']:,}; used without beta {v['used_no_beta']:,}"
