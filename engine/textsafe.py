@@ -48,6 +48,17 @@ _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\
 _UNSAFE_MULTI = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
+_SAME_WIDTH: dict[int, str] = dict(_PICTURES)
+_SAME_WIDTH.update({c: "\ufffd" for c in (*range(0x80, 0xA0), *_BIDI, *range(0xD800, 0xE000))})
+
+
+def visible_same_length(text: str) -> str:
+    """`text` with each unsafe character replaced by ONE visible character (a control picture,
+    or U+FFFD for C1 codes, bidi overrides and lone surrogates), so that positions in it stay
+    those of the original: for an editable field that shows a value it must not change."""
+    return text.translate(_SAME_WIDTH) if _UNSAFE.search(text) is not None else text
+
+
 def clip(text: str, limit: int | None) -> str:
     """`text` cut to at most `limit` characters, the cut marked with `…` (None: no limit)."""
     if limit is None or len(text) <= limit:

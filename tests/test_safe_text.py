@@ -87,3 +87,29 @@ def test_plain_text_and_content_parse_no_markup():
     assert plain_content("[$accent][/]").plain == "[$accent][/]"
     c = content(("1 Data", "reverse"), " ", ("[/]\x1b]2;t\x07", "dim"))
     assert c.plain == "1 Data [/]␛]2;t␇"
+
+
+def test_visible_same_length_keeps_positions_for_an_editable_field():
+    from engine.textsafe import visible_same_length
+
+    s = "a\x1b]2;x\x07b\x9bc\ud800d\u202ee"
+    out = visible_same_length(s)
+    assert len(out) == len(s) and out == "a␛]2;x␇b\ufffdc\ufffdd\ufffde"
+
+
+async def test_safe_input_keeps_its_value_and_draws_controls_visibly():
+    from textual.app import App
+
+    from nlq_tui.widgets import SafeInput
+
+    class One(App):
+        def compose(self):
+            yield SafeInput("/data/\x1b]2;T\x07x", id="i")
+
+    app = One()
+    async with app.run_test() as pilot:
+        box = app.query_one("#i", SafeInput)
+        await pilot.pause()
+        assert box.value == "/data/\x1b]2;T\x07x"  # the real path, for loading
+        drawn = "".join(seg.text for seg in box.render_line(0))
+        assert "\x1b" not in drawn and "/data/␛]2;T␇x" in drawn

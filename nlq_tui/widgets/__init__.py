@@ -2,7 +2,8 @@
 
 from nlq_tui.widgets.histogram import Histogram
 from nlq_tui.widgets.navbar import NavBar
+from nlq_tui.widgets.safe_input import SafeInput
 from nlq_tui.widgets.timeline import ClipTimeline, TimelineMark
 from nlq_tui.widgets.vtable import Column, VirtualTable
 
-__all__ = ["ClipTimeline", "Column", "Histogram", "NavBar", "TimelineMark", "VirtualTable"]
+__all__ = ["ClipTimeline", "Column", "Histogram", "NavBar", "SafeInput", "TimelineMark", "VirtualTable"]
