@@ -165,3 +165,49 @@ def secret_env_names(workspace: Workspace) -> list[str]:
         return []
     name = saved.get("api_key_env") if isinstance(saved, dict) else None
     return [name] if isinstance(name, str) and name else []
+
+
+# what the schedule rule will choose, before a run exists (the Train form's preview)
+_QUERY_COUNTS: dict[tuple[str, int, int], int] = {}
+
+
+def count_train_queries(path: str | Path) -> int:
+    """Queries with text in an NLQ-format file, as a run of it would train on (missing features
+    aside); remembered per file version, since the form asks again at every preset change."""
+    from engine.ego4d.nlq import NLQQuery, iter_nlq
+
+    p = Path(path)
+    st = p.stat()
+    key = (str(p.resolve()), st.st_mtime_ns, st.st_size)
+    if key not in _QUERY_COUNTS:
+        n = 0
+        for item in iter_nlq(p, missing="check --data / --train-file"):
+            if isinstance(item, NLQQuery) and item.problem is None and item.query and item.query.strip(" ?"):
+                n += 1
+        _QUERY_COUNTS[key] = n
+    return _QUERY_COUNTS[key]
+
+
+def schedule_preview(
+    workspace: Workspace, *, data_root: str | Path | None, stage: str, train_file: str | None = None
+) -> dict[str, Any]:
+    """{"n": training queries, "file": the file counted, "chosen": what the rule picks for the
+    settings left unset} for a run of `stage`; raises one line when there is nothing to count."""
+    from engine.ego4d.layout import nlq_file
+    from engine.training.config import auto_schedule
+
+    if stage == "pretrain" and not train_file:
+        found = latest_export(workspace)
+        if found is None:
+            raise ConfigError(f"pretrain needs a training file: {workspace.exports_dir} has no export yet")
+        path = found
+    elif train_file and stage != "finetune":
+        path = Path(train_file).expanduser()
+    else:
+        if not data_root:
+            raise ConfigError("no data root: choose an Ego4D folder on the Data screen (1)")
+        path = nlq_file(Path(data_root).expanduser(), "train")
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such training file (--train-file / the train file field)")
+    n = count_train_queries(path)
+    return {"n": n, "file": str(path), "chosen": auto_schedule(n, stage)}

@@ -66,7 +66,7 @@ async def test_a_run_launched_from_the_form_is_live_survives_a_reopen_stops_and_
         for field, value in (("#f-epochs", "500"), ("#f-batch", "8"), ("#f-dim", "16"), ("#f-text-path", str(glove))):
             screen.query_one(field, Input).value = value
         screen.query_one("#f-text", Select).value = "glove"
-        screen.query_one("#f-device", Select).value = "cpu"
+        screen.query_one("#f-device", Input).value = "cpu"  # auto, cpu, cuda or cuda:N
         await pilot.press("f5")
         run_id = await wait_until(pilot, lambda: screen.selected, 30, "the new run to be selected")
         run = Run(tmp_path / "ws" / "runs" / run_id)
@@ -175,8 +175,19 @@ async def test_a_bad_form_value_names_the_field_and_starts_nothing(tiny, tmp_pat
         screen.query_one("#f-lr", Input).value = "fast"
         await pilot.press("f5")
         await pilot.pause(0.3)
-        assert "lr: 'fast' is not a number" in static_text(screen.query_one("#launch-msg"))
+        assert "--lr / the learning rate field: 'fast' is not a number" in static_text(screen.query_one("#launch-msg"))
+        screen.query_one("#f-lr", Input).value = "0"
+        await pilot.press("f5")
+        await pilot.pause(0.3)
+        assert "--lr / the learning rate field: 0.0 must be > 0" in static_text(screen.query_one("#launch-msg"))
         screen.query_one("#f-lr", Input).value = ""
+        screen.query_one("#f-nproc", Input).value = "0"
+        await pilot.press("f5")
+        await pilot.pause(0.3)
+        assert "--nproc / the GPUs (nproc) field: '0'" in static_text(screen.query_one("#launch-msg"))
+        screen.query_one("#f-nproc", Input).value = "2"
+        assert screen.read_form()["nproc"] == 2
+        screen.query_one("#f-nproc", Input).value = ""
         screen.query_one("#f-stage", Select).value = "finetune"
         await pilot.press("f5")
         await pilot.pause(0.3)
@@ -514,8 +525,26 @@ async def test_pretrain_and_finetune_presets_ask_for_what_the_train_command_woul
         await pilot.pause()
         assert screen.query_one("#f-train-file", Input).placeholder == "latest export: llm-v1.json"
         form = screen.read_form()
-        config = new_run_config(ws, data_root=root, **form)
+        config = new_run_config(ws, {**form["values"], "data_root": root}, nproc=form["nproc"])
         assert config["train"]["train_file"] == str(export.resolve())
+        # the form shows what the schedule rule picks for the export's size in the fields left blank
+        n_export = sum(  # the queries with text, as the trainer counts them
+            1
+            for v in json.loads(export.read_text())["videos"]
+            for c in v["clips"]
+            for a in c["annotations"]
+            for q in a["language_queries"]
+            if (q.get("query") or "").strip(" ?")
+        )
+        await wait_until(
+            pilot,
+            lambda: f"≈{n_export:,} training queries" in static_text(screen.query_one("#form-schedule")),
+            10,
+            "the preview",
+        )
+        from engine.training.config import auto_schedule
+
+        assert screen.query_one("#f-lr", Input).placeholder == f"rule: {auto_schedule(n_export, 'pretrain')['lr']:g}"
 
         screen.query_one("#f-stage", Select).value = "finetune"
         await pilot.pause()
@@ -526,11 +555,13 @@ async def test_pretrain_and_finetune_presets_ask_for_what_the_train_command_woul
         assert options[0][1] == pre.id
         screen.query_one("#f-from", Select).value = pre.id
         form = screen.read_form()
-        config = new_run_config(ws, data_root=root, **form)
-        # as `nlq-tui train --stage finetune --from RUN`: the pretrain run's encoder, features, device; half its lr
+        config = new_run_config(ws, {**form["values"], "data_root": root}, nproc=form["nproc"])
+        # as `nlq-tui train --stage finetune --from RUN`: the pretrain run's encoder, features, device; lr and
+        # epochs left to the schedule rule (the trainer resolves them: half the rule's lr for a finetune)
         assert config["from_run"] == pre.id
         assert config["train"]["init_from"] == str(pre.best_path)
-        assert config["train"]["lr"] == pytest.approx(1e-4) and config["train"]["epochs"] == 4
+        assert {"lr", "epochs"} <= set(config["train"]["auto"])
+        assert screen.query_one("#f-batch", Input).placeholder == "the pretrain run's"
         assert config["train"]["text_encoder"] == "glove" and config["train"]["device"] == "cpu"
 
 

@@ -47,7 +47,7 @@ LIST_EVERY = 2  # ticks: the runs list every second
 GPU_EVERY = 4  # ticks: the GPUs every two seconds
 COMPARE_EVERY = 6  # ticks: compared runs every three seconds while the Compare tab shows
 LOG_BYTES = 8192
-WORKER_GROUPS = ("train-poll", "train-compare", "train-action", "train-gpu")
+WORKER_GROUPS = ("train-poll", "train-compare", "train-action", "train-gpu", "train-preview")
 
 
 @dataclass(eq=False)
@@ -67,6 +67,15 @@ class PollResult(WorkerResult, bubble=False):
 @dataclass(eq=False)
 class GpuRead(WorkerResult, bubble=False):
     reading: GpuReading
+
+
+@dataclass(eq=False)
+class SchedulePreview(WorkerResult, bubble=False):
+    """What the schedule rule picks for a preset's training set (None, and why, when unknown)."""
+
+    stage: str
+    preview: dict | None
+    note: str = ""
 
 
 @dataclass(eq=False)
@@ -125,7 +134,6 @@ class TrainScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.form.features.placeholder = self.app.ctx.features
         self._stage_changed_to("baseline")
         self._show_nothing()
         self.set_interval(POLL_S, self._tick)
@@ -231,7 +239,8 @@ class TrainScreen(Screen):
         from engine.run_config import start_run
 
         # the same call `nlq-tui train --detach` makes, so both start the same run
-        run = start_run(workspace, data_root=data_root, detach=True, **form)
+        values = {**form["values"], "data_root": str(data_root) if data_root else None}
+        run = start_run(workspace, detach=True, values=values, nproc=form["nproc"])
         return ActionDone(f"run {run.id} started in the background", select=run.id)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -412,15 +421,37 @@ class TrainScreen(Screen):
         self._stage_changed_to(str(event.value))
 
     def _stage_changed_to(self, stage: str) -> None:
+        if stage == "finetune":  # a pretrain run may have written its first best.pt since
+            self.form.set_from_options(self.summaries)
+        self.form.show_schedule(None)  # the last preset's preview is not this one's
+        self._stage_placeholders(stage)
+        ctx = self.app.ctx
+        self._preview(ctx.workspace, ctx.data_root, stage)
+
+    @work(thread=True, exclusive=True, group="train-preview", exit_on_error=False, name="train-preview")
+    def _preview(self, workspace, data_root, stage: str) -> SchedulePreview:
+        from engine.errors import UserError
+        from engine.run_config import schedule_preview
+
+        try:  # counts the training set's queries: a worker, since the official file is large
+            return SchedulePreview(stage, schedule_preview(workspace, data_root=data_root, stage=stage))
+        except UserError as exc:  # nothing to count yet (no export, no root): the form says so, no alarm
+            return SchedulePreview(stage, None, f"schedule rule: {exc}")
+
+    def on_schedule_preview(self, result: SchedulePreview) -> None:
+        if result.stage != str(self.form.stage.value):
+            return  # the preset changed since
+        self.form.show_schedule(result.preview, result.note)
+        self._stage_placeholders(result.stage)
+
+    def _stage_placeholders(self, stage: str) -> None:
         latest = None
         if stage == "pretrain":
             from engine.run_config import latest_export
 
             found = latest_export(self.app.ctx.workspace)
             latest = found.name if found else None
-        elif stage == "finetune":  # a pretrain run may have written its first best.pt since
-            self.form.set_from_options(self.summaries)
-        self.form.show_stage(stage, latest)
+        self.form.show_stage(stage, latest, self.app.ctx.features)
 
     def read_form(self) -> dict | str:
         return self.form.read()

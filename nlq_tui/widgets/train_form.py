@@ -1,9 +1,15 @@
-"""The Train screen's New run tab: a preset and the short form of `nlq-tui train`'s settings
-(docs/ARCHITECTURE.md, "Runs").
+"""The Train screen's New run tab: a preset and one field per training setting
+(docs/ARCHITECTURE.md, "Training").
 
-`read()` turns the fields into the settings `engine.run_config.start_run` takes (blank: not
-set, as an absent flag) or the first problem as one line naming the field. The form starts
-nothing itself: the Launch button posts `NewRunPane.Launch`, the screen starts the run.
+The fields come from the settings' declarations (`engine.training.config.settings()`: label,
+help, choices, range, the stages each applies to, whether the schedule rule picks it), so the
+form, the `nlq-tui train` flags and the settings table never disagree. The short form comes
+first (what a user changes most), the other settings below it. A blank field is "not set", as
+an absent flag: its placeholder says what the run then gets (the default, the pretrain run's
+value for a finetune, or the schedule rule's choice for this training set, previewed).
+
+`read()` returns the values `engine.run_config.start_run` takes, or the first problem as one line
+naming the field. The form starts nothing: the Launch button posts `NewRunPane.Launch`.
 """
 
 from __future__ import annotations
@@ -14,8 +20,10 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Grid, Horizontal, VerticalScroll
 from textual.message import Message
+from textual.widget import Widget
 from textual.widgets import Button, Input, Label, Select, Static, TabPane
 
+from engine.errors import ConfigError
 from engine.textsafe import one_line
 from nlq_tui.widgets.train_view import short_id
 
@@ -24,85 +32,106 @@ PRESETS = [
     ("Pretrain: an exported file", "pretrain"),
     ("Finetune: from a pretrain run", "finetune"),
 ]
-# (setting, label, type, the baseline's placeholder, a finetune's)
-NUMBERS = (
-    ("epochs", "epochs", int, "10", "the pretrain run's"),
-    ("lr", "lr", float, "1e-4", "half the pretrain run's"),
-    ("batch_size", "batch size", int, "32", "the pretrain run's"),
-)
+# the short form, in this order; every other setting follows in its declaration order
+FIRST = ("train_file", "epochs", "lr", "batch_size", "dim", "text_encoder", "text_path", "features", "device")
+SKIP = ("stage", "data_root")  # the preset, and the app's data root (the Data screen)
+# ids the tests and the stylesheet know these fields by
+IDS = {"batch_size": "f-batch", "text_encoder": "f-text"}
+# a finetune keeps these from its pretrain run (engine.training.config INHERITED + the model shape)
+FROM_PRETRAIN = "the pretrain run's"
+MAX_NPROC = 64
 
 
-def read_overrides(values: dict[str, str]) -> dict | str:
-    """epochs, lr and batch_size from the form's text fields (blank: not set), or the first
-    problem as one line naming the field."""
-    out: dict[str, Any] = {}
-    for key, label, kind, _base, _ft in NUMBERS:
-        text = values.get(key, "").strip()
-        if not text:
-            continue
-        try:
-            value = kind(text)
-        except ValueError:
-            return f"{label}: {text!r} is not a {'whole ' if kind is int else ''}number"
-        if value != value or (kind is int and value < (0 if key == "epochs" else 1)) or (kind is float and value <= 0):
-            return f"{label}: {text} is out of range"
-        out[key] = value
-    return out
+def field_id(name: str) -> str:
+    return IDS.get(name, "f-" + name.replace("_", "-"))
 
 
 def _value(select: Select) -> str | None:
     return None if select.is_blank() else str(select.value)
 
 
+def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value) if value not in (None, "") else "none"
+
+
+class SettingField:
+    """One setting's widget (an Input, or a Select for choices and switches) and its parsing."""
+
+    def __init__(self, info: Any) -> None:
+        self.info = info
+        self.name: str = info.name
+        s = info.setting
+        tip = s.help + (f" ({info.describe_range()})" if info.describe_range() else "") + f"  [{info.flag}]"
+        self.widget: Input | Select
+        if s.choices or info.type is bool:
+            options = [(str(c), str(c)) for c in s.choices] if s.choices else [("yes", "yes"), ("no", "no")]
+            self.widget = Select(options, prompt=self.default_text(""), id=field_id(self.name), compact=True)
+        else:
+            kind = "integer" if info.type is int else "text"
+            self.widget = Input(id=field_id(self.name), compact=True, type=kind, placeholder=self.default_text(""))
+        self.widget.tooltip = Text(tip)  # a str tooltip is parsed as markup ([--lr] would be a tag)
+
+    def default_text(self, why: str) -> str:
+        return why or f"default ({_shown(self.info.default)})"
+
+    def hint(self, text: str) -> None:
+        """What a blank field means for this preset."""
+        if isinstance(self.widget, Input):
+            self.widget.placeholder = text
+        else:
+            self.widget.prompt = text
+
+    def raw(self) -> str | None:
+        if isinstance(self.widget, Select):
+            return _value(self.widget)
+        return self.widget.value.strip() or None
+
+    def read(self) -> Any:
+        """The typed value, None when blank; ConfigError (one line naming the field) when it does not parse."""
+        raw = self.raw()
+        return None if raw is None else self.info.parse(raw)
+
+
 class NewRunPane(TabPane):
-    """The preset, the fields, and the Launch button with the launch message beside it."""
+    """The preset, one field per setting, and the Launch button with the launch message beside it."""
 
     class Launch(Message):
         """The Launch button was pressed (F5 goes through the screen's action)."""
 
-    def __init__(self, features_placeholder: str = "") -> None:
+    def __init__(self) -> None:
+        from engine.training.config import settings
+
         super().__init__("New run", id="new-pane")
         self.stage = Select(PRESETS, value="baseline", allow_blank=False, id="f-stage", compact=True)
-        self.train_file = Input(id="f-train-file", compact=True, placeholder="official nlq_train.json")
         self.from_run = Select([], prompt="a pretrain run with a checkpoint", id="f-from", compact=True)
-        self.numbers = {
-            "epochs": Input(id="f-epochs", compact=True, type="integer", placeholder="10"),
-            "lr": Input(id="f-lr", compact=True, placeholder="1e-4"),
-            "batch_size": Input(id="f-batch", compact=True, type="integer", placeholder="32"),
-        }
-        self.dim = Input(id="f-dim", compact=True, type="integer", placeholder="128")
-        self.text_encoder = Select(
-            [(n, n) for n in ("minilm", "bert", "glove")], prompt="default (minilm)", id="f-text", compact=True
-        )
-        self.text_path = Input(id="f-text-path", compact=True, placeholder="glove: vectors .txt; bert: model folder")
-        self.features = Input(id="f-features", compact=True, placeholder=features_placeholder)
-        self.device = Select(
-            [(n, n) for n in ("auto", "cpu", "cuda")],
-            prompt="default (auto; finetune: its run's)",
-            id="f-device",
-            compact=True,
-        )
+        self.nproc = Input(id="f-nproc", compact=True, type="integer", placeholder="1")
+        self.nproc.tooltip = Text("GPUs to train on with torchrun / DDP (the run is always detached)  [--nproc]")
+        infos = {i.name: i for i in settings() if i.name not in SKIP}
+        order = [n for n in FIRST if n in infos] + [n for n in infos if n not in FIRST]
+        self.fields: dict[str, SettingField] = {n: SettingField(infos[n]) for n in order}
+        self.schedule: dict[str, Any] | None = None  # the rule's preview for the current preset
         self.launch_button = Button("Launch (F5)", id="f-launch", variant="primary", compact=True)
         self.message = Static("", id="launch-msg")
+        self.preview = Static("", id="form-schedule")
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="form-scroll"):
             with Grid(id="form"):
-                for label, widget in (
-                    ("preset", self.stage),
-                    ("train file", self.train_file),
-                    ("from run", self.from_run),
-                    ("epochs", self.numbers["epochs"]),
-                    ("lr", self.numbers["lr"]),
-                    ("batch size", self.numbers["batch_size"]),
-                    ("width (dim)", self.dim),
-                    ("text encoder", self.text_encoder),
-                    ("text path", self.text_path),
-                    ("features", self.features),
-                    ("device", self.device),
-                ):
-                    yield Label(label)
+                rows: list[tuple[str, Widget]] = [("preset", self.stage)]
+                for name, f in self.fields.items():
+                    rows.append((f.info.label, f.widget))
+                    if name == "train_file":
+                        rows.append(("from run", self.from_run))
+                    if name == "device":
+                        rows.append(("GPUs (nproc)", self.nproc))
+                for label, widget in rows:
+                    yield Label(one_line(label, 40))
                     yield widget
+            yield self.preview
             with Horizontal(id="form-actions"):
                 yield self.launch_button
                 yield self.message
@@ -117,22 +146,40 @@ class NewRunPane(TabPane):
         """One line beside the Launch button (plain text: it may quote a path or a run id)."""
         self.message.update(Text(one_line(text, 400), style=style))
 
-    def show_stage(self, stage: str, latest_export: str | None) -> None:
+    def show_stage(self, stage: str, latest_export: str | None, features: str = "") -> None:
         """Enable the fields the preset uses; placeholders say what a blank field means."""
-        self.train_file.disabled = stage == "finetune"
+        from engine.training.config import INHERITED, MODEL_SHAPE
+
         self.from_run.disabled = stage != "finetune"
-        if stage == "pretrain":
-            self.train_file.placeholder = (
-                f"latest export: {one_line(latest_export, 80)}"
-                if latest_export
-                else "no export yet: give an NLQ-format file"
-            )
-        elif stage == "baseline":
-            self.train_file.placeholder = "official nlq_train.json"
-        else:
-            self.train_file.placeholder = "the official train split"
-        for key, _label, _kind, base, ft in NUMBERS:
-            self.numbers[key].placeholder = ft if stage == "finetune" else base
+        for name, f in self.fields.items():
+            f.widget.disabled = stage not in f.info.setting.stages or (name == "train_file" and stage == "finetune")
+            why = ""
+            if stage == "finetune" and (name in INHERITED or name in MODEL_SHAPE):
+                why = FROM_PRETRAIN
+            elif self.schedule and name in self.schedule["chosen"] and f.info.setting.auto:
+                why = f"rule: {_shown(self.schedule['chosen'][name])}"
+            elif f.info.setting.auto:
+                why = "the schedule rule picks it"
+            elif name == "features" and features:
+                why = f"default ({one_line(features, 60)})"
+            elif name == "train_file":
+                why = {
+                    "pretrain": f"latest export: {one_line(latest_export, 80)}"
+                    if latest_export
+                    else "no export yet: give an NLQ-format file",
+                    "baseline": "official nlq_train.json",
+                }.get(stage, "the official train split")
+            f.hint(f.default_text(why))
+
+    def show_schedule(self, preview: dict[str, Any] | None, note: str = "") -> None:
+        """The rule's choices for this preset's training set (None: unknown, `note` says why)."""
+        self.schedule = preview
+        if preview is None:
+            self.preview.update(Text(one_line(note, 300), style="dim") if note else "")
+            return
+        chosen = ", ".join(f"{k} {_shown(v)}" for k, v in preview["chosen"].items())
+        line = f"schedule rule for ≈{preview['n']:,} training queries (settings left blank): {chosen}"
+        self.preview.update(Text(one_line(line, 300), style="dim"))
 
     def set_from_options(self, summaries: list[dict]) -> None:
         """The finetune's choices: runs that have a checkpoint, pretrain runs first."""
@@ -150,27 +197,22 @@ class NewRunPane(TabPane):
 
     # what the form asks for -------------------------------------------------------------------------
     def read(self) -> dict | str:
-        """The settings of `engine.run_config.start_run` (blank: not set, as an absent
-        `nlq-tui train` flag), or the first problem as one line naming the field."""
+        """{"values": {setting: value or None, "from_run": id}, "nproc": n} for
+        `engine.run_config.start_run`, or the first problem as one line naming the field."""
         stage = str(self.stage.value)
-        numbers = read_overrides({k: w.value for k, w in self.numbers.items()})
-        if isinstance(numbers, str):
-            return numbers
-        settings: dict[str, Any] = {"stage": stage, **numbers}
-        dim_text = self.dim.value.strip()
-        if dim_text:
-            try:
-                settings["dim"] = int(dim_text)
-            except ValueError:
-                return f"width: {dim_text!r} is not a whole number"
-        settings["text_encoder"] = _value(self.text_encoder)
-        settings["text_path"] = self.text_path.value.strip() or None
-        settings["device"] = _value(self.device)
-        settings["features"] = self.features.value.strip() or None
-        settings["from_run"] = None
+        values: dict[str, Any] = {"stage": stage}
+        try:
+            for name, f in self.fields.items():
+                if not f.widget.disabled:
+                    values[name] = f.read()
+        except ConfigError as exc:
+            return str(exc)
+        values["from_run"] = None
         if stage == "finetune":
-            settings["from_run"] = _value(self.from_run)
-            if settings["from_run"] is None:
+            values["from_run"] = _value(self.from_run)
+            if values["from_run"] is None:
                 return "from run: choose the pretrain run to start from"
-        settings["train_file"] = (self.train_file.value.strip() or None) if stage != "finetune" else None
-        return settings
+        text = self.nproc.value.strip()
+        if text and (not text.isdigit() or not 1 <= int(text) <= MAX_NPROC):
+            return f"--nproc / the GPUs (nproc) field: {text[:20]!r} is not a whole number from 1 to {MAX_NPROC}"
+        return {"values": values, "nproc": int(text) if text else 1}
