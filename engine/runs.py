@@ -49,7 +49,7 @@ STALE_AFTER_S = 30.0
 FUTURE_SLACK_S = 5.0
 # status.json is a few hundred bytes; anything much bigger is damage, not a status
 STATUS_MAX_BYTES = 1 << 20
-FIGURE_KEYS = ("R1@0.3", "R1@0.5", "R3@0.3", "R3@0.5", "R5@0.3", "R5@0.5", "R1@0.01", "R5@0.01", "mIoU")
+FIGURE_KEYS = ("R1@0.3", "R1@0.5", "R3@0.3", "R3@0.5", "R5@0.3", "R5@0.5", "R1@0.01", "R3@0.01", "R5@0.01", "mIoU")
 BEST_KEY = "R1@0.3"
 
 
