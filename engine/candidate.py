@@ -19,12 +19,14 @@ FLAG_NEAR_DUPLICATE = 2
 FLAG_AMBIGUOUS = 4
 FLAG_WINDOW = 8
 FLAG_POLICY = 16  # a validation reason the variant's policy keeps as a flag instead of a reject
+FLAG_PENDING = 32  # the embedding checks have not reported yet (they catch up behind the job)
 FLAG_NAMES = {
     FLAG_DUPLICATE: "duplicate",
     FLAG_NEAR_DUPLICATE: "near-duplicate",
     FLAG_AMBIGUOUS: "ambiguous",
     FLAG_WINDOW: "window",
     FLAG_POLICY: "validation",
+    FLAG_PENDING: "checks-pending",
 }
 FLAG_BITS = {name: bit for bit, name in FLAG_NAMES.items()}
 
@@ -142,6 +144,7 @@ class Checks:
     template: str = ""
     window_problems: list[str] = field(default_factory=list)
     flagged: list[str] = field(default_factory=list)
+    pending: bool = False  # near-duplicate and ambiguity not computed yet; `update` fills them in
 
     @classmethod
     def from_json(cls, d: Any) -> Checks:
@@ -159,6 +162,7 @@ class Checks:
             _str(d.get("template")),
             [_str(p) for p in wp] if isinstance(wp, list) else ([_str(wp)] if wp else []),
             [_str(p) for p in fl] if isinstance(fl, list) else [],
+            d.get("pending") is True,
         )
 
     def to_json(self) -> dict:
@@ -171,7 +175,16 @@ class Checks:
         }
         if self.flagged:
             out["flagged"] = list(self.flagged)
+        if self.pending:
+            out["pending"] = True
         return out
+
+    def update(self, found: dict) -> None:
+        """Take the late embedding checks ({"near_duplicate_of", "ambiguity"}); no longer pending."""
+        near = found.get("near_duplicate_of")
+        self.near_duplicate_of = near if isinstance(near, str) and near else None
+        self.ambiguity = _int(found.get("ambiguity"), -1)
+        self.pending = False
 
     def flags(self) -> int:
         f = 0
@@ -185,6 +198,8 @@ class Checks:
             f |= FLAG_WINDOW
         if self.flagged:
             f |= FLAG_POLICY
+        if self.pending:
+            f |= FLAG_PENDING
         return f
 
 

@@ -287,3 +287,24 @@ def test_damaged_workspace_files_give_one_line_or_a_counted_skip_never_a_traceba
             assert code in (0, 2), (name, argv[0], err)
             if code == 2:
                 assert err.count("\n") == 1 and err.startswith("nlq-tui: error: "), (name, err)
+
+
+def test_late_checks_fill_in_flags_and_ambiguity_of_stored_candidates(ws):
+    s = CandidateStore(ws)
+    gk, cands, rej, meta = as_variant(make_group("v1", "c1", 0.0, 90.0, 5.0), A)
+    for c in cands:
+        c.checks.ambiguity, c.checks.pending = -1, True
+    s.add_group_results([(gk, cands, rej, meta)], variant=A)
+    ids = [c.id for c in cands]
+    assert s.pending_checks("base") == ids and all(s.by_id[i].flag_names() == ["checks-pending"] for i in ids)
+    reader = CandidateStore(ws).load()  # a review session open meanwhile
+    s.add_checks("base", [(ids[0], {"near_duplicate_of": ids[1], "ambiguity": 2})])
+    s.add_checks("base", [(i, {"near_duplicate_of": None, "ambiguity": 0}) for i in ids[1:]])
+    assert s.pending_checks() == [] and s.by_id[ids[0]].flag_names() == ["near-duplicate", "ambiguous"]
+    reader.refresh()  # picks the checks up with the next look
+    assert reader.by_id[ids[0]].ambiguity == 2 and reader.get(ids[0]).checks.near_duplicate_of == ids[1]
+    s.close()
+    again = CandidateStore(ws).load()
+    c = again.get(ids[0])
+    assert not c.checks.pending and c.checks.ambiguity == 2 and again.by_id[ids[2]].flags == 0
+    assert again.select(Filter(status="all", flags="ambiguous")) == [again.by_id[ids[0]]]

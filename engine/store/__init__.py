@@ -33,6 +33,7 @@ from engine.candidate import (
     FLAG_DUPLICATE,
     FLAG_NAMES,
     FLAG_NEAR_DUPLICATE,
+    FLAG_PENDING,
     FLAG_POLICY,
     FLAG_WINDOW,
     Candidate,
@@ -51,6 +52,7 @@ __all__ = [
     "FLAG_DUPLICATE",
     "FLAG_NAMES",
     "FLAG_NEAR_DUPLICATE",
+    "FLAG_PENDING",
     "FLAG_POLICY",
     "FLAG_WINDOW",
     "GENERATION_LOCK",
@@ -214,6 +216,15 @@ class CandidateStore:
 
     def add_failure(self, variant: str, group_key: str, reason: str, detail: str = "") -> None:
         self.log.add_failure(variant, group_key, reason, detail)
+
+    def add_checks(self, variant: str, updates: list[tuple[str, dict]]) -> None:
+        """The late embedding checks of stored candidates: [(cid, {"near_duplicate_of", "ambiguity"})]."""
+        self.log.add_checks(variant, updates)
+
+    def pending_checks(self, variant: str | None = None) -> list[str]:
+        """Ids whose embedding checks never came (a job killed before they caught up)."""
+        self.log.ensure_scanned()
+        return [r.id for r in self.log.rows if r.flags & FLAG_PENDING and (variant is None or r.variant == variant)]
 
     def add_group_results(self, results: list, variant: Variant | str | None = None) -> list[bool]:
         """Store many groups with one write and one data sync; per group, False when already stored."""

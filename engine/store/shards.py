@@ -3,6 +3,7 @@
     groups-<ms>-<pid>.jsonl    one line per generated group of one variant
     variants.jsonl             one line per variant record (what its output depends on)
     failures.jsonl             one line per group a variant tried and failed
+    checks.jsonl               late embedding checks of stored candidates (the latest wins)
 
 A group line is atomic: all of a group's candidates land, or none. Its first keys (group key,
 variant, stats, a compact index row per candidate, the generation rejects) come before the
@@ -24,7 +25,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.candidate import Candidate, CandidateError, Window, as_candidate, default_variant_name, truncate_raw
+from engine.candidate import (
+    FLAG_AMBIGUOUS,
+    FLAG_NEAR_DUPLICATE,
+    FLAG_PENDING,
+    Candidate,
+    CandidateError,
+    Checks,
+    Window,
+    as_candidate,
+    default_variant_name,
+    truncate_raw,
+)
 from engine.errors import ConfigError, WorkspaceError
 from engine.store.lines import append_durably, cut_torn_tail, open_append, read_complete_lines
 from engine.variants import Variant
@@ -34,6 +46,7 @@ SHARD_PREFIX = "groups-"
 SHARD_LIMIT = 256 * 1024 * 1024  # roll over to a new shard past this many bytes
 VARIANTS = "variants.jsonl"
 FAILURES = "failures.jsonl"
+CHECKS = "checks.jsonl"  # late embedding checks, merged into rows and candidates on read
 GENERATION_LOCK = "candidates"
 MAX_PROBLEMS = 50  # lines kept for the UI; the count goes on
 
@@ -218,6 +231,8 @@ class ShardLog:
         self._gen_fd: int | None = None
         self._gen_path: Path | None = None
         self._variants: dict[str, Variant] | None = None
+        self.check_updates: dict[str, dict] = {}  # cid -> the latest late checks
+        self._checks_read_to = 0
 
     def problem(self, line: str) -> None:
         self.problem_count += 1
@@ -245,6 +260,7 @@ class ShardLog:
         """
         with self._scan_lock:
             self.scan_started = True
+            self._read_checks()
             if self._plan is None:
                 self._plan = self._make_plan(None if self.scanned else hint)
             added = 0
@@ -386,6 +402,8 @@ class ShardLog:
                     self.problem(f"{path.name} at byte {offset}: candidate id {r[0]!r} repeated; kept the first")
                     continue
                 row = Row(r, gk, variant, shard, offset, length, pos, len(self.rows))
+                if self.check_updates and row.id in self.check_updates:
+                    _apply_checks(row, self.check_updates[row.id])
                 self.rows.append(row)
                 self.by_id[row.id] = row
                 rows.append(row)
@@ -436,6 +454,9 @@ class ShardLog:
             c.backend, c.model, c.prompt_version = row.backend, row.model, row.prompt_version
             raw = None
         c.variant = row.variant
+        found = self.check_updates.get(row.id)
+        if found is not None:
+            c.checks.update(found)
         return c, raw
 
     def rejections(self) -> Iterator[tuple[str, dict]]:
@@ -541,6 +562,41 @@ class ShardLog:
         finally:
             os.close(fd)
 
+    # late checks -----------------------------------------------------------------------------
+    def add_checks(self, variant: str, updates: list[tuple[str, dict]]) -> None:
+        """Record the embedding checks of stored candidates: one line, one data sync."""
+        if not updates:
+            return
+        self.open_generation()
+        found = {
+            cid: {"near_duplicate_of": d.get("near_duplicate_of"), "ambiguity": d.get("ambiguity")}
+            for cid, d in updates
+        }
+        line = json.dumps({"variant": variant, "checks": found, "t": time.time()}, ensure_ascii=False) + "\n"
+        fd = open_append(self.dir / CHECKS)
+        try:
+            append_durably(fd, line.encode("utf-8"), self.dir / CHECKS, "the checks")
+        finally:
+            os.close(fd)
+        self._read_checks()
+
+    def _read_checks(self) -> None:
+        lines, end = read_complete_lines(self.dir / CHECKS, self._checks_read_to)
+        self._checks_read_to = end
+        with self.mutex:
+            for offset, raw in lines:
+                try:
+                    found = json.loads(raw)["checks"]
+                    items = [(cid, d) for cid, d in found.items() if isinstance(cid, str) and isinstance(d, dict)]
+                except (ValueError, RecursionError, KeyError, TypeError, AttributeError):
+                    self.problem(f"{CHECKS} at byte {offset}: unreadable checks line skipped")
+                    continue
+                for cid, d in items:
+                    self.check_updates[cid] = d
+                    row = self.by_id.get(cid)
+                    if row is not None:
+                        _apply_checks(row, d)
+
     # the add path ----------------------------------------------------------------------------
     def add(self, results: list, variant: Variant | str | None = None) -> list[bool]:
         """Store groups with one write and one data sync; per group, False when already stored.
@@ -624,6 +680,15 @@ class ShardLog:
         if self._gen_lock is not None:
             self._gen_lock.release()
             self._gen_lock = None
+
+
+def _apply_checks(row: Row, found: dict) -> None:
+    """A row's flags and ambiguity once its late checks came in."""
+    checks = Checks(ambiguity=row.ambiguity)
+    checks.update(found)
+    keep = row.flags & ~(FLAG_NEAR_DUPLICATE | FLAG_AMBIGUOUS | FLAG_PENDING)
+    row.flags = keep | (checks.flags() & (FLAG_NEAR_DUPLICATE | FLAG_AMBIGUOUS))
+    row.ambiguity = checks.ambiguity
 
 
 def _line_of(raw: bytes, variant: str) -> bool:

@@ -79,7 +79,9 @@ def badges(c: Candidate) -> Text:
         out.append(f" {label} ", style=style)
         out.append(" ")
 
-    if checks.ambiguity < 0:
+    if checks.pending:
+        badge("checks pending", "black on grey70")  # the embedding checks fill in when they catch up
+    elif checks.ambiguity < 0:
         badge("ambiguity ?", "black on grey70")  # not computed (no sentence encoder in that run)
     else:
         badge(f"ambiguity {checks.ambiguity}", "black on green" if not checks.ambiguity else "black on yellow")
