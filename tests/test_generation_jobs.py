@@ -87,6 +87,9 @@ def test_pause_flag_holds_the_job_and_clearing_it_lets_it_finish(tree, tmp_path)
             p.wait(timeout=60)
     assert st["state"] == "done" and st["stats"]["groups_done"] == 30
     assert jobs.progress_parts(st["stats"], None)["pct"] == "100%"
+    feed = jobs.FeedTail(tmp_path / "ws", start_back=1 << 30).read_new()
+    groups = [ev for ev in feed if ev["type"] == "group"]
+    assert 1 <= len(groups) <= 30 and groups[0]["candidates"][0]["query"].startswith("Where was the")
     log = (tmp_path / "ws" / "generation" / "generate.log").read_text()
     assert "30/30 groups" in log and "\x1b" not in log and "\r" not in log
 

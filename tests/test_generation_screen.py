@@ -287,8 +287,11 @@ async def test_a_detached_job_goes_on_after_the_app_and_a_second_app_shows_and_s
                 if screen2.last_stats and screen2.last_stats.get("groups_done", 0) >= 2:
                     break
                 await pilot.pause(0.1)
+            await pilot.pause(1.2)  # one more poll: the feed file's new lines
             text = " ".join(_stats_lines(screen2))
             assert screen2.attached is not None and "detached pid" in text and " groups " in text
+            feed = _rich_log_text(screen2.query_one("#gen-feed"))
+            assert "attached" in feed and "+ Where was the" in feed  # the questions the other process stored
             await pilot.press("f6")  # pause the detached job
             await pilot.pause(0.2)
             assert (tmp_path / "ws" / "generation" / "pause").exists()

@@ -4,6 +4,7 @@
         job.json       what to generate (a JobSpec: settings only, never the API key), written before launch
         status.json    state, pid, pgid, host, start_time, boot_id, heartbeat, step, stats, error; rewritten atomically
         generate.log   the process's stdout and stderr (a progress line every few seconds, tracebacks)
+        feed.jsonl     a bounded sample of its events (stored groups, failed requests, steps) for the app
         pause          present while the user wants the job paused; the process polls it
 
 The same path builds a job for `nlq-tui generate` in the foreground, for `--detach` and for the
@@ -42,6 +43,8 @@ HEARTBEAT_S = 1.0
 STALE_AFTER_S = 30.0
 FUTURE_SLACK_S = 5.0  # a heartbeat further ahead than this is a clock we cannot trust: stale
 PROGRESS_LOG_S = 10.0  # a plain progress line this often where nobody sees a live one
+FEED_GROUPS_PER_S = 5  # stored groups written to feed.jsonl per second (a person reads a sample)
+FEED_MAX_BYTES = 8 << 20
 STATUS_MAX_BYTES = 1 << 20
 
 
@@ -411,6 +414,7 @@ def start_job(ws: Workspace, spec: JobSpec, *, env: dict | None = None) -> subpr
     d = job_dir(ws)
     d.mkdir(parents=True, exist_ok=True)
     (d / "pause").unlink(missing_ok=True)
+    (d / "feed.jsonl").unlink(missing_ok=True)
     atomic_write_json(d / "job.json", spec.to_json())
     now = time.time()
     atomic_write_json(d / "status.json", {"state": "starting", "pid": None, "host": proc.this_host(),
@@ -476,14 +480,88 @@ class StatusWriter:
         self.update(state=state, error=error, ended=time.time(), **fields)
 
 
-def _job_events(writer: StatusWriter, job_ref: list, log=sys.stderr):
+class FeedWriter:
+    """Appends the job's feed events (stored groups, failed requests, steps) to feed.jsonl, so that
+    an app attached later shows what the job makes. Bounded: a few group events a second and
+    FEED_MAX_BYTES in all; the figures are in status.json either way."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.written = 0
+        self._window = (0.0, 0)  # (second, group events written in it)
+
+    def add(self, ev: dict) -> None:
+        kind = ev.get("type")
+        if kind == "group":
+            now = int(time.monotonic())
+            second, n = self._window
+            n = n + 1 if now == second else 1
+            self._window = (now, n)
+            if n > FEED_GROUPS_PER_S:
+                return
+        elif kind not in ("failure", "step"):
+            return
+        line = (json.dumps(ev, ensure_ascii=True, default=str) + "\n").encode()
+        if self.written + len(line) > FEED_MAX_BYTES:
+            return
+        try:
+            with open(self.path, "ab") as f:
+                f.write(line)
+            self.written += len(line)
+        except OSError:
+            pass  # a full disk must not stop the job; the feed is a courtesy
+
+
+class FeedTail:
+    """Reads the lines added to feed.jsonl since the last call (a torn last line waits for the next);
+    starts near the end, so attaching to a long job shows its latest events."""
+
+    def __init__(self, ws: Workspace | str | Path, start_back: int = 64 * 1024) -> None:
+        self.path = job_dir(ws) / "feed.jsonl"
+        try:
+            size = self.path.stat().st_size
+        except OSError:
+            size = 0
+        self.offset = max(0, size - start_back)
+        self._skip_partial = self.offset > 0
+
+    def read_new(self, max_bytes: int = 256 * 1024) -> list[dict]:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                data = f.read(max_bytes)
+        except OSError:
+            return []
+        end = data.rfind(b"\n")
+        if end < 0:
+            return []
+        data = data[: end + 1]
+        self.offset += len(data)
+        lines = data.split(b"\n")[:-1]
+        if self._skip_partial:
+            lines, self._skip_partial = lines[1:], False
+        out = []
+        for line in lines:
+            try:
+                ev = json.loads(line)
+            except (ValueError, RecursionError):
+                continue
+            if isinstance(ev, dict) and ev.get("type") in ("group", "failure", "step"):
+                out.append(ev)
+        return out
+
+
+def _job_events(writer: StatusWriter, job_ref: list, feed: FeedWriter | None = None, log=sys.stderr):
     last = [0.0]
 
     def on_event(ev: dict) -> None:
         kind = ev.get("type")
+        if feed is not None:
+            feed.add(ev)
         if kind == "step":
-            writer.status["step"] = str(ev.get("text", ""))[:200]
-            print(writer.status["step"], file=log, flush=True)
+            writer.status["step"] = str(ev.get("text") or "")[:200] or None
+            if writer.status["step"]:
+                print(writer.status["step"], file=log, flush=True)
             return
         if kind != "progress":
             return
@@ -491,7 +569,7 @@ def _job_events(writer: StatusWriter, job_ref: list, log=sys.stderr):
         job = job_ref[0]
         eta = job.stats.eta if job is not None else None
         with writer._lock:  # the heartbeat writes it out within a second
-            writer.status.update(stats=st, eta=eta, step=None)
+            writer.status.update(stats=st, eta=eta)
             if st["state"] in ("running", "paused"):
                 writer.status["state"] = st["state"]
         now = time.monotonic()
@@ -514,8 +592,10 @@ def run_detached(ws_path: str) -> int:
     try:
         spec = JobSpec.from_json(_read_status_file(folder / "job.json"), str(folder / "job.json"))
         writer.update(step="loading the index", spec=_public_spec(spec))
-        job = build_job(spec, ws, on_event=_job_events(writer, job_ref), progress_every=0.5)
-        writer.update(step="selecting groups", backend=job.backend.describe(), prompt_version=job.prompt.version)
+        on_event = _job_events(writer, job_ref, FeedWriter(folder / "feed.jsonl"))
+        job = build_job(spec, ws, on_event=on_event, progress_every=0.5)
+        writer.update(step="selecting groups", backend=job.backend.describe(), prompt_version=job.prompt.version,
+                      variant=job.variant.name)  # fmt: skip
         job.prepare()
         remember_data(ws, spec)
         job_ref[0] = job

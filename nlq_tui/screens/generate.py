@@ -108,6 +108,7 @@ class GenerateScreen(Screen):
         self.job: GenerationJob | None = None
         self.job_worker: Worker | None = None
         self.attached: dict | None = None  # status of the detached job shown, while it is live
+        self._feed_tail = None  # engine.generation.jobs.FeedTail of the detached job shown
         self._events: collections.deque = collections.deque()
         self._preview_due = False
         self._setting_versions = False
@@ -605,7 +606,7 @@ class GenerateScreen(Screen):
     # a detached job ------------------------------------------------------------------------------
     def _poll_detached(self) -> None:
         """Show the workspace's detached job, live, whichever session started it."""
-        from engine.generation.jobs import LIVE_STATES, read_status
+        from engine.generation.jobs import LIVE_STATES, FeedTail, read_status
 
         if self.job is not None:
             return
@@ -616,21 +617,29 @@ class GenerateScreen(Screen):
         was = self.attached
         if st is not None and st["state"] in LIVE_STATES:
             if was is None:
+                self._feed_tail = FeedTail(self.app.ctx.workspace)
                 self._feed(("attached ", "bold"), f"to the detached job (pid {st.get('pid')}) ",
                            (one_line(st.get("backend") or ""), "dim"))  # fmt: skip
             self.attached = st
+            self._show_detached_feed()
             self._render_detached(st)
         elif was is not None:
             self.attached = None
+            self._show_detached_feed()
             if st is not None:
                 self._render_detached(st)
                 self._feed(("detached job ", "bold"), st["state"], "  ", one_line(st.get("error") or ""))
             self._load_variants()
 
+    def _show_detached_feed(self) -> None:
+        tail = self._feed_tail
+        if tail is not None:
+            self.query_one("#gen-feed", JobFeed).show_events(tail.read_new())
+
     def _render_detached(self, st: dict) -> None:
         self.step = st.get("step") if isinstance(st.get("step"), str) else None
         stats = st.get("stats")
-        prefix = f"detached pid {st.get('pid')}"
+        prefix = f"detached pid {st.get('pid')}" + (f" {one_line(st['variant'], 60)}" if st.get("variant") else "")
         if isinstance(stats, dict) and "groups_total" in stats:
             stats = {**stats, "state": st["state"]}
             self.last_stats = stats
