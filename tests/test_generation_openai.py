@@ -387,3 +387,25 @@ def test_the_cli_never_prints_a_key_a_server_echoes(tmp_path):
     assert "***" in outs[0].stdout and json.loads(outs[1].stdout)["error"] == "bad_request"
     assert json.loads(outs[2].stdout.strip().splitlines()[-1])["groups_done"] == 15
     _no_secret_in(tmp_path / "ws")
+
+
+@pytest.mark.parametrize("mode", ["ok", "endless", "huge", "echo_key"])
+def test_the_httpx2_transport_used_behind_a_proxy_is_bounded_the_same_way(monkeypatch, mode):
+    from engine.generation import openai_backend
+
+    monkeypatch.setattr(openai_backend, "_proxied", lambda url: True)  # as if HTTP_PROXY named one
+    with FakeLLMServer(default=mode, huge_bytes=4 << 20) as srv:
+        b = _backend(srv, max_retries=0, max_response_bytes=1 << 20)
+        rep = _one(b)
+    assert {"ok": None, "endless": "too_large", "huge": "too_large", "echo_key": "bad_request"}[mode] == rep.error
+
+
+def test_a_proxy_from_the_environment_is_honoured_unless_the_host_is_bypassed(monkeypatch):
+    from engine.generation.openai_backend import _proxied
+
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "https_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "internal.example")
+    assert _proxied("https://api.example.com/v1") and not _proxied("https://internal.example/v1")
+    assert not _proxied("http://api.example.com/v1")  # no proxy named for plain http

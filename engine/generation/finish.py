@@ -9,6 +9,7 @@ pending and filled in when ready.
 
 from __future__ import annotations
 
+import threading
 import time
 
 from engine.generation.base import Reply
@@ -24,8 +25,9 @@ from engine.textsafe import error_line, one_line
 class Finisher:
     """Validate, check and store batches of answered groups for one job's variant."""
 
-    def __init__(self, job, checker: QualityChecker, deferred=None) -> None:
+    def __init__(self, job, checker: QualityChecker, deferred=None, lock=None) -> None:
         self.job = job
+        self.lock = lock or threading.Lock()
         self.checker = checker
         self.deferred = deferred  # None: embedding checks inline, before storing
         self.keep = policy_keep(job.variant.policy)
@@ -62,9 +64,10 @@ class Finisher:
         if not failed or not hasattr(store, "add_failure"):
             return
         for gd, rep in failed:
-            store.add_failure(
-                self.job.variant.name, gd.key, rep.error or "failed", one_line(redact(rep.error_detail), 300)
-            )
+            with self.lock:
+                store.add_failure(
+                    self.job.variant.name, gd.key, rep.error or "failed", one_line(redact(rep.error_detail), 300)
+                )
 
     def batch(self, batch: list[tuple[GroupData, Reply]]) -> list[tuple[GroupData, list, list]]:
         """Validate, check and store a batch of answered groups (runs in a worker thread)."""
@@ -111,9 +114,10 @@ class Finisher:
             # the raw answer goes once per group; the store cuts it to 4 KB and keeps its length
             rows.append(GroupResult(gd.key, cands, redact_deep(verdict.rejected), meta, rep.text))
         store = job.store
-        if hasattr(store, "add_group_results"):  # one data sync per batch, not per group
-            return store.add_group_results(rows, job.variant)
-        return [store.add_group_result(r.group_key, r.candidates, r.rejected, r.meta, r.raw) for r in rows]
+        with self.lock:
+            if hasattr(store, "add_group_results"):  # one data sync per batch, not per group
+                return store.add_group_results(rows, job.variant)
+            return [store.add_group_result(r.group_key, r.candidates, r.rejected, r.meta, r.raw) for r in rows]
 
     def _count(self, staged: list, stored: list[bool]) -> list[tuple[GroupData, list, list]]:
         st: Stats = self.job.stats

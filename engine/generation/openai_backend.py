@@ -1,8 +1,9 @@
 """The OpenAI-compatible backend: OpenAI, vLLM, Ollama, llama.cpp server (docs/ARCHITECTURE.md, "LLM exchange").
 
-- One HTTP connection pool per `--base-url` (httpx2, the transport the `openai` package uses),
-  kept alive for every request in flight; each request goes to the server with the fewest
-  requests in flight, so several servers share the load.
+- One HTTP connection pool per `--base-url`, kept alive for every request in flight
+  (engine.generation.http11; httpx2, the `openai` package's transport, where the environment
+  names a proxy); each request goes to the server with the fewest requests in flight, so
+  several servers share the load.
 - Every answer is bounded: the body is read as a stream and cut at `max_response_bytes`
   (`too_large`), it is never decompressed (identity encoding), its JSON is decoded under the
   same deadline as the request (`timeout` covers connecting, reading and decoding), and JSON
@@ -225,8 +226,12 @@ class OpenAIBackend(Backend):
 
     def _client(self, url: str):
         c = self._clients.get(url)
-        if c is None:
-            import httpx2  # the openai package's transport; imported on first use
+        if c is None and not _proxied(url):
+            from engine.generation.http11 import Pool
+
+            c = self._clients[url] = Pool(url, limit=self.concurrency)
+        elif c is None:
+            import httpx2  # the openai package's transport, for proxies from the environment
 
             n = self.concurrency
             c = self._clients[url] = httpx2.AsyncClient(
@@ -308,13 +313,26 @@ class OpenAIBackend(Backend):
         text = _detail(f"{type(exc).__name__}: {exc}")
         if isinstance(exc, httpx2.TimeoutException):
             return "timeout", "no answer within the request timeout", None
-        if isinstance(exc, (httpx2.TransportError, OSError)):
+        if isinstance(exc, (httpx2.TransportError, OSError, EOFError)):
             return "connection", text or "connection failed", None
         return "error", text, None
 
     async def _attempt(self, url: str, request: Request, reply: Reply) -> None:
         payload = json.dumps(self.body(url, request.messages), ensure_ascii=False).encode("utf-8")
         client = self._client(url)
+        if not hasattr(client, "stream"):  # our own HTTP/1.1 pool
+            from engine.generation.http11 import BodyTooLarge
+
+            cap = self.max_response_bytes
+            try:
+                resp = await client.post("/chat/completions", payload, self._headers, cap, min(cap, ERROR_BODY_CAP))
+            except BodyTooLarge as exc:
+                how = f"has {exc.size:,} bytes" if exc.size is not None else f"is over {cap:,} bytes"
+                raise Failure("too_large", f"the answer {how} (--max-response-bytes {cap:,})") from None
+            if not 200 <= resp.status < 300:
+                self._status_failure(url, resp.status, resp.body, resp.headers)
+            self._read(resp.body, reply)
+            return
         async with client.stream("POST", url + "/chat/completions", content=payload, headers=self._headers) as resp:
             status = resp.status_code
             ok = 200 <= status < 300
@@ -393,3 +411,14 @@ class OpenAIBackend(Backend):
                 await c.aclose()
             except Exception:  # noqa: BLE001 - closing best effort
                 pass
+
+
+def _proxied(url: str) -> bool:
+    """Whether the environment names a proxy for this URL (then httpx2 carries the request)."""
+    import urllib.request
+
+    parts = urlparse(url)
+    proxies = urllib.request.getproxies()
+    if not (proxies.get(parts.scheme) or proxies.get("all")):
+        return False
+    return not urllib.request.proxy_bypass(parts.hostname or "")

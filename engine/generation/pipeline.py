@@ -22,6 +22,7 @@ Events for a screen or a status file: {"type": "progress", "stats"}, {"type": "g
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable
 
@@ -47,6 +48,30 @@ from engine.windows import WindowParams, WindowResult, compute
 
 CHECK_BATCH = 512  # groups per check-and-store batch (one embedding batch, one data sync)
 ENCODER_STEP = "loading the sentence encoder"
+
+
+class _Feed:
+    """The groups still to ask for, in ascending order, read from the index a block at a time
+    (one vectorised read per block instead of one per request)."""
+
+    BLOCK = 64
+
+    def __init__(self, reader: GroupReader, todo: list[int]) -> None:
+        self.reader = reader
+        self.todo = todo
+        self.at = 0
+        self.ready: list[GroupData] = []
+
+    def __bool__(self) -> bool:
+        return bool(self.ready) or self.at < len(self.todo)
+
+    def take(self, n: int) -> list[GroupData]:
+        while len(self.ready) < n and self.at < len(self.todo):
+            block = self.todo[self.at : self.at + max(n, self.BLOCK)]
+            self.at += len(block)
+            self.ready.extend(self.reader.read(np.array(block, dtype=np.int64)))
+        out, self.ready = self.ready[:n], self.ready[n:]
+        return out
 
 
 class GenerationJob:
@@ -97,6 +122,8 @@ class GenerationJob:
         self._paused = False
         self._cancelled = False
         self._last_progress = 0.0
+        self._deferred = None
+        self._store_lock = threading.Lock()  # the check-and-store thread and the checks' collector
 
     def _make_variant(self, name: str | None, policy: dict[str, str] | None) -> Variant:
         b = self.backend
@@ -211,7 +238,8 @@ class GenerationJob:
         """
         conc, bs = max(1, int(self.backend.concurrency)), max(1, int(self.backend.batch_size))
         queue: asyncio.Queue = asyncio.Queue(maxsize=max(8, 2 * conc * bs))
-        pending = list(reversed(self.todo))  # pop() from the end keeps ascending order
+        assert self.reader is not None
+        pending = _Feed(self.reader, self.todo)
         fin = asyncio.create_task(self._finisher(queue))
         workers = [asyncio.create_task(self._worker(pending, queue, fatal, fin)) for _ in range(conc)]
 
@@ -231,10 +259,15 @@ class GenerationJob:
             if not fin.done():
                 await queue.put(None)
             await fin  # raises what the check-and-store thread raised (a full disk, a lost lock)
+            self.stats.requests_done_at = time.monotonic()
+            await self._catch_up()
         except BaseException:
             for w in workers:
                 w.cancel()
             fin.cancel()
+            if self._deferred is not None:
+                self._deferred.close()
+                self._deferred = None
             raise
 
     async def _wait_while_paused(self) -> None:
@@ -245,17 +278,14 @@ class GenerationJob:
                 self._progress(force=True)
             await asyncio.sleep(0.1)
 
-    async def _worker(self, pending: list[int], queue: asyncio.Queue, fatal: list[str], fin: asyncio.Task) -> None:
+    async def _worker(self, pending: _Feed, queue: asyncio.Queue, fatal: list[str], fin: asyncio.Task) -> None:
         bs = max(1, int(self.backend.batch_size))
-        reader = self.reader
-        assert reader is not None
         while pending and not self._cancelled and not fatal and not fin.done():
             await self._wait_while_paused()
             if self._cancelled:
                 break
             self.stats.state = "running"
-            take = [pending.pop() for _ in range(min(bs, len(pending)))]
-            gds = reader.read(np.array(take, dtype=np.int64))
+            gds = pending.take(bs)
             msgs = self.backend.needs_messages
             reqs = [Request(gd.key, self.prompt.messages(gd.texts) if msgs else [], gd.texts, gd.flags) for gd in gds]
             replies = await self.backend.complete(reqs)
@@ -264,12 +294,33 @@ class GenerationJob:
                 await queue.put((gd, rep))
             self._progress()
 
+    def _deferred_checks(self):
+        """A worker process for the embedding checks when the store can fill them in later."""
+        if not (self.checker.embeddings and self.todo and hasattr(self.store, "add_checks")):
+            return None
+        from engine.generation.deferred import DeferredChecks
+
+        name = self.variant.name
+
+        def done(results: list, seconds: float) -> None:
+            with self._store_lock:
+                self.store.add_checks(name, results)
+            st = self.stats
+            st.questions_checked += len(results)
+            st.check_seconds += seconds
+            st.checks_pending = max(0, st.checks_pending - len(results))
+
+        return DeferredChecks(done)
+
     async def _finisher(self, queue: asyncio.Queue) -> None:
-        finisher = Finisher(self, self.checker)
+        deferred = self._deferred_checks()
+        self._deferred = deferred
+        finisher = Finisher(self, self.checker, deferred, self._store_lock)
         if self.checker.embeddings and self.todo:
             self._step(ENCODER_STEP)
-            await asyncio.to_thread(lambda: self.checker.encoder)
-            self._step("")
+            if deferred is None:
+                await asyncio.to_thread(lambda: self.checker.encoder)
+                self._step("")
         while True:
             item = await queue.get()
             if item is None:
@@ -287,6 +338,8 @@ class GenerationJob:
             answered = [(gd, rep) for gd, rep in batch if not rep.failed]
             failed = [(gd, rep) for gd, rep in batch if rep.failed]
             results = await asyncio.to_thread(self._finish_batch, finisher, answered, failed)
+            if deferred is not None and self.stats.step == ENCODER_STEP and deferred.ready.is_set():
+                self._step("")
             if self.on_event is not None:
                 for gd, cands, rejected in results:
                     self._emit({"type": "group", "group_key": gd.key, "candidates": [c.to_json() for c in cands],
@@ -294,6 +347,26 @@ class GenerationJob:
             self._progress()
             if stop:
                 return
+
+    async def _catch_up(self) -> None:
+        """After the last request: wait for the embedding checks still behind (not when cancelled)."""
+        deferred, self._deferred = self._deferred, None
+        if deferred is None:
+            return
+        st = self.stats
+        try:
+            while not self._cancelled:
+                st.step = f"checks catching up: {st.checks_pending:,} questions"
+                self._progress()
+                if await asyncio.to_thread(deferred.wait, 0.25):
+                    break
+                if deferred.error:
+                    break
+            if deferred.error:
+                st.checks_error = one_line(redact(deferred.error), 300)
+        finally:
+            deferred.close()
+            st.step = ""
 
     @staticmethod
     def _finish_batch(finisher: Finisher, answered: list, failed: list) -> list:

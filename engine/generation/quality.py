@@ -99,8 +99,9 @@ class Item:
 class QualityChecker:
     """Duplicate, near-duplicate, ambiguity and template checks across a whole run."""
 
-    def __init__(self, embeddings: bool = True, encoder=None, device: str = "auto") -> None:
+    def __init__(self, embeddings: bool = True, encoder=None, device: str = "auto", threads: int | None = None) -> None:
         self.embeddings = embeddings
+        self._threads = threads
         self._encoder = encoder
         self._device = device
         self._exact: OrderedDict[str, dict[str, str]] = OrderedDict()  # clip -> normalised query -> first id
@@ -120,7 +121,9 @@ class QualityChecker:
 
             if self._device == "auto":
                 self._device = "cuda" if torch.cuda.is_available() else "cpu"
-            if self._device == "cpu":
+            if self._threads:
+                torch.set_num_threads(self._threads)
+            elif self._device == "cpu":
                 # The checks share the CPU with the request loop (and, on a small box, with
                 # everything else): one thread per spare core, at most 4, measured twice as
                 # fast as torch's default on a busy 2-core machine.
@@ -133,6 +136,8 @@ class QualityChecker:
         cache = self._text_vecs
         todo = list(dict.fromkeys(t for t in texts if t not in cache))
         if todo:
+            # similar lengths in one batch: padding to the longest costs less
+            todo.sort(key=len)
             vecs = self.encoder.encode(todo)
             for t, v in zip(todo, vecs):
                 cache[t] = v
@@ -150,46 +155,57 @@ class QualityChecker:
     def check_batch(self, items: list[Item], embeddings: bool | None = None) -> None:
         """Fill `item.checks` (duplicate_of, near_duplicate_of, ambiguity, template) in place.
 
-        `embeddings=False`: the text checks only (the embedding ones run later, `check_embeddings`).
+        `embeddings=False`: the text checks only; `check_embeddings` adds the rest later.
         """
-        qvecs = None
+        self.check_text(items)
         if (self.embeddings if embeddings is None else embeddings) and items:
-            qvecs = self.embed([it.query for it in items])
-            self._encode_clips(items)
-        for i, it in enumerate(items):
+            self.check_embeddings(items)
+        else:
+            for it in items:
+                it.checks.setdefault("near_duplicate_of", None)
+                it.checks.setdefault("ambiguity", -1)
+
+    def check_text(self, items: list[Item]) -> None:
+        """Exact duplicates within the clip and the closest template: cheap, on every path."""
+        for it in items:
             key = normalise(it.query)
             seen = self._exact.setdefault(it.clip_key, {})
             self._exact.move_to_end(it.clip_key)
             dup = seen.get(key)
             if dup is None:
                 seen[key] = it.cid
-            near = None
-            ambiguity = -1
-            if qvecs is not None:
-                v = qvecs[i]
-                ids, mat = self._vecs.get(it.clip_key, ([], np.zeros((0, v.shape[0]), np.float32)))
-                if len(ids):
-                    sims = mat @ v
-                    j = int(np.argmax(sims))
-                    if sims[j] >= NEAR_DUPLICATE and ids[j] != dup:
-                        near = ids[j]
-                self._vecs[it.clip_key] = (ids + [it.cid], np.vstack([mat, v[None, :]]))
-                self._vecs.move_to_end(it.clip_key)
-                cv = self._clip_vecs.get(it.texts_key)
-                if cv is not None and 0 <= it.target < len(cv):
-                    sims = cv @ v
-                    others = np.delete(sims, it.target)
-                    ambiguity = int((others >= sims[it.target] - AMBIGUITY_MARGIN).sum())
             while len(self._exact) > CLIP_MEMORY:
                 self._exact.popitem(last=False)
+            it.checks.update(duplicate_of=dup, template=closest_template(it.query))
+
+    def check_embeddings(self, items: list[Item]) -> None:
+        """Near-duplicates and ambiguity (MiniLM), in item order; needs `check_text` first for
+        `duplicate_of` (a near-duplicate is never the exact duplicate again)."""
+        if not items:
+            return
+        qvecs = self.embed([it.query for it in items])
+        self._encode_clips(items)
+        for i, it in enumerate(items):
+            dup = it.checks.get("duplicate_of")
+            near = None
+            ambiguity = -1
+            v = qvecs[i]
+            ids, mat = self._vecs.get(it.clip_key, ([], np.zeros((0, v.shape[0]), np.float32)))
+            if len(ids):
+                sims = mat @ v
+                j = int(np.argmax(sims))
+                if sims[j] >= NEAR_DUPLICATE and ids[j] != dup:
+                    near = ids[j]
+            self._vecs[it.clip_key] = (ids + [it.cid], np.vstack([mat, v[None, :]]))
+            self._vecs.move_to_end(it.clip_key)
+            cv = self._clip_vecs.get(it.texts_key)
+            if cv is not None and 0 <= it.target < len(cv):
+                sims = cv @ v
+                others = np.delete(sims, it.target)
+                ambiguity = int((others >= sims[it.target] - AMBIGUITY_MARGIN).sum())
             while len(self._vecs) > CLIP_MEMORY:
                 self._vecs.popitem(last=False)
-            it.checks.update(
-                duplicate_of=dup,
-                near_duplicate_of=near,
-                ambiguity=ambiguity,
-                template=closest_template(it.query),
-            )
+            it.checks.update(near_duplicate_of=near, ambiguity=ambiguity)
 
     def _encode_clips(self, items: list[Item]) -> None:
         todo: dict[str, list[str]] = {}

@@ -32,6 +32,8 @@ class Stats:
     checks_pending: int = 0  # candidates stored whose embedding checks have not been filled in yet
     questions_checked: int = 0  # candidates whose embedding checks ran (for the checks' own rate)
     check_seconds: float = 0.0  # time spent in the embedding checks
+    checks_error: str | None = None  # why the embedding checks stopped (the candidates stay pending)
+    requests_done_at: float | None = None  # when the last request was answered and its group stored
 
     @property
     def tokens(self) -> int:
@@ -62,6 +64,8 @@ class Stats:
             "variant": self.variant,
             "step": self.step,
             "checks_pending": self.checks_pending,
+            "checks_error": self.checks_error,
+            "request_seconds": round(self.requests_done_at - self.started, 3) if self.requests_done_at else None,
             "checks_per_second": round(self.questions_checked / self.check_seconds, 1) if self.check_seconds else None,
             "groups_total": self.groups_total,
             "groups_skipped": self.groups_skipped,
