@@ -252,7 +252,8 @@ def _status(args: argparse.Namespace) -> int:
         head += f" (pid {st.get('pid')} on {one_line(st.get('host'), 80)})"
     print(one_line(head))
     if st.get("backend"):
-        print(one_line(f"{st['backend']}, prompt v{st.get('prompt_version')}, variant {spec.get('name') or '-'}"))
+        variant = st.get("variant") or spec.get("name") or "-"
+        print(one_line(f"{st['backend']}, prompt v{st.get('prompt_version')}, variant {variant}"))
     if st.get("step"):
         print(one_line(f"step: {st['step']}"))
     if isinstance(st.get("stats"), dict):
@@ -358,7 +359,8 @@ def _run_job(job, spec, ws, args: argparse.Namespace, tty: bool, t0: float) -> i
         )
     if not args.json:
         print(
-            one_line(f"{backend.describe()}, prompt v{prompt.version}: {job.stats.groups_total:,} groups selected, "
+            one_line(f"{backend.describe()}, prompt v{prompt.version}, variant {job.variant.name}: "
+                     f"{job.stats.groups_total:,} groups selected, "
                      f"{job.stats.groups_skipped:,} already done, {len(job.todo):,} to do"),
             file=sys.stderr,
         )  # fmt: skip
@@ -366,7 +368,8 @@ def _run_job(job, spec, ws, args: argparse.Namespace, tty: bool, t0: float) -> i
     if tty:
         print(file=sys.stderr)
     out = stats.as_json()
-    out.update(backend=backend.name, model=backend.model, prompt_version=prompt.version, workspace=str(ws.path),
+    out.update(backend=backend.name, model=backend.model, prompt_version=prompt.version, variant=job.variant.name,
+               workspace=str(ws.path),
                total_seconds=round(time.monotonic() - t0, 3))  # fmt: skip
     if args.json:
         print(json.dumps(out, ensure_ascii=True))

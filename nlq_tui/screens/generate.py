@@ -482,7 +482,8 @@ class GenerateScreen(Screen):
     def on_job_prepared(self, message: JobPrepared) -> None:
         job = message.job
         st = job.stats
-        summary = (f"{job.backend.describe()}, prompt v{job.prompt.version}: {st.groups_total:,} groups selected, "
+        summary = (f"{job.backend.describe()}, prompt v{job.prompt.version}, variant {job.variant.name}: "
+                   f"{st.groups_total:,} groups selected, "
                    f"{st.groups_skipped:,} done before, {len(job.todo):,} to do")  # fmt: skip
         self._set_stats_text(f"ready: {summary}")
 
