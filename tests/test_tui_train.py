@@ -638,3 +638,30 @@ async def test_a_file_where_runs_should_be_is_one_line_on_the_screen_and_launch_
             "refusal",
         )
         assert ws.runs_dir.read_text() == "a file, not a folder"
+
+
+async def test_the_app_says_when_a_run_ends_on_any_screen(tmp_path):
+    from engine.proc import identity
+    from nlq_tui.widgets.train_watch import start_run_end_watch
+
+    ws = Workspace(tmp_path / "ws")
+    done_before = fake_run(ws, "baseline", [], {"state": "done", "pid": None, "heartbeat": time.time()})
+    live = {"state": "running", "heartbeat": time.time(), **identity(os.getpid())}
+    run = fake_run(ws, "baseline", [], live, run_id="20261128-100000-baseline-eeee")
+    crash = fake_run(ws, "pretrain", [], live, run_id="20261128-110000-pretrain-ffff")
+    app = make_app(None, tmp_path / "ws", screen="data", load=False)  # not on the Train screen
+    async with app.run_test(size=(120, 35)) as pilot:
+        watch = start_run_end_watch(app, every=0.2)
+        await wait_until(pilot, lambda: watch.states, 10, "the first look")
+
+        def said() -> list[str]:
+            return [n.message for n in app._notifications]
+
+        assert not [m for m in said() if done_before.id in m]  # ended before the app opened: not news
+        atomic_write_json(run.status_path, {**live, "state": "done", "best": {"R1@0.3": 12.5}, "ended": time.time()})
+        atomic_write_json(crash.status_path, {**live, "state": "failed", "error": "loss is nan [/] at step 3"})
+        await wait_until(pilot, lambda: len([m for m in said() if "eeee" in m or "ffff" in m]) >= 2, 10, "the news")
+        assert f"run {run.id} is done; best val R1@0.3 12.50" in said()
+        assert f"run {crash.id} failed: loss is nan [/] at step 3" in said()
+        await pilot.pause(0.6)
+        assert len([m for m in said() if run.id in m]) == 1  # said once
