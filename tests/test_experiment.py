@@ -232,3 +232,10 @@ def test_a_stopped_experiment_resumes_its_runs_from_last_pt_when_rerun(tmp_path,
     again = {k: v["run_id"] for k, v in first.__class__(ws, plan).state["jobs"].items()}
     assert all(again[k] == rid for k, rid in stopped.items())  # the same runs, resumed, not new ones
     assert len(list_runs(ws)) == 3
+
+
+def test_text_from_outside_goes_into_the_report_as_one_visible_cell():
+    from engine.experiment.report import _cell
+
+    cell = _cell("gpt|x\x1b[2J\nnext line")
+    assert "\x1b" not in cell and "\n" not in cell and "gpt\\|x" in cell
