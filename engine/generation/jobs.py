@@ -221,8 +221,10 @@ def build_job(spec: JobSpec, ws: Workspace, *, index=None, result=None, on_event
     if index is None:
         from engine.ego4d import load_index
 
-        kw = {"features": spec.features} if spec.features else {}
-        index = load_index(spec.data, use_cache=not spec.no_cache, **kw)
+        if spec.features:
+            index = load_index(spec.data, features=spec.features, use_cache=not spec.no_cache)
+        else:
+            index = load_index(spec.data, use_cache=not spec.no_cache)
     return GenerationJob(
         index, ws, backend, params=params, stride=spec.stride, groups=spec.groups, seed=spec.seed,
         per_video=spec.per_video, checks=spec.checks, prompt=prompt, result=result, on_event=on_event,
@@ -315,7 +317,7 @@ def effective_status(status: dict | None, now: float | None = None) -> dict | No
     if out["state"] not in LIVE_STATES:
         return out
     beat = out.get("heartbeat")
-    age = now - beat if _is_num(beat) else None
+    age = now - beat if isinstance(beat, (int, float)) and _is_num(beat) else None
     here = out.get("host") in (None, proc.this_host())
     alive, why = proc.same_process(out) if here and _is_int(out.get("pid")) else (True, "")
     if not alive:
@@ -359,7 +361,7 @@ def stop_job(ws: Workspace | str | Path) -> int:
         why = f": {st['error']}" if st is not None and isinstance(st.get("error"), str) else ""
         raise WorkspaceError(f"{job_dir(ws)}: no generation job is running ({state}{why}); nothing to stop")
     pid = st.get("pid")
-    if not _is_int(pid):
+    if not isinstance(pid, int) or isinstance(pid, bool):
         raise WorkspaceError(f"{job_dir(ws)}: the job is still starting (no pid yet); try again in a few seconds")
     alive, why = proc.same_process(st)
     if not alive:
