@@ -275,10 +275,10 @@ def write_together(out: Path, data: bytes, manifest: dict, card: str | None) -> 
     manifest_path = out.with_name(out.name + ".manifest.json")
     card_path = out.with_name(out.name + ".README.md") if card is not None else None
     _remove_orphans(out.parent)
-    mdata = json.dumps(manifest, indent=1, ensure_ascii=False).encode("utf-8")
+    mdata = json.dumps(manifest, indent=1, ensure_ascii=False).encode("utf-8", "backslashreplace")
     atomic_write_bytes(manifest_path, mdata, "the export's manifest")
     if card_path is not None and card is not None:
-        atomic_write_bytes(card_path, card.encode("utf-8"), "the export's data card")
+        atomic_write_bytes(card_path, card.encode("utf-8", "backslashreplace"), "the export's data card")
     try:
         atomic_write_bytes(out, data, "the export")
     except BaseException:
@@ -350,7 +350,7 @@ def export(
         if fmt == "nlq":
             desc = f"nlq-tui synthetic NLQ ({', '.join(sorted(statuses))}) from {ws.path}"
             doc = nlq_document(picked, desc, out.name + ".manifest.json")
-            data = json.dumps(doc, ensure_ascii=False, indent=1).encode("utf-8")
+            data = json.dumps(doc, ensure_ascii=False, indent=1).encode("utf-8", "backslashreplace")
         else:
             data = flat_bytes(store, picked, fmt)
         digest = hashlib.sha256(data).hexdigest()

@@ -86,7 +86,7 @@ def flat_row(p: Picked) -> dict:
 def flat_bytes(store: CandidateStore, picked: list[Picked], fmt: str) -> bytes:
     rows = [flat_row(p) for p in picked]
     if fmt == "jsonl":
-        return b"".join((json.dumps(r, ensure_ascii=False) + "\n").encode("utf-8") for r in rows)
+        return b"".join((json.dumps(r, ensure_ascii=False) + "\n").encode("utf-8", "backslashreplace") for r in rows)
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -94,10 +94,19 @@ def flat_bytes(store: CandidateStore, picked: list[Picked], fmt: str) -> bytes:
         raise ConfigError(
             "--format parquet needs pyarrow: pip install 'nlq-tui[parquet]' (or use --format jsonl)"
         ) from None
+    rows = [{k: _no_surrogates(v) for k, v in r.items()} for r in rows]  # Arrow strings must be valid UTF-8
     table = pa.Table.from_pylist(rows, schema=_schema(pa)) if rows else _schema(pa).empty_table()
     buf = io.BytesIO()
     pq.write_table(table, buf)
     return buf.getvalue()
+
+
+def _no_surrogates(v):
+    if isinstance(v, str):
+        return v.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(v, list):
+        return [_no_surrogates(x) for x in v]
+    return v
 
 
 def _schema(pa):

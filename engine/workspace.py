@@ -140,7 +140,7 @@ def atomic_write_bytes(path: Path, data: bytes, what: str | None = None) -> None
 
 
 def atomic_write_json(path: Path, obj: Any, what: str | None = None) -> None:
-    atomic_write_bytes(path, json.dumps(obj, indent=1, ensure_ascii=False).encode("utf-8"), what)
+    atomic_write_bytes(path, json.dumps(obj, indent=1, ensure_ascii=False).encode("utf-8", "backslashreplace"), what)
 
 
 class AtomicJSONStorage(Storage):

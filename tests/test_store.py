@@ -454,3 +454,19 @@ def test_without_fdatasync_the_store_falls_back_to_fsync(ws, monkeypatch):
     s.decide(ids[0], "accept")
     s.close()
     assert CandidateStore(ws).load().status(ids[0]) == "accepted"
+
+
+def test_lone_surrogates_in_a_candidate_are_stored_and_read_back_as_they_were(ws):
+    s = CandidateStore(ws, reviewer="ann")
+    gk, cands, rej, meta = make_group("v1", "c1", 0.0, 90.0, 5.0)
+    cands[0]["query"] = "where is the \ud800 cup \\\udfff?"
+    cands[0]["narration"]["text"] = "#C C \udc80 holds"
+    assert s.add_group_result(gk, cands, rej, meta)
+    s.decide(cands[0]["id"], "edit", text="edited \ud83d")
+    s.close()
+    raw = next(ws.candidates_dir.glob("groups-*.jsonl")).read_bytes()
+    raw.decode("utf-8")  # the shard stays valid UTF-8
+    r = CandidateStore(ws).load()
+    assert r.problems == [] and r.get(cands[0]["id"]).query == "where is the \ud800 cup \\\udfff?"
+    assert r.get(cands[0]["id"]).narration["text"] == "#C C \udc80 holds"
+    assert r.query_text(cands[0]["id"]) == "edited \ud83d"

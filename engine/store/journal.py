@@ -330,7 +330,7 @@ class DecisionJournal:
         """Write one entry durably, then apply it; compacts now and then."""
         if self._fd is None:
             self.begin()
-        data = (json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+        data = (json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8", "backslashreplace")
         append_durably(self._fd, data, self.dir / JOURNAL, "the decision")  # type: ignore[arg-type]
         self.entries += 1
         step = self.apply(entry)
@@ -372,7 +372,10 @@ class DecisionJournal:
             "undo": [s.to_json() for s in self.undo_stack[-UNDO_KEEP:]],
             "cursor": list(self.cursor) if self.cursor else None,
         }
-        atomic_write_bytes(self.dir / SNAPSHOT, json.dumps(snap, ensure_ascii=False, separators=(",", ":")).encode())
+        atomic_write_bytes(
+            self.dir / SNAPSHOT,
+            json.dumps(snap, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "backslashreplace"),
+        )
         # A kill here leaves the old journal beside the new snapshot: seq numbers skip it.
         if self._fd is not None:
             os.close(self._fd)

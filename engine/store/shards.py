@@ -184,7 +184,9 @@ def encode_group_line(
         "raw": truncate_raw(raw),
         "stored": time.time(),
     }  # fmt: skip
-    return (json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
+    # backslashreplace: a lone surrogate (an LLM answer can hold one) becomes its JSON escape
+    # `\udXXX` inside the string, so the line stays valid UTF-8 and reads back to the same text.
+    return (json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8", "backslashreplace")
 
 
 def _check_candidates(group_key: str, candidates: list, known: dict) -> None:
@@ -514,7 +516,7 @@ class ShardLog:
                     f"variant {variant.name!r} already holds {rows[0].backend}/{rows[0].model} candidates; "
                     "give the job another --name"
                 )
-            data = (json.dumps(variant.to_json(), ensure_ascii=False) + "\n").encode("utf-8")
+            data = (json.dumps(variant.to_json(), ensure_ascii=False) + "\n").encode("utf-8", "backslashreplace")
             fd = open_append(self.dir / VARIANTS)
             try:
                 append_durably(fd, data, self.dir / VARIANTS, "the variant record")
@@ -557,7 +559,10 @@ class ShardLog:
         fd = open_append(self.dir / FAILURES)
         try:
             append_durably(
-                fd, (json.dumps(entry, ensure_ascii=False) + "\n").encode(), self.dir / FAILURES, "a failure"
+                fd,
+                (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8", "backslashreplace"),
+                self.dir / FAILURES,
+                "a failure",
             )
         finally:
             os.close(fd)
@@ -575,7 +580,7 @@ class ShardLog:
         line = json.dumps({"variant": variant, "checks": found, "t": time.time()}, ensure_ascii=False) + "\n"
         fd = open_append(self.dir / CHECKS)
         try:
-            append_durably(fd, line.encode("utf-8"), self.dir / CHECKS, "the checks")
+            append_durably(fd, line.encode("utf-8", "backslashreplace"), self.dir / CHECKS, "the checks")
         finally:
             os.close(fd)
         self._read_checks()
@@ -666,7 +671,10 @@ class ShardLog:
             if len(kept) != len(lines):
                 atomic_write_bytes(path, b"".join(line + b"\n" for line in kept))
         registered = [v for v in self._registered().values() if v.name != name]
-        atomic_write_bytes(self.dir / VARIANTS, b"".join((json.dumps(v.to_json()) + "\n").encode() for v in registered))
+        atomic_write_bytes(
+            self.dir / VARIANTS,
+            b"".join((json.dumps(v.to_json()) + "\n").encode("utf-8", "backslashreplace") for v in registered),
+        )
         self._variants = None
         return ids
 
