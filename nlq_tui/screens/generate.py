@@ -34,11 +34,11 @@ from textual.widgets import Footer, Input, Label, Select, Static, TabbedContent,
 from textual.worker import Worker, WorkerState
 
 from engine.errors import ConfigError, UserError
-from engine.textsafe import one_line, visible
+from engine.textsafe import one_line
 from nlq_tui.bindings import GENERATE_BINDINGS
 from nlq_tui.context import IndexChanged
 from nlq_tui.safe_text import content, notify, plain_content
-from nlq_tui.widgets import NavBar
+from nlq_tui.widgets import NavBar, SafeInput
 from nlq_tui.widgets.generate_modals import QuitWhileRunningModal, StartJobModal
 from nlq_tui.widgets.generate_status import JobFeed, JobStatus
 from nlq_tui.widgets.variants_view import VariantsView
@@ -124,11 +124,11 @@ class GenerateScreen(Screen):
 
         def value(key: str, default: str = "") -> str:
             v = saved.get(key)
-            return visible(v, 500) if isinstance(v, (str, int, float)) and not isinstance(v, bool) else default
+            return str(v)[:500] if isinstance(v, (str, int, float)) and not isinstance(v, bool) else default
 
         def field(label: str, id_: str, default: str = "", **kw) -> ComposeResult:
             yield Label(label, classes="param-label")
-            yield Input(value(id_, default), id=id_, compact=True, **kw)
+            yield SafeInput(value(id_, default), id=id_, compact=True, **kw)  # draws a saved ESC visibly
 
         yield NavBar()
         with Horizontal(id="gen-settings"):
@@ -148,7 +148,7 @@ class GenerateScreen(Screen):
             yield Select([("full", "full"), ("fast", "fast")], value=checks, id="checks", allow_blank=False,
                          compact=True)  # fmt: skip
             yield Label("group", classes="param-label")
-            yield Input("0", id="group", type="integer", compact=True)
+            yield SafeInput("0", id="group", type="integer", compact=True)
             yield Static("", id="gen-prompt-version")
             yield Select([], prompt="version", id="prompt-versions", compact=True, allow_blank=True)
         with Horizontal(id="gen-settings3"):
