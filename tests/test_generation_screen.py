@@ -375,3 +375,21 @@ async def test_steps_show_in_the_status_line_and_the_feed_wraps_without_cutting(
         assert "loading the sentence encoder" in text
         assert "END-OF-DETAIL" in text.replace("\n", "")  # wrapped onto more lines, not cut at the edge
         assert max(strip.cell_length for strip in feed.lines) <= feed.scrollable_content_region.width
+
+
+async def test_start_refused_by_the_lock_names_the_holder_and_changes_nothing(tree, tmp_path):
+    ws = Workspace(tmp_path / "ws")
+    held = ws.acquire("candidates", "generation")
+    try:
+        app = make_app(tree, tmp_path / "ws", screen="generate")
+        async with app.run_test(size=(140, 45)) as pilot:
+            screen = await _open(pilot)
+            screen.query_one("#checks").value = "fast"
+            await pilot.press("f5")
+            await settle(pilot)
+            assert screen.job is None and type(app.screen).__name__ != "StartJobModal"
+            assert "in use by pid" in " ".join(_stats_lines(screen))
+    finally:
+        held.release()
+    assert Workspace(tmp_path / "ws").get("generation") is None  # the settings were not saved either
+    assert not list((tmp_path / "ws" / "candidates").glob("groups-*"))

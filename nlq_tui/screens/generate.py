@@ -461,7 +461,6 @@ class GenerateScreen(Screen):
             self.action_save_prompt()
             prompt = self._prompt_on_screen()
         spec = self.job_spec(s, prompt.version)
-        ws.set(SETTING, s)  # the key itself is never among them
         result, events = self.result, self._events
         self._set_stats_text("preparing: selecting groups …")
 
@@ -471,7 +470,8 @@ class GenerateScreen(Screen):
 
             job = build_job(spec, ws, index=index, result=result, on_event=events.append)
             try:
-                job.prepare()  # takes the candidates lock: a second writer is refused here
+                job.prepare()  # takes the candidates lock: a second writer is refused here, nothing saved
+                ws.set(SETTING, s)  # the key itself is never among them
                 return JobPrepared(job, spec, estimate_job(job))
             except BaseException:
                 job.close()
