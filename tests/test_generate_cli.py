@@ -116,3 +116,12 @@ def test_status_of_a_workspace_without_a_job_creates_nothing(tmp_path, capsys):
     assert main(["generate", "--workspace", str(tmp_path / "none"), "--status"]) == 0
     assert "no detached generation job" in capsys.readouterr().out
     assert not (tmp_path / "none").exists()
+
+
+def test_detach_without_the_key_it_needs_says_so_before_launching(tree, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    code = main(["generate", "--workspace", str(tmp_path / "ws"), "--data", str(tree), "--backend", "openai",
+                 "--model", "m", "--base-url", "https://llm.example.com/v1", "--detach"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and "OPENAI_API_KEY" in err and err.count("\n") == 1
+    assert not (tmp_path / "ws" / "generation").exists()

@@ -406,6 +406,7 @@ def start_job(ws: Workspace, spec: JobSpec, *, env: dict | None = None) -> subpr
     anything is written.
     """
     check_spec(spec)
+    make_spec_backend(spec)  # a missing API key or model is said here, not in the child's log
     st = live_job(ws)
     if st is not None:
         raise WorkspaceError(
