@@ -9,7 +9,7 @@ from training_fixtures import make_glove, make_sample, tiny_config
 
 from engine.runs import create_run
 from engine.training.loop import Trainer
-from engine.training.provenance import export_record, git_state
+from engine.training.provenance import export_record, git_state, manifest_head
 from engine.workspace import Workspace
 
 LOG = logging.getLogger("test.provenance")
@@ -94,3 +94,21 @@ def test_no_manifest_beside_the_training_file_means_no_export_record(tmp_path):
     f = tmp_path / "plain.json"
     f.write_text("{}")
     assert export_record(f) is None
+
+
+def test_a_large_manifest_is_read_up_to_its_query_list(tmp_path):
+    f = tmp_path / "big.json"
+    f.write_text("{}")
+    queries = [{"candidate_id": f"g{i}#1@v", "narration": {"text": "x" * 100}} for i in range(20000)]
+    manifest = {"sha256": "ab" * 32, "exported": 20000, "variant": "v", "variants": [{"name": "v", "model": "m"}]}
+    text = json.dumps({**manifest, "queries": queries, "card": "after the list"})
+    assert len(text) > 2_000_000
+    Path(str(f) + ".manifest.json").write_text(text)
+    record = export_record(f)
+    assert record["variant"] == "v" and record["exported"] == 20000 and record["file_sha256"] == "ab" * 32
+    assert record["variants"] == [
+        {"name": "v", "backend": None, "model": "m", "prompt_version": None, "exported": None}
+    ]
+    cut = text.index("20000") + 3  # inside the number: "200" must not be read as the count
+    head = manifest_head(Path(str(f) + ".manifest.json"), max_bytes=cut)
+    assert head == {"sha256": "ab" * 32}

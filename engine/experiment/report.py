@@ -25,7 +25,7 @@ from pathlib import Path
 from engine.experiment.plan import Plan, Source, experiment_dir
 from engine.experiment.runner import load_state
 from engine.experiment.stats import mean_sd, paired_interval
-from engine.runs import Run, best_eval, is_eval_row, read_json
+from engine.runs import Run, best_eval, is_eval_row
 from engine.workspace import Workspace, atomic_write_bytes
 
 REPORT_KEYS = ("R1@0.3", "R1@0.5", "R5@0.3", "R5@0.5", "mIoU")
@@ -105,15 +105,27 @@ def gains(arms: dict[str, dict], plan: Plan) -> dict[str, dict]:
 
 
 def source_provenance(source: Source) -> dict:
-    """What the report says about a pretraining file: from its export manifest, when it has one."""
-    manifest = read_json(Path(source.file + ".manifest.json")) or {}
-    queries: list = manifest["queries"] if isinstance(manifest.get("queries"), list) else []
+    """What the report says about a pretraining file: from its export manifest, when it has one.
+
+    Backend, model and prompt version come from the manifest's variant records (one per variant
+    in the file); a manifest without them (an older export) is read with its query list."""
+    from engine.training.provenance import manifest_head
+
+    path = Path(source.file + ".manifest.json")
+    manifest = manifest_head(path) or {}
+    records = [v for v in manifest.get("variants") or [] if isinstance(v, dict)]
+    if not records:
+        full = manifest_head(path, skip=()) or {}
+        records = [q for q in full.get("queries") or [] if isinstance(q, dict)]
 
     def most(key: str) -> str:
-        counts = Counter(str(q.get(key)) for q in queries if isinstance(q, dict) and q.get(key) is not None)
+        counts: Counter[str] = Counter()
+        for r in records:
+            if r.get(key) is not None:
+                counts[str(r[key])] += int(r.get("exported") or 1)
         return ", ".join(f"{k} ({n})" if len(counts) > 1 else k for k, n in counts.most_common(3)) or "-"
 
-    variant = source.variant or manifest.get("variant") or most("variant")
+    variant = source.variant or manifest.get("variant") or most("name" if manifest.get("variants") else "variant")
     figures = variant_figures(manifest.get("workspace"), variant)
     if figures is not None:
         ok, reviewed = figures
@@ -131,7 +143,7 @@ def source_provenance(source: Source) -> dict:
         "prompt_version": most("prompt_version"),
         "accept_rate": round(ok / reviewed, 4) if reviewed else None,
         "reviewed": reviewed,
-        "queries": manifest.get("exported", len(queries) if queries else None),
+        "queries": manifest.get("exported"),
         "manifest": bool(manifest),
     }
 

@@ -18,6 +18,7 @@ training file whose sha256 changed since is logged as a warning there, not silen
 from __future__ import annotations
 
 import hashlib
+import json
 import platform
 import subprocess
 import time
@@ -29,6 +30,7 @@ from engine.workspace import atomic_write_json
 
 REPO = Path(__file__).resolve().parents[2]
 CHUNK = 1 << 20
+HEAD_MAX_BYTES = 16 << 20  # a manifest's summary fields, its prompt texts and variants: far less than this
 
 
 def sha256_file(path: str | Path) -> str:
@@ -74,18 +76,71 @@ def git_state(repo: Path = REPO) -> dict:
     return {"git_commit": commit or None, "git_dirty": bool(changes.strip())} if commit else {}
 
 
+def _skip_space(text: str, i: int) -> int:
+    while i < len(text) and text[i] in " \t\n\r":
+        i += 1
+    return i
+
+
+def manifest_head(
+    path: str | Path, *, max_bytes: int = HEAD_MAX_BYTES, skip: tuple[str, ...] = ("queries",)
+) -> dict | None:
+    """The top-level fields of an export manifest without its per-query list.
+
+    A manifest lists every exported query (hundreds of MB at Ego4D scale), after the summary
+    fields; this decodes the object one top-level member at a time from at most `max_bytes`
+    and stops at the first `skip` key, so a run's start never parses the query list.
+    None when the file is missing or does not start as a JSON object.
+    """
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(max_bytes)
+        text = raw.decode("utf-8", "replace")
+        cut = len(raw) == max_bytes
+    except OSError:
+        return None
+    dec = json.JSONDecoder()
+    i = _skip_space(text, 0)
+    if text[i : i + 1] != "{":
+        return None
+    out: dict = {}
+    i += 1
+    try:
+        while True:
+            i = _skip_space(text, i)
+            if text[i : i + 1] in ("}", ""):
+                return out
+            key, i = dec.raw_decode(text, i)
+            i = _skip_space(text, i)
+            if text[i : i + 1] != ":" or key in skip:
+                return out
+            value, i = dec.raw_decode(text, _skip_space(text, i + 1))
+            if cut and i >= len(text):  # a number cut at max_bytes decodes as a shorter number
+                return out
+            out[key] = value
+            i = _skip_space(text, i)
+            if text[i : i + 1] == ",":
+                i += 1
+    except (ValueError, RecursionError):  # cut at max_bytes, or damaged: what was read so far
+        return out
+
+
 def export_record(train_file: str | Path) -> dict | None:
     """The manifest beside an exported training file (`<file>.manifest.json`), summarised."""
-    from engine.runs import read_json
-
     manifest = Path(str(train_file) + ".manifest.json")
-    data = read_json(manifest)
-    if data is None:
+    data = manifest_head(manifest)
+    if not data:
         return None
+    variants: list = data["variants"] if isinstance(data.get("variants"), list) else []
     return {
         "manifest": str(manifest.resolve()),
         "manifest_sha256": sha256_file(manifest),
         "variant": data.get("variant"),
+        "variants": [
+            {k: v.get(k) for k in ("name", "backend", "model", "prompt_version", "exported")}
+            for v in variants
+            if isinstance(v, dict)
+        ],
         "file_sha256": data.get("sha256"),
         "exported": data.get("exported"),
         "statuses": data.get("statuses"),
