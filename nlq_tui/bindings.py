@@ -264,6 +264,21 @@ TRAIN_BINDINGS: list[Binding] = [
         tooltip="Overlay the picked runs' loss and val R1 and their best figures",
     ),
     Binding(
+        "e",
+        "experiment",
+        "Experiment",
+        id="train.experiment",
+        tooltip="Start an experiment (baseline vs pretrain -> finetune over seeds) and show its table",
+    ),
+    Binding(
+        "E",
+        "show_tab('experiment')",
+        "Experiments",
+        id="train.experiments",
+        tooltip="The experiments' tables, updated as their runs finish",
+        show=False,
+    ),
+    Binding(
         "v,escape",
         "show_tab('runs')",
         "Runs",
@@ -299,3 +314,7 @@ TRAIN_CONFIRM_BINDINGS: list[Binding] = [
     Binding("n,escape", "answer(False)", "No", id="train.confirm.no"),
 ]
 TRAIN_FOLDER_BINDINGS: list[Binding] = [Binding("escape,enter,q,o", "close", "Close", id="train.folder.close")]
+TRAIN_EXPERIMENT_BINDINGS: list[Binding] = [
+    Binding("escape", "cancel", "Cancel", id="train.experiment.cancel"),
+    Binding("ctrl+s", "start", "Start", id="train.experiment.start", tooltip="Start the experiment"),
+]

@@ -665,3 +665,59 @@ async def test_the_app_says_when_a_run_ends_on_any_screen(tmp_path):
         assert f"run {crash.id} failed: loss is nan [/] at step 3" in said()
         await pilot.pause(0.6)
         assert len([m for m in said() if run.id in m]) == 1  # said once
+
+
+# ------------------------------------------------------------------------------------------------
+# experiments
+
+
+def _figures(r1: float) -> dict:
+    return {"R1@0.3": r1, "R1@0.5": r1 / 2, "R5@0.3": r1 * 2, "R5@0.5": r1, "mIoU": r1 / 3, "step": 30}
+
+
+async def test_the_experiment_tab_shows_arms_seeds_and_the_gain_as_its_runs_finish(tiny, tmp_path):
+    from engine.experiment.plan import experiment_dir, make_plan
+
+    root, _glove = tiny
+    ws = Workspace(tmp_path / "ws")
+    export = ws.exports_dir / "llm-v1.json"
+    shutil.copy(root / "v1" / "annotations" / "nlq_train.json", export)
+    plan = make_plan(ws, data_root=root, pretrain=[str(export)], seeds=[1, 2])
+    figures = {"baseline": (10.0, 11.0), "pretrain": (5.0, 6.0), "finetune": (14.0, 16.0)}
+    jobs = {}
+    for job in plan.jobs():
+        r1 = figures[job.stage][job.seed - 1]
+        done = {"state": "done", "pid": None, "heartbeat": time.time(), "best": _figures(r1)}
+        run = fake_run(ws, job.stage, [eval_row(30, r1)], done if job.key != "finetune/llm-v1/s2" else None)
+        jobs[job.key] = {"run_id": run.id}
+    atomic_write_json(experiment_dir(ws, plan.id) / "state.json", {"jobs": jobs})
+    app = make_app(root, tmp_path / "ws", screen="train", load=False)
+    async with app.run_test(size=(120, 35)) as pilot:
+        screen = await open_train(pilot)
+        await pilot.press("E")
+        table = await wait_until(
+            pilot, lambda: "seeds 1 2" in static_text(screen.query_one("#exp-table")) and screen, 10, "the table"
+        )
+        text = static_text(screen.query_one("#exp-table"))
+        assert plan.id in text and "5/6 runs done" in text and "runner not started" in text
+        assert "10.50 ± 0.71" in text  # the baseline's mean ± sd over two seeds
+        assert "1/2" in text  # finetune: one seed of two done, so no gain interval yet
+        # the second finetune finishes: its arm and the paired gain appear
+        fine = Run(ws.runs_dir / jobs["finetune/llm-v1/s2"]["run_id"])
+        atomic_write_json(
+            fine.status_path, {"state": "done", "pid": None, "heartbeat": time.time(), "best": _figures(16.0)}
+        )
+        await wait_until(pilot, lambda: "6/6 runs done" in static_text(screen.query_one("#exp-table")), 10, "update")
+        text = static_text(screen.query_one("#exp-table"))
+        assert "15.00 ± 1.41" in text and "+4.50 [" in text  # gains 4 and 5 over seeds 1 and 2
+        assert table is screen
+        # e asks what to compare, prefilled with the newest export; a bad spec is one line, nothing starts
+        await pilot.press("e")
+        await pilot.pause(0.3)
+        assert app.screen.query_one("#exp-pretrain", Input).value == str(export)
+        app.screen.query_one("#exp-pretrain", Input).value = "no-such-variant"
+        await pilot.press("enter")
+        await wait_until(
+            pilot, lambda: any("no-such-variant" in n.message for n in app._notifications), 10, "the refusal"
+        )
+        assert len(list(ws.path.joinpath("experiments").iterdir())) == 1

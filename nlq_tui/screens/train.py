@@ -30,8 +30,9 @@ from nlq_tui.bindings import TRAIN_BINDINGS
 from nlq_tui.safe_text import notify
 from nlq_tui.widgets import NavBar, VirtualTable
 from nlq_tui.widgets.train_compare import ComparePane
+from nlq_tui.widgets.train_experiment import ExperimentPane
 from nlq_tui.widgets.train_form import NewRunPane
-from nlq_tui.widgets.train_modals import RunFolderScreen, TrainConfirm
+from nlq_tui.widgets.train_modals import ExperimentDialog, RunFolderScreen, TrainConfirm
 from nlq_tui.widgets.train_runs import RunsPane, gpu_text
 from nlq_tui.widgets.train_view import SMOOTHING_STEPS, RunView
 from nlq_tui.workers import WorkerResult, error_message, report_error, worker_error
@@ -47,7 +48,7 @@ LIST_EVERY = 2  # ticks: the runs list every second
 GPU_EVERY = 4  # ticks: the GPUs every two seconds
 COMPARE_EVERY = 6  # ticks: compared runs every three seconds while the Compare tab shows
 LOG_BYTES = 8192
-WORKER_GROUPS = ("train-poll", "train-compare", "train-action", "train-gpu", "train-preview")
+WORKER_GROUPS = ("train-poll", "train-compare", "train-action", "train-gpu", "train-preview", "train-exp")
 
 
 @dataclass(eq=False)
@@ -85,10 +86,17 @@ class CompareResult(WorkerResult, bubble=False):
 
 @dataclass(eq=False)
 class ActionDone(WorkerResult, bubble=False):
-    """An action on a run (launch, stop, resume, delete) went through."""
+    """An action on a run (launch, stop, resume, delete, an experiment) went through."""
 
     message: str
     select: str | None = None  # a run to select (a new run)
+    tab: str | None = None  # a tab to show
+
+
+@dataclass(eq=False)
+class ExperimentRead(WorkerResult, bubble=False):
+    ids: list[str]  # every experiment, newest first
+    view: dict | None  # the shown one: plan, rows, arms, gains, state
 
 
 class TrainScreen(Screen):
@@ -104,6 +112,7 @@ class TrainScreen(Screen):
         self.runs = RunsPane()
         self.form = NewRunPane()
         self.compare = ComparePane()
+        self.experiment = ExperimentPane()
         self.summaries: list[dict] = []
         self.selected: str | None = None
         self.view: RunView | None = None
@@ -121,6 +130,7 @@ class TrainScreen(Screen):
         self._cmp_tails: dict[str, tuple[Any, list[dict]]] = {}  # the compare worker's own
         self._gpu_monitor = None
         self._launching = False
+        self._exp_chosen: str | None = None  # the experiment started last
         self._last_error: str | None = None
         self._problem: str | None = None  # WS/runs is unusable: said on the empty panel
         self.polls = 0  # applied poll results (tests wait on it)
@@ -131,6 +141,7 @@ class TrainScreen(Screen):
             yield self.runs
             yield self.form
             yield self.compare
+            yield self.experiment
         yield Footer()
 
     def on_mount(self) -> None:
@@ -153,6 +164,8 @@ class TrainScreen(Screen):
             self._start_gpu()
         if self._ticks % COMPARE_EVERY == 0 and self.tabs.active == "compare-pane":
             self._start_compare()
+        if self._ticks % COMPARE_EVERY == 0 and self.tabs.active == "experiment-pane":
+            self._start_experiment_read()
 
     def _start_poll(self, full: bool) -> None:
         if "train-poll" in self._busy:
@@ -342,12 +355,15 @@ class TrainScreen(Screen):
             self.form.set_from_options(summaries)
 
     def on_action_done(self, done: ActionDone) -> None:
-        notify(self, done.message, title="Train")
+        if done.message:
+            notify(self, done.message, title="Train")
         if done.select is not None:
             self.form.say(f"started {done.select}", "green")
             self.tabs.active = "runs-pane"
             self.runs.table.focus()
             self._select(done.select)
+        if done.tab is not None:
+            self.action_show_tab(done.tab)
         self._start_poll(full=True)
 
     # selection ---------------------------------------------------------------------------------------
@@ -570,9 +586,75 @@ class TrainScreen(Screen):
             self.runs.table.focus()
         elif tab == "new":
             self.form.stage.focus()
-        else:
+        elif tab == "compare":
             self.compare.pick.focus()
             self._start_compare()
+        else:
+            self.experiment.choice.focus()
+            self._start_experiment_read()
+
+    # experiments -------------------------------------------------------------------------------------
+    def action_experiment(self) -> None:
+        """Ask what to compare (prefilled with the newest export), then start it detached."""
+        from engine.run_config import latest_export
+
+        ctx = self.app.ctx
+        if ctx.data_root is None:
+            notify(
+                self, "no data root: choose an Ego4D folder on the Data screen (1)", title="Train", severity="warning"
+            )
+            return
+        latest = latest_export(ctx.workspace)
+
+        def answer(choice: tuple[list[str], list[int]] | None) -> None:
+            if choice is None:
+                return
+            specs, seeds = choice
+            self._action(lambda: self._start_experiment(specs, seeds), ActionDone("", tab="experiment"))
+
+        self.app.push_screen(ExperimentDialog(str(latest) if latest else ""), answer)
+
+    def _start_experiment(self, specs: list[str], seeds: list[int]) -> None:
+        """(A worker thread.) Plan it (exporting variants) and start its runner, as
+        `nlq-tui experiment --pretrain ... --seeds ... --detach`."""
+        from engine.experiment import start_experiment
+
+        ctx = self.app.ctx
+        plan = start_experiment(ctx.workspace, data_root=ctx.data_root, pretrain=specs, seeds=seeds)
+        self._exp_chosen = plan.id
+        jobs = len(plan.jobs())
+        self.app.call_from_thread(notify, self, f"experiment {plan.id} started: {jobs} runs", title="Train")
+
+    def _start_experiment_read(self) -> None:
+        if "train-exp" in self._busy:
+            return
+        self._busy.add("train-exp")
+        self._read_experiment(self.app.ctx.workspace, self.experiment.chosen() or self._exp_chosen)
+
+    @work(thread=True, exclusive=True, group="train-exp", exit_on_error=False, name="train-exp")
+    def _read_experiment(self, workspace, chosen: str | None) -> ExperimentRead:
+        from engine.experiment.plan import experiment_dir, list_experiments
+        from engine.experiment.report import arm_summary, experiment_table, gains
+        from engine.experiment.runner import load_state, runner_alive
+
+        plans = list(reversed(list_experiments(workspace)))
+        plan = next((p for p in plans if p.id == chosen), plans[0] if plans else None)
+        if plan is None:
+            return ExperimentRead([], None)
+        rows = experiment_table(workspace, plan)
+        arms = arm_summary(rows, plan)
+        state = load_state(experiment_dir(workspace, plan.id))
+        record = state.get("runner") if isinstance(state.get("runner"), dict) else {}
+        runner = "running" if runner_alive(state) else str(record.get("state") or "not started")
+        view = {"plan": plan, "rows": rows, "arms": arms, "gains": gains(arms, plan), "state": f"runner {runner}"}
+        return ExperimentRead([p.id for p in plans], view)
+
+    def on_experiment_read(self, result: ExperimentRead) -> None:
+        self.experiment.show(result.ids, result.view)
+
+    @on(Select.Changed, "#exp-pick")
+    def _experiment_picked(self) -> None:
+        self._start_experiment_read()
 
     def on_resize(self) -> None:
         # the app marks screens on its own resizes; a screen opened first may miss that
