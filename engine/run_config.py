@@ -6,16 +6,18 @@ settings. No torch here: TrainConfig is a plain dataclass.
 
 from __future__ import annotations
 
+import errno
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from engine.errors import ConfigError
-from engine.runs import DISK_ERRNOS, Run, create_run, disk_error, find_run, launch
-from engine.workspace import Workspace
+from engine.runs import Run, create_run, find_run, launch
+from engine.workspace import Workspace, disk_error
 
 TRAIN_STAGES = ("baseline", "pretrain", "finetune")
+DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS)
 
 
 def latest_export(workspace: Workspace) -> Path | None:
@@ -151,7 +153,7 @@ def start_run(
         except BaseException as exc:  # a full disk under status.json or train.log: no orphan run folder
             shutil.rmtree(run.path, ignore_errors=True)
             if isinstance(exc, OSError) and exc.errno in DISK_ERRNOS:
-                raise disk_error(run.path, exc) from None
+                raise disk_error(run.path, "the new run's status.json or train.log", exc) from None
             raise
     return run
 

@@ -19,7 +19,6 @@ survives a missing or corrupt `status.json` and a run folder deleted underneath 
 
 from __future__ import annotations
 
-import errno
 import json
 import math
 import os
@@ -37,7 +36,7 @@ from typing import Any
 
 from engine.errors import ConfigError, WorkspaceError
 from engine.proc import boot_id, child_env, pid_alive, process_group, process_start_time, same_process, this_host
-from engine.workspace import DEFAULT_WORKSPACE, Workspace, atomic_write_json
+from engine.workspace import DEFAULT_WORKSPACE, Workspace, atomic_write_json, disk_error
 
 STATES = ("running", "done", "failed", "stopped")
 HEARTBEAT_S = 2.0
@@ -294,20 +293,6 @@ def runs_dir(workspace: Workspace | str | Path | None) -> Path:
     return Path(workspace or DEFAULT_WORKSPACE).expanduser().resolve() / "runs"
 
 
-DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS)
-
-
-def disk_error(path: Path, exc: OSError) -> WorkspaceError:
-    """One line for a write that the disk refused: full, out of inodes or failing."""
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return WorkspaceError(f"{path}: the disk holding {path.parent} is full; free some space and try again")
-    if exc.errno == errno.EIO:
-        return WorkspaceError(f"{path}: the disk holding {path.parent} reports an I/O error (EIO); check the disk")
-    if exc.errno == errno.EROFS:
-        return WorkspaceError(f"{path}: the disk holding {path.parent} is read-only; choose another --workspace")
-    return WorkspaceError(f"{path}: cannot write ({exc.strerror or exc}); check the folder and its permissions")
-
-
 def runs_problem(workspace: Workspace | str | Path | None) -> str | None:
     """Why WS/runs cannot hold runs (a file where the folder should be), or None."""
     root = runs_dir(workspace)
@@ -334,7 +319,7 @@ def create_run(workspace: Workspace, config: dict, *, run_id: str | None = None)
             if run_id:
                 raise WorkspaceError(f"{path}: a run with this id exists already; choose another id") from None
         except OSError as exc:
-            raise disk_error(path, exc) from None
+            raise disk_error(path, "the run folder", exc) from None
     else:  # pragma: no cover - 10 collisions of 16 random bits in the same second
         raise WorkspaceError(f"{root}: could not pick a free run id; try again")
     run = Run(path)
@@ -347,7 +332,7 @@ def create_run(workspace: Workspace, config: dict, *, run_id: str | None = None)
         shutil.rmtree(path, ignore_errors=True)  # a run without its config.json is no run
         if isinstance(exc, WorkspaceError):
             raise
-        raise disk_error(run.config_path, exc) from None
+        raise disk_error(path, "the run folder", exc) from None
     return run
 
 
