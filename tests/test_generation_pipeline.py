@@ -353,3 +353,42 @@ def test_cost_estimate_counts_the_messages_the_requests_send_and_learns_the_serv
         again = estimate_job(GenerationJob(index, ws, _openai(srv), checks="fast", variant="f"))
     per_group = done.prompt_tokens / done.requests
     assert again["prompt_tokens"] == pytest.approx(per_group * 16, rel=0.1) and "server" in again["token_method"]
+
+
+def test_full_checks_run_behind_the_job_in_a_worker_and_fill_every_pending_candidate(tmp_path):
+    index = load_index(tree(tmp_path, videos_n=2), use_cache=False)
+    ws = Workspace(tmp_path / "ws")
+    events: list = []
+    stats = GenerationJob(index, ws, TemplateBackend(), checks="full", on_event=events.append).run_sync()
+    assert stats.state == "done" and stats.checks_error is None
+    assert stats.checks_pending == 0 and stats.questions_checked == stats.questions_valid > 0
+    assert stats.as_json()["checks_per_second"] > 0 and "checks-pending" not in stats.flagged
+    steps = [e["text"] for e in events if e["type"] == "step"]
+    assert steps[0] == "loading the sentence encoder" and steps[-1] == ""
+    store = CandidateStore(ws).load()
+    assert store.pending_checks() == []
+    amb = [store.get(r.id).checks.ambiguity for r in store.rows]
+    assert len(amb) == stats.questions_valid and min(amb) >= 0  # every one measured
+
+
+def test_checks_left_pending_by_a_stopped_run_are_filled_in_by_the_next_run_of_the_variant(tmp_path):
+    index = load_index(tree(tmp_path, videos_n=2), use_cache=False)
+    ws = Workspace(tmp_path / "ws")
+    job = GenerationJob(index, ws, TemplateBackend(), checks="full")
+
+    def stop_at_the_first_stored_group(ev):
+        if ev["type"] == "group":
+            job.cancel()  # stored, its checks not yet run: a cancelled job does not wait for them
+
+    job.on_event = stop_at_the_first_stored_group
+    first = job.run_sync()
+    assert first.state == "cancelled" and first.groups_done > 0
+    store = CandidateStore(ws).load()
+    left = store.pending_checks()
+    assert len(left) == first.questions_valid > 0
+    store.close()
+    second = GenerationJob(index, ws, TemplateBackend(), checks="full").run_sync()
+    assert second.groups_done == 16 - first.groups_done and second.checks_pending == 0
+    assert second.questions_checked == len(left) + second.questions_valid
+    store = CandidateStore(ws).load()
+    assert store.pending_checks() == [] and min(store.get(r.id).checks.ambiguity for r in store.rows) >= 0

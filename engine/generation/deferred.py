@@ -7,8 +7,9 @@ hands their questions (and their clips' narrations, for ambiguity) to one worker
 runs the near-duplicate and ambiguity checks in order, in batches, with its own interpreter
 and one torch thread. Each finished batch comes back as {candidate id: checks} and the store
 records it (`store.add_checks`), which clears `pending`. The job ends when the worker has
-caught up; a job killed before that leaves candidates pending, which a later run of the same
-variant checks first (`pending_items`).
+caught up; a job killed before that leaves candidates pending, which the next run of the same
+variant over the same groups checks first (GenerationJob._submit_pending). The worker runs
+at a lower priority (nice 10), so that on a busy CPU the requests go first.
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ def _worker_main(inbox, outbox, device: str) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    try:
+        os.nice(10)  # when the CPU is short, the job's request loop goes first; the checks catch up
+    except (AttributeError, OSError):
+        pass
     from engine.generation.quality import QualityChecker
 
     checker = QualityChecker(embeddings=True, device=device, threads=1)

@@ -46,7 +46,7 @@ class Finisher:
                                "detail": one_line(redact(error_line(exc)), 200), "raw": None})  # fmt: skip
             return v
 
-    def _items(self, gd: GroupData, cands: list, embeddings: bool) -> list[Item]:
+    def items(self, gd: GroupData, cands: list, embeddings: bool) -> list[Item]:
         reader: GroupReader = self.job.reader
         out = []
         for c in cands:
@@ -81,7 +81,7 @@ class Finisher:
                 continue
             verdict = self.validate(gd, rep)
             cands = build_candidates(gd, verdict, job.variant, now)
-            its = self._items(gd, cands, inline or self.deferred is not None)
+            its = self.items(gd, cands, inline or self.deferred is not None)
             items.extend(its)
             staged.append((gd, rep, verdict, cands, its))
         self._check(items, inline)
@@ -130,7 +130,8 @@ class Finisher:
                     st.rejected[r["reason"]] += 1
                 for c in cands:
                     for name in c.flag_names():
-                        st.flagged[name] += 1
+                        if name != "checks-pending":  # filled in behind the job, not a finding
+                            st.flagged[name] += 1
                 if self.deferred is not None and cands:
                     st.checks_pending += len(cands)
                     self.deferred.submit(cands, its)

@@ -48,6 +48,7 @@ from engine.windows import WindowParams, WindowResult, compute
 
 CHECK_BATCH = 512  # groups per check-and-store batch (one embedding batch, one data sync)
 ENCODER_STEP = "loading the sentence encoder"
+CATCH_UP_STEP = "checks catching up"
 
 
 class _Feed:
@@ -123,6 +124,7 @@ class GenerationJob:
         self._cancelled = False
         self._last_progress = 0.0
         self._deferred = None
+        self._pending: list[tuple[str, int]] = []  # (candidate id, group) whose embedding checks never came
         self._store_lock = threading.Lock()  # the check-and-store thread and the checks' collector
 
     def _make_variant(self, name: str | None, policy: dict[str, str] | None) -> Variant:
@@ -177,11 +179,37 @@ class GenerationJob:
             # settings fails here too.
             self.variant = store.register_variant(self.variant)
         self.reader.prefetch(np.array(self.todo, dtype=np.int64))
+        self._pending = self._pending_checks(dict(zip(keys, chosen.tolist())))
         self.stats.groups_total = len(chosen)
         self.stats.groups_skipped = len(chosen) - len(self.todo)
         # the variant's earlier questions count as duplicates; another variant's do not
         name = self.variant.name
         self.checker.seed(r for r in getattr(store, "rows", []) if getattr(r, "variant", name) == name)
+
+    def _pending_checks(self, group_of: dict[str, int]) -> list[tuple[str, int]]:
+        """The variant's candidates an earlier, killed run stored with checks pending, in this selection."""
+        store = self.store
+        if not (self.checker.embeddings and hasattr(store, "pending_checks")):
+            return []
+        out = []
+        for cid in store.pending_checks(self.variant.name):
+            key = cid.split("#", 1)[0]
+            if key in group_of:
+                out.append((cid, group_of[key]))
+        return out
+
+    def _submit_pending(self, finisher: Finisher, deferred) -> None:
+        """Hand the earlier run's pending candidates to the checks' worker first."""
+        pending, self._pending = self._pending, []
+        if not pending or self.reader is None:
+            return
+        gds = {gd.g: gd for gd in self.reader.read(np.array(sorted({g for _, g in pending}), dtype=np.int64))}
+        for cid, g in pending:
+            c = self.store.get(cid)
+            items = finisher.items(gds[g], [c], True)
+            items[0].checks["duplicate_of"] = c.checks.duplicate_of
+            deferred.submit([c], items)
+        self.stats.checks_pending += len(pending)
 
     # events ------------------------------------------------------------------------------------
     def _emit(self, event: dict) -> None:
@@ -296,7 +324,7 @@ class GenerationJob:
 
     def _deferred_checks(self):
         """A worker process for the embedding checks when the store can fill them in later."""
-        if not (self.checker.embeddings and self.todo and hasattr(self.store, "add_checks")):
+        if not (self.checker.embeddings and (self.todo or self._pending) and hasattr(self.store, "add_checks")):
             return None
         from engine.generation.deferred import DeferredChecks
 
@@ -316,7 +344,9 @@ class GenerationJob:
         deferred = self._deferred_checks()
         self._deferred = deferred
         finisher = Finisher(self, self.checker, deferred, self._store_lock)
-        if self.checker.embeddings and self.todo:
+        if deferred is not None:
+            await asyncio.to_thread(self._submit_pending, finisher, deferred)
+        if self.checker.embeddings and (self.todo or self._pending):
             self._step(ENCODER_STEP)
             if deferred is None:
                 await asyncio.to_thread(lambda: self.checker.encoder)
@@ -356,17 +386,16 @@ class GenerationJob:
         st = self.stats
         try:
             while not self._cancelled:
-                st.step = f"checks catching up: {st.checks_pending:,} questions"
+                if deferred.ready.is_set() and st.step == ENCODER_STEP:
+                    self._step(CATCH_UP_STEP)
                 self._progress()
-                if await asyncio.to_thread(deferred.wait, 0.25):
-                    break
-                if deferred.error:
+                if await asyncio.to_thread(deferred.wait, 0.25) or deferred.error:
                     break
             if deferred.error:
                 st.checks_error = one_line(redact(deferred.error), 300)
         finally:
             deferred.close()
-            st.step = ""
+            self._step("")
 
     @staticmethod
     def _finish_batch(finisher: Finisher, answered: list, failed: list) -> list:
