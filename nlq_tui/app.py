@@ -86,14 +86,41 @@ class NLQApp(App):
 
     # start-up --------------------------------------------------------------------------------
     def on_mount(self) -> None:
-        keymap = self.ctx.workspace.get("keymap")
-        if isinstance(keymap, dict):
-            self.set_keymap({str(k): str(v) for k, v in keymap.items()})
+        cfg = self.ctx.user_config
+        keymap = dict(cfg.keymap) if cfg is not None else {}
+        saved = self.ctx.workspace.get("keymap")
+        if isinstance(saved, dict):  # the workspace's own keys win over the user config's
+            keymap.update({str(k): str(v) for k, v in saved.items()})
+        if keymap:
+            self.set_keymap(keymap)
+        self._apply_theme(self.ctx.workspace.get("theme") or (cfg.theme if cfg is not None else None))
+        self._theme_at_start: str | None = self.theme  # its signal arrives later: not a pick
+        self.theme_changed_signal.subscribe(self, self._remember_theme)
         self.action_show_screen(self.initial_screen)
         if self.load_on_start and self.ctx.data_root is not None:
             # After the first paint: the load imports numpy and parses JSON in a thread, which
             # would otherwise compete with the first frame for the interpreter.
             self.call_after_refresh(self.load_data)
+
+    def _apply_theme(self, name: object) -> None:
+        if isinstance(name, str) and name in self.available_themes:
+            self.theme = name
+        elif name:
+            notify(self, f"unknown theme {name!r} in the settings; using {self.theme}", severity="warning")
+
+    def _remember_theme(self, theme) -> None:
+        """A theme picked in the app is written to the user config, so every workspace opens in it."""
+        from nlq_tui.config import remember_theme
+
+        at_start, self._theme_at_start = self._theme_at_start, None
+        cfg = self.ctx.user_config
+        if cfg is None or theme.name in (at_start, cfg.theme):
+            return
+        try:
+            remember_theme(theme.name, cfg.path)
+            cfg.theme = theme.name
+        except (OSError, UserError) as exc:
+            notify(self, f"{cfg.path}: the theme could not be saved ({exc})", severity="warning")
 
     # navigation --------------------------------------------------------------------------------
     def action_show_screen(self, name: str) -> None:

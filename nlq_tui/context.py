@@ -91,12 +91,17 @@ class AppContext:
         self.counts: dict = {}  # the index's counts plus the official train split's
         self.extra_issues: list = []  # problems found outside the index (nlq_train.json)
         self.load_error: str | None = None
+        self.user_config = None  # nlq_tui.config.UserConfig, when built from the command line
         self._lock = threading.Lock()
 
     @classmethod
     def from_args(cls, args) -> AppContext:
-        """Resolve the settings: command line first, then the workspace, then defaults."""
-        ws = Workspace(getattr(args, "workspace", None))
+        """Resolve the settings: command line first, then the workspace, then the user config
+        (nlq_tui/config.py), then defaults."""
+        from nlq_tui.config import load_user_config, resolve_workspace
+
+        cfg = getattr(args, "user_config", None) or load_user_config()
+        ws = Workspace(resolve_workspace(getattr(args, "workspace", None), cfg))
         data = getattr(args, "data", None)
         if data:
             root: Path | None = Path(data).expanduser().resolve()
@@ -108,11 +113,14 @@ class AppContext:
         reviewer = (
             getattr(args, "reviewer", None)
             or ws.get("reviewer")
+            or cfg.reviewer
             or os.environ.get("USER")
             or os.environ.get("USERNAME")
             or "reviewer"
         )
-        return cls(ws, root, features, reviewer)
+        ctx = cls(ws, root, features, reviewer)
+        ctx.user_config = cfg
+        return ctx
 
     def load_index(
         self,

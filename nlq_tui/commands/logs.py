@@ -1,0 +1,95 @@
+"""`nlq-tui logs RUN [-f]`: a run's train.log, followed as it grows until the run ends.
+
+RUN is anything `nlq-tui runs` accepts: the id, a unique part of it, "latest" or the folder.
+Lines are printed as safe text (control characters visible): a log holds uids and narrations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from engine.textsafe import visible
+
+POLL_S = 0.25
+CHUNK = 1 << 20
+
+
+def register(sub) -> None:
+    p = sub.add_parser("logs", help="print a run's train.log; -f follows it until the run ends")
+    p.add_argument("run", metavar="RUN", help='run id, a unique part of it, "latest", or the run folder')
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines until the run ends")
+    p.add_argument("-n", "--lines", type=int, metavar="N", help="start with the last N lines (default: all; -f: 20)")
+    p.add_argument(
+        "--workspace", metavar="WS", default=argparse.SUPPRESS, help="workspace folder (default ./nlq-workspace)"
+    )
+    p.set_defaults(func=run)
+
+
+def _emit(lines: list[bytes], out) -> None:
+    for raw in lines:
+        out.write(visible(raw.decode("utf-8", "replace").rstrip("\r"), newlines=False) + "\n")
+    out.flush()
+
+
+def _start(path, n: int | None) -> tuple[list[bytes], int]:
+    """The last `n` complete lines (all when None) and the offset just after them."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return [], 0
+    cut = data.rfind(b"\n") + 1  # a torn last line waits for its end
+    lines = data[:cut].splitlines()
+    return (lines if n is None else lines[-n:] if n > 0 else []), cut
+
+
+def follow(run_obj, out=None, *, lines: int | None = None, keep_going: bool = True, poll: float = POLL_S) -> int:
+    """Print the log from the last `lines` lines; with `keep_going`, then every new line until
+    the run is no longer running. Returns the number of lines printed."""
+    out = out or sys.stdout
+    first, pos = _start(run_obj.log_path, lines)
+    _emit(first, out)
+    printed = len(first)
+    tail = b""
+    while keep_going:
+        try:
+            size = os.stat(run_obj.log_path).st_size
+        except FileNotFoundError:
+            size = 0
+        if size < pos:  # replaced or cut short (a resume): read it again from the start
+            pos, tail = 0, b""
+        if size > pos:
+            with open(run_obj.log_path, "rb") as f:
+                f.seek(pos)
+                data = f.read(CHUNK)
+            pos += len(data)
+            data = tail + data
+            cut = data.rfind(b"\n") + 1
+            tail = data[cut:]
+            new = data[:cut].splitlines()
+            _emit(new, out)
+            printed += len(new)
+            continue
+        if run_obj.status()["state"] != "running":
+            if tail:
+                _emit([tail], out)
+                printed += 1
+            break
+        time.sleep(poll)
+    return printed
+
+
+def run(args) -> int:
+    from engine.runs import find_run
+
+    r = find_run(getattr(args, "workspace", None), args.run)
+    if not r.log_path.exists() and not args.follow:
+        from engine.errors import WorkspaceError
+
+        raise WorkspaceError(f"{r.log_path}: no log yet; the run has not written one")
+    n = args.lines if args.lines is not None else (20 if args.follow else None)
+    follow(r, lines=n, keep_going=args.follow)
+    return 0
