@@ -721,3 +721,34 @@ async def test_the_experiment_tab_shows_arms_seeds_and_the_gain_as_its_runs_fini
             pilot, lambda: any("no-such-variant" in n.message for n in app._notifications), 10, "the refusal"
         )
         assert len(list(ws.path.joinpath("experiments").iterdir())) == 1
+
+
+async def test_stop_on_a_run_of_another_host_says_where_and_signals_nothing(tmp_path):
+    import subprocess
+    import sys
+
+    from engine.proc import identity
+
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    try:
+        ws = Workspace(tmp_path / "ws")
+        status = {"state": "running", "heartbeat": time.time(), **identity(sleeper.pid), "host": "gpu-box-7"}
+        status["pgid"] = sleeper.pid
+        run = fake_run(ws, "baseline", train_rows(2), status)
+        app = make_app(None, tmp_path / "ws", screen="train", load=False)
+        async with app.run_test(size=(120, 35)) as pilot:
+            screen = await open_train(pilot)
+            await wait_until(pilot, lambda: screen.selected == run.id, 5, "the run")
+            await pilot.press("s")
+            await pilot.pause(0.3)
+            await pilot.press("y")
+            await wait_until(
+                pilot,
+                lambda: any("runs on gpu-box-7; stop it there" in n.message for n in app._notifications),
+                10,
+                "the line",
+            )
+        assert sleeper.poll() is None  # the pid, which lives here, was not signalled
+    finally:
+        sleeper.kill()
+        sleeper.wait()
