@@ -15,6 +15,7 @@ import importlib.util
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 from engine.errors import ConfigError
 from engine.generation.base import Backend, Reply, Request
@@ -51,8 +52,8 @@ class HFBackend(Backend):
         self.device = device
         self.temperature = temperature
         self.load_in_4bit = load_in_4bit
-        self._tok = None
-        self._model = None
+        self._tok: Any = None  # transformers objects, loaded on first use
+        self._model: Any = None
         self.quantized = False
 
     def describe(self) -> str:
@@ -87,7 +88,7 @@ class HFBackend(Backend):
         elif device.startswith("cuda"):
             kwargs["dtype"] = torch.bfloat16
         try:
-            model = AutoModelForCausalLM.from_pretrained(self.path, **kwargs)
+            model: Any = AutoModelForCausalLM.from_pretrained(self.path, **kwargs)
         except (OSError, ValueError) as exc:
             raise ConfigError(f"{self.path}: cannot load the model ({' '.join(str(exc).split())[:160]})") from None
         if not want_4bit:
@@ -122,7 +123,7 @@ class HFBackend(Backend):
             enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
             sample = bool(self.temperature and self.temperature > 0)
             gen_kwargs = dict(max_new_tokens=self.max_new_tokens, do_sample=sample, pad_token_id=tok.pad_token_id)
-            if sample:
+            if sample and self.temperature is not None:
                 gen_kwargs["temperature"] = float(self.temperature)
             with torch.inference_mode():
                 seq = model.generate(**enc, **gen_kwargs)
