@@ -114,9 +114,27 @@ def same_process(recorded: Mapping) -> tuple[bool, str]:
     if isinstance(boot, str) and boot and boot_id() not in (None, boot):
         return False, f"pid {pid} was recorded before this machine restarted; that process is gone"
     now = process_start_time(pid)
+    if now is None:
+        return (
+            False,
+            f"the start time of pid {pid} cannot be read here (no /proc), so it cannot be told from another process",
+        )
     if now != want:
         return False, f"pid {pid} now belongs to another process (it started later than the run)"
     return True, ""
+
+
+def pid_reused(recorded: Mapping) -> bool:
+    """True when the live process with the recorded pid is known to be another one (its start
+    time or this machine's boot differs); False when it matches or cannot be told."""
+    pid, want = _whole(recorded.get("pid")), _whole(recorded.get("start_time"))
+    if not pid or want is None:
+        return False
+    boot = recorded.get("boot_id")
+    if isinstance(boot, str) and boot and boot_id() not in (None, boot):
+        return True
+    now = process_start_time(pid)
+    return now is not None and now != want
 
 
 def is_secret_name(name: str, extra: Iterable[str] = ()) -> bool:

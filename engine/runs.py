@@ -35,7 +35,16 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import ConfigError, WorkspaceError
-from engine.proc import boot_id, child_env, pid_alive, process_group, process_start_time, same_process, this_host
+from engine.proc import (
+    boot_id,
+    child_env,
+    pid_alive,
+    pid_reused,
+    process_group,
+    process_start_time,
+    same_process,
+    this_host,
+)
 from engine.workspace import DEFAULT_WORKSPACE, Workspace, atomic_write_json, disk_error
 
 STATES = ("running", "done", "failed", "stopped")
@@ -110,7 +119,7 @@ def effective_status(status: dict | None, now: float | None = None) -> dict:
     if pid and same_host and not pid_alive(pid):
         out["state"] = "failed"
         out["error"] = f"the run process (pid {pid}) ended without a final status{note}; see train.log"
-    elif pid and same_host and as_int(out.get("start_time")) is not None and not same_process(out)[0]:
+    elif pid and same_host and pid_reused(out):
         out["state"] = "failed"
         out["error"] = f"the run process (pid {pid}) ended without a final status; its pid is another process's now"
     elif age is None or age > STALE_AFTER_S:

@@ -240,6 +240,11 @@ def test_stop_signals_the_recorded_process_and_nothing_on_another_host_or_a_reus
         assert st["state"] == "failed" and "another process" in st["error"]
         with pytest.raises(WorkspaceError, match="not running"):
             stop_run(run)
+        # recorded before this machine restarted: whatever has the pid now is not the run
+        atomic_write_json(run.status_path, _status_for(proc, boot_id="a-boot-before-this-one"))
+        assert run.status()["state"] == "failed"
+        with pytest.raises(WorkspaceError, match="not running"):
+            stop_run(run)
         # a status without a recorded start time names no process that can be told apart
         atomic_write_json(run.status_path, {**_status_for(proc), "start_time": None})
         with pytest.raises(WorkspaceError, match="no start time"):
