@@ -305,6 +305,8 @@ def runs_dir(workspace: Workspace | str | Path | None) -> Path:
 def runs_problem(workspace: Workspace | str | Path | None) -> str | None:
     """Why WS/runs cannot hold runs (a file where the folder should be), or None."""
     root = runs_dir(workspace)
+    if root.parent.exists() and not root.parent.is_dir():
+        return f"{root.parent}: is a file, not a workspace folder; choose another --workspace"
     if root.exists() and not root.is_dir():
         return f"{root}: is a file, not the runs folder; move it aside and runs can be listed and started again"
     return None

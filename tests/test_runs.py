@@ -362,6 +362,7 @@ def test_a_file_where_runs_should_be_gives_one_line_and_runs_still_lists(tmp_pat
     )
     assert p.returncode == 2 and "is a file, not the runs folder" in p.stderr
     assert "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    assert "is a file, not a workspace folder" in runs_problem(ws.runs_dir)  # --workspace naming a file
 
 
 @pytest.mark.parametrize("code, words", [(28, "full"), (5, "I/O error|EIO")])
