@@ -44,6 +44,14 @@ async def _start_here(pilot, screen):
         await pilot.pause(0.05)
 
 
+async def _until(pilot, pred, timeout=15.0) -> bool:
+    for _ in range(int(timeout / 0.05)):
+        if pred():
+            return True
+        await pilot.pause(0.05)
+    return pred()
+
+
 async def _wait_job(pilot, screen, timeout=60.0):
     for _ in range(int(timeout / 0.05)):
         if screen.job is None:
@@ -206,7 +214,7 @@ async def test_quitting_during_a_job_asks_then_stops_it_and_releases_the_lock(tr
 
     from nlq_tui.widgets.generate_modals import QuitWhileRunningModal
 
-    with FakeLLMServer(delay=0.2) as srv:
+    with FakeLLMServer(delay=0.3) as srv:
         app = make_app(tree, tmp_path / "ws", screen="generate")
         async with app.run_test(size=(140, 45)) as pilot:
             screen = await _open(pilot)
@@ -225,19 +233,16 @@ async def test_quitting_during_a_job_asks_then_stops_it_and_releases_the_lock(tr
                     break
                 await pilot.pause(0.05)
             await pilot.press("1")  # quitting from another screen asks too
+            assert await _until(pilot, lambda: app.current_mode == "data")
             await pilot.press("ctrl+q")
-            await pilot.pause(0.2)
-            assert isinstance(app.screen, QuitWhileRunningModal)
+            assert await _until(pilot, lambda: isinstance(app.screen, QuitWhileRunningModal))
             await pilot.press("n")  # stay: the job goes on
-            await pilot.pause(0.3)
+            assert await _until(pilot, lambda: not isinstance(app.screen, QuitWhileRunningModal))
             assert screen.job is not None and not screen.job._cancelled
             await pilot.press("ctrl+q")
-            await pilot.pause(0.2)
+            assert await _until(pilot, lambda: isinstance(app.screen, QuitWhileRunningModal))
             await pilot.press("y")
-            for _ in range(400):
-                if not app.is_running:
-                    break
-                await pilot.pause(0.05)
+            await _until(pilot, lambda: not app.is_running, 30)
             assert not app.is_running
         n = srv.requests
         await asyncio.sleep(0.5)

@@ -147,16 +147,17 @@ class GenerateScreen(Screen):
             checks = saved.get("checks") if saved.get("checks") in ("full", "fast") else "full"
             yield Select([("full", "full"), ("fast", "fast")], value=checks, id="checks", allow_blank=False,
                          compact=True)  # fmt: skip
-            yield Label("group", classes="param-label")
-            yield SafeInput("0", id="group", type="integer", compact=True)
-            yield Static("", id="gen-prompt-version")
-            yield Select([], prompt="version", id="prompt-versions", compact=True, allow_blank=True)
         with Horizontal(id="gen-settings3"):
             yield from field("$/1M in", "price_in", placeholder="-", type="number")
             yield from field("$/1M out", "price_out", placeholder="-", type="number")
             yield from field("variant", "name", placeholder="default: backend-model-prompt")
         with Horizontal(id="gen-body"):
             with Vertical(id="gen-prompt"):
+                with Horizontal(id="gen-prompt-head"):
+                    yield Label("group", classes="param-label")
+                    yield SafeInput("0", id="group", type="integer", compact=True)
+                    yield Select([], prompt="version", id="prompt-versions", compact=True, allow_blank=True)
+                yield Static("", id="gen-prompt-version")
                 yield Label("system message", classes="section")
                 yield TextArea("", id="system", soft_wrap=True, show_line_numbers=False)
                 yield Label("user message ({narrations} = the numbered narrations)", classes="section")
