@@ -21,25 +21,10 @@ from engine.errors import UserError
 from nlq_tui.bindings import GLOBAL_BINDINGS, SCREEN_HELP, SCREEN_ORDER, SCREEN_TITLES
 from nlq_tui.context import AppContext, IndexChanged, LoadProgress
 from nlq_tui.registry import SCREENS, resolve_screen
-from nlq_tui.safe_text import notify
+from nlq_tui.safe_text import display_path, notify
 from nlq_tui.workers import Failed, error_message, guarded, report_error, worker_error
 
 __all__ = ["SCREENS", "NLQApp", "display_path", "resolve_screen", "run"]
-
-
-def display_path(path: Path | None) -> str:
-    """A path as a user would type it: relative to the current folder when inside it."""
-    if path is None:
-        return ""
-    try:
-        rel = Path(path).resolve().relative_to(Path.cwd().resolve())
-        return str(rel) if str(rel) != "." else "."
-    except ValueError:
-        home = Path.home()
-        try:
-            return "~/" + str(Path(path).relative_to(home))
-        except ValueError:
-            return str(path)
 
 
 class ScreensProvider(Provider):
@@ -97,6 +82,11 @@ class NLQApp(App):
         self._theme_at_start: str | None = self.theme  # its signal arrives later: not a pick
         self.theme_changed_signal.subscribe(self, self._remember_theme)
         self.action_show_screen(self.initial_screen)
+        for problem in self.ctx.workspace.all_problems():  # damaged parts: said once, the rest works
+            notify(self, problem, title="Workspace", severity="warning", timeout=12)
+        from nlq_tui.widgets.train_watch import start_run_end_watch
+
+        start_run_end_watch(self)  # "run X is done / failed" on whichever screen is open
         if self.load_on_start and self.ctx.data_root is not None:
             # After the first paint: the load imports numpy and parses JSON in a thread, which
             # would otherwise compete with the first frame for the interpreter.

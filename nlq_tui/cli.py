@@ -78,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--screen", choices=SCREENS, default=None, help="screen to open on")
     parser.add_argument("--reviewer", default=None, help="reviewer name (default: the workspace's, config's, $USER)")
+    parser.add_argument(
+        "--second-opinion",
+        action="store_true",
+        help="Review: a blind, random sample of candidates another reviewer decided; the first decision stays "
+        "hidden until you decide",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     import nlq_tui.commands as pkg
 
@@ -146,9 +152,13 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     args = parser.parse_args(argv)
     _finish_args(args, cfg)
+    args.parser = parser  # for `completion`, which describes the whole tree
     func = getattr(args, "func", None) or run_app
     try:
-        code = int(func(args) or 0)
+        from nlq_tui.commands import OPEN_APP
+
+        code = func(args)
+        code = int(run_app(args) if code is OPEN_APP else (code or 0))
         sys.stdout.flush()  # here, so that a closed pipe is caught below, not at exit
         return code
     except UserError as exc:

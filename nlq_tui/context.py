@@ -92,6 +92,7 @@ class AppContext:
         self.extra_issues: list = []  # problems found outside the index (nlq_train.json)
         self.load_error: str | None = None
         self.user_config = None  # nlq_tui.config.UserConfig, when built from the command line
+        self.second_opinion = False  # Review: a blind second opinion on others' decisions
         self._lock = threading.Lock()
 
     @classmethod
@@ -120,6 +121,7 @@ class AppContext:
         )
         ctx = cls(ws, root, features, reviewer)
         ctx.user_config = cfg
+        ctx.second_opinion = bool(getattr(args, "second_opinion", False))
         return ctx
 
     def load_index(

@@ -11,6 +11,7 @@ since neither `Text` nor `Content` removes them on the way to the terminal.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from rich.text import Text
 from textual.content import Content
@@ -19,6 +20,7 @@ from engine.textsafe import error_line, one_line, visible
 
 __all__ = [
     "content",
+    "display_path",
     "content_markup_escape",
     "error_line",
     "notify",
@@ -94,3 +96,19 @@ def notify(
         timeout=timeout,
         markup=False,
     )
+
+
+def display_path(path: Path | None) -> str:
+    """A path as a user would type it: relative to the current folder when inside it. The raw
+    text (for an Input's value, which SafeInput draws safely); a label shows it with plain_text."""
+    if path is None:
+        return ""
+    try:
+        rel = Path(path).resolve().relative_to(Path.cwd().resolve())
+        return str(rel) if str(rel) != "." else "."
+    except ValueError:
+        home = Path.home()
+        try:
+            return "~/" + str(Path(path).relative_to(home))
+        except ValueError:
+            return str(path)

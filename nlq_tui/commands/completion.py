@@ -222,16 +222,13 @@ def _fish(top: list[Flag], commands: list[Command]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def script(shell: str, parser: argparse.ArgumentParser | None = None) -> str:
-    """The completion script for `shell` over `parser` (default: the `nlq-tui` parser)."""
-    if parser is None:
-        from nlq_tui.cli import build_parser
-
-        parser = build_parser()
+def script(shell: str, parser: argparse.ArgumentParser) -> str:
+    """The completion script for `shell` over `parser` (the `nlq-tui` parser, which the CLI
+    hands to every command as `args.parser`)."""
     top, commands = command_tree(parser)
     return {"bash": _bash, "zsh": _zsh, "fish": _fish}[shell](top, commands)
 
 
 def run(args) -> int:
-    print(script(args.shell), end="")
+    print(script(args.shell, args.parser), end="")
     return 0

@@ -52,16 +52,16 @@ def _line(s: dict) -> str:
     return text
 
 
-def run(args) -> int:
+def run(args):
     if not args.status:
         if args.json:
             from engine.errors import ConfigError
 
             raise ConfigError("--json goes with --status (the app has no JSON output)")
-        from nlq_tui.app import run as run_app
+        from nlq_tui.commands import OPEN_APP
 
         args.screen = "review"
-        return run_app(args)
+        return OPEN_APP
     s = status(getattr(args, "workspace", None))
     print(json.dumps(s, ensure_ascii=True) if args.json else _line(s))
     return 0
