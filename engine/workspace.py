@@ -343,7 +343,12 @@ class WriterLock:
 
     def __init__(self, path: Path, name: str, purpose: str) -> None:
         self.path = path
-        self._f = open(path, "a+")
+        try:
+            self._f = open(path, "a+")
+        except OSError as exc:  # a read-only disk or folder: reading still works, writing does not
+            raise WorkspaceError(
+                f"{path.parent.parent}: cannot take the {name} lock ({exc.strerror}); it can only be read"
+            ) from None
         try:
             fcntl.flock(self._f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -442,3 +442,22 @@ async def test_hostile_text_in_a_candidate_is_shown_as_text(tmp_path):
         await pilot.press("x", "1", "tab")
         assert "\x1b" not in str(screen.query_one("#recent").get_option_at_index(0).prompt)
         assert app.is_running
+
+
+async def test_a_read_only_workspace_opens_for_browsing(ws, monkeypatch):
+    import builtins
+    import errno
+
+    real = builtins.open
+
+    def read_only(path, *a, **k):  # as on a read-only mount: no lock file can be made
+        if str(path).endswith(".lock"):
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real(path, *a, **k)
+
+    monkeypatch.setattr(builtins, "open", read_only)
+    app = make_app(ws)
+    async with app.run_test(size=(160, 50)) as pilot:
+        screen = await opened(pilot)
+        assert screen.read_only and "can only be read" in screen.read_only
+        assert screen.current is not None and "in queue" in str(screen.query_one("#where").render())

@@ -128,3 +128,22 @@ def test_atomic_writes_take_the_umask_and_a_full_disk_is_one_line(tmp_path, monk
     monkeypatch.setattr(wsmod.tempfile, "mkstemp", full)
     with pytest.raises(WorkspaceError, match=r"^the disk holding .*b\.json is full"):
         atomic_write_json(tmp_path / "b.json", {"x": 1})
+
+
+def test_a_lock_that_cannot_be_created_is_one_line(tmp_path, monkeypatch):
+    import builtins
+    import errno
+
+    ws = Workspace(tmp_path / "ws")
+    real = builtins.open
+
+    def read_only(path, *a, **k):
+        if str(path).endswith(".lock"):
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real(path, *a, **k)
+
+    monkeypatch.setattr(builtins, "open", read_only)
+    with pytest.raises(
+        WorkspaceError, match=r"cannot take the decisions lock \(Read-only file system\); it can only be read"
+    ):
+        ws.acquire("decisions")
