@@ -185,6 +185,12 @@ async def test_status_shows_tokens_cost_and_failures_at_80_and_120_columns(tree,
             app = make_app(tree, tmp_path / f"ws{width}", screen="generate")
             async with app.run_test(size=(width, 40)) as pilot:
                 screen = await _open(pilot)
+                for field in screen.query(
+                    "#gen-settings Input, #gen-settings2 Input, #gen-settings3 Input, #gen-prompt-head Input, Select"
+                ):
+                    if field.id in ("compare-a", "compare-b"):
+                        continue  # in the Variants tab, not shown now
+                    assert 0 < field.region.width and field.region.right <= width, (field.id, field.region)
                 for id_, value in (
                     ("#backend", "openai"),
                     ("#model", "fake"),
