@@ -97,6 +97,9 @@ async def test_dry_run_shows_raw_answer_and_validation_and_stores_nothing(tree, 
         assert out is not None and out["error"] is None and len(out["accepted"]) + len(out["rejected"]) >= 5
         text = screen.dry_text
         assert "raw answer" in text and "accepted" in text
+        assert '"narration": 1' in text and '"narration": 5' in text  # numbers of the raw answer are kept
+        dry = screen.query_one("#gen-dry")
+        assert dry.size.width <= 140 and dry.size.height > text.count("\n")  # wrapped, so taller than its lines
     assert CandidateStore(Workspace(tmp_path / "ws")).done_groups() == set()
 
 
