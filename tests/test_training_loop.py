@@ -157,7 +157,7 @@ def test_a_crash_marks_the_run_failed_with_the_error_line_and_logs_the_traceback
     run = _run(tmp_path, cfg)
     assert run_training(run) == "failed"
     st = run.status()
-    assert st["state"] == "failed" and "bad.json" in st["error"] and "not valid JSON" in st["error"]
+    assert st["state"] == "failed" and "bad.json" in st["error"] and "JSON" in st["error"]  # the reader's one line
     log = run.log_path.read_text()
     assert "Traceback" in log and "DataError" in log
 

@@ -19,6 +19,7 @@ import sys
 import threading
 import traceback
 from pathlib import Path
+from typing import Any
 
 from engine.errors import UserError
 from engine.runs import Run, StatusWriter
@@ -60,7 +61,7 @@ class StopFlag:
     def __init__(self) -> None:
         self.event = threading.Event()
         self.signal_name: str | None = None
-        self._old: dict[int, object] = {}
+        self._old: dict[int, Any] = {}
 
     def install(self) -> StopFlag:
         if threading.current_thread() is not threading.main_thread():

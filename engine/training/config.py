@@ -15,8 +15,8 @@ bundled sample) they are the settings that learn there (width 64, no dropout, lr
 30 epochs); at n >= 11,000 (the official Ego4D train split) they are the reference's
 (EGO4D/episodic-memory NLQ/VSLNet: width 128, dropout 0.2, lr 1e-4, 200 epochs as its README's
 training command, evaluation twice per epoch); in between, lr and epochs are geometric and
-dropout linear in log n, the width steps from 64 to 128 halfway. A pretrain run makes a
-quarter of the epochs (its file is synthetic and large; it only has to give the finetune a
+dropout linear in log n, the width steps from 64 to 128 halfway. A pretrain run makes an
+eighth of the epochs (its file is synthetic and large; it only has to give the finetune a
 start) and a finetune half the lr (it starts from trained weights).
 
 Defaults that differ from the reference, and why (each Setting's `reference` and `why`):
@@ -456,7 +456,7 @@ AUTO_SETTINGS = ("dim", "drop_rate", "lr", "epochs", "evals_per_epoch")
 SMALL_N, FULL_N = 300, 11_000
 SMALL = {"dim": 64, "drop_rate": 0.0, "lr": 3e-3, "epochs": 30, "evals_per_epoch": 1}
 FULL = {"dim": 128, "drop_rate": 0.2, "lr": 1e-4, "epochs": 200, "evals_per_epoch": 2}
-PRETRAIN_EPOCH_SHARE = 0.25
+PRETRAIN_EPOCH_SHARE = 0.125
 FINETUNE_LR_FACTOR = 0.5
 
 

@@ -48,7 +48,6 @@ import numpy as np
 from engine.ego4d import layout
 from engine.ego4d.layout import ROWS_PER_SECOND
 from engine.ego4d.nlq import NLQClip, iter_nlq
-from engine.errors import DataError
 
 if TYPE_CHECKING:
     import torch
@@ -306,28 +305,9 @@ def _skip_queries(queries: list[_Query], reason: str, skipped: dict, require_tim
 
 
 def _load(path: Path, dim: int | None):
-    try:
-        from engine.features import load_features
-    except ImportError:  # engine.features is written alongside; keep a safe loader of our own
-        load_features = _load_features_fallback
+    from engine.features import load_features  # the one safe reader of feature files
+
     return load_features(path, dim)
-
-
-def _load_features_fallback(path: Path, dim: int | None = None):
-    import torch
-
-    try:
-        obj = torch.load(path, weights_only=True, map_location="cpu")
-    except Exception as exc:  # any failure to read untrusted input is the file's fault
-        raise DataError(
-            f"{path}: not a tensor file torch can load safely ({type(exc).__name__}); re-extract this feature file",
-            path=str(path),
-        ) from None
-    if not isinstance(obj, torch.Tensor) or obj.dim() != 2 or not obj.is_floating_point() or obj.shape[0] == 0:
-        raise DataError(f"{path}: expected one non-empty 2-D float tensor (rows, dim)", path=str(path))
-    if dim is not None and obj.shape[1] != dim:
-        raise DataError(f"{path}: feature dimension {obj.shape[1]}, expected {dim}", path=str(path))
-    return obj
 
 
 def pool_features(features: np.ndarray, max_len: int) -> np.ndarray:

@@ -26,6 +26,7 @@ import random
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -47,7 +48,7 @@ CHECKPOINT_VERSION = 1
 
 
 def rng_state(device: torch.device | None = None) -> dict:
-    np_state = np.random.get_state()
+    np_state: tuple = np.random.get_state(legacy=True)  # type: ignore[assignment]  # the legacy tuple form
     py_version, py_internal, py_gauss = random.getstate()
     state = {
         "torch": torch.get_rng_state(),
@@ -165,7 +166,7 @@ class Trainer:
         self.best: dict | None = None
         self.history: list[dict] = []  # evaluation rows of this process (for callers and tests)
         self.window: dict = {"loss": 0.0, "n": 0, "parts": {}}
-        self.tb = None  # the run's TensorBoard event writer (engine/training/tb.py), rank 0 only
+        self.tb: Any = None  # the run's TensorBoard event writer (engine/training/tb.py), rank 0 only
 
     @classmethod
     def from_run(cls, run: Run, **kw) -> Trainer:
@@ -264,7 +265,7 @@ class Trainer:
         self.model = VSLNet(cfg.model).to(self.device)
         if cfg.init_from:
             self._init_from(cfg.init_from)
-        self.net = self.model
+        self.net: torch.nn.Module = self.model
         if self.dist.world > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -378,6 +379,7 @@ class Trainer:
 
     def _truncate_metrics(self) -> None:
         """Drop rows logged after last.pt was written (a crash between saves), so curves do not double back."""
+        assert self.run is not None
         rows = self.run.metrics()
         keep = [r for r in rows if int(r.get("step", 0)) <= self.step]
         if len(keep) != len(rows):
@@ -545,6 +547,7 @@ class Trainer:
         if self.is_writer and "val" in self.loaders and len(self.splits["val"]):
             t0 = time.time()
             figs, results = self.evaluate("val")
+            assert figs is not None  # val has answers
             split = self.splits["val"]
             total = len(split) + sum(split.skipped.values())
             row = {

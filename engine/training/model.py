@@ -322,7 +322,8 @@ def _init_weights(module: nn.Module) -> None:
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     """AdamW groups as the reference: no weight decay on biases and LayerNorm weights."""
-    decay, no_decay = [], []
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
