@@ -392,3 +392,40 @@ def test_checks_left_pending_by_a_stopped_run_are_filled_in_by_the_next_run_of_t
     assert second.questions_checked == len(left) + second.questions_valid
     store = CandidateStore(ws).load()
     assert store.pending_checks() == [] and min(store.get(r.id).checks.ambiguity for r in store.rows) >= 0
+
+
+KILLED_JOB = """
+import sys
+from engine.ego4d import load_index
+from engine.generation.pipeline import GenerationJob
+from engine.generation.template import TemplateBackend
+from engine.workspace import Workspace
+GenerationJob(load_index(sys.argv[1], use_cache=False), Workspace(sys.argv[2]), TemplateBackend(), checks="full").run_sync()
+"""
+
+
+@pytest.mark.slow
+def test_the_checks_worker_ends_when_its_job_is_killed(tmp_path):
+    root = tree(tmp_path, videos_n=3)
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_JOB, str(root), str(tmp_path / "ws")], env=_env())
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    deadline = time.monotonic() + 60
+    kids: list[int] = []
+    while time.monotonic() < deadline and proc.poll() is None and not kids:
+        kids = [int(x) for x in children.read_text().split()] if children.exists() else []
+        time.sleep(0.05)
+    assert kids, "the job never started its checks' worker"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and any(Path(f"/proc/{k}").exists() and _alive(k) for k in kids):
+        time.sleep(0.2)
+    assert not any(Path(f"/proc/{k}").exists() and _alive(k) for k in kids)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"

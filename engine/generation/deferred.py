@@ -26,7 +26,17 @@ from engine.generation.quality import Item
 BATCH = 256  # questions per message to the worker
 
 
-def _worker_main(inbox, outbox, device: str) -> None:
+def _next_message(inbox, parent: int):
+    """The next message, or None once the job's process is gone (a kill -9 sends no stop)."""
+    while True:
+        try:
+            return inbox.get(timeout=1.0)
+        except queue.Empty:
+            if os.getppid() != parent:
+                return None
+
+
+def _worker_main(inbox, outbox, device: str, parent: int) -> None:
     """The worker process: embeds and checks batches until told to stop."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -46,7 +56,7 @@ def _worker_main(inbox, outbox, device: str) -> None:
     outbox.put(("ready", None))
     texts: dict[str, list[str]] = {}
     while True:
-        msg = inbox.get()
+        msg = _next_message(inbox, parent)
         if msg is None:
             return
         batch_id, rows, clip_texts = msg
@@ -73,7 +83,8 @@ class DeferredChecks:
         ctx = mp.get_context("spawn")  # never fork a process that runs an event loop and threads
         self._inbox = ctx.Queue(maxsize=64)
         self._outbox = ctx.Queue()
-        self._proc = ctx.Process(target=_worker_main, args=(self._inbox, self._outbox, device), daemon=True)
+        self._proc = ctx.Process(target=_worker_main, args=(self._inbox, self._outbox, device, os.getpid()),
+                                 daemon=True)  # fmt: skip
         self._on_done = on_done
         self._next = 0
         self._open: set[int] = set()
