@@ -125,3 +125,14 @@ def test_detach_without_the_key_it_needs_says_so_before_launching(tree, tmp_path
     err = capsys.readouterr().err
     assert code == 2 and "OPENAI_API_KEY" in err and err.count("\n") == 1
     assert not (tmp_path / "ws" / "generation").exists()
+
+
+def test_groups_whose_requests_failed_exit_3_so_scripts_run_it_again(tree, tmp_path, capsys):
+    with FakeLLMServer(default="server_error") as srv:
+        argv = ["generate", "--workspace", str(tmp_path / "ws"), "--data", str(tree), "--backend", "openai",
+                "--model", "fake", "--base-url", srv.base_url, "--max-retries", "0", "--groups", "3",
+                "--checks", "fast"]  # fmt: skip
+        assert main(argv) == 3
+        assert main([*argv, "--dry-run"]) == 3
+    err = capsys.readouterr().err
+    assert "failed requests: server_error 3" in err

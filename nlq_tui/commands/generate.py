@@ -12,6 +12,10 @@ from engine.ego4d.layout import ANNOTATIONS, DEFAULT_FEATURES, EGO4D_JSON, FEATU
 from engine.errors import ConfigError, WorkspaceError
 from engine.textsafe import one_line, visible
 
+# Exit status when the work is not all done: some groups' requests failed (run the same command
+# again to do just those), or the dry run's request failed. 1 stays "a bug", 2 "a user error".
+PARTIAL = 3
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -172,9 +176,9 @@ def _dry_run(job, args) -> int:
     out["estimate"] = _estimate(job)
     if args.json:  # ensure_ascii: every control character of the data is a \u escape, never raw
         print(json.dumps(out, ensure_ascii=True))
-        return 0 if not out["error"] else 1
+        return 0 if not out["error"] else PARTIAL
     _print_dry_run(out, job.prompt.version)
-    return 0 if not out["error"] else 1
+    return 0 if not out["error"] else PARTIAL
 
 
 def _print_dry_run(out: dict, version: int) -> None:
@@ -383,4 +387,4 @@ def _run_job(job, spec, ws, args: argparse.Namespace, tty: bool, t0: float) -> i
         )  # fmt: skip
     if stats.error:
         raise ConfigError(stats.error)
-    return 1 if stats.groups_failed else 0  # 1: some groups still to do; run the command again
+    return PARTIAL if stats.groups_failed else 0

@@ -216,11 +216,15 @@ class GenerateScreen(Screen):
 
     # state helpers -----------------------------------------------------------------------
     def _saved(self) -> dict:
+        """The settings to start from: the workspace's last ones over the user config's defaults."""
+        from nlq_tui.config import generation_defaults, load_user_config
+
         try:
             value = self.app.ctx.workspace.get(SETTING) or {}
         except UserError:
             value = {}
-        return value if isinstance(value, dict) else {}
+        cfg = getattr(self.app.ctx, "user_config", None) or load_user_config()
+        return generation_defaults(cfg, value if isinstance(value, dict) else {})
 
     def _text(self, id_: str) -> str:
         return self.query_one(f"#{id_}", Input).value.strip()
@@ -294,7 +298,7 @@ class GenerateScreen(Screen):
         p = use_prompt(self.app.ctx.workspace, int(event.value))
         self.query_one("#system", TextArea).load_text(p.system)
         self.query_one("#user", TextArea).load_text(p.user)
-        self.notify(f"prompt v{p.version} in use")
+        notify(self, f"prompt v{p.version} in use")
 
     def _show_version(self, version: int, saved: bool) -> None:
         label = f"prompt v{version}" if saved else "prompt: unsaved edits (ctrl+s)"
@@ -390,12 +394,12 @@ class GenerateScreen(Screen):
             return
         self._show_version(p.version, saved=True)
         self._refresh_versions(p.version)
-        self.notify(f"prompt saved as version {p.version}")
+        notify(self, f"prompt saved as version {p.version}")
 
     def action_dry_run(self) -> None:
         g = self._group_index()
         if g is None:
-            self.notify("no groups yet: load data on the Data screen first", severity="warning")
+            notify(self, "no groups yet: load data on the Data screen first", severity="warning")
             return
         try:
             backend = self._backend()
@@ -444,11 +448,11 @@ class GenerateScreen(Screen):
     def action_start(self) -> None:
         busy = self._busy()
         if busy:
-            self.notify(busy, severity="warning")
+            notify(self, busy, severity="warning")
             return
         index = self.app.ctx.index
         if index is None:
-            self.notify("no data loaded: choose a root on the Data screen (1)", severity="warning")
+            notify(self, "no data loaded: choose a root on the Data screen (1)", severity="warning")
             return
         try:
             s = self.settings()
@@ -543,29 +547,29 @@ class GenerateScreen(Screen):
         job, ws = self.job, self.app.ctx.workspace
         if job is not None:
             job.resume() if job.paused else job.pause()
-            self.notify("resumed" if not job.paused else "paused: requests in flight finish, no new ones start")
+            notify(self, "resumed" if not job.paused else "paused: requests in flight finish, no new ones start")
         elif self.attached is not None:
             pause = not (job_dir(ws) / "pause").exists()
             set_paused(ws, pause)
-            self.notify("asked the detached job to " + ("pause" if pause else "resume"))
+            notify(self, "asked the detached job to " + ("pause" if pause else "resume"))
         else:
-            self.notify("no job running", severity="warning")
+            notify(self, "no job running", severity="warning")
 
     def action_cancel(self) -> None:
         from engine.generation.jobs import stop_job
 
         if self.job is not None:
             self.job.cancel()
-            self.notify("cancelling: requests in flight finish and are stored")
+            notify(self, "cancelling: requests in flight finish and are stored")
         elif self.attached is not None:
             try:
                 pid = stop_job(self.app.ctx.workspace)
             except UserError as exc:
                 report_error(self, exc)
                 return
-            self.notify(f"asked the detached job (pid {pid}) to stop; requests in flight finish and are stored")
+            notify(self, f"asked the detached job (pid {pid}) to stop; requests in flight finish and are stored")
         else:
-            self.notify("no job running", severity="warning")
+            notify(self, "no job running", severity="warning")
 
     def quit_guard(self) -> str | None:
         """Why quitting now needs a question (an in-app job would die with the app), or None."""

@@ -85,9 +85,11 @@ def stats_lines(st: dict, eta: float | None, prefix: str = "", step: str | None 
 
     p = progress_parts(st, eta)
     head = " ".join(x for x in (prefix, st["state"]) if x)
-    shown_step = f"  {step}" if step and st["state"] in ("running", "idle") else ""
+    shown_step = f"  {step}" if step and st["state"] in ("running", "paused", "idle") else ""
     line1 = f"{head}  {p['groups']} ({st['groups_skipped']:,} done before)  {p['pct']}  {p['rate']}  {p['eta']}"
-    line2 = "  ".join(x for x in (p["valid"], p["rejected"], p["failed"], p["tokens"], p["cost"]) if x)
+    pending = st.get("checks_pending")
+    checks = f"checks pending {pending:,}" if isinstance(pending, int) and pending > 0 else ""
+    line2 = "  ".join(x for x in (p["valid"], p["rejected"], p["failed"], p["tokens"], p["cost"], checks) if x)
     return f"{line1}{shown_step}\n{line2}"
 
 
