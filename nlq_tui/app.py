@@ -84,13 +84,18 @@ class NLQApp(App):
         self.action_show_screen(self.initial_screen)
         for problem in self.ctx.workspace.all_problems():  # damaged parts: said once, the rest works
             notify(self, problem, title="Workspace", severity="warning", timeout=12)
-        from nlq_tui.widgets.train_watch import start_run_end_watch
-
-        start_run_end_watch(self)  # "run X is done / failed" on whichever screen is open
+        # "run X is done / failed" on whichever screen is open; after the first frame, which it
+        # would otherwise delay by the runs module's import
+        self.set_timer(1.0, self._watch_runs)
         if self.load_on_start and self.ctx.data_root is not None:
             # After the first paint: the load imports numpy and parses JSON in a thread, which
             # would otherwise compete with the first frame for the interpreter.
             self.call_after_refresh(self.load_data)
+
+    def _watch_runs(self) -> None:
+        from nlq_tui.widgets.train_watch import start_run_end_watch
+
+        start_run_end_watch(self)
 
     def _apply_theme(self, name: object) -> None:
         if isinstance(name, str) and name in self.available_themes:
