@@ -17,7 +17,7 @@ model = "llama-3.1-8b-instruct"
 Precedence, highest first: the command line, then `NLQ_WORKSPACE` (for the workspace only),
 then the workspace's own setting, then this file, then the built-in default. The file is
 optional; a malformed one is a ConfigError naming it and the key (docs/ARCHITECTURE.md,
-"Errors").
+"Trust").
 """
 
 from __future__ import annotations

@@ -113,6 +113,18 @@ async def test_a_load_error_naming_a_hostile_path_is_a_notification_and_a_panel(
         _check(app, terminal, "GONE")
 
 
+async def test_a_load_error_at_a_hostile_path_is_one_plain_notification_on_the_lab_screen(hostile, tmp_path):
+    _, ws, terminal = hostile
+    missing = tmp_path / "gone[" / "]evil[$accent][ $x]\x1b]2;GONE\x07"
+    app = _app(None, ws, "lab")
+    app.ctx.data_root = missing
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await settle(pilot)
+        await pilot.pause(0.5)
+        assert app.ctx.load_error and "GONE" in app.ctx.load_error
+        _check(app, terminal, "GONE", "Data not loaded")
+
+
 @DATA_XFAIL
 async def test_a_load_error_naming_a_hostile_video_uid_does_not_crash(hostile):
     import json
