@@ -113,6 +113,30 @@ def test_zsh_and_fish_scripts_parse_in_their_shell(shell, check, tmp_path, capsy
     assert out.returncode == 0, out.stderr
 
 
+def test_fish_completes_commands_and_flag_values(tmp_path, capsys):
+    if shutil.which("fish") is None:
+        pytest.skip("fish is not installed here")
+    from nlq_tui.cli import main
+
+    main(["completion", "fish"])
+    script = tmp_path / "nlq-tui.fish"
+    script.write_text(capsys.readouterr().out)
+
+    def complete(line: str) -> list[str]:
+        out = subprocess.run(
+            ["fish", "--no-config", "-c", f"source {script}; complete -C '{line}'"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=dict(os.environ, HOME=str(tmp_path)),
+        )
+        assert out.returncode == 0, out.stderr
+        return [row.split("\t")[0] for row in out.stdout.splitlines()]
+
+    assert complete("nlq-tui gen") == ["generate"]
+    assert sorted(complete("nlq-tui generate --backend ")) == ["hf", "openai", "template"]
+
+
 # -- the user config ------------------------------------------------------------------------------
 
 CONFIG = """

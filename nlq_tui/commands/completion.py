@@ -189,7 +189,8 @@ def _zsh(top: list[Flag], commands: list[Command]) -> str:
 
 
 def _fq(text: str) -> str:
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'")[:120] + "'"
+    # cut before escaping: a cut after could leave a lone backslash that escapes the closing quote
+    return "'" + text[:120].replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _fish_flag(f: Flag, condition: str) -> str:
