@@ -252,10 +252,7 @@ class VirtualTable(ScrollView, can_focus=True):
         offset = event.get_content_offset(self)
         if offset is None or offset.y < 1 or not self.n_rows:
             return
-        y = offset.y
-        if not self.n_rows:
-            return
-        row = int(self.scroll_offset.y) + y - 1
+        row = int(self.scroll_offset.y) + offset.y - 1
         if row >= self.n_rows:
             return
         if row == self.cursor_row or event.chain >= 2:
