@@ -4,9 +4,9 @@ Subcommands live in `nlq_tui.commands.<name>`, each with `register(subparsers)` 
 parser and sets `func=<callable(args) -> int>`. A `UserError` anywhere prints one line on
 stderr and exits 2; tracebacks are for bugs.
 
-Exit codes: 0 ok; 1 a bug (a traceback) or, for `generate`, groups still to do or a dry run
-whose request failed; 2 a user error (one line naming the file or setting); 130 interrupted
-(Ctrl-C); 141 the reader of stdout went away (`nlq-tui ... | head`).
+Exit codes: 0 ok; 1 a bug (a traceback); 2 a user error (one line naming the file or setting);
+3 `generate` left some groups to do, or its dry run's request failed (run it again); 130
+interrupted (Ctrl-C); 141 the reader of stdout went away (`nlq-tui ... | head`).
 
 The user config (nlq_tui/config.py) fills what the command line leaves open: the workspace
 (after --workspace and $NLQ_WORKSPACE), and generate's backend, base URL and model.
@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="nlq-tui",
         description="Synthetic Ego4D NLQ data: generate, review, export, train. With no command, opens the app.",
         epilog="User config: $XDG_CONFIG_HOME/nlq-tui/config.toml (default ~/.config). Exit codes: 0 ok, "
-        "1 bug (or generate: groups left to do), 2 user error, 130 interrupted.",
+        "1 bug, 2 user error, 3 generate left groups to do (run it again), 130 interrupted.",
     )
     parser.add_argument("--version", action="version", version=f"nlq-tui {version()}")
     parser.add_argument("--data", metavar="ROOT", help="Ego4D root (default: the workspace's, else sample_data/)")
