@@ -32,16 +32,9 @@ async def _start_here(pilot, screen):
     from nlq_tui.widgets.generate_modals import StartJobModal
 
     await pilot.press("f5")
-    for _ in range(200):
-        if isinstance(pilot.app.screen, StartJobModal):
-            break
-        await pilot.pause(0.05)
-    assert isinstance(pilot.app.screen, StartJobModal), "F5 shows the start dialog"
+    assert await _until(pilot, lambda: isinstance(pilot.app.screen, StartJobModal), 60), "F5 shows the start dialog"
     await pilot.press("enter")
-    for _ in range(100):
-        if screen.job is not None:
-            break
-        await pilot.pause(0.05)
+    assert await _until(pilot, lambda: screen.job is not None or screen.last_stats is not None, 30)
 
 
 async def _until(pilot, pred, timeout=15.0) -> bool:
@@ -134,10 +127,7 @@ async def test_openai_job_pauses_resumes_and_cancels_keeping_done_groups(tree, t
             screen.query_one("#price_out").value = "500"
             await pilot.pause()
             await _start_here(pilot, screen)
-            for _ in range(200):
-                if screen.job is not None and screen.job.stats.groups_done >= 2:
-                    break
-                await pilot.pause(0.05)
+            await _until(pilot, lambda: screen.job is not None and screen.job.stats.groups_done >= 2, 30)
             await pilot.press("f6")  # pause
             await pilot.pause(0.5)
             n = srv.requests
@@ -237,10 +227,7 @@ async def test_quitting_during_a_job_asks_then_stops_it_and_releases_the_lock(tr
                 screen.query_one(id_).value = value  # fmt: skip
             await pilot.pause()
             await _start_here(pilot, screen)
-            for _ in range(200):
-                if screen.job is not None and screen.job.stats.groups_done >= 2:
-                    break
-                await pilot.pause(0.05)
+            await _until(pilot, lambda: screen.job is not None and screen.job.stats.groups_done >= 2, 30)
             await pilot.press("1")  # quitting from another screen asks too
             assert await _until(pilot, lambda: app.current_mode == "data")
             await pilot.press("ctrl+q")
