@@ -41,7 +41,8 @@ from engine.candidate import (
 from engine.errors import ConfigError
 from engine.store.filters import OPEN, REVIEWED, STATUSES, Filter
 from engine.store.journal import JOURNAL, REVIEW_LOCK, SNAPSHOT, DecisionJournal, Step, count_statuses
-from engine.store.shards import GENERATION_LOCK, SHARD_PREFIX, GroupResult, Row, ShardLog, encode_group_line
+from engine.store.rows import GroupResult, Row, encode_group_line
+from engine.store.shards import GENERATION_LOCK, SHARD_PREFIX, ShardLog
 from engine.variants import Variant
 from engine.workspace import Workspace
 

@@ -371,7 +371,7 @@ class ReviewScreen(Screen):
             self.notify("still opening the candidates", severity="warning")
             return False
         if self.read_only:
-            self.notify(self.read_only, title="Read-only", severity="warning")
+            notify(self, self.read_only, title="Read-only", severity="warning")
             return False
         return True
 
