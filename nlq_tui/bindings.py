@@ -166,6 +166,11 @@ REVIEW_CONFIRM_BINDINGS: list[Binding] = [
     Binding("n,escape", "answer(False)", "No", id="review.confirm.no"),
 ]
 
+REVIEW_FILTER_BINDINGS: list[Binding] = [
+    Binding("escape", "dismiss_none", "Cancel", id="review.filter.cancel"),
+    Binding("ctrl+r", "clear", "Clear all", id="review.filter.clear"),
+]
+
 REVIEW_BULK_BINDINGS: list[Binding] = [Binding("escape", "dismiss_none", "Cancel", id="review.bulk.cancel")]
 
 REVIEW_EXPORT_BINDINGS: list[Binding] = [Binding("escape", "dismiss_none", "Cancel", id="review.export.cancel")]

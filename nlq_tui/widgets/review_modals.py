@@ -9,7 +9,6 @@ from rich.markup import escape
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
@@ -20,6 +19,7 @@ from nlq_tui.bindings import (
     REVIEW_BULK_BINDINGS,
     REVIEW_CONFIRM_BINDINGS,
     REVIEW_EXPORT_BINDINGS,
+    REVIEW_FILTER_BINDINGS,
     reject_reason_bindings,
 )
 from nlq_tui.safe_text import plain_text
@@ -68,10 +68,7 @@ def _choices(values: list[str]) -> list[tuple[Text, str]]:
 class FilterScreen(ModalScreen[Filter | None]):
     """Every filter of the queue; Enter applies, Escape keeps the old ones."""
 
-    BINDINGS = [
-        Binding("escape", "dismiss_none", "Cancel", id="review.filter.cancel"),
-        Binding("ctrl+r", "clear", "Clear all", id="review.filter.clear"),
-    ]
+    BINDINGS = REVIEW_FILTER_BINDINGS
 
     def __init__(self, current: Filter, facets: dict[str, list[str]], focus_text: bool = False) -> None:
         super().__init__()
