@@ -636,6 +636,8 @@ class GenerateScreen(Screen):
                 self._render_detached(st)
                 self._feed(("detached job ", "bold"), st["state"], "  ", one_line(st.get("error") or ""))
             self._load_variants()
+        elif st is not None and self.last_stats is None and self.job_worker is None:
+            self._render_detached(st)  # the last detached job's end, until this screen runs one
 
     def _show_detached_feed(self) -> None:
         tail = self._feed_tail
