@@ -209,3 +209,21 @@ async def test_a_number_key_from_help_closes_it_and_switches(tree, tmp_path):
         assert isinstance(app.screen, LabScreen)
         await pilot.press("1")
         assert isinstance(app.screen, DataScreen)  # not the help left behind on the Data screen
+
+
+def test_every_screen_and_widget_takes_its_keys_from_bindings_py():
+    """Keys are data in one place (remappable by id): no class writes its BINDINGS inline."""
+    import ast
+
+    inline = []
+    for path in sorted((REPO / "nlq_tui").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            if not isinstance(node, ast.ClassDef):
+                continue
+            for stmt in node.body:
+                targets = stmt.targets if isinstance(stmt, ast.Assign) else []
+                if any(isinstance(t, ast.Name) and t.id == "BINDINGS" for t in targets) and isinstance(
+                    stmt.value, (ast.List, ast.Tuple, ast.ListComp)
+                ):
+                    inline.append(f"{path.relative_to(REPO)}:{stmt.lineno} {node.name}")
+    assert not inline, f"BINDINGS written inline (move them to nlq_tui/bindings.py): {inline}"
