@@ -536,8 +536,9 @@ class GenerateScreen(Screen):
         else:
             self.last_stats = stats.as_json()
             self._render_stats(self.last_stats, stats.eta)
-            notify(self, f"generation {stats.state}: {stats.groups_done:,} groups, {stats.questions_valid:,} questions",
-                   severity="error" if stats.error else "information")  # fmt: skip
+            why = f"; {one_line(stats.error)}" if stats.error else ""
+            notify(self, f"generation {stats.state}: {stats.groups_done:,} groups, {stats.questions_valid:,} questions"
+                   f"{why}", severity="error" if stats.error else "information", timeout=12 if why else None)  # fmt: skip
         self._load_variants()
 
     # controlling a job -------------------------------------------------------------------------
