@@ -145,13 +145,30 @@ def load_split(
     require_times: bool = True,
 ) -> Split:
     """Read an NLQ-format file and its videos' features; see the module docstring."""
-    import torch
-
     nlq_file, feature_dir = Path(nlq_file), Path(feature_dir)
     skipped = {k: 0 for k in SKIP_REASONS}
-    # Pass 1: the queries, grouped by video so each feature file is read once.
-    clips: dict[str, dict] = {}  # clip_uid -> {video_uid, start, end, queries: [...]}
-    order: dict[str, list[str]] = {}  # video_uid -> clip uids
+    clips, order = _read_queries(nlq_file, skipped)
+    table = _Table()
+    for video_uid, uids in order.items():  # each feature file is read once
+        pending = [u for u in uids if clips[u]["queries"]]
+        if not pending:
+            continue
+        path = layout.feature_file(feature_dir, video_uid)
+        if not video_uid or not path.is_file():
+            for u in pending:
+                _skip_queries(clips[u]["queries"], "no_features", skipped, require_times)
+            continue
+        feats = _load(path, table.video_dim)
+        table.video_dim = int(feats.shape[1])
+        for clip_uid in pending:
+            table.add_clip(clip_uid, clips[clip_uid], feats, max_pos_len, keep_empty, require_times, skipped)
+    return table.split(nlq_file, max_pos_len, skipped, keep_empty=keep_empty, naq_jitter=naq_jitter)
+
+
+def _read_queries(nlq_file: Path, skipped: dict) -> tuple[dict[str, dict], dict[str, list[str]]]:
+    """The file's queries by clip ({clip_uid: {video_uid, start, end, queries}}) and clips by video."""
+    clips: dict[str, dict] = {}
+    order: dict[str, list[str]] = {}
     entry: dict = {}
     for item in iter_nlq(nlq_file, missing="check --data / --train-file"):  # the one NLQ walker
         if isinstance(item, NLQClip):
@@ -173,120 +190,112 @@ def load_split(
                 item.has_times,
             )
             entry["queries"].append(q)
+    return clips, order
 
-    # Pass 2: features per clip, labels per query.
-    rows: list[np.ndarray] = []
-    clip_uids: list[str] = []
-    recs: dict[str, list] = {
-        k: []
-        for k in (
-            "clip_row",
-            "query",
-            "start",
-            "end",
-            "num_positions",
-            "duration",
-            "gt_start",
-            "gt_end",
-            "query_idx",
-            "clip_uid",
-            "annotation_uid",
+
+_RECORD_KEYS = (
+    "clip_row",
+    "query",
+    "start",
+    "end",
+    "num_positions",
+    "duration",
+    "gt_start",
+    "gt_end",
+    "query_idx",
+    "clip_uid",
+    "annotation_uid",
+)
+
+
+class _Table:
+    """The usable clips' pooled rows and one record per usable query, as `load_split` collects them."""
+
+    def __init__(self) -> None:
+        self.rows: list[np.ndarray] = []
+        self.clip_uids: list[str] = []
+        self.recs: dict[str, list] = {k: [] for k in _RECORD_KEYS}
+        self.video_dim: int | None = None
+
+    def add_clip(self, clip_uid, clip, feats, max_pos_len, keep_empty, require_times, skipped) -> None:
+        s, e = clip["start"], clip["end"]
+        if s is None or e is None or not e > s or s < 0:
+            _skip_queries(clip["queries"], "bad_window", skipped, require_times)
+            return
+        rows_clip = feats[clip_rows(s, e)]
+        if rows_clip.shape[0] == 0:
+            _skip_queries(clip["queries"], "no_features", skipped, require_times)
+            return
+        num_frames = int((e - s) * ROWS_PER_SECOND)
+        duration = num_frames / ROWS_PER_SECOND
+        if num_frames <= 0:
+            _skip_queries(clip["queries"], "bad_window", skipped, require_times)
+            return
+        pooled = pool_features(rows_clip.float().numpy(), max_pos_len)
+        n = pooled.shape[0]
+        row = None
+        for ann_uid, qi, text, cs, ce, has_times in clip["queries"]:
+            if not has_times:
+                if require_times:
+                    skipped["no_times"] += 1
+                    continue
+                start = end = 0  # the reference's placeholder for the unannotated test split
+                cs = ce = float("nan")
+            else:
+                label = window_labels(cs, ce, duration, n, keep_empty=keep_empty, clip_seconds=e - s)
+                if isinstance(label, str):
+                    skipped[label] += 1
+                    continue
+                start, end = label
+            if row is None:
+                row = len(self.rows)
+                self.rows.append(pooled)
+                self.clip_uids.append(clip_uid)
+            values = (row, text, start, end, n, duration, cs, ce, qi, clip_uid, ann_uid)
+            for key, value in zip(_RECORD_KEYS, values):
+                self.recs[key].append(value)
+
+    def split(self, nlq_file: Path, max_pos_len: int, skipped: dict, *, keep_empty: bool, naq_jitter: bool) -> Split:
+        import torch
+
+        rows, recs = self.rows, self.recs
+        longest = max((r.shape[0] for r in rows), default=1)
+        video = torch.zeros(len(rows), longest, self.video_dim or 1, dtype=torch.float16)
+        video_len = torch.zeros(len(rows), dtype=torch.long)
+        for i, r in enumerate(rows):
+            video[i, : r.shape[0]] = torch.from_numpy(r)
+            video_len[i] = r.shape[0]
+        query_ids: dict[str, int] = {}
+        query_row = np.array([query_ids.setdefault(t, len(query_ids)) for t in recs["query"]], dtype=np.int64)
+
+        def ints(key: str) -> np.ndarray:
+            return np.array(recs[key], dtype=np.int64)
+
+        def floats(key: str) -> np.ndarray:
+            return np.array(recs[key], dtype=np.float64)
+
+        return Split(
+            path=str(nlq_file),
+            max_pos_len=max_pos_len,
+            video=video,
+            video_len=video_len,
+            clip_uids=self.clip_uids,
+            queries=list(query_ids),
+            clip_row=ints("clip_row"),
+            query_row=query_row,
+            start=ints("start"),
+            end=ints("end"),
+            num_positions=ints("num_positions"),
+            duration=floats("duration"),
+            gt_start=floats("gt_start"),
+            gt_end=floats("gt_end"),
+            query_idx=ints("query_idx"),
+            clip_uid=recs["clip_uid"],
+            annotation_uid=recs["annotation_uid"],
+            skipped=skipped,
+            keep_empty=keep_empty,
+            naq_jitter=naq_jitter,
         )
-    }
-    video_dim = None
-    for video_uid, uids in order.items():
-        pending = [u for u in uids if clips[u]["queries"]]
-        if not pending:
-            continue
-        path = feature_dir / f"{video_uid}.pt"
-        if not video_uid or not path.is_file():
-            for u in pending:
-                _skip_queries(clips[u]["queries"], "no_features", skipped, require_times)
-            continue
-        feats = _load(path, video_dim)
-        video_dim = int(feats.shape[1])
-        for clip_uid in pending:
-            clip = clips[clip_uid]
-            s, e = clip["start"], clip["end"]
-            if s is None or e is None or not e > s or s < 0:
-                _skip_queries(clip["queries"], "bad_window", skipped, require_times)
-                continue
-            rows_clip = feats[clip_rows(s, e)]
-            if rows_clip.shape[0] == 0:
-                _skip_queries(clip["queries"], "no_features", skipped, require_times)
-                continue
-            num_frames = int((e - s) * ROWS_PER_SECOND)
-            duration = num_frames / ROWS_PER_SECOND
-            if num_frames <= 0:
-                _skip_queries(clip["queries"], "bad_window", skipped, require_times)
-                continue
-            pooled = pool_features(rows_clip.float().numpy(), max_pos_len)
-            n = pooled.shape[0]
-            row = None
-            for ann_uid, qi, text, cs, ce, has_times in clip["queries"]:
-                if not has_times:
-                    if require_times:
-                        skipped["no_times"] += 1
-                        continue
-                    start = end = 0  # the reference's placeholder for the unannotated test split
-                    cs = ce = float("nan")
-                else:
-                    label = window_labels(cs, ce, duration, n, keep_empty=keep_empty, clip_seconds=e - s)
-                    if isinstance(label, str):
-                        skipped[label] += 1
-                        continue
-                    start, end = label
-                if row is None:
-                    row = len(rows)
-                    rows.append(pooled)
-                    clip_uids.append(clip_uid)
-                for key, value in (
-                    ("clip_row", row),
-                    ("query", text),
-                    ("start", start),
-                    ("end", end),
-                    ("num_positions", n),
-                    ("duration", duration),
-                    ("gt_start", cs),
-                    ("gt_end", ce),
-                    ("query_idx", qi),
-                    ("clip_uid", clip_uid),
-                    ("annotation_uid", ann_uid),
-                ):
-                    recs[key].append(value)
-
-    longest = max((r.shape[0] for r in rows), default=1)
-    video = torch.zeros(len(rows), longest, video_dim or 1, dtype=torch.float16)
-    video_len = torch.zeros(len(rows), dtype=torch.long)
-    for i, r in enumerate(rows):
-        video[i, : r.shape[0]] = torch.from_numpy(r)
-        video_len[i] = r.shape[0]
-    queries: list[str] = []
-    query_ids: dict[str, int] = {}
-    query_row = np.array([query_ids.setdefault(t, len(query_ids)) for t in recs["query"]], dtype=np.int64)
-    queries = list(query_ids)
-    return Split(
-        path=str(nlq_file),
-        max_pos_len=max_pos_len,
-        video=video,
-        video_len=video_len,
-        clip_uids=clip_uids,
-        queries=queries,
-        clip_row=np.array(recs["clip_row"], dtype=np.int64),
-        query_row=query_row,
-        start=np.array(recs["start"], dtype=np.int64),
-        end=np.array(recs["end"], dtype=np.int64),
-        num_positions=np.array(recs["num_positions"], dtype=np.int64),
-        duration=np.array(recs["duration"], dtype=np.float64),
-        gt_start=np.array(recs["gt_start"], dtype=np.float64),
-        gt_end=np.array(recs["gt_end"], dtype=np.float64),
-        query_idx=np.array(recs["query_idx"], dtype=np.int64),
-        clip_uid=recs["clip_uid"],
-        annotation_uid=recs["annotation_uid"],
-        skipped=skipped,
-        keep_empty=keep_empty,
-        naq_jitter=naq_jitter,
-    )
 
 
 class _Query(NamedTuple):

@@ -441,7 +441,7 @@ class Trainer:
                     self._evaluate_and_keep()
             self.epoch += 1
             self.batch_in_epoch = 0
-            if not cfg.eval_every_steps or self.epoch == cfg.epochs:
+            if not cfg.eval_every_steps or self.epoch == cfg.epochs or self.step % cfg.eval_every_steps == 0:
                 self._evaluate_and_keep()
             self.save_last()
             if self.status is not None:
