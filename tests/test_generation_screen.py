@@ -394,3 +394,19 @@ async def test_start_refused_by_the_lock_names_the_holder_and_changes_nothing(tr
         held.release()
     assert Workspace(tmp_path / "ws").get("generation") is None  # the settings were not saved either
     assert not list((tmp_path / "ws" / "candidates").glob("groups-*"))
+
+
+async def test_a_job_stopped_by_the_server_says_why(tree, tmp_path):
+    with FakeLLMServer(default="unauthorized") as srv:
+        app = make_app(tree, tmp_path / "ws", screen="generate")
+        async with app.run_test(size=(120, 40), notifications=True) as pilot:
+            screen = await _open(pilot)
+            for id_, value in (("#backend", "openai"), ("#model", "fake"), ("#base_urls", srv.base_url),
+                               ("#checks", "fast")):  # fmt: skip
+                screen.query_one(id_).value = value
+            await pilot.pause()
+            await _start_here(pilot, screen)
+            await _wait_job(pilot, screen)
+            assert screen.last_stats["state"] == "failed"
+            said = " ".join(str(n.message) for n in app._notifications)
+            assert "generation failed" in said and "refused the API key" in said
