@@ -21,7 +21,7 @@ from engine.training.config import (
 
 
 def test_the_rule_at_the_sample_size_is_the_setting_that_learns_there():
-    assert auto_schedule(300) == {"dim": 64, "drop_rate": 0.0, "lr": 3e-3, "epochs": 30, "evals_per_epoch": 1}
+    assert auto_schedule(300) == {"dim": 64, "drop_rate": 0.0, "lr": 6e-3, "epochs": 30, "evals_per_epoch": 2}
     assert auto_schedule(289) == auto_schedule(300)  # below the small end: the same
 
 
@@ -51,6 +51,7 @@ def test_from_user_leaves_unset_tuning_to_the_rule_and_every_flag_overrides():
     assert record["train_queries"] == 289 and "lr" not in record["chosen"] and cfg.auto == []
     line = describe_schedule(cfg, 10)
     assert "width 64 (rule)" in line and "lr 0.002," in line and "30 epochs (300 steps) (rule)" in line
+    assert "2 eval(s) per epoch (rule)" in line
     again = TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
     assert again == cfg  # the resolved config round-trips; nothing is re-picked on resume
 
