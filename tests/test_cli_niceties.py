@@ -365,3 +365,13 @@ def test_a_foreign_engine_package_is_one_line_and_exit_2(tmp_path):
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and str(fake / "engine") in lines[0] and "shadows" in lines[0]
+
+
+def test_review_without_status_opens_the_app_on_the_review_screen(tmp_path, monkeypatch):
+    import nlq_tui.cli as cli
+
+    opened = []
+    monkeypatch.setattr(cli, "run_app", lambda args: opened.append(args.screen) or 0)
+    assert cli.main(["review", "--workspace", str(tmp_path / "ws")]) == 0
+    assert opened == ["review"]
+    assert cli.main(["review", "--json", "--workspace", str(tmp_path / "ws")]) == 2  # --json needs --status
