@@ -68,6 +68,8 @@ def follow(run_obj, out=None, *, lines: int | None = None, keep_going: bool = Tr
             pos += len(data)
             data = tail + data
             cut = data.rfind(b"\n") + 1
+            if cut == 0 and len(data) >= CHUNK:  # a line of a megabyte or more: shown in pieces
+                cut = len(data)
             tail = data[cut:]
             new = data[:cut].splitlines()
             _emit(new, out)
