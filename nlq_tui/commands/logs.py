@@ -34,25 +34,47 @@ def _emit(lines: list[bytes], out) -> None:
     out.flush()
 
 
-def _start(path, n: int | None) -> tuple[list[bytes], int]:
-    """The last `n` complete lines (all when None) and the offset just after them."""
+def _print_start(path, n: int | None, out) -> tuple[int, int]:
+    """Print the last `n` complete lines (all when None), reading at most what they need;
+    returns (lines printed, offset just after them). A torn last line waits for its end."""
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        f = open(path, "rb")
     except FileNotFoundError:
-        return [], 0
-    cut = data.rfind(b"\n") + 1  # a torn last line waits for its end
-    lines = data[:cut].splitlines()
-    return (lines if n is None else lines[-n:] if n > 0 else []), cut
+        return 0, 0
+    with f:
+        size = f.seek(0, os.SEEK_END)
+        if n is not None:  # from the end, in growing steps, until n lines are in
+            back = CHUNK
+            while True:
+                f.seek(max(0, size - back))
+                data = f.read(min(back, size))
+                if data.count(b"\n") > n or back >= size:
+                    break
+                back *= 4
+            cut = data.rfind(b"\n") + 1
+            lines = data[:cut].splitlines()
+            if back < size:
+                lines = lines[1:]  # the first one read may be a part
+            shown = lines[-n:] if n > 0 else []
+            _emit(shown, out)
+            return len(shown), size - len(data) + cut
+        f.seek(0)
+        printed, read, tail = 0, 0, b""
+        while chunk := f.read(CHUNK):  # all of it, a megabyte at a time
+            read += len(chunk)
+            data = tail + chunk
+            cut = data.rfind(b"\n") + 1
+            lines, tail = data[:cut].splitlines(), data[cut:]
+            _emit(lines, out)
+            printed += len(lines)
+        return printed, read - len(tail)
 
 
 def follow(run_obj, out=None, *, lines: int | None = None, keep_going: bool = True, poll: float = POLL_S) -> int:
     """Print the log from the last `lines` lines; with `keep_going`, then every new line until
     the run is no longer running. Returns the number of lines printed."""
     out = out or sys.stdout
-    first, pos = _start(run_obj.log_path, lines)
-    _emit(first, out)
-    printed = len(first)
+    printed, pos = _print_start(run_obj.log_path, lines, out)
     tail = b""
     while keep_going:
         try:
