@@ -9,7 +9,7 @@ and one torch thread. Each finished batch comes back as {candidate id: checks} a
 records it (`store.add_checks`), which clears `pending`. The job ends when the worker has
 caught up; a job killed before that leaves candidates pending, which the next run of the same
 variant over the same groups checks first (GenerationJob._submit_pending). The worker runs
-at a lower priority (nice 10), so that on a busy CPU the requests go first.
+at the lowest priority (nice 19), so that on a busy CPU the requests go first.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def _worker_main(inbox, outbox, device: str, parent: int) -> None:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     try:
-        os.nice(10)  # when the CPU is short, the job's request loop goes first; the checks catch up
+        os.nice(19)  # when the CPU is short, the job's request loop goes first; the checks catch up
     except (AttributeError, OSError):
         pass
     from engine.generation.quality import QualityChecker

@@ -138,6 +138,7 @@ class GroupReader:
         self.ptag = "pb" if p == "both" else f"p{int(p)}"
         self._bit_names = [(1 << (c - 1), REASONS[c][0]) for c in WINDOW_REASONS]
         self._pre: dict[int, int] = {}
+        self._clip_cache: dict[str, tuple[int, list[str]]] = {}
         self._pre_t = self._pre_s = self._pre_e = self._pre_b = None
 
     def key(self, g: int) -> str:
@@ -249,11 +250,21 @@ class GroupReader:
         return out
 
     def clip_narrations(self, gd: GroupData, pos: int) -> tuple[str, list[str], int]:
-        """(cache key, texts of the clip's narrations in the target's pass, target position)."""
+        """(cache key, texts of the clip's narrations in the target's pass, target position).
+
+        The texts of the last clips asked for are kept: a group's questions share its clip.
+        """
         p, pr = gd.passes[pos], gd.pass_rows[pos]
-        arr = self.index.passes[p]
-        lo, hi = int(arr.video_offsets[gd.video]), int(arr.video_offsets[gd.video + 1])
-        times = arr.time[lo:hi]
-        a = lo + int(np.searchsorted(times, gd.clip_start, "left"))
-        b = lo + int(np.searchsorted(times, gd.clip_end, "right"))
-        return f"{gd.clip_uid}/p{p}", [arr.text[i] for i in range(a, b)], pr - a
+        key = f"{gd.clip_uid}/p{p}"
+        hit = self._clip_cache.get(key)
+        if hit is None:
+            arr = self.index.passes[p]
+            lo, hi = int(arr.video_offsets[gd.video]), int(arr.video_offsets[gd.video + 1])
+            times = arr.time[lo:hi]
+            a = lo + int(np.searchsorted(times, gd.clip_start, "left"))
+            b = lo + int(np.searchsorted(times, gd.clip_end, "right"))
+            hit = self._clip_cache[key] = (a, _texts(arr.text, np.arange(a, b)))
+            if len(self._clip_cache) > 64:
+                self._clip_cache.pop(next(iter(self._clip_cache)))
+        a, texts = hit
+        return key, texts, pr - a
