@@ -280,6 +280,21 @@ async def test_review_read_only_because_another_session_holds_the_lock_at_a_host
         other.close()
 
 
+async def test_review_error_panel_when_the_candidates_cannot_be_opened_at_a_hostile_path(hostile):
+    root, ws, terminal = hostile
+    ws.mkdir(parents=True)
+    (ws / "candidates").write_text("not a folder")  # the store cannot open: an error naming the path
+    app = _app(root, ws, "review", load=False)
+    async with app.run_test(size=(160, 50), notifications=True) as pilot:
+        await settle(pilot)
+        await pilot.pause(0.5)
+        _check(app, terminal, "WSX")
+        await pilot.press("a", "x")
+        await pilot.pause(0.3)
+        await pilot.press("escape")
+        _check(app, terminal)
+
+
 async def test_train_screen_with_a_failed_run_whose_error_and_log_are_hostile(hostile):
     _, ws, terminal = hostile
     write_hostile_workspace(ws, surrogates=False)
