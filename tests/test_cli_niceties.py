@@ -375,3 +375,13 @@ def test_review_without_status_opens_the_app_on_the_review_screen(tmp_path, monk
     assert cli.main(["review", "--workspace", str(tmp_path / "ws")]) == 0
     assert opened == ["review"]
     assert cli.main(["review", "--json", "--workspace", str(tmp_path / "ws")]) == 2  # --json needs --status
+
+
+def test_a_user_error_naming_a_hostile_path_is_printed_as_one_visible_line(tmp_path, capsys):
+    from nlq_tui.cli import main
+
+    hostile = tmp_path / "w[/]\x1b]2;TITLE\x07\x9b2J"
+    assert main(["review", "--status", "--workspace", str(hostile)]) == 2
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\x07" not in err and "\x9b" not in err
+    assert "␛]2;TITLE␇\\x9b2J" in err and len(err.strip().splitlines()) == 1
