@@ -258,7 +258,6 @@ async def test_review_opens_on_candidates_with_lone_surrogates(hostile):
         _check(app, terminal, "QUESTION", "NARR")
 
 
-@pytest.mark.xfail(strict=False, reason="H2: review.py notifies self.read_only (holder, path) as markup")
 async def test_review_read_only_because_another_session_holds_the_lock_at_a_hostile_path(hostile):
     from engine.store import CandidateStore
     from engine.workspace import Workspace
