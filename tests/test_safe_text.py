@@ -113,3 +113,26 @@ async def test_safe_input_keeps_its_value_and_draws_controls_visibly():
         assert box.value == "/data/\x1b]2;T\x07x"  # the real path, for loading
         drawn = "".join(seg.text for seg in box.render_line(0))
         assert "\x1b" not in drawn and "/data/␛]2;T␇x" in drawn
+
+
+async def test_safe_input_draws_a_suggestion_from_the_disk_safely():
+    from textual.app import App
+    from textual.suggester import SuggestFromList
+
+    from nlq_tui.widgets import SafeInput
+
+    class One(App):
+        def compose(self):
+            yield SafeInput(id="i", suggester=SuggestFromList(["/data/\x1b]2;T\x07evil"]))
+
+    app = One()
+    async with app.run_test() as pilot:
+        box = app.query_one("#i", SafeInput)
+        box.focus()
+        await pilot.press(*"/da")
+        await pilot.pause(0.2)
+        drawn = "".join(seg.text for seg in box.render_line(0))
+        assert "\x1b" not in drawn and "\x07" not in drawn
+        assert "ta/␛]2;T" in drawn and "evil" in drawn  # (Rich drops the BEL itself)
+        await pilot.press("right")  # accepting the suggestion gives the real name
+        assert box.value == "/data/\x1b]2;T\x07evil"
