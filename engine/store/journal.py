@@ -25,7 +25,7 @@ from typing import Any
 
 from engine.errors import WorkspaceError
 from engine.store.filters import STATUSES
-from engine.store.lines import append_durably, cut_torn_tail, open_append, read_complete_lines
+from engine.store.lines import append_durably, cut_torn_tail, loads, open_append, read_complete_lines
 from engine.workspace import atomic_write_bytes, fsync_dir
 
 JOURNAL = "decisions.jsonl"
@@ -169,7 +169,7 @@ class DecisionJournal:
         upto = self._load_snapshot()
         for offset, raw in lines:
             try:
-                entry = json.loads(raw)
+                entry = loads(raw)
             except (ValueError, RecursionError):
                 entry = None
             if not entry_ok(entry):
@@ -189,7 +189,7 @@ class DecisionJournal:
         except (FileNotFoundError, IsADirectoryError):
             return 0
         try:
-            snap = json.loads(raw)
+            snap = loads(raw)
             if not isinstance(snap, dict) or isinstance(snap.get("upto_seq", 0), bool):
                 raise TypeError("not an object")
             upto = int(snap.get("upto_seq", 0))
@@ -312,7 +312,7 @@ class DecisionJournal:
         lines, end = read_complete_lines(journal, self._read_to)
         for _, raw in lines:
             try:
-                entry = json.loads(raw)
+                entry = loads(raw)
             except (ValueError, RecursionError):
                 continue
             if not entry_ok(entry):

@@ -6,10 +6,29 @@ tear the last line; readers ignore a last line without its newline and the next 
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 from engine.workspace import disk_error
+
+try:  # optional: about three times the stdlib's speed on the heads a scan decodes
+    from orjson import loads as _fast_loads
+except ImportError:  # pragma: no cover - depends on the environment
+    _fast_loads = None
+
+
+def loads(data: bytes) -> Any:
+    """JSON from bytes: orjson where installed, the stdlib where it is not or where orjson refuses
+    (a lone surrogate escape, which the store writes for text that holds one; deep nesting, which
+    the stdlib then reports as RecursionError)."""
+    if _fast_loads is not None:
+        try:
+            return _fast_loads(data)
+        except ValueError:
+            pass
+    return json.loads(data)
 
 
 def datasync(fd: int) -> None:

@@ -26,7 +26,7 @@ from typing import Any
 
 from engine.candidate import Candidate, CandidateError, Window, as_candidate, default_variant_name, truncate_raw
 from engine.errors import ConfigError, WorkspaceError
-from engine.store.lines import append_durably, cut_torn_tail, open_append, read_complete_lines
+from engine.store.lines import append_durably, cut_torn_tail, loads, open_append, read_complete_lines
 from engine.store.rows import GroupResult as GroupResult  # re-exported: the generation engine imports it from here
 from engine.store.rows import (
     Row,
@@ -198,11 +198,11 @@ class ShardLog:
             head = None
             if cut >= 0:
                 try:
-                    head = json.loads(data[pos:cut] + b"}")
+                    head = loads(data[pos:cut] + b"}")
                 except (ValueError, RecursionError):
                     head = None  # the marker met inside a reject: read the whole line
             if not isinstance(head, dict) or "index" not in head:
-                head = json.loads(data[pos:nl])
+                head = loads(data[pos:nl])
                 if isinstance(head, dict) and "index" not in head:
                     cands = head.get("candidates")
                     head["index"] = [
@@ -226,7 +226,7 @@ class ShardLog:
         try:
             with open(path, "rb") as f:
                 f.seek(offset)
-                meta = json.loads(f.read(length)).get("meta") or {}
+                meta = loads(f.read(length)).get("meta") or {}
             return default_variant_name(meta.get("backend", ""), meta.get("model", ""), meta.get("prompt_version"))
         except (OSError, ValueError, RecursionError, AttributeError):
             return "unknown"
@@ -281,7 +281,7 @@ class ShardLog:
         fd = self._fds.get(row.shard)
         if fd is None:
             fd = self._fds[row.shard] = os.open(self._shards[row.shard], os.O_RDONLY)
-        obj = json.loads(os.pread(fd, row.length, row.offset))
+        obj = loads(os.pread(fd, row.length, row.offset))
         if not isinstance(obj, dict):
             raise ValueError("not an object")
         self._cache[key] = obj
@@ -345,7 +345,7 @@ class ShardLog:
             lines, _ = read_complete_lines(self.dir / VARIANTS)
             for offset, raw in lines:
                 try:
-                    v = Variant.from_json(json.loads(raw))
+                    v = Variant.from_json(loads(raw))
                 except (ValueError, RecursionError, KeyError, TypeError, AttributeError, ConfigError):
                     self.problem(f"{VARIANTS} at byte {offset}: unreadable variant record skipped")
                     continue
@@ -385,7 +385,7 @@ class ShardLog:
         lines, _ = read_complete_lines(self.dir / FAILURES)
         for offset, raw in lines:
             try:
-                d = json.loads(raw)
+                d = loads(raw)
                 v, gk, reason = d["variant"], d["group_key"], d.get("reason") or "failed"
                 if not isinstance(v, str) or not isinstance(gk, str):
                     raise TypeError
@@ -438,7 +438,7 @@ class ShardLog:
         with self.mutex:
             for offset, raw in lines:
                 try:
-                    found = json.loads(raw)["checks"]
+                    found = loads(raw)["checks"]
                     items = [(cid, d) for cid, d in found.items() if isinstance(cid, str) and isinstance(d, dict)]
                 except (ValueError, RecursionError, KeyError, TypeError, AttributeError):
                     self.problem(f"{CHECKS} at byte {offset}: unreadable checks line skipped")
@@ -540,7 +540,7 @@ class ShardLog:
 def _line_of(raw: bytes, variant: str) -> bool:
     """Whether a shard line belongs to the variant (read as the scanner reads it)."""
     try:
-        obj = json.loads(raw)
+        obj = loads(raw)
     except (ValueError, RecursionError):
         return False
     if not isinstance(obj, dict):
