@@ -111,7 +111,7 @@ def test_reading_in_tiny_chunks_gives_the_same_index(tmp_path):
     )
     text = (root / NARRATION).read_text()
     (root / NARRATION).write_text(text.replace(", ", " ,\n  "))  # whitespace and newlines everywhere
-    _assert_same(load_index(root, use_cache=False, policy=ReadPolicy(chunk=7)), _plain(root))
+    _assert_same(load_index(root, use_cache=False, policy=ReadPolicy(chunk=7, fast=False)), _plain(root))
 
 
 @pytest.mark.parametrize("style", ["raw", "escaped", "mixed"])
@@ -259,7 +259,7 @@ def test_streamed_narrations_equal_json_load_for_any_content_and_chunking(videos
     with tempfile.TemporaryDirectory() as d:
         root = Path(d)
         _write_streaming_tree(root, videos, indent, ensure_ascii=chunk % 2 == 0)
-        fast = load_index(root, use_cache=False, policy=ReadPolicy(chunk=chunk))
+        fast = load_index(root, use_cache=False, policy=ReadPolicy(chunk=chunk, fast=False))
         _assert_same(fast, _plain(root))
 
 
@@ -575,8 +575,9 @@ def test_check_rejects_a_non_tensor_feature_file(tmp_path):
 
 
 # narration.json decoded by worker processes even when tiny, or never.
-PARALLEL = ReadPolicy(parallel_min_bytes=0, parallel_min_chunk=1, workers=5, fork_ok=True)
-SERIAL = ReadPolicy(parallel_min_bytes=1 << 62)
+PARALLEL = ReadPolicy(parallel_min_bytes=0, parallel_min_chunk=1, workers=5, fork_ok=True, fast=False)
+SERIAL = ReadPolicy(parallel_min_bytes=1 << 62, fast=False)
+FAST = ReadPolicy(chunk=1 << 16)  # msgspec, in chunks small enough to cut the test files
 
 
 @pytest.fixture
@@ -699,3 +700,108 @@ def test_parallel_decoding_equals_json_load_for_any_content(videos, chunk, inden
         policy = dataclasses.replace(PARALLEL, workers=4, chunk=chunk)
         fast = load_index(root, use_cache=False, policy=policy)
         _assert_same(fast, _plain(root))
+
+
+# --------------------------------------------------------------------------- the msgspec reader
+
+
+def _same_as_streaming(root: Path, policy: ReadPolicy, expect_fast: bool = True) -> None:
+    """The msgspec reader (really used) gives the streaming reader's index, warnings and errors."""
+    from engine.ego4d import fast
+
+    used = []
+    real = fast.read_fast
+
+    def spy(*a, **kw):
+        used.append(real(*a, **kw))
+        return used[-1]
+
+    fast.read_fast = spy
+    try:
+        got = check(root, use_cache=False, policy=policy)
+    finally:
+        fast.read_fast = real
+    want = check(root, use_cache=False, policy=SERIAL)
+    assert [(i.level, i.code, i.message, i.count) for i in got.issues] == [
+        (i.level, i.code, i.message, i.count) for i in want.issues
+    ]
+    assert got.counts == want.counts
+    if expect_fast:
+        assert used and used[0] is not None  # decoded by msgspec, not handed back
+    if want.ok:
+        _assert_same(load_index(root, use_cache=False, policy=policy), load_index(root, use_cache=False, policy=SERIAL))
+
+
+@pytest.mark.parametrize("chunk", [40, 300, 4096, 1 << 24])
+def test_msgspec_reader_equals_the_streaming_reader_on_every_quirk(tmp_path, chunk):
+    import dataclasses
+
+    _same_as_streaming(_busy_tree(tmp_path / "d"), dataclasses.replace(FAST, chunk=chunk))
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["nan", "lone surrogate", "huge number", "boolean", "duplicate video", "unknown video field", "truncated"],
+)
+def test_msgspec_reader_hands_what_it_cannot_read_to_the_streaming_reader(tmp_path, damage):
+    root = _busy_tree(tmp_path / "d")
+    text = (root / NARRATION).read_text("utf-8")
+    if damage == "nan":
+        text = text.replace('"timestamp_sec": 3.0', '"timestamp_sec": NaN', 1)
+    elif damage == "lone surrogate":
+        text = text.replace('"narration_text": "', '"narration_text": "\\ud83d ', 1)
+    elif damage == "huge number":
+        text = text.replace('"timestamp_sec": 3.0', '"timestamp_sec": 1' + "0" * 400, 1)
+    elif damage == "boolean":
+        text = text.replace('"timestamp_sec": 3.0', '"timestamp_sec": true', 1)
+    elif damage == "duplicate video":
+        text = text.replace('"extra-9"', '"extra-0"')
+    elif damage == "unknown video field":
+        text = text.replace('"extra-4": {', '"extra-4": {"colour": "red", ', 1)
+    else:
+        text = text[:-50]
+    (root / NARRATION).write_text(text, "utf-8")
+    _same_as_streaming(root, FAST, expect_fast=damage in ("huge number", "boolean"))
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    videos=st.dictionaries(
+        st.text("abcdef-0123", min_size=1, max_size=6), st.tuples(_narrations, st.none() | _narrations), max_size=6
+    ),
+    chunk=st.integers(1, 200),
+    indent=st.sampled_from([None, 0, 2]),
+)
+def test_msgspec_reader_equals_json_load_for_any_content_and_chunking(videos, chunk, indent):
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        root = Path(d)
+        _write_streaming_tree(root, videos, indent, ensure_ascii=chunk % 2 == 0)
+        _assert_same(load_index(root, use_cache=False, policy=ReadPolicy(chunk=chunk)), _plain(root))
+
+
+def test_msgspec_reader_reads_most_passes_itself(tmp_path, monkeypatch):
+    """Not every pass handed to the streaming reader's code: the typed batch keeps the common ones."""
+    from engine.ego4d import typed
+
+    kept: list[int] = []
+    real = typed.Batch.finish
+
+    def spy(self):
+        out = real(self)
+        kept.append(sum(r is not None for r in out))
+        return out
+
+    monkeypatch.setattr(typed.Batch, "finish", spy)
+    root = write_tree(tmp_path / "d", videos=6)
+    _assert_same(load_index(root, use_cache=False, policy=FAST), _plain(root))
+    assert sum(kept) == 6  # the one pass of each of the six videos
+
+
+def test_without_msgspec_the_streaming_reader_does_it_all(tmp_path, monkeypatch):
+    from engine.ego4d import fast
+
+    monkeypatch.setattr(fast, "available", lambda: False)
+    root = _busy_tree(tmp_path / "d")
+    _assert_same(load_index(root, use_cache=False, policy=FAST), _plain(root))

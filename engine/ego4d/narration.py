@@ -30,6 +30,7 @@ from engine.ego4d.problems import (
     warn_surrogates,
 )
 from engine.ego4d.stream import DEFAULT_POLICY, Progress, ReadPolicy, Stream, iter_top_members
+from engine.errors import DataError
 from engine.index import FLAG_CAMERA_WEARER, FLAG_OTHER, FLAG_UNSURE, NarrationArrays, TextColumn, flags_of
 
 # The official schema's fields (docs: "Narrations - narrations.json"); real files carry all five.
@@ -181,16 +182,12 @@ class _Pass:
             return uids, "".join(uids)
 
     def unknown_fields(self) -> None:
-        # Unknown fields: a narration with more keys than the first one (files without the
-        # optional `_unmapped_timestamp_sec` have 4 known keys, not 5), or a first narration with
-        # another key. (One that swaps a known key for an unknown one in the middle of a list
-        # goes uncounted: a warning is not worth a full pass over 4M dicts.)
-        narrs = self.narrs
-        if narrs and (max(map(len, narrs)) > len(narrs[0]) or not narrs[0].keys() <= NARRATION_KEYS):
-            extra = set(chain.from_iterable(narrs)).difference(NARRATION_KEYS)
-            if extra:
-                where = f"{self.where}[]: {', '.join(sorted(map(str, extra))[:3])}"
-                self.problems.warn("unknown_field", self.rel, "unknown extra fields (ignored)", where)
+        # Every narration's keys: a pass with any unknown field is counted once (the msgspec
+        # reader counts the same by comparing key counts).
+        extra = set(chain.from_iterable(self.narrs)).difference(NARRATION_KEYS)
+        if extra:
+            where = f"{self.where}[]: {', '.join(sorted(map(str, extra))[:3])}"
+            self.problems.warn("unknown_field", self.rel, "unknown extra fields (ignored)", where)
 
 
 def video_pass(
@@ -212,11 +209,27 @@ def video_pass(
     texts, texts_joined = got
     uids, uids_joined = vp.uids()
     vp.unknown_fields()
+    return finish_pass(t, texts, texts_joined, uids, uids_joined, problems, rel, shown, vp.where, latin)
+
+
+def finish_pass(
+    t: np.ndarray,
+    texts: list[str],
+    texts_joined: str,
+    uids: list[str],
+    uids_joined: str,
+    problems: Problems,
+    rel: str,
+    shown: str,
+    where: str,
+    latin: bool = False,
+) -> tuple[np.ndarray, bytes, np.ndarray, bytes, np.ndarray] | None:
+    """A pass's validated columns stably sorted by time, its quirks counted, its text encoded."""
     if len(t) > 1:
         d = t[1:] - t[:-1]
         if (d < 0).any():
             what = "videos whose narrations are not in time order (sorted, stable)"
-            problems.warn("unsorted_timestamps", rel, what, vp.where)
+            problems.warn("unsorted_timestamps", rel, what, where)
             order = np.argsort(t, kind="stable")
             t = t[order]
             ol = order.tolist()
@@ -227,12 +240,12 @@ def video_pass(
         dups = int(np.count_nonzero(d == 0))
         if dups:
             what = "narrations at the same timestamp as the previous one"
-            problems.warn("duplicate_timestamps", rel, what, vp.where, dups)
+            problems.warn("duplicate_timestamps", rel, what, where, dups)
     try:
-        return (t, *_encode_clean(texts, texts_joined, uids, uids_joined, latin, problems, rel, vp.where))
+        return (t, *_encode_clean(texts, texts_joined, uids, uids_joined, latin, problems, rel, where))
     except UnicodeDecodeError:
         problems.error(
-            "not_utf8", rel, f"{shown}: {vp.where} hold text that is not UTF-8; the file is damaged, download it again"
+            "not_utf8", rel, f"{shown}: {where} hold text that is not UTF-8; the file is damaged, download it again"
         )
         return None
 
@@ -287,7 +300,7 @@ def text_flags(blob: bytes, offsets: np.ndarray) -> np.ndarray:
     return flags
 
 
-def _pass_block(uid: str, pn: int, block, problems: Problems, rel: str, shown: str) -> list | None:
+def pass_block(uid: str, pn: int, block, problems: Problems, rel: str, shown: str) -> list | None:
     """The narrations list of one pass block, or None (absent, or after an error)."""
     if block is None:
         return None
@@ -323,33 +336,46 @@ def videos(
     """(uid, {pass: (time, text start, text lens, uid start, uid lens)}) per video, in file
     order; text goes to `files` (BlobFile per (pass, column)) as it is decoded."""
     for uid, entry, latin, literal in iter_top_members(stream, shown, rel, problems, stop):
-        uid, bad = clean_text(uid)
-        if bad:
-            warn_surrogates(problems, rel, f"video {uid!r}")
-        if type(entry) is not dict:
-            problems.error(
-                "bad_video",
-                rel,
-                f"{shown}: video {uid!r} is {json_type(entry)}, expected an object with narration_pass_1/2; "
-                "fix or re-download the file",
-            )
-            continue
-        extra = entry.keys() - _VIDEO_KEYS
-        if extra:
-            where = f"video {uid!r}: {', '.join(sorted(extra)[:3])}"
-            problems.warn("unknown_field", rel, "unknown extra fields (ignored)", where)
-        got: dict[int, tuple] = {}
-        for pn in (1, 2):
-            narrs = _pass_block(uid, pn, entry.get(f"narration_pass_{pn}"), problems, rel, shown)
-            if narrs is None:
-                continue
-            res = video_pass(uid, pn, narrs, problems, rel, shown, latin, literal)
-            if res is None or problems.errors_in(rel):
-                continue  # after an error only validation goes on (check collects more)
-            t, tb, tl, ub, ul = res
-            got[pn] = (t, files[pn, "text"].write(tb), tl, files[pn, "uid"].write(ub), ul)
+        got = video_entry(uid, entry, problems, rel, shown, files, latin, literal)
         del entry
-        yield uid, got
+        if got is not None:
+            yield got
+
+
+def video_entry(
+    uid: str, entry, problems: Problems, rel: str, shown: str, files: dict, latin: bool = False, literal: bool = True
+) -> tuple[str, dict] | None:
+    """One decoded member of narration.json as (uid, pieces); None when it is not an object."""
+    uid, bad = clean_text(uid)
+    if bad:
+        warn_surrogates(problems, rel, f"video {uid!r}")
+    if type(entry) is not dict:
+        problems.error(
+            "bad_video",
+            rel,
+            f"{shown}: video {uid!r} is {json_type(entry)}, expected an object with narration_pass_1/2; "
+            "fix or re-download the file",
+        )
+        return None
+    extra = entry.keys() - _VIDEO_KEYS
+    if extra:
+        where = f"video {uid!r}: {', '.join(sorted(extra)[:3])}"
+        problems.warn("unknown_field", rel, "unknown extra fields (ignored)", where)
+    got: dict[int, tuple] = {}
+    for pn in (1, 2):
+        narrs = pass_block(uid, pn, entry.get(f"narration_pass_{pn}"), problems, rel, shown)
+        if narrs is None:
+            continue
+        res = video_pass(uid, pn, narrs, problems, rel, shown, latin, literal)
+        if res is None or problems.errors_in(rel):
+            continue  # after an error only validation goes on (check collects more)
+        store_pass(got, pn, res, files)
+    return uid, got
+
+
+def store_pass(got: dict, pn: int, res: tuple, files: dict) -> None:
+    t, tb, tl, ub, ul = res
+    got[pn] = (t, files[pn, "text"].write(tb), tl, files[pn, "uid"].write(ub), ul)
 
 
 def read_narrations(
@@ -360,26 +386,18 @@ def read_narrations(
     A big file is decoded in parallel when it can be; what comes out is the same either way.
     Returns (video_uids in file order, {1: pass 1, 2: pass 2}) or None after an error.
     """
-    from engine.ego4d import parallel
-
     rel = NARRATION_JSON
     p = check_file(root, rel, problems, "narration.json")
     if p is None:
         return None
     files = blob_files(workdir)
-    pieces = None
-    try:
-        pieces = parallel.read_parallel(p, root, problems, progress, workdir, files, policy)
-    except Exception:  # no processes (limits, a sandbox): the serial reader does the same work
-        pieces = None
-    finally:
-        if pieces is None:  # not parallel, or a problem that the serial reader will name
-            for f in files.values():
-                f.reset()
     gc_was_enabled = gc.isenabled()
     gc.disable()  # millions of short-lived dicts: the cyclic GC would only burn time here
     try:
-        if pieces is None:
+        pieces = _read_quick(p, root, problems, progress, workdir, files, policy)
+        if pieces is None:  # not read that way, or a problem that the serial reader will name
+            for f in files.values():
+                f.reset()
             pieces = _read_serial(p, root, problems, progress, files, policy)
     finally:
         blobs = {k: f.finish() for k, f in files.items()}
@@ -388,6 +406,20 @@ def read_narrations(
     if pieces is None or problems.errors_in(rel):
         return None
     return _merge(pieces, problems, blobs, workdir, progress)
+
+
+def _read_quick(p: Path, root: Path, problems: Problems, progress, workdir: Path, files: dict, policy: ReadPolicy):
+    """The pieces from the msgspec reader, else from worker processes; None: read serially."""
+    from engine.ego4d import fast, parallel
+
+    try:
+        if policy.fast and fast.available():
+            return fast.read_fast(p, root, problems, progress, files, policy)
+        return parallel.read_parallel(p, root, problems, progress, workdir, files, policy)
+    except DataError:  # a problem in the data, named: final
+        raise
+    except Exception:  # no processes (limits, a sandbox), a read error: the serial reader names it
+        return None
 
 
 def _read_serial(p: Path, root: Path, problems: Problems, progress, files: dict, policy: ReadPolicy) -> list | None:

@@ -55,6 +55,13 @@ class Problems:
         else:
             slot[0] += count
 
+    def absorb(self, other: Problems) -> None:
+        """Take `other`'s errors and warnings as if reported here (in their order)."""
+        for issue in other.errors:
+            self.error(issue.code, issue.file, issue.message)
+        for (code, file), (count, what, where) in other._warn.items():
+            self.warn(code, file, what, where, count)
+
     def errors_in(self, file: str) -> int:
         return self._errors_per_file.get(file, 0)
 
