@@ -461,3 +461,12 @@ async def test_a_read_only_workspace_opens_for_browsing(ws, monkeypatch):
         screen = await opened(pilot)
         assert screen.read_only and "can only be read" in screen.read_only
         assert screen.current is not None and "in queue" in str(screen.query_one("#where").render())
+
+
+def test_the_second_opinion_flag_reaches_the_screens_context(ws):
+    from nlq_tui.cli import build_parser
+
+    argv = ["--workspace", str(ws.path), "--reviewer", "bob", "--screen", "review", "--second-opinion"]
+    ctx = AppContext.from_args(build_parser().parse_args(argv))
+    assert ctx.second_opinion is True and ctx.reviewer == "bob"
+    assert AppContext.from_args(build_parser().parse_args(argv[:-1])).second_opinion is False
