@@ -7,6 +7,7 @@ lays them out. Names, questions and narrations are data: every cell is plain tex
 from __future__ import annotations
 
 import contextlib
+import os
 
 from rich.table import Table
 from textual import on
@@ -75,9 +76,10 @@ def comparison_table(a: str, b: str, pairs: list[dict]) -> Table:
 
 
 class VariantsLoaded(WorkerResult):
-    def __init__(self, rows: list[dict]) -> None:
+    def __init__(self, rows: list[dict], mark: tuple | None) -> None:
         super().__init__()
         self.rows = rows
+        self.mark = mark  # the candidate files as they were before the read (see _fingerprint)
 
 
 class ComparisonLoaded(WorkerResult):
@@ -86,6 +88,16 @@ class ComparisonLoaded(WorkerResult):
         self.a = a
         self.b = b
         self.pairs = pairs
+
+
+def _fingerprint(workspace) -> tuple | None:
+    """Name, size and change time of every file under candidates/ (shards, journal, snapshot,
+    variants): equal fingerprints mean equal figures. None when the folder cannot be listed."""
+    try:
+        with os.scandir(workspace.candidates_dir) as it:
+            return tuple(sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in it if e.is_file()))
+    except OSError:
+        return None
 
 
 @contextlib.contextmanager
@@ -112,6 +124,9 @@ class VariantsView(Vertical):
         self.compare = Static("", id="compare-table")
         self.workspace = None
         self._setting = False
+        self._compared: tuple | None = None
+        self._read_mark: tuple | None = None  # the fingerprint the rows shown were read at
+        self._read_rows: list[dict] | None = None
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="variants-scroll"):
@@ -124,14 +139,19 @@ class VariantsView(Vertical):
 
     # the engine's figures, read in thread workers ------------------------------------------------
     def load(self, workspace) -> None:
-        """Read the variants table of `workspace` (in a thread) and show it."""
+        """Read the variants table of `workspace` (in a thread) and show it; when no candidate or
+        decision file changed since the last read, the figures are the same: show them at once."""
         self.workspace = workspace
+        mark = _fingerprint(workspace)
+        if mark is not None and mark == self._read_mark and self._read_rows is not None:
+            self.show_rows(self._read_rows)
+            return
 
         def work() -> VariantsLoaded:
             from engine.variants import variant_table
 
             with _store(workspace) as store:
-                return VariantsLoaded(variant_table(store))
+                return VariantsLoaded(variant_table(store), mark)
 
         self._work(work, "variants")
 
@@ -160,6 +180,7 @@ class VariantsView(Vertical):
 
     def on_variants_loaded(self, message: VariantsLoaded) -> None:
         message.stop()
+        self._read_mark, self._read_rows = message.mark, message.rows
         self.show_rows(message.rows)
 
     def on_comparison_loaded(self, message: ComparisonLoaded) -> None:
@@ -201,6 +222,10 @@ class VariantsView(Vertical):
     def _maybe_compare(self) -> None:
         a, b = self.pick_a.value, self.pick_b.value
         if isinstance(a, str) and isinstance(b, str) and a != b and self.workspace is not None:
-            self._compare(a, b)
+            # the same pair over the same candidates compares the same: do not read them again
+            key = (a, b, tuple((r.get("name"), r.get("candidates")) for r in self.rows))
+            if key != self._compared:
+                self._compared = key
+                self._compare(a, b)
         elif len(self.rows) < 2:
             self.compare.update(plain_text("a second variant (another prompt, model or --name) makes a comparison"))
