@@ -320,6 +320,7 @@ def effective_status(status: dict | None, now: float | None = None) -> dict | No
     age = now - beat if isinstance(beat, (int, float)) and _is_num(beat) else None
     here = out.get("host") in (None, proc.this_host())
     alive, why = proc.same_process(out) if here and _is_int(out.get("pid")) else (True, "")
+    why = why.replace("the run process", "the process")
     if not alive:
         out.update(state="failed", error=f"the generation process ended without a final status ({why}); "
                                          "see generation/generate.log, then start it again to resume")  # fmt: skip
@@ -365,7 +366,7 @@ def stop_job(ws: Workspace | str | Path) -> int:
         raise WorkspaceError(f"{job_dir(ws)}: the job is still starting (no pid yet); try again in a few seconds")
     alive, why = proc.same_process(st)
     if not alive:
-        raise WorkspaceError(f"{job_dir(ws)}: not stopped: the job {why.removeprefix('the run process ')}")
+        raise WorkspaceError(f"{job_dir(ws)}: not stopped: {why.replace('the run process', 'the job process')}")
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
