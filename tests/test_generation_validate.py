@@ -208,3 +208,36 @@ def test_saving_a_changed_prompt_adds_a_version_and_old_versions_stay(tmp_path):
     assert save_prompt(ws, "Be brief.", "Narrations:\n{narrations}").version == 2  # same text: no new version
     assert [p.version for p in list_prompts(ws)] == [1, 2]
     assert use_prompt(ws, 1).system == DEFAULT_PROMPT.system and current_prompt(ws).version == 1
+
+
+def test_hostile_answers_cost_milliseconds_and_end_as_counted_rejections():
+    import time
+
+    deep_inner = json.dumps({"questions": [{"narration": 1, "query": [[[[[[[[["x"]]]]]]]]]}]})
+    cases = {
+        "prose then deep": "Here: " + "[" * 200_000 + "]" * 200_000,
+        "many starts": "{ [ " * 200_000,
+        "deep object": "{" + '"a": {' * 50_000 + "}" * 50_001,
+        "a nested query": deep_inner,
+        "a huge index": json.dumps({"questions": [{"narration": "9" * 5000, "query": "Where is it now?"}]}),
+    }
+    for name, text in cases.items():
+        t0 = time.perf_counter()
+        v = validate("g", NARRS, [0, 0, 0], text=text)
+        assert time.perf_counter() - t0 < 1.0, name
+        assert not v.accepted and v.rejected, name
+        for r in v.rejected:
+            assert not isinstance(r["raw"], (list, dict)) and len(str(r["raw"])) <= 4000, name
+
+
+def test_a_policy_keeps_a_reason_as_a_flag_but_never_a_worse_one():
+    from engine.generation.validate import policy_keep
+
+    keep = policy_keep({"copies_narration": "flag", "not_json": "flag", "too_short": "reject"})
+    assert keep == frozenset({"copies_narration"})  # a whole-answer reason cannot be a flag
+    items = [(1, "Did I pick up the knife from the table?"), (2, "Cut?"), (3, "Did I open the fridge?")]
+    v = validate("g", NARRS, [0, 0, 0], items=items, keep=keep)
+    assert [n for n, _ in v.accepted] == [1, 3] and v.flagged == {1: ["copies_narration"], 3: ["copies_narration"]}
+    assert v.counts() == {"too_short": 1}
+    strict = validate("g", NARRS, [0, 0, 0], items=items)
+    assert strict.counts() == {"copies_narration": 2, "too_short": 1} and not strict.flagged
