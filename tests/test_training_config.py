@@ -111,3 +111,31 @@ def test_every_setting_has_help_a_unique_flag_and_is_a_train_flag_and_a_docs_row
     values = {name: getattr(args, name) for name in args.setting_names}
     cfg = TrainConfig.from_user(values)
     assert (cfg.lr, cfg.freeze_text, cfg.model.predictor, cfg.bf16) == (1e-3, False, "transformer", False)
+
+
+def test_devices_and_threads_are_checked_and_picked():
+    import os
+
+    from engine.training.device import pick_threads, resolve_device
+
+    TrainConfig(device="cuda:1").validate()  # the form cuda:N is a setting
+    with pytest.raises(ConfigError, match="--device / the device field"):
+        TrainConfig(device="cuda:x").validate()
+    import torch
+
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="--device cuda:1: no CUDA GPU"):
+            resolve_device("cuda:1")
+    else:
+        with pytest.raises(ConfigError, match="GPU"):
+            resolve_device(f"cuda:{torch.cuda.device_count()}")
+    old = os.environ.pop("NLQ_TORCH_THREADS", None)
+    try:
+        assert pick_threads(3) == 3
+        assert 1 <= pick_threads(0) <= (os.cpu_count() or 1)  # the idle cores, at least one
+        os.environ["NLQ_TORCH_THREADS"] = "2"
+        assert pick_threads(5) == 2  # the environment (tests, the experiment) wins
+    finally:
+        os.environ.pop("NLQ_TORCH_THREADS", None)
+        if old is not None:
+            os.environ["NLQ_TORCH_THREADS"] = old

@@ -1,6 +1,7 @@
 import json
 import logging
 import pickle
+import re
 
 import pytest
 import torch
@@ -209,3 +210,24 @@ def _query_of(ground_truth, pred):
                 if (c["clip_uid"], a["annotation_uid"]) == (pred["clip_uid"], pred["annotation_uid"]):
                     return a["language_queries"][pred["query_idx"]]
     return None
+
+
+def test_a_run_logs_plain_progress_lines_with_rate_and_eta(tmp_path, data, monkeypatch):
+    from engine.training import loop
+
+    root, glove = data
+    monkeypatch.setattr(loop, "PROGRESS_EVERY_S", 0.0)  # every step instead of every 10 s
+    lines: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            lines.append(record.getMessage())
+
+    log = logging.getLogger("test.training.progress")
+    log.setLevel(logging.INFO)
+    log.addHandler(Keep())
+    cfg = tiny_config(root, glove, epochs=1)
+    Trainer(cfg, run=_run(tmp_path, cfg), log=log).fit()
+    progress = [line for line in lines if line.startswith("step ")]
+    assert progress and all("\r" not in line and "\x1b" not in line for line in progress)
+    assert re.fullmatch(r"step \d+/\d+ \(\d+%\), epoch 1/1, loss [\d.]+, [\d.]+ samples/s, ETA \d+m\d\ds", progress[-1])
