@@ -407,3 +407,33 @@ def test_resume_is_refused_for_a_done_or_running_run_and_one_without_last_pt(ws)
     run.last_path.unlink()
     with pytest.raises(ConfigError, match="no checkpoint to resume from"):
         check_resumable(run)
+
+
+def test_the_cli_refuses_to_resume_a_done_run_and_to_stop_another_hosts_run(ws):
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    done = create_run(ws, {"stage": "baseline", "train": {}}, run_id="20260101-000000-baseline-aaaa")
+    done.last_path.write_bytes(b"x")
+    atomic_write_json(done.status_path, {"state": "done", "pid": None, "heartbeat": time.time()})
+    sleeper = _sleeper()
+    try:
+        remote = create_run(ws, {"stage": "baseline", "train": {}}, run_id="20260101-000001-baseline-bbbb")
+        atomic_write_json(remote.status_path, _status_for(sleeper, host="gpu-box-7"))
+        for args, line in (
+            (["train", "--resume", "aaaa"], "the run is done; resume continues a stopped or failed run"),
+            (["stop", "bbbb"], "runs on gpu-box-7; stop it there"),
+        ):
+            p = subprocess.run(
+                [sys.executable, "-m", "nlq_tui", *args, "--workspace", str(ws.path)],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                env=env,
+            )
+            assert p.returncode == 2 and line in p.stderr, (args, p.stderr)
+            assert len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr
+        assert sleeper.poll() is None
+        assert done.raw_status()["state"] == "done"
+    finally:
+        sleeper.kill()
+        sleeper.wait()
