@@ -8,9 +8,11 @@ metrics rows through `RunTail` (new bytes only), its status.json, train.log's ta
 size changed, the runs list every second and the GPUs every two seconds. The screen keeps the
 rows; a worker never touches what the screen draws.
 
-The screen wires three components (nlq_tui/widgets/train_*.py) to the engine: `RunsPane` (the
-list and the selected run), `NewRunPane` (the form) and `ComparePane`. Each worker returns a
-typed result; one handler applies it, or reports the worker's error once.
+The screen wires four components (nlq_tui/widgets/train_*.py) to the engine: `RunsPane` (the
+list and the selected run), `NewRunPane` (the form, built from the settings' declarations),
+`ComparePane` and `ExperimentPane` (an experiment's table, `e` starts one). Each worker returns a
+typed `WorkerResult` message (nlq_tui/workers.py); failures go through `report_error`, a
+repeating one said once. That a run ended is said app-wide (nlq_tui/widgets/train_watch.py).
 """
 
 from __future__ import annotations
@@ -100,7 +102,7 @@ class ExperimentRead(WorkerResult, bubble=False):
 
 
 class TrainScreen(Screen):
-    """Runs list, the selected run live, the launch form and the comparison."""
+    """Runs list, the selected run live, the launch form, the comparison and the experiments."""
 
     CSS_PATH = Path(__file__).with_name("train.tcss")
     BINDINGS = TRAIN_BINDINGS
