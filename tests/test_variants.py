@@ -219,6 +219,8 @@ def test_variants_cli_lists_and_deletes_and_never_creates_a_workspace(ws, tmp_pa
     s.add_group_results([as_variant(g, B) for g in groups], variant=B)
     hot_id = next(r.id for r in s.rows if r.variant == "hot")
     s.decide(hot_id, "accept")
+    s.add_failure("hot", "g-x", "timeout")
+    s.add_failure("base", "g-y", "timeout")
     s.close()
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
 
@@ -238,6 +240,7 @@ def test_variants_cli_lists_and_deletes_and_never_creates_a_workspace(ws, tmp_pa
     assert gone.returncode == 0 and "10 candidates" in gone.stdout
     r = CandidateStore(ws).load()
     assert {row.variant for row in r.rows} == {"base"} and hot_id not in r.states and len(r.rows) == 10
+    assert "hot" not in (ws.candidates_dir / "failures.jsonl").read_text()  # its failures went with it
     missing = tmp_path / "nothing-here"
     out = cli("variants", "--workspace", str(missing))
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and not missing.exists()

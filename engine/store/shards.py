@@ -523,6 +523,15 @@ class ShardLog:
             b"".join((json.dumps(v.to_json()) + "\n").encode("utf-8", "backslashreplace") for v in registered),
         )
         self._variants = None
+        # Its failures and late checks go too: a variant made again under the name gets the same
+        # candidate ids, and old checks must not land on new questions.
+        for extra in (FAILURES, CHECKS):
+            lines, _ = read_complete_lines(self.dir / extra)
+            kept = [raw for _, raw in lines if _record_variant(raw) != name]
+            if len(kept) != len(lines):
+                atomic_write_bytes(self.dir / extra, b"".join(line + b"\n" for line in kept))
+        for cid in ids:
+            self.check_updates.pop(cid, None)
         return ids
 
     def close(self) -> None:
@@ -535,6 +544,14 @@ class ShardLog:
         if self._gen_lock is not None:
             self._gen_lock.release()
             self._gen_lock = None
+
+
+def _record_variant(raw: bytes) -> str | None:
+    try:
+        d = loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    return d.get("variant") if isinstance(d, dict) else None
 
 
 def _line_of(raw: bytes, variant: str) -> bool:
