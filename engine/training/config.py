@@ -145,7 +145,10 @@ class TrainConfig:
         "", help="Ego4D root (default: the workspace's, else sample_data/)", flag="--data", metavar="ROOT", group="data"
     )
     features: str = setting(
-        DEFAULT_FEATURES, help="feature folder under ROOT/v1 (default: the workspace's)", metavar="NAME", group="data"
+        DEFAULT_FEATURES,
+        help="feature folder under ROOT/v1; unset: the workspace's choice, else this default",
+        metavar="NAME",
+        group="data",
     )
     train_file: str = setting(
         "", help="an NLQ-format training file (default: the root's nlq_train.json)", metavar="FILE", group="data"
@@ -443,9 +446,8 @@ def settings_markdown() -> str:
         default = "rule" if s.auto else repr(info.default)
         help_ = s.help + (f" Reference: {s.reference} ({s.why})." if s.reference is not _SAME else "")
         stages = "all" if s.stages == ALL else ", ".join(s.stages)
-        rows.append(
-            f"| `{info.flag}` | {info.label} | {default} | {info.describe_range()} | {stages} | {help_.replace('|', '/')} |"
-        )
+        cells = (f"`{info.flag}`", info.label, default, info.describe_range(), stages, help_)
+        rows.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
     return "\n".join(rows) + "\n\n" + describe_rule() + "\n"
 
 
