@@ -5,7 +5,7 @@ in the job's process it would take the CPU the request loop needs. So with the f
 the job stores each group as soon as it is validated, its candidates marked `pending`, and
 hands their questions (and their clips' narrations, for ambiguity) to one worker process that
 runs the near-duplicate and ambiguity checks in order, in batches, with its own interpreter
-and one torch thread. Each finished batch comes back as {candidate id: checks} and the store
+and a torch thread per spare core. Each finished batch comes back as {candidate id: checks} and the store
 records it (`store.add_checks`), which clears `pending`. The job ends when the worker has
 caught up; a job killed before that leaves candidates pending, which the next run of the same
 variant over the same groups checks first (GenerationJob._submit_pending). The worker runs
@@ -40,14 +40,14 @@ def _worker_main(inbox, outbox, device: str, parent: int) -> None:
     """The worker process: embeds and checks batches until told to stop."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
     try:
         os.nice(19)  # when the CPU is short, the job's request loop goes first; the checks catch up
     except (AttributeError, OSError):
         pass
     from engine.generation.quality import QualityChecker
 
-    checker = QualityChecker(embeddings=True, device=device, threads=1)
+    # one torch thread per spare core (none spare on a 2-core box); nice 19 keeps them out of the way
+    checker = QualityChecker(embeddings=True, device=device, threads=max(1, min(4, (os.cpu_count() or 2) - 1)))
     try:
         checker.encoder  # noqa: B018 - load before the first batch, and say so
     except Exception as exc:  # noqa: BLE001 - reported to the job, which falls back to no ambiguity
