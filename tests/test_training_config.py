@@ -40,7 +40,8 @@ def test_the_rule_moves_one_way_between_the_ends_and_by_stage():
         assert b["dim"] >= a["dim"]
     assert auto_schedule(1_466, "pretrain")["epochs"] == round(auto_schedule(1_466)["epochs"] / 8)
     assert auto_schedule(300, "pretrain")["epochs"] >= 2
-    assert auto_schedule(300, "finetune")["lr"] == pytest.approx(auto_schedule(300)["lr"] / 2)
+    assert auto_schedule(300, "finetune")["lr"] == pytest.approx(auto_schedule(300)["lr"] / 4)
+    assert auto_schedule(1_466, "pretrain")["lr"] > auto_schedule(1_466)["lr"]  # fewer epochs, a larger step
 
 
 def test_from_user_leaves_unset_tuning_to_the_rule_and_every_flag_overrides():
