@@ -231,3 +231,34 @@ def test_a_run_logs_plain_progress_lines_with_rate_and_eta(tmp_path, data, monke
     progress = [line for line in lines if line.startswith("step ")]
     assert progress and all("\r" not in line and "\x1b" not in line for line in progress)
     assert re.fullmatch(r"step \d+/\d+ \(\d+%\), epoch 1/1, loss [\d.]+, [\d.]+ samples/s, ETA \d+m\d\ds", progress[-1])
+
+
+def test_live_text_mode_runs_the_frozen_encoder_every_training_step(tmp_path, data, monkeypatch):
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    from engine.training import text as text_module
+
+    root, glove = data
+    folder = tmp_path / "tiny-bert"
+    folder.mkdir()
+    (folder / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "where", "the", "?"]))
+    BertTokenizer(str(folder / "vocab.txt")).save_pretrained(folder)
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=8, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=16, max_position_embeddings=64)).save_pretrained(folder)  # fmt: skip
+    real = text_module._TransformerTextEncoder.encode_live
+    modes: list[bool] = []
+
+    def counting(self, texts, device=None):
+        if not modes:
+            self.model.register_forward_hook(lambda module, args, out: modes.append(module.training))
+        return real(self, texts, device)
+
+    monkeypatch.setattr(text_module._TransformerTextEncoder, "encode_live", counting)
+    cfg = tiny_config(root, glove, epochs=1, text_encoder="bert", text_path=str(folder), text_mode="live")
+    trainer = Trainer(cfg, run=_run(tmp_path, cfg), log=LOG)
+    assert trainer.fit() == "done"
+    assert next(trainer.loaders["train"].batches(0)).query is None  # features made per step, not cached
+    assert next(trainer.loaders["val"].batches(0)).query is not None  # evaluation: eval-mode features, cached
+    assert modes.count(True) >= trainer.steps_per_epoch  # every training step, in train mode (dropout on)
+    assert not any(p.requires_grad for p in trainer.text.model.parameters())
