@@ -68,6 +68,9 @@ class NLQApp(App):
         # Published (on the app's thread) after every load attempt, for widgets such as NavBar.
         self.index_signal: Signal[str | None] = Signal(self, "index")
         self._last_progress = 0.0
+        # True from start-up until the first load has ended (its worker starts after the first
+        # paint, so "no worker running" alone does not mean "loaded")
+        self.load_pending = False
 
     # start-up --------------------------------------------------------------------------------
     def on_mount(self) -> None:
@@ -90,6 +93,7 @@ class NLQApp(App):
         if self.load_on_start and self.ctx.data_root is not None:
             # After the first paint: the load imports numpy and parses JSON in a thread, which
             # would otherwise compete with the first frame for the interpreter.
+            self.load_pending = True
             self.call_after_refresh(self.load_data)
 
     def _watch_runs(self) -> None:
@@ -198,6 +202,8 @@ class NLQApp(App):
         worker = event.worker
         if worker.group != "load":
             return
+        if worker.is_finished:
+            self.load_pending = False
         exc = worker_error(event)
         if exc is not None:  # a bug in the reader is named as one; the previous index stays
             message = report_error(self, exc, what="loading", title="Data not loaded")

@@ -57,8 +57,9 @@ def make_app(root: Path | None, workspace: Path, screen: str | None = None, load
 
 
 async def settle(pilot, rounds: int = 3) -> None:
-    """Let workers finish and their results reach the screen. A worker that a newer one
-    replaced (exclusive groups) ends cancelled; that is expected here."""
+    """Let workers finish and their results reach the screen, including the start-up load,
+    whose worker starts only after the first paint. A worker that a newer one replaced
+    (exclusive groups) ends cancelled; that is expected here."""
     from textual.worker import WorkerCancelled
 
     quiet = 0
@@ -68,7 +69,7 @@ async def settle(pilot, rounds: int = 3) -> None:
         except WorkerCancelled:
             pass
         await pilot.pause(0.05)
-        busy = any(not w.is_finished for w in pilot.app.workers)
+        busy = any(not w.is_finished for w in pilot.app.workers) or getattr(pilot.app, "load_pending", False)
         quiet = 0 if busy else quiet + 1
         if quiet >= rounds:  # no worker for a few frames: results have reached the screen
             break
