@@ -1,6 +1,7 @@
 """The sample_data story, measured: does pre-training on generated questions pay off?
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/story.py [--seeds 1 2 3] [--root sample_data] [--parallel N]
+        [--experiment-args "--lr 3e-3 --finetune-lr 1.5e-3"]
 
 A thin wrapper over the real commands, as a user would type them:
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -53,6 +55,12 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     ap.add_argument("--parallel", type=int, default=None, help="runs at once (default: the experiment's choice)")
     ap.add_argument("--min-window", type=float, default=None, help="passed to `nlq-tui generate --min-window`")
+    ap.add_argument(
+        "--experiment-args",
+        default="",
+        metavar="FLAGS",
+        help='training flags for `nlq-tui experiment`, e.g. "--lr 3e-3 --finetune-lr 1.5e-3" (default: none, the defaults)',
+    )
     args = ap.parse_args()
 
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
@@ -80,7 +88,9 @@ def main() -> int:
 
     parallel = ["--parallel", str(args.parallel)] if args.parallel else []
     seeds = [str(s) for s in args.seeds]
-    out = nlq("experiment", *common, "--pretrain", str(export_file), "--seeds", *seeds, *parallel, env=env)
+    extra = shlex.split(args.experiment_args)
+    print(f"experiment flags: {' '.join(extra) or 'none (the defaults)'}", flush=True)
+    out = nlq("experiment", *common, "--pretrain", str(export_file), "--seeds", *seeds, *parallel, *extra, env=env)
     print(f"\nexperiment {out['id']}: {out['state']}, {out['runs_done']} of {out['runs']} runs; report {out['report']}")
     for arm, figs in out["arms"].items():
         print(f"  {arm:<28} " + "  ".join(f"{k} {v:6.2f}" for k, v in figs.items() if v is not None))
