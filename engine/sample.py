@@ -33,13 +33,13 @@ import numpy as np
 from engine import sample_vocab as vocab
 from engine.ego4d import layout
 from engine.errors import UserError
+from engine.sample_records import FPS, _ego_clips, _ego_video, _nlq_clips, _uid
 
 DEFAULT_SEED = 20211013  # the day Ego4D was announced
 DEFAULT_VIDEOS = 48
 FEATURE_DIR = layout.DEFAULT_FEATURES
 FEATURE_DIM = 256
 FEATURES_PER_SEC = 30.0 / 16.0
-FPS = 30.0
 COMPACT_MAX_VIDEOS = 100
 
 # Feature recipe (per-dimension std of the noise, norm of the signatures).
@@ -149,11 +149,6 @@ class SampleSummary:
 # ---------------------------------------------------------------- helpers
 
 
-def _uid(rng: np.random.Generator) -> str:
-    h = rng.bytes(16).hex()
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-a{h[17:20]}-{h[20:]}"
-
-
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 
 
@@ -254,10 +249,6 @@ def _scenario(name: str) -> _Scenario:
     if name not in _SCENARIOS:
         _SCENARIOS[name] = _Scenario(name)
     return _SCENARIOS[name]
-
-
-def _pick(cdf: np.ndarray, u: float) -> int:
-    return min(int(np.searchsorted(cdf, u, side="right")), len(cdf) - 1)
 
 
 _AN = re.compile(r"\ba ([aeiou])")
@@ -392,7 +383,7 @@ def _make_others(rng: np.random.Generator, sc: _Scenario, actions: list[Action],
 
 
 def _make_clips(rng: np.random.Generator, prof: Profile, duration: float) -> list[tuple[float, float]]:
-    clips = []
+    clips: list[tuple[float, float]] = []
     t = float(rng.uniform(0.0, 20.0 if prof.name == "compact" else 5.0))
     while len(clips) < prof.max_clips:
         length = float(rng.uniform(*prof.clip_len))
@@ -486,264 +477,6 @@ _SUMMARY = {
 }
 
 
-# ---------------------------------------------------------------- NLQ queries
-
-_CATEGORY_WORD = {
-    "utensil": "utensil",
-    "vegetable": "vegetable",
-    "fruit": "fruit",
-    "dish": "dish",
-    "cookware": "cooking vessel",
-    "container": "container",
-    "food": "food",
-    "tool": "tool",
-    "material": "material",
-    "clothing": "clothing item",
-    "cleaning": "cleaning item",
-    "device": "device",
-    "stationery": "stationery item",
-    "personal": "personal item",
-    "garden": "garden item",
-}
-_VERB_BASE = {
-    "cut": "cut",
-    "wash": "wash",
-    "pick": "pick up",
-    "peel": "peel",
-    "hold": "hold",
-    "fold": "fold",
-    "open_obj": "open",
-    "pour": "pour water into",
-    "take": "take out of the {p}",
-    "throw": "throw away",
-}
-_PUT_VERBS = ("put", "carry")
-
-
-def _counts(acts: list[Action], key) -> dict:
-    c: dict = {}
-    for a in acts:
-        k = key(a)
-        if k is not None:
-            c[k] = c.get(k, 0) + 1
-    return c
-
-
-def _query_candidates(acts: list[Action]) -> list[tuple[float, str, tuple, dict]]:
-    """(weight, template, answer action indices, slots) for every well-posed question in a clip."""
-    cands = []
-    obj_n = _counts(acts, lambda a: a.obj)
-    put_n = _counts(acts, lambda a: a.obj if a.actor == "C" and a.verb in _PUT_VERBS else None)
-    putin_n = _counts(
-        acts,
-        lambda a: (
-            a.place
-            if a.actor == "C" and a.verb == "put" and a.place and vocab.PLACE_BY_NAME[a.place].prep == "in"
-            else None
-        ),
-    )
-    cat_n = _counts(
-        acts,
-        lambda a: (
-            (a.verb, vocab.OBJECT_BY_NAME[a.obj].category)
-            if a.actor == "C" and a.obj and a.verb in _VERB_BASE
-            else None
-        ),
-    )
-    vo_n = _counts(acts, lambda a: (a.verb, a.obj) if a.actor == "C" and a.obj else None)
-    state_n = _counts(acts, lambda a: (a.verb, a.place) if a.verb in ("open", "close") else None)
-    for i, a in enumerate(acts):
-        if a.actor != "C":
-            if a.obj and obj_n[a.obj] == 1 and a.verb == "other" and "C" in a.text1[3:]:
-                cands.append((0.3, vocab.T_WHO, (i,), {"o": a.obj, "actor": a.actor}))
-            continue
-        if a.obj and a.verb in _PUT_VERBS and put_n[a.obj] == 1:
-            cands.append((3.0, vocab.T_PUT, (i,), {"o": a.obj, "p": a.place}))
-        if a.obj and obj_n[a.obj] == 1:
-            cands.append((3.0, vocab.T_SEE, (i,), {"o": a.obj}))
-        if a.verb == "put" and a.place and putin_n.get(a.place) == 1:
-            cands.append((1.5, vocab.T_PUT_IN, (i,), {"o": a.obj, "p": a.place}))
-        if a.obj and a.verb in _VERB_BASE and cat_n.get((a.verb, vocab.OBJECT_BY_NAME[a.obj].category)) == 1:
-            cands.append((1.5, vocab.T_WHAT_X_Y, (i,), {"o": a.obj, "p": a.place, "v": a.verb}))
-        if a.obj and obj_n[a.obj] <= 2 and all(b.obj != a.obj for b in acts[i + 1 :]):
-            cands.append((1.0, vocab.T_WHERE_MY, (i,), {"o": a.obj}))
-        if a.verb in ("open", "close") and state_n.get((a.verb, a.place)) == 1:
-            cands.append((0.4, vocab.T_STATE, (i,), {"p": a.place, "v": a.verb}))
-        if a.obj and vo_n[(a.verb, a.obj)] in (2, 3) and a.verb in _VERB_BASE:
-            same = [j for j, b in enumerate(acts) if b.actor == "C" and b.verb == a.verb and b.obj == a.obj]
-            if same[0] == i and acts[same[-1]].end - a.start <= 30.0:
-                cands.append((0.4, vocab.T_HOW_MANY, tuple(same), {"o": a.obj, "v": a.verb, "p": a.place}))
-    # "Where is object X before / after event Y?": X's last action before Y, or first after it
-    for j, b in enumerate(acts):
-        if b.actor != "C" or b.verb in ("use", "walk", "other"):
-            continue
-        for direction in ("before", "after"):
-            rng_idx = range(j - 1, -1, -1) if direction == "before" else range(j + 1, len(acts))
-            for i in rng_idx:
-                a = acts[i]
-                if abs(a.start - b.start) > 40.0:
-                    break
-                if a.actor == "C" and a.obj and a.obj != b.obj and a.place and obj_n[a.obj] <= 2:
-                    cands.append((0.15, vocab.T_BEFORE_AFTER, (i,), {"o": a.obj, "event": b, "dir": direction}))
-                    break
-    return cands
-
-
-def _query_text(rng: np.random.Generator, template: str, s: dict, curly: bool) -> tuple[str, dict]:
-    """Annotator-style wording (close to, not the same as, template questions from narrations)."""
-    o = s.get("o")
-    p = s.get("p")
-    choice = lambda opts: opts[int(rng.integers(0, len(opts)))]  # noqa: E731
-    slots = {"slot_x": o, "verb_x": "[verb_not_applicable]", "slot_y": None, "verb_y": None}
-    if template == vocab.T_PUT:
-        q = choice(
-            [
-                f"Where did I put the {o}?",
-                f"where did I leave the {o}",
-                f"Where did I keep the {o}?",
-                f"where did i place the {o}?",
-                f"Where did I put the {o} ?",
-            ]
-        )
-        slots["verb_x"] = "put"
-    elif template == vocab.T_SEE:
-        q = choice(
-            [
-                f"In what location did I see the {o}?",
-                f"where did I see the {o}?",
-                f"In what location did I see the {o} ?",
-                f"Where was the {o}?",
-            ]
-        )
-    elif template == vocab.T_PUT_IN:
-        q = choice([f"What did I put in the {p}?", f"what did I keep in the {p}", f"What did I place in the {p}?"])
-        slots.update(slot_x=p, verb_x="put")
-    elif template == vocab.T_WHAT_X_Y:
-        cat = _CATEGORY_WORD[vocab.OBJECT_BY_NAME[o].category]
-        base = _VERB_BASE[s["v"]].format(p=p or "")
-        q = choice([f"What {cat} did I {base}?", f"which {cat} did I {base}?", f"What {cat} did I {base}"])
-        slots.update(slot_x=cat, verb_x=base)
-    elif template == vocab.T_WHERE_MY:
-        q = choice([f"Where is my {o}?", f"Where’s my {o}?", f"where is the {o}?", f"Where is the {o}"])
-    elif template == vocab.T_STATE:
-        q = {
-            "open": choice([f"Did I open the {p}?", f"did I leave the {p} open?"]),
-            "close": choice([f"Did I close the {p}?", f"Did I shut the {p} door?"]),
-        }[s["v"]]
-        slots.update(slot_x=p, verb_x=s["v"])
-    elif template == vocab.T_HOW_MANY:
-        plural = vocab.OBJECT_BY_NAME[o].plural
-        q = choice(
-            [
-                f"How many {plural} did I {_VERB_BASE[s['v']].format(p=p or '')}?",
-                f"how many {plural} did I {_VERB_BASE[s['v']].format(p=p or '')}",
-            ]
-        )
-        slots.update(verb_x=s["v"])
-    elif template == vocab.T_WHO:
-        q = choice(
-            [
-                f"Who did I interact with when I got the {o}?",
-                f"Who handed me the {o}?",
-                f"who did I talk to about the {o}?",
-            ]
-        )
-        slots.update(slot_x="person", verb_x="interact", slot_y=o)
-    elif template == vocab.T_BEFORE_AFTER:
-        ev: Action = s["event"]
-        verb = vocab.VERB_BY_KEY[ev.verb]
-        pl = vocab.PLACE_BY_NAME[ev.place] if ev.place else None
-        phrase = verb.past.format(o=ev.obj or "", p=ev.place or "", prep=pl.prep if pl else "")
-        q = choice([f"Where was the {o} {s['dir']} I {phrase}?", f"where is the {o} {s['dir']} I {phrase}?"])
-        slots.update(slot_y=ev.obj or ev.place, verb_y=verb.key.split("_")[0])
-    else:  # pragma: no cover - every template above
-        raise AssertionError(template)
-    if curly or rng.random() < 0.03:
-        # annotators typed curly apostrophes now and then
-        q = {
-            vocab.T_PUT: f"Where’d I put the {o}?",
-            vocab.T_SEE: f"Where’s the {o} I saw?",
-            vocab.T_WHERE_MY: f"Where’s my {o}?",
-        }.get(template, q)
-    if rng.random() < 0.1:
-        q = q.lower()
-    return q, slots
-
-
-def _clip_queries(
-    rng: np.random.Generator, v: _Video, clip: tuple[str, float, float], n_q: int, split: str, force: set[str]
-) -> list[dict]:
-    _, c0, c1 = clip
-    acts = sorted((a for a in v.actions + v.others if a.start >= c0 and a.end <= c1), key=lambda a: a.start)
-    cands = _query_candidates(acts)
-    out: list[dict] = []
-    used: set[int] = set()
-    while cands and len(out) < n_q:
-        w = np.array([c[0] for c in cands])
-        k = _pick(np.cumsum(w) / w.sum(), float(rng.random()))
-        weight, template, idx, slots = cands.pop(k)
-        if used & set(idx):
-            continue
-        used |= set(idx)
-        curly = split != "test" and "curly" in force and template in (vocab.T_PUT, vocab.T_SEE, vocab.T_WHERE_MY)
-        if curly:
-            force.discard("curly")
-        q, slot_fields = _query_text(rng, template, slots, curly)
-        # annotators mark a little around the action
-        s = max(c0, min(acts[i].start for i in idx) - float(rng.uniform(0.0, 0.8)))
-        e = min(c1, max(acts[i].end for i in idx) + float(rng.uniform(0.0, 0.8)))
-        # at most one forced quirk per query, so that each stays visible on its own
-        forced = next((f for f in ("null_template", "zero", "no_query") if f in force), None)
-        if forced == "no_query" and split != "train":
-            forced = None
-        if forced:
-            force.discard(forced)
-        if forced == "zero" or rng.random() < 0.02:
-            e = s
-        lq: dict = {}
-        if split != "test":
-            cs, ce = round(s - c0, 3), round(e - c0, 3)
-            lq.update(
-                clip_start_sec=cs,
-                clip_end_sec=ce,
-                video_start_sec=round(c0 + cs, 3),
-                video_end_sec=round(c0 + ce, 3),
-                video_start_frame=int(round((c0 + cs) * FPS)),
-                video_end_frame=int(round((c0 + ce) * FPS)),
-            )
-        lq["template"] = None if forced == "null_template" or rng.random() < 0.02 else template
-        no_query = split == "train" and (forced == "no_query" or rng.random() < 0.01)
-        if not no_query:
-            lq["query"] = q
-        if split != "test":
-            lq.update(slot_fields)
-            lq["raw_tags"] = [template] + [x for x in slot_fields.values() if x]
-        out.append(lq)
-    return out
-
-
-def _nlq_clip(rng: np.random.Generator, v: _Video, clip: tuple[str, float, float], queries: list[dict]) -> dict:
-    uid, c0, c1 = clip
-    # one or two annotators per clip, like the real files
-    cut = len(queries) if len(queries) < 4 or rng.random() < 0.5 else len(queries) // 2
-    anns = [{"language_queries": queries[:cut], "annotation_uid": _uid(rng)}]
-    if cut < len(queries):
-        anns.append({"language_queries": queries[cut:], "annotation_uid": _uid(rng)})
-    return {
-        "clip_uid": uid,
-        "video_start_sec": c0,
-        "video_end_sec": c1,
-        "video_start_frame": int(round(c0 * FPS)),
-        "video_end_frame": int(round(c1 * FPS)),
-        "clip_start_sec": 0.0,
-        "clip_end_sec": round(c1 - c0, 3),
-        "clip_start_frame": 0,
-        "clip_end_frame": int(round((c1 - c0) * FPS)),
-        "source_clip_uid": uid,
-        "annotations": anns,
-    }
-
-
 # ---------------------------------------------------------------- the tree
 
 
@@ -760,6 +493,44 @@ def _splits(rng: np.random.Generator, n: int, prof: Profile) -> list[str]:
     return [labels[i] for i in np.argsort(order)]
 
 
+def _make_video(rng: np.random.Generator, prof: Profile, split: str, first_train: bool, no_clips: bool) -> _Video:
+    """One video's scenario, actions and clips, drawn in this order from its own generator."""
+    scen_names = list(vocab.SCENARIOS)
+    scenario = scen_names[int(rng.integers(0, len(scen_names)))]
+    sc = _scenario(scenario)
+    uid = _uid(rng)
+    duration, actions = _make_actions(rng, prof, sc)
+    quirks = {"unsorted", "dup", "unsure"} if first_train else set()
+    others = _make_others(rng, sc, actions, "dup" in quirks)
+    clip_spans = [] if no_clips or rng.random() < prof.p_no_clips else _make_clips(rng, prof, duration)
+    clips = [(_uid(rng), a, b) for a, b in clip_spans]
+    in_nlq = split != "train" or rng.random() < prof.p_train_in_nlq or first_train
+    return _Video(uid, split, scenario, round(duration, 3), actions, others, clips, in_nlq, quirks)
+
+
+def _prepare(out: Path) -> Path:
+    """Make room for a tree in `out` (see _clear_previous); returns its feature folder."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out} is a file; give a folder to write the sample tree into")
+    _clear_previous(out)
+    feat_dir = layout.feature_dir(out, FEATURE_DIR)
+    try:
+        layout.annotations_dir(out).mkdir(parents=True, exist_ok=True)
+        feat_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create {out}: {exc.strerror}; choose a writable folder") from exc
+    return feat_dir
+
+
+def _write_features(pt: Path, seed: int, rng: np.random.Generator, v: _Video, features: bool) -> None:
+    if features:
+        import torch
+
+        torch.save(torch.from_numpy(_features(seed, rng, v)), pt)
+    else:
+        pt.write_bytes(b"")  # the window engine only needs the file to exist
+
+
 def write_sample(
     out: Path,
     videos: int = DEFAULT_VIDEOS,
@@ -774,22 +545,12 @@ def write_sample(
     if videos < 1:
         raise UserError(f"--videos must be at least 1 (got {videos})")
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{out} is a file; give a folder to write the sample tree into")
-    _clear_previous(out)
-    ann_dir = layout.annotations_dir(out)
-    feat_dir = layout.feature_dir(out, FEATURE_DIR)
-    try:
-        ann_dir.mkdir(parents=True, exist_ok=True)
-        feat_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"cannot create {out}: {exc.strerror}; choose a writable folder") from exc
+    feat_dir = _prepare(out)
 
     prof = profile_for(videos)
     summary = SampleSummary(out, prof.name, seed)
     top = np.random.default_rng([seed, 0])
     splits = _splits(top, videos, prof)
-    scen_names = list(vocab.SCENARIOS)
     train_idx = [i for i, s in enumerate(splits) if s == "train"]
     # Quirks every tree has at least once (so readers and their tests always meet them).
     no_clip_video = train_idx[-1] if len(train_idx) >= 3 else None
@@ -803,21 +564,8 @@ def write_sample(
         nf.write("{")
         for vi in range(videos):
             rng = np.random.default_rng([seed, 1, vi])
-            split = splits[vi]
-            scenario = scen_names[int(rng.integers(0, len(scen_names)))]
-            sc = _scenario(scenario)
-            uid = _uid(rng)
-            duration, actions = _make_actions(rng, prof, sc)
-            quirks = set()
-            if vi == first["train"]:
-                quirks |= {"unsorted", "dup", "unsure"}
-            others = _make_others(rng, sc, actions, "dup" in quirks)
-            clip_spans = (
-                [] if vi == no_clip_video or rng.random() < prof.p_no_clips else _make_clips(rng, prof, duration)
-            )
-            clips = [(_uid(rng), a, b) for a, b in clip_spans]
-            in_nlq = split != "train" or rng.random() < prof.p_train_in_nlq or vi == first["train"]
-            v = _Video(uid, split, scenario, round(duration, 3), actions, others, clips, in_nlq, quirks)
+            v = _make_video(rng, prof, splits[vi], vi == first["train"], vi == no_clip_video)
+            uid, split, clips, quirks = v.uid, v.split, v.clips, v.quirks
 
             passes = {}
             if vi != pass2_only_video:
@@ -827,63 +575,22 @@ def write_sample(
                 summary.narrations[k] += len(passes.get(f"narration_pass_{k}", {"narrations": []})["narrations"])
             nf.write(("" if vi == 0 else ", ") + json.dumps(uid) + ": " + json.dumps(passes, ensure_ascii=False))
 
-            ego_videos.append(
-                {
-                    "video_uid": uid,
-                    "duration_sec": v.duration,
-                    "scenarios": [scenario],
-                    "video_metadata": {
-                        "fps": FPS,
-                        "num_frames": int(v.duration * FPS),
-                        "mp4_duration_sec": v.duration,
-                        "display_resolution_width": 1920,
-                        "display_resolution_height": 1080,
-                    },
-                    "split_em": split,
-                    "is_stereo": False,
-                    "origin_video_id": f"sample_{vi:05d}",
-                }
-            )
-            for cu, a, b in clips:
-                ego_clips.append(
-                    {
-                        "clip_uid": cu,
-                        "video_uid": uid,
-                        "video_start_sec": a,
-                        "video_end_sec": b,
-                        "video_start_frame": int(round(a * FPS)),
-                        "video_end_frame": int(round(b * FPS)),
-                        "split_nlq": split if in_nlq else None,
-                    }
-                )
+            ego_videos.append(_ego_video(v, vi))
+            ego_clips += _ego_clips(v)
             summary.clips += len(clips)
             summary.split_videos[split] += 1
 
-            if in_nlq and clips:
+            if v.in_nlq and clips:
                 force: set[str] = set()
                 if vi == first["train"]:
                     force = {"zero", "null_template", "no_query", "curly"}
                 elif vi == first["val"]:
                     force = {"zero", "null_template", "curly"}
-                lo, hi = prof.queries_train if split == "train" else prof.queries_eval
-                nlq_clips = []
-                for ci, clip in enumerate(clips):
-                    if split != "train" and ci >= prof.eval_clips_with_queries:
-                        break
-                    qs = _clip_queries(rng, v, clip, int(rng.integers(lo, hi + 1)), split, force)
-                    if qs:
-                        nlq_clips.append(_nlq_clip(rng, v, clip, qs))
-                        summary.queries[split] += len(qs)
+                nlq_clips = _nlq_clips(rng, v, prof, force, summary)
                 if nlq_clips:
                     nlq[split].append({"video_uid": uid, "clips": nlq_clips, "split": split})
 
-            pt = feat_dir / f"{uid}.pt"
-            if features:
-                import torch
-
-                torch.save(torch.from_numpy(_features(seed, rng, v)), pt)
-            else:
-                pt.write_bytes(b"")  # the window engine only needs the file to exist
+            _write_features(layout.feature_file(feat_dir, uid), seed, rng, v, features)
             summary.feature_files += 1
             if progress:
                 progress(vi + 1, videos)
