@@ -111,7 +111,7 @@ def test_reading_in_tiny_chunks_gives_the_same_index(tmp_path):
     )
     text = (root / NARRATION).read_text()
     (root / NARRATION).write_text(text.replace(", ", " ,\n  "))  # whitespace and newlines everywhere
-    _assert_same(load_index(root, use_cache=False, policy=ReadPolicy(chunk=7, fast=False)), _plain(root))
+    _assert_same(load_index(root, use_cache=False, policy=ReadPolicy(chunk=7, decoder="stdlib")), _plain(root))
 
 
 @pytest.mark.parametrize("style", ["raw", "escaped", "mixed"])
@@ -259,7 +259,7 @@ def test_streamed_narrations_equal_json_load_for_any_content_and_chunking(videos
     with tempfile.TemporaryDirectory() as d:
         root = Path(d)
         _write_streaming_tree(root, videos, indent, ensure_ascii=chunk % 2 == 0)
-        fast = load_index(root, use_cache=False, policy=ReadPolicy(chunk=chunk, fast=False))
+        fast = load_index(root, use_cache=False, policy=ReadPolicy(chunk=chunk, decoder="stdlib"))
         _assert_same(fast, _plain(root))
 
 
@@ -575,8 +575,8 @@ def test_check_rejects_a_non_tensor_feature_file(tmp_path):
 
 
 # narration.json decoded by worker processes even when tiny, or never.
-PARALLEL = ReadPolicy(parallel_min_bytes=0, parallel_min_chunk=1, workers=5, fork_ok=True, fast=False)
-SERIAL = ReadPolicy(parallel_min_bytes=1 << 62, fast=False)
+PARALLEL = ReadPolicy(parallel_min_bytes=0, parallel_min_chunk=1, workers=5, fork_ok=True, decoder="stdlib")
+SERIAL = ReadPolicy(parallel_min_bytes=1 << 62, decoder="stdlib")
 FAST = ReadPolicy(chunk=1 << 16)  # msgspec, in chunks small enough to cut the test files
 
 

@@ -48,7 +48,9 @@ class ReadPolicy:
     more than it saves). parallel_min_chunk: each worker's share is at least this many bytes.
     workers: worker processes to start (None: one per CPU idle now, see parallel.workers).
     fork_ok: whether forking is safe (None: only when this process runs no other thread).
-    fast: decode with msgspec when it is installed (engine.ego4d.fast), else the streaming reader.
+    decoder: "auto" (parallel workers where CPUs are idle, else msgspec when it is installed,
+    see engine.ego4d.fast, else the streaming reader), "msgspec" (only that) or "stdlib" (the
+    streaming reader, or its parallel workers).
     """
 
     chunk: int = 1 << 24
@@ -56,7 +58,7 @@ class ReadPolicy:
     parallel_min_chunk: int = 16 << 20
     workers: int | None = None
     fork_ok: bool | None = None
-    fast: bool = True
+    decoder: str = "auto"
 
 
 DEFAULT_POLICY = ReadPolicy()
