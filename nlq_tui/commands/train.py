@@ -143,6 +143,8 @@ def run_train(args: argparse.Namespace) -> int:
         values["from_run"] = args.from_run
         run = start_run(ws, detach=args.detach, values=values, nproc=nproc)
         resume = False
+    if args.detach and not resume and not args.json:
+        print(_schedule_preview(run), file=sys.stderr)
     if args.detach:
         proc = launch(run, resume=True, nproc=nproc, secret_env=secret_env_names(ws)) if resume else run.process
         if args.json:
@@ -179,6 +181,29 @@ def run_train(args: argparse.Namespace) -> int:
     else:
         _print_result(run.id, state, summary)
     return 0 if state in ("done", "stopped") else 1
+
+
+def _schedule_preview(run) -> str:
+    """What the rule will pick for a detached run (the run itself logs and records the exact choice)."""
+    from engine.ego4d import layout
+    from engine.ego4d.nlq import NLQQuery, iter_nlq
+    from engine.errors import UserError
+    from engine.training.config import TrainConfig, describe_schedule, resolve_schedule
+
+    cfg = TrainConfig.from_dict(run.config()["train"])
+    if not cfg.auto:
+        return describe_schedule(cfg)
+    path = cfg.train_file or layout.nlq_file(cfg.data_root, "train")
+    try:  # queries with text and times: the train split's size up to clips without features
+        n = sum(
+            1
+            for q in iter_nlq(path)
+            if isinstance(q, NLQQuery) and (q.query or "").strip(" ?") and q.clip_start_sec is not None
+        )
+    except UserError:
+        return "schedule: chosen by the run from its train set (see train.log)"
+    resolve_schedule(cfg, n)
+    return describe_schedule(cfg) + " (preview; the run records its choice in config.json)"
 
 
 def _print_result(run_id: str, state: str, summary: dict) -> None:
