@@ -186,21 +186,16 @@ def run_train(args: argparse.Namespace) -> int:
 def _schedule_preview(run) -> str:
     """What the rule will pick for a detached run (the run itself logs and records the exact choice)."""
     from engine.ego4d import layout
-    from engine.ego4d.nlq import NLQQuery, iter_nlq
     from engine.errors import UserError
+    from engine.run_config import count_train_queries
     from engine.training.config import TrainConfig, describe_schedule, resolve_schedule
 
     cfg = TrainConfig.from_dict(run.config()["train"])
     if not cfg.auto:
         return describe_schedule(cfg)
-    path = cfg.train_file or layout.nlq_file(cfg.data_root, "train")
-    try:  # queries with text and times: the train split's size up to clips without features
-        n = sum(
-            1
-            for q in iter_nlq(path)
-            if isinstance(q, NLQQuery) and (q.query or "").strip(" ?") and q.clip_start_sec is not None
-        )
-    except UserError:
+    try:
+        n = count_train_queries(cfg.train_file or layout.nlq_file(cfg.data_root, "train"))
+    except (UserError, OSError):
         return "schedule: chosen by the run from its train set (see train.log)"
     resolve_schedule(cfg, n)
     return describe_schedule(cfg) + " (preview; the run records its choice in config.json)"
