@@ -49,9 +49,13 @@ class Stats:
 
     @property
     def rate(self) -> float:
-        """Groups finished per second in this run."""
-        s = self.seconds
+        """Groups finished per second in this run (until the last request, not the checks' catch-up)."""
+        s = self.request_seconds
         return (self.groups_done + self.groups_failed) / s if s > 0 else 0.0
+
+    @property
+    def request_seconds(self) -> float:
+        return (self.requests_done_at - self.started) if self.requests_done_at else self.seconds
 
     @property
     def eta(self) -> float | None:
@@ -84,6 +88,6 @@ class Stats:
             "cost": None if self.cost is None else round(self.cost, 6),
             "seconds": round(self.seconds, 3),
             "groups_per_second": round(self.rate, 3),
-            "requests_per_second": round(self.requests / self.seconds, 3) if self.seconds > 0 else 0.0,
+            "requests_per_second": round(self.requests / self.request_seconds, 3) if self.request_seconds > 0 else 0.0,
             "error": self.error,
         }
