@@ -239,3 +239,21 @@ def test_text_from_outside_goes_into_the_report_as_one_visible_cell():
 
     cell = _cell("gpt|x\x1b[2J\nnext line")
     assert "\x1b" not in cell and "\n" not in cell and "gpt\\|x" in cell
+
+
+def test_stage_learning_rates_go_to_their_stages_only(tmp_path):
+    from engine.experiment.runner import Runner
+
+    root = make_sample(tmp_path / "root", videos=4)
+    aug = tmp_path / "aug.json"
+    aug.write_text("{}")
+    ws = Workspace(tmp_path / "ws")
+    settings = {"lr": 0.006, "pretrain_lr": 0.003, "finetune_lr": 0.0015, "dim": 32}
+    plan = make_plan(ws, data_root=root, pretrain=[str(aug)], seeds=[1], settings=settings)
+    runner = Runner(ws, plan, slots=1)
+    runner.state["jobs"]["pretrain/aug/s1"] = {"run_id": "20261201-000000-pretrain-abcd"}
+    by_stage = {j.stage: runner.settings_for(j) for j in plan.jobs()}
+    assert by_stage["baseline"]["lr"] == 0.006 and by_stage["baseline"]["dim"] == 32
+    assert by_stage["pretrain"]["lr"] == 0.003 and by_stage["pretrain"]["train_file"] == str(aug.resolve())
+    fine = by_stage["finetune"]
+    assert fine["lr"] == 0.0015 and fine["from_run"] == "20261201-000000-pretrain-abcd" and "dim" not in fine

@@ -28,10 +28,11 @@ from engine.workspace import Workspace, atomic_write_json
 
 PLAN_VERSION = 1
 # `nlq-tui experiment` flags passed to every stage (None: not set, the stage's own default);
-# a finetune takes its lr from its pretrain run (half of it) unless finetune_lr is set.
+# pretrain_lr and finetune_lr replace lr for those stages (a finetune never takes lr itself).
 SETTING_KEYS = (
     "epochs",
     "lr",
+    "pretrain_lr",
     "finetune_lr",
     "batch_size",
     "device",

@@ -144,9 +144,12 @@ class Runner:
     def settings_for(self, job: Job) -> dict:
         s = dict(self.plan.settings)
         finetune_lr = s.pop("finetune_lr", None)
+        pretrain_lr = s.pop("pretrain_lr", None)
         kw: dict = {"stage": job.stage, "data_root": self.plan.data_root, "seed": job.seed}
         if job.stage == "pretrain":
             kw["train_file"] = self.plan.source(str(job.source)).file
+            if pretrain_lr is not None:
+                s["lr"] = pretrain_lr
         if job.stage == "finetune":
             kw["from_run"] = self.state["jobs"][job.after]["run_id"]
             for name in INHERITED:

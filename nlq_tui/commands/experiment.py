@@ -11,7 +11,8 @@ from pathlib import Path
 SETTING_FLAGS = (
     ("--epochs", int, "epochs of every stage (default: each stage's own)"),
     ("--lr", float, "learning rate of baseline and pretrain (default: the stage's)"),
-    ("--finetune-lr", float, "learning rate of the finetunes (default: half their pretrain run's)"),
+    ("--pretrain-lr", float, "learning rate of the pretrain runs (default: --lr, else the stage's)"),
+    ("--finetune-lr", float, "learning rate of the finetunes (default: the stage's)"),
     ("--batch-size", int, "batch size"),
     ("--device", str, "auto | cpu | cuda | cuda:N (default auto)"),
     ("--features", str, "feature folder under ROOT/v1"),
