@@ -232,7 +232,7 @@ def report_markdown(plan: Plan, rows: list[dict], arms: dict, gain: dict, proven
     lines += ["| label | variant | backend | model | prompt | accept rate | queries | sha256 |"]
     lines.append("|---|---|---|---|---|---|---|---|")
     for p in provenance:
-        rate = f"{100 * p['accept_rate']:.1f}% of {p['reviewed']}" if p["accept_rate"] is not None else "-"
+        rate = f"{100 * p['accept_rate']:.1f}% of {p['reviewed']}" if p["accept_rate"] is not None else "none reviewed"
         lines.append(
             f"| {p['label']} | {_cell(p['variant'])} | {_cell(p['backend'])} | {_cell(p['model'])} | "
             f"{_cell(p['prompt_version'])} | {rate} | {_cell(p['queries'])} | `{p['sha256']}` |"
