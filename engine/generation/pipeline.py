@@ -3,7 +3,9 @@
     groups (engine.generation.groups: tiled with stride k, sampled) -> requests (prompt messages)
         -> backend (template / openai / hf; `concurrency` calls of `batch_size` requests)
         -> check-and-store (engine.generation.finish, in a thread, in batches): validation with
-           the variant's policy, quality checks, one durable write per batch
+           the variant's policy, text checks, one durable write per batch
+        -> with the full checks, MiniLM near-duplicates and ambiguity in a worker process behind
+           the job (engine.generation.deferred): stored "checks pending", filled in when ready
 
 Every job belongs to a variant (engine.variants): backend, model, prompt version and the
 parameters that change the output. Resuming: a group is done for a variant once its line is in
