@@ -186,7 +186,7 @@ class _Pass:
         # reader counts the same by comparing key counts).
         extra = set(chain.from_iterable(self.narrs)).difference(NARRATION_KEYS)
         if extra:
-            where = f"{self.where}[]: {', '.join(sorted(map(str, extra))[:3])}"
+            where = f"{', '.join(sorted(map(str, extra))[:3])} in {self.where}[]"
             self.problems.warn("unknown_field", self.rel, "unknown extra fields (ignored)", where)
 
 
@@ -314,7 +314,7 @@ def pass_block(uid: str, pn: int, block, problems: Problems, rel: str, shown: st
         return None
     extra = block.keys() - _PASS_KEYS
     if extra:
-        where = f"video {uid!r} narration_pass_{pn}: {', '.join(sorted(extra)[:3])}"
+        where = f"{', '.join(sorted(extra)[:3])} in video {uid!r} narration_pass_{pn}"
         problems.warn("unknown_field", rel, "unknown extra fields (ignored)", where)
     narrs = block.get("narrations")
     if narrs is None:
@@ -359,7 +359,7 @@ def video_entry(
         return None
     extra = entry.keys() - _VIDEO_KEYS
     if extra:
-        where = f"video {uid!r}: {', '.join(sorted(extra)[:3])}"
+        where = f"{', '.join(sorted(extra)[:3])} in video {uid!r}"
         problems.warn("unknown_field", rel, "unknown extra fields (ignored)", where)
     got: dict[int, tuple] = {}
     for pn in (1, 2):

@@ -114,7 +114,7 @@ class Walker:
     def extra(self, obj: dict, known: set, where: str, quiet: bool) -> None:
         e = obj.keys() - known
         if e and not quiet:
-            what = f"{where}: {', '.join(sorted(map(str, e))[:3])}"
+            what = f"{', '.join(sorted(map(str, e))[:3])} in {where}"  # names first: uids can be long
             self.problems.warn("unknown_field", self.rel, "unknown extra fields (ignored)", what)
 
     def text(self, v: Any, where: str, quiet: bool) -> Any:

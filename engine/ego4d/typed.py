@@ -213,4 +213,4 @@ def _warn_unknown(p: _Pass, problems: Problems, rel: str) -> None:
     narrs = msgspec.json.decode(p.raw).get("narrations") or []
     extra = set(chain.from_iterable(narrs)).difference(NARRATION_KEYS)
     if extra:  # else a key twice in one narration, not an unknown one
-        problems.warn("unknown_field", rel, what, f"{p.where}[]: {', '.join(sorted(extra)[:3])}")
+        problems.warn("unknown_field", rel, what, f"{', '.join(sorted(extra)[:3])} in {p.where}[]")

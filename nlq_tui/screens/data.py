@@ -26,8 +26,8 @@ from engine.ego4d import layout
 from engine.ego4d.layout import peek_feature_dim  # noqa: F401  (the screen's shape peek, kept importable)
 from nlq_tui.bindings import DATA_BINDINGS, DATA_PICKER_BINDINGS
 from nlq_tui.context import IndexChanged, LoadProgress
-from nlq_tui.safe_text import content, notify, plain_text
-from nlq_tui.widgets import Column, NavBar, VirtualTable
+from nlq_tui.safe_text import content, display_path, notify, plain_text
+from nlq_tui.widgets import Column, NavBar, SafeInput, VirtualTable
 from nlq_tui.workers import error_message
 
 NEWLINE = Content("\n")  # content() shows a str's newline as a space: line breaks are Content
@@ -218,7 +218,7 @@ class DataScreen(Screen):
         yield NavBar()
         with Horizontal(id="root-row"):
             yield Label("Data root", classes="field-label")
-            yield Input(
+            yield SafeInput(
                 id="root",
                 compact=True,
                 suggester=DirSuggester(),
@@ -248,8 +248,6 @@ class DataScreen(Screen):
 
     def on_mount(self) -> None:
         ctx = self.app.ctx
-        from nlq_tui.app import display_path
-
         self.query_one("#load-error").display = False
         self.query_one("#load-row").display = False
         root_input = self.query_one("#root", Input)
@@ -344,8 +342,6 @@ class DataScreen(Screen):
         if event.error is not None:
             self._show_error(event.error)
             return
-        from nlq_tui.app import display_path
-
         self.query_one("#load-error").display = False
         root_input = self.query_one("#root", Input)
         with root_input.prevent(Input.Changed):
@@ -355,8 +351,6 @@ class DataScreen(Screen):
         self._refresh_folders(root_input.value)
 
     def _show_error(self, message: str) -> None:
-        from nlq_tui.app import display_path
-
         ctx = self.app.ctx
         kept = (
             f"still using {display_path(ctx.data_root)} ({ctx.features})" if ctx.index is not None else "no data loaded"
@@ -452,8 +446,6 @@ class DataScreen(Screen):
     def _picked(self, path: Path | None) -> None:
         if path is None:
             return
-        from nlq_tui.app import display_path
-
         root_input = self.query_one("#root", Input)
         root_input.value = display_path(path)
         root_input.focus()
