@@ -84,7 +84,7 @@ from __future__ import annotations
 import threading
 import time as _time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
@@ -186,8 +186,8 @@ class _Table:
             self.time = np.concatenate([t1, t2])[order]
             self.flags = np.concatenate([p1.flags, p2.flags])[order]
             self.video_offsets = off1 + off2
-            self.src_pass = np.where(order < n1, 1, 2).astype(np.uint8)
-            self.src_row = np.where(order < n1, order, order - n1)
+            self.src_pass: np.ndarray | None = np.where(order < n1, 1, 2).astype(np.uint8)
+            self.src_row: np.ndarray | None = np.where(order < n1, order, order - n1)
         else:
             p = index.passes[int(narration_pass)]
             self.time = np.asarray(p.time)
@@ -198,8 +198,8 @@ class _Table:
         self.pass_const = None if narration_pass == "both" else int(narration_pass)
 
     def source(self, row: int) -> tuple[int, int]:
-        if self.src_pass is None:
-            return self.pass_const, row
+        if self.src_pass is None or self.src_row is None:
+            return int(self.pass_const or 0), row  # one pass: its number, the same row
         return int(self.src_pass[row]), int(self.src_row[row])
 
 
@@ -213,12 +213,8 @@ class _Prepared:
 
     def __init__(self, index: Index, narration_pass: int | str, cancel: Callable[[], bool] | None):
         tab = self.table = _Table(index, narration_pass)
-        T = tab.time
         voff = tab.video_offsets
-        N = len(T)
-        V = index.n_videos
-        C = len(index.clip_uids)
-        self.N = N
+        self.N = len(tab.time)
         rowvid = self.rowvid = _row_video(voff)
         n_clips = np.diff(index.clip_offsets)
         self.n_rows = np.diff(voff)
@@ -226,16 +222,30 @@ class _Prepared:
         self.video_no_features = ~np.asarray(index.has_features, dtype=bool)
         self.video_no_clips = n_clips == 0
         used = self.video_used = ~self.video_excluded & ~self.video_no_features & ~self.video_no_clips
-        row_used = self.row_used = used[rowvid]
+        self.row_used = used[rowvid]
         _check(cancel)
+        a, b, live = self._clip_rows(index)
+        _check(cancel)
+        cnt, firstclip = self._cover(a, b, live)
+        _check(cancel)
+        self._staircase(index, a, b, live, cnt, firstclip)
+        _check(cancel)
+        self._runs(cnt)
+        self._row_bits()
+        self._beta(index)
 
-        # Row range [a, b) of each clip: the rows of its video with clip_start <= t <= clip_end.
-        # Working in row space makes "first and last narration in the clip" an integer test.
+    def _clip_rows(self, index: Index) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Row range [a, b) of each clip: the rows of its video with clip_start <= t <= clip_end.
+
+        Working in row space makes "first and last narration in the clip" an integer test.
+        """
+        T, voff = self.table.time, self.table.video_offsets
+        C = len(index.clip_uids)
         a = np.zeros(C, dtype=np.int64)
         b = np.zeros(C, dtype=np.int64)
         cs_all, ce_all = index.clip_start, index.clip_end
-        for v in np.flatnonzero(used & (self.n_rows > 0)):
-            cl = index.clips_of(v)
+        for v in np.flatnonzero(self.video_used & (self.n_rows > 0)):
+            cl = index.clips_of(int(v))
             lo, hi = int(voff[v]), int(voff[v + 1])
             seg = T[lo:hi]
             a[cl] = np.searchsorted(seg, cs_all[cl], "left") + lo
@@ -243,10 +253,11 @@ class _Prepared:
         finite = np.isfinite(cs_all) & np.isfinite(ce_all)
         b = np.where(finite & (b > a), b, a)
         self.clip_a, self.clip_b = a, b
-        live = np.flatnonzero(b > a)
-        _check(cancel)
+        return a, b, np.flatnonzero(b > a)
 
-        # How many clips hold each row, and (for rows held by one clip) which.
+    def _cover(self, a: np.ndarray, b: np.ndarray, live: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """How many clips hold each row, and (for rows held by one clip) which; and `room`."""
+        N = self.N
         cover = np.bincount(a[live], minlength=N + 1) - np.bincount(b[live], minlength=N + 1)
         cnt = np.cumsum(cover[:N]).astype(np.int32)
         idsum = np.cumsum(
@@ -256,18 +267,21 @@ class _Prepared:
         )
         firstclip = np.where(cnt == 1, np.rint(idsum), -1).astype(np.int32)
         self.cover = cnt
-
         # room[i]: how many rows from i on still lie in one clip that also holds row i. Clips of
         # earlier videos end at or before row i, so a global running max needs no per-video reset.
         maxb = np.zeros(N, dtype=np.int64)
         np.maximum.at(maxb, a[live], b[live])
         np.maximum.accumulate(maxb, out=maxb)
         self.room = (maxb - np.arange(N, dtype=np.int64)).astype(np.int32)
-        _check(cancel)
+        return cnt, firstclip
 
-        # Rows held by several (overlapping) clips: per row, the clips that hold it in ego4d.json
-        # order, keeping only those that reach further than all earlier ones (a staircase). The
-        # parent of a group starting there is the first step that reaches its last row.
+    def _staircase(
+        self, index: Index, a: np.ndarray, b: np.ndarray, live: np.ndarray, cnt: np.ndarray, firstclip: np.ndarray
+    ) -> None:
+        """Rows held by several (overlapping) clips: per row, the clips that hold it in ego4d.json
+        order, keeping only those that reach further than all earlier ones (a staircase). The
+        parent of a group starting there is the first step that reaches its last row."""
+        N, C = self.N, len(index.clip_uids)
         multi = cnt >= 2
         self.multi_pos = np.concatenate([[0], np.cumsum(multi)]).astype(np.int32)
         self.st_key = np.zeros(0, dtype=np.int64)
@@ -296,9 +310,11 @@ class _Prepared:
         self.home_start = np.where(has, index.clip_start[fc], np.nan) if C else np.full(N, np.nan)
         self.home_end = np.where(has, index.clip_end[fc], np.nan) if C else np.full(N, np.nan)
         self.b_first = (np.where(has, b[fc], 0) if C else np.zeros(N)).astype(np.int32)
-        _check(cancel)
 
-        # Runs: rows left in the video from i on, and how many rows in no clip come before i.
+    def _runs(self, cnt: np.ndarray) -> None:
+        """Runs: rows left in the video from i on, and how many rows in no clip come before i."""
+        N, rowvid, row_used = self.N, self.rowvid, self.row_used
+        voff = self.table.video_offsets
         self.video_room = ((voff[1:][rowvid] if N else np.zeros(0, np.int64)) - np.arange(N, dtype=np.int64)).astype(
             np.int32
         )
@@ -315,11 +331,13 @@ class _Prepared:
             self.stretch_len = np.diff(edges)
         else:
             self.stretch_len = np.zeros(0, dtype=np.int64)
-        self.used_rows_per_video = np.where(used, self.n_rows, 0)
+        self.used_rows_per_video = np.where(self.video_used, self.n_rows, 0)
 
-        # Reasons that depend only on the narration.
+    def _row_bits(self) -> None:
+        """Reasons that depend only on the narration."""
+        N, T, rowvid = self.N, self.table.time, self.rowvid
         bits = np.zeros(N, dtype=np.uint8)
-        np.bitwise_or(bits, _B_UNSURE, out=bits, where=(tab.flags & FLAG_UNSURE) != 0)
+        np.bitwise_or(bits, _B_UNSURE, out=bits, where=(self.table.flags & FLAG_UNSURE) != 0)
         if N > 1:
             same = (rowvid[1:] == rowvid[:-1]) & (T[1:] == T[:-1])
             dup = np.zeros(N, dtype=bool)
@@ -328,12 +346,14 @@ class _Prepared:
             np.bitwise_or(bits, _B_DUP, out=bits, where=dup)
         self.row_bits = bits
 
-        # beta per video. np.add.reduce per video, not reduceat: the notebook's np.mean sums
-        # pairwise, and windows must match it to the last bit.
+    def _beta(self, index: Index) -> None:
+        """beta per video. np.add.reduce per video, not reduceat: the notebook's np.mean sums
+        pairwise, and windows must match it to the last bit."""
+        N, T, rowvid, V = self.N, self.table.time, self.rowvid, index.n_videos
         beta = np.full(V, np.nan)
         if N > 1:
             gap = T[1:] - T[:-1]
-            pos = (gap > 0) & (rowvid[1:] == rowvid[:-1]) & row_used[1:]
+            pos = (gap > 0) & (rowvid[1:] == rowvid[:-1]) & self.row_used[1:]
             g = gap[pos]
             gv = rowvid[1:][pos]
             goff = np.searchsorted(gv, np.arange(V + 1))
@@ -514,13 +534,10 @@ def _explicit(table_time, row_bits, rows, half, cs, ce):
     return bits, start, end, cut
 
 
-def _windows(index: Index, prep: _Prepared, grp: _Groups, params: WindowParams, cancel) -> WindowResult:
-    k, N, V = grp.k, prep.N, index.n_videos
-    T = prep.table.time
-    d_video = np.maximum(params.min_window, prep.beta / params.alpha)  # NaN where no beta
-    half_video = d_video / 2
-
-    # Every row's window in its first clip (NaN bounds where it has none: all tests false).
+def _row_windows(prep: _Prepared, k: int, half_video: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Every row's window in its first clip (NaN bounds where it has none: all tests false):
+    (reason bits, start, end, cut at the clip's edge)."""
+    T, N = prep.table.time, prep.N
     h = half_video[prep.rowvid]
     lo = T - h
     start = np.maximum(lo, prep.home_start)
@@ -541,7 +558,15 @@ def _windows(index: Index, prep: _Prepared, grp: _Groups, params: WindowParams, 
         ov = start[1:] < end[:-1]
         np.bitwise_or(rbx[:-1], _B_OVERLAP, out=rbx[:-1], where=ov)
         np.bitwise_or(rbx[1:], _OV_BEFORE, out=rbx[1:], where=ov)
-        del ov
+    return rbx, start, end, cut
+
+
+def _windows(index: Index, prep: _Prepared, grp: _Groups, params: WindowParams, cancel) -> WindowResult:
+    k, N, V = grp.k, prep.N, index.n_videos
+    T = prep.table.time
+    d_video = np.maximum(params.min_window, prep.beta / params.alpha)  # NaN where no beta
+    half_video = d_video / 2
+    rbx, start, end, cut = _row_windows(prep, k, half_video)
     _check(cancel)
 
     key = grp.wkey + rbx
@@ -665,338 +690,5 @@ def _merge_weights(values: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray,
     return u, w
 
 
-class WindowResult:
-    """Groups and windows for one set of parameters. Columns are numpy arrays; see module doc.
-
-    Over groups (length `n_groups`): `group_video`, `group_clip`, `group_row` (first narration
-    row of the pass selection). Over windows (length `n_windows = n_groups * k`): `reason_bits`
-    (uint8 bitmask, 0 = usable), and on first use `window_group`, `window_video`, `window_clip`,
-    `window_row`, `window_t`, `window_start`, `window_end`, `window_duration` (NaN without beta),
-    `window_reason` (uint8 primary reason code, 0 = usable).
-    """
-
-    compute_seconds: float = 0.0
-
-    def __init__(self, *, index, params, prep, groups, rbx, fix_bits, d_video, hist, durations, usable_durations):
-        self.index = index
-        self.params = params
-        self.k = groups.k
-        self._prep = prep
-        self._grp = groups
-        self._rbx = rbx
-        self._fix_bits = fix_bits
-        self.group_row = groups.row
-        self.d_video = d_video
-        self.beta_video = prep.beta
-        self._hist = hist
-        self._durations = durations
-        self._usable_durations = usable_durations
-        self._rows_memo: dict = {}
-
-    @property
-    def group_video(self) -> np.ndarray:
-        return self._grp.video
-
-    @property
-    def group_clip(self) -> np.ndarray:
-        return self._grp.clip
-
-    # -- sizes
-    @property
-    def n_groups(self) -> int:
-        return len(self.group_row)
-
-    @property
-    def n_windows(self) -> int:
-        return self.n_groups * self.k
-
-    @property
-    def n_usable(self) -> int:
-        return int(self._hist[0])
-
-    # -- window columns
-    @cached_property
-    def reason_bits(self) -> np.ndarray:
-        """uint8 bitmask of window reasons per window (bit code-1), 0 = usable."""
-        bits = _variant_bits(self._rbx, self.group_row, self.k)
-        if self._fix_bits is not None:
-            bits[self._grp.fix] = self._fix_bits
-        return bits.reshape(-1)
-
-    @cached_property
-    def window_group(self) -> np.ndarray:
-        return np.repeat(np.arange(self.n_groups, dtype=np.int64), self.k)
-
-    @cached_property
-    def window_video(self) -> np.ndarray:
-        return np.repeat(self.group_video, self.k)
-
-    @cached_property
-    def window_clip(self) -> np.ndarray:
-        return np.repeat(self.group_clip, self.k)
-
-    @cached_property
-    def window_row(self) -> np.ndarray:
-        return (self.group_row[:, None] + np.arange(self.k)).reshape(-1)
-
-    @cached_property
-    def window_t(self) -> np.ndarray:
-        return self._prep.table.time[self.window_row]
-
-    @cached_property
-    def _all_fields(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return self.window_fields(slice(None))
-
-    @property
-    def window_start(self) -> np.ndarray:
-        return self._all_fields[1]
-
-    @property
-    def window_end(self) -> np.ndarray:
-        return self._all_fields[2]
-
-    @cached_property
-    def window_duration(self) -> np.ndarray:
-        return self.window_end - self.window_start
-
-    @cached_property
-    def window_reason(self) -> np.ndarray:
-        return _PRIMARY[self.reason_bits]
-
-    def window_fields(self, windows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(t, start, end) of the given windows (indices, mask or slice), computed exactly as the
-        full compute does; start and end are NaN for windows of a video without beta."""
-        w = _window_ids(windows, self.n_windows)  # no arange over all windows: rows are asked for 64 at a time
-        g = w // self.k
-        row = self.group_row[g] + w % self.k
-        t = self._prep.table.time[row]
-        half = (self.d_video / 2)[self.group_video[g]]
-        clip = self.group_clip[g]
-        start = np.maximum(t - half, self.index.clip_start[clip])
-        end = np.minimum(t + half, self.index.clip_end[clip])
-        nb = np.isnan(half)
-        start[nb] = np.nan
-        end[nb] = np.nan
-        return t, start, end
-
-    # -- selections for tables
-    def rows(
-        self, reason: int | str | None = None, video: int | str | None = None, usable: bool | None = None
-    ) -> np.ndarray:
-        """Window indices (int64, ascending) matching all given filters. Do not modify the array:
-        the last few answers are kept, so the lab can ask again for free.
-
-        `reason`: a window reason code or key; windows where it applies (not only as primary).
-        A run reason selects nothing (runs have no windows; see `rejected_runs`).
-        `video`: a video number or uid. `usable`: True = no reason, False = some reason.
-        """
-        code = None if reason is None else _reason_code(reason)
-        v = None if video is None else (self.index.video_number(video) if isinstance(video, str) else int(video))
-        memo_key = (code, v, usable)
-        hit = self._rows_memo.get(memo_key)
-        if hit is not None:
-            return hit
-        lo, hi = 0, self.n_windows
-        if v is not None:
-            lo = int(np.searchsorted(self.group_video, v, "left")) * self.k
-            hi = int(np.searchsorted(self.group_video, v, "right")) * self.k
-        bits = self.reason_bits[lo:hi]
-        mask = None
-        if code is not None:
-            if code not in WINDOW_REASONS:
-                return np.zeros(0, dtype=np.int64)
-            mask = (bits & _BIT[code]) != 0
-        if usable is not None:
-            u = bits == 0 if usable else bits != 0
-            mask = u if mask is None else mask & u
-        out = np.arange(lo, hi, dtype=np.int64) if mask is None else np.flatnonzero(mask) + lo
-        out.flags.writeable = False
-        if len(self._rows_memo) >= 8:
-            self._rows_memo.pop(next(iter(self._rows_memo)))
-        self._rows_memo[memo_key] = out
-        return out
-
-    def group_windows(self, g: int) -> np.ndarray:
-        return np.arange(g * self.k, (g + 1) * self.k, dtype=np.int64)
-
-    @property
-    def row_video(self) -> np.ndarray:
-        """Video number of each narration row of the pass selection (int32)."""
-        return self._prep.rowvid
-
-    def rejected_runs(self, reason: int | str | None = None, video: int | str | None = None) -> np.ndarray:
-        """First narration rows (of the pass selection) of runs that are not groups, optionally
-        only those of one video (number or uid); `narration(row)` describes one."""
-        prep, k, N = self._prep, self.k, self._prep.N
-        not_group = prep.row_used & (prep.video_room >= k) & (prep.room < k)
-        if video is not None:
-            v = self.index.video_number(video) if isinstance(video, str) else int(video)
-            only = np.zeros(N, dtype=bool)
-            only[prep.table.video_offsets[v] : prep.table.video_offsets[v + 1]] = True
-            not_group &= only
-        has_noclip = np.zeros(N, dtype=bool)
-        if N >= k:
-            has_noclip[: N - k + 1] = (prep.noclip_prefix[k:] - prep.noclip_prefix[: N - k + 1]) > 0
-        if reason is None:
-            return np.flatnonzero(not_group)
-        code = _reason_code(reason)
-        if code == REASON_CODE["no_clip"]:
-            return np.flatnonzero(not_group & has_noclip)
-        if code == REASON_CODE["straddle"]:
-            return np.flatnonzero(not_group & ~has_noclip)
-        return np.zeros(0, dtype=np.int64)
-
-    def narration(self, row: int) -> dict:
-        """One narration of the pass selection: video, pass, time, text, flags."""
-        prep, index = self._prep, self.index
-        p, src = prep.table.source(int(row))
-        arr = index.passes[p]
-        v = int(prep.rowvid[row])
-        return {
-            "row": int(row),
-            "video_uid": index.video_uids[v],
-            "pass": p,
-            "pass_row": src,
-            "annotation_uid": arr.uid[src],
-            "t": float(prep.table.time[row]),
-            "text": arr.text[src],
-        }
-
-    def describe_window(self, i: int) -> dict:
-        i = int(i)
-        if not 0 <= i < self.n_windows:
-            raise IndexError(f"window {i} out of range 0..{self.n_windows - 1}")
-        g, pos = divmod(i, self.k)
-        t, start, end = (float(x[0]) for x in self.window_fields(np.array([i])))
-        row = int(self.group_row[g]) + pos
-        clip = int(self.group_clip[g])
-        v = int(self.group_video[g])
-        bits = int(self.reason_bits[i])
-        primary = int(_PRIMARY[bits])
-        out = self.narration(row)
-        out.update(
-            window=i,
-            group=g,
-            position=pos,
-            clip_uid=self.index.clip_uids[clip],
-            clip_start=float(self.index.clip_start[clip]),
-            clip_end=float(self.index.clip_end[clip]),
-            beta=_num(self.beta_video[v]),
-            d=_num(self.d_video[v]),
-            start=_num(start),
-            end=_num(end),
-            duration=_num(end - start),
-            reason=REASONS[primary][0] if primary else None,
-            reason_label=REASONS[primary][1] if primary else "usable",
-            reasons=[REASONS[c][0] for c in WINDOW_REASONS if bits & int(_BIT[c])],
-        )
-        return out
-
-    # -- figures
-    def reason_counts(self) -> dict[str, int]:
-        """Each reason's count where it applies: windows for window reasons, runs for run reasons."""
-        out = {REASONS[c][0]: int(self._hist[_HAS_BIT[c]].sum()) for c in WINDOW_REASONS}
-        out["no_clip"] = self._grp.n_no_clip
-        out["straddle"] = self._grp.n_straddle
-        return out
-
-    def primary_counts(self) -> dict[str, int]:
-        per = np.bincount(_PRIMARY, weights=self._hist, minlength=len(REASONS) + 1)
-        return {REASONS[c][0]: int(per[c]) for c in WINDOW_REASONS}
-
-    def histogram(self, bins: int = HIST_BINS) -> dict:
-        """Window durations (windows with a beta), `bins` equal bins from 0 to the longest."""
-        vals, w = self._durations
-        keep = w > 0
-        vals, w = vals[keep], w[keep]
-        top = float(vals.max()) if len(vals) else 1.0
-        edges = np.linspace(0.0, top if top > 0 else 1.0, bins + 1)
-        counts, _ = np.histogram(np.clip(vals, 0.0, None), bins=edges, weights=w)
-        return {"edges": [float(e) for e in edges], "counts": [int(c) for c in counts]}
-
-    def summary(self) -> dict:
-        prep = self._prep
-        vals, w = self._durations
-        uvals, uw = self._usable_durations
-        reasons = self.reason_counts()
-        return {
-            "params": asdict(self.params),
-            "videos": {
-                "total": int(self.index.n_videos),
-                "used": int(prep.video_used.sum()),
-                "excluded": int(prep.video_excluded.sum()),
-                "no_features": int(prep.video_no_features.sum()),
-                "no_clips": int(prep.video_no_clips.sum()),
-                "used_no_beta": int((prep.video_used & np.isnan(prep.beta)).sum()),
-            },
-            "narrations": prep.narrations_used,
-            "narrations_no_clip": prep.narrations_no_clip,
-            "runs": self._grp.runs,
-            "groups": self.n_groups,
-            "windows": self.n_windows,
-            "usable": self.n_usable,
-            # the notebook's own test: a window with a beta whose start < end
-            "notebook_valid": self.n_windows - reasons["no_beta"] - reasons["collapsed"],
-            "reasons": reasons,
-            "primary_reasons": self.primary_counts(),
-            "seconds": weighted_percentiles(vals, w),
-            "usable_seconds": weighted_percentiles(uvals, uw),
-            "histogram": self.histogram(),
-            "compute_seconds": round(self.compute_seconds, 4),
-        }
-
-
-def weighted_percentiles(values: np.ndarray, weights: np.ndarray, qs=PERCENTILES) -> dict:
-    """np.percentile's linear method over `values` repeated `weights` times (plus mean, min,
-    max); all None when the total weight is 0."""
-    keep = weights > 0
-    v, w = values[keep], weights[keep].astype(np.int64)
-    keys = [f"p{q}" for q in qs] + ["mean", "min", "max"]
-    if not len(v):
-        return {key: None for key in keys}
-    order = np.argsort(v, kind="stable")
-    v, w = v[order], w[order]
-    cw = np.cumsum(w)
-    n = int(cw[-1])
-    out = {}
-    for q in qs:
-        h = (n - 1) * q / 100.0
-        lo = int(np.floor(h))
-        hi = min(lo + 1, n - 1)
-        a = v[np.searchsorted(cw, lo, "right")]
-        b = v[np.searchsorted(cw, hi, "right")]
-        out[f"p{q}"] = float(a + (b - a) * (h - lo))
-    out["mean"] = float((v * w).sum() / n)
-    out["min"] = float(v[0])
-    out["max"] = float(v[-1])
-    return out
-
-
-def _reason_code(reason: int | str) -> int:
-    if isinstance(reason, str):
-        try:
-            return REASON_CODE[reason]
-        except KeyError:
-            raise ConfigError(f"unknown reason {reason!r}; one of {', '.join(REASON_CODE)}") from None
-    return int(reason)
-
-
-def _num(x) -> float | None:
-    x = float(x)
-    return None if np.isnan(x) else x
-
-
-def _window_ids(windows, n: int) -> np.ndarray:
-    """Window indices (int64) selected by an index array, a boolean mask or a slice."""
-    if isinstance(windows, slice):
-        return np.arange(*windows.indices(n), dtype=np.int64)
-    arr = np.asarray(windows)
-    if arr.dtype == bool:
-        if arr.shape != (n,):
-            raise IndexError(f"mask of {arr.shape} for {n} windows")
-        return np.flatnonzero(arr)
-    w = arr.astype(np.int64, copy=True)
-    if w.size and (w.min() < -n or w.max() >= n):
-        raise IndexError(f"window index out of range for {n} windows")
-    w[w < 0] += n
-    return w
+# WindowResult reads the tables above; it lives in its own module (imported last: no cycle).
+from engine.window_result import WindowResult, weighted_percentiles  # noqa: E402, F401

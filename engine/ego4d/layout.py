@@ -5,7 +5,7 @@
     ROOT/v1/annotations/nlq_train.json, nlq_val.json, nlq_test_unannotated.json
     ROOT/v1/<feature_dir>/<video_uid>.pt            one (rows, dim) tensor per video, 1.875 rows per second
 
-(docs/ARCHITECTURE.md, "File formats"). Also here: the one listing of the feature folders, with
+(docs/ARCHITECTURE.md, "The Ego4D layout"). Also here: the one listing of the feature folders, with
 a shape peek that reads a `.pt` file's pickle opcodes without torch and without unpickling.
 """
 
