@@ -273,9 +273,9 @@ def _status(args: argparse.Namespace) -> int:
 
 def _stop(args: argparse.Namespace) -> int:
     from engine.generation.jobs import stop_job
-    from engine.workspace import Workspace
+    from engine.workspace import DEFAULT_WORKSPACE, Workspace
 
-    ws = Workspace.existing(getattr(args, "workspace", None) or "nlq-workspace")
+    ws = Workspace.existing(getattr(args, "workspace", None) or DEFAULT_WORKSPACE)
     pid = stop_job(ws)
     print(f"asked the generation job (pid {pid}) to stop: requests in flight finish and are stored")
     return 0
