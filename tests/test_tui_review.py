@@ -470,3 +470,30 @@ def test_the_second_opinion_flag_reaches_the_screens_context(ws):
     ctx = AppContext.from_args(build_parser().parse_args(argv))
     assert ctx.second_opinion is True and ctx.reviewer == "bob"
     assert AppContext.from_args(build_parser().parse_args(argv[:-1])).second_opinion is False
+
+
+async def test_export_from_review_keeps_the_filters_variant_in_the_chosen_format(tmp_path):
+    from engine.store import Filter
+
+    root = write_data_root(tmp_path / "ego4d")
+    ws = Workspace(tmp_path / "ws")
+    s = CandidateStore(ws)
+    populate(s, 20, videos=2, models=("gpt-4o-mini", "llama3"))
+    s.bulk([r.id for r in s.rows], "accept", rule="all")
+    s.close()
+    app = make_app(ws, root)
+    async with app.run_test(size=(160, 50)) as pilot:
+        screen = await opened(pilot)
+        screen.set_filter(Filter(status="all", variants=frozenset({"openai-llama3-v1"})))
+        await pilot.pause()
+        await pilot.press("ctrl+e")
+        out = tmp_path / "llama.jsonl"
+        app.screen.query_one("#e-path").value = str(out)
+        app.screen.query_one("#e-format").value = "jsonl"
+        await pilot.pause()
+        app.screen.go()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 10 and {r["variant"] for r in rows} == {"openai-llama3-v1"}
+    assert (tmp_path / "llama.jsonl.README.md").exists()

@@ -43,6 +43,7 @@ from nlq_tui.widgets.review_modals import (
     BulkChoice,
     BulkScreen,
     ConfirmScreen,
+    ExportChoice,
     ExportScreen,
     FilterScreen,
     RejectReasonScreen,
@@ -607,16 +608,23 @@ class ReviewScreen(Screen):
     def action_export(self) -> None:
         ws = self.app.ctx.workspace
         default = ws.exports_dir / f"nlq_aug_{datetime.now().strftime('%Y%m%d_%H%M%S')}.json"
-        self.app.push_screen(ExportScreen(str(default)), self._export_chosen)
+        self.app.push_screen(ExportScreen(str(default), self.filter.variants), self._export_chosen)
 
-    def _export_chosen(self, choice: tuple[str, str] | None) -> None:
+    def _export_chosen(self, choice: ExportChoice | None) -> None:
         if choice:
-            self.run_export(*choice)
+            self.run_export(choice)
 
     @work(thread=True, group="review-export", exclusive=True, exit_on_error=False)
-    def run_export(self, path: str, statuses: str):
+    def run_export(self, choice: ExportChoice):
         from engine.export import export, parse_statuses
 
         ctx = self.app.ctx
         # A store of its own: the export reads from disk, which holds every decision already.
-        return export(ctx.workspace, path, statuses=parse_statuses(statuses), data_root=ctx.data_root)
+        return export(
+            ctx.workspace,
+            choice.path,
+            statuses=parse_statuses(choice.statuses),
+            data_root=ctx.data_root,
+            variants=choice.variants,
+            fmt=choice.fmt,
+        )

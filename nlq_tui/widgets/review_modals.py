@@ -290,14 +290,25 @@ class BulkScreen(ModalScreen[BulkChoice | None]):
         self.dismiss(None)
 
 
-class ExportScreen(ModalScreen[tuple[str, str] | None]):
-    """Where to write the NLQ file and which statuses go in it."""
+@dataclass
+class ExportChoice:
+    """Where the export goes, which statuses, which format, and the variants it keeps (empty: all)."""
+
+    path: str
+    statuses: str
+    fmt: str = "nlq"
+    variants: frozenset[str] = frozenset()
+
+
+class ExportScreen(ModalScreen[ExportChoice | None]):
+    """Where to write the NLQ file (or a flat table), which statuses and variants go in it."""
 
     BINDINGS = REVIEW_EXPORT_BINDINGS
 
-    def __init__(self, default_path: str) -> None:
+    def __init__(self, default_path: str, variants: frozenset[str] = frozenset()) -> None:
         super().__init__()
         self.default_path = default_path
+        self.variants = variants  # the queue filter's variants, offered as the export's
 
     def compose(self) -> ComposeResult:
         with Vertical(id="export-box"):
@@ -316,6 +327,22 @@ class ExportScreen(ModalScreen[tuple[str, str] | None]):
                     allow_blank=False,
                     id="e-status",
                 )
+                yield Label("format")
+                yield Select(
+                    [("NLQ (official nesting)", "nlq"), ("JSON lines, one row each", "jsonl"), ("Parquet", "parquet")],
+                    value="nlq",
+                    allow_blank=False,
+                    id="e-format",
+                )
+                yield Label("variants")
+                shown = visible(", ".join(sorted(self.variants)), 60)
+                yield Select(
+                    [(Text("all variants"), "all")]
+                    + ([(Text(f"the filter's: {shown}"), "filter")] if self.variants else []),
+                    value="filter" if self.variants else "all",
+                    allow_blank=False,
+                    id="e-variants",
+                )
             with Horizontal(classes="buttons"):
                 yield Button("Export", variant="primary", id="e-go")
                 yield Button("Cancel", id="e-cancel")
@@ -328,7 +355,9 @@ class ExportScreen(ModalScreen[tuple[str, str] | None]):
     def go(self) -> None:
         path = self.query_one("#e-path", Input).value.strip()
         if path:
-            self.dismiss((path, str(self.query_one("#e-status", Select).value)))
+            keep = self.variants if self.query_one("#e-variants", Select).value == "filter" else frozenset()
+            status, fmt = self.query_one("#e-status", Select).value, self.query_one("#e-format", Select).value
+            self.dismiss(ExportChoice(path, str(status), str(fmt), keep))
 
     @on(Button.Pressed, "#e-cancel")
     def action_dismiss_none(self) -> None:
