@@ -410,3 +410,41 @@ async def test_a_job_stopped_by_the_server_says_why(tree, tmp_path):
             assert screen.last_stats["state"] == "failed"
             said = " ".join(str(n.message) for n in app._notifications)
             assert "generation failed" in said and "refused the API key" in said
+
+
+async def test_hostile_text_from_saved_settings_and_a_detached_job_never_reaches_the_terminal(
+    tree, tmp_path, monkeypatch
+):
+    import json
+    import os
+    import time
+
+    from hostile_fixtures import install_recording_driver, payload
+
+    from engine import proc
+
+    terminal = install_recording_driver(monkeypatch)
+    ws = Workspace(tmp_path / "ws")
+    ws.set("generation", {"backend": "openai", "model": payload("MODEL"), "base_urls": payload("URL"),
+                          "name": payload("NAME"), "api_key_env": "OPENAI_API_KEY"})  # fmt: skip
+    folder = tmp_path / "ws" / "generation"
+    folder.mkdir()
+    stats = {"state": "running", "groups_total": 9, "groups_skipped": 0, "groups_done": 2, "groups_failed": 1,
+             "questions_valid": 10, "questions_rejected": {payload("REASON"): 1}, "failed_requests": 1, "tokens": 5,
+             "cost": None, "groups_per_second": 0.5}  # fmt: skip
+    status = {"state": "running", "heartbeat": time.time() + 2, "step": payload("STEP"), "variant": payload("VAR"),
+              "backend": payload("BACKEND"), "stats": stats, **proc.identity(os.getpid())}  # fmt: skip
+    (folder / "status.json").write_text(json.dumps(status))
+    group = {"type": "group", "group_key": payload("GKEY"), "rejected": [
+        {"reason": payload("REJ"), "detail": payload("DETAIL"), "raw": payload("RAW")}], "candidates": []}  # fmt: skip
+    failure = {"type": "failure", "group_key": payload("GKEY"), "reason": "server_error", "detail": payload("SRV")}
+    (folder / "feed.jsonl").write_text(json.dumps(group) + "\n" + json.dumps(failure) + "\n")
+    app = make_app(tree, tmp_path / "ws", screen="generate")
+    async with app.run_test(size=(140, 45), notifications=True) as pilot:
+        screen = await _open(pilot)
+        assert await _until(pilot, lambda: screen.attached is not None)
+        await pilot.pause(1.5)
+        assert app.is_running and app._exception is None
+        assert not terminal.foreign_controls(), terminal.foreign_controls()
+        assert terminal.shows("DETAIL") and terminal.shows("SRV") and terminal.shows("STEP")
+        assert screen.query_one("#model").value == payload("MODEL")  # shown safely, kept as it was
