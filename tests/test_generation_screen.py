@@ -213,7 +213,7 @@ async def test_quitting_during_a_job_asks_then_stops_it_and_releases_the_lock(tr
 
     from nlq_tui.widgets.generate_modals import QuitWhileRunningModal
 
-    with FakeLLMServer(delay=0.3) as srv:
+    with FakeLLMServer(delay=0.5) as srv:  # slow enough that quitting comes first on a loaded box
         app = make_app(tree, tmp_path / "ws", screen="generate")
         async with app.run_test(size=(140, 45)) as pilot:
             screen = await _open(pilot)
@@ -221,7 +221,7 @@ async def test_quitting_during_a_job_asks_then_stops_it_and_releases_the_lock(tr
                 ("#backend", "openai"),
                 ("#model", "fake"),
                 ("#base_urls", srv.base_url),
-                ("#concurrency", "2"),
+                ("#concurrency", "1"),
                 ("#checks", "fast"),
             ):
                 screen.query_one(id_).value = value  # fmt: skip
