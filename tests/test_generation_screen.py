@@ -114,7 +114,7 @@ async def test_template_job_runs_in_a_worker_and_fills_the_feed(tree, tmp_path):
 
 
 async def test_openai_job_pauses_resumes_and_cancels_keeping_done_groups(tree, tmp_path):
-    with FakeLLMServer(delay=0.1) as srv:
+    with FakeLLMServer(delay=0.2) as srv:
         app = make_app(tree, tmp_path / "ws", screen="generate")
         async with app.run_test(size=(140, 45)) as pilot:
             screen = await _open(pilot)
@@ -255,7 +255,7 @@ async def test_quitting_during_a_job_asks_then_stops_it_and_releases_the_lock(tr
 async def test_a_detached_job_goes_on_after_the_app_and_a_second_app_shows_and_stops_it(tree, tmp_path):
     from engine.generation import jobs
 
-    with FakeLLMServer(delay=0.2) as srv:
+    with FakeLLMServer(delay=0.4) as srv:  # still running when the second app looks
         app = make_app(tree, tmp_path / "ws", screen="generate")
         async with app.run_test(size=(140, 45)) as pilot:
             screen = await _open(pilot)
