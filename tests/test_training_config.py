@@ -42,6 +42,7 @@ def test_the_rule_moves_one_way_between_the_ends_and_by_stage():
     assert auto_schedule(300, "pretrain")["epochs"] >= 2
     assert auto_schedule(300, "finetune")["lr"] == pytest.approx(auto_schedule(300)["lr"] / 4)
     assert auto_schedule(1_466, "pretrain")["lr"] > auto_schedule(1_466)["lr"]  # fewer epochs, a larger step
+    assert auto_schedule(1_466, "pretrain")["drop_rate"] == 0.0 < auto_schedule(1_466)["drop_rate"]
 
 
 def test_from_user_leaves_unset_tuning_to_the_rule_and_every_flag_overrides():

@@ -16,8 +16,8 @@ bundled sample) they are settings that learn there (width 64, no dropout, lr 6e-
 (EGO4D/episodic-memory NLQ/VSLNet: width 128, dropout 0.2, lr 1e-4, 200 epochs as its README's
 training command, evaluation twice per epoch); in between, lr and epochs are geometric and
 dropout linear in log n, the width steps from 64 to 128 halfway. A pretrain run makes an
-eighth of the epochs at 2.8x the lr (its file is synthetic and large; it only has to give the
-finetune a start) and a finetune a quarter of the lr (it starts from trained weights).
+eighth of the epochs at 2.8x the lr and an eighth of the dropout (its file is synthetic and
+large; it only has to give the finetune a start) and a finetune a quarter of the lr (it starts from trained weights).
 
 Defaults that differ from the reference, and why (each Setting's `reference` and `why`):
 - `text_encoder` minilm (reference: bert-base-uncased): MiniLM ships with the project and runs
@@ -475,14 +475,16 @@ def auto_schedule(n: int, stage: str = "baseline") -> dict[str, Any]:
     t = min(1.0, max(0.0, math.log(n / SMALL_N) / math.log(FULL_N / SMALL_N)))
     lr = SMALL["lr"] * (FULL["lr"] / SMALL["lr"]) ** t
     epochs = SMALL["epochs"] * (FULL["epochs"] / SMALL["epochs"]) ** t
+    drop = FULL["drop_rate"] * t
     if stage == "pretrain":
         epochs = max(2.0, epochs * PRETRAIN_EPOCH_SHARE)
         lr *= PRETRAIN_EPOCH_SHARE**-0.5  # fewer epochs, a larger step
+        drop *= PRETRAIN_EPOCH_SHARE  # fewer passes over the file, less to regularise
     if stage == "finetune":
         lr *= FINETUNE_LR_FACTOR
     return {
         "dim": SMALL["dim"] if t < 0.5 else FULL["dim"],
-        "drop_rate": round(round(FULL["drop_rate"] * t / 0.05) * 0.05, 2),
+        "drop_rate": round(round(drop / 0.05) * 0.05, 2),
         "lr": float(f"{lr:.2g}"),
         "epochs": int(round(epochs)),
         "evals_per_epoch": FULL["evals_per_epoch"],  # the reference's: every half epoch and at its end
@@ -493,8 +495,8 @@ def describe_rule() -> str:
     return (
         f"Schedule rule (settings left unset), t = log(n/{SMALL_N}) / log({FULL_N}/{SMALL_N}) clamped to [0, 1], "
         f"n = training queries: lr {SMALL['lr']:g} x ({FULL['lr']:g}/{SMALL['lr']:g})^t, epochs "
-        f"{SMALL['epochs']} x ({FULL['epochs']}/{SMALL['epochs']})^t (pretrain: epochs x {PRETRAIN_EPOCH_SHARE:g}, "
-        f"at least 2, lr x {PRETRAIN_EPOCH_SHARE**-0.5:.2f}), dropout {FULL['drop_rate']:g} x t, width {SMALL['dim']} below t = 0.5 else {FULL['dim']}, "
+        f"{SMALL['epochs']} x ({FULL['epochs']}/{SMALL['epochs']})^t (pretrain: epochs and dropout x "
+        f"{PRETRAIN_EPOCH_SHARE:g}, at least 2 epochs, lr x {PRETRAIN_EPOCH_SHARE**-0.5:.2f}), dropout {FULL['drop_rate']:g} x t, width {SMALL['dim']} below t = 0.5 else {FULL['dim']}, "
         f"evaluations per epoch {FULL['evals_per_epoch']} (the reference's); "
         f"finetune: lr x {FINETUNE_LR_FACTOR:g}."
     )
