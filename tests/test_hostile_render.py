@@ -321,11 +321,12 @@ async def test_help_and_the_palette_over_every_screen(hostile):
         await settle(pilot)
         for key in ("2", "3", "4", "5", "1"):
             await pilot.press(key)
-            await settle(pilot)
+            await settle(pilot, rounds=2)
             await pilot.press("question_mark")
-            await pilot.pause(0.3)
-            await pilot.press("escape", "ctrl+p")
-            await pilot.pause(0.3)
+            await pilot.pause(0.2)
             await pilot.press("escape")
+        await pilot.press("ctrl+p")  # the palette lists every action of the screen by name
+        await pilot.pause(0.3)
+        await pilot.press("escape")
         await pilot.pause(0.3)
         _check(app, terminal)
