@@ -174,7 +174,19 @@ def main(argv: list[str]) -> int:
     rc = check(py)
     if rc:
         return rc
-    return subprocess.call([str(py), "-m", "pytest", *argv[1:]], env=env, cwd=ROOT)
+    return subprocess.call([str(py), "-m", "pytest", *_parallel(argv[1:]), *argv[1:]], env=env, cwd=ROOT)
+
+
+def _parallel(args: list[str]) -> list[str]:
+    """pytest-xdist workers, one per core up to 4, unless the caller chose (`-n`, `-p no:xdist`).
+
+    Many tests wait on subprocesses, servers and Pilot frames rather than compute, so two
+    workers on a 2-core CI box take about a third of the serial time; past four, the
+    subprocess-heavy tests only crowd each other.
+    """
+    if any(a == "-n" or a.startswith(("-n", "--numprocesses")) or "xdist" in a for a in args):
+        return []
+    return ["-n", str(max(1, min(4, os.cpu_count() or 1)))]
 
 
 if __name__ == "__main__":
