@@ -14,9 +14,11 @@ at the lowest priority (nice 19), so that on a busy CPU the requests go first.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -73,6 +75,28 @@ def _worker_main(inbox, outbox, device: str, parent: int) -> None:
             texts.clear()
 
 
+@contextlib.contextmanager
+def _real_stdio():
+    """Real file descriptors behind sys.stdout/sys.stderr while a process is spawned.
+
+    Inside the app, Textual replaces both with capture objects whose fileno() is -1, and
+    multiprocessing hands stderr's descriptor to its resource tracker: the spawn then fails with
+    "bad value(s) in fds_to_keep". The swap lasts only for the start of the process.
+    """
+    saved = sys.stdout, sys.stderr
+    try:
+        for name in ("stdout", "stderr"):
+            try:
+                ok = getattr(sys, name).fileno() >= 0
+            except (AttributeError, OSError, ValueError):
+                ok = False
+            if not ok:
+                setattr(sys, name, getattr(sys, f"__{name}__", None) or open(os.devnull, "w"))  # noqa: SIM115
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
 class DeferredChecks:
     """Near-duplicate and ambiguity checks in a worker process, results through `on_done`.
 
@@ -80,11 +104,6 @@ class DeferredChecks:
     """
 
     def __init__(self, on_done: Callable[[list, float], None], device: str = "cpu") -> None:
-        ctx = mp.get_context("spawn")  # never fork a process that runs an event loop and threads
-        self._inbox = ctx.Queue(maxsize=64)
-        self._outbox = ctx.Queue()
-        self._proc = ctx.Process(target=_worker_main, args=(self._inbox, self._outbox, device, os.getpid()),
-                                 daemon=True)  # fmt: skip
         self._on_done = on_done
         self._next = 0
         self._open: set[int] = set()
@@ -93,7 +112,13 @@ class DeferredChecks:
         self._buf: list[Item] = []
         self.error: str | None = None
         self.ready = threading.Event()
-        self._proc.start()
+        ctx = mp.get_context("spawn")  # never fork a process that runs an event loop and threads
+        with _real_stdio():  # the queues' locks start multiprocessing's resource tracker too
+            self._inbox = ctx.Queue(maxsize=64)
+            self._outbox = ctx.Queue()
+            self._proc = ctx.Process(target=_worker_main, args=(self._inbox, self._outbox, device, os.getpid()),
+                                     daemon=True)  # fmt: skip
+            self._proc.start()
         self._collector = threading.Thread(target=self._collect, name="checks-collector", daemon=True)
         self._collector.start()
 
