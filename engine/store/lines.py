@@ -14,11 +14,21 @@ from typing import Any
 
 from engine.workspace import disk_error
 
-_fast_loads: Callable[[bytes], Any] | None
-try:  # optional: faster than the stdlib on the heads a scan decodes
-    from orjson import loads as _fast_loads
-except ImportError:  # pragma: no cover - depends on the environment
-    _fast_loads = None
+
+def _orjson_loads() -> Callable[[bytes], Any] | None:
+    """orjson's decoder where installed (optional: faster than the stdlib on the heads a scan decodes).
+
+    A function rather than try/except around the import, so mypy reads it the same with and
+    without orjson installed.
+    """
+    try:
+        import orjson
+    except ImportError:  # pragma: no cover - depends on the environment
+        return None
+    return orjson.loads
+
+
+_fast_loads = _orjson_loads()
 
 
 def loads(data: bytes) -> Any:
