@@ -99,7 +99,7 @@ def _print(s: dict, root: str) -> None:
     v = s["videos"]
     head = Text(visible(root), style="bold")  # a path the user typed: never markup
     head.append(f"  k={p['k']}  alpha={p['alpha']:g}  min_window={p['min_window']:g}s  pass={p['narration_pass']}")
-    con.print(head)
+    con.print(head, soft_wrap=True)  # a long path stays one line, whole, for copy and paste
     con.print(
         f"videos {v['total']:,}: used {v['used']:,}; skipped: excluded (val/test) {v['excluded']:,}, "
         f"no features {v['no_features']:,}, no clips {v['no_clips']:,}; used without beta {v['used_no_beta']:,}"
