@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from training_fixtures import make_glove, make_sample, tiny_config
+from training_fixtures import make_glove, make_sample, one_torch_thread, tiny_config  # noqa: F401 (one_torch_thread: autouse)
 
 from engine.runs import create_run
 from engine.training.loop import Trainer
@@ -13,14 +13,6 @@ from engine.training.provenance import export_record, git_state, manifest_head
 from engine.workspace import Workspace
 
 LOG = logging.getLogger("test.provenance")
-
-
-@pytest.fixture(autouse=True)
-def _one_thread(monkeypatch):
-    monkeypatch.setenv("NLQ_TORCH_THREADS", "1")
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
-from training_fixtures import make_glove, make_sample, tiny_config
+from training_fixtures import make_glove, make_sample, one_torch_thread, tiny_config  # noqa: F401 (one_torch_thread: autouse)
 
 from engine.runs import create_run
 from engine.training.loop import Trainer
@@ -16,14 +15,6 @@ from engine.workspace import Workspace
 
 LOG = logging.getLogger("test.tb")
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread(monkeypatch):
-    monkeypatch.setenv("NLQ_TORCH_THREADS", "1")
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
 
 
 def read_records(path: Path) -> list[bytes]:

@@ -5,7 +5,7 @@ import re
 
 import pytest
 import torch
-from training_fixtures import make_glove, make_sample, tiny_config
+from training_fixtures import make_glove, make_sample, one_torch_thread, tiny_config  # noqa: F401 (one_torch_thread: autouse)
 
 from engine.errors import ConfigError, DataError
 from engine.runs import FIGURE_KEYS, create_run
@@ -15,14 +15,6 @@ from engine.training.metrics import evaluate_predictions
 from engine.workspace import Workspace
 
 LOG = logging.getLogger("test.training")
-
-
-@pytest.fixture(autouse=True)
-def _one_thread(monkeypatch):
-    monkeypatch.setenv("NLQ_TORCH_THREADS", "1")
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,27 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 GLOVE_DIM = 16
 # Tiny models on a shared 2-core box: one torch thread is ~10x faster than two fighting.
 THREADS_ENV = {"NLQ_TORCH_THREADS": "1"}
 TINY_MODEL = {"dim": 16, "num_heads": 2, "conv_layers": 2}
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread(monkeypatch):
+    """In-process training on one torch thread (THREADS_ENV), the count restored afterwards.
+
+    Autouse in the modules that import it: `from training_fixtures import one_torch_thread`.
+    """
+    import torch
+
+    for k, v in THREADS_ENV.items():
+        monkeypatch.setenv(k, v)
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
 
 
 def make_sample(root: Path, videos: int = 8) -> Path:
