@@ -144,7 +144,8 @@ def cohen_kappa(pairs: list[tuple[bool, bool]]) -> tuple[float | None, float | N
     return agree, (agree - pe) / (1 - pe)
 
 
-def _empty_row(v: Variant) -> dict:
+def empty_row(v: Variant) -> dict:
+    """A variant's row before anything is counted (`_pairs`: the doubly reviewed, for kappa)."""
     return {
         "name": v.name,
         "backend": v.backend,
@@ -169,17 +170,25 @@ def _empty_row(v: Variant) -> dict:
     }
 
 
-def variant_table(store: CandidateStore) -> list[dict]:
+def variant_table(store: CandidateStore, *, summary: bool = True) -> list[dict]:
     """One dict per variant (in the order they were first stored), JSON-ready.
 
     accept_rate is (accepted + edited) / reviewed (accepted, edited, rejected), with its 95%
     Wilson interval; agreement compares the first decision with another reviewer's second
     opinion on the same candidate (edited counts as accept).
+
+    A store not read yet is not read: the figures come from the summary that
+    `engine.variant_summary` keeps up to date, the same rows and the same warnings (in
+    `store.problems`) as a full read, which `summary=False` or a store already read takes.
     """
+    if summary and not store.log.scan_started and not store.journal.loaded:
+        from engine.variant_summary import summary_table
+
+        return summary_table(store)
     store.load()
     rows: dict[str, dict] = {}
     for v in store.variants():
-        rows[v.name] = _empty_row(v)
+        rows[v.name] = empty_row(v)
     for name, figures in store.group_figures().items():
         row = rows.get(name)
         if row is None:
@@ -217,8 +226,13 @@ def variant_table(store: CandidateStore) -> list[dict]:
                 if reviewer != st.get("reviewer") and op["status"] in ("accepted", "edited", "rejected"):
                     row["_pairs"].append((status != "rejected", op["status"] != "rejected"))
                     break
+    return finish_rows(list(rows.values()))
+
+
+def finish_rows(rows: list[dict]) -> list[dict]:
+    """The counted rows made JSON-ready: reviewed, the accept rate and its interval, agreement."""
     out = []
-    for row in rows.values():
+    for row in rows:
         reviewed = row["accepted"] + row["edited"] + sum(row["rejected_in_review"].values())
         ok = row["accepted"] + row["edited"]
         interval = wilson(ok, reviewed)

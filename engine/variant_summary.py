@@ -1,0 +1,486 @@
+"""The variants table from a summary kept up to date by folding in only what was appended (docs/ARCHITECTURE.md, "Store", "Scale").
+
+The shard log and the checks file only grow (a delete or a torn-tail cut rewrites or shortens
+them), so `WS/candidates/variants.summary.json` records, per variant, what the table counts
+over the groups and candidates read so far (groups, tokens, seconds, cost, generation rejects,
+each candidate's id and flags, validity) and how far each shard and the checks file were read.
+Opening it folds in only the bytes appended since, in the order a full read takes them, so the
+sums come out the same to the last bit. The review part (the decisions and second opinions on
+reviewed candidates) is kept beside it for the journal and snapshot it was replayed from, and
+replayed again through `DecisionJournal` when either changed.
+
+It is a cache, never the source of truth: a shard that is shorter than recorded, another file
+at a recorded name, changed bytes before a recorded offset, a new shard sorting before a read
+one, a damaged or foreign summary file: the summary is rebuilt from the store, silently. It is
+written with a temp file and a rename, and only when it changed; a workspace that cannot be
+written is read every time instead. The same warnings as a full read come out, in its order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from engine.candidate import FLAG_AMBIGUOUS, FLAG_NAMES, FLAG_NEAR_DUPLICATE, FLAG_PENDING, Checks, default_variant_name
+from engine.errors import ConfigError
+from engine.store.journal import JOURNAL, SNAPSHOT, DecisionJournal
+from engine.store.lines import loads, read_complete_lines
+from engine.store.rows import row_ok
+from engine.store.shards import CHECKS, FAILURES, MAX_PROBLEMS, ShardLog
+from engine.variants import Variant, empty_row, finish_rows
+from engine.workspace import file_mode
+
+if TYPE_CHECKING:
+    from engine.store import CandidateStore
+
+SUMMARY = "variants.summary.json"
+VERSION = 1
+TAIL = 4096  # bytes before a recorded offset that must be unchanged for the fold to go on
+REVIEWED3 = ("accepted", "edited", "rejected")
+
+
+class Rebuild(Exception):
+    """The summary does not describe the files as they are: start again from nothing."""
+
+
+class Problems:
+    """Warning lines of one part of the read, kept as the store keeps them (the first few, and a count)."""
+
+    def __init__(self, lines: list[str] | None = None, count: int = 0) -> None:
+        self.lines = list(lines or [])
+        self.count = max(count, len(self.lines))
+
+    def add(self, line: str) -> None:
+        self.count += 1
+        if len(self.lines) < MAX_PROBLEMS:
+            self.lines.append(line)
+
+    def take(self, log: ShardLog) -> None:
+        """Move a scratch log's problems in here."""
+        for line in log.problems:
+            self.add(line)
+        self.count += log.problem_count - len(log.problems)
+        log.problems.clear()
+        log.problem_count = 0
+
+    def replay(self, store: CandidateStore) -> None:
+        """Hand the lines to the store, as if its own read had met them."""
+        for line in self.lines:
+            store.log.problem(line)
+        store.log.problem_count += self.count - len(self.lines)
+
+    def to_json(self) -> list:
+        return [self.count, self.lines]
+
+    @classmethod
+    def of(cls, d: list) -> Problems:
+        return cls(d[1], d[0])
+
+
+def _stat_key(path: Path) -> list | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_ino, st.st_size, st.st_mtime_ns]
+
+
+def _tail_digest(f, end: int) -> str:
+    start = max(0, end - TAIL)
+    f.seek(start)
+    return hashlib.blake2b(f.read(end - start), digest_size=12).hexdigest()
+
+
+def checked_flags(flags: int, found: dict) -> int:
+    """A candidate's flags once its late checks came in (as `engine.store.rows.apply_checks`)."""
+    checks = Checks()
+    checks.update(found)
+    keep = flags & ~(FLAG_NEAR_DUPLICATE | FLAG_AMBIGUOUS | FLAG_PENDING)
+    return keep | (checks.flags() & (FLAG_NEAR_DUPLICATE | FLAG_AMBIGUOUS))
+
+
+class Summary:
+    """What the table needs of the shards and checks read so far, and where each read stopped."""
+
+    def __init__(self) -> None:
+        # {name, ino, end, digest (of the bytes before end), parse and ingest warnings}
+        self.shards: list[dict] = []
+        self.checks: dict = {"ino": None, "end": 0, "digest": ""}
+        self.groups: dict[str, list[str]] = {}  # variant -> group keys, in store order
+        self.first: list[list] = []  # [variant, backend, model, prompt_version] or [variant]: first-seen order
+        self.figs: dict[str, dict] = {}  # variant -> tokens, seconds, cost, rejected
+        self.ids: dict[str, list[str]] = {}  # variant -> candidate ids, in store order
+        self.flags: dict[str, list[int]] = {}  # variant -> each candidate's flags (late checks applied)
+        self.valid: dict[str, int] = {}
+        self.orphans: dict[str, dict] = {}  # late checks of ids not stored (yet)
+        self.check_problems = Problems()
+        self.review: dict | None = None  # {"key", "states": {cid: [status, reason, pair]}, "problems"}
+        self.source = "new"  # how the last read got it: "unchanged", "folded" or "rebuilt"
+        self._sets: dict | None = None
+        self._where: dict[str, tuple[str, int]] | None = None
+
+    # the file ------------------------------------------------------------------------------
+    def to_bytes(self) -> bytes:
+        body = {
+            "shards": self.shards, "checks": self.checks, "groups": self.groups, "first": self.first,
+            "figs": self.figs, "ids": self.ids, "flags": self.flags, "valid": self.valid,
+            "orphans": self.orphans, "check_problems": self.check_problems.to_json(), "review": self.review,
+        }  # fmt: skip
+        data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "backslashreplace")
+        head = json.dumps({"version": VERSION, "digest": hashlib.blake2b(data, digest_size=16).hexdigest()})
+        return head.encode() + b"\n" + data
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> Summary:
+        """The summary a file holds; ValueError/KeyError/TypeError when it is not one of ours, whole."""
+        nl = raw.index(b"\n")
+        head, data = loads(raw[:nl]), raw[nl + 1 :]
+        if head.get("version") != VERSION or head.get("digest") != hashlib.blake2b(data, digest_size=16).hexdigest():
+            raise ValueError("another version, or damaged")
+        body = loads(data)
+        s = cls()
+        s.shards, s.checks, s.groups, s.first = body["shards"], body["checks"], body["groups"], body["first"]
+        s.figs, s.ids, s.flags, s.valid = body["figs"], body["ids"], body["flags"], body["valid"]
+        s.orphans, s.review = body["orphans"], body["review"]
+        s.check_problems = Problems.of(body["check_problems"])
+        for name, v in (("shards", s.shards), ("first", s.first), ("groups", s.groups), ("ids", s.ids)):
+            if not isinstance(v, (list, dict)):
+                raise TypeError(name)
+        return s
+
+    # folding in what was appended ----------------------------------------------------------
+    def fold(self, log: ShardLog) -> bool:
+        """Read what was appended since (raises Rebuild when the files are not what was read); True if anything was."""
+        changed = self._fold_checks(log)
+        paths = log.shard_paths()
+        names = [p.name for p in paths]
+        if names[: len(self.shards)] != [s["name"] for s in self.shards]:
+            raise Rebuild("a shard went, or a new one sorts before one read")
+        for i, rec in enumerate(self.shards):
+            changed |= self._fold_shard(log, paths[i], rec, i == len(self.shards) - 1, i)
+        for path in paths[len(self.shards) :]:
+            rec = {"name": path.name, "ino": None, "end": 0, "digest": "", "parse": [0, []], "ingest": [0, []]}
+            self.shards.append(rec)
+            self._fold_shard(log, path, rec, True, len(self.shards) - 1)
+            changed = True
+        return changed
+
+    @staticmethod
+    def _open_checked(path: Path, rec: dict):
+        """The file at `path` with its stat, checked to be the one `rec` read up to rec["end"]."""
+        f = open(path, "rb")
+        try:
+            st = os.fstat(f.fileno())
+            if rec["end"] and (
+                st.st_ino != rec["ino"] or st.st_size < rec["end"] or _tail_digest(f, rec["end"]) != rec["digest"]
+            ):
+                raise Rebuild(f"{path.name} is not the file read")
+            f.seek(rec["end"])
+        except BaseException:
+            f.close()
+            raise
+        return f, st
+
+    def _fold_shard(self, log: ShardLog, path: Path, rec: dict, last: bool, index: int) -> bool:
+        try:
+            f, st = self._open_checked(path, rec)
+        except FileNotFoundError:
+            raise Rebuild(f"{path.name} went") from None
+        with f:
+            if st.st_size == rec["end"] and rec["ino"] == st.st_ino:
+                return False
+            data = f.read()
+            if not last and b"\n" in data:
+                raise Rebuild(f"{path.name} grew after a later shard was read")  # a full read puts these lines earlier
+            end = data.rfind(b"\n") + 1
+            if rec["ino"] == st.st_ino and not end:
+                return False
+            # A full read parses a shard whole, then takes its groups in: its warnings in that order.
+            parsed = log._parse(data, end, rec["end"], index, path)
+            parse, ingest = Problems.of(rec["parse"]), Problems.of(rec["ingest"])
+            parse.take(log)
+            self._ingest(parsed, path, ingest)
+            rec["parse"], rec["ingest"] = parse.to_json(), ingest.to_json()
+            rec["ino"], rec["end"] = st.st_ino, rec["end"] + end
+            rec["digest"] = _tail_digest(f, rec["end"])
+        return True
+
+    def _index_sets(self) -> dict:
+        if self._sets is None:
+            self._sets = {
+                "groups": {(v, gk) for v, keys in self.groups.items() for gk in keys},
+                "ids": {cid for ids in self.ids.values() for cid in ids},
+                "first": {item[0] for item in self.first},
+            }
+        return self._sets
+
+    def _ingest(self, parsed: list[tuple], path: Path, problems: Problems) -> None:
+        """As `ShardLog._ingest` does with rows, into counts: the first result of a group wins, a repeated id is skipped."""
+        sets = self._index_sets()
+        for gk, variant, stats, index, rejected, _shard, offset, _length in parsed:
+            if not variant:
+                first_ok = next((r for r in index if row_ok(r)), None)
+                variant = default_variant_name(first_ok[3], first_ok[4], first_ok[5]) if first_ok else "unknown"
+            key = (variant, gk)
+            if key in sets["groups"]:
+                continue
+            kept = []
+            for r in index:
+                if not row_ok(r):
+                    problems.add(f"{path.name} at byte {offset}: a candidate row with wrong types skipped")
+                    continue
+                if r[0] in sets["ids"]:
+                    problems.add(f"{path.name} at byte {offset}: candidate id {r[0]!r} repeated; kept the first")
+                    continue
+                sets["ids"].add(r[0])
+                kept.append(r)
+            self._add_group(variant, gk, stats, rejected, kept)
+            sets["groups"].add(key)
+
+    def _add_group(self, variant: str, gk: str, stats: dict, rejected: list[dict], kept_rows: list[list]) -> None:
+        sets = self._index_sets()
+        if variant not in sets["first"]:
+            sets["first"].add(variant)
+            first = kept_rows[0] if kept_rows else None
+            self.first.append([variant, first[3], first[4], first[5]] if first else [variant])
+        self.groups.setdefault(variant, []).append(gk)
+        f = self.figs.setdefault(variant, {"tokens": 0, "seconds": 0.0, "cost": None, "rejected": {}})
+        if stats:  # the sums as `CandidateStore.group_figures` makes them, in the same order
+            f["tokens"] += int(stats.get("tokens") or 0)
+            f["seconds"] += float(stats.get("seconds") or 0.0)
+            if isinstance(stats.get("cost"), (int, float)):
+                f["cost"] = (f["cost"] or 0.0) + stats["cost"]
+        for rej in rejected:
+            reason = str(rej.get("reason") or "unspecified")
+            f["rejected"][reason] = f["rejected"].get(reason, 0) + 1
+        ids, flags = self.ids.setdefault(variant, []), self.flags.setdefault(variant, [])
+        where = self._where
+        for r in kept_rows:
+            found = self.orphans.pop(r[0], None)
+            if where is not None:
+                where[r[0]] = (variant, len(ids))
+            ids.append(r[0])
+            flags.append(r[7] if found is None else checked_flags(r[7], found))
+            if r[10]:
+                self.valid[variant] = self.valid.get(variant, 0) + 1
+
+    def _fold_checks(self, log: ShardLog) -> bool:
+        """The late checks appended since: onto the candidates read, or kept for ones not stored yet."""
+        path, rec = log.dir / CHECKS, self.checks
+        try:
+            f, st = self._open_checked(path, rec)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            if rec["end"]:
+                raise Rebuild(f"{CHECKS} went") from None
+            return False
+        with f:
+            if st.st_size == rec["end"]:
+                return False
+            data = f.read()
+            end = data.rfind(b"\n") + 1
+            if not end:
+                return False
+            pos = 0
+            for raw in data[:end].split(b"\n")[:-1]:  # as ShardLog._read_checks reads them
+                offset, pos = rec["end"] + pos, pos + len(raw) + 1
+                try:
+                    found = loads(raw)["checks"]
+                    items = [(cid, d) for cid, d in found.items() if isinstance(cid, str) and isinstance(d, dict)]
+                except (ValueError, RecursionError, KeyError, TypeError, AttributeError):
+                    self.check_problems.add(f"{CHECKS} at byte {offset}: unreadable checks line skipped")
+                    continue
+                for cid, d in items:
+                    self._check_one(cid, d)
+            rec["ino"], rec["end"] = st.st_ino, rec["end"] + end
+            rec["digest"] = _tail_digest(f, rec["end"])
+        return True
+
+    def _check_one(self, cid: str, found: dict) -> None:
+        if self._where is None:
+            self._where = {cid: (v, i) for v, ids in self.ids.items() for i, cid in enumerate(ids)}
+        at = self._where.get(cid)
+        if at is None:
+            self.orphans[cid] = found
+        else:
+            flags = self.flags[at[0]]
+            flags[at[1]] = checked_flags(flags[at[1]], found)
+
+    # the review part -----------------------------------------------------------------------
+    def fold_review(self, store: CandidateStore) -> bool:
+        """Replay the decisions when the journal or snapshot changed since the last replay; True if it ran."""
+        key = [_stat_key(store.dir / JOURNAL), _stat_key(store.dir / SNAPSHOT)]
+        if self.review is not None and self.review.get("key") == key:
+            return False
+        problems = Problems()
+        journal = DecisionJournal(store.dir, store.workspace, store.reviewer, problems.add)
+        journal.load()
+        states: dict[str, list] = {}
+        for cid, st in journal.states.items():
+            status = st["status"]
+            if status not in REVIEWED3:
+                continue
+            pair = None
+            for reviewer, op in journal.opinions.get(cid, {}).items():
+                if reviewer != st.get("reviewer") and op["status"] in REVIEWED3:
+                    pair = op["status"] != "rejected"
+                    break
+            states[cid] = [status, st.get("reason") if status == "rejected" else None, pair]
+        self.review = {"key": key, "states": states, "problems": problems.to_json()}
+        return True
+
+
+# ---------------------------------------------------------------------------------------------
+# reading it
+
+
+def read_summary(store: CandidateStore) -> Summary:
+    """The summary of the store's files as they are now, folded forward or rebuilt, and saved when it changed."""
+    path = store.dir / SUMMARY
+    summary = None
+    try:
+        summary = Summary.from_bytes(path.read_bytes())
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError):
+        summary = None  # missing, damaged or another version: rebuilt below
+    changed = summary is None
+    if summary is not None:
+        try:
+            changed = summary.fold(_scratch(store))
+        except (Rebuild, KeyError, TypeError, ValueError, AttributeError, IndexError, OSError) as exc:
+            if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError):
+                raise
+            summary, changed = None, True
+    if summary is None:
+        summary = Summary()
+        summary.fold(_scratch(store))
+        summary.source = "rebuilt"
+    else:
+        summary.source = "folded" if changed else "unchanged"
+    changed |= summary.fold_review(store)
+    if changed:
+        _save(path, summary)
+    return summary
+
+
+def _scratch(store: CandidateStore) -> ShardLog:
+    # A log of its own for parsing, so a discarded attempt leaves the store's warnings untouched.
+    return ShardLog(store.dir, store.workspace, [])
+
+
+def _save(path: Path, summary: Summary) -> None:
+    """Temp file and rename, no sync: a summary lost to a crash is rebuilt. A read-only workspace is fine."""
+    if not path.parent.is_dir():
+        return
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.pid{os.getpid()}.", suffix=".tmp", dir=path.parent)
+    except OSError:
+        return
+    try:
+        os.fchmod(fd, file_mode())  # as the store's files: teammates on a shared box read it too
+        with os.fdopen(fd, "wb") as f:
+            f.write(summary.to_bytes())
+        os.replace(tmp, path)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+
+
+def _failures(dir_: Path, summary: Summary, problems: Problems) -> dict[str, int]:
+    """variant -> how many of its groups failed and were not stored since (as `ShardLog.failures`)."""
+    out: dict[str, dict[str, str]] = {}
+    lines, _ = read_complete_lines(dir_ / FAILURES)
+    for offset, raw in lines:
+        try:
+            d = loads(raw)
+            v, gk, reason = d["variant"], d["group_key"], d.get("reason") or "failed"
+            if not isinstance(v, str) or not isinstance(gk, str):
+                raise TypeError
+        except (ValueError, RecursionError, KeyError, TypeError, AttributeError):
+            problems.add(f"{FAILURES} at byte {offset}: unreadable failure record skipped")
+            continue
+        out.setdefault(v, {})[gk] = str(reason)
+    counts = {}
+    for v, failed in out.items():
+        done = set(summary.groups.get(v, ()))
+        counts[v] = sum(1 for gk in failed if gk not in done)
+    return counts
+
+
+def _variants(store: CandidateStore, summary: Summary) -> list[Variant]:
+    """Registered variants, then the legacy ones only their candidates name (as `ShardLog.variants`)."""
+    out = dict(store.log._registered())
+    for item in summary.first:
+        name = item[0]
+        if name in out:
+            continue
+        try:
+            if len(item) > 1:
+                out[name] = Variant(name, item[1], item[2], item[3] or None, legacy=True)
+            else:
+                out[name] = Variant(name, "", "", None, legacy=True)
+        except ConfigError:
+            continue
+    return list(out.values())
+
+
+def summary_table(store: CandidateStore) -> list[dict]:
+    """`engine.variants.variant_table` of a store not read yet, from the summary; the same rows and warnings.
+
+    The store is left unread (its rows stay empty); its `problems` get the lines a full read gives.
+    """
+    store.log.shard_paths()  # a file where the candidates folder should be: the same error as a read
+    summary = read_summary(store)
+    review = summary.review or {"states": {}, "problems": [0, []]}
+    summary.check_problems.replay(store)
+    for rec in summary.shards:
+        Problems.of(rec["parse"]).replay(store)
+        Problems.of(rec["ingest"]).replay(store)
+    Problems.of(review["problems"]).replay(store)
+    rows: dict[str, dict] = {v.name: empty_row(v) for v in _variants(store, summary)}
+    failure_problems = Problems()
+    failed = _failures(store.dir, summary, failure_problems)
+    failure_problems.replay(store)
+    where: dict[str, str] = {}
+    for name, row in rows.items():
+        _fill_generation(row, summary, name, failed.get(name, 0))
+        for cid in summary.ids.get(name, ()):
+            where[cid] = name
+    for cid, (status, reason, pair) in review["states"].items():
+        target = rows.get(where.get(cid, ""))
+        if target is None:
+            continue
+        if status == "accepted":
+            target["accepted"] += 1
+        elif status == "edited":
+            target["edited"] += 1
+        else:
+            target["rejected_in_review"][reason or "unspecified"] += 1
+        if pair is not None:
+            target["_pairs"].append((status != "rejected", pair))
+    for row in rows.values():
+        row["pending"] = row["candidates"] - row["accepted"] - row["edited"] - sum(row["rejected_in_review"].values())
+    return finish_rows(list(rows.values()))
+
+
+def _fill_generation(row: dict, summary: Summary, name: str, failed: int) -> None:
+    figs: dict[str, Any] | None = summary.figs.get(name)
+    if figs is not None:
+        row["groups_done"] = len(summary.groups.get(name, ()))
+        row["tokens"] = figs["tokens"]
+        row["seconds"] = round(figs["seconds"], 3)
+        row["cost"] = figs["cost"]
+        row["rejected"].update(figs["rejected"])
+    row["groups_failed"] = failed
+    flags = summary.flags.get(name, [])
+    row["candidates"] = len(flags)
+    row["questions_valid"] = summary.valid.get(name, 0)
+    for value, n in Counter(flags).items():
+        for bit, flag in FLAG_NAMES.items():
+            if value & bit:
+                row["flagged"][flag] += n
