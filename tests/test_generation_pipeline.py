@@ -187,24 +187,33 @@ def test_second_job_on_the_same_workspace_fails_before_any_request_naming_the_ho
     assert second.todo == [] and second.stats.groups_skipped == 8
 
 
-def test_a_store_failure_ends_the_job_with_its_message_instead_of_hanging(tmp_path):
+@pytest.mark.parametrize("writes_before_full", [1, 2, 3])
+def test_a_full_disk_ends_the_job_with_its_message_instead_of_hanging(tmp_path, monkeypatch, writes_before_full):
+    # 1: the first group batch fails; 2: a later one, while the requests are already done and
+    # the end marker waits on a full queue (this hung); 3: later still.
+    import errno
+
+    import engine.store.lines
     from engine.errors import WorkspaceError
 
-    class FullDisk:
-        rows: list = []
+    writes: list[int] = []
 
-        def done_groups(self, variant=None):
-            return set()
+    def full_after(fd, data):  # the first writes land (the variant record, groups), then the disk is full
+        if len(writes) >= writes_before_full:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        writes.append(os.write(fd, data))
 
-        def add_group_result(self, *a):
-            raise WorkspaceError("candidates: no space left on device; free some space")
-
+    monkeypatch.setattr(engine.store.lines, "write_all", full_after)
     index = load_index(tree(tmp_path, videos_n=3), use_cache=False)
-    job = GenerationJob(index, Workspace(tmp_path / "ws"), TemplateBackend(), checks="fast", store=FullDisk())
+    job = GenerationJob(index, Workspace(tmp_path / "ws"), TemplateBackend(), checks="fast")
     job.backend.batch_size = 1  # a small queue that fills while nothing drains it
-    with pytest.raises(WorkspaceError, match="no space left"):
+    with pytest.raises(WorkspaceError, match="full"):
         job.run_sync()
-    assert job.stats.state == "failed" and "no space left" in job.stats.error
+    assert job.stats.state == "failed" and "full" in job.stats.error
+    # what was stored before stays whole: every line complete, nothing torn after it
+    stored = b"".join(p.read_bytes() for p in (tmp_path / "ws" / "candidates").glob("*.jsonl"))
+    assert len(stored) == sum(writes) and stored.endswith(b"\n")
+    assert all(json.loads(line) for line in stored.splitlines())
 
 
 # ------------------------------------------------------------------------------ resuming

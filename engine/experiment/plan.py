@@ -146,7 +146,7 @@ def _variant_names(ws: Workspace) -> list[str]:
 
         store = CandidateStore(ws).load()
         try:
-            return [v.name for v in store.variants()] if hasattr(store, "variants") else []
+            return [v.name for v in store.variants()]
         finally:
             store.close()
     except Exception:  # noqa: BLE001 - a workspace without candidates has no variants; the error below says so

@@ -44,7 +44,7 @@ def count_message_tokens(messages: list[dict], counter=None) -> int:
 def _measured_ratio(job, counter) -> float | None:
     """Server prompt tokens / our count for groups this backend and model answered before."""
     store = job.store
-    rows = getattr(store, "rows", [])
+    rows = store.rows
     backend, model = job.backend.name, job.backend.model
     server = ours = 0
     seen: set[str] = set()

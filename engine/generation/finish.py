@@ -61,7 +61,7 @@ class Finisher:
     def failures(self, failed: list[tuple[GroupData, Reply]]) -> None:
         """Record groups whose request failed for good (the variants table counts them; a rerun retries)."""
         store = self.job.store
-        if not failed or not hasattr(store, "add_failure"):
+        if not failed:
             return
         for gd, rep in failed:
             with self.lock:
@@ -115,9 +115,7 @@ class Finisher:
             rows.append(GroupResult(gd.key, cands, redact_deep(verdict.rejected), meta, rep.text))
         store = job.store
         with self.lock:
-            if hasattr(store, "add_group_results"):  # one data sync per batch, not per group
-                return store.add_group_results(rows, job.variant)
-            return [store.add_group_result(r.group_key, r.candidates, r.rejected, r.meta, r.raw) for r in rows]
+            return store.add_group_results(rows, job.variant)  # one data sync per batch, not per group
 
     def _count(self, staged: list, stored: list[bool]) -> list[tuple[GroupData, list, list]]:
         st: Stats = self.job.stats

@@ -27,6 +27,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -47,6 +48,9 @@ from engine.index import Index
 from engine.textsafe import error_line, one_line
 from engine.variants import Variant
 from engine.windows import WindowParams, WindowResult, compute
+
+if TYPE_CHECKING:
+    from engine.store import CandidateStore
 
 CHECK_BATCH = 512  # groups per check-and-store batch (one embedding batch, one data sync)
 ENCODER_STEP = "loading the sentence encoder"
@@ -93,7 +97,7 @@ class GenerationJob:
         per_video: int | None = None,
         checks: str = "full",
         prompt: Prompt | None = None,
-        store=None,
+        store: CandidateStore | None = None,
         result: WindowResult | None = None,
         on_event: Callable[[dict], None] | None = None,
         progress_every: float = 0.25,
@@ -152,7 +156,7 @@ class GenerationJob:
         self._cancelled = True
 
     @property
-    def store(self):
+    def store(self) -> CandidateStore:
         if self._store is None:
             from engine.store import CandidateStore
 
@@ -175,7 +179,7 @@ class GenerationJob:
         done = store.done_groups(self.variant.name)
         keys = self.reader.keys(chosen)
         self.todo = [int(g) for g, key in zip(chosen.tolist(), keys) if key not in done]
-        if lock and self.todo and hasattr(store, "register_variant"):
+        if lock and self.todo:
             # Takes the store's writer lock now: a second job on this workspace fails here,
             # naming the holder, before it spends any requests; a name already used for other
             # settings fails here too.
@@ -186,12 +190,12 @@ class GenerationJob:
         self.stats.groups_skipped = len(chosen) - len(self.todo)
         # the variant's earlier questions count as duplicates; another variant's do not
         name = self.variant.name
-        self.checker.seed(r for r in getattr(store, "rows", []) if getattr(r, "variant", name) == name)
+        self.checker.seed(r for r in store.rows if r.variant == name)
 
     def _pending_checks(self, group_of: dict[str, int]) -> list[tuple[str, int]]:
         """The variant's candidates an earlier, killed run stored with checks pending, in this selection."""
         store = self.store
-        if not (self.checker.embeddings and hasattr(store, "pending_checks")):
+        if not self.checker.embeddings:
             return []
         out = []
         for cid in store.pending_checks(self.variant.name):
@@ -287,7 +291,11 @@ class GenerationJob:
                     raise fin.exception() from None  # type: ignore[misc]
                 raise
             if not fin.done():
-                await queue.put(None)
+                # The end marker may wait on a full queue; if the check-and-store task fails
+                # meanwhile (a full disk), nothing drains it, so wait for either.
+                end = asyncio.ensure_future(queue.put(None))
+                await asyncio.wait([end, fin], return_when=asyncio.FIRST_COMPLETED)
+                end.cancel()
             await fin  # raises what the check-and-store thread raised (a full disk, a lost lock)
             self.stats.requests_done_at = time.monotonic()
             await self._catch_up()
