@@ -68,15 +68,14 @@ beta / usable windows (an uncut window counts as exactly d); `histogram` {edges,
 former; `compute_seconds`.
 
 `compute` keeps a `WindowEngine` on the index (attribute `_window_engine`): the first call per
-narration pass does the parameter-independent work (which clips hold which narration, beta per
-video, `#unsure` and duplicate flags); the first call per `k` finds the groups; a change of
-alpha or min_window redoes only the window arithmetic, per narration row rather than per window
-(a row held by one clip has the same window in each of its groups; see `_Groups`). Results
-are immutable snapshots; a newer compute never changes an older result. `compute` may be
-called from a worker thread (one compute runs at a time per index).
-
-Ego4D scale (9.6K videos, 2.1M pass-1 narrations, 1.5M groups, 7.4M windows): about 0.05 s of
-CPU per recompute after a change of alpha, min_window or k; see bench/bench_windows.py.
+narration pass does the parameter-independent work (engine/windows_prep.py: which clips hold
+which narration, beta per video, `#unsure` and duplicate flags); the first call per `k` finds
+the groups; a change of alpha or min_window redoes only the window arithmetic, per narration
+row rather than per window (a row held by one clip has the same window in each of its groups;
+see `_Groups`). Results are immutable snapshots; a newer compute never changes an older
+result. `compute` may be called from a worker thread (one compute runs at a time per index).
+How this scales to the whole of Ego4D: docs/ARCHITECTURE.md, "Scale"; bench/bench_windows.py
+measures it.
 """
 
 from __future__ import annotations
@@ -91,7 +90,8 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from engine.errors import ConfigError
-from engine.index import FLAG_UNSURE, Index
+from engine.index import Index
+from engine.windows_prep import Cancelled, Prepared, check_cancel  # noqa: F401 (Cancelled: part of this API)
 
 USABLE = 0
 REASONS: dict[int, tuple[str, str]] = {
@@ -119,10 +119,6 @@ _HAS_BIT = {code: (np.arange(256) & int(_BIT[code])) != 0 for code in WINDOW_REA
 
 PERCENTILES = (5, 25, 50, 75, 95)
 HIST_BINS = 24
-
-
-class Cancelled(Exception):
-    """`compute` stopped because its `cancel` callable returned True."""
 
 
 @dataclass(frozen=True)
@@ -158,210 +154,7 @@ class WindowParams:
 
 
 # ----------------------------------------------------------------------------------------------
-# Parameter-independent preparation, once per (index, narration pass)
-
-
-class _Table:
-    """The narrations of one pass selection: CSR by video, sorted by time within each video."""
-
-    def __init__(self, index: Index, narration_pass: int | str):
-        if narration_pass == "both":
-            p1, p2 = index.passes[1], index.passes[2]
-            n1, n2 = len(p1), len(p2)
-            t1, t2 = np.asarray(p1.time), np.asarray(p2.time)
-            off1, off2 = np.asarray(p1.video_offsets), np.asarray(p2.video_offsets)
-            v1, v2 = _row_video(off1), _row_video(off2)
-            # A stable merge of each video's two sorted lists, pass 1 first on ties: a row's
-            # place is its own rank plus how many rows of the other pass come before it.
-            pos1 = np.arange(n1, dtype=np.int64) + off2[v1]
-            pos2 = np.arange(n2, dtype=np.int64) + off1[v2]
-            for v in np.flatnonzero((np.diff(off1) > 0) & (np.diff(off2) > 0)):
-                a0, a1, b0, b1 = off1[v], off1[v + 1], off2[v], off2[v + 1]
-                a, b = t1[a0:a1], t2[b0:b1]
-                pos1[a0:a1] += np.searchsorted(b, a, "left")
-                pos2[b0:b1] += np.searchsorted(a, b, "right")
-            order = np.empty(n1 + n2, dtype=np.int64)
-            order[pos1] = np.arange(n1)
-            order[pos2] = np.arange(n1, n1 + n2)
-            self.time = np.concatenate([t1, t2])[order]
-            self.flags = np.concatenate([p1.flags, p2.flags])[order]
-            self.video_offsets = off1 + off2
-            self.src_pass: np.ndarray | None = np.where(order < n1, 1, 2).astype(np.uint8)
-            self.src_row: np.ndarray | None = np.where(order < n1, order, order - n1)
-        else:
-            p = index.passes[int(narration_pass)]
-            self.time = np.asarray(p.time)
-            self.flags = np.asarray(p.flags)
-            self.video_offsets = np.asarray(p.video_offsets)
-            self.src_pass = None
-            self.src_row = None
-        self.pass_const = None if narration_pass == "both" else int(narration_pass)
-
-    def source(self, row: int) -> tuple[int, int]:
-        if self.src_pass is None or self.src_row is None:
-            return int(self.pass_const or 0), row  # one pass: its number, the same row
-        return int(self.src_pass[row]), int(self.src_row[row])
-
-
-def _row_video(video_offsets: np.ndarray) -> np.ndarray:
-    V = len(video_offsets) - 1
-    return np.repeat(np.arange(V, dtype=np.int32), np.diff(video_offsets))
-
-
-class _Prepared:
-    """Everything about one pass selection that no parameter changes."""
-
-    def __init__(self, index: Index, narration_pass: int | str, cancel: Callable[[], bool] | None):
-        tab = self.table = _Table(index, narration_pass)
-        voff = tab.video_offsets
-        self.N = len(tab.time)
-        rowvid = self.rowvid = _row_video(voff)
-        n_clips = np.diff(index.clip_offsets)
-        self.n_rows = np.diff(voff)
-        self.video_excluded = np.asarray(index.excluded, dtype=bool)
-        self.video_no_features = ~np.asarray(index.has_features, dtype=bool)
-        self.video_no_clips = n_clips == 0
-        used = self.video_used = ~self.video_excluded & ~self.video_no_features & ~self.video_no_clips
-        self.row_used = used[rowvid]
-        _check(cancel)
-        a, b, live = self._clip_rows(index)
-        _check(cancel)
-        cnt, firstclip = self._cover(a, b, live)
-        _check(cancel)
-        self._staircase(index, a, b, live, cnt, firstclip)
-        _check(cancel)
-        self._runs(cnt)
-        self._row_bits()
-        self._beta(index)
-
-    def _clip_rows(self, index: Index) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Row range [a, b) of each clip: the rows of its video with clip_start <= t <= clip_end.
-
-        Working in row space makes "first and last narration in the clip" an integer test.
-        """
-        T, voff = self.table.time, self.table.video_offsets
-        C = len(index.clip_uids)
-        a = np.zeros(C, dtype=np.int64)
-        b = np.zeros(C, dtype=np.int64)
-        cs_all, ce_all = index.clip_start, index.clip_end
-        for v in np.flatnonzero(self.video_used & (self.n_rows > 0)):
-            cl = index.clips_of(int(v))
-            lo, hi = int(voff[v]), int(voff[v + 1])
-            seg = T[lo:hi]
-            a[cl] = np.searchsorted(seg, cs_all[cl], "left") + lo
-            b[cl] = np.searchsorted(seg, ce_all[cl], "right") + lo
-        finite = np.isfinite(cs_all) & np.isfinite(ce_all)
-        b = np.where(finite & (b > a), b, a)
-        self.clip_a, self.clip_b = a, b
-        return a, b, np.flatnonzero(b > a)
-
-    def _cover(self, a: np.ndarray, b: np.ndarray, live: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """How many clips hold each row, and (for rows held by one clip) which; and `room`."""
-        N = self.N
-        cover = np.bincount(a[live], minlength=N + 1) - np.bincount(b[live], minlength=N + 1)
-        cnt = np.cumsum(cover[:N]).astype(np.int32)
-        idsum = np.cumsum(
-            (np.bincount(a[live], weights=live, minlength=N + 1) - np.bincount(b[live], weights=live, minlength=N + 1))[
-                :N
-            ]
-        )
-        firstclip = np.where(cnt == 1, np.rint(idsum), -1).astype(np.int32)
-        self.cover = cnt
-        # room[i]: how many rows from i on still lie in one clip that also holds row i. Clips of
-        # earlier videos end at or before row i, so a global running max needs no per-video reset.
-        maxb = np.zeros(N, dtype=np.int64)
-        np.maximum.at(maxb, a[live], b[live])
-        np.maximum.accumulate(maxb, out=maxb)
-        self.room = (maxb - np.arange(N, dtype=np.int64)).astype(np.int32)
-        return cnt, firstclip
-
-    def _staircase(
-        self, index: Index, a: np.ndarray, b: np.ndarray, live: np.ndarray, cnt: np.ndarray, firstclip: np.ndarray
-    ) -> None:
-        """Rows held by several (overlapping) clips: per row, the clips that hold it in ego4d.json
-        order, keeping only those that reach further than all earlier ones (a staircase). The
-        parent of a group starting there is the first step that reaches its last row."""
-        N, C = self.N, len(index.clip_uids)
-        multi = cnt >= 2
-        self.multi_pos = np.concatenate([[0], np.cumsum(multi)]).astype(np.int32)
-        self.st_key = np.zeros(0, dtype=np.int64)
-        self.st_clip = np.zeros(0, dtype=np.int32)
-        if multi.any():
-            mp = self.multi_pos
-            cid = live[(mp[b[live]] - mp[a[live]]) > 0]
-            lens = b[cid] - a[cid]
-            total = int(lens.sum())
-            starts = np.repeat(a[cid] - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens)
-            prow = starts + np.arange(total, dtype=np.int64)
-            pclip = np.repeat(cid, lens)
-            keep = multi[prow]
-            prow, pclip = prow[keep], pclip[keep]
-            order = np.lexsort((pclip, prow))
-            prow, pclip = prow[order], pclip[order]
-            key = mp[prow].astype(np.int64) * (N + 1) + b[pclip]
-            before = np.concatenate([[-1], np.maximum.accumulate(key)[:-1]])
-            step = key > before
-            self.st_key, self.st_clip = key[step], pclip[step].astype(np.int32)
-            mrows = np.flatnonzero(multi)
-            firstclip[mrows] = self.st_clip[np.searchsorted(self.st_key, mp[mrows].astype(np.int64) * (N + 1), "left")]
-        self.firstclip = firstclip
-        has = firstclip >= 0
-        fc = np.maximum(firstclip, 0)
-        self.home_start = np.where(has, index.clip_start[fc], np.nan) if C else np.full(N, np.nan)
-        self.home_end = np.where(has, index.clip_end[fc], np.nan) if C else np.full(N, np.nan)
-        self.b_first = (np.where(has, b[fc], 0) if C else np.zeros(N)).astype(np.int32)
-
-    def _runs(self, cnt: np.ndarray) -> None:
-        """Runs: rows left in the video from i on, and how many rows in no clip come before i."""
-        N, rowvid, row_used = self.N, self.rowvid, self.row_used
-        voff = self.table.video_offsets
-        self.video_room = ((voff[1:][rowvid] if N else np.zeros(0, np.int64)) - np.arange(N, dtype=np.int64)).astype(
-            np.int32
-        )
-        noclip = row_used & (cnt == 0)
-        self.noclip_prefix = np.concatenate([[0], np.cumsum(noclip)]).astype(np.int32)
-        self.narrations_no_clip = int(noclip.sum())
-        self.narrations_used = int(row_used.sum())
-        # Lengths of the stretches of consecutive rows (one used video) that all lie in a clip:
-        # a run without a no-clip narration lies inside one of them.
-        inside = np.flatnonzero(row_used & (cnt > 0))
-        if len(inside):
-            brk = np.flatnonzero((np.diff(inside) != 1) | (rowvid[inside[1:]] != rowvid[inside[:-1]])) + 1
-            edges = np.concatenate([[0], brk, [len(inside)]])
-            self.stretch_len = np.diff(edges)
-        else:
-            self.stretch_len = np.zeros(0, dtype=np.int64)
-        self.used_rows_per_video = np.where(self.video_used, self.n_rows, 0)
-
-    def _row_bits(self) -> None:
-        """Reasons that depend only on the narration."""
-        N, T, rowvid = self.N, self.table.time, self.rowvid
-        bits = np.zeros(N, dtype=np.uint8)
-        np.bitwise_or(bits, _B_UNSURE, out=bits, where=(self.table.flags & FLAG_UNSURE) != 0)
-        if N > 1:
-            same = (rowvid[1:] == rowvid[:-1]) & (T[1:] == T[:-1])
-            dup = np.zeros(N, dtype=bool)
-            dup[1:] |= same
-            dup[:-1] |= same
-            np.bitwise_or(bits, _B_DUP, out=bits, where=dup)
-        self.row_bits = bits
-
-    def _beta(self, index: Index) -> None:
-        """beta per video. np.add.reduce per video, not reduceat: the notebook's np.mean sums
-        pairwise, and windows must match it to the last bit."""
-        N, T, rowvid, V = self.N, self.table.time, self.rowvid, index.n_videos
-        beta = np.full(V, np.nan)
-        if N > 1:
-            gap = T[1:] - T[:-1]
-            pos = (gap > 0) & (rowvid[1:] == rowvid[:-1]) & self.row_used[1:]
-            g = gap[pos]
-            gv = rowvid[1:][pos]
-            goff = np.searchsorted(gv, np.arange(V + 1))
-            add = np.add.reduce
-            for v in np.flatnonzero(goff[1:] > goff[:-1]):
-                s, e = goff[v], goff[v + 1]
-                beta[v] = add(g[s:e]) / (e - s)
-        self.beta = beta
+# Groups for one k
 
 
 class _Groups:
@@ -370,41 +163,30 @@ class _Groups:
     The per-parameter step works per narration row, not per window: a row held by a single clip
     has the same window in every group it is in (that clip is every such group's parent), so
     its figures are computed once and weighted by how many groups hold it as first, middle or
-    last narration (only the overlap reason depends on that position). `wkey` packs those
-    three counts per row (bit 7: first, bit 8: last, bits 9+: middle) above the 7 bits of the
-    row's reasons, so that one bincount gives every window figure. Windows whose group's parent
+    last narration (only the overlap reason depends on that position). `wkey_at(rows)` packs
+    those three counts per row (bit 7: first, bit 8: last, bits 9+: middle) above the 7 bits of
+    the row's reasons, so that one bincount gives every window figure; it is asked only for the
+    rows that have a reason, as the others' windows are all usable. Windows whose group's parent
     is not their row's first clip (overlapping clips) are the `fix` groups, computed explicitly.
     """
 
-    def __init__(self, prep: _Prepared, index: Index, k: int):
+    def __init__(self, prep: Prepared, index: Index, k: int):
         N = prep.N
         self.k = k
+        self._prep = prep
         starts = prep.room >= k
         self.row = np.flatnonzero(starts)
-        self._prep = prep
-        multi = prep.multi_pos[-1] > 0 if N else False
-
-        first = starts.view(np.uint8).astype(np.int32)
-        if k == 1:
-            self.wkey = first << 7
-        elif N < k:
-            self.wkey = np.zeros(N, dtype=np.int32)
-        else:
-            s = np.zeros(N + 1, dtype=np.int32)
-            np.cumsum(first, out=s[1:])
-            lastw = np.zeros(N, dtype=np.int32)
-            lastw[k - 1 :] = first[: N - k + 1]
-            mid = s[1:].copy()
-            mid[k:] -= s[1 : N - k + 1]  # mid = groups holding r = s[r+1] - s[r-k+1] ...
-            mid -= first  # ... minus those where r is first or last
-            mid -= lastw
-            self.wkey = (first << 7) | (lastw << 8) | (mid << 9)
+        before = self._starts_before = np.zeros(N + 1, dtype=np.int32)  # groups starting before row i
+        np.cumsum(starts, dtype=np.int32, out=before[1:])
+        voff = prep.table.video_offsets
+        self.per_video = (before[voff[1:]] - before[voff[:-1]]).astype(np.int64)
 
         # Groups with a window whose row's first clip is not the group's parent: only where
         # clips overlap (a row held by two clips).
         cand = np.zeros(0, dtype=np.int64)
-        if len(self.row) and multi:
+        if len(self.row) and prep.has_multi:
             mp = prep.multi_pos
+            assert mp is not None
             cand = np.flatnonzero(mp[self.row + k] - mp[self.row] > 0)
             rows = self.row[cand][:, None] + np.arange(k)
             cand = cand[(prep.firstclip[rows] != self.clip[cand][:, None]).any(axis=1)]
@@ -417,13 +199,25 @@ class _Groups:
         self.n_no_clip = self.runs - inside
         self.n_straddle = inside - len(self.row)
 
+    def wkey_at(self, rows: np.ndarray) -> np.ndarray:
+        """The packed window counts (see the class docstring) of the given rows, int64."""
+        k, before = self.k, self._starts_before
+        first = (before[rows + 1] - before[rows]).astype(np.int64)
+        if k == 1:
+            return first << 7
+        lo = np.maximum(rows - (k - 1), 0)
+        last = np.where(rows >= k - 1, before[lo + 1] - before[lo], 0).astype(np.int64)
+        mid = (before[rows + 1] - before[lo]) - first - last
+        return (first << 7) | (last << 8) | (mid << 9)
+
     @cached_property
     def clip(self) -> np.ndarray:
         """Parent clip of each group: its first row's first clip, unless that one ends before
         the group's last row (overlapping clips): then the first that reaches it."""
         prep, k, N = self._prep, self.k, self._prep.N
         clip = prep.firstclip[self.row]
-        if N and prep.multi_pos[-1] > 0:
+        if prep.has_multi:
+            assert prep.multi_pos is not None
             last = self.row + (k - 1)
             other = np.flatnonzero(prep.b_first[self.row] <= last)
             if len(other):
@@ -433,7 +227,7 @@ class _Groups:
 
     @cached_property
     def video(self) -> np.ndarray:
-        return self._prep.rowvid[self.row]
+        return np.repeat(np.arange(len(self.per_video), dtype=np.int32), self.per_video)
 
 
 class WindowEngine:
@@ -467,10 +261,10 @@ class WindowEngine:
             self._groups.clear()
             self._sig = sig
 
-    def prepared(self, narration_pass, cancel=None) -> _Prepared:
+    def prepared(self, narration_pass, cancel=None) -> Prepared:
         prep = self._prepared.get(narration_pass)
         if prep is None:
-            prep = self._prepared[narration_pass] = _Prepared(self.index, narration_pass, cancel)
+            prep = self._prepared[narration_pass] = Prepared(self.index, narration_pass, cancel)
         return prep
 
     def groups(self, narration_pass, k: int, cancel=None) -> _Groups:
@@ -478,7 +272,7 @@ class WindowEngine:
         grp = self._groups.get(key)
         if grp is None:
             prep = self.prepared(narration_pass, cancel)
-            _check(cancel)
+            check_cancel(cancel)
             grp = _Groups(prep, self.index, k)
             while len(self._groups) >= 2:  # each holds (groups, k) arrays: keep memory bounded
                 self._groups.pop(next(iter(self._groups)))
@@ -489,11 +283,11 @@ class WindowEngine:
         params = params.validated()
         with self._lock:
             t0 = _time.perf_counter()
-            _check(cancel)
+            check_cancel(cancel)
             self._check_inputs()
             prep = self.prepared(params.narration_pass, cancel)
             grp = self.groups(params.narration_pass, params.k, cancel)
-            _check(cancel)
+            check_cancel(cancel)
             res = _windows(self.index, prep, grp, params, cancel)
             res.compute_seconds = _time.perf_counter() - t0
             return res
@@ -502,11 +296,6 @@ class WindowEngine:
 def compute(index: Index, params: WindowParams | None = None, cancel: Callable[[], bool] | None = None) -> WindowResult:
     """Groups, windows and reasons for `params` (defaults: the notebook's) over the whole index."""
     return WindowEngine.of(index).compute(params or WindowParams(), cancel)
-
-
-def _check(cancel) -> None:
-    if cancel is not None and cancel():
-        raise Cancelled()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -534,60 +323,64 @@ def _explicit(table_time, row_bits, rows, half, cs, ce):
     return bits, start, end, cut
 
 
-def _row_windows(prep: _Prepared, k: int, half_video: np.ndarray) -> tuple[np.ndarray, ...]:
+# Bit positions in the per-row bits (`rbx`): the window reasons' (code - 1), and one more.
+_S_COLLAPSED, _S_EDGE, _S_OVERLAP = 1, 2, 5
+_OV_BEFORE_SHIFT = 6  # rbx only: overlaps the previous row's window
+
+
+def _row_windows(prep: Prepared, k: int, half_video: np.ndarray) -> tuple[np.ndarray, ...]:
     """Every row's window in its first clip (NaN bounds where it has none: all tests false):
-    (reason bits, start, end, cut at the clip's edge)."""
+    (reason bits, start, end, cut at the clip's edge). Rows of videos that are not used get
+    no no_beta bit: no group holds them."""
     T, N = prep.table.time, prep.N
-    h = half_video[prep.rowvid]
-    lo = T - h
-    start = np.maximum(lo, prep.home_start)
-    cut = prep.home_start > lo
-    del lo
-    hi = T + h
-    end = np.minimum(hi, prep.home_end)
-    cut |= prep.home_end < hi
-    del hi
-    rbx = prep.row_bits.copy()
-    np.bitwise_or(rbx, _B_EDGE, out=rbx, where=cut)
-    np.bitwise_or(rbx, _B_COLLAPSED, out=rbx, where=start >= end)
-    np.bitwise_or(rbx, _B_NOBETA, out=rbx, where=np.isnan(h))
-    del h
+    h = np.repeat(half_video, prep.n_rows)
+    start = T - h
+    cut = prep.home_start > start
+    np.maximum(start, prep.home_start, out=start)
+    end = np.add(T, h, out=h)
+    cut |= prep.home_end < end
+    np.minimum(end, prep.home_end, out=end)
+    rbx = prep.row_bits | (cut.view(np.uint8) << _S_EDGE)
+    rbx |= (start >= end).view(np.uint8) << _S_COLLAPSED
+    nobeta = np.isnan(half_video) & prep.video_used
+    if nobeta.any():
+        rbx |= np.repeat(nobeta.view(np.uint8), prep.n_rows)  # no_beta is bit 0
     if k > 1 and N > 1:
         # bit 5: overlaps the next row's window; bit 6: the previous row's (used only where
         # both rows are in one group, which then has their common clip as parent)
-        ov = start[1:] < end[:-1]
-        np.bitwise_or(rbx[:-1], _B_OVERLAP, out=rbx[:-1], where=ov)
-        np.bitwise_or(rbx[1:], _OV_BEFORE, out=rbx[1:], where=ov)
+        ov = (start[1:] < end[:-1]).view(np.uint8)
+        rbx[:-1] |= ov << _S_OVERLAP
+        rbx[1:] |= ov << _OV_BEFORE_SHIFT
     return rbx, start, end, cut
 
 
-def _windows(index: Index, prep: _Prepared, grp: _Groups, params: WindowParams, cancel) -> WindowResult:
-    k, N, V = grp.k, prep.N, index.n_videos
+def _windows(index: Index, prep: Prepared, grp: _Groups, params: WindowParams, cancel) -> WindowResult:
+    k, V = grp.k, len(prep.n_rows)
     T = prep.table.time
     d_video = np.maximum(params.min_window, prep.beta / params.alpha)  # NaN where no beta
     half_video = d_video / 2
     rbx, start, end, cut = _row_windows(prep, k, half_video)
-    _check(cancel)
+    check_cancel(cancel)
 
-    key = grp.wkey + rbx
-    counts = np.bincount(key)
-    lut = _KeyTable(len(counts))
-    hist = lut.window_hist(counts)
-    # per row: usable windows (high 32 bits) and uncut windows with a beta (low 32 bits)
-    per_row = lut.packed[key]
-    del key
-    csum = np.zeros(N + 1, dtype=np.int64)
-    np.cumsum(per_row, out=csum[1:])
-    voff = prep.table.video_offsets
-    per_video = csum[voff[1:]] - csum[voff[:-1]]
-    usable_per_video = (per_video >> 32).astype(np.float64)
-    uncut_per_video = (per_video & 0xFFFFFFFF).astype(np.float64)
+    # Rows without a reason have only usable, uncut windows: figures per video start from all
+    # windows and take off what the rows with a reason lose.
+    windows_per_video = grp.per_video * k
+    nz = np.flatnonzero(rbx)
+    wk = grp.wkey_at(nz)
+    key = wk + rbx[nz]
+    lut = _KeyTable(int(key.max()) + 1 if len(key) else 128)
+    hist = lut.window_hist(np.bincount(key, minlength=lut.n))
+    every_nz = lut.every[wk >> 7]
+    hist[0] += int(windows_per_video.sum()) - int(every_nz.sum())
+    rowvid = prep.rowvid
+    lost = np.bincount(rowvid[nz], weights=every_nz - lut.usable[key], minlength=V)
+    usable_per_video = windows_per_video - lost
     cut_rows = np.flatnonzero(cut)
-    cut_w = lut.every[grp.wkey[cut_rows] >> 7].astype(np.float64)
-    nb = (rbx[cut_rows] & _B_NOBETA) != 0
-    cut_w[nb] = 0
+    cut_w = lut.every[grp.wkey_at(cut_rows) >> 7].astype(np.float64)
+    cut_per_video = np.bincount(rowvid[cut_rows], weights=cut_w, minlength=V)
+    uncut_per_video = np.where(np.isnan(d_video), 0.0, windows_per_video - cut_per_video)
     cut_vals = end[cut_rows] - start[cut_rows]
-    _check(cancel)
+    check_cancel(cancel)
 
     fix_bits = None
     if len(grp.fix):
@@ -601,7 +394,7 @@ def _windows(index: Index, prep: _Prepared, grp: _Groups, params: WindowParams, 
         hist += np.bincount(fix_bits.ravel(), minlength=256) - np.bincount(approx.ravel(), minlength=256)
         fnb = np.isnan(half_video[fv])[:, None]
         vids = np.broadcast_to(fv[:, None], rows.shape)
-        old_cut, old_dur = cut[rows], (end - start)[rows]
+        old_cut, old_dur = cut[rows], end[rows] - start[rows]
         uncut_per_video += np.bincount(vids[~fcut & ~fnb], minlength=V) - np.bincount(
             vids[~old_cut & ~fnb], minlength=V
         )
@@ -610,7 +403,7 @@ def _windows(index: Index, prep: _Prepared, grp: _Groups, params: WindowParams, 
         old_cut = old_cut & ~fnb
         cut_vals = np.concatenate([cut_vals, (fe - fs)[new_cut], old_dur[old_cut]])
         cut_w = np.concatenate([cut_w, np.ones(int(new_cut.sum())), -np.ones(int(old_cut.sum()))])
-    _check(cancel)
+    check_cancel(cancel)
     dv = np.nan_to_num(d_video)
     return WindowResult(
         index=index,
@@ -624,9 +417,6 @@ def _windows(index: Index, prep: _Prepared, grp: _Groups, params: WindowParams, 
         durations=_merge_weights(np.concatenate([dv, cut_vals]), np.concatenate([uncut_per_video, cut_w])),
         usable_durations=_merge_weights(dv, usable_per_video),
     )
-
-
-_OV_BEFORE = np.uint8(64)  # rbx only: overlaps the previous row's window
 
 
 def _first_bits(x):
@@ -645,16 +435,14 @@ class _KeyTable:
     """Decodes `wkey + rbx` keys (see _Groups): window reason bits and counts per key."""
 
     def __init__(self, n: int):
+        self.n = n
         key = np.arange(n, dtype=np.int64)
         x = key & 127
         self.first = (key >> 7) & 1
         self.last = (key >> 8) & 1
         self.mid = key >> 9
         self.bf, self.bm, self.bl = _first_bits(x), _mid_bits(x), _last_bits(x)
-        usable = self.first * (self.bf == 0) + self.mid * (self.bm == 0) + self.last * (self.bl == 0)
-        every = self.first + self.mid + self.last
-        uncut = np.where((x & int(_B_EDGE | _B_NOBETA)) == 0, every, 0)
-        self.packed = (usable << 32) | uncut
+        self.usable = self.first * (self.bf == 0) + self.mid * (self.bm == 0) + self.last * (self.bl == 0)
         # windows per row, indexed by wkey >> 7
         w = np.arange(max(n >> 7, 1) + 1, dtype=np.int64)
         self.every = (w & 1) + ((w >> 1) & 1) + (w >> 2)

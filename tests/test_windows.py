@@ -473,3 +473,25 @@ def test_bench_script_runs_and_matches_the_notebook_group_count(sample_tree):
     assert fig["baseline"]["groups"] == fig["cold"]["groups"] == fig["warm"]["groups"] > 0
     assert fig["baseline"]["windows"] == fig["cold"]["windows_with_beta"]
     assert all(fig[name]["maxrss_mb"] > 0 for name in ("baseline", "cold", "warm"))
+
+
+def test_prep_sets_the_reason_bits_that_windows_defines():
+    from engine.windows import _BIT, REASON_CODE
+    from engine.windows_prep import B_DUP, B_UNSURE
+
+    assert (B_UNSURE, B_DUP) == (_BIT[REASON_CODE["unsure"]], _BIT[REASON_CODE["duplicate_time"]])
+
+
+def test_bisect_equals_searchsorted_on_each_slice_ties_included():
+    from engine.windows_prep import bisect
+
+    rng = np.random.default_rng(7)
+    bounds = np.sort(rng.integers(0, 400, size=41))
+    T = np.concatenate([np.sort(rng.choice([0.0, 1.0, 1.5, 2.0, 3.0, 7.0], size=n)) for n in np.diff(bounds)])
+    T = np.concatenate([np.zeros(bounds[0]), T])
+    lo = np.repeat(bounds[:-1], 3)
+    hi = np.repeat(bounds[1:], 3)
+    x = rng.choice([-1.0, 0.0, 1.0, 1.25, 2.0, 7.0, 9.0, np.inf, -np.inf], size=len(lo))
+    for side in ("left", "right"):
+        want = [np.searchsorted(T[a:b], v, side) + a for a, b, v in zip(lo, hi, x)]
+        assert bisect(T, x, lo, hi, right=side == "right").tolist() == want
