@@ -334,7 +334,7 @@ class GenerationJob:
 
     def _deferred_checks(self):
         """A worker process for the embedding checks when the store can fill them in later."""
-        if not (self.checker.embeddings and (self.todo or self._pending) and hasattr(self.store, "add_checks")):
+        if not (self.checker.embeddings and (self.todo or self._pending)):
             return None
         from engine.generation.deferred import DeferredChecks
 
