@@ -231,8 +231,7 @@ class OpenAIBackend(Backend):
 
             c = self._clients[url] = Pool(url, limit=self.concurrency)
         elif c is None:
-            import httpx2  # the openai package's transport, for proxies from the environment
-
+            httpx2 = _httpx()
             n = self.concurrency
             c = self._clients[url] = httpx2.AsyncClient(
                 timeout=httpx2.Timeout(self.timeout),
@@ -308,8 +307,7 @@ class OpenAIBackend(Backend):
 
     @staticmethod
     def _classify(exc: BaseException) -> tuple[str, str, float | None]:
-        import httpx2
-
+        httpx2 = _httpx()
         text = _detail(f"{type(exc).__name__}: {exc}")
         if isinstance(exc, httpx2.TimeoutException):
             return "timeout", "no answer within the request timeout", None
@@ -411,6 +409,17 @@ class OpenAIBackend(Backend):
                 await c.aclose()
             except Exception:  # noqa: BLE001 - closing best effort
                 pass
+
+
+def _httpx() -> Any:
+    """The HTTP client the `openai` package brings (httpx2 since openai 3, httpx before; the
+    same API): it carries requests through a proxy named by the environment."""
+    import importlib
+
+    try:
+        return importlib.import_module("httpx2")
+    except ImportError:
+        return importlib.import_module("httpx")  # an older openai
 
 
 def _proxied(url: str) -> bool:
