@@ -30,7 +30,7 @@ from engine.candidate import FLAG_AMBIGUOUS, FLAG_NAMES, FLAG_NEAR_DUPLICATE, FL
 from engine.errors import ConfigError
 from engine.store.journal import JOURNAL, SNAPSHOT, DecisionJournal
 from engine.store.lines import loads, read_complete_lines
-from engine.store.rows import row_ok
+from engine.store.rows import Row, row_ok
 from engine.store.shards import CHECKS, FAILURES, MAX_PROBLEMS, ShardLog
 from engine.variants import Variant, empty_row, finish_rows
 from engine.workspace import file_mode
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from engine.store import CandidateStore
 
 SUMMARY = "variants.summary.json"
-VERSION = 1
+VERSION = 2
 TAIL = 4096  # bytes before a recorded offset that must be unchanged for the fold to go on
 REVIEWED3 = ("accepted", "edited", "rejected")
 
@@ -112,6 +112,7 @@ class Summary:
         self.shards: list[dict] = []
         self.checks: dict = {"ino": None, "end": 0, "digest": ""}
         self.groups: dict[str, list[str]] = {}  # variant -> group keys, in store order
+        self.at: dict[str, list[list]] = {}  # variant -> [shard, offset, length, kept] per group (kept: positions or n)
         self.first: list[list] = []  # [variant, backend, model, prompt_version] or [variant]: first-seen order
         self.figs: dict[str, dict] = {}  # variant -> tokens, seconds, cost, rejected
         self.ids: dict[str, list[str]] = {}  # variant -> candidate ids, in store order
@@ -127,7 +128,7 @@ class Summary:
     # the file ------------------------------------------------------------------------------
     def to_bytes(self) -> bytes:
         body = {
-            "shards": self.shards, "checks": self.checks, "groups": self.groups, "first": self.first,
+            "shards": self.shards, "checks": self.checks, "groups": self.groups, "at": self.at, "first": self.first,
             "figs": self.figs, "ids": self.ids, "flags": self.flags, "valid": self.valid,
             "orphans": self.orphans, "check_problems": self.check_problems.to_json(), "review": self.review,
         }  # fmt: skip
@@ -144,7 +145,8 @@ class Summary:
             raise ValueError("another version, or damaged")
         body = loads(data)
         s = cls()
-        s.shards, s.checks, s.groups, s.first = body["shards"], body["checks"], body["groups"], body["first"]
+        s.shards, s.checks, s.groups, s.at = body["shards"], body["checks"], body["groups"], body["at"]
+        s.first = body["first"]
         s.figs, s.ids, s.flags, s.valid = body["figs"], body["ids"], body["flags"], body["valid"]
         s.orphans, s.review = body["orphans"], body["review"]
         s.check_problems = Problems.of(body["check_problems"])
@@ -193,20 +195,22 @@ class Summary:
             raise Rebuild(f"{path.name} went") from None
         with f:
             if st.st_size == rec["end"] and rec["ino"] == st.st_ino:
+                if st.st_mtime_ns != rec.get("mtime"):
+                    raise Rebuild(f"{path.name} was written in place")  # a shard only grows
                 return False
             data = f.read()
             if not last and b"\n" in data:
                 raise Rebuild(f"{path.name} grew after a later shard was read")  # a full read puts these lines earlier
             end = data.rfind(b"\n") + 1
             if rec["ino"] == st.st_ino and not end:
-                return False
+                return False  # only a line being written (or torn): not ours yet
             # A full read parses a shard whole, then takes its groups in: its warnings in that order.
             parsed = log._parse(data, end, rec["end"], index, path)
             parse, ingest = Problems.of(rec["parse"]), Problems.of(rec["ingest"])
             parse.take(log)
             self._ingest(parsed, path, ingest)
             rec["parse"], rec["ingest"] = parse.to_json(), ingest.to_json()
-            rec["ino"], rec["end"] = st.st_ino, rec["end"] + end
+            rec["ino"], rec["end"], rec["mtime"] = st.st_ino, rec["end"] + end, st.st_mtime_ns
             rec["digest"] = _tail_digest(f, rec["end"])
         return True
 
@@ -222,15 +226,15 @@ class Summary:
     def _ingest(self, parsed: list[tuple], path: Path, problems: Problems) -> None:
         """As `ShardLog._ingest` does with rows, into counts: the first result of a group wins, a repeated id is skipped."""
         sets = self._index_sets()
-        for gk, variant, stats, index, rejected, _shard, offset, _length in parsed:
+        for gk, variant, stats, index, rejected, shard, offset, length in parsed:
             if not variant:
                 first_ok = next((r for r in index if row_ok(r)), None)
                 variant = default_variant_name(first_ok[3], first_ok[4], first_ok[5]) if first_ok else "unknown"
             key = (variant, gk)
             if key in sets["groups"]:
                 continue
-            kept = []
-            for r in index:
+            kept, positions = [], []
+            for pos, r in enumerate(index):
                 if not row_ok(r):
                     problems.add(f"{path.name} at byte {offset}: a candidate row with wrong types skipped")
                     continue
@@ -239,6 +243,9 @@ class Summary:
                     continue
                 sets["ids"].add(r[0])
                 kept.append(r)
+                positions.append(pos)
+            at = [shard, offset, length, len(kept) if positions == list(range(len(kept))) else positions]
+            self.at.setdefault(variant, []).append(at)
             self._add_group(variant, gk, stats, rejected, kept)
             sets["groups"].add(key)
 
@@ -329,7 +336,8 @@ class Summary:
                 if reviewer != st.get("reviewer") and op["status"] in REVIEWED3:
                     pair = op["status"] != "rejected"
                     break
-            states[cid] = [status, st.get("reason") if status == "rejected" else None, pair]
+            text = st.get("text") if status == "edited" else None
+            states[cid] = [status, st.get("reason") if status == "rejected" else None, pair, text]
         self.review = {"key": key, "states": states, "problems": problems.to_json()}
         return True
 
@@ -451,7 +459,7 @@ def summary_table(store: CandidateStore) -> list[dict]:
         _fill_generation(row, summary, name, failed.get(name, 0))
         for cid in summary.ids.get(name, ()):
             where[cid] = name
-    for cid, (status, reason, pair) in review["states"].items():
+    for cid, (status, reason, pair, _text) in review["states"].items():
         target = rows.get(where.get(cid, ""))
         if target is None:
             continue
@@ -484,3 +492,48 @@ def _fill_generation(row: dict, summary: Summary, name: str, failed: int) -> Non
         for bit, flag in FLAG_NAMES.items():
             if value & bit:
                 row["flagged"][flag] += n
+
+
+def summary_compare(store: CandidateStore, a: str, b: str, limit: int = 200) -> list[dict]:
+    """`engine.variants.compare_variants` of a store not read yet: the summary finds the groups both
+    variants covered and where their lines are; only those lines are read. The same pairs."""
+    store.log.shard_paths()
+    summary = read_summary(store)
+    states = (summary.review or {}).get("states", {})
+    b_at = dict(zip(summary.groups.get(b, ()), summary.at.get(b, ())))
+    log = _scratch(store)
+    log._shards = [store.dir / rec["name"] for rec in summary.shards]
+    out: list[dict] = []
+    try:
+        for gk, at in zip(summary.groups.get(a, ()), summary.at.get(a, ())):
+            if gk not in b_at:
+                continue
+            by_number: dict[int, dict] = {}
+            for side, name, where in (("a", a, at), ("b", b, b_at[gk])):
+                for row in _rows_at(log, where, gk, name):
+                    c = log.read(row)[0]
+                    n = c.narration_number
+                    slot = by_number.setdefault(
+                        n, {"group_key": gk, "number": n, "narration": "", "a": None, "b": None}
+                    )
+                    slot["narration"] = slot["narration"] or str(c.narration.get("text") or "")
+                    st = states.get(row.id)  # the question as it stands, as CandidateStore.query_text
+                    slot[side] = st[3] if st and st[0] == "edited" and st[3] else row.query
+            out.extend(by_number[n] for n in sorted(by_number))
+            if len(out) >= limit:
+                return out[:limit]
+        return out
+    finally:
+        log.close()
+
+
+def _rows_at(log: ShardLog, where: list, gk: str, variant: str) -> list[Row]:
+    """The stored rows of one group line, as a full read makes them (the line is the one folded in)."""
+    shard, offset, length, kept = where
+    with open(log._shards[shard], "rb") as f:
+        f.seek(offset)
+        data = f.read(length) + b"\n"
+    parsed = log._parse(data, len(data), offset, shard, log._shards[shard])
+    index = parsed[0][3] if parsed else []
+    positions = range(kept) if isinstance(kept, int) else kept
+    return [Row(index[pos], gk, variant, shard, offset, length, pos, 0) for pos in positions if pos < len(index)]

@@ -252,12 +252,18 @@ def finish_rows(rows: list[dict]) -> list[dict]:
     return out
 
 
-def compare_variants(store: CandidateStore, a: str, b: str, limit: int = 200) -> list[dict]:
+def compare_variants(store: CandidateStore, a: str, b: str, limit: int = 200, *, summary: bool = True) -> list[dict]:
     """The narrations of groups both variants covered, with each variant's question side by side.
 
     One dict per (group, narration number), groups in store order: {"group_key", "number",
     "narration", "a", "b"}; "a"/"b" is None where that variant produced no question for it.
+    A store not read yet is not read: the summary says which group lines to read (see
+    `variant_table`).
     """
+    if summary and not store.log.scan_started and not store.journal.loaded:
+        from engine.variant_summary import summary_compare
+
+        return summary_compare(store, a, b, limit)
     store.load()
     groups = store.groups
     out: list[dict] = []

@@ -12,7 +12,7 @@ from review_fixtures import make_group
 from engine.candidate import Candidate, candidate_id
 from engine.store import CandidateStore
 from engine.variant_summary import SUMMARY, read_summary
-from engine.variants import Variant, variant_table
+from engine.variants import Variant, compare_variants, variant_table
 from engine.workspace import Workspace
 
 A = Variant("base", "openai", "gpt-4o-mini", 1, temperature=0.2, k=5)
@@ -54,6 +54,12 @@ def same(ws) -> list[dict]:
     assert got == expected
     assert fast.problems == full.problems and fast.log.problem_count == full.log.problem_count
     assert not fast.rows, "the summary path leaves the store unread"
+    names = [r["name"] for r in expected]
+    for a in names:
+        for b in names:
+            for limit in (7, 200):
+                want = compare_variants(CandidateStore(ws), a, b, limit, summary=False)
+                assert compare_variants(CandidateStore(ws), a, b, limit) == want, (a, b, limit)
     return got
 
 
@@ -101,6 +107,8 @@ def test_after_generation_review_undo_second_reviewer_and_a_second_variant(ws):
     assert source(ws) == "folded"
     rows = same(ws)
     assert [(r["name"], r["groups_done"], r["groups_failed"]) for r in rows] == [("base", 9, 1), ("hot", 4, 0)]
+    pairs = compare_variants(CandidateStore(ws), "base", "hot")
+    assert len(pairs) == 20 and "Where is the cup?" in [p["a"] for p in pairs]  # the edited text
 
 
 def test_one_group_at_a_time_folded_in_adds_up_to_the_same_sums(ws):
@@ -132,7 +140,10 @@ def test_appended_while_open_a_torn_tail_and_a_new_shard(ws):
     s = CandidateStore(ws)
     s.add_group_results(groups_of(A, 2, start=5), variant=A)  # cuts the torn tail, writes a new shard
     s.close()
-    assert source(ws) == "folded" and same(ws)[0]["groups_done"] == 7
+    # The cut rewrote the shard where it stood (its change time moved, its size did not grow): once
+    # rebuilt, as after any write in place.
+    assert source(ws) == "rebuilt" and same(ws)[0]["groups_done"] == 7
+    assert source(ws) == "unchanged"
 
 
 def test_late_checks_before_and_after_their_candidates(ws):

@@ -14,7 +14,8 @@ def register(subparsers) -> None:
         description="One row per variant (backend, model, prompt version and the parameters that change "
         "the output): groups done and failed, questions kept, generation rejects and flags, review "
         "outcomes, the accept rate with its 95%% Wilson interval over reviewed candidates, and two "
-        "reviewers' agreement (raw and Cohen's kappa). Reads the workspace; creates nothing.",
+        "reviewers' agreement (raw and Cohen's kappa). Reads the workspace and creates nothing in it but "
+        "candidates/variants.summary.json, a cache of these figures that each run brings up to date.",
     )
     p.add_argument("--workspace", metavar="WS", default=argparse.SUPPRESS, help="workspace folder")
     p.add_argument("--json", action="store_true", help="print a JSON list, one object per variant")

@@ -92,10 +92,19 @@ class ComparisonLoaded(WorkerResult):
 
 def _fingerprint(workspace) -> tuple | None:
     """Name, size and change time of every file under candidates/ (shards, journal, snapshot,
-    variants): equal fingerprints mean equal figures. None when the folder cannot be listed."""
+    variants): equal fingerprints mean equal figures. None when the folder cannot be listed.
+    The figures' own summary and temp files are left out: writing them changes no figure."""
+    from engine.variant_summary import SUMMARY
+
     try:
         with os.scandir(workspace.candidates_dir) as it:
-            return tuple(sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in it if e.is_file()))
+            return tuple(
+                sorted(
+                    (e.name, e.stat().st_size, e.stat().st_mtime_ns)
+                    for e in it
+                    if e.is_file() and e.name != SUMMARY and not e.name.startswith(".")
+                )
+            )
     except OSError:
         return None
 
