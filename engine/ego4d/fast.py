@@ -23,6 +23,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from engine.ego4d.columns import STOP, Columns, chunk_pieces
 from engine.ego4d.layout import NARRATION_JSON
 from engine.ego4d.narration import pass_block, store_pass, video_pass
 from engine.ego4d.problems import Problems, disp
@@ -87,12 +88,26 @@ class _Reader:
         self.files = files
         self.pieces: list[tuple[str, dict]] = []
         self.videos, self.decode, self.refused = _decoder()
+        self.columns = Columns()
 
-    def chunk(self, span: bytes) -> None:
-        """The videos of `span` (members of the top-level object, without the braces)."""
+    def chunk(self, data) -> None:
+        """The videos of `data` (`{...}`: a run of whole members of the top-level object)."""
+        videos = self.columns.decode(data)
+        if videos is STOP:
+            raise _Stop("the streaming reader names it")
+        if videos is not None:
+            pieces = chunk_pieces(videos, self.columns.extra, self.problems, self.rel, self.files)
+            if pieces is not None:
+                self.pieces.extend(pieces)
+                return
+        self._slow(bytes(data))
+
+    def _slow(self, data: bytes) -> None:
+        """A chunk the columnar reader declined: each pass decoded on its own (`Batch`), and the
+        ones it declines into dicts for the streaming reader's code."""
         _COUNT[0] = 0
         try:
-            videos = self.videos.decode(b"{" + span + b"}")
+            videos = self.videos.decode(data)
         except self.refused:  # not JSON, a cut inside a video, an unknown video field
             raise _Stop("the streaming reader names it") from None
         if len(videos) != _COUNT[0]:
@@ -142,59 +157,88 @@ def read_fast(
     progress: Progress | None,
     files: dict,
     policy: ReadPolicy = DEFAULT_POLICY,
+    span: tuple[int, int | None] = (0, None),
 ) -> list | None:
     """The (uid, pieces) of every video, as the streaming reader gives them; None (nothing
-    reported, nothing kept in `files`) when it must read the file instead."""
+    reported, nothing kept in `files`) when it must read the file instead.
+
+    span: (start, stop) byte positions of a run of whole members (a parallel worker's share:
+    start at a key, stop at the next share's key); (0, None) is the whole file."""
     if _decoder() is None:
         return None
     scratch = Problems(root, strict=problems.strict, max_errors=problems.max_errors)
     reader = _Reader(root, scratch, files)
     try:
-        _read(path, reader, progress, max(policy.chunk, 1))
+        _read(path, reader, progress, max(policy.chunk, 1), span)
     except _Stop:
         return None
     problems.absorb(scratch)
     return reader.pieces
 
 
-def _read(path: Path, reader: _Reader, progress: Progress | None, chunk: int) -> None:
+def _read(path: Path, reader: _Reader, progress: Progress | None, chunk: int, span: tuple[int, int | None]) -> None:
+    """Hands `reader` the file (or its span) as runs of whole videos, each `{...}` in one buffer
+    that is reused: read in place after a "{", closed with a "}" over the byte after the run."""
+    start, stop = span
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
-        buf = f.read(chunk)
-        done = len(buf)
-        start = ws_end(buf[:64].decode("latin-1"), 0)
-        if buf[start : start + 1] != b"{":
-            raise _Stop("not an object (or a byte-order mark): the streaming reader says which")
-        buf = buf[start + 1 :]
-        while True:
-            more = f.read(chunk)
-            done += len(more)
-            if more:
-                buf += more
-                m = _last_boundary(buf)
-                if m is None:
-                    continue  # one video longer than a chunk: read on
-                reader.chunk(buf[: m.start() + 1])
-                buf = buf[m.start(1) :]
+        end = size if stop is None else stop
+        pos = start
+        if start == 0:
+            head = f.read(64)
+            first = ws_end(head.decode("latin-1"), 0)
+            if head[first : first + 1] != b"{":
+                raise _Stop("not an object (or a byte-order mark): the streaming reader says which")
+            pos = first + 1
+        buf = bytearray(min(chunk, max(end - pos, 0)) + 2)
+        while pos < end:
+            n = min(len(buf) - 2, end - pos)
+            f.seek(pos)
+            if f.readinto(memoryview(buf)[1 : 1 + n]) != n:
+                raise _Stop("the file changed while it was read")
+            if pos + n >= end:
+                cut, after = _last_cut(buf, 1 + n, stop is None), end
             else:
-                end = buf.rstrip()
-                if not end.endswith(b"}"):
-                    raise _Stop("truncated")
-                reader.chunk(end[:-1])
-                break
+                m = _last_boundary(buf, 1, 1 + n)
+                if m is None:  # one video longer than the buffer: a bigger one
+                    buf = bytearray(2 * len(buf))
+                    continue
+                cut, after = m.start() + 1, pos + m.start(1) - 1
+            buf[0] = ord("{")
+            buf[cut] = ord("}")
+            with memoryview(buf) as view:
+                reader.chunk(view[: cut + 1])
+            pos = after
             if progress is not None:
-                progress("narration.json", done, size)
-    if progress is not None:
+                progress("narration.json", pos - start, size)
+    if progress is not None and stop is None:
         progress("narration.json", size, size)
 
 
-def _last_boundary(buf: bytes) -> re.Match | None:
-    start = max(0, len(buf) - _TAIL)
+def _last_cut(buf: bytearray, end: int, whole: bool) -> int:
+    """Where the closing "}" goes after the last run of a file (its own "}") or of a span
+    (over the "," before the next share's key)."""
+    i = end - 1
+    while i > 0 and buf[i] in b" \t\r\n":
+        i -= 1
+    if whole:
+        if buf[i] != ord("}"):
+            raise _Stop("truncated")
+        return i
+    if buf[i] != ord(","):
+        raise _Stop("a span that does not end before a member")
+    return i
+
+
+def _last_boundary(buf, lo: int = 0, hi: int | None = None) -> re.Match | None:
+    """The last `}, "<uid>": {` in buf[lo:hi], looked for in its tail first."""
+    hi = len(buf) if hi is None else hi
+    start = max(lo, hi - _TAIL)
     while True:
         last = None
-        for m in _BOUNDARY.finditer(buf, start):
+        for m in _BOUNDARY.finditer(buf, start, hi):
             if m.group(1) not in _NOT_VIDEO_KEYS:
                 last = m
-        if last is not None or start == 0:
+        if last is not None or start == lo:
             return last
-        start = max(0, start - 4 * _TAIL)
+        start = max(lo, start - 4 * _TAIL)

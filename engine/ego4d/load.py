@@ -194,7 +194,7 @@ def build(
     if got is None or nar is None or val is None or test is None:
         return None
     clips, n_ego_videos = got
-    video_uids, passes = nar
+    video_uids, passes, curly = nar
     n_narrated = len(video_uids)
     val_uids, test_uids = set(val.video_uids), set(test.video_uids)
     index = Index(root=root, feature_dir=features, **_index_arrays(clips, video_uids, passes, val_uids | test_uids))
@@ -221,18 +221,30 @@ def build(
         "excluded_videos": int(index.excluded.sum()),
         "videos_without_clips": int(np.count_nonzero(n_clips_per_video == 0)),
     }
-    _text_warnings(index, problems)
+    _text_warnings(index, problems, curly)
     index.issues = problems.issues()
     return index
 
 
-def _text_warnings(index: Index, problems: Problems) -> None:
-    passes, counts = index.passes, index.counts
-    curly = [rows_matching(passes[pn].text, CURLY_BYTES) for pn in (1, 2)]
-    n_curly = sum(len(r) for r in curly)
+def _curly_rows(index: Index, counted: dict) -> tuple[int, int, int]:
+    """(rows with curly quotes, the pass and the video of the first); counted by the reader
+    where it could, else found in the text blobs."""
+    found = {}
+    for pn in (1, 2):
+        if counted.get(pn) is not None:
+            found[pn] = counted[pn]
+            continue
+        rows = rows_matching(index.passes[pn].text, CURLY_BYTES)
+        v = int(np.searchsorted(index.passes[pn].video_offsets, rows[0], side="right")) - 1 if len(rows) else -1
+        found[pn] = (len(rows), v)
+    pn = 1 if found[1][0] else 2
+    return found[1][0] + found[2][0], pn, found[pn][1]
+
+
+def _text_warnings(index: Index, problems: Problems, counted: dict) -> None:
+    counts = index.counts
+    n_curly, pn, v = _curly_rows(index, counted)
     if n_curly:
-        pn, first = (1, curly[0][0]) if len(curly[0]) else (2, curly[1][0])
-        v = int(np.searchsorted(passes[pn].video_offsets, first, side="right")) - 1
         what = "narrations with curly apostrophes or quotes (kept as they are)"
         where = f"video {index.video_uids[v]!r} narration_pass_{pn}"
         problems.warn("curly_quotes", NARRATION_JSON, what, where, n_curly)

@@ -380,11 +380,12 @@ def store_pass(got: dict, pn: int, res: tuple, files: dict) -> None:
 
 def read_narrations(
     root: Path, problems: Problems, progress: Progress | None, workdir: Path, policy: ReadPolicy = DEFAULT_POLICY
-) -> tuple[list[str], dict[int, NarrationArrays]] | None:
+) -> tuple[list[str], dict[int, NarrationArrays], dict] | None:
     """Stream narration.json into per-pass arrays, text blobs in files under `workdir`.
 
     A big file is decoded in parallel when it can be; what comes out is the same either way.
-    Returns (video_uids in file order, {1: pass 1, 2: pass 2}) or None after an error.
+    Returns (video_uids in file order, {1: pass 1, 2: pass 2}, {pass: (rows with curly quotes,
+    the first one's video) or None: not counted}) or None after an error.
     """
     rel = NARRATION_JSON
     p = check_file(root, rel, problems, "narration.json")
@@ -409,9 +410,9 @@ def read_narrations(
 
 
 def _read_quick(p: Path, root: Path, problems: Problems, progress, workdir: Path, files: dict, policy: ReadPolicy):
-    """The pieces from worker processes where CPUs are idle, else from the msgspec reader;
-    None: read serially. (Workers decode with the stdlib; on a quiet box two of them beat one
-    msgspec reader in wall time, on a busy one they do not start.)"""
+    """The pieces from worker processes where CPUs are idle (each reading its share with the
+    msgspec reader, unless the policy says stdlib), else from the msgspec reader in this
+    process; None: read serially."""
     from engine.ego4d import fast, parallel
 
     try:
@@ -451,7 +452,7 @@ def _read_serial(p: Path, root: Path, problems: Problems, progress, files: dict,
         stream.close()
 
 
-def _merge(pieces: list, problems: Problems, blobs: dict, workdir: Path, progress) -> tuple[list[str], dict]:
+def _merge(pieces: list, problems: Problems, blobs: dict, workdir: Path, progress) -> tuple[list[str], dict, dict]:
     # Per video and pass: (time, text start, text lens, uid start, uid lens). A uid seen twice
     # keeps its first position and its last value, as json.load would.
     rel = NARRATION_JSON
@@ -473,12 +474,12 @@ def _merge(pieces: list, problems: Problems, blobs: dict, workdir: Path, progres
     if duplicates:
         problems.warn("duplicate_video", rel, "video uids that appear twice (the last one is kept)", "", duplicates)
     video_uids = list(per_video)
-    passes = {}
+    passes, curly = {}, {}
     for pn in (1, 2):
         if progress is not None:
             progress("narration arrays", pn, 2)
-        passes[pn] = assemble(pn, video_uids, per_video, blobs, workdir, duplicates > 0)
-    return video_uids, passes
+        passes[pn], curly[pn] = assemble(pn, video_uids, per_video, blobs, workdir, duplicates > 0)
+    return video_uids, passes, curly
 
 
 def rows_matching(col: TextColumn, pattern: re.Pattern) -> np.ndarray:
@@ -491,38 +492,33 @@ def rows_matching(col: TextColumn, pattern: re.Pattern) -> np.ndarray:
 
 def assemble(
     pn: int, video_uids: list[str], per_video: dict, blobs: dict, workdir: Path, reorder: bool
-) -> NarrationArrays:
-    """The CSR arrays of one pass from the per-video pieces (which are dropped as used)."""
+) -> tuple[NarrationArrays, tuple[int, int] | None]:
+    """The CSR arrays of one pass from the per-video pieces (which are dropped as used), and
+    (rows with curly quotes, the first one's video) when every piece counted them.
+
+    A piece is (time, text start, text lens, uid start, uid lens), or those plus its FLAG_*
+    bits and its rows with curly quotes when its reader made them (engine.ego4d.columns).
+    """
     V = len(video_uids)
     counts = np.zeros(V, dtype=np.int64)
-    times: list[np.ndarray] = []
-    starts: dict[str, list[int]] = {"text": [], "uid": []}
-    lens: dict[str, list] = {"text": [], "uid": []}
-    for v, uid in enumerate(video_uids):
-        got = per_video[uid].pop(pn, None)
-        if got is None:
-            continue
-        t, ts, tl, us, ul = got
-        counts[v] = len(t)
-        times.append(t)
-        starts["text"].append(ts)
-        starts["uid"].append(us)
-        lens["text"].append(tl)
-        lens["uid"].append(ul)
+    got_all = [(v, got) for v, uid in enumerate(video_uids) if (got := per_video[uid].pop(pn, None)) is not None]
+    for v, got in got_all:
+        counts[v] = len(got[0])
     offsets = np.zeros(V + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
     N = int(offsets[-1])
-    time = np.concatenate(times) if times else np.zeros(0, dtype=np.float64)
-    del times
+    pieces = [got for _, got in got_all]
+    time = np.concatenate([x[0] for x in pieces]) if pieces else np.zeros(0, dtype=np.float64)
     cols = {}
-    for col in ("text", "uid"):
+    for col, at in (("text", 1), ("uid", 3)):
+        lens = [x[at + 1] for x in pieces]
         off = np.zeros(N + 1, dtype=np.int64)
         if N:
-            np.cumsum(np.concatenate(lens[col]), dtype=np.int64, out=off[1:])
+            np.cumsum(np.concatenate(lens), dtype=np.int64, out=off[1:])
         blob = blobs[pn, col]
         if reorder:  # a video uid seen twice: its stale pieces are in the file, gather the kept ones
             path = workdir / f"p{pn}.{col}.bin"
-            data = b"".join(blob[s : s + int(l.sum())] for s, l in zip(starts[col], lens[col]))
+            data = b"".join(blob[x[at] : x[at] + int(x[at + 1].sum())] for x in pieces)
             if hasattr(blob, "close"):
                 blob.close()
             path.write_bytes(data)
@@ -530,8 +526,14 @@ def assemble(
 
             blob = map_bytes(path)
         cols[col] = TextColumn(blob, off)
-        lens[col].clear()
     text = cols["text"]
-    return NarrationArrays(
-        video_offsets=offsets, time=time, flags=text_flags(text.blob, text.offsets), text=text, uid=cols["uid"]
-    )
+    curly = None
+    if all(len(x) > 5 for x in pieces):
+        flags = np.concatenate([x[5] for x in pieces]) if pieces else np.zeros(0, dtype=np.uint8)
+        with_curly = [(v, x[6]) for v, x in got_all if x[6]]
+        curly = (sum(n for _, n in with_curly), with_curly[0][0] if with_curly else -1)
+    else:
+        flags = text_flags(text.blob, text.offsets)
+    del got_all, pieces
+    arrays = NarrationArrays(video_offsets=offsets, time=time, flags=flags, text=text, uid=cols["uid"])
+    return arrays, curly

@@ -106,8 +106,6 @@ def _decode_chunk(path: str, root: str, start: int, stop: int | None, workdir: s
     to the parent), not Python objects per narration. Any error makes the result
     {"error": ...}: the parent then redoes the file serially, which names the problem exactly.
     """
-    rel = NARRATION_JSON
-    problems = Problems(Path(root), strict=True)
     counted = 0
     limit = (stop if stop is not None else os.path.getsize(path)) - start
 
@@ -119,15 +117,12 @@ def _decode_chunk(path: str, root: str, start: int, stop: int | None, workdir: s
                 _progress_counter.value += done - counted
             counted = done
 
-    files = blob_files(Path(workdir), f".{k}")
     gc.disable()
     try:
-        stream = Stream(Path(path), progress, "narration.json", start, policy)
-        stream.quick_errors = True
+        files = blob_files(Path(workdir), f".{k}")
         try:
-            pieces = list(videos(stream, disp(Path(root), rel), rel, problems, files, stop))
+            pieces, stopped_at, problems = _span_pieces(path, root, start, stop, policy, progress, files)
         finally:
-            stream.close()
             for f in files.values():
                 f.f.close()
     except Exception as exc:  # DataError, or anything a chunk that starts mid-string may raise
@@ -135,22 +130,54 @@ def _decode_chunk(path: str, root: str, start: int, stop: int | None, workdir: s
     progress("", limit, 0)
     out: dict = {
         "start": start,
-        "stopped_at": stream.stopped_at,
+        "stopped_at": stopped_at,
         "uids": [u for u, _ in pieces],
         "warn": problems._warn,
         "sizes": {key: f.size for key, f in files.items()},
     }
     for pn in (1, 2):
-        mine = [got[pn] for _, got in pieces if pn in got]
-        out[pn] = {
-            "has": np.array([pn in got for _, got in pieces], dtype=bool),
-            "n": np.array([len(x[0]) for x in mine], dtype=np.int64),
-            "time": np.concatenate([x[0] for x in mine]) if mine else np.zeros(0),
-            "text_start": np.array([x[1] for x in mine], dtype=np.int64),
-            "text_len": np.concatenate([x[2] for x in mine]) if mine else np.zeros(0, dtype=np.int32),
-            "uid_start": np.array([x[3] for x in mine], dtype=np.int64),
-            "uid_len": np.concatenate([x[4] for x in mine]) if mine else np.zeros(0, dtype=np.int32),
-        }
+        out[pn] = _flat(pn, pieces)
+    return out
+
+
+def _span_pieces(path: str, root: str, start: int, stop: int | None, policy: ReadPolicy, progress, files: dict):
+    """(pieces, where the span stopped, problems) of one worker's span: by the msgspec reader
+    where it can (it reads exactly [start, stop) or gives up), else by the streaming reader."""
+    from engine.ego4d import fast
+
+    rel = NARRATION_JSON
+    if policy.decoder != "stdlib" and fast.available():
+        problems = Problems(Path(root), strict=True)
+        pieces = fast.read_fast(Path(path), Path(root), problems, progress, files, policy, (start, stop))
+        if pieces is not None:
+            return pieces, stop, problems
+        for f in files.values():
+            f.reset()
+    problems = Problems(Path(root), strict=True)
+    stream = Stream(Path(path), progress, "narration.json", start, policy)
+    stream.quick_errors = True
+    try:
+        pieces = list(videos(stream, disp(Path(root), rel), rel, problems, files, stop))
+    finally:
+        stream.close()
+    return pieces, stream.stopped_at, problems
+
+
+def _flat(pn: int, pieces: list) -> dict:
+    """One pass of a worker's pieces as a few flat arrays (cheap to send to the parent)."""
+    mine = [got[pn] for _, got in pieces if pn in got]
+    out = {
+        "has": np.array([pn in got for _, got in pieces], dtype=bool),
+        "n": np.array([len(x[0]) for x in mine], dtype=np.int64),
+        "time": np.concatenate([x[0] for x in mine]) if mine else np.zeros(0),
+        "text_start": np.array([x[1] for x in mine], dtype=np.int64),
+        "text_len": np.concatenate([x[2] for x in mine]) if mine else np.zeros(0, dtype=np.int32),
+        "uid_start": np.array([x[3] for x in mine], dtype=np.int64),
+        "uid_len": np.concatenate([x[4] for x in mine]) if mine else np.zeros(0, dtype=np.int32),
+    }
+    if all(len(x) > 5 for x in mine):  # FLAG_* bits and curly quotes counted as it read
+        out["flags"] = np.concatenate([x[5] for x in mine]) if mine else np.zeros(0, dtype=np.uint8)
+        out["curly"] = np.array([x[6] for x in mine], dtype=np.int64)
     return out
 
 
@@ -267,17 +294,22 @@ def _join(results: list, problems: Problems, workdir: Path, files: dict) -> list
             a = r[pn]
             ends = np.cumsum(a["n"])
             starts = ends - a["n"]
-            per_pass[pn] = iter(
-                [
-                    (a["time"][s:e], ts, a["text_len"][s:e], us, a["uid_len"][s:e])
-                    for s, e, ts, us in zip(
-                        starts.tolist(),
-                        ends.tolist(),
-                        (a["text_start"] + base[pn, "text"]).tolist(),
-                        (a["uid_start"] + base[pn, "uid"]).tolist(),
-                    )
-                ]
+            spans = zip(
+                starts.tolist(),
+                ends.tolist(),
+                (a["text_start"] + base[pn, "text"]).tolist(),
+                (a["uid_start"] + base[pn, "uid"]).tolist(),
             )
+            made: list[tuple]
+            if "flags" in a:
+                flags, curly = a["flags"], a["curly"].tolist()
+                made = [
+                    (a["time"][s:e], ts, a["text_len"][s:e], us, a["uid_len"][s:e], flags[s:e], curly[i])
+                    for i, (s, e, ts, us) in enumerate(spans)
+                ]
+            else:
+                made = [(a["time"][s:e], ts, a["text_len"][s:e], us, a["uid_len"][s:e]) for s, e, ts, us in spans]
+            per_pass[pn] = iter(made)
         for uid, h1, h2 in zip(r["uids"], r[1]["has"].tolist(), r[2]["has"].tolist()):
             got = {}
             if h1:

@@ -8,8 +8,10 @@ itself is declined, and the caller decodes it into dicts for the streaming reade
 which then counts or reports it: escapes, a type other than the schema's, an unsorted pass,
 JSON laid out with spaces before its colons.
 
-Unknown narration fields are found by counting keys in the raw text (`":`) against the keys
-the structs saw; the first pass that has one is decoded again only to name them. Warnings are
+Unknown narration fields are looked for by counting keys in the raw text (`":`) against the
+keys the structs saw; a pass with more is decoded again to name them (more may also be a key
+twice in one narration, or a text that starts with a colon). This is the slower way, for the
+chunks the columnar reader (engine.ego4d.columns) declines. Warnings are
 counted pass by pass in file order, as the streaming reader counts them (docs/ARCHITECTURE.md,
 "Scale").
 """
@@ -207,10 +209,9 @@ def _warn_unknown(p: _Pass, problems: Problems, rel: str) -> None:
     from engine.ego4d.narration import NARRATION_KEYS
 
     what = "unknown extra fields (ignored)"
-    if ("unknown_field", rel) in problems._warn:  # only the first pass is named in the warning
-        problems.warn("unknown_field", rel, what, "")
-        return
+    # Decoded again each time: more keys than known ones may also be a key twice in one
+    # narration, or a text that starts with a colon; neither is an unknown field.
     narrs = msgspec.json.decode(p.raw).get("narrations") or []
     extra = set(chain.from_iterable(narrs)).difference(NARRATION_KEYS)
-    if extra:  # else a key twice in one narration, not an unknown one
+    if extra:
         problems.warn("unknown_field", rel, what, f"{', '.join(sorted(extra)[:3])} in {p.where}[]")

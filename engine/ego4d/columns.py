@@ -1,0 +1,299 @@
+"""The columnar narration reader: one typed msgspec decode per chunk, columns built per chunk.
+
+A chunk of narration.json (a run of whole videos) is decoded at once into small typed structs
+(video, pass, narration) whose text fields are `str`; the columns of each pass (times, text,
+uids, FLAG_* bits) are then built for all the chunk's passes together, in a few C-level calls
+per chunk rather than per pass. The structs forbid unknown fields, so msgspec itself finds
+them: an unknown narration field is added to the narration struct (as an ignored extra field)
+and the chunk decoded again, and a pass has unknown fields exactly when one of those extra
+fields is set in it. Warnings are counted pass by pass in file order, as the streaming reader
+counts them.
+
+Whatever this reader cannot do exactly (an unknown video or pass field, a type other than the
+schema's, NaN, lone surrogates, escapes that msgspec and Python might read differently, a
+video uid twice in a chunk) makes `decode` return None: the caller reads that chunk the slower
+way (engine.ego4d.fast), which hands what it cannot read to the streaming reader
+(docs/ARCHITECTURE.md, "Scale").
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from itertools import chain
+from operator import attrgetter
+from typing import Any
+
+import numpy as np
+
+from engine.ego4d.narration import CURLY_BYTES, text_flags
+from engine.ego4d.problems import Problems
+
+_MAX_EXTRA = 16  # distinct unknown narration fields learnt before a chunk goes the slower way
+_TIME = attrgetter("timestamp_sec")
+_TEXT = attrgetter("narration_text")
+_UID = attrgetter("annotation_uid")
+_UNKNOWN = re.compile(
+    r"Object contains unknown field `(.*)` - at `\$\[\.\.\.\]\.narration_pass_[12]\.narrations\[\d+\]`"
+)
+_COUNT = [0]
+STOP = object()  # what `decode` gives for a chunk only the streaming reader reads exactly
+
+
+def _count(self) -> None:
+    _COUNT[0] += 1  # videos decoded, duplicates included (a dict keeps only the last)
+
+
+@functools.cache
+def _decoder(extra: tuple[str, ...]) -> Any:
+    """The decoder of a chunk `{uid: video}` whose narrations may carry the unknown fields `extra`."""
+    import msgspec
+    from msgspec import UNSET, UnsetType
+
+    text = str | None | UnsetType
+    fields: list[tuple] = [
+        ("timestamp_sec", float),
+        ("narration_text", text, UNSET),
+        ("annotation_uid", text, UNSET),
+        # Typed Any, not skipped: a number Python cannot read is refused here too.
+        ("timestamp_frame", Any, UNSET),
+        ("unmapped", Any, UNSET),
+    ]
+    fields += [(f"x{i}", Any, UNSET) for i in range(len(extra))]
+    rename = {"unmapped": "_unmapped_timestamp_sec", **{f"x{i}": name for i, name in enumerate(extra)}}
+    narration = msgspec.defstruct("Narration", fields, rename=rename, forbid_unknown_fields=True, gc=False)
+    block = msgspec.defstruct(
+        "Pass",
+        [("narrations", list[narration] | None, None), ("summaries", Any, None)],  # type: ignore[valid-type]
+        forbid_unknown_fields=True,
+        gc=False,
+    )
+    passes: list[tuple] = [(f"narration_pass_{pn}", block | None, None) for pn in (1, 2)]
+    video = msgspec.defstruct(
+        "Video",
+        passes + [("status", Any, None)],
+        namespace={"__post_init__": _count},
+        forbid_unknown_fields=True,
+        gc=False,
+    )
+    return msgspec.json.Decoder(dict[str, video])  # type: ignore[valid-type]
+
+
+@functools.cache
+def _refused() -> tuple:
+    import msgspec
+
+    return msgspec.ValidationError, msgspec.DecodeError
+
+
+class Columns:
+    """Decodes chunks; learns the unknown narration fields as it goes (`extra`)."""
+
+    def __init__(self) -> None:
+        self.extra: tuple[str, ...] = ()
+
+    def decode(self, data) -> Any:
+        """`{uid: video struct}` of one chunk (`{...}` as bytes or a buffer); None: read it the
+        slower way; STOP: an integer longer than Python reads (which the slower way, skipping
+        the values it ignores, would not see)."""
+        while True:
+            _COUNT[0] = 0
+            try:
+                videos = _decoder(self.extra).decode(data)
+            except _refused() as exc:
+                if str(exc).startswith("Integer value out of range"):
+                    return STOP
+                m = _UNKNOWN.fullmatch(str(exc))
+                if m is None or len(self.extra) >= _MAX_EXTRA or m.group(1) in self.extra:
+                    return None
+                self.extra += (m.group(1),)
+                continue
+            if len(videos) != _COUNT[0]:
+                return None  # a uid twice: the slower reader gives both to the streaming code
+            return videos
+
+
+def _utf8(strings: list[str], joined: str) -> tuple[bytes, np.ndarray]:
+    """Strings as one UTF-8 blob and the byte length of each; only the non-ASCII ones are
+    encoded one by one (lone surrogates raise UnicodeEncodeError)."""
+    blob = joined.encode("utf-8")
+    lens = np.fromiter(map(len, strings), dtype=np.int32, count=len(strings))
+    if len(blob) != len(joined):
+        wide = np.flatnonzero(~np.fromiter(map(str.isascii, strings), dtype=bool, count=len(strings)))
+        for i in wide.tolist():
+            lens[i] = len(strings[i].encode("utf-8"))
+    return blob, lens
+
+
+def _per_pass(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Sum of `values` over each run of `counts` rows (one run per pass)."""
+    owner = np.repeat(np.arange(len(counts)), counts)
+    return np.bincount(owner, weights=values, minlength=len(counts))
+
+
+def _first_per_pass(mask: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rows set in `mask` per pass, first such row's place in its pass or -1)."""
+    rows = np.flatnonzero(mask)
+    owner = np.searchsorted(starts, rows, side="right") - 1
+    n = np.bincount(owner, minlength=len(starts) - 1)[: len(starts) - 1]
+    first = np.full(len(starts) - 1, -1, dtype=np.int64)
+    if len(rows):
+        keep = np.concatenate([[True], owner[1:] != owner[:-1]])
+        first[owner[keep]] = rows[keep] - starts[owner[keep]]
+    return n, first
+
+
+class PassSet:
+    """The columns of one pass number over all the videos of a chunk that have that pass."""
+
+    def __init__(self, blocks: list, extra: int) -> None:
+        lists = [[] if b.narrations is None else b.narrations for b in blocks]
+        self.counts = counts = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
+        self.starts = starts = np.zeros(len(lists) + 1, dtype=np.int64)
+        np.cumsum(counts, out=starts[1:])
+        rows = list(chain.from_iterable(lists))
+        n = len(rows)
+        t = np.fromiter(map(_TIME, rows), dtype=np.float64, count=n)
+        texts = list(map(_TEXT, rows))
+        uids = list(map(_UID, rows))
+        self.unknown = np.zeros(len(lists), dtype=bool)
+        self.extra_rows: list[list] = []
+        for i in range(extra):
+            values = list(map(attrgetter(f"x{i}"), rows))
+            self.extra_rows.append(values)
+            if values.count(_unset()) < n:  # set in some rows: which passes
+                ends = starts[1:].tolist()
+                for k, a in enumerate(starts[:-1].tolist()):
+                    self.unknown[k] |= values[a : ends[k]].count(_unset()) < ends[k] - a
+        order = self._order(t)
+        self.time = t if order is None else t[order]
+        self.dups = self._dups(self.time)
+        self.missing = np.zeros(len(lists), dtype=np.int64)
+        self.first_missing = np.full(len(lists), -1, dtype=np.int64)
+        self.text, self.text_len = self._encode(texts, order, True)
+        self.uid, self.uid_len = self._encode(uids, order, False)
+        self.text_offsets = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(self.text_len, out=self.text_offsets[1:])
+        self.uid_offsets = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(self.uid_len, out=self.uid_offsets[1:])
+        self.flags = text_flags(self.text, self.text_offsets)
+        self.curly = self._curly(self.text_offsets)
+
+    def _order(self, t: np.ndarray) -> np.ndarray | None:
+        """The rows with each pass stably sorted by time (the streaming reader's order), or None
+        when every pass is in order; unsorted passes are noted."""
+        counts, starts = self.counts, self.starts
+        down = np.flatnonzero(t[1:] < t[:-1])
+        owner = np.searchsorted(starts, down, side="right") - 1
+        owner = owner[down + 1 < starts[owner + 1]]  # a step down inside one pass
+        self.unsorted = np.zeros(len(counts), dtype=bool)
+        self.unsorted[owner] = True
+        if not len(owner):
+            return None
+        order = np.arange(len(t))
+        for p in np.unique(owner).tolist():
+            a, b = int(starts[p]), int(starts[p + 1])
+            order[a:b] = a + np.argsort(t[a:b], kind="stable")
+        return order
+
+    def _dups(self, t: np.ndarray) -> np.ndarray:
+        """Narrations at the same time as the previous one of their pass, per pass."""
+        same = np.flatnonzero(t[1:] == t[:-1])
+        owner = np.searchsorted(self.starts, same, side="right") - 1
+        owner = owner[same + 1 < self.starts[owner + 1]]
+        return np.bincount(owner, minlength=len(self.counts))[: len(self.counts)].astype(np.int64)
+
+    def _encode(self, strings: list, order: np.ndarray | None, text: bool) -> tuple[bytes, np.ndarray]:
+        """The column's UTF-8 blob and byte lengths, in `order`; null or absent is "" (a text
+        counted as missing, at its place in the file)."""
+        picked = strings if order is None else list(map(strings.__getitem__, order.tolist()))
+        try:
+            joined = "".join(picked)
+        except TypeError:
+            if text:
+                ids = np.fromiter(map(id, strings), dtype=np.int64, count=len(strings))
+                gaps = (ids == id(None)) | (ids == id(_unset()))
+                self.missing, self.first_missing = _first_per_pass(gaps, self.starts)
+            picked = [x if type(x) is str else "" for x in picked]
+            joined = "".join(picked)
+        return _utf8(picked, joined)
+
+    def _curly(self, offsets: np.ndarray) -> np.ndarray:
+        """Rows with a curly apostrophe or quote, per pass."""
+        if self.text.isascii():
+            return np.zeros(len(self.counts), dtype=np.int64)
+        hits = np.array([m.start() for m in CURLY_BYTES.finditer(self.text)], dtype=np.int64)
+        rows = np.unique(np.searchsorted(offsets, hits, side="right") - 1)
+        mask = np.zeros(len(offsets) - 1, dtype=bool)
+        mask[rows] = True
+        return _per_pass(mask, self.counts).astype(np.int64)
+
+    def unknown_names(self, k: int, extra: tuple[str, ...]) -> list[str]:
+        """The unknown fields that pass k has."""
+        a, b = int(self.starts[k]), int(self.starts[k + 1])
+        return [name for name, rows in zip(extra, self.extra_rows) if rows[a:b].count(_unset()) < b - a]
+
+
+@functools.cache
+def _unset() -> Any:
+    from msgspec import UNSET
+
+    return UNSET
+
+
+def chunk_pieces(videos: dict, extra: tuple[str, ...], problems: Problems, rel: str, files: dict) -> list | None:
+    """(uid, {pass: piece}) per video of a decoded chunk, its text appended to `files`, its
+    quirks counted in file order; None when a text cannot be encoded as the streaming reader
+    would (the caller reads the chunk the slower way, nothing counted or written)."""
+    uids = list(videos)
+    structs = list(videos.values())
+    sets: dict[int, tuple[list[int], PassSet]] = {}
+    try:
+        for pn in (1, 2):
+            blocks = list(map(attrgetter(f"narration_pass_{pn}"), structs))
+            having = [v for v, b in enumerate(blocks) if b is not None]
+            sets[pn] = (having, PassSet([blocks[v] for v in having], len(extra)))
+    except UnicodeEncodeError:
+        return None
+    _count_quirks(uids, sets, extra, problems, rel)
+    pieces: list[tuple[str, dict]] = [(uid, {}) for uid in uids]
+    for pn, (having, ps) in sets.items():
+        text_base = files[pn, "text"].write(ps.text)
+        uid_base = files[pn, "uid"].write(ps.uid)
+        starts = ps.starts.tolist()
+        text_at = (ps.text_offsets[ps.starts] + text_base).tolist()
+        uid_at = (ps.uid_offsets[ps.starts] + uid_base).tolist()
+        curly = ps.curly.tolist()
+        for k, v in enumerate(having):
+            a, b = starts[k], starts[k + 1]
+            piece = (ps.time[a:b], text_at[k], ps.text_len[a:b], uid_at[k], ps.uid_len[a:b], ps.flags[a:b], curly[k])
+            pieces[v][1][pn] = piece
+    return pieces
+
+
+def _count_quirks(uids: list, sets: dict, extra: tuple[str, ...], problems: Problems, rel: str) -> None:
+    """The chunk's warnings pass by pass, in the streaming reader's order."""
+    order = sorted((v, pn, k) for pn, (having, _) in sets.items() for k, v in enumerate(having))
+    quirky = {}
+    for pn, (_, ps) in sets.items():
+        quirky[pn] = (ps.missing > 0) | ps.unknown | ps.unsorted | (ps.dups > 0)
+    for v, pn, k in order:
+        ps = sets[pn][1]
+        if not quirky[pn][k]:
+            continue
+        where = f"video {uids[v]!r} narration_pass_{pn}.narrations"
+        if ps.missing[k]:
+            what = "narrations without narration_text (kept as empty text)"
+            problems.warn(
+                "narration_without_text", rel, what, f"{where}[{int(ps.first_missing[k])}]", int(ps.missing[k])
+            )
+        if ps.unknown[k]:
+            names = ps.unknown_names(k, extra) if ("unknown_field", rel) not in problems._warn else []
+            where_u = f"{', '.join(sorted(names)[:3])} in {where}[]" if names else ""
+            problems.warn("unknown_field", rel, "unknown extra fields (ignored)", where_u)
+        if ps.unsorted[k]:
+            what = "videos whose narrations are not in time order (sorted, stable)"
+            problems.warn("unsorted_timestamps", rel, what, where)
+        if ps.dups[k]:
+            what = "narrations at the same timestamp as the previous one"
+            problems.warn("duplicate_timestamps", rel, what, where, int(ps.dups[k]))

@@ -1,0 +1,245 @@
+"""The columnar msgspec reader (engine/ego4d/columns.py): on crafted narration.json files it
+gives the streaming reader's index, warnings and error lines, and hands over what it cannot
+read exactly (each trigger pinned here)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ego4d_fixtures import NARRATION, quirky_tree, write_tree
+
+from engine.ego4d import ReadPolicy, check, load_index
+from engine.errors import DataError
+
+SERIAL = ReadPolicy(parallel_min_bytes=1 << 62, decoder="stdlib")
+FAST = ReadPolicy(parallel_min_bytes=1 << 62, decoder="msgspec", chunk=1 << 16)
+PARALLEL_FAST = ReadPolicy(parallel_min_bytes=0, parallel_min_chunk=1, workers=3, fork_ok=True, decoder="auto")
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("NLQ_TUI_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture
+def columnar(monkeypatch):
+    """Per chunk handed to the columnar reader: whether it read the chunk itself."""
+    from engine.ego4d import columns, fast
+
+    seen: list[bool] = []
+    real = columns.chunk_pieces
+
+    def spy(*a, **kw):
+        out = real(*a, **kw)
+        seen.append(out is not None)
+        return out
+
+    real_decode = columns.Columns.decode
+
+    def decode(self, data):
+        out = real_decode(self, data)
+        if out is None or out is columns.STOP:
+            seen.append(False)
+        return out
+
+    monkeypatch.setattr(fast, "chunk_pieces", spy)
+    monkeypatch.setattr(columns.Columns, "decode", decode)
+    return seen
+
+
+def _narr(t, text='"#C C cuts"', uid=None, extra=""):
+    fields = [f'"timestamp_sec": {t}', '"timestamp_frame": 3']
+    if text is not None:
+        fields.append(f'"narration_text": {text}')
+    if uid is not None:
+        fields.append(f'"annotation_uid": {uid}')
+    return "{" + ", ".join(fields) + extra + "}"
+
+
+def _tree(tmp_path: Path, videos: dict[str, str]) -> Path:
+    """A tree whose narration.json is exactly `{uid: <raw JSON of the video>}` as given."""
+    root = write_tree(tmp_path / "d", videos=[])
+    body = ", ".join(f"{json.dumps(uid)}: {raw}" for uid, raw in videos.items())
+    (root / NARRATION).write_text("{" + body + "}", "utf-8")
+    return root
+
+
+def _video(*passes: str | None) -> str:
+    parts = [f'"narration_pass_{pn}": {p}' for pn, p in enumerate(passes, 1) if p is not None]
+    return "{" + ", ".join(['"status": "complete"', *parts]) + "}"
+
+
+def _pass(*narrs: str, extra: str = "") -> str:
+    return (
+        '{"narrations": [' + ", ".join(narrs) + '], "summaries": [{"start_sec": 0, "summary_text": "s"}]' + extra + "}"
+    )
+
+
+def _same(root: Path, policy: ReadPolicy = FAST) -> None:
+    """This reader's check report, counts and index are the streaming reader's."""
+    got = check(root, use_cache=False, policy=policy)
+    want = check(root, use_cache=False, policy=SERIAL)
+    assert [(i.level, i.code, i.message, i.count) for i in got.issues] == [
+        (i.level, i.code, i.message, i.count) for i in want.issues
+    ]
+    assert got.counts == want.counts
+    if not want.ok:
+        with pytest.raises(DataError) as slow:
+            load_index(root, use_cache=False, policy=SERIAL)
+        with pytest.raises(DataError) as fast:
+            load_index(root, use_cache=False, policy=policy)
+        assert str(fast.value) == str(slow.value)
+        return
+    a, b = load_index(root, use_cache=False, policy=policy), load_index(root, use_cache=False, policy=SERIAL)
+    assert a.video_uids == b.video_uids
+    for pn in (1, 2):
+        x, y = a.passes[pn], b.passes[pn]
+        for name in ("video_offsets", "time", "flags"):
+            np.testing.assert_array_equal(getattr(x, name), getattr(y, name), err_msg=f"{pn}.{name}")
+        assert x.time.tobytes() == y.time.tobytes()  # the very same doubles (signs of zero too)
+        assert bytes(x.text.blob) == bytes(y.text.blob) and bytes(x.uid.blob) == bytes(y.uid.blob)
+        np.testing.assert_array_equal(x.text.offsets, y.text.offsets)
+        np.testing.assert_array_equal(x.uid.offsets, y.uid.offsets)
+
+
+def test_every_text_and_uid_shape_the_schema_allows(tmp_path, columnar):
+    texts = ['"plain"', '""', "null", None, '"caf\\u00e9 \\"q\\" a\\\\b\\n\\t"', '"\\ud83d\\ude00 emoji"']
+    texts += ['"  #O leading space"', '"\u00a0#C no-break space"', '"#c lower"', '"#o x"', '"x #UnSuRe y"']
+    texts += ['"the fridge\u2019s door"', '"\u201cquoted\u201d"', '":starts with a colon"', '"#C"', '"#"']
+    uids = ['"u1"', "null", None, '""', '"\u00fcber"', '"a\\u0041"']
+    narrs = [_narr(float(i), texts[i % len(texts)], uids[i % len(uids)]) for i in range(3 * len(texts))]
+    root = _tree(tmp_path, {"v-a": _video(_pass(*narrs), _pass(*narrs[5:])), "v-b": _video(None, _pass(*narrs[:4]))})
+    _same(root)
+    assert columnar and all(columnar)
+
+
+def test_numbers_as_the_streaming_reader_reads_them(tmp_path, columnar):
+    times = ["0", "-0", "-0.0", "1e-320", "12345678901234567890123", "2.2250738585072011e-308", "7", "1E2", "0.1e1"]
+    narrs = [_narr(t) for t in times]
+    _same(_tree(tmp_path, {"v": _video(_pass(*narrs))}))
+    assert columnar and all(columnar)
+
+
+def test_unsorted_passes_with_gaps_and_duplicates(tmp_path, columnar):
+    p1 = _pass(_narr(5.0), _narr(1.0, None), _narr(3.0, '"a"'), _narr(3.0, "null"), _narr(3.0, '"b"'), _narr(0.5))
+    p2 = _pass(_narr(2.0), _narr(2.0), _narr(1.0, '"z"', '"u"'))
+    root = _tree(tmp_path, {"v1": _video(p1, p2), "v2": _video(_pass(), p1), "v3": _video('{"narrations": null}')})
+    _same(root)
+    assert columnar and all(columnar)
+
+
+def test_unknown_narration_fields_are_learnt_and_named_as_the_streaming_reader_names_them(tmp_path, columnar):
+    first = _pass(_narr(1.0), _narr(2.0, extra=', "zeta": 1, "alpha": [1, {"b": 2}], "mid": null, "beta": "x"'))
+    later = _pass(_narr(1.0, extra=', "gamma": {}'), _narr(2.0))
+    clean = _pass(_narr(1.0, '":)"'), _narr(2.0, '": colon"', '":u"'))
+    root = _tree(tmp_path, {"a": _video(clean, first), "b": _video(later, clean), "c": _video(clean, later)})
+    _same(root)
+    assert columnar and all(columnar)
+    (w,) = [i for i in check(root, use_cache=False, policy=FAST).issues if i.code == "unknown_field"]
+    assert w.count == 3 and "alpha, beta, mid in video 'a' narration_pass_2" in w.message
+
+
+def test_a_key_twice_in_one_narration_is_not_an_unknown_field(tmp_path, columnar):
+    twice = '{"timestamp_sec": 1, "narration_text": "a", "timestamp_sec": 4, "narration_text": "b"}'
+    _same(_tree(tmp_path, {"v": _video(_pass(twice, _narr(2.0)))}))
+    assert columnar and all(columnar)
+
+
+def test_more_unknown_field_names_than_it_learns_go_the_slower_way(tmp_path, columnar):
+    from engine.ego4d.columns import _MAX_EXTRA
+
+    narrs = [_narr(float(i), extra=f', "f{i}": {i}') for i in range(_MAX_EXTRA + 3)]
+    narrs.append(_narr(99.0, '":starts with a colon"'))
+    root = _tree(tmp_path, {"v": _video(_pass(*narrs[:-1])), "w": _video(_pass(narrs[-1]), _pass(narrs[0]))})
+    _same(root, dataclasses.replace(FAST, chunk=1 << 20))
+    assert False in columnar
+
+
+@pytest.mark.parametrize(
+    "what, raw",
+    [
+        ("unknown pass field", _video(_pass(_narr(1.0), extra=', "notes": 1'))),
+        ("unknown video field", '{"colour": "red", "narration_pass_1": ' + _pass(_narr(1.0)) + "}"),
+        ("text a number", _video(_pass(_narr(1.0, "7")))),
+        ("uid a number", _video(_pass(_narr(1.0, '"x"', "12")))),
+        ("uid true", _video(_pass(_narr(1.0, '"x"', "true")))),
+        ("time a string", _video(_pass(_narr('"soon"')))),
+        ("time a boolean", _video(_pass(_narr("true")))),
+        ("time null", _video(_pass(_narr("null")))),
+        ("time missing", _video(_pass('{"narration_text": "x"}'))),
+        ("time NaN", _video(_pass(_narr("NaN")))),
+        ("time huge", _video(_pass(_narr("1" + "0" * 400)))),
+        ("time 1e999", _video(_pass(_narr("1e999")))),
+        ("lone surrogate", _video(_pass(_narr(1.0, '"\\ud800 x"')))),
+        ("narration a list", _video(_pass("[1, 2]"))),
+        ("narrations an object", _video('{"narrations": {}}')),
+        ("pass a list", _video("[]")),
+        ("video a number", "3"),
+        ("huge integer frame", _video(_pass(_narr(1.0, extra=', "_unmapped_timestamp_sec": 1' + "0" * 5000)))),
+        ("huge integer summary", _video('{"narrations": [], "summaries": [' + "9" * 5000 + "]}")),
+        ("truncated", _video(_pass(_narr(1.0)))[:-3]),
+    ],
+)
+def test_what_it_cannot_read_exactly_goes_to_the_reader_that_can(tmp_path, columnar, what, raw):
+    root = _tree(tmp_path, {"ok": _video(_pass(_narr(1.0), _narr(2.0))), "bad": raw, "after": _video(_pass())})
+    _same(root)
+    assert False in columnar, what
+
+
+def test_not_utf8_text_is_the_streaming_reader_error(tmp_path, columnar):
+    root = _tree(tmp_path, {"v": _video(_pass(_narr(1.0, '"caf\u00e9"')))})
+    data = (root / NARRATION).read_bytes().replace("\u00e9".encode(), b"\xe9")
+    (root / NARRATION).write_bytes(data)
+    _same(root)
+
+
+def test_a_video_uid_twice_in_one_chunk_keeps_both_countings(tmp_path, columnar):
+    unsorted = _pass(_narr(2.0), _narr(1.0))
+    root = _tree(tmp_path, {"a": _video(unsorted), "b": _video(_pass(_narr(1.0)))})
+    text = (root / NARRATION).read_text().replace('"b"', '"a"')
+    (root / NARRATION).write_text(text)
+    _same(root)
+
+
+@pytest.mark.parametrize("chunk", [1, 97, 4096])
+def test_chunks_cut_anywhere_give_the_same_result(tmp_path, columnar, chunk):
+    root = quirky_tree(tmp_path / "q")
+    _same(root, dataclasses.replace(FAST, chunk=chunk))
+    assert columnar and all(columnar)
+
+
+def test_parallel_workers_read_with_it_and_give_the_serial_result(tmp_path, columnar, monkeypatch):
+    from engine.ego4d import parallel as par
+
+    outcomes: list = []
+    real = par.read_parallel
+
+    def spy(*a, **kw):
+        out = real(*a, **kw)
+        if a[-1].workers == 3:
+            outcomes.append(out)
+        return out
+
+    monkeypatch.setattr(par, "read_parallel", spy)
+    videos = {}
+    for i in range(30):
+        p1 = _pass(*[_narr(float((j * 7) % 5), f'"#C C {i} {j}"', f'"u{i}-{j}"') for j in range(i % 6)])
+        videos[f"vid-{i}"] = _video(p1, _pass(_narr(1.0, extra=', "x": 1')) if i % 4 == 0 else None)
+    root = _tree(tmp_path, videos)
+    _same(root, dataclasses.replace(PARALLEL_FAST, chunk=512))
+    assert outcomes and all(o is not None for o in outcomes)  # really read by the workers
+
+
+def test_parallel_spans_cut_at_wrong_places_are_caught(tmp_path, monkeypatch):
+    from engine.ego4d import parallel as par
+
+    nested = _pass(_narr(1.0, extra=', "x": {"a": {}, "b": {"c": 1}, "d": {}}'))
+    root = _tree(tmp_path, {f"v{i}": _video(nested, _pass(_narr(2.0))) for i in range(8)})
+    data = (root / NARRATION).read_bytes()
+    wrong = [data.index(b'"b": {'), data.index(b'"d": {', data.index(b'"v3"'))]
+    monkeypatch.setattr(par, "chunk_starts", lambda path, size, n: wrong)
+    _same(root, PARALLEL_FAST)
