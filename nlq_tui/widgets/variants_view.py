@@ -136,6 +136,10 @@ class VariantsView(Vertical):
         self._compared: tuple | None = None
         self._read_mark: tuple | None = None  # the fingerprint the rows shown were read at
         self._read_rows: list[dict] | None = None
+        self._shown_rows: list[dict] | None = None
+        self._reading: tuple | None = None  # the fingerprint a read in flight was started at
+        self._shown_names: list[str] | None = None
+        self._shown_comparison: tuple | None = None
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="variants-scroll"):
@@ -155,6 +159,9 @@ class VariantsView(Vertical):
         if mark is not None and mark == self._read_mark and self._read_rows is not None:
             self.show_rows(self._read_rows)
             return
+        if mark is not None and mark == self._reading:
+            return  # a read of these very files is under way (the screen's open): its rows show when done
+        self._reading = mark
 
         def work() -> VariantsLoaded:
             from engine.variants import variant_table
@@ -182,6 +189,8 @@ class VariantsView(Vertical):
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         event.stop()
         error = worker_error(event)
+        if event.worker.name == "variants" and (error is not None or event.state == WorkerState.CANCELLED):
+            self._reading = None  # the next F3 reads again
         if error is not None:
             report_error(self, error, title=f"{event.worker.name} failed")
         elif event.state == WorkerState.SUCCESS and isinstance(event.worker.result, WorkerResult):
@@ -190,6 +199,8 @@ class VariantsView(Vertical):
     def on_variants_loaded(self, message: VariantsLoaded) -> None:
         message.stop()
         self._read_mark, self._read_rows = message.mark, message.rows
+        if self._reading == message.mark:
+            self._reading = None
         self.show_rows(message.rows)
 
     def on_comparison_loaded(self, message: ComparisonLoaded) -> None:
@@ -199,11 +210,20 @@ class VariantsView(Vertical):
     # drawing -------------------------------------------------------------------------------------
     def show_rows(self, rows: list[dict]) -> None:
         self.rows = rows
-        if not rows:
-            self.table.update(plain_text("no variants yet: start a job (F5)"))
-        else:
-            self.table.update(variants_table(rows))
+        # What is on screen already is not drawn again (a Select's options rebuild costs a frame).
+        if rows != self._shown_rows or not rows:
+            self._shown_rows = rows
+            if not rows:
+                self.table.update(plain_text("no variants yet: start a job (F5)"))
+            else:
+                self.table.update(variants_table(rows))
         names = [str(r.get("name", "")) for r in rows]
+        if names != self._shown_names:
+            self._shown_names = names
+            self._set_options(names)
+        self._maybe_compare()
+
+    def _set_options(self, names: list[str]) -> None:
         options = [(plain_text(n, limit=60), n) for n in names]
         self._setting = True
         for sel, fallback in ((self.pick_a, 0), (self.pick_b, 1)):
@@ -214,9 +234,11 @@ class VariantsView(Vertical):
             elif len(names) > 1:
                 sel.value = names[fallback]
         self._setting = False
-        self._maybe_compare()
 
     def show_comparison(self, a: str, b: str, pairs: list[dict]) -> None:
+        if (a, b, pairs) == self._shown_comparison:
+            return  # new groups past the compared ones: the same table, not laid out again
+        self._shown_comparison = (a, b, pairs)
         if not pairs:
             self.compare.update(plain_text(f"no group was covered by both {a} and {b}", limit=300))
         else:
