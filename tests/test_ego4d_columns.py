@@ -219,10 +219,8 @@ def test_parallel_workers_read_with_it_and_give_the_serial_result(tmp_path, colu
     real = par.read_parallel
 
     def spy(*a, **kw):
-        out = real(*a, **kw)
-        if a[-1].workers == 3:
-            outcomes.append(out)
-        return out
+        outcomes.append(real(*a, **kw))
+        return outcomes[-1]
 
     monkeypatch.setattr(par, "read_parallel", spy)
     videos = {}
@@ -243,3 +241,15 @@ def test_parallel_spans_cut_at_wrong_places_are_caught(tmp_path, monkeypatch):
     wrong = [data.index(b'"b": {'), data.index(b'"d": {', data.index(b'"v3"'))]
     monkeypatch.setattr(par, "chunk_starts", lambda path, size, n: wrong)
     _same(root, PARALLEL_FAST)
+
+
+def test_the_other_files_are_read_while_workers_decode_and_their_problems_come_first(tmp_path):
+    from ego4d_fixtures import EGO4D, edit_json
+
+    videos = {f"v{i}": _video(_pass(_narr(1.0), _narr(float(i)))) for i in range(10)}
+    videos["v4"] = _video(_pass(_narr('"soon"')))
+    root = _tree(tmp_path, videos)
+    edit_json(root, EGO4D, lambda d: d["clips"].append({"clip_uid": "c", "video_uid": "v1", "video_start_sec": "x"}))
+    _same(root, dataclasses.replace(PARALLEL_FAST, chunk=256))
+    with pytest.raises(DataError, match="ego4d.json"):
+        load_index(root, use_cache=False, policy=PARALLEL_FAST)

@@ -182,15 +182,20 @@ def build(
     workdir: Path,
     policy: ReadPolicy = DEFAULT_POLICY,
 ) -> Index | None:
-    got = read_clips(root, problems)
-    if progress is not None:
-        progress("ego4d.json", 1, 1)
     splits: dict[str, NLQSplit | None] = {}
-    for split in ("val", "test"):
-        rel = NLQ_FILES[split]
-        splits[split] = load_nlq(root / rel, annotated=split != "test", problems=problems, rel=rel)
-    nar = read_narrations(root, problems, progress, workdir, policy)
-    val, test = splits["val"], splits["test"]
+    clips_got: list = []
+
+    def others() -> None:  # read while worker processes decode narration.json
+        clips_got.append(read_clips(root, problems))
+        if progress is not None:
+            progress("ego4d.json", 1, 1)
+        for split in ("val", "test"):
+            rel = NLQ_FILES[split]
+            splits[split] = load_nlq(root / rel, annotated=split != "test", problems=problems, rel=rel)
+
+    nar = read_narrations(root, problems, progress, workdir, policy, before=others)
+    got = clips_got[0] if clips_got else None
+    val, test = splits.get("val"), splits.get("test")
     if got is None or nar is None or val is None or test is None:
         return None
     clips, n_ego_videos = got

@@ -12,7 +12,7 @@ import array
 import gc
 import operator
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import chain
 from pathlib import Path
 
@@ -379,46 +379,62 @@ def store_pass(got: dict, pn: int, res: tuple, files: dict) -> None:
 
 
 def read_narrations(
-    root: Path, problems: Problems, progress: Progress | None, workdir: Path, policy: ReadPolicy = DEFAULT_POLICY
+    root: Path,
+    problems: Problems,
+    progress: Progress | None,
+    workdir: Path,
+    policy: ReadPolicy = DEFAULT_POLICY,
+    before: Callable[[], None] | None = None,
 ) -> tuple[list[str], dict[int, NarrationArrays], dict] | None:
     """Stream narration.json into per-pass arrays, text blobs in files under `workdir`.
 
     A big file is decoded in parallel when it can be; what comes out is the same either way.
-    Returns (video_uids in file order, {1: pass 1, 2: pass 2}, {pass: (rows with curly quotes,
-    the first one's video) or None: not counted}) or None after an error.
+    `before` (reading the other files) runs while worker processes decode, its problems
+    reported before this file's. Returns (video_uids in file order, {1: pass 1, 2: pass 2},
+    {pass: (rows with curly quotes, the first one's video) or None: not counted}) or None
+    after an error.
     """
+    from engine.ego4d import parallel
+
     rel = NARRATION_JSON
-    p = check_file(root, rel, problems, "narration.json")
-    if p is None:
-        return None
-    files = blob_files(workdir)
-    gc_was_enabled = gc.isenabled()
-    gc.disable()  # millions of short-lived dicts: the cyclic GC would only burn time here
+    running = parallel.start(root / rel, root, workdir, policy) if policy.decoder != "msgspec" else None
     try:
-        pieces = _read_quick(p, root, problems, progress, workdir, files, policy)
-        if pieces is None:  # not read that way, or a problem that the serial reader will name
-            for f in files.values():
-                f.reset()
-            pieces = _read_serial(p, root, problems, progress, files, policy)
+        if before is not None:
+            before()
+        p = check_file(root, rel, problems, "narration.json")
+        if p is None:
+            return None
+        files = blob_files(workdir)
+        gc_was_enabled = gc.isenabled()
+        gc.disable()  # millions of short-lived objects: the cyclic GC would only burn time here
+        try:
+            pieces = _read_quick(p, root, problems, progress, files, policy, running)
+            if pieces is None:  # not read that way, or a problem that the serial reader will name
+                for f in files.values():
+                    f.reset()
+                pieces = _read_serial(p, root, problems, progress, files, policy)
+        finally:
+            blobs = {k: f.finish() for k, f in files.items()}
+            if gc_was_enabled:
+                gc.enable()
     finally:
-        blobs = {k: f.finish() for k, f in files.items()}
-        if gc_was_enabled:
-            gc.enable()
+        if running is not None:
+            running.close()
     if pieces is None or problems.errors_in(rel):
         return None
     return _merge(pieces, problems, blobs, workdir, progress)
 
 
-def _read_quick(p: Path, root: Path, problems: Problems, progress, workdir: Path, files: dict, policy: ReadPolicy):
-    """The pieces from worker processes where CPUs are idle (each reading its share with the
+def _read_quick(p: Path, root: Path, problems: Problems, progress, files: dict, policy: ReadPolicy, running):
+    """The pieces from the worker processes `running` (each reading its share with the
     msgspec reader, unless the policy says stdlib), else from the msgspec reader in this
     process; None: read serially."""
     from engine.ego4d import fast, parallel
 
     try:
         pieces = None
-        if policy.decoder != "msgspec":
-            pieces = parallel.read_parallel(p, root, problems, progress, workdir, files, policy)
+        if running is not None:
+            pieces = parallel.read_parallel(running, problems, progress, files)
         if pieces is None and policy.decoder != "stdlib" and fast.available():
             for f in files.values():
                 f.reset()

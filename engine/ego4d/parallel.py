@@ -206,17 +206,71 @@ def _cuts(path: Path, policy: ReadPolicy) -> list[int] | None:
     return cuts if len(cuts) >= 2 else None
 
 
-def read_parallel(
-    path: Path,
-    root: Path,
-    problems: Problems,
-    progress: Progress | None,
-    workdir: Path,
-    files: dict,
-    policy: ReadPolicy = DEFAULT_POLICY,
-) -> list | None:
-    """The (uid, pieces) of every video as `videos` gives them, decoded by worker processes,
-    with the text appended to `files`; None when the file is read serially instead.
+class Running:
+    """Workers started on a file's shares (`start`); `read_parallel` waits for them."""
+
+    def __init__(self, path: Path, root: Path, workdir: Path, cuts: list[int], policy: ReadPolicy) -> None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.path, self.workdir, self.cuts = path, workdir, cuts
+        self.size = path.stat().st_size
+        ctx = multiprocessing.get_context("fork")
+        self.counter = ctx.Value("q", cuts[0])  # the bytes before chunk 0 ("{") count as read
+        self.pool = ProcessPoolExecutor(
+            max_workers=len(cuts), mp_context=ctx, initializer=_init_worker, initargs=(self.counter,)
+        )
+        self.futures = {}
+        for k, cut in enumerate(cuts):
+            stop = cuts[k + 1] if k + 1 < len(cuts) else None
+            args = (str(path), str(root), cut, stop, str(workdir), k, policy)
+            self.futures[self.pool.submit(_decode_chunk, *args)] = k
+
+    def results(self, progress: Progress | None) -> list[dict]:
+        from concurrent.futures import FIRST_COMPLETED, wait
+
+        results: list[dict] = [{"error": "not run"}] * len(self.cuts)
+        pending = set(self.futures)
+        while pending:
+            done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            for fut in done:
+                try:
+                    results[self.futures[fut]] = fut.result()
+                except Exception as exc:  # a worker that died (killed, out of memory)
+                    results[self.futures[fut]] = {"error": repr(exc)}
+            if progress is not None:
+                progress("narration.json", min(self.counter.value, self.size), self.size)
+        return results
+
+    def close(self) -> None:
+        """Stop the workers (at once, when the caller gave up on them) and drop their files."""
+        for proc in list(getattr(self.pool, "_processes", {}).values()):
+            if proc.is_alive():
+                proc.terminate()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        for k in range(len(self.cuts)):
+            for pn in (1, 2):
+                for col in ("text", "uid"):
+                    try:
+                        os.unlink(self.workdir / f"p{pn}.{col}.{k}.bin")
+                    except OSError:
+                        pass
+
+
+def start(path: Path, root: Path, workdir: Path, policy: ReadPolicy = DEFAULT_POLICY) -> Running | None:
+    """Workers started on narration.json's shares, or None when it is better read serially
+    (or cannot be read: the caller then reports why)."""
+    try:
+        cuts = _cuts(path, policy)
+        return None if cuts is None else Running(path, root, workdir, cuts, policy)
+    except Exception:  # no processes (limits, a sandbox), an unreadable file
+        return None
+
+
+def read_parallel(running: Running, problems: Problems, progress: Progress | None, files: dict) -> list | None:
+    """The (uid, pieces) of every video as `videos` gives them, decoded by the worker
+    processes `running`, with the text appended to `files`; None when the file is read
+    serially instead.
 
     The file is cut at guessed member boundaries (chunk_starts). Chunk 0 starts right after
     "{"; a worker decoding chunk i from a true boundary stops at the first key at or after
@@ -225,60 +279,12 @@ def read_parallel(
     mismatch, error or failure anywhere means the whole file is read serially (which reports
     the file's first problem with its line and column, exactly as before).
     """
-    cuts = _cuts(path, policy)
-    if cuts is None:
-        return None
-    try:
-        results = _run_workers(path, root, progress, workdir, cuts, policy)
-        ok = all("error" not in r for r in results)
-        ok = ok and all(r["stopped_at"] == cuts[k + 1] for k, r in enumerate(results[:-1]))
-        ok = ok and results[-1]["stopped_at"] is None
-        return _join(results, problems, workdir, files) if ok else None
-    finally:
-        for k in range(len(cuts)):
-            for pn in (1, 2):
-                for col in ("text", "uid"):
-                    try:
-                        os.unlink(workdir / f"p{pn}.{col}.{k}.bin")
-                    except OSError:
-                        pass
-
-
-def _run_workers(path: Path, root: Path, progress, workdir: Path, cuts: list[int], policy: ReadPolicy) -> list[dict]:
-    import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-
-    size = path.stat().st_size
-    ctx = multiprocessing.get_context("fork")
-    counter = ctx.Value("q", cuts[0])  # the bytes before chunk 0 ("{") count as read
-    results: list[dict] = [{"error": "not run"}] * len(cuts)
-    with ProcessPoolExecutor(
-        max_workers=len(cuts), mp_context=ctx, initializer=_init_worker, initargs=(counter,)
-    ) as pool:
-        futures = {
-            pool.submit(
-                _decode_chunk,
-                str(path),
-                str(root),
-                cut,
-                cuts[k + 1] if k + 1 < len(cuts) else None,
-                str(workdir),
-                k,
-                policy,
-            ): k
-            for k, cut in enumerate(cuts)
-        }
-        pending = set(futures)
-        while pending:
-            done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-            for fut in done:
-                try:
-                    results[futures[fut]] = fut.result()
-                except Exception as exc:  # a worker that died (killed, out of memory)
-                    results[futures[fut]] = {"error": repr(exc)}
-            if progress is not None:
-                progress("narration.json", min(counter.value, size), size)
-    return results
+    cuts = running.cuts
+    results = running.results(progress)
+    ok = all("error" not in r for r in results)
+    ok = ok and all(r["stopped_at"] == cuts[k + 1] for k, r in enumerate(results[:-1]))
+    ok = ok and results[-1]["stopped_at"] is None
+    return _join(results, problems, running.workdir, files) if ok else None
 
 
 def _join(results: list, problems: Problems, workdir: Path, files: dict) -> list[tuple[str, dict]]:
