@@ -471,11 +471,19 @@ def _variant_bits(rbx, first_rows: np.ndarray, k: int) -> np.ndarray:
 
 
 def _merge_weights(values: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Equal values summed into one (values sorted); the removals of fix-ups cancel out here."""
+    """Equal values summed into one (values sorted); the removals of fix-ups cancel out here.
+
+    np.unique's way (sort, then a new value where it changes) without np.unique, whose first
+    call imports numpy.ma; a stable sort keeps each value's weights in their order, so the
+    sums are np.unique's and bincount's to the last bit."""
     keep = weights != 0
-    u, inv = np.unique(values[keep], return_inverse=True)
-    w = np.rint(np.bincount(inv.ravel(), weights=weights[keep], minlength=len(u)))
-    return u, w
+    v, w = values[keep], weights[keep]
+    order = np.argsort(v, kind="stable")
+    v = v[order]
+    new = np.ones(len(v), dtype=bool)
+    np.not_equal(v[1:], v[:-1], out=new[1:])
+    group = np.cumsum(new) - 1
+    return v[new], np.rint(np.bincount(group, weights=w[order], minlength=int(new.sum())))
 
 
 # WindowResult reads the tables above; it lives in its own module (imported last: no cycle).

@@ -83,19 +83,22 @@ def row_video(video_offsets: np.ndarray) -> np.ndarray:
     return np.repeat(np.arange(V, dtype=np.int32), np.diff(video_offsets))
 
 
-def bisect(T: np.ndarray, x: np.ndarray, lo: np.ndarray, hi: np.ndarray, right: bool) -> np.ndarray:
-    """`np.searchsorted(T[lo_i:hi_i], x_i, side) + lo_i` for every i at once (each slice sorted):
-    a binary search over all keys together, one step per halving of the longest slice."""
+def bisect(T: np.ndarray, x: np.ndarray, lo: np.ndarray, hi: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """`np.searchsorted(T[lo_i:hi_i], x_i, "right" if right_i else "left") + lo_i` for every i
+    at once (each slice sorted): one binary search over all keys together, as many steps as
+    halving the longest slice takes."""
     lo, hi = lo.astype(np.int64, copy=True), hi.astype(np.int64, copy=True)
-    act = np.flatnonzero(lo < hi)
-    while len(act):
-        la, ha = lo[act], hi[act]
-        mid = (la + ha) >> 1
-        tm, xa = T[mid], x[act]
-        go = (tm <= xa) if right else (tm < xa)
-        lo[act] = np.where(go, mid + 1, la)
-        hi[act] = np.where(go, ha, mid)
-        act = act[lo[act] < hi[act]]
+    if not len(lo):
+        return lo
+    last = max(len(T) - 1, 0)
+    for _ in range(int(np.max(hi - lo, initial=0)).bit_length()):
+        mid = (lo + hi) >> 1
+        tm = T[np.minimum(mid, last)] if len(T) else np.zeros(len(mid))
+        active = lo < hi  # a finished search stays where it is
+        go = ((tm < x) | (right & (tm == x))) & active
+        # arithmetic rather than np.where: the masks are random, and this runs branch-free
+        lo += go * (mid + 1 - lo)
+        hi -= (active & ~go) * (hi - mid)
     return lo
 
 
@@ -105,7 +108,8 @@ class Segments:
     row end of the clips that start at or before it."""
 
     def __init__(self, N: int, al: np.ndarray, bl: np.ndarray, ids: np.ndarray):
-        pts = np.unique(np.concatenate([np.array([0, N], dtype=np.int64), al, bl]))
+        pts = np.sort(np.concatenate([np.array([0, N], dtype=np.int64), al, bl]))
+        pts = pts[np.concatenate([[True], pts[1:] != pts[:-1]])]  # np.unique's first call imports numpy.ma
         self.start = pts[:-1]
         self.len = np.diff(pts)
         oa = np.argsort(al, kind="stable")
@@ -167,9 +171,15 @@ class Prepared:
         slots = np.flatnonzero((self.video_used & (self.n_rows > 0))[slot_video])
         cl = np.asarray(index.clip_order)[slots]
         v = slot_video[slots]
-        lo, hi = voff[v], voff[v + 1]
-        a[cl] = bisect(T, cs_all[cl], lo, hi, right=False)
-        b[cl] = bisect(T, ce_all[cl], lo, hi, right=True)
+        lo, hi, m = voff[v], voff[v + 1], len(cl)
+        both = bisect(
+            T,
+            np.concatenate([cs_all[cl], ce_all[cl]]),
+            np.concatenate([lo, lo]),
+            np.concatenate([hi, hi]),
+            np.arange(2 * m) >= m,
+        )
+        a[cl], b[cl] = both[:m], both[m:]
         finite = np.isfinite(cs_all) & np.isfinite(ce_all)
         return a, b, np.flatnonzero(finite & (b > a))
 

@@ -14,6 +14,12 @@ The user config (nlq_tui/config.py) fills what the command line leaves open: the
 Nothing here imports `engine` at module level: `main` first checks that the `engine` package
 it would import is the one shipped beside `nlq_tui`, since another distribution's top-level
 `engine` would otherwise fail somewhere deep with a confusing traceback.
+
+Start-up stays small for headless commands run in loops and scripts (docs/ARCHITECTURE.md,
+"Scale"): `--version` reads the installed version only when asked, and a command line that
+names a subcommand whose module is `nlq_tui.commands.<name>` builds only that subcommand's
+parser (`command_parser`); anything else (help, completion, no command, an option it cannot
+read past) builds the whole tree.
 """
 
 from __future__ import annotations
@@ -61,14 +67,15 @@ def engine_problem() -> str | None:
     return None
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole `nlq-tui` parser, or with `only` one subcommand module registered."""
     parser = argparse.ArgumentParser(
         prog="nlq-tui",
         description="Synthetic Ego4D NLQ data: generate, review, export, train. With no command, opens the app.",
         epilog="User config: $XDG_CONFIG_HOME/nlq-tui/config.toml (default ~/.config). Exit codes: 0 ok, "
         "1 bug, 2 user error, 3 generate left groups to do (run it again), 130 interrupted.",
     )
-    parser.add_argument("--version", action="version", version=f"nlq-tui {version()}")
+    parser.add_argument("--version", action=_Version, help="show the version and exit")
     parser.add_argument("--data", metavar="ROOT", help="Ego4D root (default: the workspace's, else sample_data/)")
     parser.add_argument(
         "--workspace",
@@ -85,14 +92,54 @@ def build_parser() -> argparse.ArgumentParser:
         "hidden until you decide",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    import nlq_tui.commands as pkg
-
-    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
-        if info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"nlq_tui.commands.{info.name}")
+    for name in [only] if only else _command_modules():
+        module = importlib.import_module(f"nlq_tui.commands.{name}")
         module.register(sub)
     return parser
+
+
+class _Version(argparse.Action):
+    """`--version`, looked up only when given (importlib.metadata is slow to import)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings=option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser._print_message(f"nlq-tui {version()}\n", sys.stdout)  # noqa: SLF001 - as argparse's own
+        parser.exit()
+
+
+def _command_modules() -> list[str]:
+    import nlq_tui.commands as pkg
+
+    return sorted(info.name for info in pkgutil.iter_modules(pkg.__path__) if not info.name.startswith("_"))
+
+
+# Top-level options and whether they take a value (build_parser's; keep the two in step).
+_GLOBAL_OPTIONS = {"--data": True, "--workspace": True, "--screen": True, "--reviewer": True, "--second-opinion": False}
+
+
+def command_parser(argv: list[str]) -> str | None:
+    """The subcommand `argv` runs when only its own module is needed to parse it, else None.
+
+    It reads past the top-level options (also abbreviated, or as --opt=value) to the first
+    word; that word must name a module in nlq_tui.commands that is not `completion` (which
+    describes the whole tree). Help, --version and anything unexpected give None."""
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if not word.startswith("-") or word == "-":
+            break
+        name, eq, _value = word.partition("=")
+        matches = [o for o in _GLOBAL_OPTIONS if o.startswith(name) and name.startswith("--")]
+        if len(matches) != 1 or (eq and not _GLOBAL_OPTIONS[matches[0]]):
+            return None
+        i += 2 if _GLOBAL_OPTIONS[matches[0]] and not eq else 1
+    if i >= len(argv) or argv[i] == "completion" or not argv[i].isidentifier():
+        return None
+    if importlib.util.find_spec(f"nlq_tui.commands.{argv[i]}") is None:
+        return None
+    return argv[i]
 
 
 def subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -105,15 +152,14 @@ def subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentPa
 
 def apply_user_config(parser: argparse.ArgumentParser, cfg) -> None:
     """The config's generate defaults as the generate parser's defaults (a flag still wins)."""
-    gen = subparsers(parser).get("generate")
-    if gen is None:
-        return
     defaults = {k: cfg.generate[k] for k in ("backend", "model") if cfg.generate.get(k)}
-    if defaults.get("backend") not in (None, "template", "openai", "hf"):
+    if defaults.get("backend") not in (None, "template", "openai", "hf"):  # whatever the command
         from engine.errors import ConfigError
 
         raise ConfigError(f"{cfg.path}: generate.backend must be template, openai or hf")
-    gen.set_defaults(**defaults)
+    gen = subparsers(parser).get("generate")
+    if gen is not None:
+        gen.set_defaults(**defaults)
 
 
 def _finish_args(args: argparse.Namespace, cfg) -> None:
@@ -145,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
         from nlq_tui.config import load_user_config
 
         cfg = load_user_config()
-        parser = build_parser()
+        argv = sys.argv[1:] if argv is None else argv
+        parser = build_parser(command_parser(argv))
         apply_user_config(parser, cfg)
     except UserError as exc:
         print(f"nlq-tui: error: {one_line(exc, 2000)}", file=sys.stderr)

@@ -492,6 +492,33 @@ def test_bisect_equals_searchsorted_on_each_slice_ties_included():
     lo = np.repeat(bounds[:-1], 3)
     hi = np.repeat(bounds[1:], 3)
     x = rng.choice([-1.0, 0.0, 1.0, 1.25, 2.0, 7.0, 9.0, np.inf, -np.inf], size=len(lo))
-    for side in ("left", "right"):
-        want = [np.searchsorted(T[a:b], v, side) + a for a, b, v in zip(lo, hi, x)]
-        assert bisect(T, x, lo, hi, right=side == "right").tolist() == want
+    right = rng.integers(0, 2, size=len(lo)).astype(bool)
+    want = [np.searchsorted(T[a:b], v, "right" if r else "left") + a for a, b, v, r in zip(lo, hi, x, right)]
+    assert bisect(T, x, lo, hi, right).tolist() == want
+    assert bisect(T, x[:0], lo[:0], hi[:0], right[:0]).tolist() == []
+
+
+@pytest.mark.parametrize(
+    "argv,want",
+    [
+        (["windows", "ROOT", "--json"], "windows"),
+        (["--data", "D", "--workspace=W", "--second-opinion", "windows"], "windows"),
+        (["--dat", "D", "windows"], "windows"),
+        (["--help"], None),
+        (["--version"], None),
+        (["windows", "--help"], "windows"),
+        (["completion", "bash"], None),
+        (["eval"], None),  # registered by the train module: the whole tree
+        (["--second-opinion=1", "windows"], None),
+        (["--bogus", "windows"], None),
+        (["--", "windows"], None),
+        ([], None),
+        (["../x"], None),
+    ],
+)
+def test_only_the_named_subcommand_module_is_loaded_when_that_is_safe(argv, want):
+    from nlq_tui.cli import build_parser, command_parser, subparsers
+
+    assert command_parser(argv) == want
+    if want:
+        assert set(subparsers(build_parser(want))) == {want}
