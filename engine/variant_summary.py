@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,13 +31,12 @@ from engine.store.journal import JOURNAL, SNAPSHOT, DecisionJournal
 from engine.store.lines import loads, read_complete_lines
 from engine.store.rows import Row, row_ok
 from engine.store.shards import CHECKS, FAILURES, MAX_PROBLEMS, ShardLog
+from engine.variant_cache import SUMMARY, cached_table, inputs, save_table, write_quietly
 from engine.variants import Variant, empty_row, finish_rows
-from engine.workspace import file_mode
 
 if TYPE_CHECKING:
     from engine.store import CandidateStore
 
-SUMMARY = "variants.summary.json"
 VERSION = 2
 TAIL = 4096  # bytes before a recorded offset that must be unchanged for the fold to go on
 REVIEWED3 = ("accepted", "edited", "rejected")
@@ -380,23 +378,7 @@ def _scratch(store: CandidateStore) -> ShardLog:
 
 
 def _save(path: Path, summary: Summary) -> None:
-    """Temp file and rename, no sync: a summary lost to a crash is rebuilt. A read-only workspace is fine."""
-    if not path.parent.is_dir():
-        return
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.pid{os.getpid()}.", suffix=".tmp", dir=path.parent)
-    except OSError:
-        return
-    try:
-        os.fchmod(fd, file_mode())  # as the store's files: teammates on a shared box read it too
-        with os.fdopen(fd, "wb") as f:
-            f.write(summary.to_bytes())
-        os.replace(tmp, path)
-    except OSError:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+    write_quietly(path, summary.to_bytes())
 
 
 def _failures(dir_: Path, summary: Summary, problems: Problems) -> dict[str, int]:
@@ -443,6 +425,19 @@ def summary_table(store: CandidateStore) -> list[dict]:
     The store is left unread (its rows stay empty); its `problems` get the lines a full read gives.
     """
     store.log.shard_paths()  # a file where the candidates folder should be: the same error as a read
+    before = inputs(store.dir)  # taken before reading: a file changed meanwhile misses next time
+    hit = cached_table(store.dir, before)
+    if hit is not None:
+        rows_, lines, count = hit
+        Problems(lines, count).replay(store)
+        return rows_
+    first, count = len(store.problems), store.log.problem_count
+    out = _table(store)
+    save_table(store.dir, before, out, store.problems[first:], store.log.problem_count - count)
+    return out
+
+
+def _table(store: CandidateStore) -> list[dict]:
     summary = read_summary(store)
     review = summary.review or {"states": {}, "problems": [0, []]}
     summary.check_problems.replay(store)

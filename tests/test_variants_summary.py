@@ -11,7 +11,8 @@ from review_fixtures import make_group
 
 from engine.candidate import Candidate, candidate_id
 from engine.store import CandidateStore
-from engine.variant_summary import SUMMARY, read_summary
+from engine.variant_cache import SUMMARY, TABLE
+from engine.variant_summary import read_summary
 from engine.variants import Variant, compare_variants, variant_table
 from engine.workspace import Workspace
 
@@ -219,6 +220,9 @@ def test_a_damaged_summary_is_rebuilt_without_a_word(ws, damage):
     assert source(ws) == "rebuilt"
     assert same(ws) == before
     assert source(ws) == ("rebuilt" if damage == "folder" else "unchanged")  # a folder there: read every time
+    DAMAGED_SUMMARIES[damage](ws.candidates_dir / TABLE)  # the rows as last computed: a miss, then kept again
+    assert same(ws) == before and same(ws) == before
+    assert (ws.candidates_dir / TABLE).is_dir() == (damage == "folder")
 
 
 STORE_DAMAGES = {

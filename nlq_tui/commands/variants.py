@@ -15,7 +15,8 @@ def register(subparsers) -> None:
         "the output): groups done and failed, questions kept, generation rejects and flags, review "
         "outcomes, the accept rate with its 95%% Wilson interval over reviewed candidates, and two "
         "reviewers' agreement (raw and Cohen's kappa). Reads the workspace and creates nothing in it but "
-        "candidates/variants.summary.json, a cache of these figures that each run brings up to date.",
+        "candidates/variants.summary.json and variants.table.json, caches of these figures that each run brings "
+        "up to date.",
     )
     p.add_argument("--workspace", metavar="WS", default=argparse.SUPPRESS, help="workspace folder")
     p.add_argument("--json", action="store_true", help="print a JSON list, one object per variant")
@@ -58,13 +59,24 @@ def print_table(rows: list[dict]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from engine.variant_cache import cached_table
+    from engine.workspace import Workspace
+
+    ws = Workspace.existing(getattr(args, "workspace", None))  # a read-only command creates nothing
+    # The rows as last computed, when no store file changed since: the store is not even imported.
+    hit = None if args.delete else cached_table(ws.candidates_dir)
+    if hit is not None:
+        _print(args, ws, hit[0], hit[1])
+        return 0
+    return _run_store(args, ws)
+
+
+def _run_store(args: argparse.Namespace, ws) -> int:
     from engine.errors import ConfigError
     from engine.store import CandidateStore
     from engine.textsafe import one_line
     from engine.variants import delete_variant, variant_table
-    from engine.workspace import Workspace
 
-    ws = Workspace.existing(getattr(args, "workspace", None))  # a read-only command creates nothing
     store = CandidateStore(ws, reviewer=getattr(args, "reviewer", None))
     try:
         if args.delete:
@@ -84,12 +96,18 @@ def run(args: argparse.Namespace) -> int:
         rows = variant_table(store)
     finally:
         store.close()
+    _print(args, ws, rows, store.problems)
+    return 0
+
+
+def _print(args: argparse.Namespace, ws, rows: list[dict], problems: list[str]) -> None:
+    from engine.textsafe import one_line
+
     if args.json:
         print(json.dumps(rows))
     elif not rows:
         print(one_line(f"no variants in {ws.path}; generate some with `nlq-tui generate --name NAME`", None))
     else:
         print_table(rows)
-    for problem in store.problems[:3]:
+    for problem in problems[:3]:
         print(f"warning: {one_line(problem, 300)}", file=sys.stderr)
-    return 0

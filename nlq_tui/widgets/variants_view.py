@@ -93,8 +93,8 @@ class ComparisonLoaded(WorkerResult):
 def _fingerprint(workspace) -> tuple | None:
     """Name, size and change time of every file under candidates/ (shards, journal, snapshot,
     variants): equal fingerprints mean equal figures. None when the folder cannot be listed.
-    The figures' own summary and temp files are left out: writing them changes no figure."""
-    from engine.variant_summary import SUMMARY
+    The figures' own caches and temp files are left out: writing them changes no figure."""
+    from engine.variant_cache import CACHE_FILES
 
     try:
         with os.scandir(workspace.candidates_dir) as it:
@@ -102,7 +102,7 @@ def _fingerprint(workspace) -> tuple | None:
                 sorted(
                     (e.name, e.stat().st_size, e.stat().st_mtime_ns)
                     for e in it
-                    if e.is_file() and e.name != SUMMARY and not e.name.startswith(".")
+                    if e.is_file() and e.name not in CACHE_FILES and not e.name.startswith(".")
                 )
             )
     except OSError:
