@@ -1,0 +1,51 @@
+"""The Generate screen's variants table (F3) shows what a full read of the store gives, also right after new candidates."""
+
+from __future__ import annotations
+
+from test_variants_summary import A, B, groups_of
+from tui_helpers import make_app, settle, static_text
+
+from engine.store import CandidateStore
+from engine.variant_cache import SUMMARY, TABLE
+from engine.variants import compare_variants, variant_table
+from engine.workspace import Workspace
+
+
+def full_rows(ws: Workspace) -> list[dict]:
+    return variant_table(CandidateStore(ws), summary=False)
+
+
+async def shown(pilot, view, want: list[dict]) -> None:
+    await pilot.press("f3")
+    for _ in range(200):
+        if view.rows == want:
+            break
+        await pilot.pause(0.02)
+    await settle(pilot)
+    assert view.rows == want
+
+
+async def test_f3_shows_the_full_reads_figures_after_new_groups_and_decisions(tmp_path):
+    ws = Workspace(tmp_path / "ws")
+    s = CandidateStore(ws, reviewer="ann")
+    s.add_group_results(groups_of(A, 3), variant=A)
+    s.add_group_results(groups_of(B, 2, seed=1), variant=B)
+    s.close()
+    app = make_app(None, tmp_path / "ws", screen="generate", load=False)
+    async with app.run_test(size=(140, 45)) as pilot:
+        await settle(pilot)
+        view = app.screen.query_one("#gen-variants")
+        await shown(pilot, view, full_rows(ws))
+        assert (ws.candidates_dir / SUMMARY).is_file() and (ws.candidates_dir / TABLE).is_file()
+        assert [r["groups_done"] for r in view.rows] == [3, 2]
+        writer = CandidateStore(ws, reviewer="ann").load()  # a job and a reviewer meanwhile
+        writer.add_group_results(groups_of(B, 1, start=2, seed=1), variant=B)
+        writer.decide(writer.rows[0].id, "accept")
+        writer.close()
+        await shown(pilot, view, full_rows(ws))
+        assert [(r["groups_done"], r["accepted"]) for r in view.rows] == [(3, 1), (3, 0)]
+        await settle(pilot)
+        pairs = compare_variants(CandidateStore(ws), "base", "hot", summary=False)
+        assert len(pairs) == 15  # all three groups are now covered by both
+        assert view._shown_comparison == ("base", "hot", pairs)  # compared again: hot grew
+        assert static_text(view.compare).count("Where") == 2 * len(pairs)
