@@ -378,7 +378,8 @@ def _scratch(store: CandidateStore) -> ShardLog:
 
 
 def _save(path: Path, summary: Summary) -> None:
-    write_quietly(path, summary.to_bytes())
+    if os.access(path.parent, os.W_OK):  # a read-only workspace: not even encoded
+        write_quietly(path, summary.to_bytes())
 
 
 def _failures(dir_: Path, summary: Summary, problems: Problems) -> dict[str, int]:
