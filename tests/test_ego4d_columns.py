@@ -253,3 +253,65 @@ def test_the_other_files_are_read_while_workers_decode_and_their_problems_come_f
     _same(root, dataclasses.replace(PARALLEL_FAST, chunk=256))
     with pytest.raises(DataError, match="ego4d.json"):
         load_index(root, use_cache=False, policy=PARALLEL_FAST)
+
+
+def _clip_view(root: Path, policy: ReadPolicy):
+    report = check(root, use_cache=False, policy=policy)
+    issues = [(i.level, i.code, i.message, i.count) for i in report.issues]
+    if not report.ok:
+        return issues, None
+    index = load_index(root, use_cache=False, policy=policy)
+    arrays = [
+        getattr(index, n).tolist() for n in ("clip_video", "clip_start", "clip_end", "clip_order", "clip_offsets")
+    ]
+    return issues, (index.clip_uids, index.video_uids, arrays)
+
+
+@pytest.mark.parametrize(
+    "clip",
+    [
+        {"clip_uid": "c", "video_uid": "v1", "video_start_sec": 1, "video_end_sec": 5},
+        {"clip_uid": None, "video_uid": "v1", "video_start_sec": 1.0, "video_end_sec": 5.0},
+        {"clip_uid": 7, "video_uid": "v1", "video_start_sec": 1.0, "video_end_sec": 5.0},
+        {"clip_uid": "c", "video_uid": "v1", "video_start_sec": 5.0, "video_end_sec": 1.0},
+        {"clip_uid": "c", "video_uid": "", "video_start_sec": 1.0, "video_end_sec": 5.0},
+        {"clip_uid": "c", "video_uid": "v1", "video_start_sec": True, "video_end_sec": 5.0},
+        {"clip_uid": "c", "video_uid": "v1", "video_start_sec": 10**400, "video_end_sec": 5.0},
+        {"clip_uid": "c", "video_uid": "new-video", "video_start_sec": -0.0, "video_end_sec": 0.0},
+        "not a clip",
+    ],
+)
+def test_ego4d_json_read_by_msgspec_gives_what_the_json_module_gives(tmp_path, monkeypatch, clip):
+    from ego4d_fixtures import EGO4D, edit_json
+
+    from engine.ego4d import load
+
+    root = _tree(tmp_path, {"v1": _video(_pass(_narr(1.0), _narr(2.0)))})
+    edit_json(root, EGO4D, lambda d: d["clips"].append(clip))
+    got = _clip_view(root, FAST)
+    monkeypatch.setattr(load, "_quick_json", lambda p: None)
+    assert got == _clip_view(root, FAST)
+
+
+@pytest.mark.parametrize("damage", ["bom", "nan", "surrogate", "truncated"])
+def test_what_msgspec_refuses_in_ego4d_json_is_read_by_the_json_module(tmp_path, monkeypatch, damage):
+    from ego4d_fixtures import EGO4D, edit_json
+
+    from engine.ego4d import load
+
+    root = _tree(tmp_path, {"v1": _video(_pass(_narr(1.0), _narr(2.0)))})
+    clip = {"clip_uid": "c", "video_uid": "v1", "video_start_sec": 1.0, "video_end_sec": 5.0}
+    edit_json(root, EGO4D, lambda d: d["clips"].append(clip))
+    text = (root / EGO4D).read_text("utf-8")
+    text = {
+        "bom": "\ufeff" + text,
+        "nan": text.replace('"video_end_sec": 5.0', '"video_end_sec": NaN'),
+        "surrogate": text.replace('"clip_uid": "c"', '"clip_uid": "\\udc00c"'),
+        "truncated": text[:-5],
+    }[damage]
+    assert text != (root / EGO4D).read_text("utf-8")
+    (root / EGO4D).write_text(text, "utf-8")
+    assert load._quick_json(root / EGO4D) is None
+    got = _clip_view(root, FAST)
+    monkeypatch.setattr(load, "_quick_json", lambda p: None)
+    assert got == _clip_view(root, FAST)

@@ -206,7 +206,12 @@ class PassSet:
     def _encode(self, strings: list, order: np.ndarray | None, text: bool) -> tuple[bytes, np.ndarray]:
         """The column's UTF-8 blob and byte lengths, in `order`; null or absent is "" (a text
         counted as missing, at its place in the file)."""
-        picked = strings if order is None else list(map(strings.__getitem__, order.tolist()))
+        picked = strings
+        if order is not None:  # only the unsorted passes move
+            picked = list(strings)
+            for k in np.flatnonzero(self.unsorted).tolist():
+                a, b = int(self.starts[k]), int(self.starts[k + 1])
+                picked[a:b] = map(strings.__getitem__, order[a:b].tolist())
         try:
             joined = "".join(picked)
         except TypeError:

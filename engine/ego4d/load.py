@@ -10,8 +10,10 @@ path or video, and what to do. Feature files are never opened here: only whether
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -47,7 +49,10 @@ def read_clips(root: Path, problems: Problems) -> tuple[list[dict], int] | None:
     """The validated clips of ego4d.json (clip_uid, video_uid, start, end) and its video count."""
     rel = EGO4D_JSON
     shown = disp(root, rel)
-    data = read_json(root, rel, problems, "ego4d.json")
+    data = _quick_json(root / rel)
+    quick = data is not None
+    if not quick:
+        data = read_json(root, rel, problems, "ego4d.json")
     if data is None:
         return None
     if type(data) is not dict:
@@ -73,8 +78,44 @@ def read_clips(root: Path, problems: Problems) -> tuple[list[dict], int] | None:
             f"'videos' is {'missing' if 'videos' not in data else json_type(videos)}, not a list (counted as 0 videos)"
         )
         problems.warn("videos_not_list", rel, what, "top level")
-    out = [c for i, raw in enumerate(clips) if (c := _clip(i, raw, shown, rel, problems)) is not None]
+    if quick:
+        out = _plain_clips(clips, shown, rel, problems)
+    else:
+        out = [c for i, raw in enumerate(clips) if (c := _clip(i, raw, shown, rel, problems)) is not None]
     return out, len(videos) if type(videos) is list else 0
+
+
+def _quick_json(p: Path) -> Any:
+    """A JSON file decoded by msgspec, or None: read it with `read_json`, which reports why
+    it cannot be (msgspec refuses all that Python's json reports or reads differently: a
+    byte-order mark, NaN, lone surrogates, overlong integers, deep nesting)."""
+    try:
+        import msgspec
+    except ImportError:
+        return None
+    try:
+        if not p.is_file():
+            return None
+        return msgspec.json.decode(p.read_bytes())
+    except (OSError, RecursionError, msgspec.DecodeError, msgspec.ValidationError):
+        return None
+
+
+def _plain_clips(clips: list, shown: str, rel: str, problems: Problems) -> list[dict]:
+    """`_clip` of every clip, the common ones (decoded by msgspec: no lone surrogates; float
+    times in order) taken as they are."""
+    out = []
+    for i, c in enumerate(clips):
+        if type(c) is dict:
+            vu, cu, start, end = c.get("video_uid"), c.get("clip_uid"), c.get("video_start_sec"), c.get("video_end_sec")
+            if type(vu) is str and vu and type(cu) is str and type(start) is float and type(end) is float:
+                if start <= end and math.isfinite(start) and math.isfinite(end):
+                    out.append({"clip_uid": cu, "video_uid": vu, "start": start, "end": end})
+                    continue
+        got = _clip(i, c, shown, rel, problems)
+        if got is not None:
+            out.append(got)
+    return out
 
 
 def _clip(i: int, c, shown: str, rel: str, problems: Problems) -> dict | None:

@@ -264,7 +264,16 @@ def _encode_clean(texts, texts_joined, uids, uids_joined, latin: bool, problems:
     return tb, tl, ub, ul
 
 
-_UNSURE = re.compile(rb"#[uU][nN][sS][uU][rR][eE]")
+def _unsure_at(blob: bytes) -> list[int]:
+    """Where `#unsure` starts in blob, case-insensitively (ASCII letters only, as a bytes
+    regex of [uU][nN]... would match; found in the lowered copy, which is quicker)."""
+    low = bytes(blob).lower()
+    hits = []
+    at = low.find(b"#unsure")
+    while at >= 0:
+        hits.append(at)
+        at = low.find(b"#unsure", at + 7)
+    return hits
 
 
 def text_flags(blob: bytes, offsets: np.ndarray) -> np.ndarray:
@@ -286,7 +295,7 @@ def text_flags(blob: bytes, offsets: np.ndarray) -> np.ndarray:
     space2 = b2 == ord(" ")
     flags[hash0 & ((b1 == ord("O")) | ((b1 == ord("o")) & space2))] |= FLAG_OTHER
     flags[hash0 & ((b1 == ord("C")) | ((b1 == ord("c")) & space2))] |= FLAG_CAMERA_WEARER
-    hits = np.array([m.start() for m in _UNSURE.finditer(blob)], dtype=np.int64)
+    hits = np.array(_unsure_at(blob), dtype=np.int64)
     if len(hits):
         rows = np.searchsorted(offsets, hits, side="right") - 1
         inside = hits + len("#unsure") <= offsets[rows + 1]  # not across two strings
