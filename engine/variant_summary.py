@@ -196,7 +196,8 @@ class Summary:
                 if st.st_mtime_ns != rec.get("mtime"):
                     raise Rebuild(f"{path.name} was written in place")  # a shard only grows
                 return False
-            data = f.read()
+            # Up to the size its change time goes with: what a writer appends meanwhile comes next time.
+            data = f.read(max(0, st.st_size - rec["end"]))
             if not last and b"\n" in data:
                 raise Rebuild(f"{path.name} grew after a later shard was read")  # a full read puts these lines earlier
             end = data.rfind(b"\n") + 1
@@ -286,7 +287,7 @@ class Summary:
         with f:
             if st.st_size == rec["end"]:
                 return False
-            data = f.read()
+            data = f.read(max(0, st.st_size - rec["end"]))
             end = data.rfind(b"\n") + 1
             if not end:
                 return False
@@ -352,10 +353,12 @@ def read_summary(store: CandidateStore) -> Summary:
         summary = Summary.from_bytes(path.read_bytes())
     except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError):
         summary = None  # missing, damaged or another version: rebuilt below
-    changed = summary is None
+    changed = True
     if summary is not None:
         try:
-            changed = summary.fold(_scratch(store))
+            grew = summary.fold(_scratch(store))
+            summary.source = "folded" if grew else "unchanged"
+            changed = summary.fold_review(store) | grew
         except (Rebuild, KeyError, TypeError, ValueError, AttributeError, IndexError, OSError) as exc:
             if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError):
                 raise
@@ -363,10 +366,8 @@ def read_summary(store: CandidateStore) -> Summary:
     if summary is None:
         summary = Summary()
         summary.fold(_scratch(store))
+        summary.fold_review(store)
         summary.source = "rebuilt"
-    else:
-        summary.source = "folded" if changed else "unchanged"
-    changed |= summary.fold_review(store)
     if changed:
         _save(path, summary)
     return summary

@@ -302,3 +302,18 @@ def test_the_cli_prints_the_same_table_and_warnings_from_the_summary(ws):
     for out in outs:
         assert out.returncode == 0 and json.loads(out.stdout) == expected
         assert out.stderr.splitlines() == [f"warning: {full.problems[0]}"]
+
+
+def test_a_line_read_half_written_is_folded_in_once_it_is_whole(ws):
+    s = CandidateStore(ws)
+    s.add_group_results(groups_of(A, 2), variant=A)
+    s.close()
+    same(ws)
+    shard = next(ws.candidates_dir.glob("groups-*.jsonl"))
+    line = shard.read_bytes().splitlines(keepends=True)[0].replace(b'"video-0:', b'"video-8:').replace(b"#1@", b"#1x@")
+    with open(shard, "ab") as f:
+        f.write(line[:100])  # a writer mid-line: not a line yet
+        f.flush()
+        assert source(ws) == "unchanged" and same(ws)[0]["groups_done"] == 2
+        f.write(line[100:])
+    assert source(ws) == "folded" and same(ws)[0]["groups_done"] == 3
