@@ -21,8 +21,6 @@ import hashlib
 import json
 import mmap
 import os
-import secrets
-import shutil
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -107,7 +105,7 @@ def load_checked(
             return None, None
         if progress is not None:
             progress("reading cache", 0, 1)
-        index = _read(root, d, meta)
+        index = _read(root, d, meta, text)
     except CacheDamaged as exc:
         return None, f"{d / _META}: {exc}"
     except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError) as exc:
@@ -117,8 +115,8 @@ def load_checked(
     return index, None
 
 
-def _read(root: str | os.PathLike, d: Path, meta: dict) -> Index:
-    if meta.get("checksum") != _checksum(meta):
+def _read(root: str | os.PathLike, d: Path, meta: dict, text: str = "") -> Index:
+    if not _checksum_matches_text(meta, text) and meta.get("checksum") != _checksum(meta):
         raise CacheDamaged("changed since it was written (checksum mismatch)")
     data = d / meta["data"]
     for name, size in meta["sizes"].items():
@@ -188,10 +186,26 @@ def _checksum(meta: dict) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode("utf-8")).hexdigest()
 
 
+_CHECKSUM_HEAD = '{"checksum": "'
+
+
+def _checksum_matches_text(meta: dict, text: str) -> bool:
+    """The checksum, from the file's own text when `save` wrote it (keys sorted, "checksum"
+    first): then the rest of the text is the very dump the checksum was taken of, and the
+    dump need not be redone. Any other text falls back to `_checksum`."""
+    want = meta.get("checksum")
+    if not isinstance(want, str) or len(want) != 64 or not text.startswith(_CHECKSUM_HEAD + want + '", '):
+        return False
+    body = "{" + text[len(_CHECKSUM_HEAD) + 64 + 3 :]
+    return hashlib.sha256(body.encode("utf-8")).hexdigest() == want
+
+
 def new_data_dir(root: str | os.PathLike) -> Path | None:
     """A fresh, empty `data-<token>/` in the cache of `root` for a build to write into, or
     None when no cache folder is writable."""
     d = cache_dir(root)
+    import secrets  # writers only: a warm open imports neither secrets nor shutil
+
     data = d / f"data-{secrets.token_hex(6)}"
     try:
         data.mkdir(parents=True, exist_ok=False)
@@ -209,6 +223,8 @@ def save(index: Index, data: Path | None = None) -> Path | None:
         data = new_data_dir(index.root)
         if data is None:
             return None
+    import shutil
+
     d = data.parent
     token = data.name.removeprefix("data-")
     try:
@@ -244,7 +260,7 @@ def save(index: Index, data: Path | None = None) -> Path | None:
         }
         meta["checksum"] = _checksum(meta)
         tmp = d / f"{_META}.{token}.tmp"
-        tmp.write_text(json.dumps(meta), "utf-8")
+        tmp.write_text(json.dumps(meta, sort_keys=True), "utf-8")  # see _checksum_matches_text
         os.replace(tmp, d / _META)
     except OSError:
         shutil.rmtree(data, ignore_errors=True)
@@ -271,4 +287,6 @@ def _feature_count(key: str) -> bool:
 
 def clear(root: str | os.PathLike) -> None:
     """Remove the cache of `root` (the next open rebuilds it)."""
+    import shutil
+
     shutil.rmtree(cache_dir(root), ignore_errors=True)

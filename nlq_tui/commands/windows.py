@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -46,6 +47,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    _import_numpy_single_threaded()
     from engine.ego4d import load_index
     from engine.windows import WindowParams, compute
 
@@ -68,6 +70,22 @@ def run(args: argparse.Namespace) -> int:
     else:
         _print(summary, args.root)
     return 0
+
+
+def _import_numpy_single_threaded() -> None:
+    """Import numpy with one OpenBLAS thread, unless it is loaded or the user set the count.
+
+    The figures use no BLAS, and on import OpenBLAS starts a thread pool, one per core, which
+    costs a headless command run in a loop more than the lab's arithmetic does (docs/
+    ARCHITECTURE.md, "Scale"). The variable is read once, when the library loads, so it is
+    removed again at once: nothing this process starts inherits it."""
+    if "numpy" in sys.modules or "OPENBLAS_NUM_THREADS" in os.environ:
+        return
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"
+    try:
+        import numpy  # noqa: F401
+    finally:
+        del os.environ["OPENBLAS_NUM_THREADS"]
 
 
 def _progress():
