@@ -105,7 +105,7 @@ def load_checked(
             return None, None
         if progress is not None:
             progress("reading cache", 0, 1)
-        index = _read(root, d, meta, text)
+        index = _read(root, d, meta, raw=text)
     except CacheDamaged as exc:
         return None, f"{d / _META}: {exc}"
     except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError) as exc:
@@ -115,8 +115,8 @@ def load_checked(
     return index, None
 
 
-def _read(root: str | os.PathLike, d: Path, meta: dict, text: str = "") -> Index:
-    if not _checksum_matches_text(meta, text) and meta.get("checksum") != _checksum(meta):
+def _read(root: str | os.PathLike, d: Path, meta: dict, raw: str = "") -> Index:
+    if not _checksum_matches_text(meta, raw) and meta.get("checksum") != _checksum(meta):
         raise CacheDamaged("changed since it was written (checksum mismatch)")
     data = d / meta["data"]
     for name, size in meta["sizes"].items():
