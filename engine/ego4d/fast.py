@@ -33,6 +33,7 @@ from engine.ego4d.typed import Batch
 _BOUNDARY = re.compile(rb'\}\s*,\s*("(?:[^"\\]|\\.)*")\s*:\s*\{')
 _NOT_VIDEO_KEYS = {b'"narration_pass_1"', b'"narration_pass_2"', b'"status"'}
 _TAIL = 1 << 20  # where the cut is looked for: the last MiB of a chunk (a video is ~70 KB)
+_CHUNK = 4 << 20  # at most this much decoded at once: its structs then stay in the CPU caches longer
 
 
 class _Stop(Exception):
@@ -169,7 +170,7 @@ def read_fast(
     scratch = Problems(root, strict=problems.strict, max_errors=problems.max_errors)
     reader = _Reader(root, scratch, files)
     try:
-        _read(path, reader, progress, max(policy.chunk, 1), span)
+        _read(path, reader, progress, max(min(policy.chunk, _CHUNK), 1), span)
     except _Stop:
         return None
     problems.absorb(scratch)
@@ -231,8 +232,17 @@ def _last_cut(buf: bytearray, end: int, whole: bool) -> int:
 
 
 def _last_boundary(buf, lo: int = 0, hi: int | None = None) -> re.Match | None:
-    """The last `}, "<uid>": {` in buf[lo:hi], looked for in its tail first."""
+    """The last `}, "<uid>": {` in buf[lo:hi] (json.dump's layout, found with rfind), else the
+    last one with any spacing (the pattern, looked for in the tail first)."""
     hi = len(buf) if hi is None else hi
+    at = hi
+    for _ in range(8):  # each video has one `}, "` inside (before narration_pass_2)
+        at = buf.rfind(b'}, "', lo, at)
+        if at < 0:
+            break
+        m = _BOUNDARY.match(buf, at, hi)
+        if m is not None and m.group(1) not in _NOT_VIDEO_KEYS:
+            return m
     start = max(lo, hi - _TAIL)
     while True:
         last = None
