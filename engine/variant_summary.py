@@ -37,7 +37,7 @@ from engine.variants import Variant, empty_row, finish_rows
 if TYPE_CHECKING:
     from engine.store import CandidateStore
 
-VERSION = 2
+VERSION = 3
 TAIL = 4096  # bytes before a recorded offset that must be unchanged for the fold to go on
 REVIEWED3 = ("accepted", "edited", "rejected")
 
@@ -88,6 +88,31 @@ def _stat_key(path: Path) -> list | None:
     return [st.st_ino, st.st_size, st.st_mtime_ns]
 
 
+def _dumps_std(obj: Any) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "backslashreplace")
+
+
+def _dumps_fast(obj: Any) -> bytes:
+    """orjson where installed (strings, ints, bools and None only here, which it writes as the stdlib does)."""
+    try:
+        import orjson
+    except ImportError:  # pragma: no cover - depends on the environment
+        return _dumps_std(obj)
+    try:
+        return orjson.dumps(obj)
+    except TypeError:  # a lone surrogate in an id: the stdlib writes its escape
+        return _dumps_std(obj)
+
+
+def _pack(names: list[str]) -> str | list[str]:
+    """Many short strings as one (a list of them loads several times slower), unless one holds the separator."""
+    return "\n".join(names) if names and not any("\n" in n for n in names) else names
+
+
+def _unpack(packed: str | list[str]) -> list[str]:
+    return packed.split("\n") if isinstance(packed, str) else list(packed)
+
+
 def _tail_digest(f, end: int) -> str:
     start = max(0, end - TAIL)
     f.seek(start)
@@ -125,12 +150,18 @@ class Summary:
 
     # the file ------------------------------------------------------------------------------
     def to_bytes(self) -> bytes:
-        body = {
-            "shards": self.shards, "checks": self.checks, "groups": self.groups, "at": self.at, "first": self.first,
-            "figs": self.figs, "ids": self.ids, "flags": self.flags, "valid": self.valid,
-            "orphans": self.orphans, "check_problems": self.check_problems.to_json(), "review": self.review,
+        # Two lines under the head: the small part by the stdlib (it may hold an infinite float,
+        # which orjson would write as null), the big per-candidate part by orjson where installed.
+        small = {
+            "shards": self.shards, "checks": self.checks, "first": self.first, "figs": self.figs,
+            "valid": self.valid, "orphans": self.orphans, "check_problems": self.check_problems.to_json(),
         }  # fmt: skip
-        data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "backslashreplace")
+        big = {
+            "groups": {v: _pack(keys) for v, keys in self.groups.items()},
+            "ids": {v: _pack(ids) for v, ids in self.ids.items()},
+            "at": self.at, "flags": self.flags, "review": self.review,
+        }  # fmt: skip
+        data = _dumps_std(small) + b"\n" + _dumps_fast(big)
         head = json.dumps({"version": VERSION, "digest": hashlib.blake2b(data, digest_size=16).hexdigest()})
         return head.encode() + b"\n" + data
 
@@ -141,14 +172,16 @@ class Summary:
         head, data = loads(raw[:nl]), raw[nl + 1 :]
         if head.get("version") != VERSION or head.get("digest") != hashlib.blake2b(data, digest_size=16).hexdigest():
             raise ValueError("another version, or damaged")
-        body = loads(data)
+        cut = data.index(b"\n")
+        small, big = loads(data[:cut]), loads(data[cut + 1 :])
         s = cls()
-        s.shards, s.checks, s.groups, s.at = body["shards"], body["checks"], body["groups"], body["at"]
-        s.first = body["first"]
-        s.figs, s.ids, s.flags, s.valid = body["figs"], body["ids"], body["flags"], body["valid"]
-        s.orphans, s.review = body["orphans"], body["review"]
-        s.check_problems = Problems.of(body["check_problems"])
-        for name, v in (("shards", s.shards), ("first", s.first), ("groups", s.groups), ("ids", s.ids)):
+        s.shards, s.checks, s.first, s.figs = small["shards"], small["checks"], small["first"], small["figs"]
+        s.valid, s.orphans = small["valid"], small["orphans"]
+        s.check_problems = Problems.of(small["check_problems"])
+        s.groups = {v: _unpack(keys) for v, keys in big["groups"].items()}
+        s.ids = {v: _unpack(ids) for v, ids in big["ids"].items()}
+        s.at, s.flags, s.review = big["at"], big["flags"], big["review"]
+        for name, v in (("shards", s.shards), ("first", s.first), ("at", s.at), ("flags", s.flags)):
             if not isinstance(v, (list, dict)):
                 raise TypeError(name)
         return s
