@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from review_fixtures import make_group, populate
 
 from engine.store import CandidateStore
@@ -19,12 +20,19 @@ HERE = Path(__file__).parent
 # Decides, undoes and bulk-accepts as fast as it can, printing each entry after the store
 # returned (the moment the screen would show the next candidate).
 REVIEWER = r"""
-import json, random, sys
+import json, random, sys, threading, time
 import engine.store as m
 import engine.store.journal as j
 j.COMPACT_EVERY = int(sys.argv[3])
 s = m.CandidateStore(sys.argv[1], reviewer="crash").load()
 s.begin_review()
+fold_every = int(sys.argv[4])
+def fold_beside():  # as the review screen's worker folds, while decisions go on
+    while True:
+        s.journal.compact_if_due(s.log.mutex, every=fold_every)
+        time.sleep(0.001)
+if fold_every:
+    threading.Thread(target=fold_beside, daemon=True).start()
 ids = [r.id for r in s.rows]
 rng = random.Random(int(sys.argv[2]))
 print("ready", flush=True)
@@ -106,7 +114,12 @@ def _statuses(store):
     return {cid: (st["status"], st.get("text")) for cid, st in store.states.items()}
 
 
-def test_sigkill_during_review_loses_no_acknowledged_decision(tmp_path):
+@pytest.mark.parametrize(
+    ("compact_every", "fold_every"),
+    [(40, 0), (10**9, 15)],
+    ids=["folded-in-a-keypress", "folded-beside-the-review"],
+)
+def test_sigkill_during_review_loses_no_acknowledged_decision(tmp_path, compact_every, fold_every):
     ws = Workspace(tmp_path / "ws")
     s = CandidateStore(ws)
     populate(s, 200)
@@ -115,7 +128,10 @@ def test_sigkill_during_review_loses_no_acknowledged_decision(tmp_path):
     model = Model()
     total_acked = 0
     for round_no in range(6):
-        acked = [json.loads(line) for line in _run_and_kill([REVIEWER, str(ws.path), str(round_no), "40"], rng)]
+        acked = [
+            json.loads(line)
+            for line in _run_and_kill([REVIEWER, str(ws.path), str(round_no), str(compact_every), str(fold_every)], rng)
+        ]
         total_acked += len(acked)
         reopened = CandidateStore(ws).load()
         assert reopened.problems == []
@@ -141,6 +157,8 @@ def test_sigkill_during_review_loses_no_acknowledged_decision(tmp_path):
         assert reopened.counts()["pending"] == len(reopened.rows) - len(model.status)
         reopened.close()
     assert total_acked > 50  # the kills did land in the middle of real work
+    snap = json.loads((ws.candidates_dir / "decisions.snapshot.json").read_text())
+    assert snap["upto_seq"] > 0  # and the journal was folded, in a keypress or beside the review
 
 
 def test_sigkill_during_generation_keeps_every_acknowledged_group(tmp_path):

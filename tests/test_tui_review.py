@@ -1,6 +1,7 @@
 """Pilot tests of the Review screen inside the real app: the whole flow, keys to disk."""
 
 import json
+import threading
 
 import pytest
 from review_fixtures import make_group, populate, write_data_root
@@ -497,3 +498,41 @@ async def test_export_from_review_keeps_the_filters_variant_in_the_chosen_format
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 10 and {r["variant"] for r in rows} == {"openai-llama3-v1"}
     assert (tmp_path / "llama.jsonl.README.md").exists()
+
+
+async def test_the_first_card_shows_before_the_journal_is_applied_and_is_the_one_the_queue_gives(ws, monkeypatch):
+    s = CandidateStore(ws, reviewer="ann")
+    ids = [r.id for r in s.load().rows]
+    s.bulk(ids[:10], "accept", rule="first ten")
+    s.decide(ids[10], "skip")  # the last decision: its group is read first, and it is still open
+    s.decide(ids[11], "accept")
+    s.close()
+    gate = threading.Event()
+    real = CandidateStore.load_decisions
+
+    def held_in_the_worker(self):
+        if threading.current_thread() is not threading.main_thread():
+            assert gate.wait(10)
+        real(self)
+
+    monkeypatch.setattr(CandidateStore, "load_decisions", held_in_the_worker)
+    app = make_app(ws)
+    async with app.run_test(size=(160, 50)) as pilot:
+        screen = pilot.app.screen
+        for _ in range(200):
+            await pilot.pause(0.02)
+            if screen.first_shown_at is not None:
+                break
+        assert screen.store is None  # the journal is not applied yet
+        head = str(screen.query_one("#where").render())
+        assert "SKIPPED" in head and "counting" in head and ids[10] in head
+        assert "reading the decisions" in str(screen.query_one("#progress").render())
+        await pilot.press("a")  # no store yet: a notice, nothing decided
+        assert on_disk(ws).status(ids[10]) == "skipped"
+        gate.set()
+        screen = await opened(pilot)
+        assert screen.current.id == ids[10]  # the card the queue gives first is the one shown
+        assert "reviewed 11 / 40" in str(screen.query_one("#progress").render())
+        await pilot.press("a")
+        assert on_disk(ws).status(ids[10]) == "accepted"
+        assert screen.current.id == ids[12]  # ids[11] is decided: the queue goes past it

@@ -114,10 +114,9 @@ class CandidateStore:
         self.problems: list[str] = []  # lines that could not be read, for the UI to show
         self.log = ShardLog(self.dir, self.workspace, self.problems)
         self.journal = DecisionJournal(self.dir, self.workspace, self.reviewer, self.log.problem)
-        self.status_counts: Counter[str] = Counter()
-        self._counting = False
-        self.log.on_rows = self._rows_added
-        self.journal.on_change = self._state_changed
+        self._counter = _StatusCounter(self.log.by_id, self.journal.states)
+        self.log.on_rows = self._counter.rows_added
+        self.journal.on_change = self._counter.state_changed
 
     # the parts' state, as the rooms read it ---------------------------------------------------
     rows = property(lambda self: self.log.rows)
@@ -135,22 +134,14 @@ class CandidateStore:
         """Times of this session's decisions still in effect (undone ones drop out), for the rate."""
         return sorted(self.journal.session.values())
 
-    def _rows_added(self, rows: list[Row]) -> None:
-        if self._counting:
-            states = self.journal.states
-            for row in rows:
-                st = states.get(row.id)
-                self.status_counts[st["status"] if st else "pending"] += 1
-
-    def _state_changed(self, cid: str, prev: dict | None, new: dict | None) -> None:
-        if self._counting and cid in self.log.by_id:
-            self.status_counts[prev["status"] if prev else "pending"] -= 1
-            self.status_counts[new["status"] if new else "pending"] += 1
+    @property
+    def status_counts(self) -> Counter[str]:
+        return self._counter.counts
 
     # reading ----------------------------------------------------------------------------------
     def scan(self, budget: int | None = None) -> int:
         """Read new group lines (see ShardLog.scan); safe from a worker thread while deciding."""
-        return self.log.scan(budget, hint=self.journal.cursor if self.journal.loaded else None)
+        return self.log.scan(budget, hint=self.journal.cursor if self.journal.prepared else None)
 
     def load(self) -> CandidateStore:
         """Read every candidate and replay the decisions. Returns self."""
@@ -161,12 +152,23 @@ class CandidateStore:
 
     def load_decisions(self) -> None:
         """Replay the decisions without reading the candidates (before a progressive `scan`)."""
-        if self._counting:
+        if self._counter.on:
             return
         with self.log.mutex:
             self.journal.load()
-            self.status_counts = count_statuses(self.journal.states, self.log.by_id)
-            self._counting = True
+            self._counter.counts = count_statuses(self.journal.states, self.log.by_id)
+            self._counter.on = True
+
+    def prepare_decisions(self) -> None:
+        """Read the decisions without applying the journal yet: `early_states` then tells the
+        states of the rows read so far, and `load_decisions` applies the rest (docs/ARCHITECTURE.md, "Scale")."""
+        with self.log.mutex:
+            self.journal.prepare()
+
+    def early_states(self, rows: Iterable[Row]) -> dict[str, dict]:
+        """The review states of these rows, exact, before the whole journal is applied (see `prepare_decisions`)."""
+        with self.log.mutex:
+            return self.journal.early_states(r.id for r in rows)
 
     def refresh(self) -> int:
         """Pick up candidates a running generation job stored since the last look."""
@@ -274,11 +276,15 @@ class CandidateStore:
         return len(ids)
 
     # review -----------------------------------------------------------------------------------
-    def begin_review(self, purpose: str = "review") -> None:
-        """Take the review lock now (the screen calls this on open to fail early and clearly)."""
+    def begin_review(self, purpose: str = "review", fold: bool = True) -> None:
+        """Take the review lock now (the screen calls this on open to fail early and clearly).
+
+        `fold=False` leaves a long journal for `compact_if_due`, so the first card does not
+        wait for the snapshot to be written (docs/ARCHITECTURE.md, "Store").
+        """
         self.load_decisions()
         with self.log.mutex:
-            self.journal.begin(purpose)
+            self.journal.begin(purpose, fold=fold)
 
     def _at(self, row: Row) -> list:
         return [self.log.shard_name(row), row.offset]
@@ -348,6 +354,14 @@ class CandidateStore:
     def compact(self) -> None:
         """Fold the journal into the snapshot and start an empty journal. Needs the review lock."""
         self.journal.compact()
+
+    def compact_if_due(self) -> bool:
+        """Fold a long journal into the snapshot while the review goes on (from a worker thread).
+
+        Decisions made meanwhile wait only for the copy of the states and the journal's swap,
+        and land in the new journal (docs/ARCHITECTURE.md, "Store").
+        """
+        return self.journal.compact_if_due(self.log.mutex)
 
     # queries ------------------------------------------------------------------------------------
     def status(self, cid: str) -> str:
@@ -448,6 +462,33 @@ class CandidateStore:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+class _StatusCounter:
+    """Candidates per status, kept current as rows come in and decisions change.
+
+    An object of its own that holds the rows and states but not the store: the store's parts
+    point at it and nothing points back, so a store a screen lets go of is freed at once
+    rather than by the cyclic collector, which would first walk every row (docs/ARCHITECTURE.md,
+    "Scale").
+    """
+
+    def __init__(self, by_id: dict[str, Row], states: dict[str, dict]) -> None:
+        self.by_id, self.states = by_id, states
+        self.counts: Counter[str] = Counter()
+        self.on = False  # counting starts once the decisions are replayed
+
+    def rows_added(self, rows: list[Row]) -> None:
+        if self.on:
+            states, counts = self.states, self.counts
+            for row in rows:
+                st = states.get(row.id)
+                counts[st["status"] if st else "pending"] += 1
+
+    def state_changed(self, cid: str, prev: dict | None, new: dict | None) -> None:
+        if self.on and cid in self.by_id:
+            self.counts[prev["status"] if prev else "pending"] -= 1
+            self.counts[new["status"] if new else "pending"] += 1
 
 
 def _check_action(action: str, reason: str | None, text: str | None) -> None:

@@ -14,11 +14,14 @@ state with the wrong types is skipped and counted, so the rest stays reviewable.
 
 from __future__ import annotations
 
+import bisect
+import gc
 import json
 import os
+import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +29,7 @@ from typing import Any
 from engine.errors import WorkspaceError
 from engine.store.filters import STATUSES
 from engine.store.lines import append_durably, cut_torn_tail, loads, open_append, read_complete_lines
+from engine.store.snapshot import STATE_FIELDS, columns_ok, encode_snapshot, state_dicts
 from engine.workspace import atomic_write_bytes, fsync_dir
 
 JOURNAL = "decisions.jsonl"
@@ -34,10 +38,9 @@ COMPACT_EVERY = 10_000  # journal entries before they are folded into the snapsh
 COMPACT_ON_CLOSE = 1_000  # a clean close folds even this many, so the next open replays little
 UNDO_KEEP = 1000  # undoable steps kept across a compaction
 REVIEW_LOCK = "decisions"
-STATE_FIELDS = ("status", "reason", "text", "reviewer", "t", "seq")
 
 
-@dataclass
+@dataclass(slots=True)
 class Step:
     """One undoable journal entry as applied: what it set and what it replaced."""
 
@@ -108,22 +111,38 @@ def _state_ok(st: Any) -> bool:
 
 
 def entry_ok(e: Any) -> bool:
-    """Whether a journal line has the types replay needs (a wrong-typed one is skipped and counted)."""
-    if not isinstance(e, dict) or isinstance(e.get("seq"), bool) or not isinstance(e.get("seq"), int):
+    """Whether a journal line has the types replay needs (a wrong-typed one is skipped and counted).
+
+    Inlined rather than built from small helpers: it runs once per line on every open, before
+    the first card shows (docs/ARCHITECTURE.md, "Scale").
+    """
+    if not isinstance(e, dict):
+        return False
+    seq = e.get("seq")
+    if not isinstance(seq, int) or isinstance(seq, bool):
         return False
     op = e.get("op")
-    if op in ("decide", "bulk"):
+    if op == "decide" or op == "bulk":
         ids = e.get("ids")
-        return (
-            isinstance(ids, list)
-            and all(isinstance(i, str) for i in ids)
-            and e.get("status") in STATUSES
-            and _opt_str(e.get("reason"))
-            and _opt_str(e.get("text"))
-            and _opt_str(e.get("reviewer"))
-            and (e.get("t") is None or isinstance(e.get("t"), (int, float)))
-            and (e.get("at") is None or _at_ok(e.get("at")))
-        )
+        if not isinstance(ids, list) or e.get("status") not in STATUSES:
+            return False
+        for i in ids:
+            if not isinstance(i, str):
+                return False
+        x = e.get("reason")
+        if x is not None and not isinstance(x, str):
+            return False
+        x = e.get("text")
+        if x is not None and not isinstance(x, str):
+            return False
+        x = e.get("reviewer")
+        if x is not None and not isinstance(x, str):
+            return False
+        x = e.get("t")
+        if x is not None and not isinstance(x, (int, float)):
+            return False
+        x = e.get("at")
+        return x is None or _at_ok(x)
     if op == "undo":
         return isinstance(e.get("target"), int)
     if op == "cursor":
@@ -156,17 +175,62 @@ class DecisionJournal:
         self._snapshot_damaged = False
         self.on_change: Callable[[str, dict | None, dict | None], None] | None = None
         self.session: dict[int, float] = {}  # seq -> time of this session's decisions, net of undo
+        self._parsed: list[dict] | None = None  # entries read by `prepare`, not yet applied
+        self._folding = threading.Lock()  # one fold at a time: in a keypress, beside the review, on close
 
     # replay ----------------------------------------------------------------------------------
+    @property
+    def prepared(self) -> bool:
+        """Read (`prepare`) or applied (`load`): `cursor` is final either way."""
+        return self.loaded or self._parsed is not None
+
     def load(self) -> None:
         if self.loaded:
             return
+        self.prepare()
+        # Replay makes a few objects per entry and no cycle: the cyclic collector would walk
+        # everything alive (a million rows when the screen is opened again) for nothing, while
+        # the first card waits (docs/ARCHITECTURE.md, "Scale").
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            apply = self.apply
+            for entry in self._parsed or ():
+                apply(entry)
+        finally:
+            if collecting:
+                gc.enable()
+        self._parsed = None
+        self.loaded = True
+
+    def prepare(self) -> None:
+        """Read the snapshot and the journal's entries, without applying the entries yet.
+
+        Sets `cursor` (where the reviewer left off) as `load` will; `early_states` then gives
+        the states of a few candidates, so a first card can show before the whole journal is
+        applied (docs/ARCHITECTURE.md, "Store").
+        """
+        if self.prepared:
+            return
         if self.dir.exists() and not self.dir.is_dir():
             raise WorkspaceError(f"{self.dir}: is a file where the candidates folder should be; move it aside")
-        # The journal first, then the snapshot: a compaction between the two reads then only
-        # makes the snapshot newer, and seq numbers skip what it already holds.
-        lines, end = read_complete_lines(self.dir / JOURNAL)
-        upto = self._load_snapshot()
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            # The journal first, then the snapshot: a compaction between the two reads then only
+            # makes the snapshot newer, and seq numbers skip what it already holds.
+            lines, end = read_complete_lines(self.dir / JOURNAL)
+            upto = self._load_snapshot()
+            self._parsed = self._read_entries(lines, upto)
+        finally:
+            if collecting:
+                gc.enable()
+        self._read_to = end
+
+    def _read_entries(self, lines: list[tuple[int, bytes]], upto: int) -> list[dict]:
+        """The well-typed entries past the snapshot, in order; sets `cursor` to the last one's."""
+        out = []
+        cursor = self.cursor
         for offset, raw in lines:
             try:
                 entry = loads(raw)
@@ -176,11 +240,51 @@ class DecisionJournal:
                 self.problem(f"{JOURNAL} at byte {offset}: unreadable decision skipped")
                 continue
             self.entries += 1
-            if entry["seq"] <= upto:
-                continue
-            self.apply(entry)
-        self._read_to = end
-        self.loaded = True
+            if entry["seq"] > upto:
+                out.append(entry)
+                at = entry.get("at")
+                if entry["op"] == "cursor":
+                    cursor = (at[0], at[1]) if at else None
+                elif at and entry["op"] != "undo":
+                    cursor = (at[0], at[1])
+        self.cursor = cursor
+        return out
+
+    def early_states(self, ids: Iterable[str]) -> dict[str, dict]:
+        """The states these candidates get once `load` applied the journal, between `prepare` and `load`.
+
+        The same replay as `apply`, undo included, for these ids only: cheap for a few hundred
+        ids, while the whole journal's may take a while (docs/ARCHITECTURE.md, "Scale").
+        """
+        want = set(ids)
+        if self.loaded:
+            return {cid: self.states[cid] for cid in want if cid in self.states}
+        out = {cid: self.states[cid] for cid in want if cid in self.states}
+        # (seq, ids, before) per undoable step; an opinion's before is None: it never sets a state.
+        stack = [(st.seq, st.ids, None if st.second else st.before) for st in self.undo_stack]
+        for e in self._parsed or ():
+            op = e["op"]
+            if op == "decide" or op == "bulk":
+                ids_ = e["ids"]
+                before: dict | None = None
+                if not want.isdisjoint(ids_) and not e.get("second"):
+                    before = {}
+                    new = _state_of(e) if e["status"] != "pending" else None
+                    for cid in ids_:
+                        if cid in want:
+                            before[cid] = out.get(cid)
+                            _put(out, cid, new)
+                stack.append((e["seq"], ids_, before))
+            elif op == "undo":
+                target = e.get("target")
+                i = next((i for i in range(len(stack) - 1, -1, -1) if stack[i][0] == target), None)
+                if i is not None:
+                    _, ids_, before = stack.pop(i)
+                    if before is not None:
+                        for cid in ids_:
+                            if cid in want:
+                                _put(out, cid, before.get(cid))
+        return out
 
     def _load_snapshot(self) -> int:
         path = self.dir / SNAPSHOT
@@ -194,10 +298,15 @@ class DecisionJournal:
                 raise TypeError("not an object")
             upto = int(snap.get("upto_seq", 0))
             states = snap.get("states") or {}
+            items: list | None = None
             if snap.get("version", 1) >= 2:
                 cols = [states[name] for name in STATE_FIELDS]
-                pairs = zip(states["ids"], *cols)
-                items = [(cid, dict(zip(STATE_FIELDS, vals))) for cid, *vals in pairs]
+                if columns_ok(states["ids"], cols):
+                    self.states.update(zip(states["ids"], state_dicts(cols)))
+                    items = []
+                else:
+                    pairs = zip(states["ids"], *cols)
+                    items = [(cid, dict(zip(STATE_FIELDS, vals))) for cid, *vals in pairs]
             else:
                 items = list(states.items())
         except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
@@ -240,8 +349,9 @@ class DecisionJournal:
         self.seq = max(self.seq, int(entry["seq"]))
         op = entry.get("op")
         if op in ("decide", "bulk"):
-            if entry.get("at"):
-                self.cursor = (entry["at"][0], entry["at"][1])
+            at = entry.get("at")
+            if at:
+                self.cursor = (at[0], at[1])
             step = Step.from_entry(entry)
             state = {
                 "status": step.status,
@@ -251,10 +361,24 @@ class DecisionJournal:
                 "t": step.t,
                 "seq": step.seq,
             }
-            for cid in step.ids:
-                prev = self._get(cid, step)
-                step.before[cid] = prev
-                self._set(cid, step, prev, state if step.status != "pending" else None)
+            new = state if step.status != "pending" else None
+            if step.second:
+                for cid in step.ids:
+                    prev = self._get(cid, step)
+                    step.before[cid] = prev
+                    self._set(cid, step, prev, new)
+            else:
+                # _set inlined: this loop runs once per id of every entry replayed on open.
+                states, before, on_change = self.states, step.before, self.on_change
+                for cid in step.ids:
+                    prev = states.get(cid)
+                    before[cid] = prev
+                    if new is None:
+                        states.pop(cid, None)
+                    else:
+                        states[cid] = new
+                    if on_change is not None:
+                        on_change(cid, prev, new)
             self.undo_stack.append(step)
             return step
         if op == "cursor":  # where the reviewer left off; nothing to undo
@@ -300,8 +424,12 @@ class DecisionJournal:
     def writing(self) -> bool:
         return self._fd is not None
 
-    def begin(self, purpose: str = "review") -> None:
-        """Take the review lock now (the screen calls this on open to fail early and clearly)."""
+    def begin(self, purpose: str = "review", fold: bool = True) -> None:
+        """Take the review lock now (the screen calls this on open to fail early and clearly).
+
+        `fold`: fold a long journal into the snapshot now; the screen passes False and folds
+        beside the review with `compact_if_due` once its first card shows.
+        """
         if self._fd is not None:
             return
         self.load()
@@ -321,10 +449,10 @@ class DecisionJournal:
             if entry["seq"] > self.seq:
                 self.apply(entry)
         self._read_to = end
-        if self.entries >= COMPACT_EVERY:
-            self.compact()
         self._fd = open_append(journal)
         fsync_dir(self.dir)
+        if fold and self.entries >= COMPACT_EVERY:
+            self.compact()
 
     def append(self, entry: dict) -> Step | None:
         """Write one entry durably, then apply it; compacts now and then."""
@@ -337,9 +465,13 @@ class DecisionJournal:
         if entry.get("op") == "decide" and step is not None:
             self.session[step.seq] = step.t
         # Keeps what a kill leaves to replay bounded in a long session: the snapshot is
-        # rewritten once per COMPACT_EVERY entries, after this entry is already durable.
-        if entry.get("op") != "cursor" and self.entries >= COMPACT_EVERY:
-            self.compact()
+        # rewritten once per COMPACT_EVERY entries, after this entry is already durable. Not
+        # while a fold beside the review runs: it waits for the mutex this caller holds.
+        if entry.get("op") != "cursor" and self.entries >= COMPACT_EVERY and self._folding.acquire(blocking=False):
+            try:
+                self._fold(self._image(), None)
+            finally:
+                self._folding.release()
         return step
 
     def entry(self, op: str, **fields: Any) -> dict:
@@ -349,6 +481,44 @@ class DecisionJournal:
         """Fold the journal into the snapshot and start an empty journal. Needs the review lock."""
         if self._lock is None:
             raise WorkspaceError(f"{self.dir}: compacting the decisions needs the review lock")
+        with self._folding:
+            self._fold(self._image(), None)
+
+    def compact_if_due(self, mutex: Any, every: int | None = None) -> bool:
+        """Fold the journal into the snapshot beside a review in progress, if it holds `every` entries.
+
+        `mutex` is the one every append runs under. It is held only to copy the states and to
+        swap the journal, not while the snapshot is encoded and synced, so a keypress meanwhile
+        waits for neither; entries appended in between stay in the new journal. False when no
+        fold was due or another one is running.
+        """
+        if not self._folding.acquire(blocking=False):
+            return False
+        try:
+            with mutex:
+                due = COMPACT_EVERY if every is None else every
+                if self._lock is None or self._fd is None or self.entries < due:
+                    return False
+                image = self._image()
+                start = os.fstat(self._fd).st_size  # the journal's bytes the image holds
+            self._fold(image, (mutex, start))
+            return True
+        finally:
+            self._folding.release()
+
+    def _image(self) -> dict:
+        # Copies of what later decisions change in place (the dicts); a state dict and a step
+        # are never changed once made, so they are shared.
+        return {
+            "seq": self.seq,
+            "states": dict(self.states),
+            "opinions": {cid: dict(by) for cid, by in self.opinions.items()},
+            "undo": self.undo_stack[-UNDO_KEEP:],
+            "cursor": list(self.cursor) if self.cursor else None,
+        }
+
+    def _fold(self, image: dict, beside: tuple[Any, int] | None) -> None:
+        """Write the image as the snapshot, then restart the journal with what came after it."""
         if self._snapshot_damaged:
             # Kept for a person to look at: it may hold decisions the journal no longer has.
             path = self.dir / SNAPSHOT
@@ -357,33 +527,28 @@ class DecisionJournal:
             except OSError:
                 pass
             self._snapshot_damaged = False
-        # Columns, not one object per candidate: at 100k decisions this loads about three
-        # times faster, and it is loaded before the first card shows.
-        ids = list(self.states)
-        columns: dict[str, list] = {"ids": ids}
-        for name in STATE_FIELDS:
-            columns[name] = [self.states[cid].get(name) for cid in ids]
-        snap = {
-            "version": 2,
-            "upto_seq": self.seq,
-            "written": time.time(),
-            "states": columns,
-            "opinions": self.opinions,
-            "undo": [s.to_json() for s in self.undo_stack[-UNDO_KEEP:]],
-            "cursor": list(self.cursor) if self.cursor else None,
-        }
-        atomic_write_bytes(
-            self.dir / SNAPSHOT,
-            json.dumps(snap, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "backslashreplace"),
-        )
+        atomic_write_bytes(self.dir / SNAPSHOT, encode_snapshot(image))
         # A kill here leaves the old journal beside the new snapshot: seq numbers skip it.
+        if beside is None:
+            self._restart(b"", image["undo"])
+            return
+        mutex, start = beside
+        with mutex:
+            with open(self.dir / JOURNAL, "rb") as f:
+                f.seek(start)
+                tail = f.read()  # whole entries: each append runs under the mutex
+            self._restart(tail, image["undo"])
+
+    def _restart(self, tail: bytes, kept: list[Step]) -> None:
         if self._fd is not None:
             os.close(self._fd)
-        atomic_write_bytes(self.dir / JOURNAL, b"")
+        atomic_write_bytes(self.dir / JOURNAL, tail)
         self._fd = open_append(self.dir / JOURNAL)
-        self.entries = 0
-        self._read_to = 0
-        del self.undo_stack[:-UNDO_KEEP]
+        self.entries = tail.count(b"\n")
+        self._read_to = len(tail)
+        # Steps older than the snapshot's first kept one are gone on the next open: gone now.
+        if kept:
+            del self.undo_stack[: bisect.bisect_left(self.undo_stack, kept[0].seq, key=_seq_of)]
 
     def forget(self, ids: set[str]) -> None:
         """Drop every decision on these candidates (their variant was deleted), durably, by compacting."""
@@ -394,17 +559,41 @@ class DecisionJournal:
         self.compact()
 
     def close(self) -> None:
-        if self._lock is not None and self.entries >= COMPACT_ON_CLOSE:
-            try:
-                self.compact()
-            except (OSError, WorkspaceError):
-                pass  # the journal still holds every decision; the next open folds it
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-        if self._lock is not None:
-            self._lock.release()
-            self._lock = None
+        with self._folding:  # a fold beside the review finishes first, under the lock it needs
+            if self._lock is not None and self.entries >= COMPACT_ON_CLOSE:
+                try:
+                    self._fold(self._image(), None)
+                except (OSError, WorkspaceError):
+                    pass  # the journal still holds every decision; the next open folds it
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
+
+
+def _state_of(e: dict) -> dict:
+    """The state a decide or bulk entry sets: the values `apply` takes from its Step."""
+    return {
+        "status": e["status"],
+        "reason": e.get("reason"),
+        "text": e.get("text"),
+        "reviewer": e.get("reviewer") or "",
+        "t": float(e.get("t") or 0),
+        "seq": int(e["seq"]),
+    }
+
+
+def _put(states: dict, cid: str, new: dict | None) -> None:
+    if new is None:
+        states.pop(cid, None)
+    else:
+        states[cid] = new
+
+
+def _seq_of(step: Step) -> int:
+    return step.seq
 
 
 def count_statuses(states: dict[str, dict], by_id: dict) -> Counter[str]:

@@ -89,6 +89,7 @@ class ReviewScreen(Screen):
         self._recent_key: tuple = ()
         self._filter_text: object = ""
         self.second_opinion = False  # a blind second look at what another reviewer decided
+        self._gone = False  # unmounted: what the open worker still hands over is dropped
 
     # layout ---------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -124,26 +125,58 @@ class ReviewScreen(Screen):
     # opening ---------------------------------------------------------------------------------
     @work(thread=True, group="review-open", exclusive=True, exit_on_error=False)
     def open_store(self) -> None:
-        """Decisions first, then the candidates a slice at a time: the first card shows after
-        the first slice, the rest streams into the queue while the user works."""
+        """The first card first: the decisions are read, the first slice of candidates from where
+        the reviewer left off, and the first open one shows, its state exact, before the whole
+        journal is applied; then the queue and the counts; then the rest of the candidates a
+        slice at a time while the user works (docs/ARCHITECTURE.md, "Scale")."""
         ctx = self.app.ctx
         worker = get_current_worker()
         store = CandidateStore(ctx.workspace, reviewer=ctx.reviewer)
+        if not self.second_opinion:
+            store.prepare_decisions()
+            store.scan(budget=FIRST_SLICE)
+            self._early_card(store)
         store.load_decisions()
         read_only = None
         try:
-            store.begin_review()
+            store.begin_review(fold=False)  # folded below, once the first card is on its way
         except UserError as exc:
             read_only = str(exc)
-        # A blind sample is drawn from every candidate, so a second opinion reads them all first.
-        store.scan(budget=None if self.second_opinion else FIRST_SLICE)
+        if self.second_opinion:
+            store.scan()  # a blind sample is drawn from every candidate, so it reads them all first
         self.app.call_from_thread(self._opened, store, read_only)
+        if read_only is None:
+            store.compact_if_due()
         while not store.scan_done and not worker.is_cancelled:
             store.scan(budget=SLICE)
             self.app.call_from_thread(self._take_new_rows)
         self.app.call_from_thread(self._loaded)
 
+    def _early_card(self, store: CandidateStore) -> None:
+        """Show the card `_opened` will show first, from the rows read so far and their exact states."""
+        rows = list(store.rows)
+        states = store.early_states(rows)
+        pred = self.filter.predicate(states)
+        row = next((r for r in rows if pred(r)), None)
+        if row is not None:
+            self.app.call_from_thread(self._show_early, store, row, states.get(row.id))
+
+    def _show_early(self, store: CandidateStore, row: Row, state: dict | None) -> None:
+        # Keys wait for `_opened` (the store is not the screen's yet); the counts follow there.
+        if self._gone or self.store is not None:
+            return
+        c = store.get(row.id)
+        status = state["status"] if state else "pending"
+        text = state["text"] if state and status == "edited" and state.get("text") else row.query
+        self._paint_card(row, c, "counting the queue…", status, state, text, blind=False)
+        self.query_one("#progress", Static).update(Text("reading the decisions…", style="dim"), layout=False)
+        if self.first_shown_at is None:
+            self.first_shown_at = time.perf_counter()
+
     def _opened(self, store: CandidateStore, read_only: str | None) -> None:
+        if self._gone:  # left before the store was open: its lock goes now
+            store.close()
+            return
         self.store, self.read_only = store, read_only
         self.reading = True
         if self.second_opinion:
@@ -158,6 +191,8 @@ class ReviewScreen(Screen):
 
     def _loaded(self) -> None:
         self.reading = False
+        if self._gone:
+            return
         self._take_new_rows()
         problems = self.store.problems if self.store else []
         if problems:
@@ -190,6 +225,11 @@ class ReviewScreen(Screen):
             if self.current is not None:
                 self.store.remember_position(self.current.id)
             self.store.close()
+        # The rows go now, by reference counting; left to the cyclic collector (the screen is
+        # in cycles), a later full collection would walk and free them all at once, in the
+        # middle of whatever runs next, such as the next screen's open.
+        self.store, self.current, self.queue, self.queue_pos = None, None, [], {}
+        self._gone = True
         gc.unfreeze()  # what _take_new_rows froze goes back to the collector with the screen
 
     # queue -----------------------------------------------------------------------------------
@@ -315,14 +355,16 @@ class ReviewScreen(Screen):
         store = self.store
         assert row is not None and store is not None
         c = store.get(row.id)
-        status = store.status(row.id)
         self._render_progress()
         in_queue = self.queue_pos.get(row.id)
         where = f"{in_queue + 1:,} of {len(self.queue):,} in queue" if in_queue is not None else "not in the queue"
         blind = self.second_opinion and store.reviewer not in store.opinions.get(row.id, ())
-        self._put("#where", card.card_head(where, c, status, store.state(row.id), blind=blind))
         # Blind: the question as generated, since an edit would show the first decision.
         text = c.query if blind else store.query_text(row.id)
+        self._paint_card(row, c, where, store.status(row.id), store.state(row.id), text, blind)
+
+    def _paint_card(self, row: Row, c, where: str, status: str, state: dict | None, text: str, blind: bool) -> None:
+        self._put("#where", card.card_head(where, c, status, state, blind=blind))
         self._put("#question", card.question(text))
         self._put("#original", card.original(text, c.query))
         self._put("#badges", card.badges(c))

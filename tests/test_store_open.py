@@ -1,0 +1,179 @@
+"""Opening a store with many decisions: the early states, the fold beside a review, no cycles."""
+
+import gc
+import json
+import random
+import threading
+import weakref
+
+import pytest
+from review_fixtures import populate
+
+import engine.store.journal as journal_mod
+from engine.store import CandidateStore, Filter
+from engine.workspace import Workspace
+
+
+@pytest.fixture
+def ws(tmp_path):
+    return Workspace(tmp_path / "ws")
+
+
+def _random_session(s, ids, rng, steps, second_reviewer=None):
+    """Decisions, bulk steps, resets, edits, undos and second opinions, as a reviewer makes them."""
+    for _ in range(steps):
+        x = rng.random()
+        if x < 0.15:
+            s.undo()
+        elif x < 0.22:
+            s.bulk(rng.sample(ids, 6), rng.choice(["accept", "reject", "skip", "reset"]), rule="r")
+        elif x < 0.27:
+            s.remember_position(rng.choice(ids))
+        else:
+            cid = rng.choice(ids[:30])  # a few candidates decided again and again
+            action = rng.choice(["accept", "reject", "edit", "skip", "flag", "reset"])
+            text = f"edited {rng.randrange(1000)}" if action == "edit" else None
+            s.decide(cid, action, reason="ambiguous" if action == "flag" else None, text=text)
+
+
+def _final(ws, ids):
+    s = CandidateStore(ws).load()
+    states = {cid: s.states[cid] for cid in ids if cid in s.states}
+    cursor = s.journal.cursor
+    s.close()
+    return states, cursor
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_early_states_are_the_states_the_whole_replay_gives(ws, monkeypatch, seed):
+    s = CandidateStore(ws)
+    ids = populate(s, 80)
+    rng = random.Random(seed)
+    monkeypatch.setattr(journal_mod, "COMPACT_EVERY", 60)  # a snapshot (with undo steps) and a journal
+    _random_session(s, ids, rng, 150)
+    s.close()
+    second = CandidateStore(ws, reviewer="bo")
+    for cid in rng.sample(ids, 10):
+        second.decide(cid, "reject", second=True)
+    second.undo()
+    second.close()
+    with open(ws.candidates_dir / "decisions.jsonl", "ab") as f:
+        f.write(b'{"seq": "x", "op": "decide"}\n')  # skipped by both
+        f.write(b'{"seq": 100000, "op": "undo", "target": 3}\n')  # an undo of a step long folded
+    want, cursor = _final(ws, ids)
+    assert want  # the session left decisions to check
+
+    r = CandidateStore(ws)
+    r.prepare_decisions()
+    assert r.journal.cursor == cursor  # the scan's hint is final before anything is applied
+    r.scan()
+    early = r.early_states(r.rows)
+    assert not r.journal.loaded
+    assert early == want
+    r.load_decisions()
+    assert {cid: r.states[cid] for cid in ids if cid in r.states} == want
+    assert r.problems == _problems_of_a_plain_load(ws)
+
+
+def _problems_of_a_plain_load(ws):
+    return CandidateStore(ws).load().problems
+
+
+def test_early_states_of_a_few_rows_and_the_first_open_card(ws):
+    s = CandidateStore(ws)
+    ids = populate(s, 40)
+    s.bulk(ids[:10], "accept", rule="first ten")
+    s.decide(ids[10], "skip")
+    s.decide(ids[11], "accept")
+    s.undo()  # ids[11] is pending again
+    s.close()
+    r = CandidateStore(ws)
+    r.prepare_decisions()
+    r.scan()
+    rows = [r.by_id[cid] for cid in ids[5:15]]
+    early = r.early_states(rows)
+    assert set(early) == set(ids[5:11])  # ids[11]: undone, so pending, so no state
+    assert early[ids[10]]["status"] == "skipped" and early[ids[5]]["status"] == "accepted"
+    pred = Filter().predicate(early)
+    # The scan began at the last decision's group (ids[10:15]), so that is the first open card.
+    assert r.rows[0].id == ids[10]
+    assert [row.id for row in r.rows[:5] if pred(row)] == ids[10:15]
+    r.load_decisions()
+    assert [row.id for row in r.select(Filter())][:5] == ids[10:15]
+
+
+def test_a_fold_beside_the_review_keeps_what_was_decided_meanwhile(ws, monkeypatch):
+    s = CandidateStore(ws)
+    ids = populate(s, 30)
+    for cid in ids[:12]:
+        s.decide(cid, "accept")
+    s.close()
+    r = CandidateStore(ws)
+    r.begin_review(fold=False)  # the long journal is left for later
+    assert len((ws.candidates_dir / "decisions.jsonl").read_text().splitlines()) == 12
+    real = journal_mod.encode_snapshot
+    meanwhile = []
+
+    def encode_while_the_reviewer_decides(image):
+        data = real(image)
+        # The mutex is free while the snapshot is encoded and written: a keypress lands.
+        assert r.log.mutex.acquire(blocking=False)
+        r.log.mutex.release()
+        meanwhile.append(r.decide(ids[20], "reject"))
+        meanwhile.append(r.undo())  # undoes the reject
+        meanwhile.append(r.decide(ids[21], "flag"))
+        return data
+
+    monkeypatch.setattr(journal_mod, "encode_snapshot", encode_while_the_reviewer_decides)
+    assert r.journal.compact_if_due(r.log.mutex, every=10)
+    monkeypatch.undo()
+    snap = json.loads((ws.candidates_dir / "decisions.snapshot.json").read_text())
+    assert snap["upto_seq"] == 12
+    journal = [json.loads(x) for x in (ws.candidates_dir / "decisions.jsonl").read_text().splitlines()]
+    assert [e["seq"] for e in journal] == [13, 14, 15]
+    assert r.counts()["accepted"] == 12 and r.status(ids[21]) == "flagged"
+    assert not r.journal.compact_if_due(r.log.mutex, every=10)  # 3 entries: nothing due
+    r.close()
+    again = CandidateStore(ws).load()
+    assert again.counts()["accepted"] == 12 and again.status(ids[20]) == "pending"
+    assert again.status(ids[21]) == "flagged"
+    assert again.undo().ids == [ids[21]]
+    assert again.undo().ids == [ids[11]]  # across the fold, the undo steps are all there
+    assert again.status(ids[11]) == "pending"
+
+
+def test_a_fold_waits_for_nothing_and_close_waits_for_the_fold(ws):
+    s = CandidateStore(ws)
+    ids = populate(s, 30)
+    for cid in ids[:12]:
+        s.decide(cid, "accept")
+    s.close()
+    r = CandidateStore(ws)
+    r.begin_review(fold=False)
+    folded = []
+    t = threading.Thread(target=lambda: folded.append(r.journal.compact_if_due(r.log.mutex, every=10)))
+    t.start()
+    r.decide(ids[25], "accept")
+    r.close()  # after the fold (it holds the lock the fold needs)
+    t.join()
+    assert folded == [True]
+    assert CandidateStore(ws).load().counts()["accepted"] == 13
+
+
+def test_a_store_let_go_is_freed_without_the_cyclic_collector(ws):
+    s = CandidateStore(ws)
+    populate(s, 20)
+    s.close()
+    r = CandidateStore(ws).load()
+    r.begin_review()
+    r.decide(r.rows[0].id, "accept")
+    r.close()
+    gone = weakref.ref(r)
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        del r
+        assert gone() is None  # freed by reference counting: no cycle through the store
+    finally:
+        if collecting:
+            gc.enable()
