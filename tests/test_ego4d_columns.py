@@ -315,3 +315,47 @@ def test_what_msgspec_refuses_in_ego4d_json_is_read_by_the_json_module(tmp_path,
     got = _clip_view(root, FAST)
     monkeypatch.setattr(load, "_quick_json", lambda p: None)
     assert got == _clip_view(root, FAST)
+
+
+def test_parallel_workers_with_a_video_uid_in_two_shares(tmp_path, monkeypatch):
+    from engine.ego4d import parallel as par
+
+    videos = {f"vid-{i}": _video(_pass(_narr(2.0), _narr(1.0 + i))) for i in range(12)}
+    videos["vid-3"] = _video(_pass(_narr(3.0), _narr(1.0, extra=', "q": 1')), _pass(_narr(1.0)))
+    root = _tree(tmp_path, videos)
+    text = (root / NARRATION).read_text().replace('"vid-9"', '"vid-3"')
+    (root / NARRATION).write_text(text)
+    data = (root / NARRATION).read_bytes()
+    cuts = [data.index(b'"vid-6"')]
+    monkeypatch.setattr(par, "chunk_starts", lambda path, size, n: cuts)
+    outcomes: list = []
+    real = par.read_parallel
+
+    def spy(*a, **kw):
+        outcomes.append(real(*a, **kw))
+        return outcomes[-1]
+
+    monkeypatch.setattr(par, "read_parallel", spy)
+    _same(root, dataclasses.replace(PARALLEL_FAST, chunk=300))
+    assert outcomes and all(type(o) is list for o in outcomes)  # pieces, not whole-file arrays
+
+
+def test_parallel_workers_give_whole_file_arrays_when_no_uid_repeats(tmp_path, monkeypatch):
+    from engine.ego4d import parallel as par
+
+    videos = {
+        f"vid-{i}": _video(_pass(_narr(2.0, '"it\u2019s"'), _narr(1.0 + i)) if i % 3 else None, _pass())
+        for i in range(12)
+    }
+    videos["vid-0"] = _video(None, _pass(_narr(1.0, '"the cup\u2019s lid"'), _narr(1.0)))
+    root = _tree(tmp_path, videos)
+    outcomes: list = []
+    real = par.read_parallel
+
+    def spy(*a, **kw):
+        outcomes.append(real(*a, **kw))
+        return outcomes[-1]
+
+    monkeypatch.setattr(par, "read_parallel", spy)
+    _same(root, dataclasses.replace(PARALLEL_FAST, chunk=300))
+    assert outcomes and all(isinstance(o, par.Flat) for o in outcomes)

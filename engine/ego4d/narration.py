@@ -431,7 +431,41 @@ def read_narrations(
             running.close()
     if pieces is None or problems.errors_in(rel):
         return None
+    if isinstance(pieces, parallel.Flat):
+        return _from_flat(pieces, problems, blobs, progress)
     return _merge(pieces, problems, blobs, workdir, progress)
+
+
+def _from_flat(flat, problems: Problems, blobs: dict, progress) -> tuple[list[str], dict, dict]:
+    """`_merge` and `assemble` of the workers' whole-file arrays (parallel.Flat: no uid twice)."""
+    V = len(flat.uids)
+    has = {pn: flat.passes[pn]["has"] for pn in (1, 2)}
+    counts = {}
+    for pn in (1, 2):
+        counts[pn] = np.zeros(V, dtype=np.int64)
+        counts[pn][has[pn]] = flat.passes[pn]["n"]
+    only2 = np.flatnonzero(has[2] & ~has[1] & (counts[2] > 0))
+    if len(only2):
+        what = "videos with narration_pass_2 only (no pass 1: no groups)"
+        problems.warn("only_pass_2", NARRATION_JSON, what, f"video {flat.uids[only2[0]]!r}", len(only2))
+    passes, curly = {}, {}
+    for pn in (1, 2):
+        if progress is not None:
+            progress("narration arrays", pn, 2)
+        a = flat.passes[pn]
+        offsets = np.zeros(V + 1, dtype=np.int64)
+        np.cumsum(counts[pn], out=offsets[1:])
+        cols = {}
+        for col in ("text", "uid"):
+            off = np.zeros(len(a["time"]) + 1, dtype=np.int64)
+            np.cumsum(a[f"{col}_len"], dtype=np.int64, out=off[1:])
+            cols[col] = TextColumn(blobs[pn, col], off)
+        passes[pn] = NarrationArrays(
+            video_offsets=offsets, time=a["time"], flags=a["flags"], text=cols["text"], uid=cols["uid"]
+        )
+        rows = np.flatnonzero(a["curly"])
+        curly[pn] = (int(a["curly"].sum()), int(np.flatnonzero(has[pn])[rows[0]]) if len(rows) else -1)
+    return list(flat.uids), passes, curly
 
 
 def _read_quick(p: Path, root: Path, problems: Problems, progress, files: dict, policy: ReadPolicy, running):

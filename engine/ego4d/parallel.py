@@ -267,7 +267,7 @@ def start(path: Path, root: Path, workdir: Path, policy: ReadPolicy = DEFAULT_PO
         return None
 
 
-def read_parallel(running: Running, problems: Problems, progress: Progress | None, files: dict) -> list | None:
+def read_parallel(running: Running, problems: Problems, progress: Progress | None, files: dict) -> list | Flat | None:
     """The (uid, pieces) of every video as `videos` gives them, decoded by the worker
     processes `running`, with the text appended to `files`; None when the file is read
     serially instead.
@@ -284,7 +284,32 @@ def read_parallel(running: Running, problems: Problems, progress: Progress | Non
     ok = all("error" not in r for r in results)
     ok = ok and all(r["stopped_at"] == cuts[k + 1] for k, r in enumerate(results[:-1]))
     ok = ok and results[-1]["stopped_at"] is None
-    return _join(results, problems, running.workdir, files) if ok else None
+    if not ok:
+        return None
+    uids = [u for r in results for u in r["uids"]]
+    if len(set(uids)) == len(uids) and all("flags" in r[pn] for r in results for pn in (1, 2)):
+        return Flat(uids, _join_flat(results, problems, running.workdir, files))
+    return _join(results, problems, running.workdir, files)
+
+
+class Flat:
+    """The workers' result as whole-file arrays per pass (no uid twice, every share read by
+    the columnar reader): `has` per video, then per video that has the pass its row count
+    `n` and curly-quote rows `curly`, and per row `time`, `text_len`, `uid_len`, `flags`."""
+
+    def __init__(self, uids: list[str], passes: dict[int, dict]) -> None:
+        self.uids = uids
+        self.passes = passes
+
+
+def _join_flat(results: list, problems: Problems, workdir: Path, files: dict) -> dict[int, dict]:
+    for k, r in enumerate(results):
+        for key, f in files.items():
+            _append_file(f, workdir / f"p{key[0]}.{key[1]}.{k}.bin", r["sizes"][key])
+        for code_file, (count, what, where) in r["warn"].items():
+            problems.warn(code_file[0], code_file[1], what, where, count)
+    names = ("has", "n", "time", "text_len", "uid_len", "flags", "curly")
+    return {pn: {name: np.concatenate([r[pn][name] for r in results]) for name in names} for pn in (1, 2)}
 
 
 def _join(results: list, problems: Problems, workdir: Path, files: dict) -> list[tuple[str, dict]]:
@@ -328,7 +353,14 @@ def _join(results: list, problems: Problems, workdir: Path, files: dict) -> list
 
 
 def _append_file(dst: BlobFile, src: Path, size: int) -> None:
-    """Append a worker's blob file to `dst`, in the kernel where it can (no copy through Python)."""
+    """Append a worker's blob file to `dst`, in the kernel where it can (no copy through Python);
+    the first one is only renamed."""
+    if dst.size == 0 and os.path.getsize(src) == size:
+        dst.f.close()
+        os.replace(src, dst.path)
+        dst.f = open(dst.path, "ab", buffering=1 << 20)
+        dst.size = size
+        return
     dst.f.flush()
     with open(src, "rb") as f:
         left = size
