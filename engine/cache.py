@@ -13,6 +13,11 @@ Writers never touch files a reader may hold: a new `data-<token>/` is written in
 `index.json` is replaced atomically, then older data folders are removed. Arrays are
 read in full (~70 MB at Ego4D scale); text offsets are memory-mapped read-only and text blobs
 are `mmap`s (slicing gives bytes), so a warm open does not read the ~400 MB of text.
+
+Beside the index's own columns, each pass keeps what the window engine derives from the index
+alone (engine/windows_prep.py `pass_geometry`: beta per video, each clip's row range), so a
+warm open reads it instead of computing it (docs/ARCHITECTURE.md, "Scale"). A cache without
+them (an older one) is still good: they are computed on first use.
 """
 
 from __future__ import annotations
@@ -30,7 +35,8 @@ import numpy as np
 from engine.ego4d.layout import INDEX_SOURCES
 from engine.index import Index, Issue, NarrationArrays, TextColumn
 
-CACHE_VERSION = 3  # bump when the reader changes what an index or its warnings hold
+CACHE_VERSION = 3  # bump when the reader changes what an index or its warnings hold, or
+# engine/windows_prep.py changes what pass_geometry derives
 _SOURCES = INDEX_SOURCES
 _META = "index.json"
 # Warnings about one open, not about the source files: never kept in the cache.
@@ -131,6 +137,10 @@ def _read(root: str | os.PathLike, d: Path, meta: dict, raw: str = "") -> Index:
     def text(name: str) -> TextColumn:
         return TextColumn(map_bytes(data / f"{name}.bin"), arr(f"{name}.offsets", mmap=True))
 
+    def derived(name: str) -> np.ndarray | None:
+        # caches written before these were kept lack them: computed on first use instead
+        return arr(name) if f"{name}.npy" in meta["sizes"] else None
+
     passes = {}
     for p in (1, 2):
         passes[p] = NarrationArrays(
@@ -139,6 +149,8 @@ def _read(root: str | os.PathLike, d: Path, meta: dict, raw: str = "") -> Index:
             flags=arr(f"p{p}.flags"),
             text=text(f"p{p}.text"),
             uid=text(f"p{p}.uid"),
+            video_beta=derived(f"p{p}.video_beta"),
+            clip_rows=derived(f"p{p}.clip_rows"),
         )
     index = Index(
         root=Path(root),
@@ -179,6 +191,14 @@ def _check_shapes(index: Index) -> None:
         for col in (a.text, a.uid):
             if len(col.offsets) != n + 1 or int(col.offsets[-1]) != len(col.blob) or int(col.offsets[0]) != 0:
                 raise CacheDamaged(f"pass {p} text offsets do not match the text")
+        beta_ok = a.video_beta is None or (a.video_beta.shape == (V,) and a.video_beta.dtype == np.float64)
+        rows_ok = a.clip_rows is None or (a.clip_rows.shape == (2, C) and a.clip_rows.dtype == np.int64)
+        if not (beta_ok and rows_ok) or (a.clip_rows is not None and C and not _rows_fit(a.clip_rows, n)):
+            raise CacheDamaged(f"pass {p} derived arrays do not match the index")
+
+
+def _rows_fit(rows: np.ndarray, n: int) -> bool:
+    return int(rows.min()) >= 0 and int(rows.max()) <= n and bool((rows[0] <= rows[1]).all())
 
 
 def _checksum(meta: dict) -> str:
@@ -236,7 +256,11 @@ def save(index: Index, data: Path | None = None) -> Path | None:
             "clip_offsets": index.clip_offsets,
             "excluded": index.excluded,
         }
+        from engine.windows_prep import pass_geometry  # writers only
+
         for p, a in index.passes.items():
+            # what a warm open would otherwise compute first
+            arrays[f"p{p}.video_beta"], arrays[f"p{p}.clip_rows"] = pass_geometry(index, p)
             arrays[f"p{p}.video_offsets"] = a.video_offsets
             arrays[f"p{p}.time"] = a.time
             arrays[f"p{p}.flags"] = a.flags

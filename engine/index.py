@@ -65,6 +65,10 @@ class NarrationArrays:
     flags: np.ndarray  # uint8[N], FLAG_* bits
     text: TextColumn  # narration_text
     uid: TextColumn  # annotation_uid of the narration ("" when absent)
+    # Derived from the arrays above and the index's clips, once per index and kept in its cache
+    # (engine/windows_prep.py `pass_geometry`; None until then):
+    video_beta: np.ndarray | None = None  # float64[V]: mean positive gap per video (NaN: none)
+    clip_rows: np.ndarray | None = None  # int64[2, C]: each clip's row range [a, b) in this pass
 
     def __len__(self) -> int:
         return len(self.time)

@@ -102,6 +102,59 @@ def bisect(T: np.ndarray, x: np.ndarray, lo: np.ndarray, hi: np.ndarray, right: 
     return lo
 
 
+def clip_rows(index: Index, T: np.ndarray, voff: np.ndarray, videos: np.ndarray) -> np.ndarray:
+    """Row range [a, b) of each clip of the given videos (bool[V]) in a table of rows (times T,
+    CSR `voff`): the rows of its video with clip_start <= t <= clip_end; a = b = 0 for the
+    other clips. Working in row space makes "first and last narration in the clip" an
+    integer test."""
+    out = np.zeros((2, len(index.clip_uids)), dtype=np.int64)
+    slot_video = row_video(np.asarray(index.clip_offsets))  # video of each place in clip_order
+    slots = np.flatnonzero((videos & (np.diff(voff) > 0))[slot_video])
+    cl = np.asarray(index.clip_order)[slots]
+    v = slot_video[slots]
+    lo, hi, m = voff[v], voff[v + 1], len(cl)
+    keys = np.concatenate([index.clip_start[cl], index.clip_end[cl]])
+    both = bisect(T, keys, np.concatenate([lo, lo]), np.concatenate([hi, hi]), np.arange(2 * m) >= m)
+    out[0, cl], out[1, cl] = both[:m], both[m:]
+    return out
+
+
+def video_beta(T: np.ndarray, voff: np.ndarray, videos: np.ndarray | None = None) -> np.ndarray:
+    """beta per video: the mean of the positive gaps between its sorted timestamps, NaN when it
+    has none or is not among `videos` (bool[V]; default all). np.add.reduce per video, not
+    reduceat: the notebook's np.mean sums pairwise, and windows must match it to the last bit."""
+    N, V = len(T), len(voff) - 1
+    beta = np.full(V, np.nan)
+    if N > 1:
+        gap = T[1:] - T[:-1]
+        last = voff[1:-1] - 1  # the gap from a video's last row to the next video's first
+        gap[last[(last >= 0) & (last < N - 1)]] = np.nan
+        at = np.flatnonzero(gap > 0)
+        g = gap[at]
+        goff = np.searchsorted(at, voff)
+        has = goff[1:] > goff[:-1]
+        if videos is not None:
+            has &= videos
+        add = np.add.reduce
+        bounds = goff.tolist()
+        for v in np.flatnonzero(has).tolist():
+            s, e = bounds[v], bounds[v + 1]
+            beta[v] = add(g[s:e]) / (e - s)
+    return beta
+
+
+def pass_geometry(index: Index, narration_pass: int) -> tuple[np.ndarray, np.ndarray]:
+    """(video_beta, clip_rows) of one narration pass over every video: computed once, kept on
+    its NarrationArrays, and stored with the index by engine/cache.py, so that a warm open
+    reads them. They depend on the index alone (no parameter, not on which videos are used)."""
+    arr = index.passes[narration_pass]
+    if arr.video_beta is None or arr.clip_rows is None:
+        T, voff = np.asarray(arr.time), np.asarray(arr.video_offsets)
+        arr.clip_rows = clip_rows(index, T, voff, np.ones(len(voff) - 1, dtype=bool))
+        arr.video_beta = video_beta(T, voff)
+    return arr.video_beta, arr.clip_rows
+
+
 class Segments:
     """The rows cut where a live clip's row range starts or ends: per segment its first row,
     length, how many clips hold it, the one that does (-1 unless exactly one) and the furthest
@@ -143,7 +196,7 @@ class Prepared:
         self.used_rows_per_video = np.where(used, self.n_rows, 0)
         self.narrations_used = int(self.used_rows_per_video.sum())
         check_cancel(cancel)
-        a, b, live = self._clip_rows(index)
+        a, b, live = self._geometry(index, narration_pass)
         seg = self.seg = Segments(self.N, a[live], b[live], live)
         self.has_multi = bool((seg.count >= 2).any())
         check_cancel(cancel)
@@ -153,35 +206,22 @@ class Prepared:
         check_cancel(cancel)
         self._runs(seg)
         self._row_bits()
-        self._beta()
 
-    def _clip_rows(self, index: Index) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Row range [a, b) of each clip: the rows of its video with clip_start <= t <= clip_end,
-        and the clips whose range is not empty (`live`).
-
-        Working in row space makes "first and last narration in the clip" an integer test.
-        """
-        T, voff = self.table.time, self.table.video_offsets
-        C = len(index.clip_uids)
-        a = np.zeros(C, dtype=np.int64)
-        b = np.zeros(C, dtype=np.int64)
-        cs_all, ce_all = index.clip_start, index.clip_end
-        coff = np.asarray(index.clip_offsets)
-        slot_video = row_video(coff)  # video of each place in clip_order
-        slots = np.flatnonzero((self.video_used & (self.n_rows > 0))[slot_video])
-        cl = np.asarray(index.clip_order)[slots]
-        v = slot_video[slots]
-        lo, hi, m = voff[v], voff[v + 1], len(cl)
-        both = bisect(
-            T,
-            np.concatenate([cs_all[cl], ce_all[cl]]),
-            np.concatenate([lo, lo]),
-            np.concatenate([hi, hi]),
-            np.arange(2 * m) >= m,
-        )
-        a[cl], b[cl] = both[:m], both[m:]
-        finite = np.isfinite(cs_all) & np.isfinite(ce_all)
-        return a, b, np.flatnonzero(finite & (b > a))
+    def _geometry(self, index: Index, narration_pass: int | str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """beta per used video, each clip's row range [a, b) (`clip_rows`), and the clips of used
+        videos whose range is not empty (`live`)."""
+        T, voff, used = self.table.time, self.table.video_offsets, self.video_used
+        if narration_pass == "both":
+            rows = clip_rows(index, T, voff, used)
+            self.beta = video_beta(T, voff, used)
+        else:
+            beta, rows = pass_geometry(index, int(narration_pass))
+            self.beta = np.where(used, beta, np.nan)
+        a, b = rows[0], rows[1]
+        in_used = np.zeros(len(a), dtype=bool)
+        in_used[np.asarray(index.clip_order)[used[row_video(np.asarray(index.clip_offsets))]]] = True
+        finite = np.isfinite(index.clip_start) & np.isfinite(index.clip_end)
+        return a, b, np.flatnonzero(in_used & finite & (b > a))
 
     def _paint(self, index: Index, seg: Segments) -> None:
         """room[i]: how many rows from i on still lie in one clip that also holds row i (clips
@@ -288,23 +328,3 @@ class Prepared:
             bits[same] |= B_DUP
             bits[same + 1] |= B_DUP
         self.row_bits = bits
-
-    def _beta(self) -> None:
-        """beta per used video. np.add.reduce per video, not reduceat: the notebook's np.mean
-        sums pairwise, and windows must match it to the last bit."""
-        N, T, voff = self.N, self.table.time, self.table.video_offsets
-        V = len(voff) - 1
-        beta = np.full(V, np.nan)
-        if N > 1:
-            gap = T[1:] - T[:-1]
-            last = voff[1:-1] - 1  # the gap from a video's last row to the next video's first
-            gap[last[(last >= 0) & (last < N - 1)]] = np.nan
-            at = np.flatnonzero(gap > 0)
-            g = gap[at]
-            goff = np.searchsorted(at, voff)
-            add = np.add.reduce
-            bounds = goff.tolist()
-            for v in np.flatnonzero(self.video_used & (goff[1:] > goff[:-1])).tolist():
-                s, e = bounds[v], bounds[v + 1]
-                beta[v] = add(g[s:e]) / (e - s)
-        self.beta = beta

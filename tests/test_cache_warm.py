@@ -48,3 +48,67 @@ def test_an_edit_behind_a_valid_looking_head_is_caught(tmp_path):
     assert not cache._checksum_matches_text(json.loads(edited), edited)
     rebuilt = load_index(root)
     assert _rebuilt(rebuilt) and rebuilt.video_uids == cold.video_uids
+
+
+def _summary(index, **kw):
+    from engine.windows import WindowParams, compute
+
+    res = compute(index, WindowParams(**kw))
+    s = res.summary()
+    s.pop("compute_seconds")
+    return s, res.reason_bits.tolist(), res.group_clip.tolist(), [repr(b) for b in res.beta_video.tolist()]
+
+
+def test_the_cache_keeps_each_pass_geometry_and_a_warm_open_computes_the_same_from_it(tmp_path):
+    import numpy as np
+
+    from engine.windows_prep import clip_rows, video_beta
+
+    root = tmp_path / "ego4d"
+    write_sample(root, videos=6, features=False)
+    for pt in sorted((root / "v1" / "egovlp_fp16").glob("*.pt"))[:2]:
+        pt.unlink()  # some videos unused: the cached geometry covers every video regardless
+    cold = load_index(root, use_cache=False)
+    warm = load_index(root)  # builds the cache
+    warm = load_index(root)
+    assert not _rebuilt(warm)
+    for p in (1, 2):
+        arr = warm.passes[p]
+        assert arr.video_beta is not None and arr.clip_rows is not None
+        every = np.ones(warm.n_videos, dtype=bool)
+        T, voff = np.asarray(arr.time), np.asarray(arr.video_offsets)
+        np.testing.assert_array_equal(arr.video_beta, video_beta(T, voff))
+        np.testing.assert_array_equal(arr.clip_rows, clip_rows(warm, T, voff, every))
+    for kw in ({}, {"k": 2, "narration_pass": 2}, {"k": 3, "narration_pass": "both"}):
+        assert _summary(warm, **kw) == _summary(cold, **kw)
+
+
+def test_a_cache_written_before_the_geometry_was_kept_still_opens_and_computes_it(tmp_path):
+    root, cold, path = _cached_tree(tmp_path)
+    meta = json.loads(path.read_text())
+    data = path.parent / meta["data"]
+    for p in (1, 2):
+        for name in (f"p{p}.video_beta.npy", f"p{p}.clip_rows.npy"):
+            (data / name).unlink()
+            del meta["sizes"][name]
+    meta.pop("checksum")
+    meta["checksum"] = cache._checksum(meta)
+    path.write_text(json.dumps(meta))
+    warm = load_index(root)
+    assert not _rebuilt(warm) and warm.passes[1].video_beta is None
+    assert _summary(warm) == _summary(load_index(root, use_cache=False))
+    assert warm.passes[1].video_beta is not None  # computed on first use
+
+
+def test_geometry_that_does_not_fit_the_index_is_damage(tmp_path):
+    import numpy as np
+
+    root, cold, path = _cached_tree(tmp_path)
+    meta = json.loads(path.read_text())
+    target = path.parent / meta["data"] / "p1.clip_rows.npy"
+    rows = np.load(target)
+    rows[1, 0] = len(cold.passes[1]) + 5  # past the last row, same size on disk
+    np.save(target, rows)
+    rebuilt = load_index(root)
+    assert _rebuilt(rebuilt)
+    assert _summary(rebuilt) == _summary(load_index(root, use_cache=False))
