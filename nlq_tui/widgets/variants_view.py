@@ -221,7 +221,8 @@ class VariantsView(Vertical):
         if names != self._shown_names:
             self._shown_names = names
             self._set_options(names)
-        self._maybe_compare()
+        # After the table is drawn: the comparison's read in its thread would hold up this paint.
+        self.call_after_refresh(self._maybe_compare)
 
     def _set_options(self, names: list[str]) -> None:
         options = [(plain_text(n, limit=60), n) for n in names]
@@ -254,7 +255,8 @@ class VariantsView(Vertical):
         a, b = self.pick_a.value, self.pick_b.value
         if isinstance(a, str) and isinstance(b, str) and a != b and self.workspace is not None:
             # the same pair over the same candidates compares the same: do not read them again
-            key = (a, b, tuple((r.get("name"), r.get("candidates")) for r in self.rows))
+            count = {r.get("name"): r.get("candidates") for r in self.rows}
+            key = (a, b, count.get(a), count.get(b))
             if key != self._compared:
                 self._compared = key
                 self._compare(a, b)
