@@ -155,7 +155,7 @@ def main() -> None:
         root, ws, groups = setup(Path(d), args.videos, args.variants, args.groups)
         print(f"setup: {args.variants} variants x {groups:,} groups in {time.perf_counter() - t0:.1f} s")
         paint = asyncio.run(bench_paint(root, ws, args.variants))
-        for summary, what in ((False, "full read of the store"), (True, "from the summary")):
+        for summary, what in ((False, "full read of the store"), (True, "from its caches, files unchanged")):
             t = bench_table(ws, summary)
             print(f"variant_table, {what}: {t:.3f} s median of 3 (goal < {GOAL_S} s for `nlq-tui variants`) {load()}")
         for kind, what in (
