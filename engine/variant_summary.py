@@ -10,10 +10,12 @@ reviewed candidates) is kept beside it for the journal and snapshot it was repla
 replayed again through `DecisionJournal` when either changed.
 
 It is a cache, never the source of truth: a shard that is shorter than recorded, another file
-at a recorded name, changed bytes before a recorded offset, a new shard sorting before a read
-one, a damaged or foreign summary file: the summary is rebuilt from the store, silently. It is
-written with a temp file and a rename, and only when it changed; a workspace that cannot be
-written is read every time instead. The same warnings as a full read come out, in its order.
+at a recorded name, changed bytes just before a recorded offset, a shard written in place (not
+grown, yet changed), an earlier shard grown after a later one was read, a new shard sorting
+before a read one, a damaged or foreign summary file: the summary is rebuilt from the store,
+silently. It is written with a temp file and a rename, and only when it changed; a workspace
+that cannot be written is read every time instead. The same warnings as a full read come out,
+in its order. `engine.variant_cache` keeps the finished rows beside it.
 """
 
 from __future__ import annotations
