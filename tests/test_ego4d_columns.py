@@ -359,3 +359,28 @@ def test_parallel_workers_give_whole_file_arrays_when_no_uid_repeats(tmp_path, m
     monkeypatch.setattr(par, "read_parallel", spy)
     _same(root, dataclasses.replace(PARALLEL_FAST, chunk=300))
     assert outcomes and all(isinstance(o, par.Flat) for o in outcomes)
+
+
+@pytest.mark.parametrize("window", [1, 3, 7, 8, 13, 1 << 24])
+def test_unsure_is_found_where_the_case_insensitive_pattern_finds_it(window):
+    import random
+    import re
+
+    from engine.ego4d.narration import _unsure_at
+
+    pattern = re.compile(rb"#[uU][nN][sS][uU][rR][eE]")
+    rng = random.Random(window)
+    pieces = [
+        b"#unsure",
+        b"#UnSuRe",
+        b"#unsur",
+        b"x",
+        b"##unsure",
+        b" ",
+        "\u00e9".encode(),
+        b"#UNSURE#unsure",
+        b"\xc4\xb0",
+    ]
+    for _ in range(200):
+        blob = b"".join(rng.choice(pieces) for _ in range(rng.randint(0, 40)))
+        assert _unsure_at(blob, window) == [m.start() for m in pattern.finditer(blob)]
