@@ -185,7 +185,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"nlq-tui: error: {problem}", file=sys.stderr)
         return 2
     from engine.errors import UserError
-    from engine.textsafe import one_line
 
     try:
         from nlq_tui.config import load_user_config
@@ -195,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         parser = build_parser(command_parser(argv))
         apply_user_config(parser, cfg)
     except UserError as exc:
-        print(f"nlq-tui: error: {one_line(exc, 2000)}", file=sys.stderr)
+        print(f"nlq-tui: error: {_one_line(exc)}", file=sys.stderr)
         return exc.exit_code
     args = parser.parse_args(argv)
     _finish_args(args, cfg)
@@ -209,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()  # here, so that a closed pipe is caught below, not at exit
         return code
     except UserError as exc:
-        print(f"nlq-tui: error: {one_line(exc, 2000)}", file=sys.stderr)
+        print(f"nlq-tui: error: {_one_line(exc)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("nlq-tui: interrupted", file=sys.stderr)
@@ -217,6 +216,12 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `nlq-tui ... --json | head`: the reader left; not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+
+
+def _one_line(exc: Exception) -> str:
+    from engine.textsafe import one_line  # only on the way out with an error
+
+    return one_line(exc, 2000)
 
 
 if __name__ == "__main__":
