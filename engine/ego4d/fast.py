@@ -1,18 +1,20 @@
-"""The fast narration reader: msgspec decodes the JSON, the streaming reader's code does the rest.
+"""The fast narration reader: msgspec decodes the JSON, in chunks of whole videos.
 
-narration.json is read in chunks (ReadPolicy.chunk); each chunk is cut after the last video
-that ends in it (`}, "<uid>": {`, looked for in the chunk's tail only). msgspec skips over the
-chunk's videos in C, keeping each pass as raw JSON, then decodes each pass on its own; every
-video then goes through the streaming reader's per-video code (`video_entry`), so the arrays,
-warnings and errors are exactly that reader's. Where msgspec refuses a pass that Python's json
-reads (NaN, lone surrogates), json decodes it. Anything else (a chunk that is not valid JSON,
-a cut that was not between two videos, an unknown field of a video, one uid twice in a chunk)
-ends this reader, reporting nothing: the streaming reader then reads the whole file and names
-the problem with its line and column.
+narration.json (or a parallel worker's span of it) is read in chunks of at most a few MiB
+(ReadPolicy.chunk caps it) into one reused buffer; each chunk is cut after the last video that
+ends in it (`}, "<uid>": {`). The columnar reader (engine.ego4d.columns) decodes a chunk at
+once into typed structs and builds its columns; a chunk it declines goes the slower way here:
+msgspec skips over the chunk's videos keeping each pass as raw JSON, decodes each pass on its
+own (engine.ego4d.typed), and a pass that one declines is decoded into dicts for the streaming
+reader's per-video code, so the arrays, warnings and errors are exactly that reader's. Where
+msgspec refuses a pass that Python's json reads (NaN, lone surrogates), json decodes it.
+Anything else (a chunk that is not valid JSON, a cut that was not between two videos, an
+unknown field of a video, one uid twice in a chunk, an integer longer than Python reads) ends
+this reader, reporting nothing: the streaming reader then reads the whole file and names the
+problem with its line and column.
 
 msgspec is optional (docs/ARCHITECTURE.md, "Scale"): without it `read_fast` returns None and
-the streaming reader does all the work.
-"""
+the streaming reader does all the work."""
 
 from __future__ import annotations
 

@@ -1,12 +1,12 @@
 """The parallel narration reader: one forked worker per idle CPU, the same result as the serial one.
 
 A big file (>= ReadPolicy.parallel_min_bytes) is decoded by workers, each taking a contiguous
-run of videos and returning flat arrays plus its own text files, joined in file order; the
-result and any error line are exactly the serial reader's. This buys wall time only where
-cores are free (the CPU time is ~10-15% more), so the number of workers follows the CPUs idle
-at the moment (`workers`); on a busy machine the serial reader runs (docs/ARCHITECTURE.md,
-"Scale").
-"""
+run of videos (read with the msgspec reader, engine.ego4d.fast, or the streaming one) and
+returning flat arrays plus its own text files, joined in file order; the result and any error
+line are exactly the serial reader's. The workers start before the other files are read, which
+the parent does meanwhile. This buys wall time only where cores are free, so the number of
+workers follows the CPUs idle at the moment (`workers`); on a busy machine the serial reader
+runs (docs/ARCHITECTURE.md, "Scale")."""
 
 from __future__ import annotations
 

@@ -48,9 +48,9 @@ class ReadPolicy:
     more than it saves). parallel_min_chunk: each worker's share is at least this many bytes.
     workers: worker processes to start (None: one per CPU idle now, see parallel.workers).
     fork_ok: whether forking is safe (None: only when this process runs no other thread).
-    decoder: "auto" (parallel workers where CPUs are idle, else msgspec when it is installed,
-    see engine.ego4d.fast, else the streaming reader), "msgspec" (only that) or "stdlib" (the
-    streaming reader, or its parallel workers).
+    decoder: "auto" (parallel workers where CPUs are idle, each reading its share with msgspec,
+    else msgspec in this process, see engine.ego4d.fast; else the streaming reader), "msgspec"
+    (only msgspec in this process) or "stdlib" (the streaming reader, or its parallel workers).
     """
 
     chunk: int = 1 << 24
