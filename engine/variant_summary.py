@@ -108,7 +108,8 @@ def _dumps_fast(obj: Any) -> bytes:
 
 def _pack(names: list[str]) -> str | list[str]:
     """Many short strings as one (a list of them loads several times slower), unless one holds the separator."""
-    return "\n".join(names) if names and not any("\n" in n for n in names) else names
+    joined = "\n".join(names)
+    return joined if names and joined.count("\n") == len(names) - 1 else names
 
 
 def _unpack(packed: str | list[str]) -> list[str]:
