@@ -317,3 +317,19 @@ def test_a_line_read_half_written_is_folded_in_once_it_is_whole(ws):
         assert source(ws) == "unchanged" and same(ws)[0]["groups_done"] == 2
         f.write(line[100:])
     assert source(ws) == "folded" and same(ws)[0]["groups_done"] == 3
+
+
+def test_ids_and_group_keys_holding_a_newline_or_a_lone_surrogate(ws):
+    s = CandidateStore(ws)
+    odd = []
+    for n, video in enumerate(("video\nnine", "video\udc80ten")):
+        gk, cands, rej, meta = make_group(video, "clip", 0.0, 90.0, 5.0, number0=5 * n)
+        typed = [Candidate.from_json(dict(c, id=candidate_id(gk, c["narration"]["number"], "base"))) for c in cands]
+        odd.append((gk, typed, rej, meta))
+    s.add_group_results(odd + groups_of(A, 2), variant=A)
+    s.close()
+    assert same(ws)[0]["groups_done"] == 4
+    s = CandidateStore(ws)
+    s.add_group_results(groups_of(A, 1, start=2), variant=A)
+    s.close()
+    assert source(ws) == "folded" and same(ws)[0]["groups_done"] == 5
