@@ -86,6 +86,20 @@ def cpu(n: int) -> str:
     return f"CPU median {statistics.median(CPU[-n:]):.3f} s"
 
 
+def command_s(ws: Workspace) -> tuple[float, float]:
+    """(wall, CPU) seconds of `nlq-tui variants --json` as a new process."""
+    t, before = time.perf_counter(), os.times()
+    out = subprocess.run(
+        [sys.executable, "-m", "nlq_tui", "variants", "--workspace", str(ws.path), "--json"],
+        capture_output=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    wall, after = time.perf_counter() - t, os.times()
+    if out.returncode:
+        print(out.stderr.decode(errors="replace"))
+    return wall, after.children_user + after.children_system - before.children_user - before.children_system
+
+
 def add_group(ws: Workspace, i: int) -> None:
     """One more group of v0, stored as a running job stores it."""
     gk, cands, rej, meta = make_group("video-new", f"clip-new-{i}", 0.0, 480.0, 5.0, rng=random.Random(i))
@@ -123,27 +137,29 @@ def main() -> None:
             times.append(table_s(ws, True))
         print(f"variant_table right after a new group was stored (folded in), 3 runs: median {statistics.median(times):.3f} s, "
               f"{cpu(3)} ({GOAL}) {load()}")  # fmt: skip
+        times = []
+        for i in range(3):
+            reviewer = CandidateStore(ws, reviewer="ann").load()
+            reviewer.decide(reviewer.rows[i].id, "reject", reason="trivial")
+            reviewer.close()
+            times.append(table_s(ws, True))
+        print(f"variant_table right after a decision (the decisions replayed), 3 runs: median {statistics.median(times):.3f} s, "
+              f"{cpu(3)} ({GOAL}) {load()}")  # fmt: skip
         for name in (SUMMARY, TABLE):
             (ws.candidates_dir / name).unlink()
         print(f"variant_table with its caches removed (rebuilt): {table_s(ws, True):.3f} s, {cpu(1)} ({GOAL}) {load()}")
-        cmd_s, cmd_cpu = [], []
-        env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-        for _ in range(3):
-            t, before = time.perf_counter(), os.times()
-            out = subprocess.run(
-                [sys.executable, "-m", "nlq_tui", "variants", "--workspace", str(ws.path), "--json"],
-                capture_output=True,
-                env=env,
+        for what, grow in (("files unchanged", False), ("right after a new group was stored", True)):
+            cmd_s, cmd_cpu = [], []
+            for i in range(3):
+                if grow:
+                    add_group(ws, 100 + i)
+                wall, used = command_s(ws)
+                cmd_s.append(wall)
+                cmd_cpu.append(used)
+            print(
+                f"nlq-tui variants --json as a process, {what}, 3 runs: median {statistics.median(cmd_s):.3f} s, "
+                f"CPU median {statistics.median(cmd_cpu):.3f} s ({GOAL}) {load()}"
             )
-            cmd_s.append(time.perf_counter() - t)
-            after = os.times()
-            cmd_cpu.append(after.children_user + after.children_system - before.children_user - before.children_system)
-            if out.returncode:
-                print(out.stderr.decode(errors="replace"))
-        print(
-            f"nlq-tui variants --json as a process, 3 runs: median {statistics.median(cmd_s):.3f} s, "
-            f"CPU median {statistics.median(cmd_cpu):.3f} s ({GOAL}) {load()}"
-        )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
