@@ -1,7 +1,9 @@
 """Pilot tests of the Review screen inside the real app: the whole flow, keys to disk."""
 
+import gc
 import json
 import threading
+import weakref
 
 import pytest
 from review_fixtures import make_group, populate, write_data_root
@@ -536,3 +538,38 @@ async def test_the_first_card_shows_before_the_journal_is_applied_and_is_the_one
         await pilot.press("a")
         assert on_disk(ws).status(ids[10]) == "accepted"
         assert screen.current.id == ids[12]  # ids[11] is decided: the queue goes past it
+
+
+async def test_leaving_the_screen_frees_the_store_at_once(ws):
+    # Left to the cyclic collector, a million rows would be walked and freed in one pause,
+    # in the middle of whatever comes next (such as the screen opened again).
+    app = make_app(ws)
+    async with app.run_test(size=(160, 50)) as pilot:
+        screen = await opened(pilot)
+        while screen.reading:
+            await pilot.pause(0.02)
+        store = weakref.ref(screen.store)
+        rows = weakref.ref(screen.store.log)  # what holds the rows
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        assert store() is None and rows() is None
+    finally:
+        if collecting:
+            gc.enable()
+
+
+async def test_at_80x24_the_card_gets_the_room_and_its_head_one_line(ws):
+    app = make_app(ws)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await opened(pilot)
+        await pilot.pause()
+        assert screen.has_class("-narrow")
+        assert screen.query_one("#side").outer_size.width == 26
+        assert screen.query_one("#where").size.height == 1  # the id is cut, not wrapped
+        assert "PENDING" in str(screen.query_one("#where").render())
+    app = make_app(ws)
+    async with app.run_test(size=(160, 50)) as pilot:
+        screen = await opened(pilot)
+        await pilot.pause()
+        assert not screen.has_class("-narrow") and screen.query_one("#side").outer_size.width == 48

@@ -259,6 +259,15 @@ class DecisionJournal:
         want = set(ids)
         if self.loaded:
             return {cid: self.states[cid] for cid in want if cid in self.states}
+        collecting = gc.isenabled()
+        gc.disable()  # a tuple per step and no cycle, as in `load`
+        try:
+            return self._early_states(want)
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _early_states(self, want: set[str]) -> dict[str, dict]:
         out = {cid: self.states[cid] for cid in want if cid in self.states}
         # (seq, ids, before) per undoable step; an opinion's before is None: it never sets a state.
         stack = [(st.seq, st.ids, None if st.second else st.before) for st in self.undo_stack]

@@ -114,6 +114,9 @@ class ReviewScreen(Screen):
                 yield Button("Export…", id="export-button")
         yield Footer()
 
+    def on_resize(self, event) -> None:
+        self.set_class(event.size.width < 100, "-narrow")  # an 80x24 terminal: the card first
+
     def on_mount(self) -> None:
         self.opened_at = time.perf_counter()
         self.second_opinion = bool(getattr(self.app.ctx, "second_opinion", False))
