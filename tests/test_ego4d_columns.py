@@ -384,3 +384,18 @@ def test_unsure_is_found_where_the_case_insensitive_pattern_finds_it(window):
     for _ in range(200):
         blob = b"".join(rng.choice(pieces) for _ in range(rng.randint(0, 40)))
         assert _unsure_at(blob, window) == [m.start() for m in pattern.finditer(blob)]
+
+
+def test_utf8_lengths_of_any_strings_are_their_encoded_lengths():
+    import random
+
+    from engine.ego4d.columns import _utf8
+
+    rng = random.Random(0)
+    alphabet = ["a", " ", "\u00e9", "\u2019", "\U0001f600", "\u07ff", "\u0800", "\uffff", "\U00010000", "#", ""]
+    for _ in range(2000):
+        strs = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 6))) for _ in range(rng.randint(0, 8))]
+        blob, lens = _utf8(strs, "".join(strs))
+        assert blob == "".join(strs).encode() and lens.tolist() == [len(x.encode()) for x in strs]
+    with pytest.raises(UnicodeEncodeError):
+        _utf8(["a", "\ud800"], "a\ud800")

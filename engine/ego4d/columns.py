@@ -114,14 +114,19 @@ class Columns:
 
 
 def _utf8(strings: list[str], joined: str) -> tuple[bytes, np.ndarray]:
-    """Strings as one UTF-8 blob and the byte length of each; only the non-ASCII ones are
-    encoded one by one (lone surrogates raise UnicodeEncodeError)."""
+    """Strings as one UTF-8 blob and the byte length of each (lone surrogates raise
+    UnicodeEncodeError). A string's bytes are its characters plus, per character of 2-4
+    bytes, the bytes after the first: counted from the blob's lead bytes (>= 0xC0)."""
     blob = joined.encode("utf-8")
     lens = np.fromiter(map(len, strings), dtype=np.int32, count=len(strings))
     if len(blob) != len(joined):
-        wide = np.flatnonzero(~np.fromiter(map(str.isascii, strings), dtype=bool, count=len(strings)))
-        for i in wide.tolist():
-            lens[i] = len(strings[i].encode("utf-8"))
+        buf = np.frombuffer(blob, dtype=np.uint8)
+        lead = np.flatnonzero(buf >= 0xC0)
+        more = 1 + (buf[lead] >= 0xE0).astype(np.int64) + (buf[lead] >= 0xF0)  # bytes after the first
+        before = np.cumsum(more) - more  # extra bytes before each lead byte
+        char_ends = np.cumsum(lens, dtype=np.int64)
+        rows = np.searchsorted(char_ends, lead - before, side="right")
+        lens += np.bincount(rows, weights=more, minlength=len(strings)).astype(np.int32)[: len(strings)]
     return blob, lens
 
 
