@@ -224,6 +224,9 @@ class Summary:
 
     def _fold_shard(self, log: ShardLog, path: Path, rec: dict, last: bool, index: int) -> bool:
         try:
+            st = os.stat(path)
+            if (st.st_ino, st.st_size, st.st_mtime_ns) == (rec["ino"], rec["end"], rec.get("mtime")):
+                return False  # as read: not even opened (a workspace may hold hundreds of shards)
             f, st = self._open_checked(path, rec)
         except FileNotFoundError:
             raise Rebuild(f"{path.name} went") from None
