@@ -29,11 +29,13 @@ _NOT_VIDEO_KEYS = {b'"narration_pass_1"', b'"narration_pass_2"', b'"status"'}
 
 
 def workers() -> int:
-    """Worker processes worth starting: one per CPU that is idle now, counting our own.
+    """Worker processes worth starting: one per CPU that is idle now (half idle counts),
+    counting our own.
 
-    Workers cost ~10-15% more CPU in all than the serial reader (fresh heaps, faults), so they
-    only pay where cores are free: on a busy shared machine the serial reader is as fast in
-    wall time and cheaper.
+    msgspec workers cost about the serial reader's CPU in all (a fork, their arrays sent back,
+    their text files appended), stdlib ones somewhat more; a worker that shares its core with
+    another busy process finishes no sooner than the serial reader would, so on a busy shared
+    machine the serial reader runs and leaves the others their cores.
     """
     try:
         n = len(os.sched_getaffinity(0))
