@@ -105,15 +105,23 @@ class Index:
     issues: list[Issue] = field(default_factory=list)
     counts: dict = field(default_factory=dict)  # figures for `data check`
 
-    def __post_init__(self) -> None:
-        self._video_row = {uid: i for i, uid in enumerate(self.video_uids)}
-
     @property
     def n_videos(self) -> int:
         return len(self.video_uids)
 
     def video_number(self, video_uid: str) -> int:
-        return self._video_row[video_uid]
+        """KeyError when no video has this uid."""
+        return self._video_rows()[video_uid]
+
+    def has_video(self, video_uid: str) -> bool:
+        return video_uid in self._video_rows()
+
+    def _video_rows(self) -> dict[str, int]:
+        # built on first use: a warm open that never looks a uid up does not pay for it
+        rows = self.__dict__.get("_video_row")
+        if rows is None:
+            rows = self.__dict__["_video_row"] = {uid: i for i, uid in enumerate(self.video_uids)}
+        return rows
 
     def clips_of(self, v: int) -> np.ndarray:
         return self.clip_order[self.clip_offsets[v] : self.clip_offsets[v + 1]]

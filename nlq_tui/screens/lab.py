@@ -91,7 +91,7 @@ def select_rows(
     note = ""
     text = filters.video.strip()
     if text:
-        if text in index.__dict__.get("_video_row", {}):
+        if index.has_video(text):
             videos = [index.video_number(text)]
         else:
             videos = [i for i, u in enumerate(index.video_uids) if u.startswith(text)][: MAX_VIDEO_MATCHES + 1]
