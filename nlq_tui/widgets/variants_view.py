@@ -138,6 +138,7 @@ class VariantsView(Vertical):
         self._read_rows: list[dict] | None = None
         self._shown_rows: list[dict] | None = None
         self._reading: tuple | None = None  # the fingerprint a read in flight was started at
+        self._reading_worker: Worker | None = None
         self._shown_names: list[str] | None = None
         self._shown_comparison: tuple | None = None
 
@@ -169,7 +170,7 @@ class VariantsView(Vertical):
             with _store(workspace) as store:
                 return VariantsLoaded(variant_table(store), mark)
 
-        self._work(work, "variants")
+        self._reading_worker = self._work(work, "variants")
 
     def _compare(self, a: str, b: str) -> None:
         workspace = self.workspace
@@ -182,14 +183,14 @@ class VariantsView(Vertical):
 
         self._work(work, "comparison")
 
-    def _work(self, fn, name: str) -> None:
-        self.run_worker(guarded(fn), name=name, group=f"variants-{name}", exclusive=True, thread=True,
-                        exit_on_error=False)  # fmt: skip
+    def _work(self, fn, name: str) -> Worker:
+        return self.run_worker(guarded(fn), name=name, group=f"variants-{name}", exclusive=True, thread=True,
+                               exit_on_error=False)  # fmt: skip
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         event.stop()
         error = worker_error(event)
-        if event.worker.name == "variants" and (error is not None or event.state == WorkerState.CANCELLED):
+        if event.worker is self._reading_worker and (error is not None or event.state == WorkerState.CANCELLED):
             self._reading = None  # the next F3 reads again
         if error is not None:
             report_error(self, error, title=f"{event.worker.name} failed")
