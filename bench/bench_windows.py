@@ -171,9 +171,18 @@ def child_baseline(root: Path) -> dict:
 
 
 def child_cold(root: Path) -> dict:
-    from engine.ego4d import load_index
+    from engine.ego4d import load_index, parallel
     from engine.windows import WindowParams, compute
 
+    readers = []
+    start = parallel.start
+
+    def counted(*a, **kw):  # how many processes read narration.json (the idle CPUs decide)
+        running = start(*a, **kw)
+        readers.append(1 if running is None else len(running.cuts))
+        return running
+
+    parallel.start = counted
     t0 = time.perf_counter()
     index = load_index(root)  # $NLQ_TUI_CACHE is empty: builds the index and writes the cache
     t_open = time.perf_counter()
@@ -189,6 +198,7 @@ def child_cold(root: Path) -> dict:
         "usable": s["usable"],
         "windows_with_beta": s["windows"] - s["reasons"]["no_beta"],  # what the notebook loops over
         "narrations": int(len(index.passes[1]) + len(index.passes[2])),
+        "narration_readers": readers[0] if readers else 1,
         "cpu_s": _cpu_s(),
         "maxrss_mb": _maxrss_mb(),
     }
@@ -408,6 +418,8 @@ def report(fig: dict) -> None:
     wc = fig["warm_command"]
     cpu = f"{wc['command_cpu_s']:.2f}" if "command_cpu_s" in wc else "-"
     print(f"{'nlq-tui windows, warm (command)':32s}{'':24s}{wc['command_s']:10.2f}{cpu:>8s}{'':25s}{wc['load']:7.1f}")
+    n = cold.get("narration_readers", 1)
+    print(f"  (cold: narration.json read by {n} process{'es' if n > 1 else ''}: worker processes where CPUs are idle)")
     print(
         "  (warm: the index cache also keeps each pass's beta per video and clip row ranges, written by the cold\n"
         "   open and read back, not recomputed; every other figure is computed in the run)"
