@@ -200,14 +200,17 @@ class _Groups:
         self.n_straddle = inside - len(self.row)
 
     def wkey_at(self, rows: np.ndarray) -> np.ndarray:
-        """The packed window counts (see the class docstring) of the given rows, int64."""
+        """The packed window counts (see the class docstring) of the given rows (ascending)."""
         k, before = self.k, self._starts_before
-        first = (before[rows + 1] - before[rows]).astype(np.int64)
+        b1, b0 = before[rows + 1], before[rows]
+        first = b1 - b0
         if k == 1:
             return first << 7
         lo = np.maximum(rows - (k - 1), 0)
-        last = np.where(rows >= k - 1, before[lo + 1] - before[lo], 0).astype(np.int64)
-        mid = (before[rows + 1] - before[lo]) - first - last
+        l0 = before[lo]
+        last = before[lo + 1] - l0  # groups whose last row is this one: those starting at lo ...
+        last[: np.searchsorted(rows, k - 1)] = 0  # ... which rows before k - 1 have none of
+        mid = b1 - l0 - first - last
         return (first << 7) | (last << 8) | (mid << 9)
 
     @cached_property
