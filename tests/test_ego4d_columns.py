@@ -399,3 +399,69 @@ def test_utf8_lengths_of_any_strings_are_their_encoded_lengths():
         assert blob == "".join(strs).encode() and lens.tolist() == [len(x.encode()) for x in strs]
     with pytest.raises(UnicodeEncodeError):
         _utf8(["a", "\ud800"], "a\ud800")
+
+
+_TEXT_VALUES = [
+    "#C C cuts",
+    "",
+    "caf\u00e9 \u2019s",
+    '"quoted" \\ back',
+    "\U0001f600",
+    "#unsure x",
+    "  #O y",
+    ":)",
+    "\n",
+]
+_KEYS = ["timestamp_frame", "_unmapped_timestamp_sec", "_extra_note", "zz", "summary_text"]
+
+
+def _random_narration(draw) -> dict:
+    from hypothesis import strategies as st
+
+    n: dict = {"timestamp_sec": draw(st.sampled_from([0, 1, 1.5, 2.0, -0.0, 3, 1e-3, 7.25]))}
+    text = draw(st.sampled_from([*_TEXT_VALUES, None, "absent"]))
+    if text != "absent":
+        n["narration_text"] = text
+    uid = draw(st.sampled_from(["u-1", "\u00fc", "", None, "absent"]))
+    if uid != "absent":
+        n["annotation_uid"] = uid
+    for key in draw(st.lists(st.sampled_from(_KEYS), max_size=2, unique=True)):
+        n[key] = draw(st.sampled_from([1, "x", None, [1, {"a": 2}], 12345678901234567890]))
+    return n
+
+
+def test_random_narration_files_read_as_the_streaming_reader_reads_them():
+    import tempfile
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @st.composite
+    def files(draw):
+        videos = {}
+        for i in range(draw(st.integers(1, 6))):
+            entry: dict = {}
+            for pn in (1, 2):
+                kind = draw(st.sampled_from(["pass", "pass", "null", "absent", "empty"]))
+                if kind == "pass":
+                    entry[f"narration_pass_{pn}"] = {
+                        "narrations": [_random_narration(draw) for _ in range(draw(st.integers(0, 5)))]
+                    }
+                elif kind == "null":
+                    entry[f"narration_pass_{pn}"] = None
+                elif kind == "empty":
+                    entry[f"narration_pass_{pn}"] = {}
+            videos[f"v{i}"] = entry
+        return videos, draw(st.integers(1, 400)), draw(st.booleans()), draw(st.sampled_from([None, 0, 2]))
+
+    @settings(max_examples=30, deadline=None)
+    @given(files())
+    def run(spec):
+        videos, chunk, ascii_only, indent = spec
+        with tempfile.TemporaryDirectory() as d:
+            root = write_tree(Path(d) / "t", videos=[])
+            (root / NARRATION).write_text(json.dumps(videos, ensure_ascii=ascii_only, indent=indent), "utf-8")
+            _same(root, dataclasses.replace(FAST, chunk=chunk))
+            _same(root, dataclasses.replace(PARALLEL_FAST, chunk=chunk))
+
+    run()
