@@ -51,12 +51,13 @@ def _decoder(extra: tuple[str, ...]) -> Any:
     from msgspec import UNSET, UnsetType
 
     text = str | None | UnsetType
+    # In the order of Ego4D's files (msgspec looks for the next field first). The ignored
+    # ones are typed Any, not skipped: a number that Python cannot read is refused here too.
     fields: list[tuple] = [
         ("timestamp_sec", float),
+        ("timestamp_frame", Any, UNSET),
         ("narration_text", text, UNSET),
         ("annotation_uid", text, UNSET),
-        # Typed Any, not skipped: a number Python cannot read is refused here too.
-        ("timestamp_frame", Any, UNSET),
         ("unmapped", Any, UNSET),
     ]
     fields += [(f"x{i}", Any, UNSET) for i in range(len(extra))]
