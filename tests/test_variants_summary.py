@@ -333,3 +333,17 @@ def test_ids_and_group_keys_holding_a_newline_or_a_lone_surrogate(ws):
     s.add_group_results(groups_of(A, 1, start=2), variant=A)
     s.close()
     assert source(ws) == "folded" and same(ws)[0]["groups_done"] == 5
+
+
+def test_candidates_older_than_variants_read_as_their_default_variant(ws):
+    s = CandidateStore(ws)
+    for n in range(3):
+        gk, cands, rej, meta = make_group(f"video-{n}", "clip", 0.0, 90.0, 5.0, model=f"m{n % 2}", number0=5 * n)
+        s.add_group_result(gk, cands, rej, meta)  # no variant: the default one of backend, model and prompt
+    gk, _, _, meta = make_group("video-9", "clip", 0.0, 90.0, 5.0, model="m1", number0=50)
+    s.add_group_result(gk, [], [{"narration": 1, "reason": "empty"}], meta)  # every narration rejected
+    s.close()
+    rows = same(ws)
+    assert [(r["name"], r["groups_done"]) for r in rows] == [("openai-m0-v1", 2), ("openai-m1-v1", 2)]
+    assert all(r["params"] == {"temperature": None, "max_tokens": None, "k": None, "stride": None,
+                               "min_window": None} for r in rows)  # fmt: skip
