@@ -214,6 +214,23 @@ class _Groups:
         return (first << 7) | (last << 8) | (mid << 9)
 
     @cached_property
+    def wkey(self) -> np.ndarray:
+        """`wkey_at` of every row (int32), for when most rows are asked for."""
+        N, k, before = self._prep.N, self.k, self._starts_before
+        first = before[1:] - before[:-1]
+        if k == 1:
+            return first << 7
+        if N < k:
+            return np.zeros(N, dtype=np.int32)
+        last = np.zeros(N, dtype=np.int32)
+        last[k - 1 :] = first[: N - k + 1]
+        mid = before[1:].copy()
+        mid[k - 1 :] -= before[: N - k + 1]
+        mid -= first
+        mid -= last
+        return (first << 7) | (last << 8) | (mid << 9)
+
+    @cached_property
     def clip(self) -> np.ndarray:
         """Parent clip of each group: its first row's first clip, unless that one ends before
         the group's last row (overlapping clips): then the first that reaches it."""
@@ -365,22 +382,14 @@ def _windows(index: Index, prep: Prepared, grp: _Groups, params: WindowParams, c
     rbx, start, end, cut = _row_windows(prep, k, half_video)
     check_cancel(cancel)
 
-    # Rows without a reason have only usable, uncut windows: figures per video start from all
-    # windows and take off what the rows with a reason lose.
     windows_per_video = grp.per_video * k
-    nz = np.flatnonzero(rbx)
-    wk = grp.wkey_at(nz)
-    key = wk + rbx[nz]
-    lut = _KeyTable(int(key.max()) + 1 if len(key) else 128)
-    hist = lut.window_hist(np.bincount(key, minlength=lut.n))
-    every_nz = lut.every[wk >> 7]
-    hist[0] += int(windows_per_video.sum()) - int(every_nz.sum())
-    rowvid = prep.rowvid
-    lost = np.bincount(rowvid[nz], weights=every_nz - lut.usable[key], minlength=V)
-    usable_per_video = windows_per_video - lost
+    if np.count_nonzero(rbx) * _DENSE_SHARE > prep.N:
+        hist, usable_per_video, lut = _counts_dense(prep, grp, rbx)
+    else:
+        hist, usable_per_video, lut = _counts_sparse(prep, grp, rbx, windows_per_video)
     cut_rows = np.flatnonzero(cut)
     cut_w = lut.every[grp.wkey_at(cut_rows) >> 7].astype(np.float64)
-    cut_per_video = np.bincount(rowvid[cut_rows], weights=cut_w, minlength=V)
+    cut_per_video = np.bincount(prep.rowvid[cut_rows], weights=cut_w, minlength=V)
     uncut_per_video = np.where(np.isnan(d_video), 0.0, windows_per_video - cut_per_video)
     cut_vals = end[cut_rows] - start[cut_rows]
     check_cancel(cancel)
@@ -420,6 +429,36 @@ def _windows(index: Index, prep: Prepared, grp: _Groups, params: WindowParams, c
         durations=_merge_weights(np.concatenate([dv, cut_vals]), np.concatenate([uncut_per_video, cut_w])),
         usable_durations=_merge_weights(dv, usable_per_video),
     )
+
+
+# The per-row figures visit only the rows with a reason when fewer than 1 in _DENSE_SHARE rows
+# has one (one pass: most narrations); else every row (the merged passes: about half).
+_DENSE_SHARE = 4
+
+
+def _counts_sparse(prep: Prepared, grp: _Groups, rbx: np.ndarray, windows_per_video: np.ndarray) -> tuple:
+    """(window histogram by reason bits, usable windows per video, key table), visiting only
+    the rows with a reason: the others' windows are all usable and uncut."""
+    nz = np.flatnonzero(rbx)
+    wk = grp.wkey_at(nz)
+    key = wk + rbx[nz]
+    lut = _KeyTable(int(key.max()) + 1 if len(key) else 128)
+    hist = lut.window_hist(np.bincount(key, minlength=lut.n))
+    every_nz = lut.every[wk >> 7]
+    hist[0] += int(windows_per_video.sum()) - int(every_nz.sum())
+    lost = np.bincount(prep.rowvid[nz], weights=every_nz - lut.usable[key], minlength=len(windows_per_video))
+    return hist, windows_per_video - lost, lut
+
+
+def _counts_dense(prep: Prepared, grp: _Groups, rbx: np.ndarray) -> tuple:
+    """The same as `_counts_sparse`, over every row: one pass each, no lookups by row."""
+    key = grp.wkey + rbx
+    counts = np.bincount(key, minlength=128)
+    lut = _KeyTable(len(counts))
+    csum = np.zeros(prep.N + 1, dtype=np.int64)
+    np.cumsum(lut.usable[key], out=csum[1:])
+    voff = prep.table.video_offsets
+    return lut.window_hist(counts), csum[voff[1:]] - csum[voff[:-1]], lut
 
 
 def _first_bits(x):

@@ -522,3 +522,20 @@ def test_only_the_named_subcommand_module_is_loaded_when_that_is_safe(argv, want
     assert command_parser(argv) == want
     if want:
         assert set(subparsers(build_parser(want))) == {want}
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=datasets(), params=params_st)
+def test_the_per_row_figures_are_the_same_over_rows_with_a_reason_or_over_every_row(data, params):
+    import engine.windows as windows
+
+    got = []
+    for share in (10**9, 0):  # every row / only the rows with a reason
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(windows, "_DENSE_SHARE", share)
+            index, _ = make(*data)
+            res = compute(index, params)
+        s = res.summary()
+        s.pop("compute_seconds")
+        got.append((s, res.reason_bits.tolist(), res.histogram()))
+    assert got[0] == got[1]
