@@ -18,8 +18,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from engine.workspace import file_mode
-
 SUMMARY = "variants.summary.json"  # engine.variant_summary's file
 TABLE = "variants.table.json"
 CACHE_FILES = frozenset({SUMMARY, TABLE})
@@ -106,6 +104,8 @@ def write_quietly(path: Path, data: bytes) -> None:
     """Temp file and rename, no sync (a cache lost to a crash is rebuilt); a folder that cannot be written is fine."""
     if not path.parent.is_dir():
         return
+    from engine.workspace import file_mode  # here: a reader that finds its rows never imports it
+
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.pid{os.getpid()}.", suffix=".tmp", dir=path.parent)
     except OSError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 
 def register(subparsers) -> None:
@@ -60,13 +61,22 @@ def print_table(rows: list[dict]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from engine.variant_cache import cached_table
+
+    # The rows as last computed, when no store file changed since: the store is not even imported
+    # (nor the workspace module, when the workspace is named: the path resolved as it resolves it).
+    named = getattr(args, "workspace", None)
+    if named and not args.delete:
+        where = Path(named).expanduser().resolve()
+        hit = cached_table(where / "candidates") if where.is_dir() else None
+        if hit is not None:
+            _print(args, where, hit[0], hit[1])
+            return 0
     from engine.workspace import Workspace
 
-    ws = Workspace.existing(getattr(args, "workspace", None))  # a read-only command creates nothing
-    # The rows as last computed, when no store file changed since: the store is not even imported.
+    ws = Workspace.existing(named)  # a read-only command creates nothing
     hit = None if args.delete else cached_table(ws.candidates_dir)
     if hit is not None:
-        _print(args, ws, hit[0], hit[1])
+        _print(args, ws.path, hit[0], hit[1])
         return 0
     return _run_store(args, ws)
 
@@ -96,17 +106,17 @@ def _run_store(args: argparse.Namespace, ws) -> int:
         rows = variant_table(store)
     finally:
         store.close()
-    _print(args, ws, rows, store.problems)
+    _print(args, ws.path, rows, store.problems)
     return 0
 
 
-def _print(args: argparse.Namespace, ws, rows: list[dict], problems: list[str]) -> None:
+def _print(args: argparse.Namespace, where: Path, rows: list[dict], problems: list[str]) -> None:
     from engine.textsafe import one_line
 
     if args.json:
         print(json.dumps(rows))
     elif not rows:
-        print(one_line(f"no variants in {ws.path}; generate some with `nlq-tui generate --name NAME`", None))
+        print(one_line(f"no variants in {where}; generate some with `nlq-tui generate --name NAME`", None))
     else:
         print_table(rows)
     for problem in problems[:3]:
