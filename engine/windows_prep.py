@@ -186,7 +186,6 @@ class Prepared:
     def __init__(self, index: Index, narration_pass: int | str, cancel: Callable[[], bool] | None):
         tab = self.table = Table(index, narration_pass)
         self.N = len(tab.time)
-        self._index = index
         n_clips = np.diff(index.clip_offsets)
         self.n_rows = np.diff(tab.video_offsets)
         self.video_excluded = np.asarray(index.excluded, dtype=bool)
