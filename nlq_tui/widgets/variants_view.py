@@ -253,6 +253,8 @@ class VariantsView(Vertical):
             self._maybe_compare()
 
     def _maybe_compare(self) -> None:
+        if not self.is_attached:
+            return  # called after a refresh: the screen may have gone meanwhile
         a, b = self.pick_a.value, self.pick_b.value
         if isinstance(a, str) and isinstance(b, str) and a != b and self.workspace is not None:
             # the same pair over the same candidates compares the same: do not read them again
