@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,8 +29,6 @@ from engine.ego4d.layout import (
     list_feature_folders,
     scan_feature_folder,
 )
-from engine.ego4d.narration import CURLY_BYTES, read_narrations, rows_matching
-from engine.ego4d.nlq import NLQSplit, load_nlq
 from engine.ego4d.problems import (
     Problems,
     as_seconds,
@@ -43,6 +41,12 @@ from engine.ego4d.problems import (
 )
 from engine.ego4d.stream import DEFAULT_POLICY, Progress, ReadPolicy
 from engine.index import FLAG_OTHER, FLAG_UNSURE, Index
+
+if TYPE_CHECKING:
+    from engine.ego4d.nlq import NLQSplit
+
+# engine.ego4d.narration and .nlq are imported where a build needs them: a warm open (the
+# cache) never does, and they are the biggest modules on its way (docs/ARCHITECTURE.md, "Scale").
 
 
 def read_clips(root: Path, problems: Problems) -> tuple[list[dict], int] | None:
@@ -223,6 +227,9 @@ def build(
     workdir: Path,
     policy: ReadPolicy = DEFAULT_POLICY,
 ) -> Index | None:
+    from engine.ego4d.narration import read_narrations
+    from engine.ego4d.nlq import load_nlq
+
     splits: dict[str, NLQSplit | None] = {}
     clips_got: list = []
 
@@ -280,6 +287,8 @@ def _curly_rows(index: Index, counted: dict) -> tuple[int, int, int]:
         if counted.get(pn) is not None:
             found[pn] = counted[pn]
             continue
+        from engine.ego4d.narration import CURLY_BYTES, rows_matching
+
         rows = rows_matching(index.passes[pn].text, CURLY_BYTES)
         v = int(np.searchsorted(index.passes[pn].video_offsets, rows[0], side="right")) - 1 if len(rows) else -1
         found[pn] = (len(rows), v)
