@@ -166,8 +166,9 @@ class _Groups:
     last narration (only the overlap reason depends on that position). `wkey_at(rows)` packs
     those three counts per row (bit 7: first, bit 8: last, bits 9+: middle) above the 7 bits of
     the row's reasons, so that one bincount gives every window figure; it is asked only for the
-    rows that have a reason, as the others' windows are all usable. Windows whose group's parent
-    is not their row's first clip (overlapping clips) are the `fix` groups, computed explicitly.
+    rows that have a reason, as the others' windows are all usable (`wkey` holds it for every
+    row, for a pass selection where most rows have one). Windows whose group's parent is not
+    their row's first clip (overlapping clips) are the `fix` groups, computed explicitly.
     """
 
     def __init__(self, prep: Prepared, index: Index, k: int):
