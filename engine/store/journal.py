@@ -460,8 +460,12 @@ class DecisionJournal:
         self._read_to = end
         self._fd = open_append(journal)
         fsync_dir(self.dir)
-        if fold and self.entries >= COMPACT_EVERY:
-            self.compact()
+        # Under the caller's mutex: never wait for a fold beside the review (it needs that mutex).
+        if fold and self.entries >= COMPACT_EVERY and self._folding.acquire(blocking=False):
+            try:
+                self._fold(self._image(), None)
+            finally:
+                self._folding.release()
 
     def append(self, entry: dict) -> Step | None:
         """Write one entry durably, then apply it; compacts now and then."""
