@@ -165,7 +165,7 @@ class ReviewScreen(Screen):
             self.app.call_from_thread(self._show_early, store, row, states.get(row.id))
 
     def _show_early(self, store: CandidateStore, row: Row, state: dict | None) -> None:
-        # Keys wait for `_opened` (the store is not the screen's yet); the counts follow there.
+        # Not the screen's store yet: a key meanwhile is answered "still opening"; `_opened` counts.
         if self._gone or self.store is not None:
             return
         c = store.get(row.id)
