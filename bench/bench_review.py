@@ -13,7 +13,8 @@ Prints:
   - screen open -> first candidate shown: the real app, headless, from constructing it to the
     Review screen having rendered its first card (target < 1 s);
   - the first card again with --journal decisions already made: once replayed from the
-    journal (and compacted), once from the snapshot;
+    journal (and compacted), once from the snapshot; each with the process CPU to that card
+    (both threads), which the machine's other work moves less than the wall time;
   - keypress -> durable decision: from `pilot.press("a")` being sent to `decide` returning
     (the line is on disk), median / p99 (targets 10 ms / 50 ms); keypress -> next candidate
     painted (the first frame the screen draws after the decision, which holds the new card);
