@@ -227,7 +227,8 @@ class Prepared:
         of earlier videos end at or before row i, so the reach needs no per-video reset); and
         each row's window bounds in its first clip (NaN when no clip holds it)."""
         N, C = self.N, len(index.clip_uids)
-        self.room = seg.paint(seg.reach.astype(np.int32)) - np.arange(N, dtype=np.int32)
+        self.room = seg.paint(seg.reach.astype(np.int32))
+        self.room -= np.arange(N, dtype=np.int32)
         has = seg.clip >= 0
         fc = np.maximum(seg.clip, 0)
         nan = np.full(len(seg.clip), np.nan)
