@@ -10,6 +10,7 @@ import pytest
 from review_fixtures import populate
 
 import engine.store.journal as journal_mod
+from engine.errors import WorkspaceError
 from engine.store import CandidateStore, Filter
 from engine.workspace import Workspace
 
@@ -177,3 +178,24 @@ def test_a_store_let_go_is_freed_without_the_cyclic_collector(ws):
     finally:
         if collecting:
             gc.enable()
+
+
+def test_the_review_lock_can_be_taken_before_anything_is_read(ws):
+    s = CandidateStore(ws)
+    ids = populate(s, 20)
+    s.decide(ids[0], "accept")
+    s.close()
+    r = CandidateStore(ws, reviewer="ann")
+    r.lock_review()  # as the screen does: then nobody writes between its read and its decisions
+    with pytest.raises(WorkspaceError, match="ann"):
+        CandidateStore(ws, reviewer="bo").begin_review()
+    r.prepare_decisions()
+    r.scan()
+    r.load_decisions()
+    r.begin_review(fold=False)
+    r.decide(ids[1], "reject")
+    r.close()
+    again = CandidateStore(ws).load()
+    assert again.status(ids[0]) == "accepted" and again.status(ids[1]) == "rejected"
+    again.begin_review()  # the lock went with the close
+    again.close()

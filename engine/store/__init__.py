@@ -276,6 +276,10 @@ class CandidateStore:
         return len(ids)
 
     # review -----------------------------------------------------------------------------------
+    def lock_review(self, purpose: str = "review") -> None:
+        """Take the review lock before reading anything (WorkspaceError naming the holder if taken)."""
+        self.journal.lock(purpose)
+
     def begin_review(self, purpose: str = "review", fold: bool = True) -> None:
         """Take the review lock now (the screen calls this on open to fail early and clearly).
 

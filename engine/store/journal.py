@@ -442,7 +442,7 @@ class DecisionJournal:
         if self._fd is not None:
             return
         self.load()
-        self._lock = self.workspace.acquire(REVIEW_LOCK, f"{purpose} by {self.reviewer}")
+        self.lock(purpose)
         journal = self.dir / JOURNAL
         cut_torn_tail(journal)
         # Entries another session wrote between our read and our lock.
@@ -466,6 +466,12 @@ class DecisionJournal:
                 self._fold(self._image(), None)
             finally:
                 self._folding.release()
+
+    def lock(self, purpose: str = "review") -> None:
+        """Take the review lock only (`begin` opens the journal later). Taken before anything is
+        read, no other session can write between this session's read and its first decision."""
+        if self._lock is None:
+            self._lock = self.workspace.acquire(REVIEW_LOCK, f"{purpose} by {self.reviewer}")
 
     def append(self, entry: dict) -> Step | None:
         """Write one entry durably, then apply it; compacts now and then."""

@@ -135,16 +135,21 @@ class ReviewScreen(Screen):
         ctx = self.app.ctx
         worker = get_current_worker()
         store = CandidateStore(ctx.workspace, reviewer=ctx.reviewer)
+        read_only = None
+        try:
+            store.lock_review()  # before reading: no other session writes in between
+        except UserError as exc:
+            read_only = str(exc)
         if not self.second_opinion:
             store.prepare_decisions()
             store.scan(budget=FIRST_SLICE)
             self._early_card(store)
         store.load_decisions()
-        read_only = None
-        try:
-            store.begin_review(fold=False)  # folded below, once the first card is on its way
-        except UserError as exc:
-            read_only = str(exc)
+        if read_only is None:
+            try:
+                store.begin_review(fold=False)  # folded below, once the first card is on its way
+            except UserError as exc:
+                read_only = str(exc)
         if self.second_opinion:
             store.scan()  # a blind sample is drawn from every candidate, so it reads them all first
         self.app.call_from_thread(self._opened, store, read_only)
