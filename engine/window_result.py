@@ -42,13 +42,16 @@ class WindowResult:
         self._grp = groups
         self._rbx = rbx
         self._fix_bits = fix_bits
-        self.group_row = groups.row
         self.d_video = d_video
         self.beta_video = prep.beta
         self._hist = hist
         self._durations = durations
         self._usable_durations = usable_durations
         self._rows_memo: dict = {}
+
+    @property
+    def group_row(self) -> np.ndarray:
+        return self._grp.row
 
     @property
     def group_video(self) -> np.ndarray:
@@ -61,7 +64,7 @@ class WindowResult:
     # -- sizes
     @property
     def n_groups(self) -> int:
-        return len(self.group_row)
+        return self._grp.n
 
     @property
     def n_windows(self) -> int:

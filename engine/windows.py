@@ -175,30 +175,34 @@ class _Groups:
         N = prep.N
         self.k = k
         self._prep = prep
-        starts = prep.room >= k
-        self.row = np.flatnonzero(starts)
         before = self._starts_before = np.zeros(N + 1, dtype=np.int32)  # groups starting before row i
-        np.cumsum(starts, dtype=np.int32, out=before[1:])
+        np.cumsum(prep.room >= k, dtype=np.int32, out=before[1:])
+        self.n = int(before[-1])  # groups
         voff = prep.table.video_offsets
         self.per_video = (before[voff[1:]] - before[voff[:-1]]).astype(np.int64)
 
         # Groups with a window whose row's first clip is not the group's parent: only where
         # clips overlap (a row held by two clips).
         cand = np.zeros(0, dtype=np.int64)
-        if len(self.row) and prep.has_multi:
+        if self.n and prep.has_multi:
             mp = prep.multi_pos
             assert mp is not None
             cand = np.flatnonzero(mp[self.row + k] - mp[self.row] > 0)
             rows = self.row[cand][:, None] + np.arange(k)
             cand = cand[(prep.firstclip[rows] != self.clip[cand][:, None]).any(axis=1)]
         self.fix = cand
-        self.fix_rows = self.row[cand][:, None] + np.arange(k)
+        self.fix_rows = self.row[cand][:, None] + np.arange(k) if len(cand) else np.zeros((0, k), dtype=np.int64)
 
         # Runs that are not groups: with a narration in no clip, or else straddling clips.
         self.runs = int(np.maximum(prep.used_rows_per_video - k + 1, 0).sum())
         inside = int(np.maximum(prep.stretch_len - k + 1, 0).sum())
         self.n_no_clip = self.runs - inside
-        self.n_straddle = inside - len(self.row)
+        self.n_straddle = inside - self.n
+
+    @cached_property
+    def row(self) -> np.ndarray:
+        """First row of each group (int64, ascending): the rows with room for k."""
+        return np.flatnonzero(self._prep.room >= self.k)
 
     def wkey_at(self, rows: np.ndarray) -> np.ndarray:
         """The packed window counts (see the class docstring) of the given rows (ascending)."""
