@@ -140,11 +140,20 @@ class ReviewScreen(Screen):
             store.lock_review()  # before reading: no other session writes in between
         except UserError as exc:
             read_only = str(exc)
-        if not self.second_opinion:
-            store.prepare_decisions()
-            store.scan(budget=FIRST_SLICE)
-            self._early_card(store)
-        store.load_decisions()
+        # What the store makes until the decisions are in, it keeps: made with the collector off,
+        # then frozen (as in _take_new_rows), or a young collection walks all of it first.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            if not self.second_opinion:
+                store.prepare_decisions()
+                store.scan(budget=FIRST_SLICE)
+                self._early_card(store)
+            store.load_decisions()
+        finally:
+            gc.freeze()
+            if collecting:
+                gc.enable()
         if read_only is None:
             try:
                 store.begin_review(fold=False)  # folded below, once the first card is on its way
