@@ -23,7 +23,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections import Counter
+import threading
+from collections import Counter, OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +40,7 @@ from engine.variants import Variant, empty_row, finish_rows
 if TYPE_CHECKING:
     from engine.store import CandidateStore
 
-VERSION = 3
+VERSION = 4
 TAIL = 4096  # bytes before a recorded offset that must be unchanged for the fold to go on
 REVIEWED3 = ("accepted", "edited", "rejected")
 
@@ -148,6 +149,7 @@ class Summary:
         self.check_problems = Problems()
         self.review: dict | None = None  # {"key", "states": {cid: [status, reason, pair]}, "problems"}
         self.source = "new"  # how the last read got it: "unchanged", "folded" or "rebuilt"
+        self.build = os.urandom(8).hex()  # kept by every fold; a rebuild is a new build
         self._sets: dict | None = None
         self._where: dict[str, tuple[str, int]] | None = None
 
@@ -158,6 +160,7 @@ class Summary:
         small = {
             "shards": self.shards, "checks": self.checks, "first": self.first, "figs": self.figs,
             "valid": self.valid, "orphans": self.orphans, "check_problems": self.check_problems.to_json(),
+            "build": self.build,
         }  # fmt: skip
         big = {
             "groups": {v: _pack(keys) for v, keys in self.groups.items()},
@@ -179,7 +182,7 @@ class Summary:
         small, big = loads(data[:cut]), loads(data[cut + 1 :])
         s = cls()
         s.shards, s.checks, s.first, s.figs = small["shards"], small["checks"], small["first"], small["figs"]
-        s.valid, s.orphans = small["valid"], small["orphans"]
+        s.valid, s.orphans, s.build = small["valid"], small["orphans"], str(small["build"])
         s.check_problems = Problems.of(small["check_problems"])
         s.groups = {v: _unpack(keys) for v, keys in big["groups"].items()}
         s.ids = {v: _unpack(ids) for v, ids in big["ids"].items()}
@@ -537,6 +540,57 @@ def summary_compare(store: CandidateStore, a: str, b: str, limit: int = 200) -> 
     summary = read_summary(store)
     states = (summary.review or {}).get("states", {})
     b_at = dict(zip(summary.groups.get(b, ()), summary.at.get(b, ())))
+    key = _compare_key(store, summary, states, a, b, limit)
+    with _COMPARED_LOCK:
+        done = _COMPARED.get(key)
+    if done is not None:
+        return [dict(p) for p in done]
+    out = _compare_lines(store, summary, states, b_at, a, b, limit)
+    with _COMPARED_LOCK:
+        _COMPARED[key] = [dict(p) for p in out]
+        while len(_COMPARED) > 16:
+            _COMPARED.popitem(last=False)
+    return out
+
+
+# The pairs last compared in this process, by everything they are made of (see _compare_key).
+_COMPARED: OrderedDict[tuple, list[dict]] = OrderedDict()
+_COMPARED_LOCK = threading.Lock()
+
+
+def _kept(where: list) -> int:
+    return where[3] if isinstance(where[3], int) else len(where[3])
+
+
+def _compare_key(store: CandidateStore, summary: Summary, states: dict, a: str, b: str, limit: int) -> tuple:
+    """What the first `limit` pairs are made of: the lines of the groups that can hold them and the
+    review states of their candidates. Each group with a question gives at least one pair, so the
+    first `limit` such groups both covered hold them all (perhaps more)."""
+    b_start, pos = {}, 0
+    for gk, where in zip(summary.groups.get(b, ()), summary.at.get(b, ())):
+        b_start[gk] = (pos, where)
+        pos += _kept(where)
+    a_ids, b_ids = summary.ids.get(a, []), summary.ids.get(b, [])
+    parts: list = []
+    counted, pos = 0, 0
+    for gk, where in zip(summary.groups.get(a, ()), summary.at.get(a, ())):
+        if counted >= limit:
+            break
+        start, n = pos, _kept(where)
+        pos += n
+        if gk not in b_start:
+            continue
+        b_pos, b_where = b_start[gk]
+        ids = a_ids[start : start + n] + b_ids[b_pos : b_pos + _kept(b_where)]
+        parts.append((gk, json.dumps(where), json.dumps(b_where), json.dumps([states.get(cid) for cid in ids])))
+        counted += 1 if ids else 0
+    # Within one build a folded line never changes (anything that would rebuilds, with a new build).
+    return (str(store.dir), summary.build, a, b, limit, tuple(parts))
+
+
+def _compare_lines(
+    store: CandidateStore, summary: Summary, states: dict, b_at: dict, a: str, b: str, limit: int
+) -> list[dict]:
     log = _scratch(store)
     log._shards = [store.dir / rec["name"] for rec in summary.shards]
     out: list[dict] = []

@@ -347,3 +347,29 @@ def test_candidates_older_than_variants_read_as_their_default_variant(ws):
     assert [(r["name"], r["groups_done"]) for r in rows] == [("openai-m0-v1", 2), ("openai-m1-v1", 2)]
     assert all(r["params"] == {"temperature": None, "max_tokens": None, "k": None, "stride": None,
                                "min_window": None} for r in rows)  # fmt: skip
+
+
+def test_a_comparison_is_read_again_only_when_what_it_shows_may_have_changed(ws, monkeypatch):
+    import engine.variant_summary as vs
+
+    reads = []
+    real = vs._compare_lines
+    monkeypatch.setattr(vs, "_compare_lines", lambda *a: reads.append(a[-3:]) or real(*a))
+    s = CandidateStore(ws, reviewer="ann")
+    s.add_group_results(groups_of(A, 3), variant=A)
+    s.add_group_results(groups_of(B, 3), variant=B)
+    s.close()
+
+    def compare() -> list[dict]:
+        got = compare_variants(CandidateStore(ws), "base", "hot", 7)
+        assert got == compare_variants(CandidateStore(ws), "base", "hot", 7, summary=False)
+        return got
+
+    compare()
+    s = CandidateStore(ws, reviewer="ann").load()
+    s.add_group_results(groups_of(A, 1, start=3), variant=A)  # past the compared groups
+    compare()
+    assert len(reads) == 1
+    s.decide(s.rows[0].id, "edit", text="Where is the knife now?")  # shown: read again
+    assert compare()[0]["a"] == "Where is the knife now?" and len(reads) == 2
+    s.close()
