@@ -448,3 +448,18 @@ async def test_hostile_text_from_saved_settings_and_a_detached_job_never_reaches
         assert not terminal.foreign_controls(), terminal.foreign_controls()
         assert terminal.shows("DETAIL") and terminal.shows("SRV") and terminal.shows("STEP")
         assert screen.query_one("#model").value == payload("MODEL")  # shown safely, kept as it was
+
+
+async def test_at_80_columns_the_first_settings_row_takes_two_rows_so_model_and_url_stay_readable(tree, tmp_path):
+    app = make_app(tree, tmp_path / "ws", screen="generate")
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _open(pilot)
+        assert screen.has_class("-narrow")
+        model, url, key = (screen.query_one(f"#{name}") for name in ("model", "base_urls", "api_key_env"))
+        assert model.size.width >= 24 and url.size.width >= 24 and key.size.width >= 16
+        assert model.region.y != url.region.y  # two rows
+        assert screen.query_one("#backend").region.right <= model.region.x  # nothing overlaps
+        await pilot.resize_terminal(120, 35)
+        await pilot.pause(0.2)
+        assert not screen.has_class("-narrow")
+        assert model.region.y == url.region.y  # one row again when there is room

@@ -193,6 +193,9 @@ class GenerateScreen(Screen):
         else:
             self.query_one("#gen-preview", Static).update("load data on the Data screen (1) first")
 
+    def on_resize(self, event) -> None:
+        self.set_class(event.size.width < 100, "-narrow")  # an 80x24 terminal: settings on two rows
+
     def on_unmount(self) -> None:
         if self.job is not None:  # never leave a thread generating after the screen is gone
             self.job.cancel()
