@@ -35,7 +35,7 @@ from engine.store.lines import loads, read_complete_lines
 from engine.store.rows import Row, row_ok
 from engine.store.shards import CHECKS, FAILURES, MAX_PROBLEMS, ShardLog
 from engine.variant_cache import SUMMARY, cached_table, inputs, save_table, write_quietly
-from engine.variants import Variant, empty_row, finish_rows
+from engine.variants import Variant, empty_row, finish_rows, group_stat
 
 if TYPE_CHECKING:
     from engine.store import CandidateStore
@@ -299,10 +299,10 @@ class Summary:
         self.groups.setdefault(variant, []).append(gk)
         f = self.figs.setdefault(variant, {"tokens": 0, "seconds": 0.0, "cost": None, "rejected": {}})
         if stats:  # the sums as `CandidateStore.group_figures` makes them, in the same order
-            f["tokens"] += int(stats.get("tokens") or 0)
-            f["seconds"] += float(stats.get("seconds") or 0.0)
-            if isinstance(stats.get("cost"), (int, float)):
-                f["cost"] = (f["cost"] or 0.0) + stats["cost"]
+            f["tokens"] += int(group_stat(stats, "tokens"))
+            f["seconds"] += float(group_stat(stats, "seconds"))
+            if (cost := group_stat(stats, "cost", None)) is not None:
+                f["cost"] = (f["cost"] or 0.0) + cost
         for rej in rejected:
             reason = str(rej.get("reason") or "unspecified")
             f["rejected"][reason] = f["rejected"].get(reason, 0) + 1

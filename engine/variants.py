@@ -115,6 +115,15 @@ class Variant:
 # figures
 
 
+def group_stat(stats: dict, key: str, default: Any = 0) -> Any:
+    """A group line's `stats[key]` as a number; anything else a hand or a bug left there (text,
+    a list, a boolean, NaN, an infinity) is `default`, so one damaged line never stops the table."""
+    value = stats.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return default
+    return value
+
+
 def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float] | None:
     """The 95% Wilson score interval of a proportion k/n; None when n is 0."""
     if n <= 0:

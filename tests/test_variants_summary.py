@@ -373,3 +373,20 @@ def test_a_comparison_is_read_again_only_when_what_it_shows_may_have_changed(ws,
     s.decide(s.rows[0].id, "edit", text="Where is the knife now?")  # shown: read again
     assert compare()[0]["a"] == "Where is the knife now?" and len(reads) == 2
     s.close()
+
+
+@pytest.mark.parametrize("bad", [{"tokens": "x"}, {"seconds": [1]}, {"cost": True, "tokens": 1e400}, {"cost": "$3"}])
+def test_a_hand_damaged_stats_field_counts_as_nothing_in_both_reads(ws, bad):
+    s = CandidateStore(ws)
+    s.add_group_results(groups_of(A, 4), variant=A)
+    s.close()
+    shard = next(ws.candidates_dir.glob("groups-*.jsonl"))
+    lines = shard.read_text().splitlines()
+    first = json.loads(lines[0])
+    first["stats"] = dict(first.get("stats") or {}, **bad)
+    lines[0] = json.dumps(first)
+    shard.write_text("\n".join(lines) + "\n")
+    rows = same(ws)  # no ValueError from int("x"); the summary agrees with the full read
+    row = rows[0]
+    assert isinstance(row["tokens"], int) and row["tokens"] >= 0 and row["groups_done"] == 4
+    assert row["cost"] is None or isinstance(row["cost"], float)

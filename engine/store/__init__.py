@@ -43,7 +43,7 @@ from engine.store.filters import OPEN, REVIEWED, STATUSES, Filter
 from engine.store.journal import JOURNAL, REVIEW_LOCK, SNAPSHOT, DecisionJournal, Step, count_statuses
 from engine.store.rows import GroupResult, Row, encode_group_line
 from engine.store.shards import GENERATION_LOCK, SHARD_PREFIX, ShardLog
-from engine.variants import Variant
+from engine.variants import Variant, group_stat
 from engine.workspace import Workspace
 
 __all__ = [
@@ -256,10 +256,10 @@ class CandidateStore:
             f["groups"] += 1
         for (v, _), stats in self.log.group_stats.items():
             f = out[v]
-            f["tokens"] += int(stats.get("tokens") or 0)
-            f["seconds"] += float(stats.get("seconds") or 0.0)
-            if isinstance(stats.get("cost"), (int, float)):
-                f["cost"] = (f["cost"] or 0.0) + stats["cost"]
+            f["tokens"] += int(group_stat(stats, "tokens"))
+            f["seconds"] += float(group_stat(stats, "seconds"))
+            if (cost := group_stat(stats, "cost", None)) is not None:
+                f["cost"] = (f["cost"] or 0.0) + cost
         for v, r in self.log.rejections():
             out[v]["rejected"][str(r.get("reason") or "unspecified")] += 1
         return out
