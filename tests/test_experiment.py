@@ -218,13 +218,18 @@ def test_a_stopped_experiment_resumes_its_runs_from_last_pt_when_rerun(tmp_path,
         return all(r is not None and (r.summary().get("step") or 0) >= 10 for r in runs)
 
     assert first.run(poll=0.2, should_stop=training) == "stopped"
-    stopped = {k: v["run_id"] for k, v in first.state["jobs"].items()}
-    for key in stopped:
+    started = {k: v["run_id"] for k, v in first.state["jobs"].items()}
+    stopped = {}
+    for key, rid in started.items():
         run = first.run_of(key)
         deadline = time.time() + 60
         while run.status()["state"] == "running" and time.time() < deadline:
             time.sleep(0.2)
-        assert run.status()["state"] == "stopped" and run.last_path.exists()
+        # On a loaded machine one run may reach its last epoch between the poll and the stop.
+        assert run.status()["state"] in ("stopped", "done") and run.last_path.exists()
+        if run.status()["state"] == "stopped":
+            stopped[key] = rid
+    assert stopped, "at least one run was stopped mid-training"
 
     events: list[str] = []
     assert Runner(ws, plan, slots=2, on_event=events.append).run(poll=0.5) == "done"
