@@ -438,3 +438,16 @@ def _alive(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state != "Z"
+
+
+def test_a_finished_job_leaves_the_variants_summary_current(tmp_path):
+    from engine.variant_cache import SUMMARY, TABLE, cached_table
+    from engine.variants import variant_table
+
+    index = load_index(tree(tmp_path, videos_n=2), use_cache=False)
+    ws = Workspace(tmp_path / "ws")
+    GenerationJob(index, ws, TemplateBackend(), checks="fast").run_sync()
+    assert (ws.candidates_dir / SUMMARY).is_file() and (ws.candidates_dir / TABLE).is_file()
+    cached = cached_table(ws.candidates_dir)
+    assert cached is not None  # the next `nlq-tui variants` or F3 answers without reading the store
+    assert cached[0] == variant_table(CandidateStore(ws), summary=False)

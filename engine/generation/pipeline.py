@@ -261,8 +261,25 @@ class GenerationJob:
             st.state, st.error = "failed", fatal[0]
         else:
             st.state = "cancelled" if self._cancelled else "done"
+        if st.groups_done and self._own_store:
+            await asyncio.to_thread(self._refresh_variant_summary)
         self._progress(force=True)
         return st
+
+    def _refresh_variant_summary(self) -> None:
+        """Fold this job's groups into the variants table's summary now, while the shard pages are
+        warm, so the first `nlq-tui variants` or F3 after a job does not read the whole store
+        (docs/ARCHITECTURE.md, "Store"). A cache: if it cannot be written, the next read rebuilds."""
+        from engine.store import CandidateStore
+        from engine.variants import variant_table
+
+        store = CandidateStore(self.workspace)
+        try:
+            variant_table(store)
+        except Exception:  # noqa: BLE001 - the summary is never the source of truth; its reader rebuilds
+            pass
+        finally:
+            store.close()
 
     async def _run_tasks(self, fatal: list[str]) -> None:
         """Request workers feed the check-and-store task through a bounded queue.
