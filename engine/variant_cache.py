@@ -1,7 +1,7 @@
 """The variants table as last computed, for files that have not changed since (docs/ARCHITECTURE.md, "Store", "Scale").
 
 `WS/candidates/variants.table.json` holds the rows and warnings `engine.variant_summary` last
-produced, with the identity (inode, size, change time) of every file they were computed from,
+produced, with the identity (device, inode, size, modification and change time) of every file they were computed from,
 taken before the read: the shards, the checks, the decision journal and snapshot, the variant
 records and the failures. When every one is the same, nothing was appended, replaced or
 written, and the rows are those rows. Anything else, or a damaged file, is a miss and the
@@ -24,7 +24,7 @@ CACHE_FILES = frozenset({SUMMARY, TABLE})
 # What the table is computed from besides the shards (the names engine.store uses).
 INPUTS = ("checks.jsonl", "decisions.jsonl", "decisions.snapshot.json", "variants.jsonl", "failures.jsonl")
 SHARD_PREFIX, SHARD_SUFFIX = "groups-", ".jsonl"
-VERSION = 1
+VERSION = 2
 
 
 def _loads(data: bytes) -> Any:
@@ -53,11 +53,11 @@ def inputs(directory: Path) -> list | None:
         for name, entry in shards:
             if entry.is_file():
                 st = entry.stat()
-                out.append([name, st.st_ino, st.st_size, st.st_mtime_ns])
+                out.append([name, st.st_ino, st.st_size, st.st_dev, st.st_mtime_ns, st.st_ctime_ns])
         for name in INPUTS:
             try:
                 st = os.stat(directory / name)
-                out.append([name, st.st_ino, st.st_size, st.st_mtime_ns])
+                out.append([name, st.st_ino, st.st_size, st.st_dev, st.st_mtime_ns, st.st_ctime_ns])
             except OSError:
                 out.append([name, None])
     except OSError:

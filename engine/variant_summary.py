@@ -40,7 +40,7 @@ from engine.variants import Variant, empty_row, finish_rows, group_stat
 if TYPE_CHECKING:
     from engine.store import CandidateStore
 
-VERSION = 4
+VERSION = 5
 TAIL = 4096  # bytes before a recorded offset that must be unchanged for the fold to go on
 REVIEWED3 = ("accepted", "edited", "rejected")
 
@@ -88,7 +88,13 @@ def _stat_key(path: Path) -> list | None:
         st = os.stat(path)
     except OSError:
         return None
-    return [st.st_ino, st.st_size, st.st_mtime_ns]
+    return [st.st_ino, st.st_size, *when(st)]
+
+
+def when(st: os.stat_result) -> list[int]:
+    """When a file last changed, as far as a cache can tell: the change time too, which no
+    `touch -r`, `cp -p` or `rsync -t` can set back, and the device (docs/ARCHITECTURE.md, "Store")."""
+    return [st.st_dev, st.st_mtime_ns, st.st_ctime_ns]
 
 
 def _dumps_std(obj: Any) -> bytes:
@@ -228,14 +234,14 @@ class Summary:
     def _fold_shard(self, log: ShardLog, path: Path, rec: dict, last: bool, index: int) -> bool:
         try:
             st = os.stat(path)
-            if (st.st_ino, st.st_size, st.st_mtime_ns) == (rec["ino"], rec["end"], rec.get("mtime")):
+            if (st.st_ino, st.st_size, when(st)) == (rec["ino"], rec["end"], rec.get("mtime")):
                 return False  # as read: not even opened (a workspace may hold hundreds of shards)
             f, st = self._open_checked(path, rec)
         except FileNotFoundError:
             raise Rebuild(f"{path.name} went") from None
         with f:
             if st.st_size == rec["end"] and rec["ino"] == st.st_ino:
-                if st.st_mtime_ns != rec.get("mtime"):
+                if when(st) != rec.get("mtime"):
                     raise Rebuild(f"{path.name} was written in place")  # a shard only grows
                 return False
             # Up to the size its change time goes with: what a writer appends meanwhile comes next time.
@@ -251,7 +257,7 @@ class Summary:
             parse.take(log)
             self._ingest(parsed, path, ingest)
             rec["parse"], rec["ingest"] = parse.to_json(), ingest.to_json()
-            rec["ino"], rec["end"], rec["mtime"] = st.st_ino, rec["end"] + end, st.st_mtime_ns
+            rec["ino"], rec["end"], rec["mtime"] = st.st_ino, rec["end"] + end, when(st)
             rec["digest"] = _tail_digest(f, rec["end"])
         return True
 

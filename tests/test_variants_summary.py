@@ -390,3 +390,23 @@ def test_a_hand_damaged_stats_field_counts_as_nothing_in_both_reads(ws, bad):
     row = rows[0]
     assert isinstance(row["tokens"], int) and row["tokens"] >= 0 and row["groups_done"] == 4
     assert row["cost"] is None or isinstance(row["cost"], float)
+
+
+def test_a_same_size_rewrite_with_its_mtime_set_back_is_seen(ws):
+    # `cp -p`, `rsync -t --inplace`, `touch -r` restore a file's mtime; its change time moves anyway.
+    s = CandidateStore(ws, reviewer="ann")
+    s.add_group_results(groups_of(A, 3), variant=A)
+    s.load()
+    s.begin_review()
+    for r in list(s.rows)[:4]:
+        s.decide(r.id, "accept")
+    s.close()
+    same(ws)  # the caches now hold these rows
+    journal = ws.candidates_dir / "decisions.jsonl"
+    before = os.stat(journal)
+    data = journal.read_bytes()
+    assert data.count(b'"accepted"') >= 2
+    journal.write_bytes(data.replace(b'"accepted"', b'"rejected"', 2))  # the same size
+    os.utime(journal, ns=(before.st_atime_ns, before.st_mtime_ns))
+    rows = same(ws)
+    assert rows[0]["accepted"] == 2 and sum(rows[0]["rejected_in_review"].values()) == 2

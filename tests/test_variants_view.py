@@ -51,14 +51,19 @@ async def test_f3_shows_the_full_reads_figures_after_new_groups_and_decisions(tm
         assert static_text(view.compare).count("Where") == 2 * len(pairs)
 
 
-async def test_a_failed_read_is_tried_again_by_the_next_f3(tmp_path):
+async def test_a_failed_read_is_tried_again_by_the_next_f3(tmp_path, monkeypatch):
+    import engine.variants
+
     ws = Workspace(tmp_path / "ws")
     s = CandidateStore(ws)
     s.add_group_results(groups_of(A, 2), variant=A)
     s.close()
-    shard = next(ws.candidates_dir.glob("groups-*.jsonl"))
-    good = shard.read_bytes()
-    shard.write_bytes(good.replace(b'"stats": {"tokens": ', b'"stats": {"tokens": "x", "t": ', 1))  # int("x") fails
+    real = engine.variants.variant_table
+
+    def unreadable(store, **kw):  # the disk gives an I/O error on this read
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(engine.variants, "variant_table", unreadable)
     app = make_app(None, tmp_path / "ws", screen="generate", load=False)
     async with app.run_test(size=(140, 45)) as pilot:
         await settle(pilot)
@@ -66,6 +71,6 @@ async def test_a_failed_read_is_tried_again_by_the_next_f3(tmp_path):
         await pilot.press("f3")
         await settle(pilot)
         assert view.rows == [] and view._reading is None  # the error was shown; no read counts as under way
-        shard.write_bytes(good)
+        monkeypatch.setattr(engine.variants, "variant_table", real)
         await shown(pilot, view, full_rows(ws))
         assert view.rows[0]["groups_done"] == 2
