@@ -199,3 +199,34 @@ def test_the_review_lock_can_be_taken_before_anything_is_read(ws):
     assert again.status(ids[0]) == "accepted" and again.status(ids[1]) == "rejected"
     again.begin_review()  # the lock went with the close
     again.close()
+
+
+def test_a_fold_whose_new_journal_cannot_be_written_keeps_the_old_one_and_every_later_decision(
+    ws, monkeypatch, tmp_path
+):
+    import errno
+
+    s = CandidateStore(ws)
+    ids = populate(s, 30)
+    for cid in ids[:12]:
+        s.decide(cid, "accept")
+    s.close()
+    r = CandidateStore(ws)
+    r.begin_review(fold=False)
+    real = journal_mod.atomic_write_bytes
+
+    def full_disk(path, data, *a, **kw):
+        if path.name == "decisions.jsonl":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(path, data, *a, **kw)
+
+    monkeypatch.setattr(journal_mod, "atomic_write_bytes", full_disk)
+    with pytest.raises((OSError, WorkspaceError)):
+        r.journal.compact_if_due(r.log.mutex, every=10)
+    monkeypatch.setattr(journal_mod, "atomic_write_bytes", real)
+    with open(tmp_path / "unrelated.txt", "wb"):  # takes the lowest free descriptor
+        r.decide(ids[20], "reject")
+        r.close()
+    assert (tmp_path / "unrelated.txt").read_bytes() == b""  # the decision went to the journal, not here
+    again = CandidateStore(ws).load()
+    assert again.status(ids[20]) == "rejected" and again.counts()["accepted"] == 12

@@ -573,3 +573,24 @@ async def test_at_80x24_the_card_gets_the_room_and_its_head_one_line(ws):
         screen = await opened(pilot)
         await pilot.pause()
         assert not screen.has_class("-narrow") and screen.query_one("#side").outer_size.width == 48
+
+
+async def test_a_fold_that_fails_on_open_warns_and_the_review_goes_on(ws, monkeypatch):
+    import errno
+
+    def full_disk(self):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(CandidateStore, "compact_if_due", full_disk)
+    app = make_app(ws)
+    async with app.run_test(size=(160, 50)) as pilot:
+        screen = await opened(pilot)
+        for _ in range(200):
+            await pilot.pause(0.02)
+            if not screen.reading:
+                break
+        assert not screen.reading  # the scan went on to the end: queue and counts are in
+        assert any("decisions not folded" in str(n.message) for n in app._notifications)
+        first = screen.current.id
+        await pilot.press("a")
+        assert on_disk(ws).status(first) == "accepted"

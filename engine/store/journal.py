@@ -559,9 +559,14 @@ class DecisionJournal:
             self._restart(tail, image["undo"])
 
     def _restart(self, tail: bytes, kept: list[Step]) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
+        # The new journal first: if it cannot be written (a full disk), the old file and its
+        # descriptor stay as they were, and the entries past the snapshot replay as before.
+        # Closed first, the descriptor's number would go to the next file opened and take
+        # every later decision.
         atomic_write_bytes(self.dir / JOURNAL, tail)
+        old, self._fd = self._fd, None
+        if old is not None:
+            os.close(old)
         self._fd = open_append(self.dir / JOURNAL)
         self.entries = tail.count(b"\n")
         self._read_to = len(tail)

@@ -163,7 +163,12 @@ class ReviewScreen(Screen):
             store.scan()  # a blind sample is drawn from every candidate, so it reads them all first
         self.app.call_from_thread(self._opened, store, read_only)
         if read_only is None:
-            store.compact_if_due()
+            try:
+                store.compact_if_due()
+            except (OSError, UserError) as exc:  # the journal still holds every decision: the review goes on
+                self.app.call_from_thread(
+                    notify, self, f"decisions not folded: {exc}", title="Review", severity="warning"
+                )
         while not store.scan_done and not worker.is_cancelled:
             store.scan(budget=SLICE)
             self.app.call_from_thread(self._take_new_rows)
