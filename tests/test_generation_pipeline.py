@@ -380,6 +380,30 @@ def test_full_checks_run_behind_the_job_in_a_worker_and_fill_every_pending_candi
     assert len(amb) == stats.questions_valid and min(amb) >= 0  # every one measured
 
 
+def test_a_full_checks_queue_never_holds_the_job_up_and_every_candidate_is_still_checked(tmp_path, monkeypatch):
+    import engine.generation.deferred as deferred
+
+    monkeypatch.setattr(deferred, "QUEUE_BATCHES", 1)  # the worker is far behind at once
+    monkeypatch.setattr(deferred, "BATCH", 8)
+    real_flush, overflowed = deferred.DeferredChecks.flush, []
+
+    def flush(self):
+        before = len(self._overflow)
+        real_flush(self)
+        overflowed.append(len(self._overflow) - before)
+
+    monkeypatch.setattr(deferred.DeferredChecks, "flush", flush)
+    index = load_index(tree(tmp_path, videos_n=2), use_cache=False)
+    ws = Workspace(tmp_path / "ws")
+    stats = GenerationJob(index, ws, TemplateBackend(), checks="full").run_sync()
+    assert sum(overflowed) > 0  # batches found the queue full and were not waited for
+    assert stats.state == "done" and stats.checks_error is None and stats.checks_pending == 0
+    assert stats.questions_checked == stats.questions_valid > 0  # each checked once, none twice
+    store = CandidateStore(ws).load()
+    assert store.pending_checks() == []
+    assert min(store.get(r.id).checks.ambiguity for r in store.rows) >= 0
+
+
 def test_checks_left_pending_by_a_stopped_run_are_filled_in_by_the_next_run_of_the_variant(tmp_path):
     index = load_index(tree(tmp_path, videos_n=2), use_cache=False)
     ws = Workspace(tmp_path / "ws")

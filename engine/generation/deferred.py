@@ -10,6 +10,12 @@ records it (`store.add_checks`), which clears `pending`. The job ends when the w
 caught up; a job killed before that leaves candidates pending, which the next run of the same
 variant over the same groups checks first (GenerationJob._submit_pending). The worker runs
 at the lowest priority (nice 19), so that on a busy CPU the requests go first.
+
+The checks never hold the job up: while requests are still going out, a batch that finds the
+worker's queue full is not waited for; its candidates stay `pending` in the store and only
+their ids are kept (`take_overflow`), to be handed over again once the requests are done
+(`GenerationJob._catch_up`). A near-duplicate pair split that way is still found once, on the
+question checked later.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from collections.abc import Callable
 from engine.generation.quality import Item
 
 BATCH = 256  # questions per message to the worker
+QUEUE_BATCHES = 64  # batches queued for the worker at most; more wait in the store (see above)
 
 
 def _next_message(inbox, parent: int):
@@ -110,11 +117,13 @@ class DeferredChecks:
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._buf: list[Item] = []
+        self._overflow: list[str] = []  # ids of candidates whose batch found the queue full
+        self.blocking = False  # True once the requests are done: then a full queue is waited for
         self.error: str | None = None
         self.ready = threading.Event()
         ctx = mp.get_context("spawn")  # never fork a process that runs an event loop and threads
         with _real_stdio():  # the queues' locks start multiprocessing's resource tracker too
-            self._inbox = ctx.Queue(maxsize=64)
+            self._inbox = ctx.Queue(maxsize=QUEUE_BATCHES)
             self._outbox = ctx.Queue()
             self._proc = ctx.Process(target=_worker_main, args=(self._inbox, self._outbox, device, os.getpid()),
                                      daemon=True)  # fmt: skip
@@ -123,7 +132,7 @@ class DeferredChecks:
         self._collector.start()
 
     def submit(self, cands: list, items: list[Item]) -> None:
-        """Queue the embedding checks of freshly stored candidates (blocks when the worker is far behind)."""
+        """Queue the embedding checks of freshly stored candidates (never waits unless `blocking`)."""
         self._buf.extend(items)
         if len(self._buf) >= BATCH:
             self.flush()
@@ -139,7 +148,19 @@ class DeferredChecks:
             batch_id = self._next
             self._next += 1
             self._open.add(batch_id)
-        self._inbox.put((batch_id, rows, clip_texts))
+        try:
+            self._inbox.put((batch_id, rows, clip_texts), block=self.blocking)
+        except queue.Full:  # the worker is far behind: these wait in the store, not in memory
+            with self._lock:
+                self._open.discard(batch_id)
+                self._idle.notify_all()
+            self._overflow.extend(it.cid for it in buf)
+
+    def take_overflow(self) -> list[str]:
+        """The ids whose checks were not queued (the queue was full); the caller hands them over again."""
+        self.flush()
+        out, self._overflow = self._overflow, []
+        return out
 
     def _collect(self) -> None:
         while True:

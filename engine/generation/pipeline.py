@@ -132,6 +132,8 @@ class GenerationJob:
         self._deferred = None
         self._pending: list[tuple[str, int]] = []  # (candidate id, group) whose embedding checks never came
         self._store_lock = threading.Lock()  # the check-and-store thread and the checks' collector
+        self._group_of: dict[str, int] = {}  # group key -> group, of this run's selection
+        self._checks_finisher: Finisher | None = None
 
     def _make_variant(self, name: str | None, policy: dict[str, str] | None) -> Variant:
         b = self.backend
@@ -185,7 +187,8 @@ class GenerationJob:
             # settings fails here too.
             self.variant = store.register_variant(self.variant)
         self.reader.prefetch(np.array(self.todo, dtype=np.int64))
-        self._pending = self._pending_checks(dict(zip(keys, chosen.tolist())))
+        self._group_of = dict(zip(keys, chosen.tolist()))
+        self._pending = self._pending_checks(self._group_of)
         self.stats.groups_total = len(chosen)
         self.stats.groups_skipped = len(chosen) - len(self.todo)
         # the variant's earlier questions count as duplicates; another variant's do not
@@ -204,18 +207,23 @@ class GenerationJob:
                 out.append((cid, group_of[key]))
         return out
 
-    def _submit_pending(self, finisher: Finisher, deferred) -> None:
-        """Hand the earlier run's pending candidates to the checks' worker first."""
-        pending, self._pending = self._pending, []
+    def _submit_pending(self, finisher: Finisher, deferred, pending: list | None = None) -> None:
+        """Hand pending candidates to the checks' worker: an earlier run's first, or `pending`
+        (this run's, whose batch found the worker's queue full), counted once already."""
+        again = pending is not None
+        if pending is None:
+            pending, self._pending = self._pending, []
         if not pending or self.reader is None:
             return
         gds = {gd.g: gd for gd in self.reader.read(np.array(sorted({g for _, g in pending}), dtype=np.int64))}
         for cid, g in pending:
-            c = self.store.get(cid)
+            with self._store_lock:
+                c = self.store.get(cid)
             items = finisher.items(gds[g], [c], True)
             items[0].checks["duplicate_of"] = c.checks.duplicate_of
             deferred.submit([c], items)
-        self.stats.checks_pending += len(pending)
+        if not again:
+            self.stats.checks_pending += len(pending)
 
     # events ------------------------------------------------------------------------------------
     def _emit(self, event: dict) -> None:
@@ -370,7 +378,7 @@ class GenerationJob:
     async def _finisher(self, queue: asyncio.Queue) -> None:
         deferred = self._deferred_checks()
         self._deferred = deferred
-        finisher = Finisher(self, self.checker, deferred, self._store_lock)
+        finisher = self._checks_finisher = Finisher(self, self.checker, deferred, self._store_lock)
         if deferred is not None:
             await asyncio.to_thread(self._submit_pending, finisher, deferred)
         if self.checker.embeddings and (self.todo or self._pending):
@@ -411,11 +419,16 @@ class GenerationJob:
         if deferred is None:
             return
         st = self.stats
+        deferred.blocking = True  # the requests are done: now the checks may take their time
         try:
             while not self._cancelled:
                 if deferred.ready.is_set() and st.step == ENCODER_STEP:
                     self._step(CATCH_UP_STEP)
                 self._progress()
+                if overflow := deferred.take_overflow():
+                    again = [(cid, self._group_of[cid.split("#", 1)[0]]) for cid in overflow]
+                    await asyncio.to_thread(self._submit_pending, self._checks_finisher, deferred, again)
+                    continue
                 if await asyncio.to_thread(deferred.wait, 0.25) or deferred.error:
                     break
             if deferred.error:
