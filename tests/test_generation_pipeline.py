@@ -475,3 +475,17 @@ def test_a_finished_job_leaves_the_variants_summary_current(tmp_path):
     cached = cached_table(ws.candidates_dir)
     assert cached is not None  # the next `nlq-tui variants` or F3 answers without reading the store
     assert cached[0] == variant_table(CandidateStore(ws), summary=False)
+
+
+def test_a_big_store_never_summarised_is_left_to_the_first_read(tmp_path, monkeypatch):
+    import engine.generation.pipeline as pipeline
+    from engine.variant_cache import SUMMARY
+
+    monkeypatch.setattr(pipeline, "FIRST_SUMMARY_MAX_BYTES", 1)  # every store counts as big
+    index = load_index(tree(tmp_path, videos_n=2), use_cache=False)
+    ws = Workspace(tmp_path / "ws")
+    GenerationJob(index, ws, TemplateBackend(), checks="fast").run_sync()
+    assert not (ws.candidates_dir / SUMMARY).exists()  # the job's end did not read the whole store
+    monkeypatch.setattr(pipeline, "FIRST_SUMMARY_MAX_BYTES", 64 << 20)
+    GenerationJob(index, ws, TemplateBackend(), checks="fast", variant="second").run_sync()
+    assert (ws.candidates_dir / SUMMARY).exists()

@@ -52,6 +52,7 @@ from engine.windows import WindowParams, WindowResult, compute
 if TYPE_CHECKING:
     from engine.store import CandidateStore
 
+FIRST_SUMMARY_MAX_BYTES = 64 << 20  # shards a job's end reads in full to start the variants summary
 CHECK_BATCH = 512  # groups per check-and-store batch (one embedding batch, one data sync)
 ENCODER_STEP = "loading the sentence encoder"
 CATCH_UP_STEP = "checks catching up"
@@ -278,16 +279,24 @@ class GenerationJob:
         """Fold this job's groups into the variants table's summary now, while the shard pages are
         warm, so the first `nlq-tui variants` or F3 after a job does not read the whole store
         (docs/ARCHITECTURE.md, "Store"). A cache: if it cannot be written, the next read rebuilds."""
-        from engine.store import CandidateStore
+        from engine.store import SHARD_PREFIX, CandidateStore
+        from engine.variant_cache import SUMMARY
         from engine.variants import variant_table
 
-        store = CandidateStore(self.workspace)
+        folder = self.workspace.candidates_dir
         try:
-            variant_table(store)
+            if not (folder / SUMMARY).exists():
+                # Never summarised (an older version wrote the store): the first read is a full one;
+                # on a big store it is left to the first F3's worker rather than hold up this job's end.
+                if sum(p.stat().st_size for p in folder.glob(f"{SHARD_PREFIX}*")) > FIRST_SUMMARY_MAX_BYTES:
+                    return
+            store = CandidateStore(self.workspace)
+            try:
+                variant_table(store)
+            finally:
+                store.close()
         except Exception:  # noqa: BLE001 - the summary is never the source of truth; its reader rebuilds
             pass
-        finally:
-            store.close()
 
     async def _run_tasks(self, fatal: list[str]) -> None:
         """Request workers feed the check-and-store task through a bounded queue.
