@@ -31,9 +31,9 @@ from typing import TYPE_CHECKING, Any
 from engine.candidate import FLAG_AMBIGUOUS, FLAG_NAMES, FLAG_NEAR_DUPLICATE, FLAG_PENDING, Checks, default_variant_name
 from engine.errors import ConfigError
 from engine.store.journal import JOURNAL, SNAPSHOT, DecisionJournal
-from engine.store.lines import loads, read_complete_lines
+from engine.store.lines import loads
 from engine.store.rows import Row, row_ok
-from engine.store.shards import CHECKS, FAILURES, MAX_PROBLEMS, ShardLog
+from engine.store.shards import CHECKS, MAX_PROBLEMS, ShardLog, read_failures
 from engine.variant_cache import SUMMARY, cached_table, inputs, save_table, write_quietly
 from engine.variants import Variant, empty_row, finish_rows, group_stat
 
@@ -433,18 +433,7 @@ def _save(path: Path, summary: Summary) -> None:
 
 def _failures(dir_: Path, summary: Summary, problems: Problems) -> dict[str, int]:
     """variant -> how many of its groups failed and were not stored since (as `ShardLog.failures`)."""
-    out: dict[str, dict[str, str]] = {}
-    lines, _ = read_complete_lines(dir_ / FAILURES)
-    for offset, raw in lines:
-        try:
-            d = loads(raw)
-            v, gk, reason = d["variant"], d["group_key"], d.get("reason") or "failed"
-            if not isinstance(v, str) or not isinstance(gk, str):
-                raise TypeError
-        except (ValueError, RecursionError, KeyError, TypeError, AttributeError):
-            problems.add(f"{FAILURES} at byte {offset}: unreadable failure record skipped")
-            continue
-        out.setdefault(v, {})[gk] = str(reason)
+    out = read_failures(dir_, problems.add)
     counts = {}
     for v, failed in out.items():
         done = set(summary.groups.get(v, ()))

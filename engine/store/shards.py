@@ -393,18 +393,7 @@ class ShardLog:
 
     def failures(self) -> dict[str, dict[str, str]]:
         """variant -> {group_key: reason} of groups that failed and were not stored since."""
-        out: dict[str, dict[str, str]] = {}
-        lines, _ = read_complete_lines(self.dir / FAILURES)
-        for offset, raw in lines:
-            try:
-                d = loads(raw)
-                v, gk, reason = d["variant"], d["group_key"], d.get("reason") or "failed"
-                if not isinstance(v, str) or not isinstance(gk, str):
-                    raise TypeError
-            except (ValueError, RecursionError, KeyError, TypeError, AttributeError):
-                self.problem(f"{FAILURES} at byte {offset}: unreadable failure record skipped")
-                continue
-            out.setdefault(v, {})[gk] = str(reason)
+        out = read_failures(self.dir, self.problem)
         self.ensure_scanned()
         for v, failed in out.items():
             for gk in [gk for gk in failed if (v, gk) in self.groups]:
@@ -586,3 +575,21 @@ def _line_of(raw: bytes, variant: str) -> bool:
     meta = obj.get("meta")
     meta = meta if isinstance(meta, dict) else {}
     return default_variant_name(meta.get("backend", ""), meta.get("model", ""), meta.get("prompt_version")) == variant
+
+
+def read_failures(directory: Path, problem: Callable[[str], None]) -> dict[str, dict[str, str]]:
+    """variant -> {group_key: reason} of every failure record, stored since or not; a record of
+    the wrong shape is skipped and goes to `problem`."""
+    out: dict[str, dict[str, str]] = {}
+    lines, _ = read_complete_lines(directory / FAILURES)
+    for offset, raw in lines:
+        try:
+            d = loads(raw)
+            v, gk, reason = d["variant"], d["group_key"], d.get("reason") or "failed"
+            if not isinstance(v, str) or not isinstance(gk, str):
+                raise TypeError
+        except (ValueError, RecursionError, KeyError, TypeError, AttributeError):
+            problem(f"{FAILURES} at byte {offset}: unreadable failure record skipped")
+            continue
+        out.setdefault(v, {})[gk] = str(reason)
+    return out
