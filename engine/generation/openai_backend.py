@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import ipaddress
 import json
 import os
@@ -411,6 +412,7 @@ class OpenAIBackend(Backend):
                 pass
 
 
+@functools.cache  # looked up on every failed request: a failed import is not retried each time
 def _httpx() -> Any:
     """The HTTP client the `openai` package brings (httpx2 since openai 3, httpx before; the
     same API): it carries requests through a proxy named by the environment."""
