@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from engine.ego4d.narration import CURLY_BYTES, text_flags
-from engine.ego4d.problems import Problems
+from engine.ego4d.problems import Problems, warn_unknown
 
 _MAX_EXTRA = 16  # distinct unknown narration fields learnt before a chunk goes the slower way
 _TIME = attrgetter("timestamp_sec")
@@ -300,8 +300,7 @@ def _count_quirks(uids: list, sets: dict, extra: tuple[str, ...], problems: Prob
             )
         if ps.unknown[k]:
             names = ps.unknown_names(k, extra) if ("unknown_field", rel) not in problems._warn else []
-            where_u = f"{', '.join(sorted(names)[:3])} in {where}[]" if names else ""
-            problems.warn("unknown_field", rel, "unknown extra fields (ignored)", where_u)
+            warn_unknown(problems, rel, names, f"{where}[]")
         if ps.unsorted[k]:
             what = "videos whose narrations are not in time order (sorted, stable)"
             problems.warn("unsorted_timestamps", rel, what, where)

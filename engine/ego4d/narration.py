@@ -28,6 +28,7 @@ from engine.ego4d.problems import (
     disp,
     json_type,
     warn_surrogates,
+    warn_unknown,
 )
 from engine.ego4d.stream import DEFAULT_POLICY, Progress, ReadPolicy, Stream, iter_top_members
 from engine.errors import DataError
@@ -186,8 +187,7 @@ class _Pass:
         # reader counts the same by comparing key counts).
         extra = set(chain.from_iterable(self.narrs)).difference(NARRATION_KEYS)
         if extra:
-            where = f"{', '.join(sorted(map(str, extra))[:3])} in {self.where}[]"
-            self.problems.warn("unknown_field", self.rel, "unknown extra fields (ignored)", where)
+            warn_unknown(self.problems, self.rel, extra, f"{self.where}[]")
 
 
 def video_pass(
@@ -325,8 +325,7 @@ def pass_block(uid: str, pn: int, block, problems: Problems, rel: str, shown: st
         return None
     extra = block.keys() - _PASS_KEYS
     if extra:
-        where = f"{', '.join(sorted(extra)[:3])} in video {uid!r} narration_pass_{pn}"
-        problems.warn("unknown_field", rel, "unknown extra fields (ignored)", where)
+        warn_unknown(problems, rel, extra, f"video {uid!r} narration_pass_{pn}")
     narrs = block.get("narrations")
     if narrs is None:
         return []
@@ -370,8 +369,7 @@ def video_entry(
         return None
     extra = entry.keys() - _VIDEO_KEYS
     if extra:
-        where = f"{', '.join(sorted(extra)[:3])} in video {uid!r}"
-        problems.warn("unknown_field", rel, "unknown extra fields (ignored)", where)
+        warn_unknown(problems, rel, extra, f"video {uid!r}")
     got: dict[int, tuple] = {}
     for pn in (1, 2):
         narrs = pass_block(uid, pn, entry.get(f"narration_pass_{pn}"), problems, rel, shown)

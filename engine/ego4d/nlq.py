@@ -25,6 +25,7 @@ from engine.ego4d.problems import (
     json_type,
     read_json,
     warn_surrogates,
+    warn_unknown,
 )
 from engine.errors import DataError
 from engine.index import Issue
@@ -114,8 +115,7 @@ class Walker:
     def extra(self, obj: dict, known: set, where: str, quiet: bool) -> None:
         e = obj.keys() - known
         if e and not quiet:
-            what = f"{', '.join(sorted(map(str, e))[:3])} in {where}"  # names first: uids can be long
-            self.problems.warn("unknown_field", self.rel, "unknown extra fields (ignored)", what)
+            warn_unknown(self.problems, self.rel, e, where)  # names first: uids can be long
 
     def text(self, v: Any, where: str, quiet: bool) -> Any:
         if type(v) is not str:

@@ -166,6 +166,13 @@ def encoding_error(problems: Problems, rel: str, shown: str, found: str) -> None
     )
 
 
+def warn_unknown(problems: Problems, rel: str, names, where: str) -> None:
+    """Unknown fields of one object, named (at most three, sorted) with where they are; no names:
+    counted without a place (the first such warning already names one)."""
+    at = f"{', '.join(sorted(map(str, names))[:3])} in {where}" if names else ""
+    problems.warn("unknown_field", rel, "unknown extra fields (ignored)", at)
+
+
 def warn_bom(problems: Problems, rel: str) -> None:
     problems.warn("utf8_bom", rel, "starts with a UTF-8 byte-order mark (ignored)", "byte 0")
 

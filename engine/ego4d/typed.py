@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.ego4d.problems import Problems
+from engine.ego4d.problems import Problems, warn_unknown
 
 _FIELDS = ("narration_text", "annotation_uid", "timestamp_frame", "unmapped_timestamp_sec")
 _TEXT, _UID, _FRAME, _UNMAPPED = (attrgetter(name) for name in _FIELDS)
@@ -208,10 +208,9 @@ def _warn_unknown(p: _Pass, problems: Problems, rel: str) -> None:
 
     from engine.ego4d.narration import NARRATION_KEYS
 
-    what = "unknown extra fields (ignored)"
     # Decoded again each time: more keys than known ones may also be a key twice in one
     # narration, or a text that starts with a colon; neither is an unknown field.
     narrs = msgspec.json.decode(p.raw).get("narrations") or []
     extra = set(chain.from_iterable(narrs)).difference(NARRATION_KEYS)
     if extra:
-        problems.warn("unknown_field", rel, what, f"{', '.join(sorted(extra)[:3])} in {p.where}[]")
+        warn_unknown(problems, rel, extra, f"{p.where}[]")
