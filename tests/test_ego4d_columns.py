@@ -212,7 +212,8 @@ def test_chunks_cut_anywhere_give_the_same_result(tmp_path, columnar, chunk):
     assert columnar and all(columnar)
 
 
-def test_parallel_workers_read_with_it_and_give_the_serial_result(tmp_path, columnar, monkeypatch):
+def _spy_on_parallel_reads(monkeypatch) -> list:
+    """What each call of the parallel reader returns, in a list filled as they happen."""
     from engine.ego4d import parallel as par
 
     outcomes: list = []
@@ -223,6 +224,12 @@ def test_parallel_workers_read_with_it_and_give_the_serial_result(tmp_path, colu
         return outcomes[-1]
 
     monkeypatch.setattr(par, "read_parallel", spy)
+    return outcomes
+
+
+def test_parallel_workers_read_with_it_and_give_the_serial_result(tmp_path, columnar, monkeypatch):
+
+    outcomes = _spy_on_parallel_reads(monkeypatch)
     videos = {}
     for i in range(30):
         p1 = _pass(*[_narr(float((j * 7) % 5), f'"#C C {i} {j}"', f'"u{i}-{j}"') for j in range(i % 6)])
@@ -328,14 +335,7 @@ def test_parallel_workers_with_a_video_uid_in_two_shares(tmp_path, monkeypatch):
     data = (root / NARRATION).read_bytes()
     cuts = [data.index(b'"vid-6"')]
     monkeypatch.setattr(par, "chunk_starts", lambda path, size, n: cuts)
-    outcomes: list = []
-    real = par.read_parallel
-
-    def spy(*a, **kw):
-        outcomes.append(real(*a, **kw))
-        return outcomes[-1]
-
-    monkeypatch.setattr(par, "read_parallel", spy)
+    outcomes = _spy_on_parallel_reads(monkeypatch)
     _same(root, dataclasses.replace(PARALLEL_FAST, chunk=300))
     assert outcomes and all(type(o) is list for o in outcomes)  # pieces, not whole-file arrays
 
@@ -349,14 +349,7 @@ def test_parallel_workers_give_whole_file_arrays_when_no_uid_repeats(tmp_path, m
     }
     videos["vid-0"] = _video(None, _pass(_narr(1.0, '"the cup\u2019s lid"'), _narr(1.0)))
     root = _tree(tmp_path, videos)
-    outcomes: list = []
-    real = par.read_parallel
-
-    def spy(*a, **kw):
-        outcomes.append(real(*a, **kw))
-        return outcomes[-1]
-
-    monkeypatch.setattr(par, "read_parallel", spy)
+    outcomes = _spy_on_parallel_reads(monkeypatch)
     _same(root, dataclasses.replace(PARALLEL_FAST, chunk=300))
     assert outcomes and all(isinstance(o, par.Flat) for o in outcomes)
 

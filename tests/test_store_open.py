@@ -103,7 +103,9 @@ def test_early_states_of_a_few_rows_and_the_first_open_card(ws):
     assert [row.id for row in r.select(Filter())][:5] == ids[10:15]
 
 
-def test_a_fold_beside_the_review_keeps_what_was_decided_meanwhile(ws, monkeypatch):
+def _under_review_with_a_long_journal(ws):
+    """A store of 30 candidates, 12 accepted in an earlier session, opened for review with its
+    journal left unfolded (as the screen opens it); and the candidates' ids."""
     s = CandidateStore(ws)
     ids = populate(s, 30)
     for cid in ids[:12]:
@@ -111,6 +113,11 @@ def test_a_fold_beside_the_review_keeps_what_was_decided_meanwhile(ws, monkeypat
     s.close()
     r = CandidateStore(ws)
     r.begin_review(fold=False)  # the long journal is left for later
+    return r, ids
+
+
+def test_a_fold_beside_the_review_keeps_what_was_decided_meanwhile(ws, monkeypatch):
+    r, ids = _under_review_with_a_long_journal(ws)
     assert len((ws.candidates_dir / "decisions.jsonl").read_text().splitlines()) == 12
     real = journal_mod.encode_snapshot
     meanwhile = []
@@ -144,13 +151,7 @@ def test_a_fold_beside_the_review_keeps_what_was_decided_meanwhile(ws, monkeypat
 
 
 def test_a_fold_waits_for_nothing_and_close_waits_for_the_fold(ws):
-    s = CandidateStore(ws)
-    ids = populate(s, 30)
-    for cid in ids[:12]:
-        s.decide(cid, "accept")
-    s.close()
-    r = CandidateStore(ws)
-    r.begin_review(fold=False)
+    r, ids = _under_review_with_a_long_journal(ws)
     folded = []
     t = threading.Thread(target=lambda: folded.append(r.journal.compact_if_due(r.log.mutex, every=10)))
     t.start()
@@ -206,13 +207,7 @@ def test_a_fold_whose_new_journal_cannot_be_written_keeps_the_old_one_and_every_
 ):
     import errno
 
-    s = CandidateStore(ws)
-    ids = populate(s, 30)
-    for cid in ids[:12]:
-        s.decide(cid, "accept")
-    s.close()
-    r = CandidateStore(ws)
-    r.begin_review(fold=False)
+    r, ids = _under_review_with_a_long_journal(ws)
     real = journal_mod.atomic_write_bytes
 
     def full_disk(path, data, *a, **kw):
