@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from engine.index import Index, Issue, NarrationArrays, TextColumn, flags_of
 
@@ -309,3 +310,19 @@ def build_index(
         has_features=np.array([u in feature_uids for u in video_uids], dtype=bool),
         issues=list(issues or []),
     )
+
+
+@pytest.fixture
+def parallel(monkeypatch):
+    """What each parallel read gave (None: it fell back to the serial reader)."""
+    from engine.ego4d import parallel as par
+
+    outcomes: list = []
+    real = par.read_parallel
+
+    def spy(*a, **kw):
+        outcomes.append(real(*a, **kw))
+        return outcomes[-1]
+
+    monkeypatch.setattr(par, "read_parallel", spy)
+    return outcomes

@@ -10,7 +10,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from ego4d_fixtures import EGO4D, NARRATION, NLQ, QUIRKS, build_index, edit_json, quirky_tree, video, write_tree
+from ego4d_fixtures import (  # noqa: F401 - parallel: a fixture
+    EGO4D,
+    NARRATION,
+    NLQ,
+    QUIRKS,
+    build_index,
+    edit_json,
+    parallel,
+    quirky_tree,
+    video,
+    write_tree,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -578,22 +589,6 @@ def test_check_rejects_a_non_tensor_feature_file(tmp_path):
 PARALLEL = ReadPolicy(parallel_min_bytes=0, parallel_min_chunk=1, workers=5, fork_ok=True, decoder="stdlib")
 SERIAL = ReadPolicy(parallel_min_bytes=1 << 62, decoder="stdlib")
 FAST = ReadPolicy(chunk=1 << 16)  # msgspec, in chunks small enough to cut the test files
-
-
-@pytest.fixture
-def parallel(monkeypatch):
-    """What each parallel read gave (None: it fell back to the serial reader)."""
-    from engine.ego4d import parallel as par
-
-    outcomes: list = []
-    real = par.read_parallel
-
-    def spy(*a, **kw):
-        outcomes.append(real(*a, **kw))
-        return outcomes[-1]
-
-    monkeypatch.setattr(par, "read_parallel", spy)
-    return outcomes
 
 
 def _busy_tree(path: Path) -> Path:

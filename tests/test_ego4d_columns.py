@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ego4d_fixtures import NARRATION, quirky_tree, write_tree
+from ego4d_fixtures import NARRATION, parallel, quirky_tree, write_tree  # noqa: F401 - parallel: a fixture
 
 from engine.ego4d import ReadPolicy, check, load_index
 from engine.errors import DataError
@@ -212,31 +212,14 @@ def test_chunks_cut_anywhere_give_the_same_result(tmp_path, columnar, chunk):
     assert columnar and all(columnar)
 
 
-def _spy_on_parallel_reads(monkeypatch) -> list:
-    """What each call of the parallel reader returns, in a list filled as they happen."""
-    from engine.ego4d import parallel as par
-
-    outcomes: list = []
-    real = par.read_parallel
-
-    def spy(*a, **kw):
-        outcomes.append(real(*a, **kw))
-        return outcomes[-1]
-
-    monkeypatch.setattr(par, "read_parallel", spy)
-    return outcomes
-
-
-def test_parallel_workers_read_with_it_and_give_the_serial_result(tmp_path, columnar, monkeypatch):
-
-    outcomes = _spy_on_parallel_reads(monkeypatch)
+def test_parallel_workers_read_with_it_and_give_the_serial_result(tmp_path, columnar, parallel):
     videos = {}
     for i in range(30):
         p1 = _pass(*[_narr(float((j * 7) % 5), f'"#C C {i} {j}"', f'"u{i}-{j}"') for j in range(i % 6)])
         videos[f"vid-{i}"] = _video(p1, _pass(_narr(1.0, extra=', "x": 1')) if i % 4 == 0 else None)
     root = _tree(tmp_path, videos)
     _same(root, dataclasses.replace(PARALLEL_FAST, chunk=512))
-    assert outcomes and all(o is not None for o in outcomes)  # really read by the workers
+    assert parallel and all(o is not None for o in parallel)  # really read by the workers
 
 
 def test_parallel_spans_cut_at_wrong_places_are_caught(tmp_path, monkeypatch):
@@ -324,7 +307,7 @@ def test_what_msgspec_refuses_in_ego4d_json_is_read_by_the_json_module(tmp_path,
     assert got == _clip_view(root, FAST)
 
 
-def test_parallel_workers_with_a_video_uid_in_two_shares(tmp_path, monkeypatch):
+def test_parallel_workers_with_a_video_uid_in_two_shares(tmp_path, monkeypatch, parallel):
     from engine.ego4d import parallel as par
 
     videos = {f"vid-{i}": _video(_pass(_narr(2.0), _narr(1.0 + i))) for i in range(12)}
@@ -335,12 +318,11 @@ def test_parallel_workers_with_a_video_uid_in_two_shares(tmp_path, monkeypatch):
     data = (root / NARRATION).read_bytes()
     cuts = [data.index(b'"vid-6"')]
     monkeypatch.setattr(par, "chunk_starts", lambda path, size, n: cuts)
-    outcomes = _spy_on_parallel_reads(monkeypatch)
     _same(root, dataclasses.replace(PARALLEL_FAST, chunk=300))
-    assert outcomes and all(type(o) is list for o in outcomes)  # pieces, not whole-file arrays
+    assert parallel and all(type(o) is list for o in parallel)  # pieces, not whole-file arrays
 
 
-def test_parallel_workers_give_whole_file_arrays_when_no_uid_repeats(tmp_path, monkeypatch):
+def test_parallel_workers_give_whole_file_arrays_when_no_uid_repeats(tmp_path, parallel):
     from engine.ego4d import parallel as par
 
     videos = {
@@ -349,9 +331,8 @@ def test_parallel_workers_give_whole_file_arrays_when_no_uid_repeats(tmp_path, m
     }
     videos["vid-0"] = _video(None, _pass(_narr(1.0, '"the cup\u2019s lid"'), _narr(1.0)))
     root = _tree(tmp_path, videos)
-    outcomes = _spy_on_parallel_reads(monkeypatch)
     _same(root, dataclasses.replace(PARALLEL_FAST, chunk=300))
-    assert outcomes and all(isinstance(o, par.Flat) for o in outcomes)
+    assert parallel and all(isinstance(o, par.Flat) for o in parallel)
 
 
 @pytest.mark.parametrize("window", [1, 3, 7, 8, 13, 1 << 24])
