@@ -578,8 +578,8 @@ async def test_at_80x24_the_card_gets_the_room_and_its_head_one_line(ws):
 async def test_a_fold_that_fails_on_open_warns_and_the_review_goes_on(ws, monkeypatch):
     import errno
 
-    def full_disk(self):
-        raise OSError(errno.ENOSPC, "No space left on device")
+    def full_disk(self):  # the path in the error is outside text: markup and an escape sequence in it
+        raise OSError(errno.ENOSPC, "No space left on device", "ws[link=file:///etc/passwd]x[/]\x1b]2;T\x07")
 
     monkeypatch.setattr(CandidateStore, "compact_if_due", full_disk)
     app = make_app(ws)
@@ -590,7 +590,8 @@ async def test_a_fold_that_fails_on_open_warns_and_the_review_goes_on(ws, monkey
             if not screen.reading:
                 break
         assert not screen.reading  # the scan went on to the end: queue and counts are in
-        assert any("decisions not folded" in str(n.message) for n in app._notifications)
+        (warning,) = [str(n.message) for n in app._notifications if "decisions not folded" in str(n.message)]
+        assert "[link=file:///etc/passwd]x[/]" in warning and "\x1b" not in warning  # shown as the characters it is
         first = screen.current.id
         await pilot.press("a")
         assert on_disk(ws).status(first) == "accepted"
