@@ -74,3 +74,23 @@ async def test_a_failed_read_is_tried_again_by_the_next_f3(tmp_path, monkeypatch
         monkeypatch.setattr(engine.variants, "variant_table", real)
         await shown(pilot, view, full_rows(ws))
         assert view.rows[0]["groups_done"] == 2
+
+
+async def test_at_100_columns_the_table_keeps_its_headers_on_one_line_and_scrolls_sideways(tmp_path):
+    ws = Workspace(tmp_path / "ws")
+    s = CandidateStore(ws)
+    s.add_group_results(groups_of(A, 2), variant=A)
+    s.close()
+    app = make_app(None, tmp_path / "ws", screen="generate", load=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        view = app.screen.query_one("#gen-variants")
+        await shown(pilot, view, full_rows(ws))
+        scroll = view.query_one("#variants-scroll")
+        table = view.query_one("#variants-table")
+        assert table.size.width > scroll.scrollable_content_region.width  # its natural width, not squeezed
+        header = table.render_lines(table.region.reset_offset)[0].text
+        assert "accept rate (95%)" in header and "kappa" in header  # every header whole, on one line
+        scroll.focus()
+        await pilot.press("right", "right", "right")
+        assert scroll.scroll_x > 0  # the keyboard reaches the columns off screen
