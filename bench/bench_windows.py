@@ -179,7 +179,7 @@ def child_cold(root: Path) -> dict:
 
     def counted(*a, **kw):  # how many processes read narration.json (the idle CPUs decide)
         running = start(*a, **kw)
-        readers.append(1 if running is None else len(running.cuts))
+        readers.append(1 if running is None else running.procs)
         return running
 
     parallel.start = counted

@@ -637,6 +637,29 @@ def test_parallel_decoding_gives_the_serial_index_and_warnings(tmp_path, paralle
     ]
 
 
+def test_parallel_decoding_hands_out_more_shares_than_workers(tmp_path, monkeypatch, parallel):
+    """Two workers read eight shares in turn (the one done first takes the next); each share's
+    text is appended in file order as it comes, and the index is the serial one."""
+    import dataclasses
+
+    from engine.ego4d import parallel as par
+
+    plans = []
+    real = par.Running.__init__
+
+    def spy(self, *a, **kw):
+        real(self, *a, **kw)
+        plans.append((len(self.cuts), self.procs, len(self.pool._processes or {})))
+
+    monkeypatch.setattr(par.Running, "__init__", spy)
+    root = _busy_tree(tmp_path / "d")
+    policy = dataclasses.replace(PARALLEL, workers=2)
+    fast = load_index(root, use_cache=False, policy=policy)
+    assert parallel and all(p is not None for p in parallel)
+    assert plans and all(shares == 8 and procs == 2 and started <= 2 for shares, procs, started in plans)
+    _assert_same(fast, load_index(root, use_cache=False, policy=SERIAL))
+
+
 def test_parallel_decoding_survives_chunks_cut_at_wrong_places(tmp_path, monkeypatch, parallel):
     """Cuts inside strings or one level down are caught: the file is then read serially."""
     from engine.ego4d import parallel as par

@@ -1,12 +1,16 @@
 """The parallel narration reader: one forked worker per idle CPU, the same result as the serial one.
 
-A big file (>= ReadPolicy.parallel_min_bytes) is decoded by workers, each taking a contiguous
-run of videos (read with the msgspec reader, engine.ego4d.fast, or the streaming one) and
-returning flat arrays plus its own text files, joined in file order; the result and any error
-line are exactly the serial reader's. The workers start before the other files are read, which
-the parent does meanwhile. This buys wall time only where cores are free, so the number of
-workers follows the CPUs idle at the moment (`workers`); on a busy machine the serial reader
-runs (docs/ARCHITECTURE.md, "Scale")."""
+A big file (>= ReadPolicy.parallel_min_bytes) is cut into a few shares per worker, each a
+contiguous run of videos (read with the msgspec reader, engine.ego4d.fast, or the streaming
+one); a worker returns flat arrays plus its own text files, and the parent appends the text of
+each share, in file order, as soon as that share and the ones before it are done, so that what
+is left when the last worker finishes is one share's text and a few concatenations. More shares
+than workers: a worker that got a cheaper share (or a core the parent was not using) takes the
+next one, so the workers finish together. The result and any error line are exactly the serial
+reader's. The workers start before the other files are read, which the parent does meanwhile.
+This buys wall time only where cores are free, so the number of workers follows the CPUs idle
+at the moment (`workers`); on a busy machine the serial reader runs (docs/ARCHITECTURE.md,
+"Scale")."""
 
 from __future__ import annotations
 
@@ -26,6 +30,10 @@ from engine.ego4d.stream import DEFAULT_POLICY, Progress, ReadPolicy, Stream, ws
 # A candidate boundary between two videos: `}, "<uid>": {` (checked by the workers, see below).
 _BOUNDARY = re.compile(rb'\}\s*,\s*("(?:[^"\\]|\\.)*")\s*:\s*\{')
 _NOT_VIDEO_KEYS = {b'"narration_pass_1"', b'"narration_pass_2"', b'"status"'}
+# Shares per worker: enough that the workers finish within a small share of each other (one
+# share each would leave a core idle for as long as the slowest share takes longer), few
+# enough that the per-share cost (a task, its arrays sent back, four text files) stays small.
+SHARES_PER_WORKER = 4
 
 
 def workers() -> int:
@@ -183,15 +191,17 @@ def _flat(pn: int, pieces: list) -> dict:
     return out
 
 
-def _cuts(path: Path, policy: ReadPolicy) -> list[int] | None:
-    """Where the workers start, or None when the file is better read serially."""
+def _cuts(path: Path, policy: ReadPolicy) -> tuple[list[int], int] | None:
+    """(where each share starts, how many worker processes), or None when the file is better
+    read serially."""
     import multiprocessing
 
     try:
         size = path.stat().st_size
     except OSError:
         return None
-    n = min(policy.workers or workers(), size // max(policy.parallel_min_chunk, 1))
+    min_share = max(policy.parallel_min_chunk, 1)
+    n = min(policy.workers or workers(), size // min_share)
     fork_ok = policy.fork_ok if policy.fork_ok is not None else fork_safe()
     # fork: workers start in milliseconds and inherit the loaded modules. Forking a process
     # that runs other threads (the TUI loads in a worker thread) is unsafe: read serially.
@@ -204,34 +214,43 @@ def _cuts(path: Path, policy: ReadPolicy) -> list[int] | None:
     first = ws_end(head.decode("latin-1"), 0)
     if head[first : first + 1] != b"{":
         return None  # not an object (or a byte-order mark): the serial reader says so
-    cuts = [first + 1] + [c for c in chunk_starts(path, size, n) if c > first + 1]
-    return cuts if len(cuts) >= 2 else None
+    shares = max(n, min(n * SHARES_PER_WORKER, size // min_share))
+    cuts = [first + 1] + [c for c in chunk_starts(path, size, shares) if c > first + 1]
+    return (cuts, min(n, len(cuts))) if len(cuts) >= 2 else None
 
 
 class Running:
-    """Workers started on a file's shares (`start`); `read_parallel` waits for them."""
+    """Workers started on a file's shares (`start`); `read_parallel` waits for them.
 
-    def __init__(self, path: Path, root: Path, workdir: Path, cuts: list[int], policy: ReadPolicy) -> None:
+    cuts: where each share starts; procs: the worker processes that read them."""
+
+    def __init__(self, path: Path, root: Path, workdir: Path, cuts: list[int], procs: int, policy: ReadPolicy) -> None:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        self.path, self.workdir, self.cuts = path, workdir, cuts
+        self.path, self.workdir, self.cuts, self.procs = path, workdir, cuts, procs
         self.size = path.stat().st_size
         ctx = multiprocessing.get_context("fork")
         self.counter = ctx.Value("q", cuts[0])  # the bytes before chunk 0 ("{") count as read
         self.pool = ProcessPoolExecutor(
-            max_workers=len(cuts), mp_context=ctx, initializer=_init_worker, initargs=(self.counter,)
+            max_workers=procs, mp_context=ctx, initializer=_init_worker, initargs=(self.counter,)
         )
         self.futures = {}
-        for k, cut in enumerate(cuts):
+        for k, cut in enumerate(cuts):  # in file order: the pool hands them out in that order
             stop = cuts[k + 1] if k + 1 < len(cuts) else None
             args = (str(path), str(root), cut, stop, str(workdir), k, policy)
             self.futures[self.pool.submit(_decode_chunk, *args)] = k
 
-    def results(self, progress: Progress | None) -> list[dict]:
+    def results(self, progress: Progress | None, files: dict) -> tuple[list[dict], list[dict]] | None:
+        """Every share's result and where its text starts in `files` (each share's text is
+        appended there as soon as it and the shares before it are done); None as soon as one
+        share failed or did not end where the next one starts (`files` then holds a part: the
+        caller resets them)."""
         from concurrent.futures import FIRST_COMPLETED, wait
 
-        results: list[dict] = [{"error": "not run"}] * len(self.cuts)
+        n = len(self.cuts)
+        results: list[dict | None] = [None] * n
+        bases: list[dict] = []
         pending = set(self.futures)
         while pending:
             done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
@@ -240,9 +259,19 @@ class Running:
                     results[self.futures[fut]] = fut.result()
                 except Exception as exc:  # a worker that died (killed, out of memory)
                     results[self.futures[fut]] = {"error": repr(exc)}
+            while len(bases) < n and results[len(bases)] is not None:
+                k = len(bases)
+                r = results[k]
+                assert r is not None
+                stop = self.cuts[k + 1] if k + 1 < n else None
+                if "error" in r or r["stopped_at"] != stop:
+                    return None  # the serial reader names the problem (or reads what a wrong cut split)
+                bases.append({key: f.size for key, f in files.items()})
+                for key, f in files.items():
+                    _append_file(f, self.workdir / f"p{key[0]}.{key[1]}.{k}.bin", r["sizes"][key])
             if progress is not None:
                 progress("narration.json", min(self.counter.value, self.size), self.size)
-        return results
+        return results, bases  # type: ignore[return-value]  # every share is in
 
     def close(self) -> None:
         """Stop the workers (at once, when the caller gave up on them) and drop their files."""
@@ -263,8 +292,8 @@ def start(path: Path, root: Path, workdir: Path, policy: ReadPolicy = DEFAULT_PO
     """Workers started on narration.json's shares, or None when it is better read serially
     (or cannot be read: the caller then reports why)."""
     try:
-        cuts = _cuts(path, policy)
-        return None if cuts is None else Running(path, root, workdir, cuts, policy)
+        plan = _cuts(path, policy)
+        return None if plan is None else Running(path, root, workdir, *plan, policy)
     except Exception:  # no processes (limits, a sandbox), an unreadable file
         return None
 
@@ -274,24 +303,27 @@ def read_parallel(running: Running, problems: Problems, progress: Progress | Non
     processes `running`, with the text appended to `files`; None when the file is read
     serially instead.
 
-    The file is cut at guessed member boundaries (chunk_starts). Chunk 0 starts right after
-    "{"; a worker decoding chunk i from a true boundary stops at the first key at or after
-    chunk i+1's start, and reports where: when that is exactly the start of chunk i+1, that
-    chunk began at a true boundary too. So all chunks are checked in file order, and one
+    The file is cut at guessed member boundaries (chunk_starts). Share 0 starts right after
+    "{"; a worker decoding share i from a true boundary stops at the first key at or after
+    share i+1's start, and reports where: when that is exactly the start of share i+1, that
+    share began at a true boundary too. So all shares are checked in file order, and one
     mismatch, error or failure anywhere means the whole file is read serially (which reports
     the file's first problem with its line and column, exactly as before).
     """
-    cuts = running.cuts
-    results = running.results(progress)
-    ok = all("error" not in r for r in results)
-    ok = ok and all(r["stopped_at"] == cuts[k + 1] for k, r in enumerate(results[:-1]))
-    ok = ok and results[-1]["stopped_at"] is None
-    if not ok:
+    got = running.results(progress, files)
+    if got is None:
         return None
+    results, bases = got
+    for r in results:
+        for code_file, (count, what, where) in r["warn"].items():
+            problems.warn(code_file[0], code_file[1], what, where, count)
     uids = [u for r in results for u in r["uids"]]
     if len(set(uids)) == len(uids) and all("flags" in r[pn] for r in results for pn in (1, 2)):
-        return Flat(uids, _join_flat(results, problems, running.workdir, files))
-    return _join(results, problems, running.workdir, files)
+        names = ("has", "n", "time", "text_len", "uid_len", "flags", "curly")
+        return Flat(
+            uids, {pn: {name: np.concatenate([r[pn][name] for r in results]) for name in names} for pn in (1, 2)}
+        )
+    return _join(results, bases)
 
 
 class Flat:
@@ -304,24 +336,11 @@ class Flat:
         self.passes = passes
 
 
-def _join_flat(results: list, problems: Problems, workdir: Path, files: dict) -> dict[int, dict]:
-    for k, r in enumerate(results):
-        for key, f in files.items():
-            _append_file(f, workdir / f"p{key[0]}.{key[1]}.{k}.bin", r["sizes"][key])
-        for code_file, (count, what, where) in r["warn"].items():
-            problems.warn(code_file[0], code_file[1], what, where, count)
-    names = ("has", "n", "time", "text_len", "uid_len", "flags", "curly")
-    return {pn: {name: np.concatenate([r[pn][name] for r in results]) for name in names} for pn in (1, 2)}
-
-
-def _join(results: list, problems: Problems, workdir: Path, files: dict) -> list[tuple[str, dict]]:
+def _join(results: list, bases: list[dict]) -> list[tuple[str, dict]]:
+    """Per-video pieces of the shares' results; `bases`: where each share's text starts."""
     pieces: list[tuple[str, dict]] = []
     for k, r in enumerate(results):
-        base = {key: f.size for key, f in files.items()}
-        for key, f in files.items():
-            _append_file(f, workdir / f"p{key[0]}.{key[1]}.{k}.bin", r["sizes"][key])
-        for code_file, (count, what, where) in r["warn"].items():
-            problems.warn(code_file[0], code_file[1], what, where, count)
+        base = bases[k]
         per_pass = {}
         for pn in (1, 2):
             a = r[pn]
