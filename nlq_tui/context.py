@@ -136,6 +136,7 @@ class AppContext:
         On failure a `DataError` propagates and the previous index, root and features stay.
         """
         from engine import ego4d
+        from engine.run_config import secret_env_names
 
         root = Path(root).expanduser() if root is not None else self.data_root
         features = features or self.features
@@ -143,7 +144,9 @@ class AppContext:
             raise DataError("no data root chosen; type the path of an Ego4D folder on the Data screen")
         root = root.resolve()
         with self._lock:
-            index = ego4d.load_index(root, features=features, progress=progress)
+            # a cold open of a big tree runs in a helper process: no LLM key in its environment
+            secrets = secret_env_names(self.workspace)
+            index = ego4d.load_index(root, features=features, progress=progress, secret_names=secrets)
             counts, extra_issues = train_counts(index)
             self.index = index
             self.counts = counts

@@ -660,6 +660,113 @@ def test_parallel_decoding_hands_out_more_shares_than_workers(tmp_path, monkeypa
     _assert_same(fast, load_index(root, use_cache=False, policy=SERIAL))
 
 
+# A process that runs threads (the TUI loads in one) builds in a helper process instead.
+HELPER = ReadPolicy(parallel_min_bytes=0, parallel_min_chunk=1, workers=2)
+
+
+def _in_thread(fn):
+    import threading
+
+    got: dict = {}
+
+    def run():
+        try:
+            got["value"] = fn()
+        except Exception as exc:  # handed back to the test
+            got["error"] = exc
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join(120)
+    if "error" in got:
+        raise got["error"]
+    return got["value"]
+
+
+@pytest.fixture
+def helper_runs(monkeypatch):
+    """What each helper build returned, and the environment it got."""
+    from engine.ego4d import child_build
+
+    runs: list = []
+    real_build, real_popen = child_build.build_in_child, child_build.subprocess.Popen
+
+    def build(*a, **kw):
+        runs.append(real_build(*a, **kw))
+        return runs[-1]
+
+    def popen(cmd, **kw):
+        runs.append(dict(kw["env"]))
+        return real_popen(cmd, **kw)
+
+    monkeypatch.setattr(child_build, "build_in_child", build)
+    monkeypatch.setattr(child_build.subprocess, "Popen", popen)
+    return runs
+
+
+def test_a_threaded_open_builds_in_a_helper_with_the_same_index_warnings_and_no_key(tmp_path, monkeypatch, helper_runs):
+    root = _busy_tree(tmp_path / "d")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-never-in-a-child")
+    monkeypatch.setenv("MY_LLM_TOKEN", "tok-never-in-a-child")
+    stages = []
+    got = _in_thread(
+        lambda: load_index(
+            root, policy=HELPER, secret_names=["MY_LLM_TOKEN"], progress=lambda s, d, t: stages.append(s)
+        )
+    )
+    env, built = helper_runs
+    assert built is True and "OPENAI_API_KEY" not in env and "MY_LLM_TOKEN" not in env
+    assert "narration.json" in stages and "reading cache" in stages  # its progress, then the warm open
+    want = load_index(root, use_cache=False, policy=SERIAL)
+    _assert_same(got, want)
+    assert [(i.code, i.message, i.count) for i in got.issues] == [(i.code, i.message, i.count) for i in want.issues]
+
+
+def test_a_threaded_open_whose_helper_fails_builds_itself_and_names_the_problem(tmp_path, monkeypatch, helper_runs):
+    root = _busy_tree(tmp_path / "d")
+    edit_json(
+        root, NARRATION, lambda d: d["extra-5"]["narration_pass_1"].update(narrations=[{"timestamp_sec": "soon"}])
+    )
+    with pytest.raises(DataError) as threaded:
+        _in_thread(lambda: load_index(root, policy=HELPER))
+    assert helper_runs[-1] is False  # the helper found the problem and left it to this process
+    with pytest.raises(DataError) as serial:
+        load_index(root, use_cache=False, policy=SERIAL)
+    assert str(threaded.value) == str(serial.value) and "extra-5" in str(threaded.value)
+
+
+def test_a_threaded_open_survives_a_helper_that_cannot_start_or_dies(tmp_path, monkeypatch, helper_runs):
+    from engine.ego4d import child_build
+
+    root = _busy_tree(tmp_path / "d")
+    want = load_index(root, use_cache=False, policy=SERIAL)
+    for exe in ("/nonexistent/python", "/bin/false"):
+        monkeypatch.setattr(child_build.sys, "executable", exe)
+        cache.clear(root)
+        _assert_same(_in_thread(lambda: load_index(root, policy=HELPER)), want)
+        assert helper_runs[-1] is False
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"narration.json\t5\t3\n",  # done past total
+        b"narration.json\t-1\t3\n",
+        b"[red]boom[/red]\t1\t2\n",  # not one of the stages
+        b"narration.json\t1\n",
+        b"narration.json\t1\t2\t3\n",
+        b"narration.json\t\x1b[2J\t2\n",
+        "narration.json\u2019\t1\t2\n".encode(),
+        b"narration.json\t1\t" + b"9" * 600 + b"\n",
+    ],
+)
+def test_a_helper_line_that_is_not_progress_is_dropped(line):
+    from engine.ego4d.child_build import _progress_line
+
+    assert _progress_line(line) is None
+    assert _progress_line(b"narration.json\t1\t2\n") == ("narration.json", 1, 2)
+
+
 def test_parallel_decoding_survives_chunks_cut_at_wrong_places(tmp_path, monkeypatch, parallel):
     """Cuts inside strings or one level down are caught: the file is then read serially."""
     from engine.ego4d import parallel as par

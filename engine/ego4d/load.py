@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -334,18 +335,28 @@ def load_index(
     progress: Progress | None = None,
     use_cache: bool = True,
     policy: ReadPolicy = DEFAULT_POLICY,
+    secret_names: Iterable[str] = (),
 ) -> Index:
     """The Index of an Ego4D tree, from the cache when its source files are unchanged.
 
     Raises DataError (one line: file, JSON path or video, what to do) at the first problem.
     `progress(stage, done, total)` is called as loading goes on. Feature files are never
-    opened here: only whether `<video_uid>.pt` exists counts.
+    opened here: only whether `<video_uid>.pt` exists counts. A process that runs threads
+    builds a big tree's index in a helper process (engine.ego4d.child_build), whose
+    environment has no LLM key: neither *_API_KEY nor any of `secret_names`.
     """
 
     root = Path(root)
     problems = Problems(root, strict=True)
     check_root(root, problems)
     index = cached(root, problems, progress) if use_cache else None
+    if index is None and use_cache:
+        from engine.ego4d import child_build
+
+        if child_build.worth_it(root, policy) and child_build.build_in_child(
+            root, features, progress, policy, secret_names
+        ):
+            index = cached(root, problems, progress)
     if index is None:
         index = build_and_cache(root, features, problems, progress, use_cache, policy)
         assert index is not None  # strict mode raised otherwise
