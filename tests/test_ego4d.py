@@ -683,12 +683,16 @@ def _in_thread(fn):
     return got["value"]
 
 
+class _Runs(list):
+    procs: list
+
+
 @pytest.fixture
 def helper_runs(monkeypatch):
     """What each helper build returned, and the environment it got."""
     from engine.ego4d import child_build
 
-    runs: list = []
+    runs = _Runs()
     real_build, real_popen = child_build.build_in_child, child_build.subprocess.Popen
 
     def build(*a, **kw):
@@ -697,7 +701,12 @@ def helper_runs(monkeypatch):
 
     def popen(cmd, **kw):
         runs.append(dict(kw["env"]))
-        return real_popen(cmd, **kw)
+        proc = real_popen(cmd, **kw)
+        procs.append(proc)
+        return proc
+
+    procs: list = []
+    runs.procs = procs  # type: ignore[attr-defined]
 
     monkeypatch.setattr(child_build, "build_in_child", build)
     monkeypatch.setattr(child_build.subprocess, "Popen", popen)
@@ -728,7 +737,7 @@ def test_a_threaded_open_whose_helper_fails_builds_itself_and_names_the_problem(
         root, NARRATION, lambda d: d["extra-5"]["narration_pass_1"].update(narrations=[{"timestamp_sec": "soon"}])
     )
     with pytest.raises(DataError) as threaded:
-        _in_thread(lambda: load_index(root, policy=HELPER))
+        _in_thread(lambda: load_index(root, policy=HELPER, secret_names=[]))
     assert helper_runs[-1] is False  # the helper found the problem and left it to this process
     with pytest.raises(DataError) as serial:
         load_index(root, use_cache=False, policy=SERIAL)
@@ -743,8 +752,85 @@ def test_a_threaded_open_survives_a_helper_that_cannot_start_or_dies(tmp_path, m
     for exe in ("/nonexistent/python", "/bin/false"):
         monkeypatch.setattr(child_build.sys, "executable", exe)
         cache.clear(root)
-        _assert_same(_in_thread(lambda: load_index(root, policy=HELPER)), want)
+        _assert_same(_in_thread(lambda: load_index(root, policy=HELPER, secret_names=[])), want)
         assert helper_runs[-1] is False
+
+
+def test_a_threaded_open_without_secret_names_reads_itself(tmp_path, helper_runs):
+    """A caller that does not say which variables hold a key starts no helper."""
+    root = _busy_tree(tmp_path / "d")
+    _assert_same(_in_thread(lambda: load_index(root, policy=HELPER)), load_index(root, use_cache=False, policy=SERIAL))
+    assert helper_runs == []
+
+
+def _live_in_group(pgid: int, wait_s: float = 5.0) -> list[int]:
+    """Processes of group `pgid` not yet dead (a killed one is a zombie until its new parent
+    reaps it, which a container's init may never do)."""
+    import time
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        live = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rpartition(")")[2].split()
+            except OSError:
+                continue
+            if len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
+                live.append(int(stat.parent.name))
+        if not live or time.monotonic() > deadline:
+            return live
+        time.sleep(0.05)
+
+
+def test_a_helper_killed_mid_build_leaves_no_process_and_no_folder(tmp_path, helper_runs):
+    """kill -9 of the helper orphans its readers, which hold its stdout open: the load still
+    ends (it watches the helper, not the pipe), kills them, removes the folder, builds itself."""
+    import signal
+
+    root = _busy_tree(tmp_path / "d")
+    killed = []
+
+    def progress(stage, done, total):
+        if helper_runs.procs and not killed:
+            killed.append(helper_runs.procs[-1].pid)
+            os.kill(killed[0], signal.SIGKILL)
+
+    got = _in_thread(lambda: load_index(root, policy=HELPER, secret_names=[], progress=progress))
+    assert killed and helper_runs[-1] is False
+    _assert_same(got, load_index(root, use_cache=False, policy=SERIAL))
+    assert _live_in_group(killed[0]) == []  # nothing left running in the helper's process group
+    assert len(list(cache.cache_dir(root).glob("data-*"))) == 1  # the in-process build's only
+
+
+def test_a_threaded_open_with_no_writable_cache_starts_no_helper(tmp_path, monkeypatch, helper_runs):
+    root = _busy_tree(tmp_path / "d")
+    monkeypatch.setenv("NLQ_TUI_CACHE", "/dev/null/cache")
+    _assert_same(
+        _in_thread(lambda: load_index(root, policy=HELPER, secret_names=[])),
+        load_index(root, use_cache=False, policy=SERIAL),
+    )
+    assert helper_runs == [False]  # asked, and declined before starting a process
+
+
+def test_only_the_helpers_progress_lines_are_passed_on(tmp_path, monkeypatch, helper_runs):
+    from engine.ego4d import child_build
+
+    fake = tmp_path / "fake-python"
+    fake.write_text(
+        "#!/bin/sh\n"
+        "printf 'ego4d.json\\t1\\t1\\n'\n"
+        "head -c 600 /dev/zero | tr '\\0' x; printf 'narration.json\\t9\\t9\\n'\n"  # one long line
+        "printf '[b]x[/b]\\t1\\t2\\n\\033[2Jnarration.json\\t1\\t2\\n'\n"
+        "printf 'narration.json\\t3\\t4\\n'\n"
+        "exit 1\n"
+    )
+    fake.chmod(0o755)
+    monkeypatch.setattr(child_build.sys, "executable", str(fake))
+    seen = []
+    assert not child_build.build_in_child(root := _busy_tree(tmp_path / "d"), "egovlp_fp16", lambda *a: seen.append(a))
+    assert seen == [("ego4d.json", 1, 1), ("narration.json", 3, 4)]
+    assert not list(cache.cache_dir(root).glob("data-*"))  # its folder went with it
 
 
 @pytest.mark.parametrize(
@@ -765,6 +851,34 @@ def test_a_helper_line_that_is_not_progress_is_dropped(line):
 
     assert _progress_line(line) is None
     assert _progress_line(b"narration.json\t1\t2\n") == ("narration.json", 1, 2)
+
+
+def test_a_failed_share_stops_the_workers_before_this_process_reads(tmp_path, monkeypatch, parallel):
+    """The first share to fail (whichever it is) ends the wait, and the other workers are
+    stopped before the in-process reader starts: they would only take its cores."""
+    import dataclasses
+
+    from engine.ego4d import fast
+    from engine.ego4d import parallel as par
+
+    root = _busy_tree(tmp_path / "d")
+    edit_json(root, NARRATION, lambda d: d["q-main"]["narration_pass_1"].update(narrations=[{"timestamp_sec": "x"}]))
+    order = []
+    real_close, real_fast = par.Running.close, fast.read_fast
+
+    def close(self):
+        order.append("close")
+        real_close(self)
+
+    def read_fast(*a, **kw):
+        order.append("read_fast")
+        return real_fast(*a, **kw)
+
+    monkeypatch.setattr(par.Running, "close", close)
+    monkeypatch.setattr(fast, "read_fast", read_fast)
+    with pytest.raises(DataError):
+        load_index(root, use_cache=False, policy=dataclasses.replace(PARALLEL, decoder="auto"))
+    assert parallel == [None] and order[:2] == ["close", "read_fast"]
 
 
 def test_parallel_decoding_survives_chunks_cut_at_wrong_places(tmp_path, monkeypatch, parallel):

@@ -4,23 +4,28 @@ The parallel reader forks workers only from a process that runs one thread (fork
 runs others is unsafe, engine.ego4d.parallel), so the TUI, which loads in a worker thread,
 would read a big narration.json serially: 5.6 s at Ego4D scale against 3.4-4.0 s for the
 same open from the command line. Here the build runs instead in a fresh, single-threaded
-`python -m engine.ego4d.child_build`, which forks its readers and writes the cache; this
-process then opens that cache (a warm open, 0.1 s). The warnings are the cold build's: the
-cache keeps them, as for any warm open.
+`python -P -m engine.ego4d.child_build`, which forks its readers and writes the cache into a
+data folder this process made for it; this process then opens that cache (a warm open, 0.1 s).
+The warnings are the cold build's: the cache keeps them, as for any warm open.
 
-Anything that goes wrong in the helper (a problem in the data, no cache folder, a killed
-helper, a Python that cannot start) costs only time: `build_in_child` returns False and the
-caller builds the index itself, which reports the problem exactly as before.
+Only a caller that names its secret variables opts in (`load_index(secret_names=...)`): the
+helper gets this process's environment without any LLM key (engine.proc.child_env), so a
+caller that does not know which variable holds one must not start it.
 
-The helper gets this process's environment without any LLM key (engine.proc.child_env); its
-stdout carries only progress lines (`stage<TAB>done<TAB>total`), each checked and bounded;
-its stderr is kept (bounded) and never shown on the terminal, which the TUI owns.
+Anything that goes wrong in the helper (a problem in the data, a full disk, a killed helper,
+a Python that cannot start) costs only time: `build_in_child` returns False, its data folder
+is removed, every process it started is killed (it runs in a session of its own, so its
+orphaned readers go too), and the caller builds the index itself, which reports the problem
+exactly as before. Its stdout carries only progress lines (`stage<TAB>done<TAB>total`), each
+checked and bounded; its stderr goes nowhere (the TUI owns the terminal).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import selectors
+import signal
 import subprocess
 import sys
 from collections.abc import Iterable
@@ -32,6 +37,7 @@ from engine.ego4d.stream import DEFAULT_POLICY, Progress, ReadPolicy
 
 _MAX_LINE = 512  # a progress line is ~40 bytes; anything longer is not one of ours
 _STAGES = {"ego4d.json", "narration.json", "narration arrays", "writing cache"}  # the ones passed on
+_POLL_S = 0.2  # how often a quiet helper is checked for having ended
 
 
 def worth_it(root: Path, policy: ReadPolicy = DEFAULT_POLICY) -> bool:
@@ -40,6 +46,8 @@ def worth_it(root: Path, policy: ReadPolicy = DEFAULT_POLICY) -> bool:
 
     if policy.fork_ok is not None or policy.decoder == "msgspec" or parallel.fork_safe():
         return False  # the caller decided, or this process forks its own readers
+    if not sys.executable:
+        return False  # an embedded Python: no interpreter to start
     try:
         size = (root / NARRATION_JSON).stat().st_size
     except OSError:
@@ -58,26 +66,93 @@ def build_in_child(
 ) -> bool:
     """Build the index of `root` and its cache in a helper process; True when it did (the cache
     is then there to open), False when the caller should build it itself."""
+    import shutil
+
+    from engine import cache
     from engine.proc import child_env
 
-    env = child_env(secret_names=secret_names)
+    data = cache.new_data_dir(root)
+    if data is None:
+        return False  # no cache folder is writable: the helper could not hand its index over
+    ok = False
+    try:
+        ok = _run(root, features, progress, policy, data, child_env(secret_names=secret_names))
+    finally:
+        if not ok:
+            shutil.rmtree(data, ignore_errors=True)
+    return ok and _cache_names(root, data)
+
+
+def _run(root: Path, features: str, progress: Progress | None, policy: ReadPolicy, data: Path, env: dict) -> bool:
+    # -P: not the current folder first on sys.path (an `engine/` there must not run instead)
+    cmd = [sys.executable, "-P", "-m", "engine.ego4d.child_build", str(root), features, json.dumps(asdict(policy))]
+    cmd.append(str(data))
     here = str(Path(__file__).resolve().parents[2])  # the folder that holds engine/
     env["PYTHONPATH"] = here + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    cmd = [sys.executable, "-m", "engine.ego4d.child_build", str(root), features, json.dumps(asdict(policy))]
     try:
         proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, close_fds=True
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            close_fds=True,
+            start_new_session=True,  # its readers are in its process group: killed with it
         )
-    except OSError:
+    except (OSError, ValueError):
         return False
+    try:
+        _follow(proc, progress)
+        return proc.wait() == 0
+    finally:
+        try:  # the helper and whatever it forked (readers orphaned by a killed helper)
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def _follow(proc: subprocess.Popen, progress: Progress | None) -> None:
+    """Pass the helper's progress lines on until it ends. Not until its stdout closes: the
+    readers of a killed helper may hold that pipe open."""
     assert proc.stdout is not None
-    with proc:
-        for raw in iter(lambda: proc.stdout.readline(_MAX_LINE), b""):  # type: ignore[union-attr]
-            got = _progress_line(raw)
-            if got is not None and progress is not None:
-                progress(*got)
-        rc = proc.wait()
-    return rc == 0
+    fd = proc.stdout.fileno()
+    pending = b""
+    skipping = False  # inside a line too long to be ours: dropped up to its newline
+    with selectors.DefaultSelector() as sel:
+        sel.register(fd, selectors.EVENT_READ)
+        while True:
+            if not sel.select(_POLL_S):
+                if proc.poll() is not None:
+                    return
+                continue
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                return
+            pending += chunk
+            while b"\n" in pending:
+                line, pending = pending.split(b"\n", 1)
+                if not skipping:
+                    got = _progress_line(line + b"\n")
+                    if got is not None and progress is not None:
+                        progress(*got)
+                skipping = False
+            if len(pending) >= _MAX_LINE:
+                pending, skipping = b"", True
+
+
+def _cache_names(root: Path, data: Path) -> bool:
+    """Whether the cache of `root` is now the helper's data folder."""
+    from engine import cache
+
+    try:
+        with open(cache.cache_dir(root) / "index.json", "rb") as f:
+            meta = json.loads(f.read(64 << 20))
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and meta.get("data") == data.name
 
 
 def _progress_line(raw: bytes) -> tuple[str, int, int] | None:
@@ -95,16 +170,15 @@ def _progress_line(raw: bytes) -> tuple[str, int, int] | None:
 
 
 def main(argv: list[str]) -> int:
-    """The helper: build and cache the index; 0 when the cache was written, else 1 (the caller
-    then builds it itself and names any problem)."""
-    from engine import cache
+    """The helper: build the index into the data folder it was given and make it the cache; 0
+    when it did, else 1 (the caller then builds it itself and names any problem)."""
     from engine.ego4d import load
+    from engine.ego4d.problems import Problems
     from engine.errors import DataError
 
-    root, features, policy_json = Path(argv[0]), argv[1], argv[2]
     try:
-        policy = ReadPolicy(**json.loads(policy_json))
-    except (TypeError, ValueError):
+        root, features, policy, data = Path(argv[0]), argv[1], ReadPolicy(**json.loads(argv[2])), Path(argv[3])
+    except (IndexError, TypeError, ValueError):
         return 1
 
     def progress(stage: str, done: int, total: int) -> None:
@@ -112,11 +186,13 @@ def main(argv: list[str]) -> int:
             sys.stdout.write(f"{stage}\t{int(done)}\t{int(total)}\n")
             sys.stdout.flush()
 
+    problems = Problems(root, strict=True)
     try:
-        load.load_index(root, features, progress=progress, policy=policy)
+        load.check_root(root, problems)
+        index = load.build_and_cache(root, features, problems, progress, True, policy, workdir=data)
     except (DataError, OSError):
         return 1
-    return 0 if (cache.cache_dir(root) / "index.json").is_file() else 1  # else no cache folder was writable
+    return 0 if index is not None and _cache_names(root, data) else 1
 
 
 if __name__ == "__main__":

@@ -335,22 +335,25 @@ def load_index(
     progress: Progress | None = None,
     use_cache: bool = True,
     policy: ReadPolicy = DEFAULT_POLICY,
-    secret_names: Iterable[str] = (),
+    secret_names: Iterable[str] | None = None,
 ) -> Index:
     """The Index of an Ego4D tree, from the cache when its source files are unchanged.
 
     Raises DataError (one line: file, JSON path or video, what to do) at the first problem.
     `progress(stage, done, total)` is called as loading goes on. Feature files are never
-    opened here: only whether `<video_uid>.pt` exists counts. A process that runs threads
-    builds a big tree's index in a helper process (engine.ego4d.child_build), whose
-    environment has no LLM key: neither *_API_KEY nor any of `secret_names`.
+    opened here: only whether `<video_uid>.pt` exists counts.
+
+    secret_names: the variables besides *_API_KEY that may hold an LLM key. A caller that
+    names them (even none) lets a process that runs threads build a big tree's index in a
+    helper process (engine.ego4d.child_build), whose environment has none of them; without
+    it (None), such a process reads the tree itself, serially.
     """
 
     root = Path(root)
     problems = Problems(root, strict=True)
     check_root(root, problems)
     index = cached(root, problems, progress) if use_cache else None
-    if index is None and use_cache:
+    if index is None and use_cache and secret_names is not None:
         from engine.ego4d import child_build
 
         if child_build.worth_it(root, policy) and child_build.build_in_child(
@@ -389,14 +392,19 @@ def build_and_cache(
     progress: Progress | None,
     use_cache: bool,
     policy: ReadPolicy = DEFAULT_POLICY,
+    workdir: Path | None = None,
 ) -> Index | None:
-    """Build the index (text blobs go straight to files), and cache it when it has no error."""
+    """Build the index (text blobs go straight to files), and cache it when it has no error.
+
+    workdir: the cache's new data folder (cache.new_data_dir) when the caller made it (a helper
+    process builds into the one its parent made, engine.ego4d.child_build)."""
     import shutil
     import tempfile
 
     from engine import cache
 
-    workdir = cache.new_data_dir(root) if use_cache else None
+    if workdir is None:
+        workdir = cache.new_data_dir(root) if use_cache else None
     cached = workdir is not None
     if workdir is None:
         workdir = Path(tempfile.mkdtemp(prefix="nlq-index-"))

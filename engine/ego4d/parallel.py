@@ -243,9 +243,9 @@ class Running:
 
     def results(self, progress: Progress | None, files: dict) -> tuple[list[dict], list[dict]] | None:
         """Every share's result and where its text starts in `files` (each share's text is
-        appended there as soon as it and the shares before it are done); None as soon as one
-        share failed or did not end where the next one starts (`files` then holds a part: the
-        caller resets them)."""
+        appended there as soon as it and the shares before it are done); None as soon as any
+        share failed or did not end where the next one starts, whichever share it is (`files`
+        then holds a part: the caller resets them)."""
         from concurrent.futures import FIRST_COMPLETED, wait
 
         n = len(self.cuts)
@@ -255,27 +255,26 @@ class Running:
         while pending:
             done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
             for fut in done:
+                k = self.futures[fut]
                 try:
-                    results[self.futures[fut]] = fut.result()
-                except Exception as exc:  # a worker that died (killed, out of memory)
-                    results[self.futures[fut]] = {"error": repr(exc)}
-            while len(bases) < n and results[len(bases)] is not None:
-                k = len(bases)
-                r = results[k]
-                assert r is not None
-                stop = self.cuts[k + 1] if k + 1 < n else None
-                if "error" in r or r["stopped_at"] != stop:
+                    r = fut.result()
+                except Exception:  # a worker that died (killed, out of memory)
+                    return None
+                if "error" in r or r["stopped_at"] != (self.cuts[k + 1] if k + 1 < n else None):
                     return None  # the serial reader names the problem (or reads what a wrong cut split)
+                results[k] = r
+            while len(bases) < n and (ready := results[len(bases)]) is not None:
+                k = len(bases)
                 bases.append({key: f.size for key, f in files.items()})
                 for key, f in files.items():
-                    _append_file(f, self.workdir / f"p{key[0]}.{key[1]}.{k}.bin", r["sizes"][key])
+                    _append_file(f, self.workdir / f"p{key[0]}.{key[1]}.{k}.bin", ready["sizes"][key])
             if progress is not None:
                 progress("narration.json", min(self.counter.value, self.size), self.size)
         return results, bases  # type: ignore[return-value]  # every share is in
 
     def close(self) -> None:
         """Stop the workers (at once, when the caller gave up on them) and drop their files."""
-        for proc in list(getattr(self.pool, "_processes", {}).values()):
+        for proc in list((getattr(self.pool, "_processes", None) or {}).values()):  # None once shut down
             if proc.is_alive():
                 proc.terminate()
         self.pool.shutdown(wait=True, cancel_futures=True)
@@ -312,6 +311,7 @@ def read_parallel(running: Running, problems: Problems, progress: Progress | Non
     """
     got = running.results(progress, files)
     if got is None:
+        running.close()  # the other shares are of no use now: their cores go to the serial read
         return None
     results, bases = got
     for r in results:

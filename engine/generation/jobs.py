@@ -221,10 +221,13 @@ def build_job(spec: JobSpec, ws: Workspace, *, index=None, result=None, on_event
     if index is None:
         from engine.ego4d import load_index
 
+        # a detached job runs a heartbeat thread: a cold open may build in a helper process,
+        # which must not get the key this job holds (--api-key-env)
+        secrets = [spec.api_key_env] if spec.api_key_env else []
         if spec.features:
-            index = load_index(spec.data, features=spec.features, use_cache=not spec.no_cache)
+            index = load_index(spec.data, features=spec.features, use_cache=not spec.no_cache, secret_names=secrets)
         else:
-            index = load_index(spec.data, use_cache=not spec.no_cache)
+            index = load_index(spec.data, use_cache=not spec.no_cache, secret_names=secrets)
     return GenerationJob(
         index, ws, backend, params=params, stride=spec.stride, groups=spec.groups, seed=spec.seed,
         per_video=spec.per_video, checks=spec.checks, prompt=prompt, result=result, on_event=on_event,
