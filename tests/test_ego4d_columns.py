@@ -439,3 +439,26 @@ def test_random_narration_files_read_as_the_streaming_reader_reads_them():
             _same(root, dataclasses.replace(PARALLEL_FAST, chunk=chunk))
 
     run()
+
+
+@pytest.mark.parametrize(
+    ("running", "own_states", "idle"), [(3, "RS", 2.0), (3, "RR", 3.0), (1, "R", 4.0), (9, "R", 0.0)]
+)
+def test_idle_cpus_counts_other_processes_runnable_tasks_not_ours(monkeypatch, running, own_states, idle):
+    """4 CPUs: the kernel's runnable tasks less this process's own running threads (numpy's
+    BLAS threads spin for a while after they start: they are not another process's load)."""
+    import io
+    import types
+
+    from engine.ego4d import parallel as par
+
+    def fake_open(path, *a, **kw):
+        if path == "/proc/loadavg":
+            return io.StringIO(f"0.50 0.40 0.30 {running}/120 4242\n")
+        state = own_states[int(str(path).split("/")[-2])]
+        return io.StringIO(f"17 (py thread) {state} 1 17 17 0 -1\n")
+
+    tasks = [types.SimpleNamespace(path=f"/proc/self/task/{i}") for i in range(len(own_states))]
+    monkeypatch.setattr(par, "open", fake_open, raising=False)
+    monkeypatch.setattr(par.os, "scandir", lambda path: iter(tasks))
+    assert par.idle_cpus(4, sample_s=0.0) == idle

@@ -52,23 +52,40 @@ def workers() -> int:
     return max(1, min(n, int(idle_cpus(n) + 0.5), 8))
 
 
-def idle_cpus(n: int, sample_s: float = 0.05) -> float:
-    """CPUs idle right now, from two /proc/stat samples `sample_s` apart.
+def idle_cpus(n: int, sample_s: float = 0.04, samples: int = 5) -> float:
+    """CPUs idle right now, not counting this process: `n` less the other processes' runnable
+    tasks, from the kernel's run queue (/proc/loadavg's "running/total", less this process's
+    own threads in state R), the median of `samples` reads over `sample_s`.
 
     Not the 1-minute load average: it lags, so right after a busy minute (the previous step
-    of a script, a benchmark's baseline) it reports cores busy that are idle again.
+    of a script, a benchmark's baseline) it reports cores busy that are idle again. Not the
+    idle time in /proc/stat either: a process's own CPU time just before the sample is
+    accounted late, so a process sampling right after its imports saw one of two idle cores
+    as busy about every other time, and read a big file serially for no reason.
     """
 
-    def snap() -> tuple[int, int]:
-        with open("/proc/stat") as f:
-            fields = [int(x) for x in f.readline().split()[1:]]
-        return fields[3] + (fields[4] if len(fields) > 4 else 0), sum(fields)  # idle + iowait
+    def running() -> int:
+        with open("/proc/loadavg") as f:
+            return int(f.read().split()[3].split("/")[0])
+
+    def own_running() -> int:  # this thread, and any other of ours on a CPU (numpy's BLAS
+        n_own = 0  # threads spin a while after their start)
+        for task in os.scandir("/proc/self/task"):
+            try:
+                with open(f"{task.path}/stat") as f:
+                    n_own += f.read().rpartition(")")[2].split()[0] == "R"
+            except OSError:
+                continue
+        return max(n_own, 1)
 
     try:
-        idle0, total0 = snap()
-        time.sleep(sample_s)
-        idle1, total1 = snap()
-        return (idle1 - idle0) / max(1, total1 - total0) * (os.cpu_count() or n)
+        seen = []
+        for i in range(samples):
+            if i:
+                time.sleep(sample_s / max(samples - 1, 1))
+            seen.append(running() - own_running())
+        others = sorted(seen)[len(seen) // 2]
+        return float(max(0, min(n, n - others)))
     except (OSError, ValueError, IndexError):
         try:
             return n - os.getloadavg()[0] + 1  # + 1: this process is part of the load
