@@ -234,10 +234,13 @@ def new_data_dir(root: str | os.PathLike) -> Path | None:
     return data
 
 
-def save(index: Index, data: Path | None = None) -> Path | None:
+def save(index: Index, data: Path | None = None, key: dict | None = None) -> Path | None:
     """Write the index into `data` (from new_data_dir; text blobs already there are kept) and
     make it the cache of its root. Returns the cache folder, or None when nothing is writable:
     a cache that cannot be written only costs speed next time, so failures are swallowed.
+
+    key: `source_key` of the root taken before the index was built (default: now). A source
+    file changed while it was built then leaves a cache that the next open finds stale.
     """
     if data is None:
         data = new_data_dir(index.root)
@@ -274,7 +277,7 @@ def save(index: Index, data: Path | None = None) -> Path | None:
         for name, column in arrays.items():
             np.save(data / f"{name}.npy", np.ascontiguousarray(column), allow_pickle=False)
         meta = {
-            "key": source_key(index.root),
+            "key": key if key is not None else source_key(index.root),
             "data": data.name,
             "video_uids": index.video_uids,
             "clip_uids": index.clip_uids,

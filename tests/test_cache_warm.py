@@ -112,3 +112,27 @@ def test_geometry_that_does_not_fit_the_index_is_damage(tmp_path):
     rebuilt = load_index(root)
     assert _rebuilt(rebuilt)
     assert _summary(rebuilt) == _summary(load_index(root, use_cache=False))
+
+
+def test_a_source_changed_while_the_index_is_built_leaves_a_stale_cache(tmp_path, monkeypatch):
+    """The cache names the sources as they were when the build began: an NLQ file rewritten
+    while narration.json was being read is read again next time, not taken from the cache."""
+    from engine.ego4d import load
+    from engine.ego4d.layout import NLQ_FILES
+
+    root = tmp_path / "ego4d"
+    write_sample(root, videos=4, features=False)
+    real = load.build
+
+    def build(*a, **kw):
+        index = real(*a, **kw)
+        val = root / NLQ_FILES["val"]
+        val.write_text(val.read_text() + " ")  # an edit that lands during the build
+        return index
+
+    monkeypatch.setattr(load, "build", build)
+    load_index(root)
+    assert cache.load(root) is None  # stale: the next open builds again
+    monkeypatch.setattr(load, "build", real)
+    load_index(root)
+    assert cache.load(root) is not None

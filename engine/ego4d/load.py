@@ -409,6 +409,7 @@ def build_and_cache(
     if workdir is None:
         workdir = Path(tempfile.mkdtemp(prefix="nlq-index-"))
     index = None
+    key = cache.source_key(root)  # before reading: a file changed meanwhile makes this cache stale
     try:
         index = build(root, features, problems, progress, workdir, policy)
     finally:
@@ -418,7 +419,7 @@ def build_and_cache(
     if index is not None and cached and not problems.errors:
         if progress is not None:
             progress("writing cache", 0, 1)
-        cache.save(index, workdir)
+        cache.save(index, workdir, key)
     return index
 
 
