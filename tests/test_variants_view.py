@@ -11,6 +11,16 @@ from engine.variants import compare_variants, variant_table
 from engine.workspace import Workspace
 
 
+def workspace_with(tmp_path, *batches, reviewer: str | None = None) -> Workspace:
+    """A workspace whose store holds these (groups, variant) batches, the store closed."""
+    ws = Workspace(tmp_path / "ws")
+    s = CandidateStore(ws) if reviewer is None else CandidateStore(ws, reviewer=reviewer)
+    for groups, variant in batches:
+        s.add_group_results(groups, variant=variant)
+    s.close()
+    return ws
+
+
 def full_rows(ws: Workspace) -> list[dict]:
     return variant_table(CandidateStore(ws), summary=False)
 
@@ -26,11 +36,7 @@ async def shown(pilot, view, want: list[dict]) -> None:
 
 
 async def test_f3_shows_the_full_reads_figures_after_new_groups_and_decisions(tmp_path):
-    ws = Workspace(tmp_path / "ws")
-    s = CandidateStore(ws, reviewer="ann")
-    s.add_group_results(groups_of(A, 3), variant=A)
-    s.add_group_results(groups_of(B, 2, seed=1), variant=B)
-    s.close()
+    ws = workspace_with(tmp_path, (groups_of(A, 3), A), (groups_of(B, 2, seed=1), B), reviewer="ann")
     app = make_app(None, tmp_path / "ws", screen="generate", load=False)
     async with app.run_test(size=(140, 45)) as pilot:
         await settle(pilot)
@@ -54,10 +60,7 @@ async def test_f3_shows_the_full_reads_figures_after_new_groups_and_decisions(tm
 async def test_a_failed_read_is_tried_again_by_the_next_f3(tmp_path, monkeypatch):
     import engine.variants
 
-    ws = Workspace(tmp_path / "ws")
-    s = CandidateStore(ws)
-    s.add_group_results(groups_of(A, 2), variant=A)
-    s.close()
+    ws = workspace_with(tmp_path, (groups_of(A, 2), A))
     real = engine.variants.variant_table
 
     def unreadable(store, **kw):  # the disk gives an I/O error on this read
@@ -77,10 +80,7 @@ async def test_a_failed_read_is_tried_again_by_the_next_f3(tmp_path, monkeypatch
 
 
 async def test_at_100_columns_the_table_keeps_its_headers_on_one_line_and_scrolls_sideways(tmp_path):
-    ws = Workspace(tmp_path / "ws")
-    s = CandidateStore(ws)
-    s.add_group_results(groups_of(A, 2), variant=A)
-    s.close()
+    ws = workspace_with(tmp_path, (groups_of(A, 2), A))
     app = make_app(None, tmp_path / "ws", screen="generate", load=False)
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
