@@ -64,8 +64,9 @@ def build_in_child(
     policy: ReadPolicy = DEFAULT_POLICY,
     secret_names: Iterable[str] = (),
 ) -> bool:
-    """Build the index of `root` and its cache in a helper process; True when it did (the cache
-    is then there to open), False when the caller should build it itself."""
+    """Build the index of `root` and its cache in a helper process; True when it did (the
+    caller then opens the cache, and builds the index itself if none is there after all),
+    False when the caller should build it itself."""
     import shutil
 
     from engine import cache
@@ -80,7 +81,7 @@ def build_in_child(
     finally:
         if not ok:
             shutil.rmtree(data, ignore_errors=True)
-    return ok and _cache_names(root, data)
+    return ok
 
 
 def _run(root: Path, features: str, progress: Progress | None, policy: ReadPolicy, data: Path, env: dict) -> bool:
@@ -143,18 +144,6 @@ def _follow(proc: subprocess.Popen, progress: Progress | None) -> None:
                 pending, skipping = b"", True
 
 
-def _cache_names(root: Path, data: Path) -> bool:
-    """Whether the cache of `root` is now the helper's data folder."""
-    from engine import cache
-
-    try:
-        with open(cache.cache_dir(root) / "index.json", "rb") as f:
-            meta = json.loads(f.read(64 << 20))
-    except (OSError, ValueError):
-        return False
-    return isinstance(meta, dict) and meta.get("data") == data.name
-
-
 def _progress_line(raw: bytes) -> tuple[str, int, int] | None:
     """(stage, done, total) of one of the helper's lines, or None for anything else."""
     parts = raw.rstrip(b"\n").split(b"\t")
@@ -171,7 +160,9 @@ def _progress_line(raw: bytes) -> tuple[str, int, int] | None:
 
 def main(argv: list[str]) -> int:
     """The helper: build the index into the data folder it was given and make it the cache; 0
-    when it did, else 1 (the caller then builds it itself and names any problem)."""
+    when it built one, else 1 (the caller then builds it itself and names any problem). The
+    caller opens the cache whatever it finds there: a cache that could not be saved, or that
+    another open replaced, is simply missing or someone else's good one."""
     from engine.ego4d import load
     from engine.ego4d.problems import Problems
     from engine.errors import DataError
@@ -192,7 +183,7 @@ def main(argv: list[str]) -> int:
         index = load.build_and_cache(root, features, problems, progress, True, policy, workdir=data)
     except (DataError, OSError):
         return 1
-    return 0 if index is not None and _cache_names(root, data) else 1
+    return 0 if index is not None else 1
 
 
 if __name__ == "__main__":

@@ -223,7 +223,7 @@ def build_job(spec: JobSpec, ws: Workspace, *, index=None, result=None, on_event
 
         # a detached job runs a heartbeat thread: a cold open may build in a helper process,
         # which must not get the key this job holds (--api-key-env)
-        secrets = [spec.api_key_env] if spec.api_key_env else []
+        secrets = [spec.api_key_env]  # child_env ignores an empty name
         if spec.features:
             index = load_index(spec.data, features=spec.features, use_cache=not spec.no_cache, secret_names=secrets)
         else:
