@@ -462,3 +462,37 @@ def test_idle_cpus_counts_other_processes_runnable_tasks_not_ours(monkeypatch, r
     monkeypatch.setattr(par, "open", fake_open, raising=False)
     monkeypatch.setattr(par.os, "scandir", lambda path: iter(tasks))
     assert par.idle_cpus(4, sample_s=0.0) == idle
+
+
+@pytest.mark.parametrize("kernel_copy", [True, False])
+def test_shares_blob_files_are_appended_whole_and_in_order(tmp_path, monkeypatch, kernel_copy):
+    """The parent appends each worker's blob to the column's file: the first by a rename, the
+    rest by copy_file_range through a second descriptor (the column's own file is opened for
+    appending, which copy_file_range refuses), or by pwrite where there is no such call."""
+    from engine.ego4d import parallel as par
+    from engine.ego4d.narration import BlobFile
+
+    calls = []
+    real = par.os.copy_file_range
+
+    def spy(*a, **kw):
+        calls.append(kw.get("offset_dst"))
+        if not kernel_copy:
+            raise OSError(38, "not here")
+        return real(*a, **kw)
+
+    monkeypatch.setattr(par.os, "copy_file_range", spy)
+    parts = [b"alpha", b"", "\u00e9\u4e2d\U0001f600".encode(), bytes(range(256)) * 300]
+    dst = BlobFile(tmp_path / "p1.text.bin")
+    for k, part in enumerate(parts):
+        (tmp_path / f"p1.text.{k}.bin").write_bytes(part)
+        par._append_file(dst, tmp_path / f"p1.text.{k}.bin", len(part))
+    dst.write(b"tail")  # the column's own writes still go to its end
+    assert bytes(dst.finish()) == b"".join(parts) + b"tail"
+    assert dst.size == sum(map(len, parts)) + 4
+    assert calls and calls[0] == len(parts[0]) + len(parts[1])  # the third part, at its offset
+    (tmp_path / "short.bin").write_bytes(b"ab")
+    more = BlobFile(tmp_path / "p2.text.bin")
+    more.write(b"x")
+    with pytest.raises(OSError, match="shorter than its worker said"):
+        par._append_file(more, tmp_path / "short.bin", 3)

@@ -392,7 +392,10 @@ def _join(results: list, bases: list[dict]) -> list[tuple[str, dict]]:
 
 def _append_file(dst: BlobFile, src: Path, size: int) -> None:
     """Append a worker's blob file to `dst`, in the kernel where it can (no copy through Python);
-    the first one is only renamed."""
+    the first one is only renamed.
+
+    copy_file_range refuses a descriptor opened for appending (EBADF), which `dst.f` is: the
+    copy goes through a second descriptor of the file, at an explicit offset."""
     if dst.size == 0 and os.path.getsize(src) == size:
         dst.f.close()
         os.replace(src, dst.path)
@@ -401,17 +404,19 @@ def _append_file(dst: BlobFile, src: Path, size: int) -> None:
         return
     dst.f.flush()
     with open(src, "rb") as f:
-        left = size
-        out = dst.f.fileno()
-        os.lseek(out, 0, os.SEEK_END)
-        while left > 0:
-            try:
-                n = os.copy_file_range(f.fileno(), out, left)
-            except (AttributeError, OSError):
-                data = f.read(min(left, 1 << 24))
-                os.write(out, data)
-                n = len(data)
-            if n <= 0:
-                raise OSError(f"{src}: shorter than its worker said")
-            left -= n
+        left, at = size, dst.size
+        out = os.open(dst.path, os.O_WRONLY)
+        try:
+            while left > 0:
+                try:
+                    n = os.copy_file_range(f.fileno(), out, left, offset_dst=at)
+                except (AttributeError, OSError):  # no such call here (or not across these files)
+                    data = f.read(min(left, 1 << 24))
+                    n = os.pwrite(out, data, at) if data else 0
+                if n <= 0:
+                    raise OSError(f"{src}: shorter than its worker said")
+                left -= n
+                at += n
+        finally:
+            os.close(out)
     dst.size += size
