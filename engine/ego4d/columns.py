@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import functools
 import re
-from itertools import chain
-from operator import attrgetter
+from itertools import chain, repeat
+from operator import attrgetter, is_not
 from typing import Any
 
 import numpy as np
@@ -114,10 +114,13 @@ class Columns:
             return videos
 
 
-def _utf8(strings: list[str], joined: str) -> tuple[bytes, np.ndarray]:
+def _utf8(strings: list[str], joined: str | None = None) -> tuple[bytes, np.ndarray]:
     """Strings as one UTF-8 blob and the byte length of each (lone surrogates raise
-    UnicodeEncodeError). A string's bytes are its characters plus, per character of 2-4
-    bytes, the bytes after the first: counted from the blob's lead bytes (>= 0xC0)."""
+    UnicodeEncodeError, a string that is not one TypeError). A string's bytes are its
+    characters plus, per character of 2-4 bytes, the bytes after the first: counted from the
+    blob's lead bytes (>= 0xC0)."""
+    if joined is None:
+        joined = "".join(strings)
     blob = joined.encode("utf-8")
     lens = np.fromiter(map(len, strings), dtype=np.int32, count=len(strings))
     if len(blob) != len(joined):
@@ -168,9 +171,8 @@ class PassSet:
             values = list(map(attrgetter(f"x{i}"), rows))
             self.extra_rows.append(values)
             if values.count(_unset()) < n:  # set in some rows: which passes
-                ends = starts[1:].tolist()
-                for k, a in enumerate(starts[:-1].tolist()):
-                    self.unknown[k] |= values[a : ends[k]].count(_unset()) < ends[k] - a
+                is_set = np.fromiter(map(is_not, values, repeat(_unset(), n)), dtype=bool, count=n)
+                self.unknown |= _per_pass(is_set, counts) > 0
         order = self._order(t)
         self.time = t if order is None else t[order]
         self.dups = self._dups(self.time)
@@ -196,10 +198,12 @@ class PassSet:
         self.unsorted[owner] = True
         if not len(owner):
             return None
+        # Every unsorted pass's rows at once: by pass, then time; lexsort is stable, so rows
+        # at the same time keep their order, as a stable sort of each pass keeps them.
+        row_pass = np.repeat(np.arange(len(counts)), counts)
+        rows = np.flatnonzero(self.unsorted[row_pass])
         order = np.arange(len(t))
-        for p in np.unique(owner).tolist():
-            a, b = int(starts[p]), int(starts[p + 1])
-            order[a:b] = a + np.argsort(t[a:b], kind="stable")
+        order[rows] = rows[np.lexsort((t[rows], row_pass[rows]))]
         return order
 
     def _dups(self, t: np.ndarray) -> np.ndarray:
@@ -219,15 +223,13 @@ class PassSet:
                 a, b = int(self.starts[k]), int(self.starts[k + 1])
                 picked[a:b] = map(strings.__getitem__, order[a:b].tolist())
         try:
-            joined = "".join(picked)
-        except TypeError:
+            return _utf8(picked)
+        except TypeError:  # a null or absent string: "", counted where it is a text
             if text:
                 ids = np.fromiter(map(id, strings), dtype=np.int64, count=len(strings))
                 gaps = (ids == id(None)) | (ids == id(_unset()))
                 self.missing, self.first_missing = _first_per_pass(gaps, self.starts)
-            picked = [x if type(x) is str else "" for x in picked]
-            joined = "".join(picked)
-        return _utf8(picked, joined)
+            return _utf8([x if type(x) is str else "" for x in picked])
 
     def _curly(self, offsets: np.ndarray) -> np.ndarray:
         """Rows with a curly apostrophe or quote, per pass."""
