@@ -14,7 +14,8 @@ Prints:
     Review screen having rendered its first card (target < 1 s);
   - the first card again with --journal decisions already made: once replayed from the
     journal (and compacted), once from the snapshot; each with the process CPU to that card
-    (both threads), which the machine's other work moves less than the wall time;
+    (both threads), which the machine's other work moves less than the wall time; then as a
+    second reviewer asking for a blind second opinion on those decisions;
   - keypress -> durable decision: from `pilot.press("a")` being sent to `decide` returning
     (the line is on disk), median / p99 (targets 10 ms / 50 ms); keypress -> next candidate
     painted (the first frame the screen draws after the decision, which holds the new card);
@@ -114,13 +115,16 @@ def bench_store(ws: Workspace, decisions: int) -> None:
     )
 
 
-async def first_card(ws: Workspace, label: str) -> None:
-    """Open the app on the Review screen and time the first card, then close it."""
+async def first_card(ws: Workspace, label: str, second_opinion: bool = False) -> None:
+    """Open the app on the Review screen and time the first card, then close it; with
+    `second_opinion`, as another reviewer asked for a blind second opinion (`--second-opinion`)."""
     from nlq_tui.app import NLQApp
     from nlq_tui.context import AppContext
 
     t0, c0 = time.perf_counter(), time.process_time()
-    app = NLQApp(AppContext(ws, None, "egovlp_fp16", "bench"), "review", load_on_start=False)
+    ctx = AppContext(ws, None, "egovlp_fp16", "second" if second_opinion else "bench")
+    ctx.second_opinion = second_opinion
+    app = NLQApp(ctx, "review", load_on_start=False)
     async with app.run_test(size=(160, 50)):
         screen = app.screen
         while getattr(screen, "first_shown_at", None) is None:
@@ -329,6 +333,9 @@ def main() -> None:
             asyncio.run(first_card(ws, f"{args.journal:,} decisions in the journal (replayed, then compacted)"))
             gc.collect()
             asyncio.run(first_card(ws, "the same decisions from the snapshot"))
+            gc.collect()
+            label = f"second opinion (--second-opinion) on those {args.journal:,} decisions"
+            asyncio.run(first_card(ws, label, second_opinion=True))
     finally:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)

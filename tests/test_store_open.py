@@ -225,3 +225,64 @@ def test_a_fold_whose_new_journal_cannot_be_written_keeps_the_old_one_and_every_
     assert (tmp_path / "unrelated.txt").read_bytes() == b""  # the decision went to the journal, not here
     again = CandidateStore(ws).load()
     assert again.status(ids[20]) == "rejected" and again.counts()["accepted"] == 12
+
+
+def _decided_by_ann(ws, seed=5):
+    """A store of two variants where ann decided (one by one and in bulk) and bob gave a few
+    second opinions already; returns every candidate id."""
+    s = CandidateStore(ws, reviewer="ann")
+    ids = populate(s, 600, models=("gpt-4o-mini", "llama-3"))
+    rng = random.Random(seed)
+    for cid in rng.sample(ids, 40):
+        s.decide(cid, rng.choice(["accept", "reject", "edit"]), text="ann's words", reason="ambiguous")
+    s.bulk(rng.sample(ids, 12), "accept", rule="r")
+    s.close()
+    bob = CandidateStore(ws, reviewer="bob").load()
+    for row in bob.second_opinion_queue("bob", seed=1)[:5]:
+        bob.decide(row.id, "accept", second=True)
+    bob.close()
+    return ids
+
+
+def test_a_second_opinion_reads_the_decided_groups_first_and_draws_from_them_all(ws):
+    ids = _decided_by_ann(ws)
+    full = CandidateStore(ws, reviewer="bob").load()
+    expected = {r.id for r in full.second_opinion_queue("bob")}
+    assert len(expected) > 30
+    s = CandidateStore(ws, reviewer="bob")
+    assert s.read_second_opinion_groups("bob") is True
+    assert len(s.rows) < len(ids) / 2  # only the groups of the sample were read
+    queue = s.second_opinion_queue("bob")
+    assert {r.id for r in queue} == expected
+    for row in queue[:10]:
+        assert s.get(row.id).to_json() == full.get(row.id).to_json()
+    while not s.scan_done:  # the rest of the store, as the screen reads it meanwhile
+        s.scan(budget=64 << 10)
+    assert sorted(r.id for r in s.rows) == sorted(ids) and len(s.by_id) == len(ids)
+    assert s.counts() == full.counts() and s.problems == []
+    s.close()
+    full.close()
+
+
+def test_a_second_opinion_on_a_key_written_otherwise_reads_the_whole_store_first(ws):
+    """A group key with characters JSON escapes, a damaged copy of a wanted line: the first
+    read cannot find every candidate of the sample, so the store is read whole (as before),
+    and the damaged line is reported once."""
+    from review_fixtures import make_group
+
+    _decided_by_ann(ws)
+    s = CandidateStore(ws, reviewer="ann")
+    gk, cands, rej, meta = make_group('video-"q\\', "clip-\\n", 0.0, 90.0, 5.0)
+    s.add_group_result(gk, cands, rej, meta)
+    odd = [r.id for r in s.load().rows if r.group_key == gk]
+    s.decide(odd[0], "reject", reason="ambiguous")
+    plain = next(r for r in s.rows if r.group_key != gk and s.status(r.id) != "pending")
+    s.close()
+    shard = sorted(ws.candidates_dir.glob("groups-*.jsonl"))[-1]
+    with open(shard, "ab") as f:  # a later, damaged line of a wanted group
+        f.write(json.dumps(plain.group_key)[:-1].join(['{"group_key": ', '", "index": [[\n']).encode())
+    s = CandidateStore(ws, reviewer="bob")
+    assert s.read_second_opinion_groups("bob") is False
+    assert s.scan_done and odd[0] in {r.id for r in s.second_opinion_queue("bob")}
+    assert sum("unreadable group line" in p for p in s.problems) == 1
+    s.close()

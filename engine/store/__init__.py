@@ -441,6 +441,28 @@ class CandidateStore:
         rows = self.log.rows if upto is None else self.log.rows[:upto]
         return flt.select(rows, self.journal.states)
 
+    def read_second_opinion_groups(self, reviewer: str) -> bool:
+        """Before the scan: read just the groups of the candidates a second opinion can be asked
+        on (decided by another reviewer, not yet by `reviewer`), so that `second_opinion_queue`
+        is whole before the rest of the store is read (docs/ARCHITECTURE.md, "Scale"). Needs
+        the decisions loaded. False (and the whole store read) when one of those candidates
+        was not found that way: an id not of the form `<group_key>#<n>`, a line written some
+        other way, a candidate no longer stored; the queue is then drawn as before."""
+        self.load_decisions()
+        states, opinions = self.journal.states, self.journal.opinions
+        wanted = [
+            cid
+            for cid, st in states.items()
+            if st["status"] in REVIEWED and st.get("reviewer") != reviewer and reviewer not in opinions.get(cid, {})
+        ]
+        keys = {cid.rpartition("#")[0] for cid in wanted}
+        if not self.log.scanned and not self.log.scan_started:
+            self.log.read_groups(keys)
+        if all(cid in self.log.by_id for cid in wanted):
+            return True
+        self.scan()
+        return False
+
     def second_opinion_queue(self, reviewer: str, flt: Filter | None = None, seed: int | None = None) -> list[Row]:
         """A random, blind sample order of candidates another reviewer decided and `reviewer` has not."""
         self.load()

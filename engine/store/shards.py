@@ -50,6 +50,9 @@ GENERATION_LOCK = "candidates"
 MAX_PROBLEMS = 50  # lines kept for the UI; the count goes on
 
 _CANDIDATES_MARK = b', "candidates": '
+# A line's start as encode_group_line writes it: its group key first, whose bytes (for a key
+# without a character JSON escapes) are the key's UTF-8 up to the next quote.
+_HEAD = b'{"group_key": "'
 
 
 class ShardLog:
@@ -161,14 +164,74 @@ class ShardLog:
             self.scanned = True
             return added
 
-    def _make_plan(self, hint: tuple[str, int] | None) -> list[list]:
-        """Segments [path, from, to-or-None(to the end)] to read, in order."""
+    def _register_shards(self) -> list[Path]:
         paths = self.shard_paths()
         for path in paths:
             if path.name not in self._shard_ends:
                 self._shard_idx[path.name] = len(self._shards)
                 self._shards.append(path)
                 self._shard_ends[path.name] = 0
+        return paths
+
+    def read_groups(self, keys: set[str], chunk: int = 16 << 20) -> int:
+        """Ingest only the lines of these group keys (of any variant), in file order, before
+        the scan: a line's key is read from its first bytes, and only the lines asked for are
+        decoded (a second opinion's few thousand groups out of a million candidates). The scan
+        that follows still reads every line and skips the groups already in. A line whose key
+        is not where `encode_group_line` puts it, or holds a character JSON escapes, is left to
+        the scan; an unreadable one is reported by the scan alone. Returns how many candidates
+        came in."""
+        gc_was = gc.isenabled()
+        gc.disable()
+        try:
+            with self._scan_lock:
+                self.scan_started = True
+                self._read_checks()
+                added = 0
+                wanted = {k.encode("utf-8", "surrogatepass") for k in keys}
+                for path in self._register_shards():
+                    added += self._read_groups_of(path, wanted, chunk)
+                return added
+        finally:
+            if gc_was:
+                gc.enable()
+
+    def _read_groups_of(self, path: Path, keys: set[bytes], chunk: int) -> int:
+        shard, added, start = self._shard_idx[path.name], 0, 0
+        try:
+            f = open(path, "rb")
+        except FileNotFoundError:
+            return 0
+        with f:
+            while True:
+                f.seek(start)
+                data = f.read(chunk)
+                end = data.rfind(b"\n") + 1
+                if end == 0 and len(data) == chunk:
+                    data += f.readline()  # one line longer than the chunk
+                    end = data.rfind(b"\n") + 1
+                if end == 0:
+                    return added  # the rest is a line not written whole yet: the scan's
+                parsed = []
+                find, pos = data.find, 0
+                while pos < end:  # pos: a line's start (lines are JSON: no raw newline inside)
+                    nl = find(b"\n", pos, end)  # memchr: the line's bytes are skipped in C
+                    a = pos + len(_HEAD)
+                    b = find(b'"', a, nl) if data.startswith(_HEAD, pos) else -1
+                    if b >= 0 and data[a:b] in keys and find(b"\\", a, b) < 0:
+                        cut = find(_CANDIDATES_MARK, pos, nl)
+                        item = self._parse_line(data, pos, nl, cut, start, shard, path, report=False)
+                        if item is not None:
+                            parsed.append(item)
+                    pos = nl + 1
+                if parsed:
+                    with self.mutex:
+                        added += self._ingest(parsed, path)
+                start += end
+
+    def _make_plan(self, hint: tuple[str, int] | None) -> list[list]:
+        """Segments [path, from, to-or-None(to the end)] to read, in order."""
+        paths = self._register_shards()
         if hint is None:
             return [[p, self._shard_ends[p.name], None] for p in paths]
         names = [p.name for p in paths]
@@ -204,7 +267,9 @@ class ShardLog:
             pos = nl + 1
         return out
 
-    def _parse_line(self, data: bytes, pos: int, nl: int, cut: int, start: int, shard: int, path: Path):
+    def _parse_line(
+        self, data: bytes, pos: int, nl: int, cut: int, start: int, shard: int, path: Path, report: bool = True
+    ):
         offset, length = start + pos, nl - pos
         try:
             head = None
@@ -224,7 +289,7 @@ class ShardLog:
             if not isinstance(gk, str) or not isinstance(index, list) or not isinstance(rejected, list):
                 raise TypeError("wrong types in the group line")
         except (UnicodeDecodeError, ValueError, RecursionError, KeyError, TypeError, CandidateError) as exc:
-            if data[pos:nl].strip():
+            if report and data[pos:nl].strip():
                 self.problem(f"{path.name} at byte {offset}: unreadable group line skipped ({exc})")
             return None
         variant = head.get("variant") if isinstance(head.get("variant"), str) else ""

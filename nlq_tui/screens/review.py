@@ -160,7 +160,9 @@ class ReviewScreen(Screen):
             except UserError as exc:
                 read_only = str(exc)
         if self.second_opinion:
-            store.scan()  # a blind sample is drawn from every candidate, so it reads them all first
+            # The blind sample is drawn from every candidate another reviewer decided: their
+            # groups are read first, the rest of the store below while the user works.
+            store.read_second_opinion_groups(store.reviewer)
         self.app.call_from_thread(self._opened, store, read_only)
         if read_only is None:
             try:
