@@ -321,6 +321,7 @@ def test_a_long_session_folds_its_journal_as_it_goes(ws, monkeypatch):
     ids = populate(s, 40)
     for cid in ids[:20]:
         s.decide(cid, "accept")
+        s.journal.join_fold()  # folded beside the session, not inside the keypress
     assert len((ws.candidates_dir / "decisions.jsonl").read_text().splitlines()) == 20 - 16
     s.undo()
     again = CandidateStore(ws).load()  # a reader meanwhile sees all of it

@@ -286,3 +286,61 @@ def test_a_second_opinion_on_a_key_written_otherwise_reads_the_whole_store_first
     assert s.scan_done and odd[0] in {r.id for r in s.second_opinion_queue("bob")}
     assert sum("unreadable group line" in p for p in s.problems) == 1
     s.close()
+
+
+def test_a_fold_due_in_a_session_runs_beside_it_and_the_keypress_waits_for_nothing(ws, monkeypatch):
+    monkeypatch.setattr(journal_mod, "COMPACT_EVERY", 10)
+    s = CandidateStore(ws)
+    ids = populate(s, 40)
+    s.begin_review()
+    real, release, entered = journal_mod.encode_snapshot, threading.Event(), threading.Event()
+
+    def slow_encode(image):  # a fold that takes as long as the test wants
+        entered.set()
+        assert release.wait(10)
+        return real(image)
+
+    monkeypatch.setattr(journal_mod, "encode_snapshot", slow_encode)
+    for cid in ids[:10]:
+        s.decide(cid, "accept")  # the 10th makes a fold due: it starts beside
+    assert entered.wait(10)
+    for cid in ids[10:15]:  # decided while the fold is still writing
+        s.decide(cid, "reject")
+    assert s.status(ids[14]) == "rejected"
+    release.set()
+    s.journal.join_fold(10)
+    snap = json.loads((ws.candidates_dir / "decisions.snapshot.json").read_text())
+    assert snap["upto_seq"] == 10
+    assert len((ws.candidates_dir / "decisions.jsonl").read_text().splitlines()) == 5
+    s.close()
+    again = CandidateStore(ws).load()
+    assert again.counts()["accepted"] == 10 and again.counts()["rejected"] == 5
+
+
+def test_a_fold_beside_that_fails_loses_nothing_says_so_once_and_is_tried_again_later(ws, monkeypatch):
+    monkeypatch.setattr(journal_mod, "COMPACT_EVERY", 20)  # tried again every 2 entries
+    s = CandidateStore(ws)
+    ids = populate(s, 40)
+    s.begin_review()
+    real = journal_mod.atomic_write_bytes
+    full = [True]
+
+    def full_disk(path, data):
+        if full[0]:
+            raise OSError(28, "No space left on device")
+        real(path, data)
+
+    monkeypatch.setattr(journal_mod, "atomic_write_bytes", full_disk)
+    tried = []
+    real_fold = s.journal._fold_in_thread
+    monkeypatch.setattr(s.journal, "_fold_in_thread", lambda: (tried.append(s.journal.entries), real_fold()))
+    for cid in ids[:23]:
+        s.decide(cid, "accept")
+        s.journal.join_fold()
+        if len(s.journal.states) == 21:
+            full[0] = False  # room again, before the 22nd
+    assert tried == [20, 22]  # the second try succeeded
+    assert sum("not folded" in p for p in s.problems) == 1
+    assert json.loads((ws.candidates_dir / "decisions.snapshot.json").read_text())["upto_seq"] == 22
+    s.close()
+    assert CandidateStore(ws).load().counts()["accepted"] == 23

@@ -114,6 +114,7 @@ class CandidateStore:
         self.problems: list[str] = []  # lines that could not be read, for the UI to show
         self.log = ShardLog(self.dir, self.workspace, self.problems)
         self.journal = DecisionJournal(self.dir, self.workspace, self.reviewer, self.log.problem)
+        self.journal.fold_beside = self.log.mutex  # every append runs under it
         self._counter = _StatusCounter(self.log.by_id, self.journal.states)
         self.log.on_rows = self._counter.rows_added
         self.journal.on_change = self._counter.state_changed

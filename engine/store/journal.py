@@ -177,6 +177,11 @@ class DecisionJournal:
         self.session: dict[int, float] = {}  # seq -> time of this session's decisions, net of undo
         self._parsed: list[dict] | None = None  # entries read by `prepare`, not yet applied
         self._folding = threading.Lock()  # one fold at a time: in a keypress, beside the review, on close
+        # The lock every append runs under (the store's mutex): when set, a fold that falls due
+        # in a session runs in a thread beside it (`_fold_due`), not inside that keypress.
+        self.fold_beside: Any = None
+        self._fold_thread: threading.Thread | None = None
+        self._fold_failed_at = -1  # `entries` when a fold beside failed (a full disk): retried later
 
     # replay ----------------------------------------------------------------------------------
     @property
@@ -484,14 +489,43 @@ class DecisionJournal:
         if entry.get("op") == "decide" and step is not None:
             self.session[step.seq] = step.t
         # Keeps what a kill leaves to replay bounded in a long session: the snapshot is
-        # rewritten once per COMPACT_EVERY entries, after this entry is already durable. Not
-        # while a fold beside the review runs: it waits for the mutex this caller holds.
-        if entry.get("op") != "cursor" and self.entries >= COMPACT_EVERY and self._folding.acquire(blocking=False):
-            try:
-                self._fold(self._image(), None)
-            finally:
-                self._folding.release()
+        # rewritten once per COMPACT_EVERY entries, after this entry is already durable.
+        if entry.get("op") != "cursor" and self.entries >= COMPACT_EVERY:
+            self._fold_due()
         return step
+
+    def _fold_due(self) -> None:
+        """Fold the journal, which holds COMPACT_EVERY entries now: beside the session in a
+        thread when `fold_beside` is set (the keypress that made it due waits for nothing; at a
+        million candidates a fold takes ~0.2 s), else here. Never while another fold runs."""
+        if self.fold_beside is None:
+            if self._folding.acquire(blocking=False):
+                try:
+                    self._fold(self._image(), None)
+                finally:
+                    self._folding.release()
+            return
+        if self._folding.locked() or (self._fold_thread is not None and self._fold_thread.is_alive()):
+            return
+        if self._fold_failed_at >= 0 and self.entries < self._fold_failed_at + max(1, COMPACT_EVERY // 10):
+            return  # a fold that failed (a full disk) is tried again some entries later, not per key
+        self._fold_thread = threading.Thread(target=self._fold_in_thread, name="decisions-fold")
+        self._fold_thread.start()
+
+    def _fold_in_thread(self) -> None:
+        try:
+            self.compact_if_due(self.fold_beside)
+            self._fold_failed_at = -1
+        except (OSError, WorkspaceError) as exc:  # the journal still holds every decision
+            if self._fold_failed_at < 0:  # said once until a fold succeeds
+                self.problem(f"{SNAPSHOT}: decisions not folded yet ({exc}); the journal keeps them all")
+            self._fold_failed_at = self.entries
+
+    def join_fold(self, timeout: float | None = None) -> None:
+        """Wait for a fold started beside the session (`_fold_due`) to end."""
+        t = self._fold_thread
+        if t is not None:
+            t.join(timeout)
 
     def entry(self, op: str, **fields: Any) -> dict:
         return {"seq": self.seq + 1, "op": op, **fields, "reviewer": self.reviewer, "t": time.time()}
