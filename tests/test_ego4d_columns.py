@@ -491,6 +491,12 @@ def test_shares_blob_files_are_appended_whole_and_in_order(tmp_path, monkeypatch
     assert bytes(dst.finish()) == b"".join(parts) + b"tail"
     assert dst.size == sum(map(len, parts)) + 4
     assert calls and calls[0] == len(parts[0]) + len(parts[1])  # the third part, at its offset
+    written_first = BlobFile(tmp_path / "p1.uid.bin")  # its own file still open "wb": no rename
+    written_first.write(b"x")
+    (tmp_path / "yyy.bin").write_bytes(b"yyy")
+    par._append_file(written_first, tmp_path / "yyy.bin", 3)
+    written_first.write(b"z")
+    assert bytes(written_first.finish()) == b"xyyyz"
     (tmp_path / "short.bin").write_bytes(b"ab")
     more = BlobFile(tmp_path / "p2.text.bin")
     more.write(b"x")

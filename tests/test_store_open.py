@@ -264,27 +264,54 @@ def test_a_second_opinion_reads_the_decided_groups_first_and_draws_from_them_all
     full.close()
 
 
-def test_a_second_opinion_on_a_key_written_otherwise_reads_the_whole_store_first(ws):
-    """A group key with characters JSON escapes, a damaged copy of a wanted line: the first
-    read cannot find every candidate of the sample, so the store is read whole (as before),
-    and the damaged line is reported once."""
+def test_a_second_opinion_finds_keys_json_escapes_and_lines_in_another_form(ws):
+    """A group key with characters JSON escapes; a group whose first stored line has its keys
+    in another order (the first stored result wins); a damaged later copy of a wanted line,
+    reported once, by the scan."""
     from review_fixtures import make_group
 
     _decided_by_ann(ws)
     s = CandidateStore(ws, reviewer="ann")
-    gk, cands, rej, meta = make_group('video-"q\\', "clip-\\n", 0.0, 90.0, 5.0)
+    gk, cands, rej, meta = make_group('video-"q\\', "clip-\\n\u00e9", 0.0, 90.0, 5.0)
     s.add_group_result(gk, cands, rej, meta)
     odd = [r.id for r in s.load().rows if r.group_key == gk]
     s.decide(odd[0], "reject", reason="ambiguous")
     plain = next(r for r in s.rows if r.group_key != gk and s.status(r.id) != "pending")
+    first = s.log.group_line(plain)
     s.close()
-    shard = sorted(ws.candidates_dir.glob("groups-*.jsonl"))[-1]
-    with open(shard, "ab") as f:  # a later, damaged line of a wanted group
-        f.write(json.dumps(plain.group_key)[:-1].join(['{"group_key": ', '", "index": [[\n']).encode())
+    shard = sorted(ws.candidates_dir.glob("groups-*.jsonl"))[0]
+    lines = shard.read_bytes().splitlines(keepends=True)
+    at = next(i for i, x in enumerate(lines) if x.startswith(json.dumps({"group_key": plain.group_key})[:-1].encode()))
+    moved = {"variant": first["variant"], **first}  # the same line, its keys in another order
+    moved["candidates"][plain.pos]["query"] = "the first stored text"
+    lines[at] = json.dumps(moved).encode() + b"\n"
+    lines.append(json.dumps(plain.group_key)[:-1].join(['{"group_key": ', '", "index": [[\n']).encode())
+    shard.write_bytes(b"".join(lines))
+    s = CandidateStore(ws, reviewer="bob")
+    assert s.read_second_opinion_groups("bob") is True
+    queue = {r.id for r in s.second_opinion_queue("bob")}
+    assert odd[0] in queue and plain.id in queue
+    assert s.get(plain.id).query == "the first stored text"
+    s.scan()
+    assert sum("unreadable group line" in p for p in s.problems) == 1
+    s.close()
+
+
+def test_a_second_opinion_on_ids_of_another_form_reads_the_whole_store_first(ws):
+    from review_fixtures import make_group
+
+    _decided_by_ann(ws)
+    s = CandidateStore(ws, reviewer="ann")
+    gk, cands, rej, meta = make_group("video-x", "clip-x", 0.0, 90.0, 5.0)
+    for i, c in enumerate(cands):
+        c["id"] = f"hand-made-{i}"  # no "#<n>": its group cannot be told from the id
+    s.add_group_result(gk, cands, rej, meta)
+    s.load()
+    s.decide("hand-made-1", "accept")
+    s.close()
     s = CandidateStore(ws, reviewer="bob")
     assert s.read_second_opinion_groups("bob") is False
-    assert s.scan_done and odd[0] in {r.id for r in s.second_opinion_queue("bob")}
-    assert sum("unreadable group line" in p for p in s.problems) == 1
+    assert s.scan_done and "hand-made-1" in {r.id for r in s.second_opinion_queue("bob")}
     s.close()
 
 

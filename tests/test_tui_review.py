@@ -595,3 +595,37 @@ async def test_a_fold_that_fails_on_open_warns_and_the_review_goes_on(ws, monkey
         first = screen.current.id
         await pilot.press("a")
         assert on_disk(ws).status(first) == "accepted"
+
+
+async def test_a_filter_set_during_a_second_opinion_takes_the_rows_read_after_it(ws, monkeypatch):
+    """The blind queue shows before the whole store is read; a filter set meanwhile replaces
+    it, and the rows read later join that filter's queue (reviewer's find)."""
+    from engine.store import Filter
+
+    s = CandidateStore(ws, reviewer="ann")
+    ids = [r.id for r in s.load().rows]
+    for cid in ids[:3]:
+        s.decide(cid, "accept")
+    s.close()
+    gate, real = threading.Event(), CandidateStore.scan
+
+    def held(self, budget=None):  # the screen's background slices wait for the filter
+        if budget is not None:
+            assert gate.wait(10)
+        return real(self, budget)
+
+    monkeypatch.setattr(CandidateStore, "scan", held)
+    ctx = AppContext(ws, None, "egovlp_fp16", "bob")
+    ctx.second_opinion = True
+    app = NLQApp(ctx, "review", load_on_start=False)
+    async with app.run_test(size=(160, 50)) as pilot:
+        screen = await opened(pilot)
+        assert screen.reading and len(screen.store.rows) < len(ids)
+        assert sorted(r.id for r in screen.queue) == sorted(ids[:3])  # the blind sample
+        screen.set_filter(Filter(status="pending"))
+        gate.set()
+        for _ in range(300):
+            await pilot.pause(0.02)
+            if not screen.reading:
+                break
+        assert len(screen.queue) == len(ids) - 3

@@ -394,8 +394,8 @@ def _append_file(dst: BlobFile, src: Path, size: int) -> None:
     """Append a worker's blob file to `dst`, in the kernel where it can (no copy through Python);
     the first one is only renamed.
 
-    copy_file_range refuses a descriptor opened for appending (EBADF), which `dst.f` is: the
-    copy goes through a second descriptor of the file, at an explicit offset."""
+    copy_file_range refuses a descriptor opened for appending (EBADF), which `dst.f` is after
+    a rename: the copy goes through a second descriptor of the file, at an explicit offset."""
     if dst.size == 0 and os.path.getsize(src) == size:
         dst.f.close()
         os.replace(src, dst.path)
@@ -411,12 +411,15 @@ def _append_file(dst: BlobFile, src: Path, size: int) -> None:
                 try:
                     n = os.copy_file_range(f.fileno(), out, left, offset_dst=at)
                 except (AttributeError, OSError):  # no such call here (or not across these files)
-                    data = f.read(min(left, 1 << 24))
-                    n = os.pwrite(out, data, at) if data else 0
+                    data = memoryview(f.read(min(left, 1 << 24)))
+                    n = len(data)
+                    while data:
+                        data = data[os.pwrite(out, data, at + n - len(data)) :]
                 if n <= 0:
                     raise OSError(f"{src}: shorter than its worker said")
                 left -= n
                 at += n
         finally:
             os.close(out)
+    dst.f.seek(0, os.SEEK_END)  # the column's own writes go after the copy, whatever its mode
     dst.size += size

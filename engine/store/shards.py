@@ -176,11 +176,11 @@ class ShardLog:
     def read_groups(self, keys: set[str], chunk: int = 16 << 20) -> int:
         """Ingest only the lines of these group keys (of any variant), in file order, before
         the scan: a line's key is read from its first bytes, and only the lines asked for are
-        decoded (a second opinion's few thousand groups out of a million candidates). The scan
-        that follows still reads every line and skips the groups already in. A line whose key
-        is not where `encode_group_line` puts it, or holds a character JSON escapes, is left to
-        the scan; an unreadable one is reported by the scan alone. Returns how many candidates
-        came in."""
+        decoded (a second opinion's few thousand groups out of a million candidates), with any
+        line not in `encode_group_line`'s form (its head is decoded to tell its key). The scan
+        that follows still reads every line and skips the groups already in; until then the
+        store holds only these (`load`, `counts` included). An unreadable line is reported by
+        the scan alone. Returns how many candidates came in."""
         gc_was = gc.isenabled()
         gc.disable()
         try:
@@ -190,13 +190,13 @@ class ShardLog:
                 added = 0
                 wanted = {k.encode("utf-8", "surrogatepass") for k in keys}
                 for path in self._register_shards():
-                    added += self._read_groups_of(path, wanted, chunk)
+                    added += self._read_groups_of(path, wanted, keys, chunk)
                 return added
         finally:
             if gc_was:
                 gc.enable()
 
-    def _read_groups_of(self, path: Path, keys: set[bytes], chunk: int) -> int:
+    def _read_groups_of(self, path: Path, keys: set[bytes], names: set[str], chunk: int) -> int:
         shard, added, start = self._shard_idx[path.name], 0, 0
         try:
             f = open(path, "rb")
@@ -218,10 +218,13 @@ class ShardLog:
                     nl = find(b"\n", pos, end)  # memchr: the line's bytes are skipped in C
                     a = pos + len(_HEAD)
                     b = find(b'"', a, nl) if data.startswith(_HEAD, pos) else -1
-                    if b >= 0 and data[a:b] in keys and find(b"\\", a, b) < 0:
+                    plain = b >= 0 and find(b"\\", a, b) < 0
+                    if not plain or data[a:b] in keys:
+                        # A line not in encode_group_line's form may be the first of a wanted
+                        # group (the first stored wins): its head is decoded to tell.
                         cut = find(_CANDIDATES_MARK, pos, nl)
                         item = self._parse_line(data, pos, nl, cut, start, shard, path, report=False)
-                        if item is not None:
+                        if item is not None and (plain or item[0] in names):
                             parsed.append(item)
                     pos = nl + 1
                 if parsed:

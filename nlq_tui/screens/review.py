@@ -89,6 +89,7 @@ class ReviewScreen(Screen):
         self._recent_key: tuple = ()
         self._filter_text: object = ""
         self.second_opinion = False  # a blind second look at what another reviewer decided
+        self._blind_queue = False  # the queue is the blind sample (drawn once): rows read later stay out
         self._gone = False  # unmounted: what the open worker still hands over is dropped
 
     # layout ---------------------------------------------------------------------------------
@@ -206,6 +207,7 @@ class ReviewScreen(Screen):
         if self.second_opinion:
             self.filter = Filter(status="all")
             self._set_queue(store.second_opinion_queue(store.reviewer))
+            self._blind_queue = True
         else:
             self._set_queue(store.select(self.filter))
         self._seen_rows = len(store.rows)
@@ -573,6 +575,7 @@ class ReviewScreen(Screen):
             return
         self.filter = flt
         self._set_queue(queue)
+        self._blind_queue = False  # a filter's queue: rows read later join it as the filter says
         self._seen_rows = seen
         self._show_next(0)
 
@@ -619,6 +622,7 @@ class ReviewScreen(Screen):
         current = self.current
         seen = len(self.store.rows)
         self._set_queue(self.store.select(self.filter, upto=seen))
+        self._blind_queue = False
         self._seen_rows = seen
         if current is not None and self._matches(current) and current.id in self.queue_pos:
             self.pos = self.queue_pos[current.id]
@@ -650,8 +654,8 @@ class ReviewScreen(Screen):
         rows = store.rows
         new = rows[self._seen_rows :]
         self._seen_rows += len(new)
-        if self.second_opinion:
-            new = []  # the blind sample was drawn once, from everything stored at opening
+        if self._blind_queue:
+            new = []  # the blind sample was drawn once, from every candidate another reviewer decided
         if new:
             # The rows live as long as the store: out of the cyclic collector's reach, a full
             # collection no longer walks 100k of them on some keypress (~100 ms pauses, the p99).
