@@ -360,6 +360,19 @@ def test_unsure_is_found_where_the_case_insensitive_pattern_finds_it(window):
         assert _unsure_at(blob, window).tolist() == [m.start() for m in pattern.finditer(blob)]
 
 
+def test_curly_quotes_are_found_where_the_byte_pattern_finds_them():
+    import random
+
+    from engine.ego4d.narration import CURLY_BYTES, curly_at
+
+    rng = random.Random(0)
+    # curly quotes, other characters that start with E2 (an em dash, an ellipsis, the euro sign), ASCII
+    pieces = ["\u2018", "\u2019", "\u201c", "\u201d", "\u2014", "\u2026", "\u20ac", "\u2039", "a", "\u00e9", "'"]
+    for _ in range(300):
+        blob = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 30))).encode()
+        assert curly_at(blob).tolist() == [m.start() for m in CURLY_BYTES.finditer(blob)]
+
+
 def test_utf8_lengths_of_any_strings_are_their_encoded_lengths():
     import random
 

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import functools
 import re
-from itertools import chain, repeat
-from operator import attrgetter, is_not
+from itertools import chain
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
 
-from engine.ego4d.narration import CURLY_BYTES, text_flags
+from engine.ego4d.narration import curly_at, text_flags
 from engine.ego4d.problems import Problems, warn_unknown
 
 _MAX_EXTRA = 16  # distinct unknown narration fields learnt before a chunk goes the slower way
@@ -170,9 +170,10 @@ class PassSet:
         for i in range(extra):
             values = list(map(attrgetter(f"x{i}"), rows))
             self.extra_rows.append(values)
-            if values.count(_unset()) < n:  # set in some rows: which passes
-                is_set = np.fromiter(map(is_not, values, repeat(_unset(), n)), dtype=bool, count=n)
-                self.unknown |= _per_pass(is_set, counts) > 0
+            if values.count(_unset()) < n:  # set in some rows: which passes (a count per
+                ends = starts[1:].tolist()  # slice is quicker than a mask when few rows are set)
+                for k, a in enumerate(starts[:-1].tolist()):
+                    self.unknown[k] |= values[a : ends[k]].count(_unset()) < ends[k] - a
         order = self._order(t)
         self.time = t if order is None else t[order]
         self.dups = self._dups(self.time)
@@ -235,7 +236,7 @@ class PassSet:
         """Rows with a curly apostrophe or quote, per pass."""
         if self.text.isascii():
             return np.zeros(len(self.counts), dtype=np.int64)
-        hits = np.array([m.start() for m in CURLY_BYTES.finditer(self.text)], dtype=np.int64)
+        hits = curly_at(self.text)
         rows = np.unique(np.searchsorted(offsets, hits, side="right") - 1)
         mask = np.zeros(len(offsets) - 1, dtype=bool)
         mask[rows] = True

@@ -281,6 +281,19 @@ def _unsure_at(blob, window: int = 1 << 24) -> np.ndarray:
     return np.concatenate(hits) if hits else np.zeros(0, dtype=np.int64)
 
 
+_CURLY_LAST = np.array(sorted(c.encode("utf-8")[2] for c in CURLY), dtype=np.uint8)
+assert all(c.encode("utf-8")[:2] == b"\xe2\x80" for c in CURLY)  # what curly_at looks for
+
+
+def curly_at(blob) -> np.ndarray:
+    """Where a curly quote (CURLY) starts in a UTF-8 blob: the places CURLY_BYTES finds, found
+    with numpy (each is E2 80 and one of four bytes; in UTF-8, E2 only ever starts a character)."""
+    buf = np.frombuffer(blob, dtype=np.uint8)
+    at = np.flatnonzero(buf[: max(len(buf) - 2, 0)] == 0xE2)
+    at = at[buf[at + 1] == 0x80]
+    return at[np.isin(buf[at + 2], _CURLY_LAST)]
+
+
 def text_flags(blob: bytes, offsets: np.ndarray) -> np.ndarray:
     """FLAG_* bits of every string of a TextColumn, vectorised; equal to `flags_of` per string."""
     n = len(offsets) - 1
