@@ -15,7 +15,8 @@ Prints:
   - the first card again with --journal decisions already made: once replayed from the
     journal (and compacted), once from the snapshot; each with the process CPU to that card
     (both threads), which the machine's other work moves less than the wall time; then as a
-    second reviewer asking for a blind second opinion on those decisions;
+    second reviewer asking for a blind second opinion on those decisions; then keypress ->
+    durable decision while the session's journal is folded (as every 10,000 entries);
   - keypress -> durable decision: from `pilot.press("a")` being sent to `decide` returning
     (the line is on disk), median / p99 (targets 10 ms / 50 ms); keypress -> next candidate
     painted (the first frame the screen draws after the decision, which holds the new card);
@@ -167,6 +168,34 @@ def add_journal(ws: Workspace, n: int) -> None:
                 )
                 + "\n"
             )
+
+
+def bench_fold_in_session(ws: Workspace, decisions: int = 600) -> None:
+    """Keypress -> durable decision while the session's journal is folded into the snapshot:
+    the fold falls due at the middle decision (as every 10,000 entries in a session)."""
+    import engine.store.journal as journal
+
+    s = CandidateStore(ws, reviewer="bench").load()
+    s.begin_review(fold=False)
+    due = journal.COMPACT_EVERY
+    journal.COMPACT_EVERY = s.journal.entries + decisions // 2
+    try:
+        lat = []
+        for row in s.rows[-decisions:]:
+            t = time.perf_counter()
+            s.decide(row.id, "accept")
+            lat.append(time.perf_counter() - t)
+        s.journal.join_fold()
+        for _ in range(decisions):
+            s.undo()
+    finally:
+        journal.COMPACT_EVERY = due
+        s.close()
+    print(
+        f"store decide with a fold of {len(s.states):,} states due at decision {decisions // 2}: "
+        f"median {1e3 * statistics.median(lat):.2f} ms, p99 {1e3 * pct(lat, 0.99):.2f} ms, "
+        f"max {1e3 * max(lat):.2f} ms ({GOAL_DURABLE}) {load()}"
+    )
 
 
 async def bench_screen(ws: Workspace, decisions: int, variant: str | None = None) -> None:
@@ -336,6 +365,7 @@ def main() -> None:
             gc.collect()
             label = f"second opinion (--second-opinion) on those {args.journal:,} decisions"
             asyncio.run(first_card(ws, label, second_opinion=True))
+            bench_fold_in_session(ws)
     finally:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)

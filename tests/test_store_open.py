@@ -371,3 +371,15 @@ def test_a_fold_beside_that_fails_loses_nothing_says_so_once_and_is_tried_again_
     assert json.loads((ws.candidates_dir / "decisions.snapshot.json").read_text())["upto_seq"] == 22
     s.close()
     assert CandidateStore(ws).load().counts()["accepted"] == 23
+
+
+@pytest.mark.parametrize("n", [0, 1, 4095, 4096, 4097, 12289])
+def test_the_snapshot_encodes_long_columns_in_pieces_to_the_same_bytes(n):
+    from engine.store.snapshot import dumps, dumps_list
+
+    rng = random.Random(n)
+    items = [rng.choice([None, 1.5, 7, 'a\u00e9"\\\n', "\ud800", "x" * rng.randrange(30)]) for _ in range(n)]
+    assert dumps_list(items) == dumps(items)
+    assert json.loads(dumps_list(items).decode("utf-8", "surrogatepass")) == json.loads(
+        dumps(items).decode("utf-8", "surrogatepass")
+    )
