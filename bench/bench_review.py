@@ -176,6 +176,7 @@ def bench_fold_in_session(ws: Workspace, decisions: int = 600) -> None:
     import engine.store.journal as journal
 
     s = CandidateStore(ws, reviewer="bench").load()
+    gc.freeze()  # as the Review screen does once the rows are in: no collector pass over them
     s.begin_review(fold=False)
     due = journal.COMPACT_EVERY
     journal.COMPACT_EVERY = s.journal.entries + decisions // 2
@@ -191,6 +192,7 @@ def bench_fold_in_session(ws: Workspace, decisions: int = 600) -> None:
     finally:
         journal.COMPACT_EVERY = due
         s.close()
+        gc.unfreeze()
     print(
         f"store decide with a fold of {len(s.states):,} states due at decision {decisions // 2}: "
         f"median {1e3 * statistics.median(lat):.2f} ms, p99 {1e3 * pct(lat, 0.99):.2f} ms, "

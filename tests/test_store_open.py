@@ -297,21 +297,24 @@ def test_a_second_opinion_finds_keys_json_escapes_and_lines_in_another_form(ws):
     s.close()
 
 
-def test_a_second_opinion_on_ids_of_another_form_reads_the_whole_store_first(ws):
+def test_a_second_opinion_on_ids_of_another_form_decided_in_bulk_reads_the_whole_store_first(ws):
     from review_fixtures import make_group
 
     _decided_by_ann(ws)
     s = CandidateStore(ws, reviewer="ann")
-    gk, cands, rej, meta = make_group("video-x", "clip-x", 0.0, 90.0, 5.0)
-    for i, c in enumerate(cands):
-        c["id"] = f"hand-made-{i}"  # no "#<n>": its group cannot be told from the id
-    s.add_group_result(gk, cands, rej, meta)
+    for g in range(2):
+        gk, cands, rej, meta = make_group(f"video-x{g}", "clip-x", 0.0, 90.0, 5.0)
+        for i, c in enumerate(cands):
+            c["id"] = f"hand-made-{g}-{i}"  # no "#<n>": its group cannot be told from the id
+        s.add_group_result(gk, cands, rej, meta)
     s.load()
-    s.decide("hand-made-1", "accept")
+    s.decide("hand-made-0-0", "accept")  # a keypress: the journal knows where its line is
+    s.bulk(["hand-made-1-0"], "accept", rule="r")  # a bulk step does not
     s.close()
     s = CandidateStore(ws, reviewer="bob")
     assert s.read_second_opinion_groups("bob") is False
-    assert s.scan_done and "hand-made-1" in {r.id for r in s.second_opinion_queue("bob")}
+    queue = {r.id for r in s.second_opinion_queue("bob")}
+    assert s.scan_done and {"hand-made-0-0", "hand-made-1-0"} <= queue
     s.close()
 
 
@@ -383,3 +386,46 @@ def test_the_snapshot_encodes_long_columns_in_pieces_to_the_same_bytes(n):
     assert json.loads(dumps_list(items).decode("utf-8", "surrogatepass")) == json.loads(
         dumps(items).decode("utf-8", "surrogatepass")
     )
+
+
+def test_a_second_opinion_reads_the_lines_the_journal_located_even_after_a_fold(ws, monkeypatch):
+    """Keypress decisions name their line (kept in the snapshot by a fold): only those lines are
+    read, no walk over the store; a place that is stale or not a line's start is only a hint."""
+    from engine.store import shards
+
+    ids = _decided_by_ann(ws)
+    s = CandidateStore(ws, reviewer="ann")
+    s.load()
+    s.begin_review()
+    s.compact()  # the journal's places now live in the snapshot
+    s.close()
+    snap = json.loads((ws.candidates_dir / "decisions.snapshot.json").read_text())
+    assert len(snap["located"]["ids"]) >= 40
+    full = CandidateStore(ws, reviewer="bob").load()
+    expected = {r.id for r in full.second_opinion_queue("bob")}
+    walked = []
+    real = shards.ShardLog.read_groups
+    monkeypatch.setattr(
+        shards.ShardLog, "read_groups", lambda self, keys, *a: walked.append(keys) or real(self, keys, *a)
+    )
+    s = CandidateStore(ws, reviewer="bob")
+    assert s.read_second_opinion_groups("bob") is True
+    located_keys = {cid.rpartition("#")[0] for cid in snap["located"]["ids"]}
+    unlocated = {cid.rpartition("#")[0] for cid in expected} - located_keys  # the bulk step's alone
+    assert unlocated and walked == [unlocated]
+    assert {r.id for r in s.second_opinion_queue("bob")} == expected
+    s.close()
+    # Damaged places: one mid-line, one past the end, one in a shard that is not there.
+    loc = snap["located"]
+    loc["offset"][0] += 3
+    loc["offset"][1] = 10**12
+    loc["shard"][2] = "groups-none.jsonl"
+    (ws.candidates_dir / "decisions.snapshot.json").write_text(json.dumps(snap))
+    s = CandidateStore(ws, reviewer="bob")
+    assert s.read_second_opinion_groups("bob") is True
+    assert {r.id for r in s.second_opinion_queue("bob")} == expected
+    while not s.scan_done:
+        s.scan(budget=64 << 10)
+    assert sorted(r.id for r in s.rows) == sorted(ids) and s.problems == []
+    s.close()
+    full.close()

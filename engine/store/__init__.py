@@ -445,8 +445,8 @@ class CandidateStore:
     def read_second_opinion_groups(self, reviewer: str) -> bool:
         """Before the scan: read just the groups of the candidates a second opinion can be asked
         on (decided by another reviewer, not yet by `reviewer`), so that `second_opinion_queue`
-        is whole before the rest of the store is read (docs/ARCHITECTURE.md, "Scale"). Needs
-        the decisions loaded. False (and the whole store read) when one of those candidates
+        is whole before the rest of the store is read (docs/ARCHITECTURE.md, "Scale"): the
+        lines the journal located, then the others' by their group keys. False (and the whole store read) when one of those candidates
         was not found that way: an id not of the form `<group_key>#<n>`, a line written some
         other way, a candidate no longer stored; the queue is then drawn as before."""
         self.load_decisions()
@@ -456,9 +456,14 @@ class CandidateStore:
             for cid, st in states.items()
             if st["status"] in REVIEWED and st.get("reviewer") != reviewer and reviewer not in opinions.get(cid, {})
         ]
-        keys = {cid.rpartition("#")[0] for cid in wanted}
         if not self.log.scanned and not self.log.scan_started:
-            self.log.read_groups(keys)
+            # Where the journal says a decided candidate's line is, that line alone; the lines
+            # of the others (bulk steps, older snapshots, stale places) by their group keys.
+            located = self.journal.locations()
+            self.log.read_lines({located[cid] for cid in wanted if cid in located})
+            missing = [cid for cid in wanted if cid not in self.log.by_id]
+            if missing:
+                self.log.read_groups({cid.rpartition("#")[0] for cid in missing})
         if all(cid in self.log.by_id for cid in wanted):
             return True
         self.scan()

@@ -29,7 +29,15 @@ from typing import Any
 from engine.errors import WorkspaceError
 from engine.store.filters import STATUSES
 from engine.store.lines import append_durably, cut_torn_tail, loads, open_append, read_complete_lines
-from engine.store.snapshot import STATE_FIELDS, columns_ok, encode_snapshot, state_dicts
+from engine.store.snapshot import (
+    STATE_FIELDS,
+    columns_ok,
+    encode_snapshot,
+    located_columns,
+    location_columns,
+    merge_locations,
+    state_dicts,
+)
 from engine.workspace import atomic_write_bytes, fsync_dir
 
 JOURNAL = "decisions.jsonl"
@@ -177,6 +185,12 @@ class DecisionJournal:
         self.session: dict[int, float] = {}  # seq -> time of this session's decisions, net of undo
         self._parsed: list[dict] | None = None  # entries read by `prepare`, not yet applied
         self._folding = threading.Lock()  # one fold at a time: in a keypress, beside the review, on close
+        # Where the line of a candidate decided by a keypress is (a decide entry's "at"): a second
+        # opinion reads just those lines (docs/ARCHITECTURE.md, "Scale"). Hints, checked where
+        # used: the snapshot's columns as loaded (turned into a dict only when asked), then the
+        # journal's, newer.
+        self._located_snap: tuple[list, list, list] | None = None
+        self._located: dict[str, tuple[str, int]] = {}
         # The lock every append runs under (the store's mutex): when set, a fold that falls due
         # in a session runs in a thread beside it (`_fold_due`), not inside that keypress.
         self.fold_beside: Any = None
@@ -346,6 +360,7 @@ class DecisionJournal:
                     self.opinions[cid] = {r: st for r, st in by.items() if _state_ok(st)}
         cursor = snap.get("cursor")
         self.cursor = (cursor[0], cursor[1]) if cursor is not None and _at_ok(cursor) else None
+        self._located_snap = located_columns(snap.get("located"))
         self.seq = upto
         return upto
 
@@ -367,6 +382,8 @@ class DecisionJournal:
             if at:
                 self.cursor = (at[0], at[1])
             step = Step.from_entry(entry)
+            if at and op == "decide" and len(step.ids) == 1:
+                self._located[step.ids[0]] = (at[0], at[1])
             state = {
                 "status": step.status,
                 "reason": step.reason,
@@ -561,14 +578,20 @@ class DecisionJournal:
 
     def _image(self) -> dict:
         # Copies of what later decisions change in place (the dicts); a state dict and a step
-        # are never changed once made, so they are shared.
+        # are never changed once made, so they are shared. The locations are merged later, by
+        # encode_snapshot, outside the mutex: the snapshot's columns never change.
         return {
             "seq": self.seq,
             "states": dict(self.states),
             "opinions": {cid: dict(by) for cid, by in self.opinions.items()},
             "undo": self.undo_stack[-UNDO_KEEP:],
             "cursor": list(self.cursor) if self.cursor else None,
+            "located": (self._located_snap, dict(self._located)),
         }
+
+    def locations(self) -> dict[str, tuple[str, int]]:
+        """cid -> (shard name, offset) of the line a keypress decision on it was made on."""
+        return merge_locations(self._located_snap, self._located)
 
     def _fold(self, image: dict, beside: tuple[Any, int] | None) -> None:
         """Write the image as the snapshot, then restart the journal with what came after it."""
@@ -613,6 +636,11 @@ class DecisionJournal:
         for cid in ids:
             self.states.pop(cid, None)
             self.opinions.pop(cid, None)
+            self._located.pop(cid, None)  # the snapshot's go with the fold below
+        if self._located_snap is not None:
+            self._located_snap = location_columns(
+                {k: v for k, v in merge_locations(self._located_snap, {}).items() if k not in ids}
+            )
         self.undo_stack = [s for s in self.undo_stack if not ids.intersection(s.ids)]
         self.compact()
 

@@ -21,7 +21,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -195,6 +195,61 @@ class ShardLog:
         finally:
             if gc_was:
                 gc.enable()
+
+    def read_lines(self, places: Iterable[tuple[str, int]]) -> int:
+        """Ingest the group lines that start at these (shard name, offset) places, before the
+        scan (a second opinion's decided candidates, where the journal says their lines are).
+        A place that is not the start of a whole line of a shard is skipped: they are hints.
+        Returns how many candidates came in."""
+        gc_was = gc.isenabled()
+        gc.disable()
+        try:
+            with self._scan_lock:
+                self.scan_started = True
+                self._read_checks()
+                paths = {p.name: p for p in self._register_shards()}
+                added = 0
+                by_shard: dict[str, list[int]] = {}
+                for name, offset in places:
+                    if name in paths and offset >= 0:
+                        by_shard.setdefault(name, []).append(offset)
+                for name in sorted(by_shard):  # in file order, as the scan would ingest them
+                    added += self._read_lines_of(paths[name], sorted(set(by_shard[name])))
+                return added
+        finally:
+            if gc_was:
+                gc.enable()
+
+    def _read_lines_of(self, path: Path, offsets: list[int]) -> int:
+        shard, parsed = self._shard_idx[path.name], []
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return 0
+        try:
+            for offset in offsets:
+                data = os.pread(fd, 1 << 16, offset - 1 if offset else 0)
+                if offset and data[:1] != b"\n":
+                    continue  # not a line's start
+                data = data[1:] if offset else data
+                while b"\n" not in data:
+                    more = os.pread(fd, max(len(data), 1 << 16), offset + len(data))
+                    if not more:
+                        break  # a line not written whole yet: the scan's
+                    data += more
+                nl = data.find(b"\n")
+                if nl < 0:
+                    continue
+                cut = data.find(_CANDIDATES_MARK, 0, nl)
+                item = self._parse_line(data, 0, nl, cut, offset, shard, path, report=False)
+                if item is not None:
+                    parsed.append(item)
+        finally:
+            os.close(fd)
+        if not parsed:
+            return 0
+        with self.mutex:
+            return self._ingest(parsed, path)
 
     def _read_groups_of(self, path: Path, keys: set[bytes], names: set[str], chunk: int) -> int:
         shard, added, start = self._shard_idx[path.name], 0, 0

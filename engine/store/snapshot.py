@@ -2,7 +2,9 @@
 
     decisions.snapshot.json    {"version": 2, "upto_seq", "written", "states": {"ids": [...],
                                "status": [...], ...one column per state field}, "opinions",
-                               "undo": [the last undoable steps], "cursor"}
+                               "undo": [the last undoable steps], "cursor",
+                               "located": {"ids", "shard", "offset"} (optional: where the line
+                               of a candidate decided by a keypress is; older readers ignore it)}
 
 The states are columns, not one object per candidate: they load far faster, and they are
 loaded before the first card shows (docs/ARCHITECTURE.md, "Scale").
@@ -75,5 +77,36 @@ def encode_snapshot(image: dict) -> bytes:
     for name in STATE_FIELDS:
         parts += [b',"' + name.encode() + b'":', dumps_list([st.get(name) for st in states])]
     parts += [b'},"opinions":', dumps(image["opinions"]), b',"undo":', dumps([s.to_json() for s in image["undo"]])]
-    parts += [b',"cursor":', dumps(image["cursor"]), b"}"]
+    parts += [b',"cursor":', dumps(image["cursor"])]
+    located = image.get("located")
+    if located is not None:
+        ids, shards, offsets = location_columns(merge_locations(*located))
+        parts += [b',"located":{"ids":', dumps_list(ids), b',"shard":', dumps_list(shards)]
+        parts += [b',"offset":', dumps_list(offsets), b"}"]
+    parts.append(b"}")
     return b"".join(parts)
+
+
+def located_columns(raw: Any) -> tuple[list, list, list] | None:
+    """The snapshot's `located` columns (cid, shard name, line offset), or None when absent or
+    not of those types (they are only hints: nothing is reported)."""
+    if not isinstance(raw, dict):
+        return None
+    ids, shards, offsets = raw.get("ids"), raw.get("shard"), raw.get("offset")
+    if not (isinstance(ids, list) and isinstance(shards, list) and isinstance(offsets, list)):
+        return None
+    if not (len(ids) == len(shards) == len(offsets)):
+        return None
+    if not (set(map(type, ids)) <= _STR and set(map(type, shards)) <= _STR and set(map(type, offsets)) <= {int}):
+        return None
+    return ids, shards, offsets
+
+
+def merge_locations(snap: tuple[list, list, list] | None, newer: dict) -> dict[str, tuple[str, int]]:
+    out = dict(zip(snap[0], zip(snap[1], snap[2]))) if snap is not None else {}
+    out.update(newer)
+    return out
+
+
+def location_columns(located: dict[str, tuple[str, int]]) -> tuple[list, list, list]:
+    return list(located), [v[0] for v in located.values()], [v[1] for v in located.values()]
