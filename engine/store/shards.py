@@ -22,6 +22,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -181,17 +182,24 @@ class ShardLog:
         that follows still reads every line and skips the groups already in; until then the
         store holds only these (`load`, `counts` included). An unreadable line is reported by
         the scan alone. Returns how many candidates came in."""
+        with self._before_scan():
+            added = 0
+            wanted = {k.encode("utf-8", "surrogatepass") for k in keys}
+            for path in self._register_shards():
+                added += self._read_groups_of(path, wanted, keys, chunk)
+            return added
+
+    @contextmanager
+    def _before_scan(self) -> Iterator[None]:
+        """What a read ahead of the scan runs under: the scan's lock, the collector off (it
+        makes many objects and no cycle, as the scan does), the late checks read first."""
         gc_was = gc.isenabled()
         gc.disable()
         try:
             with self._scan_lock:
                 self.scan_started = True
                 self._read_checks()
-                added = 0
-                wanted = {k.encode("utf-8", "surrogatepass") for k in keys}
-                for path in self._register_shards():
-                    added += self._read_groups_of(path, wanted, keys, chunk)
-                return added
+                yield
         finally:
             if gc_was:
                 gc.enable()
@@ -201,24 +209,16 @@ class ShardLog:
         scan (a second opinion's decided candidates, where the journal says their lines are).
         A place that is not the start of a whole line of a shard is skipped: they are hints.
         Returns how many candidates came in."""
-        gc_was = gc.isenabled()
-        gc.disable()
-        try:
-            with self._scan_lock:
-                self.scan_started = True
-                self._read_checks()
-                paths = {p.name: p for p in self._register_shards()}
-                added = 0
-                by_shard: dict[str, list[int]] = {}
-                for name, offset in places:
-                    if name in paths and offset >= 0:
-                        by_shard.setdefault(name, []).append(offset)
-                for name in sorted(by_shard):  # in file order, as the scan would ingest them
-                    added += self._read_lines_of(paths[name], sorted(set(by_shard[name])))
-                return added
-        finally:
-            if gc_was:
-                gc.enable()
+        with self._before_scan():
+            paths = {p.name: p for p in self._register_shards()}
+            added = 0
+            by_shard: dict[str, list[int]] = {}
+            for name, offset in places:
+                if name in paths and offset >= 0:
+                    by_shard.setdefault(name, []).append(offset)
+            for name in sorted(by_shard):  # in file order, as the scan would ingest them
+                added += self._read_lines_of(paths[name], sorted(set(by_shard[name])))
+            return added
 
     def _read_lines_of(self, path: Path, offsets: list[int]) -> int:
         shard, parsed = self._shard_idx[path.name], []
