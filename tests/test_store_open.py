@@ -391,7 +391,7 @@ def test_the_snapshot_encodes_long_columns_in_pieces_to_the_same_bytes(n):
 def test_a_second_opinion_reads_the_lines_the_journal_located_even_after_a_fold(ws, monkeypatch):
     """Keypress decisions name their line (kept in the snapshot by a fold): only those lines are
     read, no walk over the store; a place that is stale or not a line's start is only a hint."""
-    from engine.store import shards
+    from engine.store import early
 
     ids = _decided_by_ann(ws)
     s = CandidateStore(ws, reviewer="ann")
@@ -404,10 +404,8 @@ def test_a_second_opinion_reads_the_lines_the_journal_located_even_after_a_fold(
     full = CandidateStore(ws, reviewer="bob").load()
     expected = {r.id for r in full.second_opinion_queue("bob")}
     walked = []
-    real = shards.ShardLog.read_groups
-    monkeypatch.setattr(
-        shards.ShardLog, "read_groups", lambda self, keys, *a: walked.append(keys) or real(self, keys, *a)
-    )
+    real = early.read_groups
+    monkeypatch.setattr(early, "read_groups", lambda log, keys, *a: walked.append(keys) or real(log, keys, *a))
     s = CandidateStore(ws, reviewer="bob")
     assert s.read_second_opinion_groups("bob") is True
     located_keys = {cid.rpartition("#")[0] for cid in snap["located"]["ids"]}

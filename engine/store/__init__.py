@@ -1,10 +1,11 @@
 """The candidate store: generated questions and the review decisions on them, crash-safe (docs/ARCHITECTURE.md, "Store").
 
-Three parts behind the `CandidateStore` facade:
+The parts behind the `CandidateStore` facade:
 
 - `shards.ShardLog`: the generated groups, one line each (the only add path), per variant;
 - `journal.DecisionJournal`: the review decisions (replay, undo, compaction, second opinions);
-- `filters.Filter`: what a queue, a bulk rule or an export selects.
+- `filters.Filter`: what a queue, a bulk rule or an export selects;
+- `early`: the few group lines a second opinion needs, read ahead of the scan.
 
 Why not TinyDB: its JSONStorage rewrites the whole file on every write (about 0.5 s per
 keypress at 100k candidates) and a kill during the rewrite tears the only copy. Here every
@@ -39,6 +40,7 @@ from engine.candidate import (
     Candidate,
 )
 from engine.errors import ConfigError
+from engine.store import early
 from engine.store.filters import OPEN, REVIEWED, STATUSES, Filter
 from engine.store.journal import JOURNAL, REVIEW_LOCK, SNAPSHOT, DecisionJournal, Step, count_statuses
 from engine.store.rows import GroupResult, Row, encode_group_line
@@ -460,10 +462,10 @@ class CandidateStore:
             # Where the journal says a decided candidate's line is, that line alone; the lines
             # of the others (bulk steps, older snapshots, stale places) by their group keys.
             located = self.journal.locations()
-            self.log.read_lines({located[cid] for cid in wanted if cid in located})
+            early.read_lines(self.log, {located[cid] for cid in wanted if cid in located})
             missing = [cid for cid in wanted if cid not in self.log.by_id]
             if missing:
-                self.log.read_groups({cid.rpartition("#")[0] for cid in missing})
+                early.read_groups(self.log, {cid.rpartition("#")[0] for cid in missing})
         if all(cid in self.log.by_id for cid in wanted):
             return True
         self.scan()

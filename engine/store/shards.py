@@ -21,8 +21,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,9 +50,6 @@ GENERATION_LOCK = "candidates"
 MAX_PROBLEMS = 50  # lines kept for the UI; the count goes on
 
 _CANDIDATES_MARK = b', "candidates": '
-# A line's start as encode_group_line writes it: its group key first, whose bytes (for a key
-# without a character JSON escapes) are the key's UTF-8 up to the next quote.
-_HEAD = b'{"group_key": "'
 
 
 class ShardLog:
@@ -173,119 +169,6 @@ class ShardLog:
                 self._shards.append(path)
                 self._shard_ends[path.name] = 0
         return paths
-
-    def read_groups(self, keys: set[str], chunk: int = 16 << 20) -> int:
-        """Ingest only the lines of these group keys (of any variant), in file order, before
-        the scan: a line's key is read from its first bytes, and only the lines asked for are
-        decoded (a second opinion's few thousand groups out of a million candidates), with any
-        line not in `encode_group_line`'s form (its head is decoded to tell its key). The scan
-        that follows still reads every line and skips the groups already in; until then the
-        store holds only these (`load`, `counts` included). An unreadable line is reported by
-        the scan alone. Returns how many candidates came in."""
-        with self._before_scan():
-            added = 0
-            wanted = {k.encode("utf-8", "surrogatepass") for k in keys}
-            for path in self._register_shards():
-                added += self._read_groups_of(path, wanted, keys, chunk)
-            return added
-
-    @contextmanager
-    def _before_scan(self) -> Iterator[None]:
-        """What a read ahead of the scan runs under: the scan's lock, the collector off (it
-        makes many objects and no cycle, as the scan does), the late checks read first."""
-        gc_was = gc.isenabled()
-        gc.disable()
-        try:
-            with self._scan_lock:
-                self.scan_started = True
-                self._read_checks()
-                yield
-        finally:
-            if gc_was:
-                gc.enable()
-
-    def read_lines(self, places: Iterable[tuple[str, int]]) -> int:
-        """Ingest the group lines that start at these (shard name, offset) places, before the
-        scan (a second opinion's decided candidates, where the journal says their lines are).
-        A place that is not the start of a whole line of a shard is skipped: they are hints.
-        Returns how many candidates came in."""
-        with self._before_scan():
-            paths = {p.name: p for p in self._register_shards()}
-            added = 0
-            by_shard: dict[str, list[int]] = {}
-            for name, offset in places:
-                if name in paths and offset >= 0:
-                    by_shard.setdefault(name, []).append(offset)
-            for name in sorted(by_shard):  # in file order, as the scan would ingest them
-                added += self._read_lines_of(paths[name], sorted(set(by_shard[name])))
-            return added
-
-    def _read_lines_of(self, path: Path, offsets: list[int]) -> int:
-        shard, parsed = self._shard_idx[path.name], []
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except OSError:
-            return 0
-        try:
-            for offset in offsets:
-                data = os.pread(fd, 1 << 16, offset - 1 if offset else 0)
-                if offset and data[:1] != b"\n":
-                    continue  # not a line's start
-                data = data[1:] if offset else data
-                while b"\n" not in data:
-                    more = os.pread(fd, max(len(data), 1 << 16), offset + len(data))
-                    if not more:
-                        break  # a line not written whole yet: the scan's
-                    data += more
-                nl = data.find(b"\n")
-                if nl < 0:
-                    continue
-                cut = data.find(_CANDIDATES_MARK, 0, nl)
-                item = self._parse_line(data, 0, nl, cut, offset, shard, path, report=False)
-                if item is not None:
-                    parsed.append(item)
-        finally:
-            os.close(fd)
-        if not parsed:
-            return 0
-        with self.mutex:
-            return self._ingest(parsed, path)
-
-    def _read_groups_of(self, path: Path, keys: set[bytes], names: set[str], chunk: int) -> int:
-        shard, added, start = self._shard_idx[path.name], 0, 0
-        try:
-            f = open(path, "rb")
-        except FileNotFoundError:
-            return 0
-        with f:
-            while True:
-                f.seek(start)
-                data = f.read(chunk)
-                end = data.rfind(b"\n") + 1
-                if end == 0 and len(data) == chunk:
-                    data += f.readline()  # one line longer than the chunk
-                    end = data.rfind(b"\n") + 1
-                if end == 0:
-                    return added  # the rest is a line not written whole yet: the scan's
-                parsed = []
-                find, pos = data.find, 0
-                while pos < end:  # pos: a line's start (lines are JSON: no raw newline inside)
-                    nl = find(b"\n", pos, end)  # memchr: the line's bytes are skipped in C
-                    a = pos + len(_HEAD)
-                    b = find(b'"', a, nl) if data.startswith(_HEAD, pos) else -1
-                    plain = b >= 0 and find(b"\\", a, b) < 0
-                    if not plain or data[a:b] in keys:
-                        # A line not in encode_group_line's form may be the first of a wanted
-                        # group (the first stored wins): its head is decoded to tell.
-                        cut = find(_CANDIDATES_MARK, pos, nl)
-                        item = self._parse_line(data, pos, nl, cut, start, shard, path, report=False)
-                        if item is not None and (plain or item[0] in names):
-                            parsed.append(item)
-                    pos = nl + 1
-                if parsed:
-                    with self.mutex:
-                        added += self._ingest(parsed, path)
-                start += end
 
     def _make_plan(self, hint: tuple[str, int] | None) -> list[list]:
         """Segments [path, from, to-or-None(to the end)] to read, in order."""
