@@ -427,3 +427,53 @@ def test_a_second_opinion_reads_the_lines_the_journal_located_even_after_a_fold(
     assert sorted(r.id for r in s.rows) == sorted(ids) and s.problems == []
     s.close()
     full.close()
+
+
+def test_places_that_are_no_places_are_ignored_and_a_deleted_variant_forgets_them(ws):
+    """Offsets past any file (hand-edited, in the snapshot or a journal line) never stop a
+    second opinion from opening; deleting a variant rewrites the shards, so every place goes."""
+    from engine.store.snapshot import located_columns
+
+    assert located_columns({"shards": ["a"], "ids": ["x"], "shard": [0], "offset": [1 << 63]}) is None
+    assert located_columns({"shards": ["a"], "ids": ["x"], "shard": [1], "offset": [5]}) is None
+    assert located_columns({"shards": ["a"], "ids": ["x"], "shard": [True], "offset": [5]}) is None
+    assert located_columns({"shards": ["a"], "ids": ["x"], "shard": [0], "offset": [5]}) is not None
+    ids = _decided_by_ann(ws)
+    shard = sorted(ws.candidates_dir.glob("groups-*.jsonl"))[0].name
+    with open(ws.candidates_dir / "decisions.jsonl", "a") as f:
+        for i, off in enumerate([1 << 63, (1 << 64) - 1, -5]):
+            entry = {"seq": 10_000 + i, "op": "decide", "ids": [ids[i]], "status": "accepted", "reviewer": "ann"}
+            f.write(json.dumps({**entry, "t": 1.0, "at": [shard, off]}) + "\n")
+    s = CandidateStore(ws, reviewer="bob")
+    assert s.read_second_opinion_groups("bob") is True
+    assert set(ids[:3]) <= {r.id for r in s.second_opinion_queue("bob")}
+    s.close()
+    s = CandidateStore(ws, reviewer="ann").load()
+    assert s.journal.locations()
+    s.begin_review()
+    s.journal.forget(set(ids[:1]))
+    assert s.journal.locations() == {}
+    s.close()
+
+
+def test_a_fold_beside_that_dies_of_anything_is_said_and_backs_off(ws, monkeypatch):
+    monkeypatch.setattr(journal_mod, "COMPACT_EVERY", 20)
+    s = CandidateStore(ws)
+    ids = populate(s, 40)
+    s.begin_review()
+    tried = []
+
+    def dies(image):
+        tried.append(s.journal.entries)
+        raise MemoryError("no room for the snapshot")
+
+    monkeypatch.setattr(journal_mod, "encode_snapshot", dies)
+    for cid in ids[:25]:
+        s.decide(cid, "accept")
+        s.journal.join_fold()
+    assert tried == [20, 22, 24]  # not one per keypress
+    assert s.take_fold_problem() and s.take_fold_problem() is None
+    assert sum("not folded" in p for p in s.problems) == 1
+    monkeypatch.undo()
+    s.close()
+    assert CandidateStore(ws).load().counts()["accepted"] == 25

@@ -629,3 +629,30 @@ async def test_a_filter_set_during_a_second_opinion_takes_the_rows_read_after_it
             if not screen.reading:
                 break
         assert len(screen.queue) == len(ids) - 3
+
+
+async def test_a_fold_that_fails_beside_the_session_is_said_once_on_the_next_key(ws, monkeypatch):
+    """The fold every 10,000 decisions runs beside the session: a full disk there is shown on
+    the keypress after it, once (reviewer's find: it went only to the store's problem list)."""
+    import engine.store.journal as journal_mod
+
+    monkeypatch.setattr(journal_mod, "COMPACT_EVERY", 5)
+    real = journal_mod.atomic_write_bytes
+
+    def full_disk(path, data):
+        if path.name == "decisions.snapshot.json":
+            raise OSError(28, "No space left on device")
+        real(path, data)
+
+    app = make_app(ws)
+    async with app.run_test(size=(160, 50), notifications=True) as pilot:
+        screen = await opened(pilot)
+        while screen.reading:
+            await pilot.pause(0.02)
+        monkeypatch.setattr(journal_mod, "atomic_write_bytes", full_disk)
+        for _ in range(8):
+            await pilot.press("a")
+            screen.store.journal.join_fold(5)
+        said = [str(n.message) for n in app._notifications]
+        assert sum("not folded" in m for m in said) == 1
+    assert on_disk(ws).counts()["accepted"] == 8  # every decision is in the journal

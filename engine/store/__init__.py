@@ -362,6 +362,11 @@ class CandidateStore:
         """Fold the journal into the snapshot and start an empty journal. Needs the review lock."""
         self.journal.compact()
 
+    def take_fold_problem(self) -> str | None:
+        """Why a fold beside the session failed, once (the journal still holds every decision)."""
+        problem, self.journal.fold_problem = self.journal.fold_problem, None
+        return problem
+
     def compact_if_due(self) -> bool:
         """Fold a long journal into the snapshot while the review goes on (from a worker thread).
 

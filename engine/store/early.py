@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engine.store.shards import _CANDIDATES_MARK
+from engine.store.snapshot import MAX_OFFSET
 
 if TYPE_CHECKING:
     from engine.store.shards import ShardLog
@@ -68,7 +69,7 @@ def read_lines(log: ShardLog, places: Iterable[tuple[str, int]]) -> int:
         added = 0
         by_shard: dict[str, list[int]] = {}
         for name, offset in places:
-            if name in paths and offset >= 0:
+            if name in paths and 0 <= offset < MAX_OFFSET:
                 by_shard.setdefault(name, []).append(offset)
         for name in sorted(by_shard):  # in file order, as the scan would ingest them
             added += _read_lines_of(log, paths[name], sorted(set(by_shard[name])))
@@ -83,18 +84,10 @@ def _read_lines_of(log: ShardLog, path: Path, offsets: list[int]) -> int:
         return 0
     try:
         for offset in offsets:
-            data = os.pread(fd, 1 << 16, offset - 1 if offset else 0)
-            if offset and data[:1] != b"\n":
-                continue  # not a line's start
-            data = data[1:] if offset else data
-            while b"\n" not in data:
-                more = os.pread(fd, max(len(data), 1 << 16), offset + len(data))
-                if not more:
-                    break  # a line not written whole yet: the scan's
-                data += more
-            nl = data.find(b"\n")
-            if nl < 0:
+            data = _line_at(fd, offset)
+            if data is None:
                 continue
+            nl = len(data) - 1
             cut = data.find(_CANDIDATES_MARK, 0, nl)
             item = log._parse_line(data, 0, nl, cut, offset, shard, path, report=False)
             if item is not None:
@@ -105,6 +98,24 @@ def _read_lines_of(log: ShardLog, path: Path, offsets: list[int]) -> int:
         return 0
     with log.mutex:
         return log._ingest(parsed, path)
+
+
+def _line_at(fd: int, offset: int) -> bytes | None:
+    """The whole line (with its newline) that starts at `offset`, or None: not a line's start,
+    not written whole yet, or not readable."""
+    try:
+        data = os.pread(fd, 1 << 16, offset - 1 if offset else 0)
+        if offset and data[:1] != b"\n":
+            return None
+        data = data[1:] if offset else data
+        while b"\n" not in data:
+            more = os.pread(fd, max(len(data), 1 << 16), offset + len(data))
+            if not more:
+                return None
+            data += more
+    except OSError:
+        return None
+    return data[: data.index(b"\n") + 1]
 
 
 def _read_groups_of(log: ShardLog, path: Path, keys: set[bytes], names: set[str], chunk: int) -> int:

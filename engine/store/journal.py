@@ -30,11 +30,11 @@ from engine.errors import WorkspaceError
 from engine.store.filters import STATUSES
 from engine.store.lines import append_durably, cut_torn_tail, loads, open_append, read_complete_lines
 from engine.store.snapshot import (
+    MAX_OFFSET,
     STATE_FIELDS,
     columns_ok,
     encode_snapshot,
     located_columns,
-    location_columns,
     merge_locations,
     state_dicts,
 )
@@ -189,13 +189,14 @@ class DecisionJournal:
         # opinion reads just those lines (docs/ARCHITECTURE.md, "Scale"). Hints, checked where
         # used: the snapshot's columns as loaded (turned into a dict only when asked), then the
         # journal's, newer.
-        self._located_snap: tuple[list, list, list] | None = None
+        self._located_snap: tuple[list, list, list, list] | None = None
         self._located: dict[str, tuple[str, int]] = {}
         # The lock every append runs under (the store's mutex): when set, a fold that falls due
         # in a session runs in a thread beside it (`_fold_due`), not inside that keypress.
         self.fold_beside: Any = None
         self._fold_thread: threading.Thread | None = None
         self._fold_failed_at = -1  # `entries` when a fold beside failed (a full disk): retried later
+        self.fold_problem: str | None = None  # that failure, for the screen to say once (then None)
 
     # replay ----------------------------------------------------------------------------------
     @property
@@ -382,7 +383,7 @@ class DecisionJournal:
             if at:
                 self.cursor = (at[0], at[1])
             step = Step.from_entry(entry)
-            if at and op == "decide" and len(step.ids) == 1:
+            if at and op == "decide" and len(step.ids) == 1 and type(at[1]) is int and 0 <= at[1] < MAX_OFFSET:
                 self._located[step.ids[0]] = (at[0], at[1])
             state = {
                 "status": step.status,
@@ -532,10 +533,10 @@ class DecisionJournal:
     def _fold_in_thread(self) -> None:
         try:
             self.compact_if_due(self.fold_beside)
-            self._fold_failed_at = -1
-        except (OSError, WorkspaceError) as exc:  # the journal still holds every decision
+        except Exception as exc:  # a full disk, or anything: the journal still holds every decision
             if self._fold_failed_at < 0:  # said once until a fold succeeds
                 self.problem(f"{SNAPSHOT}: decisions not folded yet ({exc}); the journal keeps them all")
+                self.fold_problem = f"decisions not folded yet ({exc}); the journal keeps them all"
             self._fold_failed_at = self.entries
 
     def join_fold(self, timeout: float | None = None) -> None:
@@ -604,6 +605,7 @@ class DecisionJournal:
                 pass
             self._snapshot_damaged = False
         atomic_write_bytes(self.dir / SNAPSHOT, encode_snapshot(image))
+        self._fold_failed_at = -1  # whoever folded: a failure before is over
         # A kill here leaves the old journal beside the new snapshot: seq numbers skip it.
         if beside is None:
             self._restart(b"", image["undo"])
@@ -636,11 +638,8 @@ class DecisionJournal:
         for cid in ids:
             self.states.pop(cid, None)
             self.opinions.pop(cid, None)
-            self._located.pop(cid, None)  # the snapshot's go with the fold below
-        if self._located_snap is not None:
-            self._located_snap = location_columns(
-                {k: v for k, v in merge_locations(self._located_snap, {}).items() if k not in ids}
-            )
+        # A variant's deletion rewrites the shards: every line may have moved.
+        self._located_snap, self._located = None, {}
         self.undo_stack = [s for s in self.undo_stack if not ids.intersection(s.ids)]
         self.compact()
 

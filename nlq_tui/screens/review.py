@@ -260,8 +260,7 @@ class ReviewScreen(Screen):
 
     # queue -----------------------------------------------------------------------------------
     def _set_queue(self, queue: list[Row]) -> None:
-        self.queue = queue
-        self.queue_pos = {r.id: i for i, r in enumerate(queue)}
+        self.queue, self.queue_pos = queue, {r.id: i for i, r in enumerate(queue)}
 
     def _predicate(self):
         pred = self.filter.predicate(self.store)
@@ -303,12 +302,13 @@ class ReviewScreen(Screen):
             self.first_shown_at = time.perf_counter()
 
     def _after_decision(self) -> None:
-        if self.revisit and self.current is not None:
-            # Back to where the queue was, not past the revisited one.
+        if self.revisit and self.current is not None:  # back to where the queue was, not past it
             self.revisit = False
             self._show_next(self.pos)
         else:
             self._show_next(self.pos + 1)
+        if problem := self.store.take_fold_problem():  # a fold beside the session failed
+            notify(self, problem, title="Review", severity="warning", timeout=10)
 
     # rendering -------------------------------------------------------------------------------
     def _put(self, selector: str, content) -> None:
