@@ -172,7 +172,7 @@ def child_baseline(root: Path) -> dict:
     }
 
 
-def child_cold(root: Path) -> dict:
+def child_cold(root: Path, secret_names: list[str] | None = None) -> dict:
     from engine.ego4d import load_index, parallel
     from engine.windows import WindowParams, compute
 
@@ -186,7 +186,9 @@ def child_cold(root: Path) -> dict:
 
     parallel.start = counted
     t0 = time.perf_counter()
-    index = load_index(root)  # $NLQ_TUI_CACHE is empty: builds the index and writes the cache
+    # $NLQ_TUI_CACHE is empty: builds the index and writes the cache. secret_names: as the TUI
+    # passes them (its key variables), which lets a threaded process use the helper process.
+    index = load_index(root, secret_names=secret_names)
     t_open = time.perf_counter()
     res = compute(index, WindowParams(K, ALPHA, MIN_WINDOW, 1))
     t_end = time.perf_counter()
@@ -215,7 +217,7 @@ def child_cold_thread(root: Path) -> dict:
     got: dict = {}
 
     def run() -> None:
-        got.update(child_cold(root))
+        got.update(child_cold(root, secret_names=[]))  # as nlq_tui/context.py calls it
 
     t = threading.Thread(target=run)
     t.start()
