@@ -318,11 +318,17 @@ def test_a_second_opinion_on_ids_of_another_form_decided_in_bulk_reads_the_whole
     s.close()
 
 
-def test_a_fold_due_in_a_session_runs_beside_it_and_the_keypress_waits_for_nothing(ws, monkeypatch):
-    monkeypatch.setattr(journal_mod, "COMPACT_EVERY", 10)
+def _in_review(ws, monkeypatch, every: int):
+    """A store of 40 candidates open for review, a fold due every `every` journal entries."""
+    monkeypatch.setattr(journal_mod, "COMPACT_EVERY", every)
     s = CandidateStore(ws)
     ids = populate(s, 40)
     s.begin_review()
+    return s, ids
+
+
+def test_a_fold_due_in_a_session_runs_beside_it_and_the_keypress_waits_for_nothing(ws, monkeypatch):
+    s, ids = _in_review(ws, monkeypatch, every=10)
     real, release, entered = journal_mod.encode_snapshot, threading.Event(), threading.Event()
 
     def slow_encode(image):  # a fold that takes as long as the test wants
@@ -348,10 +354,7 @@ def test_a_fold_due_in_a_session_runs_beside_it_and_the_keypress_waits_for_nothi
 
 
 def test_a_fold_beside_that_fails_loses_nothing_says_so_once_and_is_tried_again_later(ws, monkeypatch):
-    monkeypatch.setattr(journal_mod, "COMPACT_EVERY", 20)  # tried again every 2 entries
-    s = CandidateStore(ws)
-    ids = populate(s, 40)
-    s.begin_review()
+    s, ids = _in_review(ws, monkeypatch, every=20)  # tried again every 2 entries
     real = journal_mod.atomic_write_bytes
     full = [True]
 
@@ -457,10 +460,7 @@ def test_places_that_are_no_places_are_ignored_and_a_deleted_variant_forgets_the
 
 
 def test_a_fold_beside_that_dies_of_anything_is_said_and_backs_off(ws, monkeypatch):
-    monkeypatch.setattr(journal_mod, "COMPACT_EVERY", 20)
-    s = CandidateStore(ws)
-    ids = populate(s, 40)
-    s.begin_review()
+    s, ids = _in_review(ws, monkeypatch, every=20)
     tried = []
 
     def dies(image):
