@@ -114,13 +114,12 @@ class Columns:
             return videos
 
 
-def _utf8(strings: list[str], joined: str | None = None) -> tuple[bytes, np.ndarray]:
+def _utf8(strings: list[str]) -> tuple[bytes, np.ndarray]:
     """Strings as one UTF-8 blob and the byte length of each (lone surrogates raise
     UnicodeEncodeError, a string that is not one TypeError). A string's bytes are its
     characters plus, per character of 2-4 bytes, the bytes after the first: counted from the
     blob's lead bytes (>= 0xC0)."""
-    if joined is None:
-        joined = "".join(strings)
+    joined = "".join(strings)
     blob = joined.encode("utf-8")
     lens = np.fromiter(map(len, strings), dtype=np.int32, count=len(strings))
     if len(blob) != len(joined):

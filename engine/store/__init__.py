@@ -453,16 +453,11 @@ class CandidateStore:
         """Before the scan: read just the groups of the candidates a second opinion can be asked
         on (decided by another reviewer, not yet by `reviewer`), so that `second_opinion_queue`
         is whole before the rest of the store is read (docs/ARCHITECTURE.md, "Scale"): the
-        lines the journal located, then the others' by their group keys. False (and the whole store read) when one of those candidates
-        was not found that way: an id not of the form `<group_key>#<n>`, a line written some
-        other way, a candidate no longer stored; the queue is then drawn as before."""
+        lines the journal located, then the others' by their group keys. False (and the whole
+        store read) when one of those candidates was not found that way: an id not of the form
+        `<group_key>#<n>`, a candidate no longer stored; the queue is then drawn as before."""
         self.load_decisions()
-        states, opinions = self.journal.states, self.journal.opinions
-        wanted = [
-            cid
-            for cid, st in states.items()
-            if st["status"] in REVIEWED and st.get("reviewer") != reviewer and reviewer not in opinions.get(cid, {})
-        ]
+        wanted = [cid for cid, st in self.journal.states.items() if self._open_to_second(cid, st, reviewer)]
         if not self.log.scanned and not self.log.scan_started:
             # Where the journal says a decided candidate's line is, that line alone; the lines
             # of the others (bulk steps, older snapshots, stale places) by their group keys.
@@ -480,17 +475,19 @@ class CandidateStore:
         """A random, blind sample order of candidates another reviewer decided and `reviewer` has not."""
         self.load()
         flt = flt or Filter(status="all")
-        states, opinions = self.journal.states, self.journal.opinions
-        rows = [
-            r
-            for r in flt.select(self.log.rows, states)
-            if (st := states.get(r.id)) is not None
-            and st["status"] in REVIEWED
-            and st.get("reviewer") != reviewer
-            and reviewer not in opinions.get(r.id, {})
-        ]
+        states = self.journal.states
+        rows = [r for r in flt.select(self.log.rows, states) if self._open_to_second(r.id, states.get(r.id), reviewer)]
         random.Random(seed).shuffle(rows)
         return rows
+
+    def _open_to_second(self, cid: str, st: dict | None, reviewer: str) -> bool:
+        """Whether `reviewer` may give a second opinion on it: decided by another, not by them yet."""
+        return (
+            st is not None
+            and st["status"] in REVIEWED
+            and st.get("reviewer") != reviewer
+            and reviewer not in self.journal.opinions.get(cid, {})
+        )
 
     def close(self) -> None:
         self.journal.close()

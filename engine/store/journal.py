@@ -535,8 +535,8 @@ class DecisionJournal:
             self.compact_if_due(self.fold_beside)
         except Exception as exc:  # a full disk, or anything: the journal still holds every decision
             if self._fold_failed_at < 0:  # said once until a fold succeeds
-                self.problem(f"{SNAPSHOT}: decisions not folded yet ({exc}); the journal keeps them all")
                 self.fold_problem = f"decisions not folded yet ({exc}); the journal keeps them all"
+                self.problem(f"{SNAPSHOT}: {self.fold_problem}")
             self._fold_failed_at = self.entries
 
     def join_fold(self, timeout: float | None = None) -> None:

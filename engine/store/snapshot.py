@@ -3,8 +3,9 @@
     decisions.snapshot.json    {"version": 2, "upto_seq", "written", "states": {"ids": [...],
                                "status": [...], ...one column per state field}, "opinions",
                                "undo": [the last undoable steps], "cursor",
-                               "located": {"ids", "shard", "offset"} (optional: where the line
-                               of a candidate decided by a keypress is; older readers ignore it)}
+                               "located": {"shards": [names], "ids", "shard" (an index into
+                               shards), "offset"} (optional: where the line of a candidate
+                               decided by a keypress is; older readers ignore it)}
 
 The states are columns, not one object per candidate: they load far faster, and they are
 loaded before the first card shows (docs/ARCHITECTURE.md, "Scale").
@@ -80,7 +81,8 @@ def encode_snapshot(image: dict) -> bytes:
     parts += [b',"cursor":', dumps(image["cursor"])]
     located = image.get("located")
     if located is not None:  # the shard names once, then an index per candidate: ~half the bytes
-        ids, places = location_columns(merge_locations(*located))
+        merged = merge_locations(*located)
+        ids, places = list(merged), list(merged.values())
         names = sorted({name for name, _ in places})
         at = {name: i for i, name in enumerate(names)}
         parts += [b',"located":{"shards":', dumps(names), b',"ids":', dumps_list(ids)]
@@ -123,7 +125,3 @@ def merge_locations(snap: tuple[list, list, list, list] | None, newer: dict) -> 
         out = dict(zip(ids, zip(map(names.__getitem__, shards), offsets)))
     out.update(newer)
     return out
-
-
-def location_columns(located: dict[str, tuple[str, int]]) -> tuple[list, list]:
-    return list(located), list(located.values())

@@ -89,7 +89,7 @@ class ReviewScreen(Screen):
         self._recent_key: tuple = ()
         self._filter_text: object = ""
         self.second_opinion = False  # a blind second look at what another reviewer decided
-        self._blind_queue = False  # the queue is the blind sample (drawn once): rows read later stay out
+        self._blind_queue = False  # see _set_queue
         self._gone = False  # unmounted: what the open worker still hands over is dropped
 
     # layout ---------------------------------------------------------------------------------
@@ -206,8 +206,7 @@ class ReviewScreen(Screen):
         self.reading = True
         if self.second_opinion:
             self.filter = Filter(status="all")
-            self._set_queue(store.second_opinion_queue(store.reviewer))
-            self._blind_queue = True
+            self._set_queue(store.second_opinion_queue(store.reviewer), blind=True)
         else:
             self._set_queue(store.select(self.filter))
         self._seen_rows = len(store.rows)
@@ -259,8 +258,9 @@ class ReviewScreen(Screen):
         gc.unfreeze()  # what _take_new_rows froze goes back to the collector with the screen
 
     # queue -----------------------------------------------------------------------------------
-    def _set_queue(self, queue: list[Row]) -> None:
-        self.queue, self.queue_pos = queue, {r.id: i for i, r in enumerate(queue)}
+    def _set_queue(self, queue: list[Row], blind: bool = False) -> None:
+        """blind: the blind sample, drawn once (rows read later stay out); else a filter's queue."""
+        self.queue, self.queue_pos, self._blind_queue = queue, {r.id: i for i, r in enumerate(queue)}, blind
 
     def _predicate(self):
         pred = self.filter.predicate(self.store)
@@ -575,7 +575,6 @@ class ReviewScreen(Screen):
             return
         self.filter = flt
         self._set_queue(queue)
-        self._blind_queue = False  # a filter's queue: rows read later join it as the filter says
         self._seen_rows = seen
         self._show_next(0)
 
@@ -622,7 +621,6 @@ class ReviewScreen(Screen):
         current = self.current
         seen = len(self.store.rows)
         self._set_queue(self.store.select(self.filter, upto=seen))
-        self._blind_queue = False
         self._seen_rows = seen
         if current is not None and self._matches(current) and current.id in self.queue_pos:
             self.pos = self.queue_pos[current.id]
