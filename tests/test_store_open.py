@@ -264,6 +264,27 @@ def test_a_second_opinion_reads_the_decided_groups_first_and_draws_from_them_all
     full.close()
 
 
+def test_a_second_opinion_is_drawn_from_the_decisions_alone_and_its_first_line_read_alone(ws):
+    _decided_by_ann(ws)
+    full = CandidateStore(ws, reviewer="bob").load()
+    expected = [r.id for r in full.second_opinion_queue("bob", seed=3)]
+    full.close()
+    s = CandidateStore(ws, reviewer="bob")
+    draw = s.second_opinion_draw("bob", seed=3)
+    assert s.rows == [] and draw == s.second_opinion_draw("bob", seed=3)  # no line read; one seed, one order
+    assert sorted(draw) == sorted(expected)
+    located = s.journal.locations()
+    first = next(cid for cid in draw if cid in located)  # decided by a keypress: its line is known
+    assert s.read_ahead([first], walk=False) == []
+    assert {r.id.rpartition("#")[0] for r in s.rows} == {first.rpartition("#")[0]}  # that group alone
+    assert s.read_second_opinion_groups("bob", draw) is True
+    queue = s.second_opinion_queue("bob", draw=draw)
+    assert [r.id for r in queue] == expected == draw  # the screen's queue is the draw, in its order
+    s.scan()
+    assert s.read_ahead(draw) == [] and s.read_ahead(["no-such-group#0"], walk=False) == ["no-such-group#0"]
+    s.close()
+
+
 def test_a_second_opinion_finds_keys_json_escapes_and_lines_in_another_form(ws):
     """A group key with characters JSON escapes; a group whose first stored line has its keys
     in another order (the first stored result wins); a damaged later copy of a wanted line,

@@ -12,6 +12,7 @@ from engine.store import CandidateStore
 from engine.workspace import Workspace
 from nlq_tui.app import NLQApp
 from nlq_tui.context import AppContext
+from nlq_tui.screens.review import ReviewScreen
 
 
 @pytest.fixture
@@ -411,6 +412,33 @@ async def test_a_second_opinion_is_blind_random_and_kept_beside_the_first(ws):
     s = on_disk(ws)
     assert s.counts()["rejected"] == 6 and s.counts()["edited"] == 1  # the first decisions stand
     assert {cid for cid, by in s.opinions.items() if by["bob"]["status"] == "accepted"} == set(ids[:7])
+
+
+async def test_a_second_opinion_shows_its_first_card_blind_before_the_queue_is_read(ws, monkeypatch):
+    s = CandidateStore(ws, reviewer="ann")
+    ids = [r.id for r in s.load().rows]
+    for cid in ids[:5]:
+        s.decide(cid, "edit", text="Where did ann leave the cup?")
+    s.close()
+    painted = []
+    real = ReviewScreen._paint_card
+
+    def paint(self, row, c, where, status, state, text, blind):
+        painted.append((row.id, where, blind, text, self.store is None))
+        real(self, row, c, where, status, state, text, blind)
+
+    monkeypatch.setattr(ReviewScreen, "_paint_card", paint)
+    ctx = AppContext(ws, None, "egovlp_fp16", "bob")
+    ctx.second_opinion = True
+    app = NLQApp(ctx, "review", load_on_start=False)
+    async with app.run_test(size=(160, 50)) as pilot:
+        screen = await opened(pilot)
+        early, first = painted[0], painted[1]
+        assert early[1] == "counting the queue…" and early[4] and early[2]  # before the store, blind
+        assert "ann leave" not in early[3] and early[0] == first[0] == screen.queue[0].id
+        assert first[1].startswith("1 of 5")
+        head = str(screen.query_one("#where").render())
+        assert "SECOND OPINION" in head and "EDITED" not in head
 
 
 async def test_recent_decisions_show_the_reject_reason_and_the_rate_is_net_of_undo(ws):

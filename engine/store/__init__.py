@@ -449,36 +449,54 @@ class CandidateStore:
         rows = self.log.rows if upto is None else self.log.rows[:upto]
         return flt.select(rows, self.journal.states)
 
-    def read_second_opinion_groups(self, reviewer: str) -> bool:
-        """Before the scan: read just the groups of the candidates a second opinion can be asked
-        on (decided by another reviewer, not yet by `reviewer`), so that `second_opinion_queue`
-        is whole before the rest of the store is read (docs/ARCHITECTURE.md, "Scale"): the
-        lines the journal located, then the others' by their group keys. False (and the whole
-        store read) when one of those candidates was not found that way: an id not of the form
-        `<group_key>#<n>`, a candidate no longer stored; the queue is then drawn as before."""
+    def second_opinion_draw(self, reviewer: str, seed: int | None = None) -> list[str]:
+        """The blind sample's order, drawn from the decisions alone (no candidate read): every
+        candidate open to `reviewer`'s second opinion, by id, shuffled. Drawn before the lines
+        are read, so the first card can be read and shown before the rest (docs/ARCHITECTURE.md,
+        "Scale"); sorted before the shuffle, so one seed gives one order."""
         self.load_decisions()
-        wanted = [cid for cid, st in self.journal.states.items() if self._open_to_second(cid, st, reviewer)]
-        if not self.log.scanned and not self.log.scan_started:
-            # Where the journal says a decided candidate's line is, that line alone; the lines
-            # of the others (bulk steps, older snapshots, stale places) by their group keys.
-            located = self.journal.locations()
-            early.read_lines(self.log, {located[cid] for cid in wanted if cid in located})
-            missing = [cid for cid in wanted if cid not in self.log.by_id]
-            if missing:
-                early.read_groups(self.log, {cid.rpartition("#")[0] for cid in missing})
-        if all(cid in self.log.by_id for cid in wanted):
+        states = self.journal.states
+        ids = sorted(cid for cid, st in states.items() if self._open_to_second(cid, st, reviewer))
+        random.Random(seed).shuffle(ids)
+        return ids
+
+    def read_ahead(self, ids: list[str], walk: bool = True) -> list[str]:
+        """Before the scan, read just these candidates' group lines: where the journal located
+        them (a keypress decision names its line), then (`walk`) the others by their group keys.
+        Returns the ids still not read (all of them once the scan has begun: it reads them)."""
+        if self.log.scan_begun:
+            return [cid for cid in ids if cid not in self.log.by_id]
+        located = self.journal.locations()
+        early.read_lines(self.log, {located[cid] for cid in ids if cid in located and cid not in self.log.by_id})
+        missing = [cid for cid in ids if cid not in self.log.by_id]
+        if missing and walk:
+            early.read_groups(self.log, {cid.rpartition("#")[0] for cid in missing})
+            missing = [cid for cid in missing if cid not in self.log.by_id]
+        return missing
+
+    def read_second_opinion_groups(self, reviewer: str, draw: list[str] | None = None) -> bool:
+        """Before the scan: read just the groups of the candidates a second opinion can be asked
+        on (`draw`, default `second_opinion_draw`), so that `second_opinion_queue` is whole before
+        the rest of the store is read (`read_ahead`). False (and the whole store read) when one
+        of those candidates was not found that way: an id not of the form `<group_key>#<n>`, a
+        candidate no longer stored; the queue is then drawn as before."""
+        wanted = self.second_opinion_draw(reviewer) if draw is None else draw
+        if not self.read_ahead(wanted):
             return True
         self.scan()
         return False
 
-    def second_opinion_queue(self, reviewer: str, flt: Filter | None = None, seed: int | None = None) -> list[Row]:
-        """A random, blind sample order of candidates another reviewer decided and `reviewer` has not."""
+    def second_opinion_queue(
+        self, reviewer: str, flt: Filter | None = None, seed: int | None = None, draw: list[str] | None = None
+    ) -> list[Row]:
+        """A random, blind sample order of candidates another reviewer decided and `reviewer` has
+        not: `draw` (from `second_opinion_draw`) where given, else drawn now with `seed`."""
         self.load()
         flt = flt or Filter(status="all")
-        states = self.journal.states
-        rows = [r for r in flt.select(self.log.rows, states) if self._open_to_second(r.id, states.get(r.id), reviewer)]
-        random.Random(seed).shuffle(rows)
-        return rows
+        states, by_id = self.journal.states, self.log.by_id
+        order = self.second_opinion_draw(reviewer, seed) if draw is None else draw
+        rows = [by_id[cid] for cid in order if cid in by_id]
+        return [r for r in flt.select(rows, states) if self._open_to_second(r.id, states.get(r.id), reviewer)]
 
     def _open_to_second(self, cid: str, st: dict | None, reviewer: str) -> bool:
         """Whether `reviewer` may give a second opinion on it: decided by another, not by them yet."""

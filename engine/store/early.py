@@ -104,12 +104,12 @@ def _line_at(fd: int, offset: int) -> bytes | None:
     """The whole line (with its newline) that starts at `offset`, or None: not a line's start,
     not written whole yet, or not readable."""
     try:
-        data = os.pread(fd, 1 << 16, offset - 1 if offset else 0)
+        data = os.pread(fd, 1 << 14, offset - 1 if offset else 0)  # most group lines fit
         if offset and data[:1] != b"\n":
             return None
         data = data[1:] if offset else data
         while b"\n" not in data:
-            more = os.pread(fd, max(len(data), 1 << 16), offset + len(data))
+            more = os.pread(fd, max(len(data), 1 << 14), offset + len(data))
             if not more:
                 return None
             data += more

@@ -284,6 +284,11 @@ class ShardLog:
             self.on_rows(new)
         return len(new)
 
+    @property
+    def scan_begun(self) -> bool:
+        """The scan proper has begun (a read ahead of it, engine.store.early, has not)."""
+        return self.scanned or self._plan is not None
+
     def ensure_scanned(self) -> None:
         # A progressive scan in a worker (the review screen) is not repeated here.
         if not self.scanned and not self.scan_started:

@@ -58,13 +58,6 @@ SLICE = 16 << 20  # then this much per step while the user already works
 REFRESH_S = 5.0  # how often new candidates from a running generation job are looked for
 
 
-def _eta(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    h, rem = divmod(int(seconds), 3600)
-    return f"{h}h{rem // 60:02d}m" if h else f"{rem // 60}m{rem % 60:02d}s"
-
-
 class ReviewScreen(Screen):
     """The review queue."""
 
@@ -160,11 +153,16 @@ class ReviewScreen(Screen):
                 store.begin_review(fold=False)  # folded below, once the first card is on its way
             except UserError as exc:
                 read_only = str(exc)
+        draw = None
         if self.second_opinion:
-            # The blind sample is drawn from every candidate another reviewer decided: their
-            # groups are read first, the rest of the store below while the user works.
-            store.read_second_opinion_groups(store.reviewer)
-        self.app.call_from_thread(self._opened, store, read_only)
+            # The blind sample is drawn from every candidate another reviewer decided, from the
+            # decisions alone; the first one's line is read and shown, then their other groups,
+            # then the rest of the store below while the user works.
+            draw = store.second_opinion_draw(store.reviewer)
+            if draw and not store.read_ahead(draw[:1], walk=False):
+                self.app.call_from_thread(self._show_early, store, store.by_id[draw[0]], store.state(draw[0]), True)
+            store.read_second_opinion_groups(store.reviewer, draw)
+        self.app.call_from_thread(self._opened, store, read_only, draw)
         if read_only is None:
             try:
                 store.compact_if_due()
@@ -186,19 +184,20 @@ class ReviewScreen(Screen):
         if row is not None:
             self.app.call_from_thread(self._show_early, store, row, states.get(row.id))
 
-    def _show_early(self, store: CandidateStore, row: Row, state: dict | None) -> None:
+    def _show_early(self, store: CandidateStore, row: Row, state: dict | None, blind: bool = False) -> None:
         # Not the screen's store yet: a key meanwhile is answered "still opening"; `_opened` counts.
         if self._gone or self.store is not None:
             return
         c = store.get(row.id)
         status = state["status"] if state else "pending"
-        text = state["text"] if state and status == "edited" and state.get("text") else row.query
-        self._paint_card(row, c, "counting the queue…", status, state, text, blind=False)
+        edited = not blind and state and status == "edited" and state.get("text")
+        text = state["text"] if edited else row.query  # blind: as generated (an edit shows the first decision)
+        self._paint_card(row, c, "counting the queue…", status, state, text, blind)
         self.query_one("#progress", Static).update(Text("reading the decisions…", style="dim"), layout=False)
         if self.first_shown_at is None:
             self.first_shown_at = time.perf_counter()
 
-    def _opened(self, store: CandidateStore, read_only: str | None) -> None:
+    def _opened(self, store: CandidateStore, read_only: str | None, draw: list[str] | None = None) -> None:
         if self._gone:  # left before the store was open: its lock goes now
             store.close()
             return
@@ -206,7 +205,7 @@ class ReviewScreen(Screen):
         self.reading = True
         if self.second_opinion:
             self.filter = Filter(status="all")
-            self._set_queue(store.second_opinion_queue(store.reviewer), blind=True)
+            self._set_queue(store.second_opinion_queue(store.reviewer, draw=draw), blind=True)
         else:
             self._set_queue(store.select(self.filter))
         self._seen_rows = len(store.rows)
@@ -348,31 +347,12 @@ class ReviewScreen(Screen):
     def _render_progress(self) -> None:
         if self.store is None:
             return
-        p = self.store.progress()
-        c = p["counts"]
-        line = Text.assemble(
-            "reviewed ",
-            (f"{p['reviewed']:,}", "bold"),
-            f" / {p['total']:,}   ",
-            (f"✓ {c['accepted']:,}", "green"),
-            " ",
-            (f"✎ {c['edited']:,}", "cyan"),
-            " ",
-            (f"✗ {c['rejected']:,}", "red"),
-            " ",
-            (f"skipped {c['skipped']:,}", "yellow"),
-            " ",
-            (f"flagged {c['flagged']:,}", "magenta"),
-            f"   {p['per_hour']:,.0f}/h   ETA {_eta(p['eta_s'])}   reviewer ",
-            (visible(self.store.reviewer, 80), "bold"),
-        )
+        second = None
         if self.second_opinion:
             left = sum(1 for r in self.queue if self.store.reviewer not in self.store.opinions.get(r.id, ()))
-            line.append(f"  second opinion: {len(self.queue) - left:,}/{len(self.queue):,}", style="bold magenta")
-        if self.read_only:
-            line.append("  READ-ONLY", style="bold yellow")
-        if self.reading:
-            line.append(f"  reading candidates… {len(self.store.rows):,}", style="dim")
+            second = (len(self.queue) - left, len(self.queue))
+        reading = len(self.store.rows) if self.reading else None
+        line = card.progress_line(self.store.progress(), self.store.reviewer, second, bool(self.read_only), reading)
         # One line high in the CSS: its size never changes, so no layout pass for it.
         self.query_one("#progress", Static).update(line, layout=False)
 

@@ -61,6 +61,42 @@ def card_head(where: str, c: Candidate, status: str, review: dict | None, blind:
     return Text.assemble((where, "bold"), "   ", state, "   ", (source, "dim"))
 
 
+def _eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    h, rem = divmod(int(seconds), 3600)
+    return f"{h}h{rem // 60:02d}m" if h else f"{rem // 60}m{rem % 60:02d}s"
+
+
+def progress_line(p: dict, reviewer: str, second: tuple[int, int] | None, read_only: bool, reading: int | None) -> Text:
+    """The progress line: decisions so far by status, rate and ETA, the reviewer; `second`: a
+    second opinion's (given, drawn); `reading`: the candidates read so far while the rest come in."""
+    c = p["counts"]
+    line = Text.assemble(
+        "reviewed ",
+        (f"{p['reviewed']:,}", "bold"),
+        f" / {p['total']:,}   ",
+        (f"✓ {c['accepted']:,}", "green"),
+        " ",
+        (f"✎ {c['edited']:,}", "cyan"),
+        " ",
+        (f"✗ {c['rejected']:,}", "red"),
+        " ",
+        (f"skipped {c['skipped']:,}", "yellow"),
+        " ",
+        (f"flagged {c['flagged']:,}", "magenta"),
+        f"   {p['per_hour']:,.0f}/h   ETA {_eta(p['eta_s'])}   reviewer ",
+        (visible(reviewer, 80), "bold"),
+    )
+    if second is not None:
+        line.append(f"  second opinion: {second[0]:,}/{second[1]:,}", style="bold magenta")
+    if read_only:
+        line.append("  READ-ONLY", style="bold yellow")
+    if reading is not None:
+        line.append(f"  reading candidates… {reading:,}", style="dim")
+    return line
+
+
 def question(text: str) -> Text:
     return Text(visible(text, TEXT_LIMIT), style="bold")
 
