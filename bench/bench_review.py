@@ -136,6 +136,10 @@ async def first_card(ws: Workspace, label: str, second_opinion: bool = False) ->
             f"screen open -> first candidate shown, {label}: {screen.first_shown_at - t0:.3f} s "
             f"({GOAL_FIRST_CARD}; CPU {cpu:.3f} s) {load()}"
         )
+        if second_opinion:  # the early card is the draw's first; the rest of its groups come next
+            while screen.store is None:
+                await asyncio.sleep(0.002)
+            print(f"  ... its whole blind queue ({len(screen.queue):,}) at {time.perf_counter() - t0:.3f} s (no goal)")
         while screen.reading:
             await asyncio.sleep(0.01)
 

@@ -7,11 +7,11 @@ import threading
 import weakref
 
 import pytest
-from review_fixtures import populate
+from review_fixtures import make_group, populate
 
 import engine.store.journal as journal_mod
 from engine.errors import WorkspaceError
-from engine.store import CandidateStore, Filter
+from engine.store import CandidateStore, Filter, encode_group_line
 from engine.workspace import Workspace
 
 
@@ -264,24 +264,49 @@ def test_a_second_opinion_reads_the_decided_groups_first_and_draws_from_them_all
     full.close()
 
 
-def test_a_second_opinion_is_drawn_from_the_decisions_alone_and_its_first_line_read_alone(ws):
+def test_a_second_opinion_is_drawn_from_the_decisions_alone_and_its_first_card_peeked(ws):
     _decided_by_ann(ws)
     full = CandidateStore(ws, reviewer="bob").load()
     expected = [r.id for r in full.second_opinion_queue("bob", seed=3)]
-    full.close()
     s = CandidateStore(ws, reviewer="bob")
     draw = s.second_opinion_draw("bob", seed=3)
     assert s.rows == [] and draw == s.second_opinion_draw("bob", seed=3)  # no line read; one seed, one order
     assert sorted(draw) == sorted(expected)
     located = s.journal.locations()
     first = next(cid for cid in draw if cid in located)  # decided by a keypress: its line is known
-    assert s.read_ahead([first], walk=False) == []
-    assert {r.id.rpartition("#")[0] for r in s.rows} == {first.rpartition("#")[0]}  # that group alone
+    row, c = s.peek(first)
+    assert s.rows == [] and not s.log.scan_started  # read, not taken in: the store is as it was
+    assert c.to_json() == full.get(first).to_json() and row.query == full.by_id[first].query
+    assert [s.journal.location_of(cid) for cid in draw] == [located.get(cid) for cid in draw]
+    bulk = next(cid for cid in draw if cid not in located)
+    assert s.peek(bulk) is None and s.peek("no-such-group#0") is None
     assert s.read_second_opinion_groups("bob", draw) is True
     queue = s.second_opinion_queue("bob", draw=draw)
     assert [r.id for r in queue] == expected == draw  # the screen's queue is the draw, in its order
-    s.scan()
-    assert s.read_ahead(draw) == [] and s.read_ahead(["no-such-group#0"], walk=False) == ["no-such-group#0"]
+    s.close()
+    full.close()
+
+
+def test_a_peeked_first_card_does_not_choose_which_copy_of_a_repeated_id_counts(ws):
+    # Two group lines holding one candidate id (a merged or hand-made shard): the first stored
+    # counts, even when the second opinion's first card lies on the other line.
+    ws.candidates_dir.mkdir(parents=True, exist_ok=True)
+    gk_a, cands_a, rej_a, meta_a = make_group("video-a", "clip-a", 0.0, 90.0, 5.0, 2, number0=0)
+    gk_b, cands_b, rej_b, meta_b = make_group("video-b", "clip-b", 0.0, 90.0, 5.0, 2, number0=10)
+    shared = cands_a[0]["id"]
+    cands_b[0] = dict(cands_b[0], id=shared, group_key=gk_b, query="The other copy's text?")
+    lines = encode_group_line(gk_a, cands_a, rej_a, meta_a) + encode_group_line(gk_b, cands_b, rej_b, meta_b)
+    (ws.candidates_dir / "groups-0000000000001-1.jsonl").write_bytes(lines)
+    ann = CandidateStore(ws, reviewer="ann").load()
+    kept = ann.by_id[shared].query
+    ann.decide(shared, "accept")
+    ann.decide(cands_b[1]["id"], "accept")  # on the second line
+    ann.close()
+    s = CandidateStore(ws, reviewer="bob")
+    s.load_decisions()
+    assert s.peek(cands_b[1]["id"]) is not None
+    assert s.read_second_opinion_groups("bob") is True
+    assert s.get(shared).query == kept != "The other copy's text?"
     s.close()
 
 

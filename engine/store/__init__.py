@@ -460,19 +460,26 @@ class CandidateStore:
         random.Random(seed).shuffle(ids)
         return ids
 
-    def read_ahead(self, ids: list[str], walk: bool = True) -> list[str]:
+    def peek(self, cid: str) -> tuple[Row, Candidate] | None:
+        """Candidate `cid` (row and candidate) from the line the journal located it on, read
+        without taking it into the store (whose reads in file order decide which copy of a
+        repeated id counts); None where no line is known for it or it is not there."""
+        place = self.journal.location_of(cid)
+        row = None if place is None else early.peek_row(self.log, place, cid)
+        return None if row is None else (row, self.log.read(row)[0])
+
+    def _read_ahead(self, ids: list[str]) -> list[str]:
         """Before the scan, read just these candidates' group lines: where the journal located
-        them (a keypress decision names its line), then (`walk`) the others by their group keys.
-        Returns the ids still not read (all of them once the scan has begun: it reads them)."""
-        if self.log.scan_begun:
-            return [cid for cid in ids if cid not in self.log.by_id]
-        located = self.journal.locations()
-        early.read_lines(self.log, {located[cid] for cid in ids if cid in located and cid not in self.log.by_id})
-        missing = [cid for cid in ids if cid not in self.log.by_id]
-        if missing and walk:
-            early.read_groups(self.log, {cid.rpartition("#")[0] for cid in missing})
-            missing = [cid for cid in missing if cid not in self.log.by_id]
-        return missing
+        them (a keypress decision names its line), then the others by their group keys. The
+        store then holds only those until `scan` has read the rest. Returns the ids still not
+        read (all the missing ones once the scan has begun: it reads them)."""
+        if not self.log.scan_begun:
+            located = self.journal.locations()
+            early.read_lines(self.log, {located[cid] for cid in ids if cid in located})
+            missing = [cid for cid in ids if cid not in self.log.by_id]
+            if missing:
+                early.read_groups(self.log, {cid.rpartition("#")[0] for cid in missing})
+        return [cid for cid in ids if cid not in self.log.by_id]
 
     def read_second_opinion_groups(self, reviewer: str, draw: list[str] | None = None) -> bool:
         """Before the scan: read just the groups of the candidates a second opinion can be asked
@@ -481,7 +488,7 @@ class CandidateStore:
         of those candidates was not found that way: an id not of the form `<group_key>#<n>`, a
         candidate no longer stored; the queue is then drawn as before."""
         wanted = self.second_opinion_draw(reviewer) if draw is None else draw
-        if not self.read_ahead(wanted):
+        if not self._read_ahead(wanted):
             return True
         self.scan()
         return False

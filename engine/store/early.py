@@ -16,7 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engine.store.shards import _CANDIDATES_MARK
+from engine.store.rows import Row, apply_checks, row_ok
+from engine.store.shards import _CANDIDATES_MARK, variant_of_index
 from engine.store.snapshot import MAX_OFFSET
 
 if TYPE_CHECKING:
@@ -74,6 +75,40 @@ def read_lines(log: ShardLog, places: Iterable[tuple[str, int]]) -> int:
         for name in sorted(by_shard):  # in file order, as the scan would ingest them
             added += _read_lines_of(log, paths[name], sorted(set(by_shard[name])))
         return added
+
+
+def peek_row(log: ShardLog, place: tuple[str, int], cid: str) -> Row | None:
+    """Candidate `cid`'s row from the group line at `place` (shard name, offset), read and
+    parsed but not taken into the store: a card to show while the store's own reads, in file
+    order, decide which copy of a repeated id counts. None where that line is not there."""
+    name, offset = place
+    with log._scan_lock:
+        path = next((p for p in log._register_shards() if p.name == name), None)
+        log._read_checks()  # the late check results the card's badges show
+    if path is None or not 0 <= offset < MAX_OFFSET:
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        data = _line_at(fd, offset)
+    finally:
+        os.close(fd)
+    if data is None:
+        return None
+    nl = len(data) - 1
+    item = log._parse_line(data, 0, nl, data.find(_CANDIDATES_MARK, 0, nl), offset, log._shard_idx[name], path, False)
+    if item is None:
+        return None
+    gk, variant, _stats, index, _rejected, shard, offset, length = item
+    for pos, r in enumerate(index):
+        if row_ok(r) and r[0] == cid:
+            row = Row(r, gk, variant or variant_of_index(index), shard, offset, length, pos, -1)
+            if cid in log.check_updates:
+                apply_checks(row, log.check_updates[cid])
+            return row
+    return None
 
 
 def _read_lines_of(log: ShardLog, path: Path, offsets: list[int]) -> int:

@@ -590,6 +590,19 @@ class DecisionJournal:
             "located": (self._located_snap, dict(self._located)),
         }
 
+    def location_of(self, cid: str) -> tuple[str, int] | None:
+        """Where the line a keypress decision on `cid` was made on is (see `locations`), or None."""
+        if cid in self._located:
+            return self._located[cid]
+        if self._located_snap is not None:
+            names, ids, shards, offsets = self._located_snap
+            try:
+                i = ids.index(cid)
+            except ValueError:
+                return None
+            return names[shards[i]], offsets[i]
+        return None
+
     def locations(self) -> dict[str, tuple[str, int]]:
         """cid -> (shard name, offset) of the line a keypress decision on it was made on."""
         return merge_locations(self._located_snap, self._located)

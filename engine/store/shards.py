@@ -52,6 +52,12 @@ MAX_PROBLEMS = 50  # lines kept for the UI; the count goes on
 _CANDIDATES_MARK = b', "candidates": '
 
 
+def variant_of_index(index: list) -> str:
+    """The variant of a group line that names none (older lines): its first row's."""
+    first = next((r for r in index if row_ok(r)), None)
+    return default_variant_name(first[3], first[4], first[5]) if first else "unknown"
+
+
 class ShardLog:
     """The generated groups of one workspace: scanning, reading candidates, and the one add path."""
 
@@ -252,9 +258,7 @@ class ShardLog:
     def _ingest(self, parsed: list[tuple], path: Path) -> int:
         new: list[Row] = []
         for gk, variant, stats, index, rejected, shard, offset, length in parsed:
-            if not variant:
-                first = next((r for r in index if row_ok(r)), None)
-                variant = default_variant_name(first[3], first[4], first[5]) if first else "unknown"
+            variant = variant or variant_of_index(index)
             key = (variant, gk)
             if key in self.groups:
                 # The first stored result of a group wins: a decision made on its questions

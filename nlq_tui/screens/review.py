@@ -51,6 +51,7 @@ from nlq_tui.widgets.review_modals import (
 from nlq_tui.workers import report_error
 
 if TYPE_CHECKING:
+    from engine.candidate import Candidate
     from engine.store import Step
 
 FIRST_SLICE = 1 << 20  # bytes of shards read before the first card shows (~700 candidates)
@@ -159,8 +160,9 @@ class ReviewScreen(Screen):
             # decisions alone; the first one's line is read and shown, then their other groups,
             # then the rest of the store below while the user works.
             draw = store.second_opinion_draw(store.reviewer)
-            if draw and not store.read_ahead(draw[:1], walk=False):
-                self.app.call_from_thread(self._show_early, store, store.by_id[draw[0]], store.state(draw[0]), True)
+            first = store.peek(draw[0]) if draw else None  # where a keypress decided it: its line is known
+            if first is not None:
+                self.app.call_from_thread(self._show_early, store, first[0], store.state(draw[0]), first[1])
             store.read_second_opinion_groups(store.reviewer, draw)
         self.app.call_from_thread(self._opened, store, read_only, draw)
         if read_only is None:
@@ -184,16 +186,19 @@ class ReviewScreen(Screen):
         if row is not None:
             self.app.call_from_thread(self._show_early, store, row, states.get(row.id))
 
-    def _show_early(self, store: CandidateStore, row: Row, state: dict | None, blind: bool = False) -> None:
+    def _show_early(self, store: CandidateStore, row: Row, state: dict | None, peeked: Candidate | None = None) -> None:
+        """peeked: a second opinion's first candidate, read on its own (`CandidateStore.peek`): shown blind."""
         # Not the screen's store yet: a key meanwhile is answered "still opening"; `_opened` counts.
         if self._gone or self.store is not None:
             return
-        c = store.get(row.id)
+        blind = peeked is not None
+        c = peeked or store.get(row.id)
         status = state["status"] if state else "pending"
         edited = not blind and state and status == "edited" and state.get("text")
         text = state["text"] if edited else row.query  # blind: as generated (an edit shows the first decision)
         self._paint_card(row, c, "counting the queue…", status, state, text, blind)
-        self.query_one("#progress", Static).update(Text("reading the decisions…", style="dim"), layout=False)
+        doing = "reading the decided groups…" if blind else "reading the decisions…"
+        self.query_one("#progress", Static).update(Text(doing, style="dim"), layout=False)
         if self.first_shown_at is None:
             self.first_shown_at = time.perf_counter()
 
