@@ -471,3 +471,35 @@ def test_lone_surrogates_in_a_candidate_are_stored_and_read_back_as_they_were(ws
     assert r.problems == [] and r.get(cands[0]["id"]).query == "where is the \ud800 cup \\\udfff?"
     assert r.get(cands[0]["id"]).narration["text"] == "#C C \udc80 holds"
     assert r.query_text(cands[0]["id"]) == "edited \ud83d"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'{"a": 1, "a": 2}',
+        b"123456789012345678901234567890",
+        b"[NaN, Infinity, -Infinity]",
+        b"[1e400, -1e-400]",
+        b'"\\ud800 lone"',
+        b"\xef\xbb\xbf{}",
+        b'{"q": "caf\\u00e9 \\u0000", "n": [1.0000000000000002, -0, 1E+2]}',
+        b'"a\nb"',
+        b"{} x",
+        b"01",
+        b"[1,]",
+        b'"\xff"',
+        b"[" * 5000 + b"]" * 5000,
+    ],
+)
+def test_the_store_reads_json_exactly_as_the_stdlib_does(data):
+    # The fast decoder (orjson, else msgspec) refuses some of what the stdlib reads: `loads`
+    # then asks the stdlib, so values, and the error types the store's readers catch, are its.
+    from engine.store.lines import loads
+
+    def outcome(fn):
+        try:
+            return "ok", repr(fn(data))
+        except (ValueError, RecursionError) as exc:
+            return "error", type(exc)
+
+    assert outcome(loads) == outcome(json.loads)
