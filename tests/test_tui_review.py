@@ -390,6 +390,13 @@ async def test_a_bulk_rule_on_accepted_candidates_never_widens_to_the_open_ones(
         assert c["rejected"] == 2 and c["accepted"] == 0 and c["flagged"] == 1 and c["pending"] == 37
 
 
+def second_opinion_app(ws, reviewer):
+    """The app on the Review screen as `reviewer` asking for a blind second opinion."""
+    ctx = AppContext(ws, None, "egovlp_fp16", reviewer)
+    ctx.second_opinion = True
+    return NLQApp(ctx, "review", load_on_start=False)
+
+
 async def test_a_second_opinion_is_blind_random_and_kept_beside_the_first(ws):
     s = CandidateStore(ws, reviewer="ann")
     ids = [r.id for r in s.load().rows]
@@ -397,9 +404,7 @@ async def test_a_second_opinion_is_blind_random_and_kept_beside_the_first(ws):
         s.decide(cid, "reject", reason="ambiguous")
     s.decide(ids[6], "edit", text="Where did ann leave the cup?")
     s.close()
-    ctx = AppContext(ws, None, "egovlp_fp16", "bob")
-    ctx.second_opinion = True
-    app = NLQApp(ctx, "review", load_on_start=False)
+    app = second_opinion_app(ws, "bob")
     async with app.run_test(size=(160, 50)) as pilot:
         screen = await opened(pilot)
         assert sorted(r.id for r in screen.queue) == sorted(ids[:7])
@@ -428,9 +433,7 @@ async def test_a_second_opinion_shows_its_first_card_blind_before_the_queue_is_r
         real(self, row, c, where, status, state, text, blind)
 
     monkeypatch.setattr(ReviewScreen, "_paint_card", paint)
-    ctx = AppContext(ws, None, "egovlp_fp16", "bob")
-    ctx.second_opinion = True
-    app = NLQApp(ctx, "review", load_on_start=False)
+    app = second_opinion_app(ws, "bob")
     async with app.run_test(size=(160, 50)) as pilot:
         screen = await opened(pilot)
         early, first = painted[0], painted[1]
@@ -643,9 +646,7 @@ async def test_a_filter_set_during_a_second_opinion_takes_the_rows_read_after_it
         return real(self, budget)
 
     monkeypatch.setattr(CandidateStore, "scan", held)
-    ctx = AppContext(ws, None, "egovlp_fp16", "bob")
-    ctx.second_opinion = True
-    app = NLQApp(ctx, "review", load_on_start=False)
+    app = second_opinion_app(ws, "bob")
     async with app.run_test(size=(160, 50)) as pilot:
         screen = await opened(pilot)
         assert screen.reading and len(screen.store.rows) < len(ids)
