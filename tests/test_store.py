@@ -1,5 +1,8 @@
 import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from review_fixtures import make_group, populate
@@ -9,6 +12,8 @@ import engine.store.journal as journal_mod
 from engine.errors import WorkspaceError
 from engine.store import CandidateStore, Filter
 from engine.workspace import Workspace
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -503,3 +508,23 @@ def test_the_store_reads_json_exactly_as_the_stdlib_does(data):
             return "error", type(exc)
 
     assert outcome(loads) == outcome(json.loads)
+
+
+def test_a_deeply_nested_line_read_on_a_small_thread_stack_is_an_error_not_a_crash(tmp_path):
+    # msgspec spends more C stack per level than the stdlib: on a 256 KiB thread stack (musl's
+    # default is 128 KiB) it overflowed at ~1000 levels, where the stdlib raises RecursionError.
+    code = (
+        "import threading; from engine.store.lines import loads\n"
+        "threading.stack_size(256 << 10)\n"
+        "out = []\n"
+        "def read():\n"
+        "    for depth in (990, 5000):\n"
+        "        try:\n"
+        "            loads(b'[' * depth + b']' * depth)\n"
+        "        except RecursionError:\n"
+        "            out.append(depth)\n"
+        "t = threading.Thread(target=read); t.start(); t.join()\n"
+        "print('done', out)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert res.returncode == 0 and "done" in res.stdout, res.stderr[-500:]

@@ -43,12 +43,17 @@ _fast_loads = _fast_decoder()
 def loads(data: bytes) -> Any:
     """JSON from bytes, exactly as `json.loads` reads it (see `_fast_decoder`); deep nesting is
     RecursionError, as the stdlib reports it."""
-    if _fast_loads is not None:
+    # Deep nesting goes to the stdlib, which stops at the recursion limit: the fast decoders use
+    # more C stack per level and can overflow a small thread stack (musl's 128 KiB) first.
+    if _fast_loads is not None and (len(data) < _DEEP or data.count(b"[") + data.count(b"{") < _DEEP):
         try:
             return _fast_loads(data)
         except ValueError:
             pass
     return json.loads(data)
+
+
+_DEEP = 256  # brackets in a line from which the stdlib reads it (a group line of 5 candidates has ~70)
 
 
 def datasync(fd: int) -> None:
