@@ -287,6 +287,26 @@ def test_a_second_opinion_is_drawn_from_the_decisions_alone_and_its_first_card_p
     full.close()
 
 
+def test_a_damaged_candidate_is_not_peeked_and_is_reported_once(ws):
+    s = CandidateStore(ws, reviewer="ann")
+    ids = populate(s, 60)
+    s.decide(ids[7], "accept")
+    shard, offset = s.journal.location_of(ids[7])
+    s.close()
+    path = ws.candidates_dir / shard
+    data = bytearray(path.read_bytes())
+    mark = data.index(b', "candidates": ', offset)
+    data[mark + 20 : mark + 21] = b"\x01"  # inside the candidates, the line's head intact
+    path.write_bytes(bytes(data))
+    bob = CandidateStore(ws, reviewer="bob")
+    assert bob.second_opinion_draw("bob") == [ids[7]]  # the decisions in, as the screen has them
+    assert bob.peek(ids[7]) is None and bob.problems == []
+    assert bob.read_second_opinion_groups("bob") is True
+    bob.get(ids[7])
+    assert len(bob.problems) == 1 and "unreadable" in bob.problems[0]
+    bob.close()
+
+
 def test_a_peeked_first_card_does_not_choose_which_copy_of_a_repeated_id_counts(ws):
     # Two group lines holding one candidate id (a merged or hand-made shard): the first stored
     # counts, even when the second opinion's first card lies on the other line.

@@ -466,7 +466,14 @@ class CandidateStore:
         repeated id counts); None where no line is known for it or it is not there."""
         place = self.journal.location_of(cid)
         row = None if place is None else early.peek_row(self.log, place, cid)
-        return None if row is None else (row, self.log.read(row)[0])
+        if row is None:
+            return None
+        log, count, kept = self.log, self.log.problem_count, len(self.log.problems)
+        c = log.read(row)[0]
+        if log.problem_count > count:  # unreadable: no early card, and the card's own read says so, once
+            log.problem_count, log.problems[kept:] = count, []
+            return None
+        return row, c
 
     def _read_ahead(self, ids: list[str]) -> list[str]:
         """Before the scan, read just these candidates' group lines: where the journal located
