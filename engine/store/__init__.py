@@ -44,7 +44,7 @@ from engine.store import early
 from engine.store.filters import OPEN, REVIEWED, STATUSES, Filter
 from engine.store.journal import JOURNAL, REVIEW_LOCK, SNAPSHOT, DecisionJournal, Step, count_statuses
 from engine.store.rows import GroupResult, Row, encode_group_line
-from engine.store.shards import GENERATION_LOCK, SHARD_PREFIX, ShardLog
+from engine.store.shards import GENERATION_LOCK, SHARD_PREFIX, UNREADABLE, ShardLog
 from engine.variants import Variant, group_stat
 from engine.workspace import Workspace
 
@@ -463,17 +463,15 @@ class CandidateStore:
     def peek(self, cid: str) -> tuple[Row, Candidate] | None:
         """Candidate `cid` (row and candidate) from the line the journal located it on, read
         without taking it into the store (whose reads in file order decide which copy of a
-        repeated id counts); None where no line is known for it or it is not there."""
+        repeated id counts); None where no line is known for it, or it is not there whole."""
         place = self.journal.location_of(cid)
         row = None if place is None else early.peek_row(self.log, place, cid)
         if row is None:
             return None
-        log, count, kept = self.log, self.log.problem_count, len(self.log.problems)
-        c = log.read(row)[0]
-        if log.problem_count > count:  # unreadable: no early card, and the card's own read says so, once
-            log.problem_count, log.problems[kept:] = count, []
+        try:
+            return row, self.log.read_exact(row)[0]
+        except UNREADABLE:  # no early card: the card's own read names the damaged line, once
             return None
-        return row, c
 
     def _read_ahead(self, ids: list[str]) -> list[str]:
         """Before the scan, read just these candidates' group lines: where the journal located
@@ -491,7 +489,7 @@ class CandidateStore:
     def read_second_opinion_groups(self, reviewer: str, draw: list[str] | None = None) -> bool:
         """Before the scan: read just the groups of the candidates a second opinion can be asked
         on (`draw`, default `second_opinion_draw`), so that `second_opinion_queue` is whole before
-        the rest of the store is read (`read_ahead`). False (and the whole store read) when one
+        the rest of the store is read (`_read_ahead`). False (and the whole store read) when one
         of those candidates was not found that way: an id not of the form `<group_key>#<n>`, a
         candidate no longer stored; the queue is then drawn as before."""
         wanted = self.second_opinion_draw(reviewer) if draw is None else draw

@@ -87,36 +87,32 @@ def peek_row(log: ShardLog, place: tuple[str, int], cid: str) -> Row | None:
         log._read_checks()  # the late check results the card's badges show
     if path is None or not 0 <= offset < MAX_OFFSET:
         return None
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        data = _line_at(fd, offset)
-    finally:
-        os.close(fd)
-    if data is None:
-        return None
-    nl = len(data) - 1
-    item = log._parse_line(data, 0, nl, data.find(_CANDIDATES_MARK, 0, nl), offset, log._shard_idx[name], path, False)
-    if item is None:
-        return None
-    gk, variant, _stats, index, _rejected, shard, offset, length = item
-    for pos, r in enumerate(index):
-        if row_ok(r) and r[0] == cid:
-            row = Row(r, gk, variant or variant_of_index(index), shard, offset, length, pos, -1)
-            if cid in log.check_updates:
-                apply_checks(row, log.check_updates[cid])
-            return row
+    for gk, variant, _stats, index, _rejected, shard, at, length in _parsed_lines(log, path, [offset]):
+        for pos, r in enumerate(index):
+            if row_ok(r) and r[0] == cid:
+                row = Row(r, gk, variant or variant_of_index(index), shard, at, length, pos, -1)
+                if cid in log.check_updates:
+                    apply_checks(row, log.check_updates[cid])
+                return row
     return None
 
 
 def _read_lines_of(log: ShardLog, path: Path, offsets: list[int]) -> int:
+    parsed = _parsed_lines(log, path, offsets)
+    if not parsed:
+        return 0
+    with log.mutex:
+        return log._ingest(parsed, path)
+
+
+def _parsed_lines(log: ShardLog, path: Path, offsets: list[int]) -> list[tuple]:
+    """The parsed group lines that start at these offsets of a shard (see `_line_at`); a place
+    that is not a whole line's start, or not readable, is skipped and not reported."""
     shard, parsed = log._shard_idx[path.name], []
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
-        return 0
+        return []
     try:
         for offset in offsets:
             data = _line_at(fd, offset)
@@ -129,10 +125,7 @@ def _read_lines_of(log: ShardLog, path: Path, offsets: list[int]) -> int:
                 parsed.append(item)
     finally:
         os.close(fd)
-    if not parsed:
-        return 0
-    with log.mutex:
-        return log._ingest(parsed, path)
+    return parsed
 
 
 def _line_at(fd: int, offset: int) -> bytes | None:

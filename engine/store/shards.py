@@ -50,6 +50,8 @@ GENERATION_LOCK = "candidates"
 MAX_PROBLEMS = 50  # lines kept for the UI; the count goes on
 
 _CANDIDATES_MARK = b', "candidates": '
+# What reading a candidate from a damaged line raises (a truncated file, bad JSON, wrong types).
+UNREADABLE = (OSError, ValueError, RecursionError, KeyError, IndexError, TypeError, AttributeError)
 
 
 def variant_of_index(index: list) -> str:
@@ -319,21 +321,28 @@ class ShardLog:
     def read(self, row: Row) -> tuple[Candidate, dict | None]:
         """The full candidate of a row and its group's raw answer; from the index row if the line is damaged."""
         try:
-            obj = self.group_line(row)
-            c = Candidate.from_json(obj["candidates"][row.pos], row.group_key)
-            raw = obj.get("raw") if isinstance(obj.get("raw"), dict) else None
-            if raw is None and isinstance(obj["candidates"][row.pos].get("raw"), str):
-                raw = truncate_raw(obj["candidates"][row.pos]["raw"])
-        except (OSError, ValueError, RecursionError, KeyError, IndexError, TypeError, AttributeError) as exc:
+            return self.read_exact(row)
+        except UNREADABLE as exc:
             self.problem(f"{self._shards[row.shard].name} at byte {row.offset}: candidate {row.id} unreadable ({exc})")
             c = Candidate(row.id, row.group_key, row.video_uid, row.clip_uid, row.query, Window.from_json(None))
             c.backend, c.model, c.prompt_version = row.backend, row.model, row.prompt_version
-            raw = None
+            return self._as_stored(row, c), None
+
+    def read_exact(self, row: Row) -> tuple[Candidate, dict | None]:
+        """`read` from the line alone: an UNREADABLE error where it is damaged, nothing reported."""
+        obj = self.group_line(row)
+        c = Candidate.from_json(obj["candidates"][row.pos], row.group_key)
+        raw = obj.get("raw") if isinstance(obj.get("raw"), dict) else None
+        if raw is None and isinstance(obj["candidates"][row.pos].get("raw"), str):
+            raw = truncate_raw(obj["candidates"][row.pos]["raw"])
+        return self._as_stored(row, c), raw
+
+    def _as_stored(self, row: Row, c: Candidate) -> Candidate:
         c.variant = row.variant
         found = self.check_updates.get(row.id)
         if found is not None:
             c.checks.update(found)
-        return c, raw
+        return c
 
     def rejections(self) -> Iterator[tuple[str, dict]]:
         """(variant, reject) for what generation threw out, every group."""
