@@ -498,6 +498,30 @@ def test_a_second_opinion_reads_the_lines_the_journal_located_even_after_a_fold(
     full.close()
 
 
+def test_an_id_placed_twice_in_a_hand_edited_snapshot_has_one_place(ws):
+    """location_of (the early card's peek) and locations (the second opinion's read) agree on
+    an id a hand-edited snapshot places twice: the last place, as a dict of them keeps it."""
+    _decided_by_ann(ws)
+    s = CandidateStore(ws, reviewer="ann")
+    s.load()
+    s.begin_review()
+    s.compact()
+    s.close()
+    path = ws.candidates_dir / "decisions.snapshot.json"
+    snap = json.loads(path.read_text())
+    loc = snap["located"]
+    cid = loc["ids"][0]
+    loc["ids"].append(cid)
+    loc["shard"].append(loc["shard"][1])
+    loc["offset"].append(loc["offset"][1])
+    path.write_text(json.dumps(snap))
+    s = CandidateStore(ws, reviewer="bob")
+    s.load()
+    assert s.journal.location_of(cid) == s.journal.locations()[cid]
+    assert s.journal.location_of(cid)[1] == loc["offset"][1] != loc["offset"][0]
+    s.close()
+
+
 def test_places_that_are_no_places_are_ignored_and_a_deleted_variant_forgets_them(ws):
     """Offsets past any file (hand-edited, in the snapshot or a journal line) never stop a
     second opinion from opening; deleting a variant rewrites the shards, so every place goes."""

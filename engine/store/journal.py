@@ -596,8 +596,8 @@ class DecisionJournal:
             return self._located[cid]
         if self._located_snap is not None:
             names, ids, shards, offsets = self._located_snap
-            try:
-                i = ids.index(cid)
+            try:  # the last of an id written twice (a hand-edited snapshot), as `locations` takes it
+                i = len(ids) - 1 - ids[::-1].index(cid)
             except ValueError:
                 return None
             return names[shards[i]], offsets[i]
