@@ -63,6 +63,26 @@ async def test_a_broken_root_shows_its_error_and_keeps_the_previous_data(tree, t
         assert app.screen.summary is not None
 
 
+async def test_a_root_that_fails_to_load_says_so_under_its_path_and_in_the_table(tree_copy, tmp_path):
+    """The quick check passes (the files are there) but the load fails: the hint no longer invites
+    a load as if nothing happened, and with no data kept the table names the error."""
+    narration = tree_copy / "v1" / "annotations" / "narration.json"
+    narration.write_bytes(narration.read_bytes()[: narration.stat().st_size // 2])
+    app = make_app(None, tmp_path / "ws")
+    app.ctx.data_root = tree_copy  # what the last session used (a download since cut short)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        assert app.ctx.index is None
+        assert "ends early" in static_text(app.screen.query_one("#load-error"))
+        hint = static_text(app.screen.query_one("#root-check"))
+        assert "not loaded" in hint and "press enter to load it" not in hint
+        issues = app.screen.issues
+        assert [(i.level, i.code) for i in issues] == [("error", "not_loaded")] and "ends early" in issues[0].message
+        assert "1 errors" in static_text(app.screen.query_one("#issues-title"))
+        await _type_root(pilot, "data")  # typing again: the quick check's hint as before
+        assert "an Ego4D root" in static_text(app.screen.query_one("#root-check"))
+
+
 async def test_a_missing_root_at_start_up_is_shown_not_raised(tmp_path):
     app = make_app(None, tmp_path / "ws")
     app.ctx.data_root = tmp_path / "gone"

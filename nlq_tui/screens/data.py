@@ -340,7 +340,7 @@ class DataScreen(Screen):
     def on_index_changed(self, event: IndexChanged) -> None:
         self.query_one("#load-row").display = False
         if event.error is not None:
-            self._show_error(event.error)
+            self._show_error(event.error, load_failed=True)
             return
         self.query_one("#load-error").display = False
         root_input = self.query_one("#root", Input)
@@ -350,7 +350,7 @@ class DataScreen(Screen):
         self._show_index()
         self._refresh_folders(root_input.value)
 
-    def _show_error(self, message: str) -> None:
+    def _show_error(self, message: str, load_failed: bool = False) -> None:
         ctx = self.app.ctx
         kept = (
             f"still using {display_path(ctx.data_root)} ({ctx.features})" if ctx.index is not None else "no data loaded"
@@ -358,6 +358,17 @@ class DataScreen(Screen):
         panel = self.query_one("#load-error", Static)
         panel.update(content(("Not loaded:", "bold"), " ", message, NEWLINE, (kept, "dim")))
         panel.display = True
+        if not load_failed:
+            return
+        # The typed folder passed the quick check but its files did not load: the hint under the
+        # path must not still invite a load as if nothing happened, and with no index kept the
+        # table shows the error rather than "nothing to report".
+        hint = "not loaded (above): fix or replace that file, then press enter to load again"
+        self.query_one("#root-check", Static).update(content((hint, "yellow")))
+        if ctx.index is None:
+            from engine.index import Issue
+
+            self._set_issues([Issue("error", "not_loaded", "", message)])
 
     def _show_index(self) -> None:
         ctx = self.app.ctx
