@@ -100,6 +100,8 @@ async def test_template_job_runs_in_a_worker_and_fills_the_feed(tree, tmp_path):
     app = make_app(tree, tmp_path / "ws", screen="generate")
     async with app.run_test(size=(140, 45)) as pilot:
         screen = await _open(pilot)
+        bar = screen.query_one("#gen-bar")
+        assert bar.total is not None and bar.percentage == 0  # idle: a still, empty bar, not an animation
         screen.query_one("#checks").value = "fast"
         await _start_here(pilot, screen)
         await _wait_job(pilot, screen)

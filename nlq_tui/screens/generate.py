@@ -160,7 +160,7 @@ class GenerateScreen(Screen):
                 yield Static("", id="gen-prompt-version")
                 yield Label("system message", classes="section")
                 yield TextArea("", id="system", soft_wrap=True, show_line_numbers=False)
-                yield Label("user message ({narrations} = the numbered narrations)", classes="section")
+                yield Label("user message ({narrations}: the numbered narrations)", classes="section")
                 yield TextArea("", id="user", soft_wrap=True, show_line_numbers=False)
             with TabbedContent(id="gen-tabs", initial="feed"):
                 with TabPane("Feed", id="feed"):

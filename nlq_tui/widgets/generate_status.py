@@ -98,7 +98,8 @@ class JobStatus(Vertical):
 
     def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
-        self.bar = ProgressBar(id="gen-bar", show_eta=False)
+        # A total from the start: a bar without one animates as if work were under way (idle).
+        self.bar = ProgressBar(total=1, id="gen-bar", show_eta=False)
         self.text = Static("idle", id="gen-stats")
 
     def compose(self) -> ComposeResult:
