@@ -120,6 +120,29 @@ async def test_undo_steps_back_many_levels(ws):
         assert [json.loads(x)["op"] for x in journal] == ["decide"] * 3 + ["undo"] * 3
 
 
+async def test_the_filters_match_count_follows_each_decision_and_undo(ws):
+    """The open queue's count drops with each decision and comes back with its undo (it stayed
+    at the queue's length, while the progress line moved on)."""
+    app = make_app(ws)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await opened(pilot)
+
+        def count() -> str:
+            return str(screen.query_one("#filter-text").render()).rsplit("\n", 1)[-1]
+
+        n = len(screen.queue)
+        assert count() == f"{n} match"
+        await pilot.press("a")
+        await pilot.press("x", "1")
+        assert count() == f"{n - 2} of {n} still match"
+        await pilot.press("s")  # a skip is no decision: the skipped one still matches
+        assert count() == f"{n - 2} of {n} still match"
+        await pilot.press("u")  # the reject
+        assert count() == f"{n - 1} of {n} still match"
+        await pilot.press("u")
+        assert count() == f"{n} match"
+
+
 async def test_bulk_accept_by_rule_previews_confirms_and_undoes_in_one_step(ws):
     app = make_app(ws)
     async with app.run_test(size=(160, 50)) as pilot:

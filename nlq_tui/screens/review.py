@@ -84,6 +84,7 @@ class ReviewScreen(Screen):
         self._filter_text: object = ""
         self.second_opinion = False  # a blind second look at what another reviewer decided
         self._blind_queue = False  # see _set_queue
+        self._still_matching = 0  # see _set_queue
         self._gone = False  # unmounted: what the open worker still hands over is dropped
 
     # layout ---------------------------------------------------------------------------------
@@ -265,6 +266,15 @@ class ReviewScreen(Screen):
     def _set_queue(self, queue: list[Row], blind: bool = False) -> None:
         """blind: the blind sample, drawn once (rows read later stay out); else a filter's queue."""
         self.queue, self.queue_pos, self._blind_queue = queue, {r.id: i for i, r in enumerate(queue)}, blind
+        # How many of the queue's rows still match: each matched when the queue was made, a
+        # decision or an undo moves one in or out (kept by _decide and action_undo, not
+        # recounted per keypress: the queue may hold a million rows).
+        self._still_matching = len(queue)
+
+    def _matching_in_queue(self, ids) -> int:
+        """How many of `ids` are in the queue and match the filter now."""
+        pred, pos = self._predicate(), self.queue_pos
+        return sum(1 for cid in ids if cid in pos and pred(self.queue[pos[cid]]))
 
     def _predicate(self):
         pred = self.filter.predicate(self.store)
@@ -406,7 +416,9 @@ class ReviewScreen(Screen):
 
     def _render_filter(self) -> None:
         more = "  (still reading…)" if self.reading else ""
-        text = Text.assemble(visible(self.filter.describe(), 500), (f"\n{len(self.queue):,} match{more}", "dim"))
+        n, left = len(self.queue), self._still_matching
+        count = f"{n:,} match" if left == n else f"{left:,} of {n:,} still match"
+        text = Text.assemble(visible(self.filter.describe(), 500), (f"\n{count}{more}", "dim"))
         if text != self._filter_text:  # unchanged by a decision: no update, no layout pass
             self._filter_text = text
             self.query_one("#filter-text", Static).update(text)
@@ -432,11 +444,14 @@ class ReviewScreen(Screen):
     def _decide(self, action: str, **kw) -> None:
         if not self._ready() or self.current is None:
             return
+        cid = self.current.id
+        before = self._matching_in_queue((cid,))
         try:
-            self.store.decide(self.current.id, action, second=self.second_opinion, **kw)
+            self.store.decide(cid, action, second=self.second_opinion, **kw)
         except UserError as exc:
             report_error(self, exc)
             return
+        self._still_matching += self._matching_in_queue((cid,)) - before
         self._after_decision()
 
     def action_accept(self) -> None:
@@ -501,11 +516,14 @@ class ReviewScreen(Screen):
         if self.second_opinion and (newest is None or not newest.second or newest.reviewer != self.store.reviewer):
             self.notify("nothing of this second look to undo")  # never another reviewer's decision
             return
+        undone = newest.ids if newest is not None else ()
+        before = self._matching_in_queue(undone)
         try:
             step = self.store.undo()
         except UserError as exc:
             report_error(self, exc)
             return
+        self._still_matching += self._matching_in_queue(undone) - before
         if step is None:
             self.notify("nothing to undo")
             return
@@ -648,6 +666,7 @@ class ReviewScreen(Screen):
                 if pred(row):
                     self.queue_pos[row.id] = len(self.queue)
                     self.queue.append(row)
+                    self._still_matching += 1
         if self.current is None and self.pos < len(self.queue):
             self._show_next(self.pos)
         elif self.current is not None and new:
