@@ -163,6 +163,25 @@ def _kill(run: Run) -> None:
     wait_for_state(run, timeout=30)
 
 
+async def test_at_80x24_launch_from_the_runs_list_and_a_refusal_are_in_view(tiny, tmp_path):
+    """F5 on the runs list says why nothing started in a toast (the form's own line is below the
+    fold at 80x24), and a reason not to launch scrolls into view beside the button."""
+    root, _glove = tiny
+    app = make_app(root, tmp_path / "ws", screen="train", load=False)
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        screen = await open_train(pilot)
+        await pilot.press("f5")
+        await pilot.pause(0.3)
+        assert "check the form" in " ".join(str(n.message) for n in app._notifications)  # noqa: SLF001
+        screen.query_one("#f-lr", Input).value = "fast"
+        await pilot.press("f5")
+        await pilot.pause(0.5)
+        msg = screen.query_one("#launch-msg")
+        assert "'fast' is not a number" in static_text(msg)
+        assert msg.region.height and app.screen.region.contains_region(msg.region)  # on screen, not scrolled off
+        assert not any((tmp_path / "ws" / "runs").iterdir())
+
+
 async def test_a_bad_form_value_names_the_field_and_starts_nothing(tiny, tmp_path):
     root, _glove = tiny
     app = make_app(root, tmp_path / "ws", screen="train", load=False)

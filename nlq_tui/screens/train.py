@@ -478,7 +478,9 @@ class TrainScreen(Screen):
         if self.tabs.active != "new-pane":
             # F5 from the runs list must not start a run nobody looked at
             self.action_show_tab("new")
-            self.form.say("check the form, then F5 (or the button) to launch", "bold")
+            hint = "check the form, then F5 (or the button) to launch"
+            self.form.say(hint, "bold")
+            notify(self, hint, title="New run")  # the form's own line is below the fold at 80x24
             return
         form = self.form.read()
         if isinstance(form, str):

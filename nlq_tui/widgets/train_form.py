@@ -145,6 +145,8 @@ class NewRunPane(TabPane):
     def say(self, text: str, style: str = "") -> None:
         """One line beside the Launch button (plain text: it may quote a path or a run id)."""
         self.message.update(Text(one_line(text, 400), style=style))
+        if "red" in style:  # a reason not to launch: scrolled into view with the button it is beside
+            self.message.scroll_visible()
 
     def show_stage(self, stage: str, latest_export: str | None, features: str = "") -> None:
         """Enable the fields the preset uses; placeholders say what a blank field means."""
