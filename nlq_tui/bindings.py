@@ -229,7 +229,10 @@ GENERATE_QUIT_BINDINGS: list[Binding] = [
 
 
 # Data screen's folder picker
-DATA_PICKER_BINDINGS: list[Binding] = [Binding("escape", "dismiss_none", "Cancel", id="data.picker.cancel")]
+DATA_PICKER_BINDINGS: list[Binding] = [
+    Binding("escape", "dismiss_none", "Cancel", id="data.picker.cancel"),
+    Binding("backspace", "up", "Parent folder", id="data.picker.up", tooltip="Browse the folder above this one"),
+]
 
 
 # Train screen

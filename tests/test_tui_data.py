@@ -156,7 +156,21 @@ async def test_the_folder_picker_fills_in_an_ego4d_root(tree_copy, tmp_path):
             await pilot.pause(0.05)
             if tree_widget.root.children:
                 break
-        data_node = next(n for n in tree_widget.root.children if n.data.path.name == "data")
+        await pilot.press("backspace")  # up one folder, and back down by enter
+        for _ in range(40):
+            await pilot.pause(0.05)
+            if tree_widget.root.children and tree_widget.root.data.path == tmp_path.resolve().parent:
+                break
+        assert tree_widget.path == tmp_path.resolve().parent
+        here = next(n for n in tree_widget.root.children if n.data.path == tmp_path.resolve())
+        tree_widget.move_cursor(here)
+        await pilot.pause()
+        await pilot.press("enter")  # a folder that is no Ego4D root: it opens
+        for _ in range(40):
+            await pilot.pause(0.05)
+            if here.children:
+                break
+        data_node = next(n for n in here.children if n.data.path.name == "data")
         tree_widget.move_cursor(data_node)
         await pilot.pause()
         await pilot.press("enter")

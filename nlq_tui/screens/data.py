@@ -115,7 +115,8 @@ class RootPicker(ModalScreen[Path | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="picker-box"):
             yield Static(
-                "[b]Choose the data root[/]  [dim]enter: open a folder, or pick an Ego4D root · esc: cancel[/]"
+                "[b]Choose the data root[/]  [dim]enter: open a folder, or pick an Ego4D root · "
+                "backspace: the folder above · esc: cancel[/]"
             )
             yield FolderTree(self.start, id="picker-tree")
             yield Static("", id="picker-check")
@@ -133,6 +134,14 @@ class RootPicker(ModalScreen[Path | None]):
 
     def action_dismiss_none(self) -> None:
         self.dismiss(None)
+
+    def action_up(self) -> None:
+        """Browse the folder above the tree's top one (the tree alone never goes above where it started)."""
+        tree = self.query_one("#picker-tree", FolderTree)
+        here = Path(tree.path).resolve()
+        if here.parent != here:
+            tree.path = here.parent
+            self.query_one("#picker-check", Static).update(content((display_path(here.parent), "dim")))
 
 
 # ---------------------------------------------------------------------------------------------
