@@ -89,6 +89,8 @@ async def test_edit_in_place_keeps_the_original_and_accepts(ws):
         await pilot.press("e")
         box = screen.query_one("#edit")
         assert box.has_focus and box.value == original
+        await pilot.press("!")  # typed at the end, not over a selection of the whole question
+        assert box.value == original + "!" and "Esc cancels" in str(box.border_subtitle)
         box.value = ""
         await pilot.press(*"Where did I leave the keys?")  # typed letters must not trigger a/x/e/f
         await pilot.press("enter")

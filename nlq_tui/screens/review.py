@@ -95,7 +95,12 @@ class ReviewScreen(Screen):
             with VerticalScroll(id="card"):
                 yield Static("", id="where")
                 yield Static("", id="question")
-                yield Input("", id="edit", placeholder="the question, edited; Enter saves and accepts, Esc cancels")
+                # Not selected on focus: an edit mostly mends a word, and a first key typed over
+                # a selection would wipe the question. The keys are on its border (the footer
+                # shows the screen's, which an Input with focus does not use).
+                edit = Input("", id="edit", placeholder="the question, edited", select_on_focus=False)
+                edit.border_subtitle = "Enter saves and accepts · Esc cancels"
+                yield edit
                 yield Static("", id="original")
                 yield Static("", id="badges")
                 yield Label("Narrations of the group", classes="section")
