@@ -8,7 +8,8 @@ it is built once and keeps its state while the user moves between screens.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
 
 from textual.app import App, SystemCommand
@@ -18,7 +19,7 @@ from textual.signal import Signal
 from textual.worker import Worker, WorkerState
 
 from engine.errors import UserError
-from nlq_tui.bindings import GLOBAL_BINDINGS, SCREEN_HELP, SCREEN_ORDER, SCREEN_TITLES
+from nlq_tui.bindings import GLOBAL_BINDINGS, SCREEN_BINDINGS, SCREEN_HELP, SCREEN_ORDER, SCREEN_TITLES
 from nlq_tui.context import AppContext, IndexChanged, LoadProgress
 from nlq_tui.registry import SCREENS, resolve_screen
 from nlq_tui.safe_text import display_path, notify
@@ -28,28 +29,58 @@ __all__ = ["SCREENS", "NLQApp", "display_path", "resolve_screen", "run"]
 
 
 class ScreensProvider(Provider):
-    """Command palette: go to any screen by name."""
+    """Command palette: go to any screen by name, and run any screen's action from anywhere.
 
-    def _commands(self) -> Iterable[tuple[str, str, str]]:
+    The shown screen's actions are the app's system commands (get_system_commands), which the
+    palette matches by title; here they are found by their help text too ("pick up" finds
+    Review: Refresh). Another screen's action switches to that screen and runs there."""
+
+    def _screens(self) -> Iterable[tuple[str, str, Callable[[], object]]]:
+        app = self.app
+        assert isinstance(app, NLQApp)
         for n, name in enumerate(SCREEN_ORDER, start=1):
-            yield (f"Go to {SCREEN_TITLES[name]} screen", f"({n}) {SCREEN_HELP[name]}", name)
+            title, help_text = f"Go to {SCREEN_TITLES[name]} screen", f"({n}) {SCREEN_HELP[name]}"
+            yield title, help_text, lambda name=name: app.action_show_screen(name)
+
+    def _actions(self) -> Iterable[tuple[str, str, Callable[[], object], bool]]:
+        """(title, help, run, on the shown screen) of every screen's described keys."""
+        app = self.app
+        assert isinstance(app, NLQApp)
+        for name in SCREEN_ORDER:
+            seen: set[str] = set()
+            for b in SCREEN_BINDINGS.get(name, ()):
+                if not b.description or b.action in seen:
+                    continue
+                seen.add(b.action)
+                title = f"{SCREEN_TITLES[name]}: {b.description}"
+                yield (
+                    title,
+                    b.tooltip or b.description,
+                    partial(app.run_on_screen, name, b.action),
+                    (app.current_mode == name),
+                )
 
     async def discover(self) -> Hits:
-        app = self.app
-        assert isinstance(app, NLQApp)
-        for title, help_text, name in self._commands():
-            yield DiscoveryHit(title, lambda name=name: app.action_show_screen(name), help=help_text)
+        for title, help_text, run in self._screens():
+            yield DiscoveryHit(title, run, help=help_text)
+        for title, help_text, run, shown in self._actions():
+            if not shown:  # the shown screen's are listed as system commands
+                yield DiscoveryHit(title, run, help=help_text)
 
     async def search(self, query: str) -> Hits:
-        app = self.app
-        assert isinstance(app, NLQApp)
         matcher = self.matcher(query)
-        for title, help_text, name in self._commands():
+        words = query.lower().split()
+        for title, help_text, run in self._screens():
+            if (score := matcher.match(title)) > 0:
+                yield Hit(score, matcher.highlight(title), run, help=help_text)
+        for title, help_text, run, shown in self._actions():
             score = matcher.match(title)
-            if score > 0:
-                yield Hit(
-                    score, matcher.highlight(title), lambda name=name: app.action_show_screen(name), help=help_text
-                )
+            if score > 0 and not shown:
+                yield Hit(score, matcher.highlight(title), run, help=help_text)
+            elif score <= 0 and words and all(w in help_text.lower() for w in words):
+                # By its help text: every word as typed (a fuzzy match over a sentence finds
+                # nearly anything), below the matches by name.
+                yield Hit(0.1, title, run, help=help_text)
 
 
 class NLQApp(App):
@@ -155,6 +186,17 @@ class NLQApp(App):
 
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
+
+    def run_on_screen(self, name: str, action: str) -> None:
+        """Run a screen's action from the palette: on that screen, switched to first if need be."""
+        if self.current_mode != name:
+            self.action_show_screen(name)
+
+        async def run() -> None:
+            if self.current_mode == name:  # the switch happened (a screen that fails to load says so)
+                await self.run_action(action, self.screen)
+
+        self.call_after_refresh(run)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

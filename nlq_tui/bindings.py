@@ -23,7 +23,7 @@ SCREEN_TITLES: dict[str, str] = {
 SCREEN_HELP: dict[str, str] = {
     "data": "choose the Ego4D root and feature folder, load and check it",
     "lab": "groups and windows, recomputed live as k, alpha, min window change",
-    "generate": "ask an LLM for one question per narration of each group",
+    "generate": "questions for each group of narrations, from an LLM or the built-in templates",
     "review": "accept, reject, edit the generated questions",
     "train": "train VSLNet and watch loss and recall",
 }
@@ -326,3 +326,14 @@ TRAIN_EXPERIMENT_BINDINGS: list[Binding] = [
     Binding("escape", "cancel", "Cancel", id="train.experiment.cancel"),
     Binding("ctrl+s", "start", "Start", id="train.experiment.start", tooltip="Start the experiment"),
 ]
+
+
+# Each screen's own keys, for the command palette's actions of the screens not shown (the
+# shown one's come from its active bindings, focused widgets' included).
+SCREEN_BINDINGS: dict[str, list[Binding]] = {
+    "data": DATA_BINDINGS,
+    "lab": LAB_BINDINGS,
+    "generate": GENERATE_BINDINGS,
+    "review": REVIEW_BINDINGS,
+    "train": TRAIN_BINDINGS,
+}

@@ -106,6 +106,45 @@ async def test_command_palette_goes_to_a_screen_by_name(tree, tmp_path):
         assert {"Lab: Params", "Lab: Defaults", "Lab: Usable", "Help: all keys"} <= titles
 
 
+async def test_the_palette_finds_another_screens_action_by_name_or_help_and_runs_it_there(tree, tmp_path):
+    """From the Data screen: "new run" finds Train: New run, and "pick up" finds Review: Refresh
+    by its help text (only the shown screen's keys were commands, matched by title alone)."""
+    from textual.command import CommandList
+
+    from nlq_tui.screens.train import TrainScreen
+
+    app = make_app(tree, tmp_path / "ws")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+
+        async def hits(query: str) -> list[str]:
+            await pilot.press("ctrl+p")
+            await pilot.pause()
+            await pilot.press(*query)
+            found: list[str] = []
+            for _ in range(100):  # the palette searches in the background
+                await pilot.pause(0.05)
+                lists = app.screen.query(CommandList)
+                if lists and lists.first().option_count:
+                    found = [str(o.prompt) for o in lists.first().options]
+                    break
+            return found
+
+        assert any("Review: Refresh" in h for h in await hits("pick up"))
+        await pilot.press("escape")
+        await settle(pilot)
+        found = await hits("new run")
+        assert "Train: New run" in found[0]
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, TrainScreen)
+        for _ in range(40):
+            await pilot.pause(0.05)
+            if app.screen.query_one("#train-tabs").active == "new-pane":
+                break
+        assert app.screen.query_one("#train-tabs").active == "new-pane"  # the action ran there
+
+
 async def test_ctrl_q_quits(tree, tmp_path):
     app = make_app(tree, tmp_path / "ws")
     async with app.run_test(size=(120, 35)) as pilot:
