@@ -34,6 +34,7 @@ from typing import Any
 
 from engine import proc
 from engine.errors import ConfigError, UserError, WorkspaceError
+from engine.generation.settings import bound_text
 from engine.workspace import Workspace, atomic_write_json
 
 JOB_DIR = "generation"
@@ -132,9 +133,9 @@ def check_number(flag: str, value: Any, whole: bool, low: float, high: float, op
     if ok:
         ok = (value > low if open_low else value >= low) and value <= high
     if not ok:
-        lo = f"> {low:g}" if open_low else f">= {low:g}"
+        lo = f"> {bound_text(low)}" if open_low else f">= {bound_text(low)}"
         noun = "a whole number" if whole else "a number"
-        raise ConfigError(f"{flag} must be {noun} {lo} and <= {high:g}, got {value!r}")
+        raise ConfigError(f"{flag} must be {noun} {lo} and <= {bound_text(high)}, got {value!r}")
 
 
 def generation_settings(spec: JobSpec):

@@ -77,6 +77,11 @@ class GenerationSettings:
 SETTINGS_FIELDS = {f.name: dict(f.metadata) for f in fields(GenerationSettings) if "flag" in f.metadata}
 
 
+def bound_text(x: float) -> str:
+    """A range's end as a person reads it: 1,099,511,627,776, not 1.09951e+12."""
+    return f"{int(x):,}" if math.isfinite(x) and x == int(x) else f"{x:g}"
+
+
 def _check_number(meta: dict, value) -> None:
     if value is None:
         return
@@ -86,9 +91,9 @@ def _check_number(meta: dict, value) -> None:
         bad = not math.isfinite(value) or value < lo or value > hi or (meta["lo_open"] and value <= lo)
         bad = bad or (meta["integer"] and float(value) != int(value))
     if bad:
-        low = f"> {lo:g}" if meta["lo_open"] else f">= {lo:g}"
+        low = f"> {bound_text(lo)}" if meta["lo_open"] else f">= {bound_text(lo)}"
         kind = "a whole number" if meta["integer"] else "a number"
-        raise ConfigError(f"{flag} must be {kind} {low} and <= {hi:g}, got {value!r}")
+        raise ConfigError(f"{flag} must be {kind} {low} and <= {bound_text(hi)}, got {value!r}")
 
 
 def check_base_url(url: str) -> str:

@@ -250,7 +250,9 @@ class ReviewScreen(Screen):
             if event.state == WorkerState.SUCCESS:
                 r = worker.result
                 notify(
-                    self, f"exported {r.exported:,} queries to {r.file}\nmanifest: {r.manifest.name}", title="Export"
+                    self,
+                    f"exported {r.exported:,} {'query' if r.exported == 1 else 'queries'} to {r.file}\nmanifest: {r.manifest.name}",
+                    title="Export",
                 )
             elif event.state == WorkerState.ERROR:
                 report_error(self, worker.error, title="Export failed", timeout=12)
