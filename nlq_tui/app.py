@@ -14,7 +14,7 @@ from pathlib import Path
 
 from textual.app import App, SystemCommand
 from textual.command import DiscoveryHit, Hit, Hits, Provider
-from textual.screen import Screen
+from textual.screen import ModalScreen, Screen
 from textual.signal import Signal
 from textual.worker import Worker, WorkerState
 
@@ -49,7 +49,7 @@ class ScreensProvider(Provider):
         for name in SCREEN_ORDER:
             seen: set[str] = set()
             for b in SCREEN_BINDINGS.get(name, ()):
-                if not b.description or b.action in seen:
+                if not b.description or b.action in seen or b.action == "leave_input":  # "Done": a text box's own
                     continue
                 seen.add(b.action)
                 title = f"{SCREEN_TITLES[name]}: {b.description}"
@@ -191,12 +191,20 @@ class NLQApp(App):
         """Run a screen's action from the palette: on that screen, switched to first if need be."""
         if self.current_mode != name:
             self.action_show_screen(name)
+            if self.current_mode != name:
+                return  # the screen failed to load: said so already
+        target = self.screen
+        if isinstance(target, ModalScreen):  # a dialog of that screen is open: it has the keys now
+            notify(self, "close the dialog first (escape), then run it again", title=SCREEN_TITLES.get(name, name))
+            return
 
         async def run() -> None:
-            if self.current_mode == name:  # the switch happened (a screen that fails to load says so)
-                await self.run_action(action, self.screen)
+            if self.screen is target:
+                await self.run_action(action, target)
 
-        self.call_after_refresh(run)
+        # Queued on the screen itself: it runs once the screen is mounted (on a first visit it
+        # is being composed now), not merely after the app's next refresh.
+        target.call_after_refresh(run)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

@@ -78,7 +78,7 @@ async def test_a_root_that_fails_to_load_says_so_under_its_path_and_in_the_table
         assert "not loaded" in hint and "press enter to load it" not in hint
         issues = app.screen.issues
         assert [(i.level, i.code) for i in issues] == [("error", "not_loaded")] and "ends early" in issues[0].message
-        assert "1 errors" in static_text(app.screen.query_one("#issues-title"))
+        assert "1 error ·" in static_text(app.screen.query_one("#issues-title"))
         await _type_root(pilot, "data")  # typing again: the quick check's hint as before
         assert "an Ego4D root" in static_text(app.screen.query_one("#root-check"))
 

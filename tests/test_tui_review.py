@@ -137,7 +137,9 @@ async def test_the_filters_match_count_follows_each_decision_and_undo(ws):
         await pilot.press("a")
         await pilot.press("x", "1")
         assert count() == f"{n - 2} of {n} still match"
-        await pilot.press("s")  # a skip is no decision: the skipped one still matches
+        await pilot.press("space")  # a skipped one is still open: it still matches
+        assert count() == f"{n - 2} of {n} still match"
+        await pilot.press("u")  # the skip
         assert count() == f"{n - 2} of {n} still match"
         await pilot.press("u")  # the reject
         assert count() == f"{n - 1} of {n} still match"
@@ -167,6 +169,8 @@ async def test_bulk_accept_by_rule_previews_confirms_and_undoes_in_one_step(ws):
         await pilot.press("u")
         s = on_disk(ws)
         assert s.counts()["accepted"] == 0 and s.status(rejected) == "rejected"
+        # the undone bulk's candidates are open again, so back in the queue and its count
+        assert len(screen.queue) == 39 and str(screen.query_one("#filter-text").render()).endswith("\n39 match")
 
 
 async def test_bulk_declined_at_confirmation_changes_nothing(ws):
@@ -442,6 +446,24 @@ async def test_a_second_opinion_is_blind_random_and_kept_beside_the_first(ws):
     s = on_disk(ws)
     assert s.counts()["rejected"] == 6 and s.counts()["edited"] == 1  # the first decisions stand
     assert {cid for cid, by in s.opinions.items() if by["bob"]["status"] == "accepted"} == set(ids[:7])
+
+
+async def test_a_second_opinions_filter_count_leaves_out_what_this_reviewer_judged(ws):
+    """A filter set during a second opinion takes its queue from the store's select, which keeps
+    the candidates this reviewer already judged; the count does not (they no longer match)."""
+    s = CandidateStore(ws, reviewer="ann")
+    ids = [r.id for r in s.load().rows]
+    for cid in ids[:6]:
+        s.decide(cid, "reject", reason="ambiguous")
+    s.close()
+    app = second_opinion_app(ws, "bob")
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await opened(pilot)
+        await pilot.press("a", "a")  # bob's opinion on two of ann's six
+        screen.set_filter(screen.filter.__class__(status="rejected"))
+        await pilot.pause()
+        assert len(screen.queue) == 6
+        assert str(screen.query_one("#filter-text").render()).endswith("\n4 of 6 still match")
 
 
 async def test_a_second_opinion_shows_its_first_card_blind_before_the_queue_is_read(ws, monkeypatch):

@@ -202,6 +202,10 @@ def _short_file(rel: str) -> str:
     return rel[len(prefix) :] if rel.startswith(prefix) else rel
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def _what(issue) -> str:
     """The message without the file name the table already shows in its own column."""
     message = issue.message
@@ -267,8 +271,8 @@ class DataScreen(Screen):
             self._show_index()
         elif ctx.data_root is None:
             root_input.focus()
-        if ctx.load_error:
-            self._show_error(ctx.load_error)
+        if ctx.load_error:  # the start-up load failed before this screen was built
+            self._show_error(ctx.load_error, load_failed=True)
         self.call_after_refresh(self._refresh_folders, root_input.value)
 
     # the root path -----------------------------------------------------------------------
@@ -396,7 +400,7 @@ class DataScreen(Screen):
         )
         n_err = sum(1 for i in issues if i.level == "error")
         self.query_one("#issues-title", Label).update(
-            f"[b]Warnings and errors[/] [dim]{n_err} errors · {len(issues) - n_err} warnings[/]"
+            f"[b]Warnings and errors[/] [dim]{_count(n_err, 'error')} · {_count(len(issues) - n_err, 'warning')}[/]"
         )
 
     # the full check (opens feature files, so torch loads) ----------------------------------------

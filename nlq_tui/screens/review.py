@@ -273,10 +273,14 @@ class ReviewScreen(Screen):
     def _set_queue(self, queue: list[Row], blind: bool = False) -> None:
         """blind: the blind sample, drawn once (rows read later stay out); else a filter's queue."""
         self.queue, self.queue_pos, self._blind_queue = queue, {r.id: i for i, r in enumerate(queue)}, blind
-        # How many of the queue's rows still match: each matched when the queue was made, a
-        # decision or an undo moves one in or out (kept by _decide and action_undo, not
-        # recounted per keypress: the queue may hold a million rows).
-        self._still_matching = len(queue)
+        # How many of the queue's rows still match: a decision or an undo moves one in or out
+        # (kept by _decide and action_undo, not recounted per keypress: the queue may hold a
+        # million rows). A filter's queue in a second opinion comes from the store's select,
+        # which keeps the rows this reviewer already judged: counted once here.
+        if self.second_opinion and not blind and self.store is not None:
+            self._still_matching = sum(map(self._predicate(), queue))
+        else:
+            self._still_matching = len(queue)
 
     def _matching_in_queue(self, ids) -> int:
         """How many of `ids` are in the queue and match the filter now."""
@@ -523,7 +527,8 @@ class ReviewScreen(Screen):
         if self.second_opinion and (newest is None or not newest.second or newest.reviewer != self.store.reviewer):
             self.notify("nothing of this second look to undo")  # never another reviewer's decision
             return
-        undone = newest.ids if newest is not None else ()
+        one = newest is not None and newest.op != "bulk"
+        undone = newest.ids if one and newest is not None else ()
         before = self._matching_in_queue(undone)
         try:
             step = self.store.undo()
@@ -531,6 +536,12 @@ class ReviewScreen(Screen):
             report_error(self, exc)
             return
         self._still_matching += self._matching_in_queue(undone) - before
+        if step is not None and step.op == "bulk":
+            # Its rows went out of the queue when it was applied: the queue is made again, as
+            # apply_bulk makes it, so they are back in it and counted.
+            seen = len(self.store.rows)
+            self._set_queue(self.store.select(self.filter, upto=seen))
+            self._seen_rows = seen
         if step is None:
             self.notify("nothing to undo")
             return
@@ -669,11 +680,12 @@ class ReviewScreen(Screen):
             # collection no longer walks 100k of them on some keypress (~100 ms pauses, the p99).
             gc.freeze()
             pred = self.filter.predicate(store)
+            still = self._predicate() if self.second_opinion else pred  # less this reviewer's judged ones
             for row in new:
                 if pred(row):
                     self.queue_pos[row.id] = len(self.queue)
                     self.queue.append(row)
-                    self._still_matching += 1
+                    self._still_matching += still(row)
         if self.current is None and self.pos < len(self.queue):
             self._show_next(self.pos)
         elif self.current is not None and new:
