@@ -130,7 +130,7 @@ async def test_the_filters_match_count_follows_each_decision_and_undo(ws):
         screen = await opened(pilot)
 
         def count() -> str:
-            return str(screen.query_one("#filter-text").render()).rsplit("\n", 1)[-1]
+            return str(screen.query_one("#filter-text").render()).rsplit("\n", 1)[-1].split("  (still")[0]
 
         n = len(screen.queue)
         assert count() == f"{n} match"
@@ -170,7 +170,7 @@ async def test_bulk_accept_by_rule_previews_confirms_and_undoes_in_one_step(ws):
         s = on_disk(ws)
         assert s.counts()["accepted"] == 0 and s.status(rejected) == "rejected"
         # the undone bulk's candidates are open again, so back in the queue and its count
-        assert len(screen.queue) == 39 and str(screen.query_one("#filter-text").render()).endswith("\n39 match")
+        assert len(screen.queue) == 39 and "\n39 match" in str(screen.query_one("#filter-text").render())
 
 
 async def test_bulk_declined_at_confirmation_changes_nothing(ws):
@@ -463,7 +463,7 @@ async def test_a_second_opinions_filter_count_leaves_out_what_this_reviewer_judg
         screen.set_filter(screen.filter.__class__(status="rejected"))
         await pilot.pause()
         assert len(screen.queue) == 6
-        assert str(screen.query_one("#filter-text").render()).endswith("\n4 of 6 still match")
+        assert "\n4 of 6 still match" in str(screen.query_one("#filter-text").render())
 
 
 async def test_a_second_opinion_shows_its_first_card_blind_before_the_queue_is_read(ws, monkeypatch):

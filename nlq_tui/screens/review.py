@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import gc
 import time
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 from rich.text import Text
@@ -39,12 +38,11 @@ from nlq_tui.bindings import REVIEW_BINDINGS
 from nlq_tui.safe_text import notify
 from nlq_tui.widgets import ClipTimeline, NavBar
 from nlq_tui.widgets import review_card as card
+from nlq_tui.widgets.review_export import EXPORT_GROUP, ExportFromReview
 from nlq_tui.widgets.review_modals import (
     BulkChoice,
     BulkScreen,
     ConfirmScreen,
-    ExportChoice,
-    ExportScreen,
     FilterScreen,
     RejectReasonScreen,
 )
@@ -59,7 +57,7 @@ SLICE = 16 << 20  # then this much per step while the user already works
 REFRESH_S = 5.0  # how often new candidates from a running generation job are looked for
 
 
-class ReviewScreen(Screen):
+class ReviewScreen(ExportFromReview, Screen):
     """The review queue."""
 
     CSS_PATH = "review.tcss"
@@ -246,16 +244,8 @@ class ReviewScreen(Screen):
                 msg = report_error(self, worker.error, title="Review", timeout=10)
                 line = Text.assemble(("cannot open the candidates: ", "bold red"), visible(msg, 500))
                 self.query_one("#progress", Static).update(line)
-        elif worker.group == "review-export":
-            if event.state == WorkerState.SUCCESS:
-                r = worker.result
-                notify(
-                    self,
-                    f"exported {r.exported:,} {'query' if r.exported == 1 else 'queries'} to {r.file}\nmanifest: {r.manifest.name}",
-                    title="Export",
-                )
-            elif event.state == WorkerState.ERROR:
-                report_error(self, worker.error, title="Export failed", timeout=12)
+        elif worker.group == EXPORT_GROUP:
+            self.export_state_changed(event)
 
     def on_unmount(self) -> None:
         if self.store is not None:
@@ -696,26 +686,5 @@ class ReviewScreen(Screen):
             self._render_filter()
 
     @on(Button.Pressed, "#export-button")
-    def action_export(self) -> None:
-        ws = self.app.ctx.workspace
-        default = ws.exports_dir / f"nlq_aug_{datetime.now().strftime('%Y%m%d_%H%M%S')}.json"
-        self.app.push_screen(ExportScreen(str(default), self.filter.variants), self._export_chosen)
-
-    def _export_chosen(self, choice: ExportChoice | None) -> None:
-        if choice:
-            self.run_export(choice)
-
-    @work(thread=True, group="review-export", exclusive=True, exit_on_error=False)
-    def run_export(self, choice: ExportChoice):
-        from engine.export import export, parse_statuses
-
-        ctx = self.app.ctx
-        # A store of its own: the export reads from disk, which holds every decision already.
-        return export(
-            ctx.workspace,
-            choice.path,
-            statuses=parse_statuses(choice.statuses),
-            data_root=ctx.data_root,
-            variants=choice.variants,
-            fmt=choice.fmt,
-        )
+    def _export_button(self) -> None:
+        self.action_export()
