@@ -70,6 +70,13 @@ def test_without_a_terminal_progress_is_a_plain_line_every_interval(tree, tmp_pa
     assert lines[-1].startswith("15/15 groups  100%")
 
 
+def test_the_template_backends_estimate_says_it_is_free_without_token_wording(tree, tmp_path, capsys):
+    code = main(["generate", "--workspace", str(tmp_path / "ws"), "--data", str(tree), "--backend", "template",
+                 "--dry-run"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0 and "no LLM (built-in templates), free" in out and "completion tokens" not in out
+
+
 def test_dry_run_prints_the_estimate_and_no_control_characters(tree, tmp_path, capsys):
     with FakeLLMServer(default="prose") as srv:
         code = main(["generate", "--workspace", str(tmp_path / "ws"), "--data", str(tree), "--backend", "openai",

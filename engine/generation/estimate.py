@@ -81,7 +81,7 @@ def estimate_job(job) -> dict:
     backend = job.backend
     out = {"requests": n, "groups": n, "prompt_tokens": 0, "completion_tokens": 0, "tokens": 0, "cost": None,
            "paid": bool(backend.paid()), "token_method": "none", "price_in": backend.price_in,
-           "price_out": backend.price_out}  # fmt: skip
+           "price_out": backend.price_out, "llm": bool(backend.needs_messages)}  # fmt: skip
     if not n or not backend.needs_messages:
         out["cost"] = backend.cost(0, 0)
         return out

@@ -153,6 +153,8 @@ def _estimate(job) -> dict | None:
 def estimate_line(est: dict) -> str:
     if est.get("error"):
         return f"estimate: not available ({est['error']})"
+    if est.get("llm") is False:  # the built-in templates: no tokens, no price to give
+        return f"estimate for the whole job: {est.get('groups', 0):,} groups, no LLM (built-in templates), free"
     cost = est.get("cost")
     money = f"${cost:,.2f}" if cost is not None else "no price given (--price-in/--price-out)"
     return (

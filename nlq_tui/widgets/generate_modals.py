@@ -27,6 +27,8 @@ def estimate_text(est: dict | None) -> str:
         return "estimate: not available"
     if est.get("error"):
         return f"estimate: not available ({est['error']})"
+    if est.get("llm") is False:  # the built-in templates: no tokens, no price to set
+        return f"estimate: {est.get('groups', 0):,} groups, no LLM (built-in templates), free"
     cost = est.get("cost")
     money = f"${cost:,.2f}" if cost is not None else "no price set ($/1M fields)"
     return (
