@@ -59,6 +59,7 @@ async def test_preview_shows_numbered_narrations_and_follows_prompt_edits(tree, 
         screen = await _open(pilot)
         text = screen.preview_text
         assert "\n1. #" in text and "\n5. " in text and " system " in text
+        assert f"{len(screen.groups):,} groups, one every 5 narrations; the Lab counts one at each" in text
         system = screen.query_one("#system")
         system.load_text("You write questions. ZEBRA-MARKER")
         await pilot.pause(0.4)

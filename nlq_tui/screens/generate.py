@@ -360,7 +360,10 @@ class GenerateScreen(Screen):
         from engine.generation.pipeline import preview_messages
 
         gd, messages = preview_messages(self.result, g, self._prompt_on_screen())
-        lines = [content(("group ", "bold"), gd.key, (f"  ({len(self.groups):,} groups)", "dim"))]
+        # Groups are tiled k narrations apart (each narration asked about once); the Lab counts a
+        # group at every narration, so its count is about k times this one.
+        tiled = f"  ({len(self.groups):,} groups, one every {self.result.k} narrations; the Lab counts one at each)"
+        lines = [content(("group ", "bold"), gd.key, (tiled, "dim"))]
         for m in messages:
             lines += [Content(""), content((f" {m['role']} ", "bold reverse")), plain_content(m["content"])]
         shown = NL.join(lines)
