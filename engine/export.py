@@ -306,6 +306,17 @@ def _remove_orphans(folder: Path) -> None:
                 continue
 
 
+_SUFFIX = {"nlq": ".json", "jsonl": ".jsonl", "parquet": ".parquet"}
+
+
+def default_out(workspace: Workspace, fmt: str = "nlq") -> Path:
+    """Where an export goes when no file is named: the workspace's exports/, stamped to the
+    second (the app's Export dialog offers the same), its folder made."""
+    folder = workspace.exports_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"nlq_aug_{time.strftime('%Y%m%d_%H%M%S')}{_SUFFIX.get(fmt, '.json')}"
+
+
 def _check_out(out: Path) -> Path:
     out = Path(out).expanduser()
     if out.is_dir():

@@ -248,6 +248,16 @@ def test_cli_export_prints_json_and_exits_2_on_a_leak(reviewed, tmp_path):
         text=True,
     )
     assert bad.returncode == 2 and bad.stderr.startswith("nlq-tui: error: --status 'nope'")
+    # No --out: the workspace's exports/, stamped, as the app's Export dialog offers
+    plain = subprocess.run(
+        [sys.executable, "-m", "nlq_tui", "export", "--workspace", str(ws.path), "--data", str(root), "--json"],
+        capture_output=True,
+        text=True,
+    )
+    assert plain.returncode == 0, plain.stderr
+    made = Path(json.loads(plain.stdout)["file"])
+    assert made.parent == ws.exports_dir and made.name.startswith("nlq_aug_") and made.suffix == ".json"
+    assert made.exists()
 
 
 def test_generated_candidates_export_through_the_official_loop(tmp_path):

@@ -26,7 +26,9 @@ def register(subparsers) -> None:
         default=argparse.SUPPRESS,
         help="Ego4D root whose nlq_val/nlq_test files list the held-out videos (default: the workspace's)",
     )
-    p.add_argument("--out", metavar="FILE", required=True, help="file to write")
+    p.add_argument(
+        "--out", metavar="FILE", help="file to write (default: exports/nlq_aug_<date>_<time>.json in the workspace)"
+    )
     p.add_argument(
         "--status",
         default="accepted,edited",
@@ -57,7 +59,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.export import export, parse_statuses
+    from engine.export import default_out, export, parse_statuses
     from engine.textsafe import visible
     from engine.workspace import Workspace
 
@@ -65,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     ws = Workspace.existing(getattr(args, "workspace", None))
     result = export(
         ws,
-        args.out,
+        args.out if args.out else default_out(ws, args.format),
         statuses=statuses,
         data_root=getattr(args, "data", None),
         variants=frozenset(args.variant),

@@ -7,7 +7,6 @@ screen's store is not touched. The screen routes its worker events of `EXPORT_GR
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from textual import work
@@ -27,9 +26,11 @@ class ExportFromReview:
     filter: Any
 
     def action_export(self) -> None:
-        ws = self.app.ctx.workspace
-        default = ws.exports_dir / f"nlq_aug_{datetime.now().strftime('%Y%m%d_%H%M%S')}.json"
-        self.app.push_screen(ExportScreen(str(default), self.filter.variants), self._export_chosen)
+        from engine.export import default_out
+
+        self.app.push_screen(
+            ExportScreen(str(default_out(self.app.ctx.workspace)), self.filter.variants), self._export_chosen
+        )
 
     def _export_chosen(self, choice: ExportChoice | None) -> None:
         if choice:
