@@ -117,6 +117,10 @@ class ExportResult:
     format: str = "nlq"
     variants: dict[str, int] = field(default_factory=dict)
 
+    def how_many(self) -> str:
+        """'1 query', '1,234 queries': the count the CLI and the app say."""
+        return f"{self.exported:,} {'query' if self.exported == 1 else 'queries'}"
+
     def as_dict(self) -> dict:
         return {
             "exported": self.exported,

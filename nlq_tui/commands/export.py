@@ -78,9 +78,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.as_dict()))
     else:
-        print(
-            f"exported {result.exported:,} {'query' if result.exported == 1 else 'queries'} ({', '.join(result.statuses)}) to {visible(result.file)}"
-        )
+        print(f"exported {result.how_many()} ({', '.join(result.statuses)}) to {visible(result.file)}")
         print(f"  manifest {visible(result.manifest)}")
         if result.card is not None:
             print(f"  data card {visible(result.card)}")

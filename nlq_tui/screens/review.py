@@ -517,8 +517,7 @@ class ReviewScreen(ExportFromReview, Screen):
         if self.second_opinion and (newest is None or not newest.second or newest.reviewer != self.store.reviewer):
             self.notify("nothing of this second look to undo")  # never another reviewer's decision
             return
-        one = newest is not None and newest.op != "bulk"
-        undone = newest.ids if one and newest is not None else ()
+        undone = newest.ids if newest is not None and newest.op != "bulk" else ()
         before = self._matching_in_queue(undone)
         try:
             step = self.store.undo()

@@ -55,7 +55,6 @@ class ExportFromReview:
         worker = event.worker
         if event.state == WorkerState.SUCCESS:
             r = worker.result
-            queries = "query" if r.exported == 1 else "queries"
-            notify(self, f"exported {r.exported:,} {queries} to {r.file}\nmanifest: {r.manifest.name}", title="Export")
+            notify(self, f"exported {r.how_many()} to {r.file}\nmanifest: {r.manifest.name}", title="Export")
         elif event.state == WorkerState.ERROR:
             report_error(self, worker.error, title="Export failed", timeout=12)
