@@ -108,8 +108,10 @@ def _venv_python() -> Path:
 
 
 def _stamp(choice_key: str) -> str:
-    """What the environment was built from; a change rebuilds it."""
+    """What the environment was built from; a change rebuilds it (the C scanner's source too:
+    the editable install builds it in place, once)."""
     h = hashlib.sha256((ROOT / "pyproject.toml").read_bytes())
+    h.update((ROOT / "engine" / "ego4d" / "_scan.c").read_bytes())
     h.update(choice_key.encode())
     return h.hexdigest()[:16]
 

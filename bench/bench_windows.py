@@ -24,7 +24,8 @@ includes theirs):
 - warm command: `nlq-tui windows ROOT --json` as a whole process (start-up, imports, the cached
   open, groups and windows; the median of 3 runs), against the notebook's whole process.
 - decoders: narration.json through the stdlib json, orjson and msgspec decoders (decode only)
-  and through the engine's reader with the stdlib streaming decoder and with msgspec.
+  and through the engine's reader (one process) with the stdlib streaming decoder, with msgspec
+  alone, and with the C scanner (engine/ego4d/_scan.c) first.
 
 It prints each figure beside its target and the 1-minute load average at the time (the box
 may be shared: ratios are taken within one run); it asserts nothing.
@@ -176,6 +177,12 @@ def child_baseline(root: Path) -> dict:
     }
 
 
+def _scanner_built() -> bool:
+    from engine.ego4d.columns import _native_scan
+
+    return _native_scan() is not None
+
+
 def child_cold(root: Path, secret_names: list[str] | None = None) -> dict:
     from engine.ego4d import load_index, parallel
     from engine.windows import WindowParams, compute
@@ -207,6 +214,7 @@ def child_cold(root: Path, secret_names: list[str] | None = None) -> dict:
         "windows_with_beta": s["windows"] - s["reasons"]["no_beta"],  # what the notebook loops over
         "narrations": int(len(index.passes[1]) + len(index.passes[2])),
         "narration_readers": readers[0] if readers else 1,
+        "scanner": _scanner_built(),
         "cpu_s": _cpu_s(),
         "maxrss_mb": _maxrss_mb(),
     }
@@ -277,7 +285,8 @@ def child_warm(root: Path) -> dict:
 
 def child_decoders(root: Path) -> dict:
     """narration.json through each JSON decoder, in the engine's 16 MB chunks (decode only), and
-    the engine's whole narration reader with the stdlib streaming decoder and with msgspec."""
+    the engine's whole narration reader with the stdlib streaming decoder, with msgspec alone
+    and with the C scanner first (where it was built)."""
     import gc
     import shutil
 
@@ -318,10 +327,15 @@ def child_decoders(root: Path) -> dict:
                 buf = buf[m.start(1) :]
         out["decode_only"][name] = (time.perf_counter() - wall, time.process_time() - cpu, os.getloadavg()[0])
         gc.collect()
-    for label, decoder in (("streaming reader (stdlib json)", "stdlib"), ("msgspec reader", "msgspec")):
+    from engine.ego4d.columns import _native_scan
+
+    readers = [("streaming reader (stdlib json)", "stdlib", False), ("msgspec reader (no C scanner)", "msgspec", False)]
+    if _native_scan() is not None:
+        readers.append(("C scanner, msgspec for what it declines", "msgspec", True))
+    for label, decoder, scanner in readers:
         work = Path(tempfile.mkdtemp(prefix="nlq-bench-"))
         wall, cpu = time.perf_counter(), time.process_time()
-        policy = ReadPolicy(parallel_min_bytes=1 << 62, decoder=decoder)
+        policy = ReadPolicy(parallel_min_bytes=1 << 62, decoder=decoder, scanner=scanner)
         read_narrations(root, Problems(root, strict=True), None, work, policy)
         out["reader"][label] = (time.perf_counter() - wall, time.process_time() - cpu, os.getloadavg()[0])
         shutil.rmtree(work, ignore_errors=True)
@@ -467,7 +481,9 @@ def report(fig: dict) -> None:
     if "command_runs_s" in wc:
         print(f"  (warm command: median of {', '.join(f'{x:.2f}' for x in wc['command_runs_s'])} s)")
     n = cold.get("narration_readers", 1)
-    print(f"  (cold: narration.json read by {n} process{'es' if n > 1 else ''}: worker processes where CPUs are idle)")
+    how = "the C scanner, msgspec for what it declines" if cold.get("scanner") else "msgspec (no C scanner built)"
+    print(f"  (cold: narration.json read by {n} process{'es' if n > 1 else ''}: worker processes where CPUs are idle;")
+    print(f"   each reads with {how})")
     print(
         "  (warm: the index cache also keeps each pass's beta per video and clip row ranges, written by the cold\n"
         "   open and read back, not recomputed; every other figure is computed in the run)"

@@ -1021,18 +1021,22 @@ def test_msgspec_reader_equals_json_load_for_any_content_and_chunking(videos, ch
 
 
 def test_msgspec_reader_reads_most_passes_itself(tmp_path, monkeypatch):
-    """Not every chunk handed to the slower readers: the columnar reader keeps the common ones."""
+    """Not every chunk handed to the slower readers: the columnar readers (the C scanner where
+    it is built, else msgspec's) keep the common ones."""
     from engine.ego4d import columns, fast
 
     kept: list[int] = []
-    real = columns.chunk_pieces
 
-    def spy(*a, **kw):
-        out = real(*a, **kw)
-        kept.extend(len(got) for _, got in out or [])
-        return out
+    def spy(real):
+        def counted(*a, **kw):
+            out = real(*a, **kw)
+            kept.extend(len(got) for _, got in out or [])
+            return out
 
-    monkeypatch.setattr(fast, "chunk_pieces", spy)
+        return counted
+
+    monkeypatch.setattr(fast, "chunk_pieces", spy(columns.chunk_pieces))
+    monkeypatch.setattr(fast, "scan_pieces", spy(columns.scan_pieces))
     root = write_tree(tmp_path / "d", videos=6)
     _assert_same(load_index(root, use_cache=False, policy=FAST), _plain(root))
     assert sum(kept) == 6  # the one pass of each of the six videos

@@ -1,5 +1,8 @@
 """The columnar narration reader: one typed msgspec decode per chunk, columns built per chunk.
 
+(`scan_pieces` first hands the chunk to the C scanner, engine/ego4d/_scan.c, where it was
+built: the same columns with no Python object per narration; what it declines comes here.)
+
 A chunk of narration.json (a run of whole videos) is decoded at once into small typed structs
 (video, pass, narration) whose text fields are `str`; the columns of each pass (times, text,
 uids, FLAG_* bits) are then built for all the chunk's passes together, in a few C-level calls
@@ -28,6 +31,7 @@ import numpy as np
 
 from engine.ego4d.narration import curly_at, text_flags
 from engine.ego4d.problems import Problems, warn_unknown
+from engine.index import flags_of
 
 _MAX_EXTRA = 16  # distinct unknown narration fields learnt before a chunk goes the slower way
 _TIME = attrgetter("timestamp_sec")
@@ -37,6 +41,8 @@ _UNKNOWN = re.compile(
     r"Object contains unknown field `(.*)` - at `\$\[\.\.\.\]\.narration_pass_[12]\.narrations\[\d+\]`"
 )
 _COUNT = [0]
+# The C scanner's INFO_* bits per row (engine/ego4d/_scan.c).
+_INFO_NO_TEXT, _INFO_CURLY, _INFO_SLOW_FLAGS = 1, 4, 8
 STOP = object()  # what `decode` gives for a chunk only the streaming reader reads exactly
 
 
@@ -165,6 +171,7 @@ class PassSet:
         texts = list(map(_TEXT, rows))
         uids = list(map(_UID, rows))
         self.unknown = np.zeros(len(lists), dtype=bool)
+        self.names: dict[int, set[str]] | None = None  # per pass, where the C scanner read it
         self.extra_rows: list[list] = []
         for i in range(extra):
             values = list(map(attrgetter(f"x{i}"), rows))
@@ -186,6 +193,58 @@ class PassSet:
         np.cumsum(self.uid_len, out=self.uid_offsets[1:])
         self.flags = text_flags(self.text, self.text_offsets)
         self.curly = self._curly(self.text_offsets)
+
+    @classmethod
+    def scanned(cls, columns: tuple[bytes, ...], unknown: list[tuple[int, str]]) -> PassSet:
+        """The same columns from what the C scanner gives for one pass (engine/ego4d/_scan.c):
+        counts per video, then one entry per row in file order; `unknown`: (row, field name)
+        of each unknown narration field."""
+        counts, times, text, text_len, uid, uid_len, flags, info = columns
+        self = cls.__new__(cls)
+        self.counts = counts_a = np.frombuffer(counts, dtype=np.int64)
+        self.starts = starts = np.zeros(len(counts_a) + 1, dtype=np.int64)
+        np.cumsum(counts_a, out=starts[1:])
+        t = np.frombuffer(times, dtype=np.float64)
+        bits = np.frombuffer(info, dtype=np.uint8)
+        self.names = {}
+        owners = np.searchsorted(starts, [row for row, _ in unknown], side="right") - 1
+        for k, (_, name) in zip(owners.tolist(), unknown):
+            self.names.setdefault(k, set()).add(name)
+        self.unknown = np.zeros(len(counts_a), dtype=bool)
+        self.unknown[list(self.names)] = True
+        self.extra_rows = []
+        self.missing, self.first_missing = _first_per_pass((bits & _INFO_NO_TEXT) != 0, starts)
+        self.curly = _per_pass((bits & _INFO_CURLY) != 0, counts_a).astype(np.int64)
+        text_lens = np.frombuffer(text_len, dtype=np.int32)
+        row_flags = np.frombuffer(flags, dtype=np.uint8)
+        slow = np.flatnonzero(bits & _INFO_SLOW_FLAGS)
+        if len(slow):  # leading whitespace or a non-ASCII first byte: the exact rule
+            row_flags = row_flags.copy()
+            ends = np.cumsum(text_lens, dtype=np.int64)
+            for i in slow.tolist():
+                row_flags[i] = flags_of(text[int(ends[i] - text_lens[i]) : int(ends[i])].decode("utf-8"))
+        order = self._order(t)
+        self.time = t if order is None else t[order]
+        self.dups = self._dups(self.time)
+        self.text, self.text_len = self._moved(text, text_lens, order)
+        self.uid, self.uid_len = self._moved(uid, np.frombuffer(uid_len, dtype=np.int32), order)
+        self.flags = row_flags if order is None else row_flags[order]
+        self.text_offsets = np.zeros(len(t) + 1, dtype=np.int64)
+        np.cumsum(self.text_len, out=self.text_offsets[1:])
+        self.uid_offsets = np.zeros(len(t) + 1, dtype=np.int64)
+        np.cumsum(self.uid_len, out=self.uid_offsets[1:])
+        return self
+
+    @staticmethod
+    def _moved(blob: bytes, lens: np.ndarray, order: np.ndarray | None) -> tuple[bytes, np.ndarray]:
+        """A column's blob and lengths with its rows in `order` (the C scanner's `gather`)."""
+        if order is None:
+            return blob, lens
+        from engine.ego4d import _scan
+
+        offsets = np.zeros(len(lens) + 1, dtype=np.int64)
+        np.cumsum(lens, out=offsets[1:])
+        return _scan.gather(blob, offsets, order.astype(np.int64, copy=False)), lens[order]
 
     def _order(self, t: np.ndarray) -> np.ndarray | None:
         """The rows with each pass stably sorted by time (the streaming reader's order), or None
@@ -243,6 +302,8 @@ class PassSet:
 
     def unknown_names(self, k: int, extra: tuple[str, ...]) -> list[str]:
         """The unknown fields that pass k has."""
+        if self.names is not None:  # read by the C scanner
+            return sorted(self.names.get(k, ()))
         a, b = int(self.starts[k]), int(self.starts[k + 1])
         return [name for name, rows in zip(extra, self.extra_rows) if rows[a:b].count(_unset()) < b - a]
 
@@ -269,6 +330,41 @@ def chunk_pieces(videos: dict, extra: tuple[str, ...], problems: Problems, rel: 
     except UnicodeEncodeError:
         return None
     _count_quirks(uids, sets, extra, problems, rel)
+    return _pieces(uids, sets, files)
+
+
+def scan_pieces(data, problems: Problems, rel: str, files: dict) -> list | None:
+    """What `chunk_pieces` gives for the chunk `data` (`{...}`), read by the C scanner
+    (engine/ego4d/_scan.c) with no Python object per narration; None when the scanner is not
+    built or declines the chunk (nothing counted or written): the msgspec reader then reads it."""
+    scan = _native_scan()
+    got = None if scan is None else scan(data)
+    if got is None:
+        return None
+    uids, *raw, unknown = got
+    if len(set(uids)) != len(uids):
+        return None  # a uid twice: the slower reader gives both to the streaming code
+    sets = {}
+    for pn in (1, 2):
+        having, *columns = raw[pn - 1]
+        named = [(row, name) for p, row, name in unknown if p == pn]
+        sets[pn] = (np.frombuffer(having, dtype=np.int64).tolist(), PassSet.scanned(tuple(columns), named))
+    _count_quirks(uids, sets, (), problems, rel)
+    return _pieces(uids, sets, files)
+
+
+@functools.cache
+def _native_scan() -> Any:
+    """The C scanner's `scan`, or None where it was not built (no compiler at install time)."""
+    try:
+        from engine.ego4d import _scan
+    except ImportError:
+        return None
+    return _scan.scan
+
+
+def _pieces(uids: list[str], sets: dict, files: dict) -> list:
+    """(uid, {pass: piece}) per video, each pass's text appended to `files`."""
     pieces: list[tuple[str, dict]] = [(uid, {}) for uid in uids]
     for pn, (having, ps) in sets.items():
         text_base = files[pn, "text"].write(ps.text)

@@ -2,8 +2,11 @@
 
 narration.json (or a parallel worker's span of it) is read in chunks of at most a few MiB
 (ReadPolicy.chunk caps it) into one reused buffer; each chunk is cut after the last video that
-ends in it (`}, "<uid>": {`). The columnar reader (engine.ego4d.columns) decodes a chunk at
-once into typed structs and builds its columns; a chunk it declines goes the slower way here:
+ends in it (`}, "<uid>": {`). The C scanner (engine/ego4d/_scan.c, where the install built
+it) reads a chunk into columns with no Python object per narration; a chunk it declines (any
+JSON or schema it does not read exactly as the others do) goes to the columnar reader
+(engine.ego4d.columns), which decodes it at once into typed structs and builds its columns;
+a chunk that one declines goes the slower way here:
 msgspec skips over the chunk's videos keeping each pass as raw JSON, decodes each pass on its
 own (engine.ego4d.typed), and a pass that one declines is decoded into dicts for the streaming
 reader's per-video code, so the arrays, warnings and errors are exactly that reader's. Where
@@ -25,7 +28,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from engine.ego4d.columns import STOP, Columns, chunk_pieces
+from engine.ego4d.columns import STOP, Columns, chunk_pieces, scan_pieces
 from engine.ego4d.layout import NARRATION_JSON
 from engine.ego4d.narration import pass_block, store_pass, video_pass
 from engine.ego4d.problems import Problems, disp
@@ -84,7 +87,8 @@ class _Reader:
     arrays, warnings and errors are its; only the JSON decoding differs.
     """
 
-    def __init__(self, root: Path, problems: Problems, files: dict) -> None:
+    def __init__(self, root: Path, problems: Problems, files: dict, scanner: bool = True) -> None:
+        self.scanner = scanner
         self.rel = NARRATION_JSON
         self.shown = disp(root, self.rel)
         self.problems = problems
@@ -95,6 +99,11 @@ class _Reader:
 
     def chunk(self, data) -> None:
         """The videos of `data` (`{...}`: a run of whole members of the top-level object)."""
+        if self.scanner:  # the C scanner first: no Python object per narration
+            pieces = scan_pieces(data, self.problems, self.rel, self.files)
+            if pieces is not None:
+                self.pieces.extend(pieces)
+                return
         videos = self.columns.decode(data)
         if videos is STOP:
             raise _Stop("the streaming reader names it")
@@ -170,7 +179,7 @@ def read_fast(
     if _decoder() is None:
         return None
     scratch = Problems(root, strict=problems.strict, max_errors=problems.max_errors)
-    reader = _Reader(root, scratch, files)
+    reader = _Reader(root, scratch, files, policy.scanner)
     try:
         _read(path, reader, progress, max(min(policy.chunk, _CHUNK), 1), span)
     except _Stop:

@@ -51,6 +51,8 @@ class ReadPolicy:
     decoder: "auto" (parallel workers where CPUs are idle, each reading its share with msgspec,
     else msgspec in this process, see engine.ego4d.fast; else the streaming reader), "msgspec"
     (only msgspec in this process) or "stdlib" (the streaming reader, or its parallel workers).
+    scanner: whether the C narration scanner (engine/ego4d/_scan.c, where it was built) reads
+    the chunks it can before msgspec does (off: the bench measures the msgspec reader alone).
     """
 
     chunk: int = 1 << 24
@@ -59,6 +61,7 @@ class ReadPolicy:
     workers: int | None = None
     fork_ok: bool | None = None
     decoder: str = "auto"
+    scanner: bool = True
 
 
 DEFAULT_POLICY = ReadPolicy()

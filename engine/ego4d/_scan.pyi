@@ -1,0 +1,6 @@
+# The C narration scanner (engine/ego4d/_scan.c), built at install time where a compiler is.
+
+def scan(
+    chunk: bytes | bytearray | memoryview, /
+) -> tuple[list[str], tuple[bytes, ...], tuple[bytes, ...], list[tuple[int, int, str]]] | None: ...
+def gather(blob: bytes | memoryview, offsets: object, rows: object, /) -> bytes: ...
