@@ -156,3 +156,28 @@ def test_the_scanner_is_built_where_a_compiler_is():
     if shutil.which(cc) is None or not headers.exists():
         pytest.skip(f"no C compiler ({cc}) or no Python.h here: the msgspec reader does the work")
     assert scanner is not None, "engine/ego4d/_scan.c was not built: run `python3 dev.py setup` again"
+
+
+@needs_scanner
+def test_a_file_it_cannot_read_is_not_offered_to_it_chunk_after_chunk(tmp_path, monkeypatch):
+    """Every video with a key twice (which it declines): after a few declined chunks, msgspec
+    alone reads the rest, and the result is still the streaming reader's."""
+    import dataclasses
+
+    from engine.ego4d import fast
+
+    offered: list[bool] = []
+    real = fast.scan_pieces
+
+    def spy(*a, **kw):
+        out = real(*a, **kw)
+        offered.append(out is not None)
+        return out
+
+    monkeypatch.setattr(fast, "scan_pieces", spy)
+    video = '{"status": "a", "status": "complete", "narration_pass_1": {"narrations": [{"timestamp_sec": 1}]}}'
+    body = ", ".join(f'"v{i}": {video}' for i in range(40))
+    root = _tree_of(tmp_path, ("{" + body + "}").encode())
+    _same(root, dataclasses.replace(FAST, chunk=256))
+    assert offered and not any(offered)
+    assert len(offered) <= 2 * fast._SCAN_TRIES  # _same reads it twice (check, then load_index)

@@ -38,6 +38,7 @@ from engine.ego4d.typed import Batch
 _BOUNDARY = re.compile(rb'\}\s*,\s*("(?:[^"\\]|\\.)*")\s*:\s*\{')
 _NOT_VIDEO_KEYS = {b'"narration_pass_1"', b'"narration_pass_2"', b'"status"'}
 _TAIL = 1 << 20  # where the cut is looked for: the last MiB of a chunk (a video is ~70 KB)
+_SCAN_TRIES = 4  # chunks the C scanner may decline before this reader stops offering it any
 _CHUNK = 4 << 20  # at most this much decoded at once: its structs then stay in the CPU caches longer
 
 
@@ -89,6 +90,7 @@ class _Reader:
 
     def __init__(self, root: Path, problems: Problems, files: dict, scanner: bool = True) -> None:
         self.scanner = scanner
+        self.scanned = self.declined = 0  # chunks the C scanner read, and declined
         self.rel = NARRATION_JSON
         self.shown = disp(root, self.rel)
         self.problems = problems
@@ -102,8 +104,13 @@ class _Reader:
         if self.scanner:  # the C scanner first: no Python object per narration
             pieces = scan_pieces(data, self.problems, self.rel, self.files)
             if pieces is not None:
+                self.scanned += 1
                 self.pieces.extend(pieces)
                 return
+            self.declined += 1
+            # A file whose every chunk it declines (a layout it does not read) would pay for
+            # both readers to the end: after a few declines and no chunk read, msgspec alone.
+            self.scanner = self.scanned > 0 or self.declined < _SCAN_TRIES
         videos = self.columns.decode(data)
         if videos is STOP:
             raise _Stop("the streaming reader names it")
