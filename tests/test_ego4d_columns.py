@@ -164,6 +164,21 @@ def test_unknown_narration_fields_are_learnt_and_named_as_the_streaming_reader_n
     assert w.count == 3 and "alpha, beta, mid in video 'a' narration_pass_2" in w.message
 
 
+def test_non_ascii_unknown_field_names_are_named_as_written(tmp_path, columnar):
+    """The streaming reader reads a member with non-ASCII text as Latin-1: it named "éx" as
+    "Ã©x" (the scanner, which names it right, found it)."""
+    narrs = _pass(_narr(1.0, '"café"', extra=', "éx": 1, "😀": 2'))
+    root = _tree(tmp_path, {"a": _video(narrs)})
+    _same(root)
+    (w,) = [i for i in check(root, use_cache=False, policy=SERIAL).issues if i.code == "unknown_field"]
+    assert "éx, 😀 in video 'a' narration_pass_1.narrations[]" in w.message
+    in_pass = _pass(_narr(1.0, '"café"'), extra=', "nöte": 1')
+    root = _tree(tmp_path / "p", {"b": _video(in_pass)})
+    _same(root)
+    (w,) = [i for i in check(root, use_cache=False, policy=SERIAL).issues if i.code == "unknown_field"]
+    assert "nöte in video 'b' narration_pass_1" in w.message
+
+
 def test_a_key_twice_in_one_narration_is_not_an_unknown_field(tmp_path, columnar):
     twice = '{"timestamp_sec": 1, "narration_text": "a", "timestamp_sec": 4, "narration_text": "b"}'
     _same(_tree(tmp_path, {"v": _video(_pass(twice, _narr(2.0)))}))

@@ -182,12 +182,12 @@ class _Pass:
             uids = ["" if v is None else str(v) for v in (x.get("annotation_uid") for x in self.narrs)]
             return uids, "".join(uids)
 
-    def unknown_fields(self) -> None:
+    def unknown_fields(self, latin: bool) -> None:
         # Every narration's keys: a pass with any unknown field is counted once (the msgspec
         # reader counts the same by comparing key counts).
         extra = set(chain.from_iterable(self.narrs)).difference(NARRATION_KEYS)
         if extra:
-            warn_unknown(self.problems, self.rel, extra, f"{self.where}[]")
+            warn_unknown(self.problems, self.rel, spelled(extra, latin), f"{self.where}[]")
 
 
 def video_pass(
@@ -208,7 +208,7 @@ def video_pass(
         return None
     texts, texts_joined = got
     uids, uids_joined = vp.uids()
-    vp.unknown_fields()
+    vp.unknown_fields(latin)
     return finish_pass(t, texts, texts_joined, uids, uids_joined, problems, rel, shown, vp.where, latin)
 
 
@@ -327,8 +327,18 @@ def text_flags(blob: bytes, offsets: np.ndarray) -> np.ndarray:
     return flags
 
 
-def pass_block(uid: str, pn: int, block, problems: Problems, rel: str, shown: str) -> list | None:
-    """The narrations list of one pass block, or None (absent, or after an error)."""
+def spelled(names, latin: bool):
+    """Field names as they are: where the streaming reader read them in Latin-1 (`latin`: the
+    member had non-ASCII text and no \\u escape, see Stream), their UTF-8 bytes decoded (a
+    warning named "Ã©x" for "éx" before)."""
+    if not latin:
+        return names
+    return [n.encode("latin-1", "replace").decode("utf-8", "replace") for n in names]
+
+
+def pass_block(uid: str, pn: int, block, problems: Problems, rel: str, shown: str, latin: bool = False) -> list | None:
+    """The narrations list of one pass block, or None (absent, or after an error); latin: its
+    strings are UTF-8 bytes spelled in Latin-1 (see Stream)."""
     if block is None:
         return None
     if type(block) is not dict:
@@ -341,7 +351,7 @@ def pass_block(uid: str, pn: int, block, problems: Problems, rel: str, shown: st
         return None
     extra = block.keys() - _PASS_KEYS
     if extra:
-        warn_unknown(problems, rel, extra, f"video {uid!r} narration_pass_{pn}")
+        warn_unknown(problems, rel, spelled(extra, latin), f"video {uid!r} narration_pass_{pn}")
     narrs = block.get("narrations")
     if narrs is None:
         return []
@@ -385,10 +395,10 @@ def video_entry(
         return None
     extra = entry.keys() - _VIDEO_KEYS
     if extra:
-        warn_unknown(problems, rel, extra, f"video {uid!r}")
+        warn_unknown(problems, rel, spelled(extra, latin), f"video {uid!r}")
     got: dict[int, tuple] = {}
     for pn in (1, 2):
-        narrs = pass_block(uid, pn, entry.get(f"narration_pass_{pn}"), problems, rel, shown)
+        narrs = pass_block(uid, pn, entry.get(f"narration_pass_{pn}"), problems, rel, shown, latin)
         if narrs is None:
             continue
         res = video_pass(uid, pn, narrs, problems, rel, shown, latin, literal)
