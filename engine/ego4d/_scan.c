@@ -306,69 +306,22 @@ static int literal(Scan *sc, const char *word) {
     return OK;
 }
 
-/* Any JSON value, validated and skipped. */
-static int skip(Scan *sc, int depth) {
+/* An object's or array's opening `open`; *more unless it is empty (`{}`, `[]`). */
+static int open_with(Scan *sc, unsigned char open, unsigned char close, int *more) {
+    int rc = expect(sc, open);
+    if (rc != OK) return rc;
     ws(sc);
-    if (sc->s >= sc->end) return DECLINE;
-    if (depth > MAX_DEPTH) return DECLINE;
-    int rc;
-    switch (*sc->s) {
-    case '"':
-        sc->scratch.n = 0;
-        return string(sc, &sc->scratch);
-    case 't': return literal(sc, "true");
-    case 'f': return literal(sc, "false");
-    case 'n': return literal(sc, "null");
-    case '[':
-        sc->s++;
-        ws(sc);
-        if (sc->s < sc->end && *sc->s == ']') {
-            sc->s++;
-            return OK;
-        }
-        for (;;) {
-            if ((rc = skip(sc, depth + 1)) != OK) return rc;
-            ws(sc);
-            if (sc->s >= sc->end) return DECLINE;
-            if (*sc->s == ',') {
-                sc->s++;
-                continue;
-            }
-            if (*sc->s == ']') {
-                sc->s++;
-                return OK;
-            }
-            return DECLINE;
-        }
-    case '{':
-        sc->s++;
-        ws(sc);
-        if (sc->s < sc->end && *sc->s == '}') {
-            sc->s++;
-            return OK;
-        }
-        for (;;) {
-            ws(sc);
-            sc->scratch.n = 0;
-            if ((rc = string(sc, &sc->scratch)) != OK) return rc;
-            if ((rc = expect(sc, ':')) != OK) return rc;
-            if ((rc = skip(sc, depth + 1)) != OK) return rc;
-            ws(sc);
-            if (sc->s >= sc->end) return DECLINE;
-            if (*sc->s == ',') {
-                sc->s++;
-                continue;
-            }
-            if (*sc->s == '}') {
-                sc->s++;
-                return OK;
-            }
-            return DECLINE;
-        }
-    default:
-        if (*sc->s == '-' || (*sc->s >= '0' && *sc->s <= '9')) return number(sc, NULL);
-        return DECLINE;
-    }
+    *more = !(sc->s < sc->end && *sc->s == close);
+    if (!*more) sc->s++;
+    return OK;
+}
+
+/* After a member or an element: *more when a ',' follows, else past the closing `close`. */
+static int next_item(Scan *sc, unsigned char close, int *more) {
+    ws(sc);
+    if (sc->s >= sc->end || (*sc->s != ',' && *sc->s != close)) return DECLINE;
+    *more = *sc->s++ == ',';
+    return OK;
 }
 
 /* The key at sc->s (decoded into scratch), then its ':'. */
@@ -378,6 +331,37 @@ static int key(Scan *sc) {
     int rc = string(sc, &sc->scratch);
     if (rc != OK) return rc;
     return expect(sc, ':');
+}
+
+/* Any JSON value, validated and skipped. */
+static int skip(Scan *sc, int depth) {
+    ws(sc);
+    if (sc->s >= sc->end || depth > MAX_DEPTH) return DECLINE;
+    int rc, more;
+    switch (*sc->s) {
+    case '"':
+        sc->scratch.n = 0;
+        return string(sc, &sc->scratch);
+    case 't': return literal(sc, "true");
+    case 'f': return literal(sc, "false");
+    case 'n': return literal(sc, "null");
+    case '[':
+        if ((rc = open_with(sc, '[', ']', &more)) != OK) return rc;
+        while (more) {
+            if ((rc = skip(sc, depth + 1)) != OK || (rc = next_item(sc, ']', &more)) != OK) return rc;
+        }
+        return OK;
+    case '{':
+        if ((rc = open_with(sc, '{', '}', &more)) != OK) return rc;
+        while (more) {
+            if ((rc = key(sc)) != OK || (rc = skip(sc, depth + 1)) != OK) return rc;
+            if ((rc = next_item(sc, '}', &more)) != OK) return rc;
+        }
+        return OK;
+    default:
+        if (*sc->s == '-' || (*sc->s >= '0' && *sc->s <= '9')) return number(sc, NULL);
+        return DECLINE;
+    }
 }
 
 /* 1 (and past its ':') when the key at sc->s is `"<name>"` written plainly, as it nearly
@@ -392,33 +376,6 @@ static inline int plain_key(Scan *sc, const char *quoted, size_t n) {
 static inline int key_is(Scan *sc, const char *name) {
     size_t n = strlen(name);
     return (size_t)sc->scratch.n == n && memcmp(sc->scratch.p, name, n) == 0;
-}
-
-/* After a member of an object: 1 when another follows (','), 0 at its '}'. */
-static int next_member(Scan *sc, int *more) {
-    ws(sc);
-    if (sc->s >= sc->end) return DECLINE;
-    if (*sc->s == ',') {
-        sc->s++;
-        *more = 1;
-        return OK;
-    }
-    if (*sc->s == '}') {
-        sc->s++;
-        *more = 0;
-        return OK;
-    }
-    return DECLINE;
-}
-
-/* An object's opening brace; *empty when it is `{}`. */
-static int open_object(Scan *sc, int *empty) {
-    int rc = expect(sc, '{');
-    if (rc != OK) return rc;
-    ws(sc);
-    *empty = sc->s < sc->end && *sc->s == '}';
-    if (*empty) sc->s++;
-    return OK;
 }
 
 /* FLAG_* and INFO_CURLY / INFO_SLOW_FLAGS of one decoded text: the rules of flags_of
@@ -456,12 +413,12 @@ static void text_bits(const unsigned char *t, Py_ssize_t n, unsigned char *flags
 enum { F_TIME = 1, F_FRAME = 2, F_TEXT = 4, F_UID = 8, F_UNMAPPED = 16 };
 
 static int narration(Scan *sc, Pass *p, int pn) {
-    int empty, more = 1, rc, seen = 0;
+    int more, rc, seen = 0;
     double t = 0.0;
     unsigned char info = 0, flags = 0;
     Py_ssize_t text_at = p->text.n, uid_at = p->uid.n;
-    if ((rc = open_object(sc, &empty)) != OK) return rc;
-    if (empty) return DECLINE; /* no timestamp_sec */
+    if ((rc = open_with(sc, '{', '}', &more)) != OK) return rc;
+    if (!more) return DECLINE; /* no timestamp_sec */
     while (more) {
         /* Ego4D's order of fields, each tried plainly first; any other key is decoded. */
         int field = 0;
@@ -514,7 +471,7 @@ static int narration(Scan *sc, Pass *p, int pn) {
         default: /* timestamp_frame, _unmapped_timestamp_sec: any value, ignored */
             if ((rc = skip(sc, 3)) != OK) return rc;
         }
-        if ((rc = next_member(sc, &more)) != OK) return rc;
+        if ((rc = next_item(sc, '}', &more)) != OK) return rc;
     }
     if (!(seen & F_TIME)) return DECLINE;
     if (!(seen & F_TEXT)) info |= INFO_NO_TEXT;
@@ -530,39 +487,23 @@ static int narration(Scan *sc, Pass *p, int pn) {
 }
 
 static int narrations(Scan *sc, Pass *p, int pn) {
-    int rc;
+    int rc, more;
     ws(sc);
     if (sc->s < sc->end && *sc->s == 'n') return literal(sc, "null");
-    if ((rc = expect(sc, '[')) != OK) return rc;
-    ws(sc);
-    if (sc->s < sc->end && *sc->s == ']') {
-        sc->s++;
-        return OK;
+    if ((rc = open_with(sc, '[', ']', &more)) != OK) return rc;
+    while (more) {
+        if ((rc = narration(sc, p, pn)) != OK || (rc = next_item(sc, ']', &more)) != OK) return rc;
     }
-    for (;;) {
-        if ((rc = narration(sc, p, pn)) != OK) return rc;
-        ws(sc);
-        if (sc->s >= sc->end) return DECLINE;
-        if (*sc->s == ',') {
-            sc->s++;
-            continue;
-        }
-        if (*sc->s == ']') {
-            sc->s++;
-            return OK;
-        }
-        return DECLINE;
-    }
+    return OK;
 }
 
 static int pass_block(Scan *sc, int pn, int64_t video) {
     Pass *p = &sc->pass[pn - 1];
-    int empty, more = 1, rc, seen = 0;
+    int more, rc, seen = 0;
     int64_t before = p->rows;
     ws(sc);
     if (sc->s < sc->end && *sc->s == 'n') return literal(sc, "null"); /* no such pass */
-    if ((rc = open_object(sc, &empty)) != OK) return rc;
-    more = !empty;
+    if ((rc = open_with(sc, '{', '}', &more)) != OK) return rc;
     while (more) {
         if ((rc = key(sc)) != OK) return rc;
         int field = key_is(sc, "narrations") ? 1 : key_is(sc, "summaries") ? 2 : 0;
@@ -570,7 +511,7 @@ static int pass_block(Scan *sc, int pn, int64_t video) {
         seen |= field;
         rc = field == 1 ? narrations(sc, p, pn) : skip(sc, 2);
         if (rc != OK) return rc;
-        if ((rc = next_member(sc, &more)) != OK) return rc;
+        if ((rc = next_item(sc, '}', &more)) != OK) return rc;
     }
     PUT(&p->having, video, int64_t);
     PUT(&p->counts, p->rows - before, int64_t);
@@ -578,9 +519,8 @@ static int pass_block(Scan *sc, int pn, int64_t video) {
 }
 
 static int video(Scan *sc, int64_t v) {
-    int empty, more, rc, seen = 0;
-    if ((rc = open_object(sc, &empty)) != OK) return rc;
-    more = !empty;
+    int more, rc, seen = 0;
+    if ((rc = open_with(sc, '{', '}', &more)) != OK) return rc;
     while (more) {
         if ((rc = key(sc)) != OK) return rc;
         int field = key_is(sc, "narration_pass_1") ? 1 : key_is(sc, "narration_pass_2") ? 2 : key_is(sc, "status") ? 4 : 0;
@@ -588,15 +528,14 @@ static int video(Scan *sc, int64_t v) {
         seen |= field;
         rc = field == 4 ? skip(sc, 1) : pass_block(sc, field, v);
         if (rc != OK) return rc;
-        if ((rc = next_member(sc, &more)) != OK) return rc;
+        if ((rc = next_item(sc, '}', &more)) != OK) return rc;
     }
     return OK;
 }
 
 static int chunk(Scan *sc) {
-    int empty, more, rc;
-    if ((rc = open_object(sc, &empty)) != OK) return rc;
-    more = !empty;
+    int more, rc;
+    if ((rc = open_with(sc, '{', '}', &more)) != OK) return rc;
     for (int64_t v = 0; more; v++) {
         if ((rc = key(sc)) != OK) return rc;
         PyObject *uid = PyUnicode_DecodeUTF8(sc->scratch.p, sc->scratch.n, "strict");
@@ -605,7 +544,7 @@ static int chunk(Scan *sc) {
         Py_DECREF(uid);
         if (appended != 0) return FAIL;
         if ((rc = video(sc, v)) != OK) return rc;
-        if ((rc = next_member(sc, &more)) != OK) return rc;
+        if ((rc = next_item(sc, '}', &more)) != OK) return rc;
     }
     ws(sc);
     return sc->s == sc->end ? OK : DECLINE;
