@@ -1,6 +1,7 @@
 """The C narration scanner (engine/ego4d/_scan.c) on damaged and hostile input: it never
 crashes, and whatever it accepts reads exactly as the streaming reader reads it (the shapes
-of valid files are pinned in test_ego4d_columns.py, which runs with and without it)."""
+of valid files are pinned in test_ego4d_columns.py, which runs with and without it). Also
+the fast reader's chunking around it, where fuzzing the scanner found the readers apart."""
 
 from __future__ import annotations
 
@@ -181,3 +182,32 @@ def test_a_file_it_cannot_read_is_not_offered_to_it_chunk_after_chunk(tmp_path, 
     _same(root, dataclasses.replace(FAST, chunk=256))
     assert offered and not any(offered)
     assert len(offered) <= 2 * fast._SCAN_TRIES  # _same reads it twice (check, then load_index)
+
+
+def test_a_cut_between_videos_keeps_what_is_not_json_whitespace(tmp_path):
+    """\\x0b and \\x0c between two videos are not JSON: the chunk cut (a bytes regex's \\s took
+    them for whitespace and erased them) leaves them for the decoder to refuse (helper's find)."""
+    import dataclasses
+
+    videos = [f'"v{i}":{{"narration_pass_1":{{"narrations":[{{"timestamp_sec":{i}}}]}}}}' for i in range(12)]
+    body = ",".join(videos[:6]) + "\x0c,\x0b" + ",".join(videos[6:])
+    root = _tree_of(tmp_path, ("{" + body + "}").encode())
+    for chunk in (64, 256, 1 << 16):
+        _same(root, dataclasses.replace(FAST, chunk=chunk))
+
+
+def test_surrogates_written_as_raw_bytes_are_not_utf8(tmp_path):
+    """The slower msgspec path fell back on json.loads of bytes, which lets surrogates encoded
+    as bytes through: the streaming reader's not_utf8 error now, as it names it (helper's find)."""
+    for raw in (b"\xed\xa0\x80", b"\xed\xa0\xbd\xed\xb8\x80"):
+        data = b'{"v": {"narration_pass_1": {"narrations": [{"timestamp_sec": 1, "narration_text": "' + raw + b'"}]}}}'
+        _same(_tree_of(tmp_path / raw.hex(), data))
+
+
+@needs_scanner
+def test_gather_reads_unaligned_buffers():
+    from engine.ego4d import _scan
+
+    offsets = memoryview(b"\0" + np.array([0, 2, 5, 6], dtype=np.int64).tobytes())[1:]
+    rows = memoryview(b"\0\0\0" + np.array([2, 0], dtype=np.int64).tobytes())[3:]
+    assert _scan.gather(b"aabbbc", offsets, rows) == b"caa"

@@ -615,24 +615,29 @@ static PyObject *gather(PyObject *self, PyObject *args) {
     Py_buffer blob, offs, rows;
     PyObject *out = NULL;
     if (!PyArg_ParseTuple(args, "y*y*y*", &blob, &offs, &rows)) return NULL;
-    const int64_t *o = offs.buf, *r = rows.buf;
+    /* Read through memcpy: any bytes-like object may be given, aligned or not. */
+#define AT(view, i) (memcpy(&v_, (const char *)(view).buf + 8 * (i), 8), v_)
+    int64_t v_, k, a, b;
     Py_ssize_t n_strings = offs.len / 8 - 1, n_rows = rows.len / 8, total = 0;
     int ok = offs.len % 8 == 0 && rows.len % 8 == 0 && n_strings >= 0;
     for (Py_ssize_t i = 0; ok && i < n_rows; i++) {
-        int64_t k = r[i];
-        ok = k >= 0 && k < n_strings && o[k] >= 0 && o[k] <= o[k + 1] && o[k + 1] <= blob.len;
-        if (ok) total += (Py_ssize_t)(o[k + 1] - o[k]);
+        k = AT(rows, i);
+        ok = k >= 0 && k < n_strings && (a = AT(offs, k)) >= 0 && a <= (b = AT(offs, k + 1)) && b <= blob.len;
+        if (ok) total += (Py_ssize_t)(b - a);
     }
     if (!ok) {
         PyErr_SetString(PyExc_ValueError, "gather: rows or offsets out of range");
     } else if ((out = PyBytes_FromStringAndSize(NULL, total)) != NULL) {
         char *dst = PyBytes_AS_STRING(out);
         for (Py_ssize_t i = 0; i < n_rows; i++) {
-            int64_t k = r[i];
-            memcpy(dst, (const char *)blob.buf + o[k], (size_t)(o[k + 1] - o[k]));
-            dst += o[k + 1] - o[k];
+            k = AT(rows, i);
+            a = AT(offs, k);
+            b = AT(offs, k + 1);
+            memcpy(dst, (const char *)blob.buf + a, (size_t)(b - a));
+            dst += b - a;
         }
     }
+#undef AT
     PyBuffer_Release(&blob);
     PyBuffer_Release(&offs);
     PyBuffer_Release(&rows);

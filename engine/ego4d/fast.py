@@ -35,7 +35,9 @@ from engine.ego4d.problems import Problems, disp
 from engine.ego4d.stream import DEFAULT_POLICY, Progress, ReadPolicy, ws_end
 from engine.ego4d.typed import Batch
 
-_BOUNDARY = re.compile(rb'\}\s*,\s*("(?:[^"\\]|\\.)*")\s*:\s*\{')
+# JSON's whitespace only: a bytes \s also matches \x0b and \x0c, which a cut would then erase
+# (the reader accepted a file the streaming reader rejects at that byte).
+_BOUNDARY = re.compile(rb'\}[ \t\n\r]*,[ \t\n\r]*("(?:[^"\\]|\\.)*")[ \t\n\r]*:[ \t\n\r]*\{')
 _NOT_VIDEO_KEYS = {b'"narration_pass_1"', b'"narration_pass_2"', b'"status"'}
 _TAIL = 1 << 20  # where the cut is looked for: the last MiB of a chunk (a video is ~70 KB)
 _SCAN_TRIES = 4  # chunks the C scanner may decline before this reader stops offering it any
@@ -164,8 +166,10 @@ class _Reader:
         except (*self.refused, RecursionError):
             pass
         try:  # what msgspec refuses and Python reads (NaN, lone surrogates): reported as the streaming reader does
-            return json.loads(text)
-        except (ValueError, RecursionError):
+            # Decoded strictly first: json.loads of bytes lets surrogates written as raw bytes through
+            # ("surrogatepass"), which the streaming reader rejects as not UTF-8.
+            return json.loads(text.decode("utf-8"))
+        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
             raise _Stop("the streaming reader names it") from None
 
 

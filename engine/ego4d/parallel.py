@@ -28,7 +28,9 @@ from engine.ego4d.problems import Problems, disp
 from engine.ego4d.stream import DEFAULT_POLICY, Progress, ReadPolicy, Stream, ws_end
 
 # A candidate boundary between two videos: `}, "<uid>": {` (checked by the workers, see below).
-_BOUNDARY = re.compile(rb'\}\s*,\s*("(?:[^"\\]|\\.)*")\s*:\s*\{')
+# JSON's whitespace only: a bytes \s also matches \x0b and \x0c, which a cut would then erase
+# (the reader accepted a file the streaming reader rejects at that byte).
+_BOUNDARY = re.compile(rb'\}[ \t\n\r]*,[ \t\n\r]*("(?:[^"\\]|\\.)*")[ \t\n\r]*:[ \t\n\r]*\{')
 _NOT_VIDEO_KEYS = {b'"narration_pass_1"', b'"narration_pass_2"', b'"status"'}
 # Shares per worker: enough that the workers finish within a small share of each other (one
 # share each would leave a core idle for as long as the slowest share takes longer), few
