@@ -32,13 +32,9 @@ from engine.ego4d.columns import STOP, Columns, chunk_pieces, scan_pieces
 from engine.ego4d.layout import NARRATION_JSON
 from engine.ego4d.narration import pass_block, store_pass, video_pass
 from engine.ego4d.problems import Problems, disp
-from engine.ego4d.stream import DEFAULT_POLICY, Progress, ReadPolicy, ws_end
+from engine.ego4d.stream import DEFAULT_POLICY, NOT_VIDEO_KEYS, VIDEO_BOUNDARY, Progress, ReadPolicy, ws_end
 from engine.ego4d.typed import Batch
 
-# JSON's whitespace only: a bytes \s also matches \x0b and \x0c, which a cut would then erase
-# (the reader accepted a file the streaming reader rejects at that byte).
-_BOUNDARY = re.compile(rb'\}[ \t\n\r]*,[ \t\n\r]*("(?:[^"\\]|\\.)*")[ \t\n\r]*:[ \t\n\r]*\{')
-_NOT_VIDEO_KEYS = {b'"narration_pass_1"', b'"narration_pass_2"', b'"status"'}
 _TAIL = 1 << 20  # where the cut is looked for: the last MiB of a chunk (a video is ~70 KB)
 _SCAN_TRIES = 4  # chunks the C scanner may decline before this reader stops offering it any
 _CHUNK = 4 << 20  # at most this much decoded at once: its structs then stay in the CPU caches longer
@@ -262,14 +258,14 @@ def _last_boundary(buf, lo: int = 0, hi: int | None = None) -> re.Match | None:
         at = buf.rfind(b'}, "', lo, at)
         if at < 0:
             break
-        m = _BOUNDARY.match(buf, at, hi)
-        if m is not None and m.group(1) not in _NOT_VIDEO_KEYS:
+        m = VIDEO_BOUNDARY.match(buf, at, hi)
+        if m is not None and m.group(1) not in NOT_VIDEO_KEYS:
             return m
     start = max(lo, hi - _TAIL)
     while True:
         last = None
-        for m in _BOUNDARY.finditer(buf, start, hi):
-            if m.group(1) not in _NOT_VIDEO_KEYS:
+        for m in VIDEO_BOUNDARY.finditer(buf, start, hi):
+            if m.group(1) not in NOT_VIDEO_KEYS:
                 last = m
         if last is not None or start == lo:
             return last

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import gc
 import os
-import re
 import time
 from pathlib import Path
 
@@ -25,13 +24,8 @@ import numpy as np
 from engine.ego4d.layout import NARRATION_JSON
 from engine.ego4d.narration import BlobFile, blob_files, videos
 from engine.ego4d.problems import Problems, disp
-from engine.ego4d.stream import DEFAULT_POLICY, Progress, ReadPolicy, Stream, ws_end
+from engine.ego4d.stream import DEFAULT_POLICY, NOT_VIDEO_KEYS, VIDEO_BOUNDARY, Progress, ReadPolicy, Stream, ws_end
 
-# A candidate boundary between two videos: `}, "<uid>": {` (checked by the workers, see below).
-# JSON's whitespace only: a bytes \s also matches \x0b and \x0c, which a cut would then erase
-# (the reader accepted a file the streaming reader rejects at that byte).
-_BOUNDARY = re.compile(rb'\}[ \t\n\r]*,[ \t\n\r]*("(?:[^"\\]|\\.)*")[ \t\n\r]*:[ \t\n\r]*\{')
-_NOT_VIDEO_KEYS = {b'"narration_pass_1"', b'"narration_pass_2"', b'"status"'}
 # Shares per worker: enough that the workers finish within a small share of each other (one
 # share each would leave a core idle for as long as the slowest share takes longer), few
 # enough that the per-share cost (a task, its arrays sent back, four text files) stays small.
@@ -113,8 +107,8 @@ def chunk_starts(path: Path, size: int, n: int) -> list[int]:
             at = max(size * k // n, starts[-1] + 1 if starts else 0)
             f.seek(at)
             window = f.read(1 << 20)
-            for m in _BOUNDARY.finditer(window):
-                if m.group(1) not in _NOT_VIDEO_KEYS:
+            for m in VIDEO_BOUNDARY.finditer(window):
+                if m.group(1) not in NOT_VIDEO_KEYS:
                     starts.append(at + m.start(1))
                     break
     return sorted(set(starts))

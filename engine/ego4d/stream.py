@@ -31,6 +31,13 @@ from engine.ego4d.problems import (
 Progress = Callable[[str, int, int], None]
 
 _WS = re.compile(r"[ \t\n\r]*")  # matches anywhere (possibly empty)
+# Where one top-level member (a video) of narration.json may end and the next begin,
+# `}, "<uid>": {`, for the readers that cut the file (engine.ego4d.fast, .parallel). JSON's
+# whitespace only: a bytes \s also matches \x0b and \x0c, which a cut would then erase (the
+# reader accepted a file the streaming reader rejects at that byte). The keys one level down
+# that the pattern also finds are NOT_VIDEO_KEYS.
+VIDEO_BOUNDARY = re.compile(rb'\}[ \t\n\r]*,[ \t\n\r]*("(?:[^"\\]|\\.)*")[ \t\n\r]*:[ \t\n\r]*\{')
+NOT_VIDEO_KEYS = {b'"narration_pass_1"', b'"narration_pass_2"', b'"status"'}
 
 
 def ws_end(text: str, pos: int) -> int:
