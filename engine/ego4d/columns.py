@@ -139,6 +139,13 @@ def _utf8(strings: list[str]) -> tuple[bytes, np.ndarray]:
     return blob, lens
 
 
+def _offsets(lengths: np.ndarray) -> np.ndarray:
+    """Where each of a run of lengths starts, and the end (int64, one more than the lengths)."""
+    out = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=out[1:])
+    return out
+
+
 def _per_pass(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """Sum of `values` over each run of `counts` rows (one run per pass)."""
     owner = np.repeat(np.arange(len(counts)), counts)
@@ -163,8 +170,7 @@ class PassSet:
     def __init__(self, blocks: list, extra: int) -> None:
         lists = [[] if b.narrations is None else b.narrations for b in blocks]
         self.counts = counts = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
-        self.starts = starts = np.zeros(len(lists) + 1, dtype=np.int64)
-        np.cumsum(counts, out=starts[1:])
+        self.starts = starts = _offsets(counts)
         rows = list(chain.from_iterable(lists))
         n = len(rows)
         t = np.fromiter(map(_TIME, rows), dtype=np.float64, count=n)
@@ -187,10 +193,8 @@ class PassSet:
         self.first_missing = np.full(len(lists), -1, dtype=np.int64)
         self.text, self.text_len = self._encode(texts, order, True)
         self.uid, self.uid_len = self._encode(uids, order, False)
-        self.text_offsets = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(self.text_len, out=self.text_offsets[1:])
-        self.uid_offsets = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(self.uid_len, out=self.uid_offsets[1:])
+        self.text_offsets = _offsets(self.text_len)
+        self.uid_offsets = _offsets(self.uid_len)
         self.flags = text_flags(self.text, self.text_offsets)
         self.curly = self._curly(self.text_offsets)
 
@@ -202,8 +206,7 @@ class PassSet:
         counts, times, text, text_len, uid, uid_len, flags, info = columns
         self = cls.__new__(cls)
         self.counts = counts_a = np.frombuffer(counts, dtype=np.int64)
-        self.starts = starts = np.zeros(len(counts_a) + 1, dtype=np.int64)
-        np.cumsum(counts_a, out=starts[1:])
+        self.starts = starts = _offsets(counts_a)
         t = np.frombuffer(times, dtype=np.float64)
         bits = np.frombuffer(info, dtype=np.uint8)
         self.names = {}
@@ -220,19 +223,17 @@ class PassSet:
         slow = np.flatnonzero(bits & _INFO_SLOW_FLAGS)
         if len(slow):  # leading whitespace or a non-ASCII first byte: the exact rule
             row_flags = row_flags.copy()
-            ends = np.cumsum(text_lens, dtype=np.int64)
+            at = _offsets(text_lens).tolist()
             for i in slow.tolist():
-                row_flags[i] = flags_of(text[int(ends[i] - text_lens[i]) : int(ends[i])].decode("utf-8"))
+                row_flags[i] = flags_of(text[at[i] : at[i + 1]].decode("utf-8"))
         order = self._order(t)
         self.time = t if order is None else t[order]
         self.dups = self._dups(self.time)
         self.text, self.text_len = self._moved(text, text_lens, order)
         self.uid, self.uid_len = self._moved(uid, np.frombuffer(uid_len, dtype=np.int32), order)
         self.flags = row_flags if order is None else row_flags[order]
-        self.text_offsets = np.zeros(len(t) + 1, dtype=np.int64)
-        np.cumsum(self.text_len, out=self.text_offsets[1:])
-        self.uid_offsets = np.zeros(len(t) + 1, dtype=np.int64)
-        np.cumsum(self.uid_len, out=self.uid_offsets[1:])
+        self.text_offsets = _offsets(self.text_len)
+        self.uid_offsets = _offsets(self.uid_len)
         return self
 
     @staticmethod
@@ -242,9 +243,7 @@ class PassSet:
             return blob, lens
         from engine.ego4d import _scan
 
-        offsets = np.zeros(len(lens) + 1, dtype=np.int64)
-        np.cumsum(lens, out=offsets[1:])
-        return _scan.gather(blob, offsets, order.astype(np.int64, copy=False)), lens[order]
+        return _scan.gather(blob, _offsets(lens), order.astype(np.int64, copy=False)), lens[order]
 
     def _order(self, t: np.ndarray) -> np.ndarray | None:
         """The rows with each pass stably sorted by time (the streaming reader's order), or None
