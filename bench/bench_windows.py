@@ -327,10 +327,8 @@ def child_decoders(root: Path) -> dict:
                 buf = buf[m.start(1) :]
         out["decode_only"][name] = (time.perf_counter() - wall, time.process_time() - cpu, os.getloadavg()[0])
         gc.collect()
-    from engine.ego4d.columns import _native_scan
-
     readers = [("streaming reader (stdlib json)", "stdlib", False), ("msgspec reader (no C scanner)", "msgspec", False)]
-    if _native_scan() is not None:
+    if _scanner_built():
         readers.append(("C scanner, msgspec for what it declines", "msgspec", True))
     for label, decoder, scanner in readers:
         work = Path(tempfile.mkdtemp(prefix="nlq-bench-"))
